@@ -1,0 +1,122 @@
+"""The ``ec-recommend`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ec_recommend.config import Config, ConfigError
+from ec_recommend.runtime import process
+from ec_recommend.runtime.registry import available_services
+
+log = logging.getLogger("ec_recommend")
+
+DESCRIPTION = """\
+ec-recommend: an e-commerce backend as asyncio microservices.
+
+commands:
+  up         run the whole system locally with demo data (one process)
+  serve      run one or more services in one process, for a real deployment
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ec-recommend",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up",
+        help="run every service locally with demo data",
+        description="Start every service in one process on one event loop, load demo "
+        "data, write <data-dir>/endpoints.json and run until SIGINT/SIGTERM.",
+    )
+    up.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    up.add_argument("--port", type=int, default=8080, help="gateway port (0 = any free port)")
+    up.add_argument("--data-dir", type=Path, default=None, help="where the data lives")
+    up.add_argument("--no-demo", action="store_true", help="do not load demo data")
+    up.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the named services in one process",
+        description="Run the named services, each on its own gRPC port, until "
+        "SIGINT/SIGTERM, then drain in-flight calls and stop. Ports come from "
+        "EC_PORT_<SERVICE> or the config file (default: any free port); one JSON "
+        "line on stdout reports where each service listens.",
+    )
+    serve.add_argument(
+        "services",
+        nargs="+",
+        metavar="SERVICE",
+        help=f"one or more of: {', '.join(available_services())}",
+    )
+    serve.add_argument("--data-dir", type=Path, default=None, help="where SQLite files live")
+    serve.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = Config.from_env(file=args.config)
+    except ConfigError as exc:
+        print(f"ec-recommend: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.data_dir is not None:
+        config = config.with_data_dir(args.data_dir)
+    process.configure_logging(config)
+    if args.command == "serve":
+        unknown = [name for name in args.services if name not in available_services()]
+        if unknown:
+            print(
+                f"ec-recommend: unknown service(s): {', '.join(unknown)}; "
+                f"choose from {', '.join(available_services())}",
+                file=sys.stderr,
+            )
+            return 2
+        return process.run(_serve(config, args.services))
+    return process.run(_up(config, args))
+
+
+async def _serve(config: Config, names: Sequence[str]) -> int:
+    from ec_recommend.runtime.host import host_services
+
+    async def body(stop: asyncio.Event) -> None:
+        async with host_services(config, names) as hosted:
+            process.report_ready(services=hosted.endpoints())
+            await stop.wait()
+            log.info("stopping: draining in-flight calls")
+
+    await process.until_stopped(body)
+    return 0
+
+
+async def _up(config: Config, args: argparse.Namespace) -> int:
+    from ec_recommend.runtime.demo import load_demo_data
+    from ec_recommend.runtime.host import host_services
+
+    async def body(stop: asyncio.Event) -> None:
+        async with host_services(config, available_services()) as hosted:
+            if not args.no_demo:
+                await load_demo_data(hosted.clients)
+            endpoints = {"services": hosted.endpoints()}
+            path = config.storage.data_dir / "endpoints.json"
+            path.write_text(json.dumps(endpoints, indent=2), encoding="utf-8")
+            process.report_ready(**endpoints, endpoints_file=str(path))
+            await stop.wait()
+
+    await process.until_stopped(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Process configuration: frozen dataclasses, read once.
+
+This module is the only reader of ``os.environ`` (through ``Config.from_env``);
+everything else receives the values it needs. A YAML file given with
+``--config`` supplies the same keys; environment variables win over it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SERVICE_NAMES: tuple[str, ...] = ("user", "product", "order", "cart", "search", "recommendation")
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot work; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, *, key: str) -> Endpoint:
+        host, sep, port = text.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{key}: expected host:port, got {text!r}")
+        return cls(host.strip("[]"), int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where services keep their data.
+
+    Without ``database_url`` every service has its own SQLite file under
+    ``data_dir``; with a PostgreSQL URL every service has its own schema,
+    named ``schema_prefix + service``.
+    """
+
+    data_dir: Path = Path(".ec-data")
+    database_url: str | None = None
+    schema_prefix: str = ""
+    pool_size: int = 5
+
+
+@dataclass(frozen=True)
+class RpcConfig:
+    """gRPC listening and dialling.
+
+    ``ports`` gives the listening port of each hosted service (0 = ephemeral);
+    ``endpoints`` where to reach services that this process does not host.
+    """
+
+    host: str = "127.0.0.1"
+    ports: Mapping[str, int] = field(default_factory=dict)
+    endpoints: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict)
+    pool_size: int = 2
+    drain_timeout: float = 10.0
+    default_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str = "local"  # local | production
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, file: Path | None = None
+    ) -> Config:
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        if file is not None:
+            values = _load_yaml(file)
+        return _build(values, env)
+
+    def with_data_dir(self, data_dir: Path) -> Config:
+        return replace(self, storage=replace(self.storage, data_dir=data_dir))
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
+def _positive_int(value: object, key: str, *, allow_zero: bool = False) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if number < 0 or (number == 0 and not allow_zero):
+        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {number}")
+    return number
+
+
+def _positive_float(value: object, key: str) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{key}: must be > 0, got {number}")
+    return number
+
+
+def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
+    """Merge file values and ``EC_*`` variables (which win) into a Config."""
+    storage_in = dict(values.get("storage") or {})
+    rpc_in = dict(values.get("rpc") or {})
+
+    def pick(section: Mapping[str, Any], key: str, env_key: str, default: Any) -> Any:
+        return env.get(env_key, section.get(key, default))
+
+    profile = str(env.get("EC_PROFILE", values.get("profile", "local")))
+    if profile not in ("local", "production"):
+        raise ConfigError(f"profile: expected local or production, got {profile!r}")
+
+    database_url = pick(storage_in, "database_url", "EC_DATABASE_URL", None) or None
+    storage = StorageConfig(
+        data_dir=Path(pick(storage_in, "data_dir", "EC_DATA_DIR", ".ec-data")),
+        database_url=database_url,
+        schema_prefix=str(pick(storage_in, "schema_prefix", "EC_SCHEMA_PREFIX", "")),
+        pool_size=_positive_int(
+            pick(storage_in, "pool_size", "EC_DB_POOL_SIZE", 5), "storage.pool_size"
+        ),
+    )
+
+    ports: dict[str, int] = {}
+    for name, port in dict(rpc_in.get("ports") or {}).items():
+        ports[str(name)] = _positive_int(port, f"rpc.ports.{name}", allow_zero=True)
+    endpoints: dict[str, tuple[Endpoint, ...]] = {}
+    for name, spec in dict(rpc_in.get("endpoints") or {}).items():
+        items = spec if isinstance(spec, list) else str(spec).split(",")
+        key = f"rpc.endpoints.{name}"
+        endpoints[str(name)] = tuple(Endpoint.parse(str(item), key=key) for item in items)
+    for service in SERVICE_NAMES:
+        upper = service.upper()
+        if f"EC_PORT_{upper}" in env:
+            ports[service] = _positive_int(
+                env[f"EC_PORT_{upper}"], f"EC_PORT_{upper}", allow_zero=True
+            )
+        if f"EC_ENDPOINTS_{upper}" in env:
+            key = f"EC_ENDPOINTS_{upper}"
+            endpoints[service] = tuple(
+                Endpoint.parse(item, key=key) for item in env[key].split(",") if item.strip()
+            )
+    unknown = (set(ports) | set(endpoints)) - set(SERVICE_NAMES)
+    if unknown:
+        raise ConfigError(f"rpc: unknown service name(s) {sorted(unknown)}")
+
+    rpc = RpcConfig(
+        host=str(pick(rpc_in, "host", "EC_RPC_HOST", "127.0.0.1")),
+        ports=ports,
+        endpoints=endpoints,
+        pool_size=_positive_int(pick(rpc_in, "pool_size", "EC_RPC_POOL_SIZE", 2), "rpc.pool_size"),
+        drain_timeout=_positive_float(
+            pick(rpc_in, "drain_timeout", "EC_DRAIN_TIMEOUT", 10.0), "rpc.drain_timeout"
+        ),
+        default_timeout=_positive_float(
+            pick(rpc_in, "default_timeout", "EC_RPC_TIMEOUT", 10.0), "rpc.default_timeout"
+        ),
+    )
+    return Config(
+        profile=profile,
+        storage=storage,
+        rpc=rpc,
+        log_level=str(env.get("EC_LOG_LEVEL", values.get("log_level", "INFO"))).upper(),
+    )

@@ -1,0 +1,1 @@
+"""The communication fabric every service uses: RPC, storage, events, gateway."""

@@ -1,0 +1,1 @@
+"""gRPC fabric: server host, call context, client factory, status mapping."""

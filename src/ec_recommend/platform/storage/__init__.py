@@ -1,0 +1,5 @@
+"""SQLAlchemy 2 async Core storage: one SQLite file or PostgreSQL schema per service."""
+
+from ec_recommend.platform.storage.database import Database, Migration, UnitOfWork, open_database
+
+__all__ = ["Database", "Migration", "UnitOfWork", "open_database"]

@@ -1,0 +1,205 @@
+"""A service's database: engine, schema, migrations, units of work.
+
+One code path, two engines. SQLite (aiosqlite, WAL) is the embedded default:
+one file per service under the data directory. PostgreSQL (asyncpg) is chosen
+by URL: one schema per service, mapped onto unqualified table names with
+``schema_translate_map`` so the service code never names its schema.
+
+SQLite allows one writer at a time; rather than let concurrent writers fail
+with "database is locked", write units of work queue on an asyncio lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
+
+from ec_recommend.config import StorageConfig
+from ec_recommend.platform.clock import utcnow
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step; ``version`` grows by one per step."""
+
+    version: int
+    apply: Callable[[AsyncConnection], Awaitable[None]]
+
+
+class UnitOfWork:
+    """One transaction. It rolls back unless ``commit()`` was called."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self.committed = False
+
+    async def execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
+        return await self.connection.execute(statement, params)
+
+    async def commit(self) -> None:
+        await self.connection.commit()
+        self.committed = True
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine, service: str, schema: str | None) -> None:
+        self.engine = engine
+        self.service = service
+        self.schema = schema
+        self.dialect = engine.dialect.name
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """A write transaction; nothing sticks unless the block commits."""
+        if self._write_lock is None:
+            async with self.engine.connect() as conn:
+                uow = UnitOfWork(conn)
+                try:
+                    yield uow
+                finally:
+                    if not uow.committed and conn.in_transaction():
+                        await conn.rollback()
+            return
+        async with self._write_lock, self.engine.connect() as conn:
+            uow = UnitOfWork(conn)
+            # Take the write lock at BEGIN so a reader never has to upgrade.
+            conn.sync_connection.info["ec_begin"] = "BEGIN IMMEDIATE"  # type: ignore[union-attr]
+            await conn.begin()
+            try:
+                yield uow
+            finally:
+                if not uow.committed and conn.in_transaction():
+                    await conn.rollback()
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; never blocks behind writers."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def migrate(self, migrations: Sequence[Migration]) -> int:
+        """Apply the migrations not yet applied, in order; returns the version."""
+        versions = MetaData()
+        table = Table(
+            "schema_migrations",
+            versions,
+            Column("version", Integer, primary_key=True),
+            Column("applied_at", DateTime(timezone=True), nullable=False),
+        )
+        async with self.unit_of_work() as uow:
+            await uow.connection.run_sync(versions.create_all)
+            current = (
+                await uow.execute(select(table.c.version).order_by(table.c.version.desc()))
+            ).scalar() or 0
+            for migration in sorted(migrations, key=lambda m: m.version):
+                if migration.version <= current:
+                    continue
+                await migration.apply(uow.connection)
+                await uow.execute(
+                    insert(table).values(version=migration.version, applied_at=utcnow())
+                )
+                current = migration.version
+                log.info("%s: schema at version %d", self.service, current)
+            await uow.commit()
+        return current
+
+
+def create_tables(metadata: MetaData) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """A migration step that creates the tables of ``metadata``."""
+
+    async def apply(conn: AsyncConnection) -> None:
+        await conn.run_sync(metadata.create_all)
+
+    return apply
+
+
+def _schema_name(config: StorageConfig, service: str) -> str:
+    name = f"{config.schema_prefix}{service}".lower()
+    if not _SCHEMA_NAME.match(name):
+        raise ValueError(f"invalid schema name {name!r}")
+    return name
+
+
+def _async_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+@asynccontextmanager
+async def open_database(
+    config: StorageConfig, service: str, migrations: Sequence[Migration]
+) -> AsyncIterator[Database]:
+    """Open (creating and migrating) the database of ``service``."""
+    schema: str | None = None
+    if config.database_url:
+        url = _async_url(config.database_url)
+        engine = create_async_engine(
+            url, pool_size=config.pool_size, max_overflow=config.pool_size, pool_pre_ping=False
+        )
+        if engine.dialect.name == "postgresql":
+            schema = _schema_name(config, service)
+            async with engine.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            engine = engine.execution_options(schema_translate_map={None: schema})
+    else:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        path = Path(config.data_dir) / f"{service}.db"
+        engine = create_async_engine(
+            f"sqlite+aiosqlite:///{path}", pool_size=config.pool_size, max_overflow=0
+        )
+        _tune_sqlite(engine)
+    database = Database(engine, service, schema)
+    try:
+        await database.migrate(migrations)
+        yield database
+    finally:
+        await engine.dispose()
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's BEGIN IMMEDIATE, not the driver, open transactions.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(conn.info.pop("ec_begin", "BEGIN"))

@@ -1,0 +1,1 @@
+"""Which services a process hosts, and how it starts and stops them."""

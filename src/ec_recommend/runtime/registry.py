@@ -1,0 +1,48 @@
+"""The services a process can host, by name.
+
+Each entry names a module with ``build(env)``: an async context manager that
+opens what the service owns (its database, its clients) and yields its gRPC
+handlers. Modules are imported only when a process hosts the service.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ec_recommend.config import Config
+from ec_recommend.platform.rpc.client import ClientFactory
+
+
+@dataclass(frozen=True)
+class ServiceEnv:
+    """What a service gets from its process."""
+
+    config: Config
+    clients: ClientFactory
+
+
+class ServiceBuilder(Protocol):
+    def __call__(self, env: ServiceEnv) -> AbstractAsyncContextManager[Sequence[object]]: ...
+
+
+SERVICES: dict[str, str] = {
+    "user": "ec_recommend.services.user.app",
+    "product": "ec_recommend.services.product.app",
+}
+
+
+def available_services() -> list[str]:
+    return list(SERVICES)
+
+
+def builder(name: str) -> ServiceBuilder:
+    try:
+        module = importlib.import_module(SERVICES[name])
+    except KeyError:
+        raise ValueError(f"unknown service {name!r}; choose from {', '.join(SERVICES)}") from None
+    build: ServiceBuilder = module.build
+    return build

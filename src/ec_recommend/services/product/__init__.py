@@ -1,0 +1,1 @@
+"""ProductService: catalogue, stock with reservations, reviews."""

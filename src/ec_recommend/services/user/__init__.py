@@ -1,0 +1,1 @@
+"""UserService: accounts keyed by Cognito subject, and their profiles."""

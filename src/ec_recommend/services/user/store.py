@@ -1,0 +1,138 @@
+"""User and profile tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.errors import AlreadyExists, NotFound
+from ec_recommend.platform.ids import new_id
+from ec_recommend.platform.storage import Database, Migration, UnitOfWork
+from ec_recommend.platform.storage.database import create_tables
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("cognito_user_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("phone_number", sa.String(20), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("avatar_url", sa.String(2048), nullable=False),
+    sa.Column("preferences", sa.JSON, nullable=False),
+)
+
+MIGRATIONS = [Migration(1, create_tables(metadata))]
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self, *, subject: str, email: str, phone: str, display_name: str
+    ) -> tuple[Any, bool]:
+        """Create the user of ``subject``, or return the existing one (created=False)."""
+        existing = await self.find(cognito_user_id=subject)
+        if existing is not None:
+            return existing, False
+        now = utcnow()
+        user_id = new_id()
+        try:
+            async with self.db.unit_of_work() as uow:
+                await uow.execute(
+                    sa.insert(users).values(
+                        id=user_id,
+                        cognito_user_id=subject,
+                        email=email,
+                        phone_number=phone,
+                        active=True,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                await uow.execute(
+                    sa.insert(profiles).values(
+                        user_id=user_id,
+                        display_name=display_name,
+                        avatar_url="",
+                        preferences={},
+                    )
+                )
+                await uow.commit()
+        except IntegrityError:
+            # Either a concurrent CreateUser for the same subject won, or the
+            # email belongs to another account.
+            existing = await self.find(cognito_user_id=subject)
+            if existing is not None:
+                return existing, False
+            raise AlreadyExists("email is already registered", field="email") from None
+        user = await self.find(user_id=user_id)
+        assert user is not None
+        return user, True
+
+    async def find(self, *, user_id: str = "", cognito_user_id: str = "") -> Any | None:
+        column = users.c.id if user_id else users.c.cognito_user_id
+        async with self.db.reading() as conn:
+            return (
+                await conn.execute(sa.select(users).where(column == (user_id or cognito_user_id)))
+            ).first()
+
+    async def get(self, user_id: str) -> Any:
+        row = await self.find(user_id=user_id)
+        if row is None:
+            raise NotFound(f"user {user_id} not found", user_id=user_id)
+        return row
+
+    async def update(self, user_id: str, changes: dict[str, Any]) -> Any:
+        try:
+            async with self.db.unit_of_work() as uow:
+                await self._require(uow, user_id)
+                await uow.execute(
+                    sa.update(users)
+                    .where(users.c.id == user_id)
+                    .values(**changes, updated_at=utcnow())
+                )
+                await uow.commit()
+        except IntegrityError:
+            raise AlreadyExists("email is already registered", field="email") from None
+        return await self.get(user_id)
+
+    async def profile(self, user_id: str) -> Any:
+        async with self.db.reading() as conn:
+            row = (
+                await conn.execute(sa.select(profiles).where(profiles.c.user_id == user_id))
+            ).first()
+        if row is None:
+            raise NotFound(f"user {user_id} not found", user_id=user_id)
+        return row
+
+    async def update_profile(self, user_id: str, changes: dict[str, Any]) -> Any:
+        async with self.db.unit_of_work() as uow:
+            await self._require(uow, user_id)
+            if changes:
+                await uow.execute(
+                    sa.update(profiles).where(profiles.c.user_id == user_id).values(**changes)
+                )
+            await uow.commit()
+        return await self.profile(user_id)
+
+    @staticmethod
+    async def _require(uow: UnitOfWork, user_id: str) -> None:
+        found = (await uow.execute(sa.select(users.c.id).where(users.c.id == user_id))).first()
+        if found is None:
+            raise NotFound(f"user {user_id} not found", user_id=user_id)
