@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,6 +27,7 @@ import pytest_asyncio
 
 from ec_recommend.config import Config, RpcConfig, StorageConfig
 from ec_recommend.runtime.host import HostedServices, host_services
+from ec_recommend.runtime.local_aws import LocalAws, free_port
 
 POSTGRES_URL = os.environ.get("EC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("EC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -32,8 +37,9 @@ REQUIRE_SERVICES = os.environ.get("EC_REQUIRE_SERVICES") == "1"
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port),
-                                      timeout=1):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1
+        ):
             return True
     except OSError:
         return False
@@ -72,8 +78,12 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     require_service(POSTGRES_URL, 5432, "PostgreSQL")
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     try:
-        yield StorageConfig(data_dir=tmp_path / "data", database_url=POSTGRES_URL,
-                            schema_prefix=prefix, pool_size=10)
+        yield StorageConfig(
+            data_dir=tmp_path / "data",
+            database_url=POSTGRES_URL,
+            schema_prefix=prefix,
+            pool_size=10,
+        )
     finally:
         await _drop_schemas(prefix)
 
@@ -90,16 +100,17 @@ ServicesFactory = Callable[..., AbstractAsyncContextManager[HostedServices]]
 def services(config: Config) -> ServicesFactory:
     """``async with services("user", "product") as hosted:`` on ephemeral ports."""
 
-    def start(*names: str, config_override: Config | None = None) -> AbstractAsyncContextManager[
-        HostedServices
-    ]:
+    def start(
+        *names: str, config_override: Config | None = None
+    ) -> AbstractAsyncContextManager[HostedServices]:
         return host_services(config_override or config, names)
 
     return start
 
 
-async def wait_for(predicate: Callable[[], object], *, timeout: float = 10.0,
-                   interval: float = 0.02) -> None:
+async def wait_for(
+    predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.02
+) -> None:
     """Poll ``predicate`` (sync or async) until it is truthy, or fail at the deadline."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -112,3 +123,32 @@ async def wait_for(predicate: Callable[[], object], *, timeout: float = 10.0,
         if loop.time() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> Iterator[LocalAws]:
+    """One moto server child for the whole session; tests use unique resource names.
+
+    Synchronous on purpose, so tests on any event loop scope can use it.
+    """
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):
+                    break
+            except OSError:
+                if child.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("moto server did not start")
+                time.sleep(0.1)
+        yield LocalAws(endpoint_url=endpoint)
+    finally:
+        child.terminate()
+        child.wait(10)

@@ -1,0 +1,98 @@
+"""moto's server as a child process: the local stand-in for AWS.
+
+SNS, SQS, Cognito and SES are always reached through aiobotocore; locally the
+endpoint is this child, in production it is AWS. The child is a separate
+process (not a thread in the serving process) so its CPU work never stalls
+our event loop, and it is stopped with us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+LOCAL_REGION = "ap-northeast-1"
+# moto accepts any credentials; these keep botocore from looking elsewhere.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass(frozen=True)
+class LocalAws:
+    endpoint_url: str
+    region: str = LOCAL_REGION
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def moto_server(
+    host: str = "127.0.0.1", port: int = 0, *, ready_timeout: float = 30.0
+) -> AsyncIterator[LocalAws]:
+    """Start moto's server on ``port`` (0 = a free one) and stop it on exit."""
+    port = port or free_port(host)
+    env = dict(os.environ)
+    env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "moto.server",
+        "-H",
+        host,
+        "-p",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it
+    )
+    endpoint = f"http://{host}:{port}"
+    try:
+        await _wait_ready(endpoint, child, ready_timeout)
+        log.info("local AWS (moto) listening on %s", endpoint)
+        yield LocalAws(endpoint_url=endpoint)
+    finally:
+        await _stop(child)
+
+
+async def _wait_ready(endpoint: str, child: asyncio.subprocess.Process, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if child.returncode is not None:
+                raise RuntimeError(f"moto server exited with code {child.returncode}")
+            try:
+                async with session.get(f"{endpoint}/moto-api/data.json") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if loop.time() > deadline:
+                raise TimeoutError(f"moto server did not start within {timeout}s")
+            await asyncio.sleep(0.1)
+
+
+async def _stop(child: asyncio.subprocess.Process) -> None:
+    if child.returncode is not None:
+        return
+    child.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(child.wait(), 5)
+    except TimeoutError:
+        child.kill()
+        await child.wait()
