@@ -70,11 +70,20 @@ class RpcConfig:
 
 
 @dataclass(frozen=True)
+class OrderConfig:
+    """Order rules: how long an order may stay unpaid, how often that is checked."""
+
+    payment_timeout: float = 1800.0
+    sweep_interval: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str = "local"  # local | production
     storage: StorageConfig = field(default_factory=StorageConfig)
     rpc: RpcConfig = field(default_factory=RpcConfig)
     log_level: str = "INFO"
+    order: OrderConfig = field(default_factory=OrderConfig)
 
     @classmethod
     def from_env(
@@ -177,9 +186,21 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
             pick(rpc_in, "default_timeout", "EC_RPC_TIMEOUT", 10.0), "rpc.default_timeout"
         ),
     )
+    order_in = dict(values.get("order") or {})
+    order = OrderConfig(
+        payment_timeout=_positive_float(
+            pick(order_in, "payment_timeout", "EC_PAYMENT_TIMEOUT", 1800.0),
+            "order.payment_timeout",
+        ),
+        sweep_interval=_positive_float(
+            pick(order_in, "sweep_interval", "EC_ORDER_SWEEP_INTERVAL", 30.0),
+            "order.sweep_interval",
+        ),
+    )
     return Config(
         profile=profile,
         storage=storage,
         rpc=rpc,
         log_level=str(env.get("EC_LOG_LEVEL", values.get("log_level", "INFO"))).upper(),
+        order=order,
     )
