@@ -18,17 +18,22 @@ async def test_200_concurrent_reservations_for_10_units(services) -> None:
         stub = hosted.clients.stub(pb.ProductServiceStub, "product")
         product = await stub.create_product(
             pb.CreateProductRequest(
-                seller_id="seller-1", name="Limited", description="",
-                base_price=pb_common.Money(amount=1000, currency="JPY"), stock_quantity=10,
+                seller_id="seller-1",
+                name="Limited",
+                description="",
+                base_price=pb_common.Money(amount=1000, currency="JPY"),
+                stock_quantity=10,
             )
         )
 
         async def reserve(i: int) -> bool:
             try:
-                await stub.reserve_stock(pb.ReserveStockRequest(
-                    reservation_id=f"order-{i}",
-                    lines=[pb.StockLine(product_id=product.id, quantity=1)],
-                ))
+                await stub.reserve_stock(
+                    pb.ReserveStockRequest(
+                        reservation_id=f"order-{i}",
+                        lines=[pb.StockLine(product_id=product.id, quantity=1)],
+                    )
+                )
             except errors.FailedPrecondition as exc:
                 assert exc.details["product_id"] == product.id
                 assert exc.details["reason"] == "insufficient_stock"

@@ -1,0 +1,50 @@
+"""Configuration is read once, validated, and names the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ec_recommend.config import Config, ConfigError, Endpoint
+
+
+def test_defaults_use_sqlite_under_the_data_dir() -> None:
+    config = Config.from_env({})
+    assert config.storage.database_url is None
+    assert config.storage.data_dir == Path(".ec-data")
+    assert config.rpc.pool_size == 2
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("rpc:\n  pool_size: 3\n  endpoints:\n    product: [a:1, b:2]\n")
+    config = Config.from_env({"EC_RPC_POOL_SIZE": "4"}, file=file)
+    assert config.rpc.pool_size == 4
+    assert config.rpc.endpoints["product"] == (Endpoint("a", 1), Endpoint("b", 2))
+
+
+def test_endpoints_from_environment() -> None:
+    config = Config.from_env({"EC_ENDPOINTS_USER": "10.0.0.1:5001,10.0.0.2:5001"})
+    assert [str(e) for e in config.rpc.endpoints["user"]] == ["10.0.0.1:5001", "10.0.0.2:5001"]
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"EC_RPC_POOL_SIZE": "zero"}, "rpc.pool_size"),
+        ({"EC_RPC_POOL_SIZE": "0"}, "rpc.pool_size"),
+        ({"EC_ENDPOINTS_USER": "nohostport"}, "EC_ENDPOINTS_USER"),
+        ({"EC_PROFILE": "staging"}, "profile"),
+    ],
+)
+def test_bad_values_name_their_key(env: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        Config.from_env(env)
+
+
+def test_unknown_service_in_file_is_an_error(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("rpc:\n  ports:\n    prodcut: 5000\n")
+    with pytest.raises(ConfigError, match="prodcut"):
+        Config.from_env({}, file=file)
