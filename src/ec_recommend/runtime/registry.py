@@ -35,6 +35,12 @@ SERVICES: dict[str, str] = {
 }
 
 
+# Event consumers: name -> module with ``subscription(env)`` returning a
+# ``platform.events.consumer.Subscription`` (or an async context manager
+# yielding one, for consumers that own resources such as an SES client).
+CONSUMERS: dict[str, str] = {}
+
+
 def available_services() -> list[str]:
     return list(SERVICES)
 

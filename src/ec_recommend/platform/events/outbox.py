@@ -1,0 +1,75 @@
+"""Transactional outbox: events are written with the state change they describe.
+
+A service calls ``record_event(uow, ...)`` inside the unit of work that
+changes its state, so the event commits or rolls back with it. The relay
+(``relay.OutboxRelay``) publishes pending rows to SNS later; a crash between
+commit and publish loses nothing, and a crash between publish and marking
+sent publishes again (consumers dedupe on the event id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import betterproto2
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.events.envelope import CORRELATION_ID, encode, new_event
+from ec_recommend.platform.rpc.context import current_call
+from ec_recommend.platform.storage import Migration, UnitOfWork
+
+outbox_metadata = sa.MetaData()
+
+outbox = sa.Table(
+    "event_outbox",
+    outbox_metadata,
+    # seq orders publishing; id is the event id consumers dedupe on.
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+)
+
+
+def outbox_migration(version: int) -> Migration:
+    """The migration step that adds the outbox table to a service's schema."""
+
+    async def apply(conn: AsyncConnection) -> None:
+        await conn.run_sync(outbox_metadata.create_all)
+
+    return Migration(version, apply)
+
+
+async def record_event(
+    uow: UnitOfWork,
+    event_type: str,
+    data: betterproto2.Message,
+    *,
+    source: str,
+    metadata: Mapping[str, str] | None = None,
+) -> str:
+    """Add an event to the outbox within ``uow``; returns the event id.
+
+    The correlation id defaults to the request id of the current call.
+    """
+    merged = dict(metadata or {})
+    request_id = current_call().request_id
+    if request_id:
+        merged.setdefault(CORRELATION_ID, request_id)
+    event = new_event(event_type, data, source=source, metadata=merged)
+    await uow.execute(
+        sa.insert(outbox).values(
+            id=event.id,
+            event_type=event.type,
+            body=encode(event),
+            created_at=utcnow(),
+            sent_at=None,
+            attempts=0,
+        )
+    )
+    return event.id
