@@ -100,6 +100,29 @@ class TelemetryConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """SNS/SQS: where AWS is, how names are prefixed, relay and consumer pacing.
+
+    ``endpoint_url`` is moto's server locally and ``None`` (AWS) in production.
+    ``name_prefix`` is put before every topic and queue name, so tests and
+    several local systems can share one endpoint. Relays and consumers run
+    only when ``enabled`` (default: an endpoint is set, or production).
+    """
+
+    enabled: bool = False
+    endpoint_url: str | None = None
+    region: str = "ap-northeast-1"
+    name_prefix: str = ""
+    topology_path: Path | None = None  # None = the packaged settings/topology.yaml
+    relay_batch_size: int = 10
+    relay_interval: float = 0.2
+    relay_max_backoff: float = 30.0
+    consumer_concurrency: int = 8
+    consumer_wait_seconds: int = 20
+    shutdown_grace: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str = "local"  # local | production
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -107,6 +130,7 @@ class Config:
     log_level: str = "INFO"
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     order: OrderConfig = field(default_factory=OrderConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
 
     @classmethod
     def from_env(
@@ -227,6 +251,7 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         log_level=str(env.get("EC_LOG_LEVEL", values.get("log_level", "INFO"))).upper(),
         telemetry=_telemetry_config(dict(values.get("telemetry") or {}), env),
         order=order,
+        events=_events_config(dict(values.get("events") or {}), env, profile),
     )
 
 
@@ -260,4 +285,51 @@ def _telemetry_config(section: Mapping[str, Any], env: Mapping[str, str]) -> Tel
         ),
         log_format=log_format,
         consumer_links=links in ("1", "true", "yes", "on"),
+    )
+
+def _events_config(
+    section: Mapping[str, Any], env: Mapping[str, str], profile: str
+) -> EventsConfig:
+    """``events:`` file section and ``EC_EVENTS_*``/``EC_AWS_*`` variables."""
+
+    def pick(key: str, env_key: str, default: Any) -> Any:
+        return env.get(env_key, section.get(key, default))
+
+    endpoint_url = pick("endpoint_url", "EC_AWS_ENDPOINT_URL", None) or None
+    region_default = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "ap-northeast-1"
+    topology = pick("topology_path", "EC_TOPOLOGY", None)
+    wait = _positive_int(
+        pick("consumer_wait_seconds", "EC_CONSUMER_WAIT_SECONDS", 20),
+        "events.consumer_wait_seconds",
+        allow_zero=True,
+    )
+    if wait > 20:
+        raise ConfigError(f"events.consumer_wait_seconds: at most 20, got {wait}")
+    batch = _positive_int(pick("relay_batch_size", "EC_RELAY_BATCH", 10), "events.relay_batch_size")
+    if batch > 10:
+        raise ConfigError(f"events.relay_batch_size: at most 10 (PublishBatch), got {batch}")
+    return EventsConfig(
+        enabled=str(
+            pick("enabled", "EC_EVENTS_ENABLED", bool(endpoint_url) or profile == "production")
+        ).lower()
+        in ("1", "true", "yes", "on"),
+        endpoint_url=endpoint_url,
+        region=str(pick("region", "EC_AWS_REGION", region_default)),
+        name_prefix=str(pick("name_prefix", "EC_EVENTS_PREFIX", "")),
+        topology_path=Path(topology) if topology else None,
+        relay_batch_size=batch,
+        relay_interval=_positive_float(
+            pick("relay_interval", "EC_RELAY_INTERVAL", 0.2), "events.relay_interval"
+        ),
+        relay_max_backoff=_positive_float(
+            pick("relay_max_backoff", "EC_RELAY_MAX_BACKOFF", 30.0), "events.relay_max_backoff"
+        ),
+        consumer_concurrency=_positive_int(
+            pick("consumer_concurrency", "EC_CONSUMER_CONCURRENCY", 8),
+            "events.consumer_concurrency",
+        ),
+        consumer_wait_seconds=wait,
+        shutdown_grace=_positive_float(
+            pick("shutdown_grace", "EC_EVENTS_SHUTDOWN_GRACE", 10.0), "events.shutdown_grace"
+        ),
     )
