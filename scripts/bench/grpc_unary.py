@@ -1,0 +1,226 @@
+#!/usr/bin/env python
+"""GetProduct throughput: our gRPC stack vs bare grpcio aio, same run.
+
+Each variant runs its server in a child process (so server and client do not
+share one interpreter) and is driven by the same closed-loop load: N
+concurrent callers for a fixed time. Variants:
+
+  bare   grpcio aio server + grpcio aio client, the message served from memory
+  ours   RpcServer (health, context, error translation, drain) + ClientFactory
+         stub (pooled channels, metadata, deadlines), the same message from memory
+  full   ours, with the real ProductService reading SQLite
+
+Prints requests/s and p50/p99 latency of each and the ratio ours/bare.
+Usage: python scripts/bench/grpc_unary.py [--seconds 5] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+
+from ec_recommend._gen.ecommerce import common as pb_common
+from ec_recommend._gen.ecommerce import product as pb
+
+METHOD = "/ecommerce.product.ProductService/GetProduct"
+PRODUCT = pb.Product(
+    id="9b2f3c1e-5d2a-4f7e-8a61-2f0c4b7d9e10",
+    seller_id="seller-demo",
+    name="ワイヤレスイヤホン Pro",
+    description="ノイズキャンセリング対応のワイヤレスイヤホン",
+    base_price=pb_common.Money(amount=19800, currency="JPY"),
+    sale_price=pb_common.Money(amount=16800, currency="JPY"),
+    stock_quantity=40,
+    status="active",
+    images=[pb.ProductImage(url="https://images.example.com/a.jpg", alt_text="front")],
+)
+
+
+# ---------------------------------------------------------------- servers
+
+
+async def serve_bare(port: int) -> None:
+    import grpc
+
+    payload = bytes(PRODUCT)
+
+    async def get_product(request: bytes, context: object) -> bytes:
+        pb.GetProductRequest.parse(request)
+        return payload
+
+    server = grpc.aio.server()
+    handler = grpc.method_handlers_generic_handler(
+        "ecommerce.product.ProductService",
+        {"GetProduct": grpc.unary_unary_rpc_method_handler(get_product)},
+    )
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print("ready", flush=True)
+    await server.wait_for_termination()
+
+
+class MemoryProducts(pb.ProductServiceBase):
+    async def get_product(self, message: pb.GetProductRequest) -> pb.Product:
+        return PRODUCT
+
+
+async def serve_ours(port: int) -> None:
+    from ec_recommend.platform.rpc.server import RpcServer
+
+    async with RpcServer("product", [MemoryProducts()], port=port):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+
+async def serve_full(port: int) -> None:
+    from ec_recommend.config import Config, RpcConfig, StorageConfig
+    from ec_recommend.runtime.host import host_services
+
+    config = Config(
+        storage=StorageConfig(data_dir=__import__("pathlib").Path(tempfile.mkdtemp())),
+        rpc=RpcConfig(ports={"product": port}),
+    )
+    async with host_services(config, ["product"]) as hosted:
+        stub = hosted.clients.stub(pb.ProductServiceStub, "product")
+        created = await stub.create_product(
+            pb.CreateProductRequest(
+                seller_id=PRODUCT.seller_id,
+                name=PRODUCT.name,
+                description=PRODUCT.description,
+                base_price=PRODUCT.base_price,
+                sale_price=PRODUCT.sale_price,
+                stock_quantity=40,
+                images=PRODUCT.images,
+            )
+        )
+        print(json.dumps({"product_id": created.id}), flush=True)
+        await asyncio.Event().wait()
+
+
+SERVERS = {"bare": serve_bare, "ours": serve_ours, "full": serve_full}
+
+
+# ---------------------------------------------------------------- clients
+
+
+Call = Callable[[], Awaitable[object]]
+
+
+async def drive(call: Call, seconds: float, concurrency: int) -> dict[str, float]:
+    latencies: list[float] = []
+    loop = asyncio.get_running_loop()
+    for _ in range(50):  # warm up connections and caches
+        await call()
+    stop_at = loop.time() + seconds
+
+    async def worker() -> None:
+        while loop.time() < stop_at:
+            started = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - started)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+async def bare_client(port: int, product_id: str, seconds: float, conc: int) -> dict[str, float]:
+    import grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        method = channel.unary_unary(
+            METHOD, request_serializer=bytes, response_deserializer=pb.Product.parse
+        )
+        request = pb.GetProductRequest(product_id=product_id)
+        return await drive(lambda: method(request), seconds, conc)
+
+
+async def our_client(port: int, product_id: str, seconds: float, conc: int) -> dict[str, float]:
+    from ec_recommend.config import Endpoint
+    from ec_recommend.platform.rpc.client import ClientFactory
+
+    async with ClientFactory({"product": [Endpoint("127.0.0.1", port)]}) as clients:
+        stub = clients.stub(pb.ProductServiceStub, "product")
+        request = pb.GetProductRequest(product_id=product_id)
+        return await drive(lambda: stub.get_product(request), seconds, conc)
+
+
+CLIENTS = {"bare": bare_client, "ours": our_client, "full": our_client}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def measure(variant: str, seconds: float, concurrency: int) -> dict[str, float]:
+    port = free_port()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--serve",
+        variant,
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        line = (await child.stdout.readline()).decode()
+        product_id = json.loads(line)["product_id"] if line.startswith("{") else PRODUCT.id
+        client = CLIENTS[variant]
+        return await client(port, product_id, seconds, concurrency)
+    finally:
+        child.terminate()
+        await child.wait()
+
+
+async def main(args: argparse.Namespace) -> None:
+    results = {}
+    for variant in args.variants:
+        results[variant] = await measure(variant, args.seconds, args.concurrency)
+        r = results[variant]
+        print(
+            f"{variant:>5}: {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+            f"p99 {r['p99_ms']:6.2f} ms",
+            flush=True,
+        )
+    if "bare" in results:
+        for variant, r in results.items():
+            if variant != "bare":
+                print(f"ratio {variant}/bare: {r['rps'] / results['bare']['rps']:.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--variants", nargs="+", default=["bare", "ours", "full"])
+    parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if args.serve:
+        import uvloop
+
+        runner = asyncio.run if args.serve == "bare" else uvloop.run
+        runner(SERVERS[args.serve](args.port))
+    else:
+        asyncio.run(main(args))
