@@ -78,6 +78,49 @@ class OrderConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    """Cognito: where the pool is and how tokens are checked.
+
+    ``endpoint_url`` is moto's server locally and ``None`` (AWS) in production.
+    ``issuer``/``jwks_url`` default to the AWS URLs of the pool; locally the
+    JWKS comes from moto, whose tokens still name the AWS issuer.
+    ``jwks_refresh_interval`` bounds refetches on an unknown ``kid`` so garbage
+    tokens cannot hammer the JWKS endpoint.
+    """
+
+    region: str = "ap-northeast-1"
+    user_pool_id: str = ""
+    client_id: str = ""
+    jwks_url: str = ""
+    issuer: str = ""
+    endpoint_url: str | None = None
+    allow_seller_signup: bool = False
+    auto_confirm: bool = False
+    pool_name: str = "ec-recommend"
+    jwks_refresh_interval: float = 30.0
+    jwks_max_age: float = 3600.0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.user_pool_id and self.client_id)
+
+    @property
+    def resolved_issuer(self) -> str:
+        return self.issuer or (
+            f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
+        )
+
+    @property
+    def resolved_jwks_url(self) -> str:
+        if self.jwks_url:
+            return self.jwks_url
+        if self.endpoint_url:
+            # moto serves every pool's JWKS under its own root.
+            return f"{self.endpoint_url.rstrip('/')}/{self.user_pool_id}/.well-known/jwks.json"
+        return f"{self.resolved_issuer}/.well-known/jwks.json"
+
+
+@dataclass(frozen=True)
 class TelemetryConfig:
     """Traces, metrics and logs of one process.
 
@@ -129,8 +172,12 @@ class Config:
     rpc: RpcConfig = field(default_factory=RpcConfig)
     log_level: str = "INFO"
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     order: OrderConfig = field(default_factory=OrderConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    # Seconds between backfill passes of the search/recommendation projections
+    # from ProductService/OrderService; 0 = one pass at start.
+    projection_sync_interval: float = 5.0
 
     @classmethod
     def from_env(
@@ -250,8 +297,58 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         rpc=rpc,
         log_level=str(env.get("EC_LOG_LEVEL", values.get("log_level", "INFO"))).upper(),
         telemetry=_telemetry_config(dict(values.get("telemetry") or {}), env),
+        auth=_auth_config(dict(values.get("auth") or {}), env, profile),
         order=order,
         events=_events_config(dict(values.get("events") or {}), env, profile),
+        projection_sync_interval=float(
+            _positive_int(
+                pick(values, "projection_sync_interval", "EC_PROJECTION_SYNC_INTERVAL", 5),
+                "projection_sync_interval",
+                allow_zero=True,
+            )
+        ),
+    )
+
+
+def _parse_flag(value: object, key: str) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _auth_config(section: Mapping[str, Any], env: Mapping[str, str], profile: str) -> AuthConfig:
+    """``auth:`` file section and ``EC_COGNITO_*`` variables; local defaults suit moto."""
+
+    def pick(key: str, env_key: str, default: Any) -> Any:
+        return env.get(env_key, section.get(key, default))
+
+    local = profile == "local"
+    region_default = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "ap-northeast-1"
+    return AuthConfig(
+        region=str(pick("region", "EC_COGNITO_REGION", region_default)),
+        user_pool_id=str(pick("user_pool_id", "EC_COGNITO_USER_POOL_ID", "")),
+        client_id=str(pick("client_id", "EC_COGNITO_CLIENT_ID", "")),
+        jwks_url=str(pick("jwks_url", "EC_COGNITO_JWKS_URL", "")),
+        issuer=str(pick("issuer", "EC_COGNITO_ISSUER", "")),
+        endpoint_url=pick("endpoint_url", "EC_COGNITO_ENDPOINT_URL", None) or None,
+        allow_seller_signup=_parse_flag(
+            pick("allow_seller_signup", "EC_ALLOW_SELLER_SIGNUP", local),
+            "auth.allow_seller_signup",
+        ),
+        auto_confirm=_parse_flag(
+            pick("auto_confirm", "EC_COGNITO_AUTO_CONFIRM", local), "auth.auto_confirm"
+        ),
+        pool_name=str(pick("pool_name", "EC_COGNITO_POOL_NAME", "ec-recommend")),
+        jwks_refresh_interval=_positive_float(
+            pick("jwks_refresh_interval", "EC_JWKS_REFRESH_INTERVAL", 30.0),
+            "auth.jwks_refresh_interval",
+        ),
+        jwks_max_age=_positive_float(
+            pick("jwks_max_age", "EC_JWKS_MAX_AGE", 3600.0), "auth.jwks_max_age"
+        ),
     )
 
 
@@ -286,6 +383,7 @@ def _telemetry_config(section: Mapping[str, Any], env: Mapping[str, str]) -> Tel
         log_format=log_format,
         consumer_links=links in ("1", "true", "yes", "on"),
     )
+
 
 def _events_config(
     section: Mapping[str, Any], env: Mapping[str, str], profile: str
