@@ -166,6 +166,27 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class NotificationConfig:
+    """Outgoing email (SES, at ``events.endpoint_url``/``events.region``).
+
+    SES refuses mail from an unverified sender; with ``verify_sender`` (the
+    local profile's default) the consumer verifies it at start.
+    """
+
+    sender: str = "no-reply@ec-recommend.local"
+    verify_sender: bool = False
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Product read cache: in-process (TTL + LRU) unless ``redis_url`` is set."""
+
+    redis_url: str | None = None
+    ttl: float = 30.0
+    max_entries: int = 10_000
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str = "local"  # local | production
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -175,6 +196,8 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     order: OrderConfig = field(default_factory=OrderConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    notification: NotificationConfig = field(default_factory=NotificationConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     # Seconds between backfill passes of the search/recommendation projections
     # from ProductService/OrderService; 0 = one pass at start.
     projection_sync_interval: float = 5.0
@@ -300,6 +323,8 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         auth=_auth_config(dict(values.get("auth") or {}), env, profile),
         order=order,
         events=_events_config(dict(values.get("events") or {}), env, profile),
+        notification=_notification_config(dict(values.get("notification") or {}), env, profile),
+        cache=_cache_config(dict(values.get("cache") or {}), env),
         projection_sync_interval=float(
             _positive_int(
                 pick(values, "projection_sync_interval", "EC_PROJECTION_SYNC_INTERVAL", 5),
@@ -429,5 +454,30 @@ def _events_config(
         consumer_wait_seconds=wait,
         shutdown_grace=_positive_float(
             pick("shutdown_grace", "EC_EVENTS_SHUTDOWN_GRACE", 10.0), "events.shutdown_grace"
+        ),
+    )
+
+
+def _notification_config(
+    section: Mapping[str, Any], env: Mapping[str, str], profile: str
+) -> NotificationConfig:
+    """``notification:`` file section and ``EC_EMAIL_*`` variables."""
+    sender = str(env.get("EC_EMAIL_SENDER", section.get("sender", NotificationConfig.sender)))
+    if "@" not in sender:
+        raise ConfigError(f"notification.sender: expected an email address, got {sender!r}")
+    verify = env.get("EC_EMAIL_VERIFY_SENDER", section.get("verify_sender", profile == "local"))
+    return NotificationConfig(
+        sender=sender, verify_sender=str(verify).lower() in ("1", "true", "yes", "on")
+    )
+
+
+def _cache_config(section: Mapping[str, Any], env: Mapping[str, str]) -> CacheConfig:
+    """``cache:`` file section and ``EC_CACHE_*`` variables."""
+    return CacheConfig(
+        redis_url=env.get("EC_CACHE_REDIS_URL", section.get("redis_url")) or None,
+        ttl=_positive_float(env.get("EC_CACHE_TTL", section.get("ttl", 30.0)), "cache.ttl"),
+        max_entries=_positive_int(
+            env.get("EC_CACHE_MAX_ENTRIES", section.get("max_entries", 10_000)),
+            "cache.max_entries",
         ),
     )
