@@ -1,0 +1,1 @@
+"""Analytics: event counts by type and day, product views and conversion."""

@@ -1,0 +1,83 @@
+"""The analytics subscriber (analytics-event-queue): counts every event it is sent.
+
+Each event adds one to its (type, UTC day) counter; product views come from
+``analytics.user_activity`` and paid units from ``order.paid``, which together
+give conversion per product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from ec_recommend._gen.ecommerce import events as pb
+from ec_recommend.consumers.analytics import store
+from ec_recommend.platform.events.consumer import Handler, Subscription
+from ec_recommend.platform.events.envelope import Event
+from ec_recommend.platform.storage import UnitOfWork
+from ec_recommend.runtime.registry import ServiceEnv
+
+QUEUE = "analytics-event-queue"
+DATABASE = "analytics"
+PRODUCT_VIEW = "product_view"
+
+COUNTED_TYPES = (
+    "user.created",
+    "user.updated",
+    "order.created",
+    "order.paid",
+    "order.shipped",
+    "order.delivered",
+    "order.cancelled",
+    "analytics.user_activity",
+)
+
+
+async def count(event: Event, uow: UnitOfWork) -> None:
+    await store.count_event(uow, event.id, event.type, event.timestamp)
+
+
+async def on_user_activity(event: Event, uow: UnitOfWork) -> None:
+    activity = event.data
+    assert isinstance(activity, pb.UserActivity)
+    at = activity.occurred_at or event.timestamp
+    if not await store.count_event(uow, event.id, event.type, at):
+        return
+    if activity.activity == PRODUCT_VIEW and activity.product_id:
+        await store.add_view(uow, activity.product_id)
+
+
+async def on_order_paid(event: Event, uow: UnitOfWork) -> None:
+    paid = event.data
+    assert isinstance(paid, pb.OrderPaid) and paid.order is not None
+    if not await store.count_event(uow, event.id, event.type, event.timestamp):
+        return
+    await store.add_sales(
+        uow,
+        [
+            store.Sale(
+                item.product_id,
+                item.quantity,
+                item.line_total.amount if item.line_total else 0,
+            )
+            for item in paid.order.items
+        ],
+    )
+
+
+def handlers() -> dict[str, Handler]:
+    table: dict[str, Handler] = dict.fromkeys(COUNTED_TYPES, count)
+    table["analytics.user_activity"] = on_user_activity
+    table["order.paid"] = on_order_paid
+    return table
+
+
+@asynccontextmanager
+async def subscription(env: ServiceEnv) -> AsyncIterator[Subscription]:
+    yield Subscription(
+        name="analytics",
+        queue=QUEUE,
+        database=DATABASE,
+        migrations=store.MIGRATIONS,
+        handlers=handlers(),
+    )

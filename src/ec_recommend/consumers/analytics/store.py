@@ -1,0 +1,145 @@
+"""Analytics tables: a log of counted event ids and the counters built from it.
+
+Counting is idempotent on its own: an event id already in ``analytics_events``
+is not counted again, whatever the delivery layer does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from ec_recommend.consumers._sql import add_to, insert_once
+from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.storage import Database, Migration, UnitOfWork
+from ec_recommend.platform.storage.database import create_tables
+
+metadata = sa.MetaData()
+
+counted_events = sa.Table(
+    "analytics_events",
+    metadata,
+    sa.Column("event_id", sa.String(256), primary_key=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("counted_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+daily_counts = sa.Table(
+    "analytics_daily_counts",
+    metadata,
+    sa.Column("event_type", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+product_stats = sa.Table(
+    "analytics_product_stats",
+    metadata,
+    sa.Column("product_id", sa.String(64), primary_key=True),
+    sa.Column("views", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("paid_quantity", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("paid_orders", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("revenue", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+MIGRATIONS: Sequence[Migration] = (Migration(1, create_tables(metadata)),)
+
+
+@dataclass(frozen=True)
+class Sale:
+    product_id: str
+    quantity: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class DailyCount:
+    event_type: str
+    day: date
+    count: int
+
+
+@dataclass(frozen=True)
+class ProductCounters:
+    product_id: str
+    views: int = 0
+    paid_quantity: int = 0
+    paid_orders: int = 0
+    revenue: int = 0
+
+    @property
+    def conversion(self) -> float:
+        """Paid units per view; 0 until the product has been viewed."""
+        return self.paid_quantity / self.views if self.views else 0.0
+
+
+async def count_event(uow: UnitOfWork, event_id: str, event_type: str, at: datetime) -> bool:
+    """Count one event for its UTC day; False (and no change) if already counted."""
+    day = aware(at).date()
+    first = await insert_once(
+        uow,
+        counted_events,
+        counted_events.c.event_id,
+        event_id=event_id,
+        event_type=event_type,
+        day=day,
+        counted_at=utcnow(),
+    )
+    if first:
+        await add_to(uow, daily_counts, {"event_type": event_type, "day": day}, {"count": 1})
+    return first
+
+
+async def add_view(uow: UnitOfWork, product_id: str) -> None:
+    await add_to(uow, product_stats, {"product_id": product_id}, {"views": 1})
+
+
+async def add_sales(uow: UnitOfWork, sales: Sequence[Sale]) -> None:
+    for sale in sales:
+        await add_to(
+            uow,
+            product_stats,
+            {"product_id": sale.product_id},
+            {"paid_quantity": sale.quantity, "paid_orders": 1, "revenue": sale.amount},
+        )
+
+
+class AnalyticsReader:
+    """Queries behind AnalyticsService."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def daily_counts(
+        self, first: date, last: date, event_type: str | None = None
+    ) -> list[DailyCount]:
+        query = (
+            sa.select(daily_counts)
+            .where(daily_counts.c.day >= first, daily_counts.c.day <= last)
+            .order_by(daily_counts.c.day, daily_counts.c.event_type)
+        )
+        if event_type:
+            query = query.where(daily_counts.c.event_type == event_type)
+        async with self.db.reading() as conn:
+            rows = (await conn.execute(query)).all()
+        return [DailyCount(r.event_type, r.day, int(r._mapping["count"])) for r in rows]
+
+    async def product_counters(self, product_ids: Sequence[str]) -> list[ProductCounters]:
+        """One entry per id, in order; products never seen have zero counters."""
+        async with self.db.reading() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(product_stats).where(product_stats.c.product_id.in_(product_ids))
+                )
+            ).all()
+        found = {
+            r.product_id: ProductCounters(
+                r.product_id, int(r.views), int(r.paid_quantity), int(r.paid_orders), int(r.revenue)
+            )
+            for r in rows
+        }
+        return [found.get(pid, ProductCounters(pid)) for pid in product_ids]

@@ -1,0 +1,40 @@
+"""Who an email goes to: users' addresses come from UserService."""
+
+from __future__ import annotations
+
+import logging
+
+from ec_recommend._gen.ecommerce import user as pb_user
+from ec_recommend.platform.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+
+class Recipients:
+    def __init__(self, users: pb_user.UserServiceStub) -> None:
+        self._users = users
+
+    async def user_email(self, user_id: str) -> str | None:
+        """The address of an active user; None if the user is gone or deactivated."""
+        try:
+            user = await self._users.get_user(pb_user.GetUserRequest(user_id=user_id))
+        except NotFound:
+            log.warning("no user %s: email not sent", user_id)
+            return None
+        if not user.active or not user.email:
+            return None
+        return user.email
+
+    async def seller_email(self, seller_id: str) -> str | None:
+        """A seller's address: the seller id names a user (ours or the Cognito subject)."""
+        for request in (
+            pb_user.GetUserRequest(user_id=seller_id),
+            pb_user.GetUserRequest(cognito_user_id=seller_id),
+        ):
+            try:
+                user = await self._users.get_user(request)
+            except NotFound:
+                continue
+            return user.email if user.active and user.email else None
+        log.warning("no user for seller %s: email not sent", seller_id)
+        return None

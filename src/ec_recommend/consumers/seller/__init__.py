@@ -1,0 +1,1 @@
+"""Seller: per-seller sales ledger and new-order emails."""

@@ -1,0 +1,111 @@
+"""The seller subscriber (seller-event-queue): sales ledger and new-order emails.
+
+order.paid writes one sale entry per order line and emails each seller its
+own lines; order.cancelled of a paid order writes the reversing entries.
+An email is sent only for lines this event added to the ledger, so a
+redelivered event neither double-books nor re-sends; a failed send rolls the
+entries back and the event is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from itertools import groupby
+
+from ec_recommend._gen.ecommerce import events as pb
+from ec_recommend._gen.ecommerce import order as pb_order
+from ec_recommend._gen.ecommerce import user as pb_user
+from ec_recommend.consumers import templates
+from ec_recommend.consumers.email import EmailSender, open_email_sender
+from ec_recommend.consumers.recipients import Recipients
+from ec_recommend.consumers.seller import store
+from ec_recommend.consumers.settings import email_settings
+from ec_recommend.platform.events.consumer import Handler, Subscription
+from ec_recommend.platform.events.envelope import Event
+from ec_recommend.platform.storage import UnitOfWork
+from ec_recommend.runtime.registry import ServiceEnv
+
+log = logging.getLogger(__name__)
+
+QUEUE = "seller-event-queue"
+DATABASE = "seller"
+
+
+def ledger_lines(order: pb_order.Order) -> list[store.LedgerLine]:
+    return [
+        store.LedgerLine(
+            line_no=number,
+            seller_id=item.seller_id,
+            product_id=item.product_id,
+            quantity=item.quantity,
+            unit_price=item.unit_price.amount if item.unit_price else 0,
+            currency=(item.unit_price.currency if item.unit_price else "") or "JPY",
+        )
+        for number, item in enumerate(order.items, start=1)
+    ]
+
+
+def was_paid(cancelled: pb.OrderCancelled) -> bool:
+    order = cancelled.order
+    return cancelled.refunded or bool(order and order.payment_id)
+
+
+class SellerLedger:
+    def __init__(self, sender: EmailSender, recipients: Recipients) -> None:
+        self.sender = sender
+        self.recipients = recipients
+
+    async def on_order_paid(self, event: Event, uow: UnitOfWork) -> None:
+        paid = event.data
+        assert isinstance(paid, pb.OrderPaid) and paid.order is not None
+        order = paid.order
+        new_lines = await store.record(
+            uow, order.id, store.SALE, ledger_lines(order), event.timestamp
+        )
+        await self._email_sellers(order, new_lines)
+
+    async def on_order_cancelled(self, event: Event, uow: UnitOfWork) -> None:
+        cancelled = event.data
+        assert isinstance(cancelled, pb.OrderCancelled) and cancelled.order is not None
+        if not was_paid(cancelled):
+            return  # nothing was booked for an unpaid order
+        await store.record(
+            uow, cancelled.order.id, store.REVERSAL, ledger_lines(cancelled.order), event.timestamp
+        )
+
+    async def _email_sellers(
+        self, order: pb_order.Order, lines: Sequence[store.LedgerLine]
+    ) -> None:
+        items = list(order.items)
+        by_seller = sorted(lines, key=lambda line: line.seller_id)
+        for seller_id, seller_lines in groupby(by_seller, lambda line: line.seller_id):
+            email = await self.recipients.seller_email(seller_id)
+            if email is None:
+                continue
+            own = [items[line.line_no - 1] for line in seller_lines]
+            await self.sender.send(templates.seller_new_order(email, order, own))
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"order.paid": self.on_order_paid, "order.cancelled": self.on_order_cancelled}
+
+
+@asynccontextmanager
+async def subscription(env: ServiceEnv) -> AsyncIterator[Subscription]:
+    settings = email_settings(env.config)
+    async with open_email_sender(
+        sender=settings.sender,
+        region=settings.region,
+        endpoint_url=settings.endpoint_url,
+        verify_sender=settings.verify_sender,
+    ) as sender:
+        users = env.clients.stub(pb_user.UserServiceStub, "user")
+        ledger = SellerLedger(sender, Recipients(users))
+        yield Subscription(
+            name="seller",
+            queue=QUEUE,
+            database=DATABASE,
+            migrations=store.MIGRATIONS,
+            handlers=ledger.handlers(),
+        )
