@@ -241,10 +241,15 @@ class CognitoAccounts:
         if not isinstance(sub_or_username, str) or not sub_or_username:
             raise errors.InvalidArgument("user is required", field="user")
         try:
-            await self._client.admin_disable_user(UserPoolId=self._pool, Username=sub_or_username)
-            await self._client.admin_user_global_sign_out(
+            user = await self._client.admin_get_user(
                 UserPoolId=self._pool, Username=sub_or_username
             )
+            # Sessions are keyed by the sign-in name (the email); Cognito takes
+            # it as an alias everywhere, and moto only matches sessions by it.
+            attributes = {a["Name"]: a["Value"] for a in user.get("UserAttributes", [])}
+            name = attributes.get("email") or str(user["Username"])
+            await self._client.admin_disable_user(UserPoolId=self._pool, Username=name)
+            await self._client.admin_user_global_sign_out(UserPoolId=self._pool, Username=name)
         except ClientError as exc:
             if _code(exc) == "UserNotFoundException":
                 raise errors.NotFound("user not found") from None
