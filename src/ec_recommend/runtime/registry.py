@@ -32,13 +32,20 @@ class ServiceBuilder(Protocol):
 SERVICES: dict[str, str] = {
     "user": "ec_recommend.services.user.app",
     "product": "ec_recommend.services.product.app",
+    "analytics": "ec_recommend.consumers.analytics.service",
+    "seller": "ec_recommend.consumers.seller.service",
 }
 
 
 # Event consumers: name -> module with ``subscription(env)`` returning a
 # ``platform.events.consumer.Subscription`` (or an async context manager
 # yielding one, for consumers that own resources such as an SES client).
-CONSUMERS: dict[str, str] = {}
+CONSUMERS: dict[str, str] = {
+    "inventory": "ec_recommend.consumers.inventory",
+    "notification": "ec_recommend.consumers.notification",
+    "analytics": "ec_recommend.consumers.analytics.consumer",
+    "seller": "ec_recommend.consumers.seller.consumer",
+}
 
 
 def available_services() -> list[str]:
