@@ -32,8 +32,11 @@ class ServiceBuilder(Protocol):
 SERVICES: dict[str, str] = {
     "user": "ec_recommend.services.user.app",
     "product": "ec_recommend.services.product.app",
+    "cart": "ec_recommend.services.cart.app",
+    "order": "ec_recommend.services.order.app",
     "analytics": "ec_recommend.consumers.analytics.service",
     "seller": "ec_recommend.consumers.seller.service",
+    "search": "ec_recommend.services.search.app",
 }
 
 
