@@ -138,7 +138,7 @@ class TokenVerifier:
 
     def _context(self, claims: Mapping[str, Any]) -> AuthContext:
         token_use = claims.get("token_use")
-        if token_use not in TOKEN_USES:
+        if not isinstance(token_use, str) or token_use not in TOKEN_USES:
             raise Unauthenticated(INVALID)
         if token_use == "id":
             audience = claims.get("aud")
