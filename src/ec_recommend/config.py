@@ -187,6 +187,28 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """mTLS between services (seed 7.1).
+
+    ``mode``: STRICT (TLS, client certificate from ``ca`` required), PERMISSIVE
+    (TLS, client certificate optional: callers without one have no service
+    identity), DISABLE (plaintext). A process presents ``cert``/``key``; or,
+    when it hosts several services, ``cert_dir/<service>.crt`` and ``.key`` of
+    the service it acts for (what ``ec-recommend certs init`` writes).
+    """
+
+    mode: str = "DISABLE"
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    cert_dir: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "DISABLE"
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str = "local"  # local | production
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -201,6 +223,8 @@ class Config:
     # Seconds between backfill passes of the search/recommendation projections
     # from ProductService/OrderService; 0 = one pass at start.
     projection_sync_interval: float = 5.0
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    mesh_file: Path | None = None  # None: the packaged settings/mesh.yaml
 
     @classmethod
     def from_env(
@@ -332,6 +356,8 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
                 allow_zero=True,
             )
         ),
+        tls=_tls_config(dict(values.get("tls") or {}), env, profile),
+        mesh_file=_optional_path(pick(values, "mesh_file", "EC_MESH_FILE", None)),
     )
 
 
@@ -481,3 +507,38 @@ def _cache_config(section: Mapping[str, Any], env: Mapping[str, str]) -> CacheCo
             "cache.max_entries",
         ),
     )
+
+
+def _optional_path(value: object) -> Path | None:
+    return Path(str(value)) if value else None
+
+
+def _tls_config(section: Mapping[str, Any], env: Mapping[str, str], profile: str) -> TlsConfig:
+    """``tls:`` file section (the seed's shape) and ``EC_TLS_*`` variables.
+
+    STRICT is the default in production; the local profile defaults to DISABLE.
+    """
+    certs = dict(section.get("certificates") or {})
+
+    def path(key: str, env_key: str) -> Path | None:
+        return _optional_path(env.get(env_key, certs.get(key)))
+
+    default_mode = "STRICT" if profile == "production" else "DISABLE"
+    mode = str(env.get("EC_TLS_MODE", section.get("mode", default_mode))).upper()
+    if mode not in ("STRICT", "PERMISSIVE", "DISABLE"):
+        raise ConfigError(f"tls.mode: expected STRICT, PERMISSIVE or DISABLE, got {mode!r}")
+    tls = TlsConfig(
+        mode=mode,
+        ca=path("ca", "EC_TLS_CA"),
+        cert=path("cert", "EC_TLS_CERT"),
+        key=path("key", "EC_TLS_KEY"),
+        cert_dir=path("dir", "EC_TLS_CERT_DIR"),
+    )
+    if tls.enabled:
+        if tls.ca is None:
+            raise ConfigError(f"tls.certificates.ca: required when tls.mode is {mode}")
+        if tls.cert_dir is None and (tls.cert is None or tls.key is None):
+            raise ConfigError(
+                f"tls.certificates: cert and key (or dir) are required when tls.mode is {mode}"
+            )
+    return tls

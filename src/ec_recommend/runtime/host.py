@@ -2,8 +2,10 @@
 
 Each service gets its own gRPC server and port. Services hosted together
 reach each other through the same client factory as remote ones, at the
-ports they actually bound. Shutdown drains every server at once, then closes
-the services' resources (databases) and finally the client channels.
+ports they actually bound, under the mesh policies and mTLS of the config.
+Shutdown drains every server at once, closes the servers, then the services'
+resources (databases, stores) and finally the client channels. A gateway
+hosted in the same process must stop first: enter it inside this block.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from ec_recommend.config import Config, Endpoint
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.server import RpcServer
+from ec_recommend.platform.security.allowlist import service_identity_middleware
+from ec_recommend.platform.security.tls import server_context
 from ec_recommend.runtime.registry import ServiceEnv, builder
 
 
@@ -37,24 +41,27 @@ async def host_services(
 ) -> AsyncIterator[HostedServices]:
     async with AsyncExitStack() as stack:
         if clients is None:
-            clients = await stack.enter_async_context(
-                ClientFactory(
-                    config.rpc.endpoints,
-                    pool_size=config.rpc.pool_size,
-                    timeout=config.rpc.default_timeout,
-                )
-            )
+            clients = await stack.enter_async_context(ClientFactory.from_config(config))
         env = ServiceEnv(config=config, clients=clients)
+        # Exit order: servers (after the drain) before the stores they use,
+        # the stores before the client channels.
+        stores = await stack.enter_async_context(AsyncExitStack())
+        serving = await stack.enter_async_context(AsyncExitStack())
         servers: dict[str, RpcServer] = {}
         for name in dict.fromkeys(names):
-            handlers = await stack.enter_async_context(builder(name)(env))
-            server = await stack.enter_async_context(
+            handlers = await stores.enter_async_context(builder(name)(env))
+            middlewares = [
+                service_identity_middleware(name, clients.mesh.policy(name), config.tls),
+            ]
+            server = await serving.enter_async_context(
                 RpcServer(
                     name,
                     handlers,
                     host=config.rpc.host,
                     port=config.rpc.ports.get(name, 0),
                     drain_timeout=config.rpc.drain_timeout,
+                    middlewares=middlewares,
+                    ssl_context=server_context(config.tls, name),
                 )
             )
             if name not in config.rpc.endpoints:

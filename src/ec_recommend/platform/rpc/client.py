@@ -1,66 +1,86 @@
-"""Typed clients for any service by name, over pooled channels.
+"""Typed clients for any service by name, with the mesh policies applied.
 
 ``ClientFactory.stub(ProductServiceStub, "product")`` returns the generated
-stub whose calls go through one ``CallInvoker``: it forwards the current call
-context (identity, request id, idempotency key) as metadata, bounds the call
-by the smaller of the service timeout and the caller's remaining deadline,
-spreads calls round robin over a pool of channels (seed 10.1), and turns
-failures into the typed errors of ``platform.errors``.
+stub whose calls all go through one ``CallInvoker``. It forwards the current
+call context (identity, request id, idempotency key) as metadata, bounds the
+call by the smaller of the service timeout and the caller's remaining
+deadline, and applies the target's policies from ``mesh.yaml``: circuit
+breaker, retries with backoff and a retry budget (idempotent methods only),
+round robin over healthy endpoints and pooled connections (seed 10.1), and
+mTLS with the caller's service certificate. Failures become the typed errors
+of ``platform.errors``.
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import ssl
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from betterproto2.grpclib.grpclib_client import MetadataLike, ServiceStub
 from grpclib.client import Channel
+from grpclib.config import Configuration
 from grpclib.const import Cardinality
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.metadata import Deadline
 
-from ec_recommend.config import Endpoint
+from ec_recommend.config import Config, Endpoint
 from ec_recommend.platform import errors
+from ec_recommend.platform.rpc.balancer import Balancer, EndpointState
+from ec_recommend.platform.rpc.breaker import CircuitBreaker, CircuitOpen
 from ec_recommend.platform.rpc.context import current_call
+from ec_recommend.platform.rpc.mesh import MeshConfig, ServicePolicy, load_mesh
+from ec_recommend.platform.rpc.observers import MeshObserver, Observers
+from ec_recommend.platform.rpc.retry import RetryBudgetBucket, counts_as_failure, delays
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, from_grpc_error
+from ec_recommend.platform.security.identity import current_actor
+from ec_recommend.platform.security.tls import GATEWAY, ClientTls
 
 StubT = TypeVar("StubT", bound=ServiceStub)
 
 
-class ChannelPool:
-    """``size`` HTTP/2 connections to each endpoint, picked round robin."""
+class _AttemptFailed(Exception):
+    """One try failed; ``sent`` is False when the request surely never left."""
 
-    def __init__(
-        self, endpoints: Sequence[Endpoint], size: int, ssl_context: ssl.SSLContext | None = None
-    ) -> None:
-        if not endpoints:
-            raise ValueError("a channel pool needs at least one endpoint")
-        codec = ErrorDetailsCodec()
-        self.channels = [
-            Channel(ep.host, ep.port, ssl=ssl_context, status_details_codec=codec)
-            for _ in range(size)
-            for ep in endpoints
-        ]
-        self._next = itertools.cycle(self.channels)
-
-    def pick(self) -> Channel:
-        return next(self._next)
-
-    def close(self) -> None:
-        for channel in self.channels:
-            channel.close()
+    def __init__(self, error: errors.ServiceError, *, sent: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.sent = sent
 
 
 class CallInvoker:
-    """Runs one unary call to one service with context, deadline and errors."""
+    """Runs unary calls to one service under that service's policies."""
 
-    def __init__(self, service: str, pool: ChannelPool, timeout: float) -> None:
+    def __init__(
+        self,
+        service: str,
+        balancer: Balancer,
+        policy: ServicePolicy,
+        *,
+        observers: MeshObserver | None = None,
+        identity: ClientTls | None = None,
+    ) -> None:
         self.service = service
-        self.pool = pool
-        self.timeout = timeout
+        self.balancer = balancer
+        self.policy = policy
+        self.timeout = policy.timeout
+        self.observers = observers or MeshObserver()
+        self.breaker = CircuitBreaker(
+            service,
+            policy.breaker.threshold,
+            policy.breaker.timeout,
+            on_change=self.observers.breaker_changed,
+        )
+        self.budget = RetryBudgetBucket(policy.budget)
+        self._tls = identity
+
+    @property
+    def pool(self) -> Balancer:
+        return self.balancer
 
     def deadline(self, explicit: float | None) -> Deadline:
         budget = self.timeout if explicit is None else min(explicit, self.timeout)
@@ -78,14 +98,111 @@ class CallInvoker:
         timeout: float | None,
         metadata: MetadataLike | None,
     ) -> Any:
-        outgoing = current_call().to_metadata()
+        call = current_call()
+        outgoing = call.to_metadata()
         if metadata:
             pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
             outgoing.extend((str(k), v) for k, v in pairs)  # type: ignore[misc]
         deadline = self.deadline(timeout)
-        if deadline.time_remaining() <= 0:
-            raise errors.DeadlineExceeded(f"no time left to call {self.service}")
-        channel = self.pool.pick()
+        method = route.rsplit("/", 1)[-1]
+        has_key = bool(call.idempotency_key or getattr(request, "idempotency_key", ""))
+        idempotent = self.policy.is_idempotent(method, has_key=has_key)
+        retry = self.policy.retry
+        backoff = delays(retry)
+        started = time.perf_counter()
+        self.budget.on_request()
+        attempt = 0
+        code = "OK"
+        try:
+            while True:
+                remaining = deadline.time_remaining()
+                if remaining <= 0:
+                    raise errors.DeadlineExceeded(f"no time left to call {self.service}")
+                try:
+                    try_deadline = Deadline.from_timeout(min(remaining, retry.retry_timeout))
+                    return await self._attempt(
+                        route, request, response_type, outgoing, try_deadline
+                    )
+                except _AttemptFailed as failed:
+                    error = failed.error
+                    code = error.code
+                    if not self._retryable(failed, idempotent) or isinstance(error, CircuitOpen):
+                        raise error from None
+                    delay = next(backoff)
+                    denied = self._deny_reason(attempt, delay, deadline)
+                    if denied is not None:
+                        self.observers.retry_denied(self.service, method, denied)
+                        raise error from None
+                    attempt += 1
+                    self.observers.retried(self.service, method, code, attempt)
+                    await asyncio.sleep(delay)
+        except errors.ServiceError as exc:
+            code = exc.code
+            raise
+        finally:
+            self.observers.call_finished(self.service, method, code, time.perf_counter() - started)
+
+    def _retryable(self, failed: _AttemptFailed, idempotent: bool) -> bool:
+        if failed.error.code not in self.policy.retry.retry_on:
+            return False
+        # A write may be repeated only if it is idempotent or never left.
+        return idempotent or not failed.sent
+
+    def _deny_reason(self, attempt: int, delay: float, deadline: Deadline) -> str | None:
+        """Why the next retry may not happen, or None when it may."""
+        if attempt >= self.policy.retry.max_retries:
+            return "max_retries"
+        if delay >= deadline.time_remaining():
+            return "deadline"
+        if not self.budget.try_spend():
+            return "budget"
+        return None
+
+    async def _attempt(
+        self,
+        route: str,
+        request: Any,
+        response_type: type[Any],
+        outgoing: Sequence[tuple[str, Any]],
+        deadline: Deadline,
+    ) -> Any:
+        try:
+            trial = self.breaker.admit()
+        except CircuitOpen as exc:
+            raise _AttemptFailed(exc, sent=False) from None
+        endpoint = self.balancer.choose()
+        channel = self.balancer.channel(endpoint, self._identity())
+        sent = False
+        try:
+            if not channel._connected:  # grpclib's own check; connected is the hot path
+                try:
+                    async with asyncio.timeout(deadline.time_remaining()):
+                        await channel.__connect__()
+                except (OSError, TimeoutError) as exc:
+                    raise errors.Unavailable(f"{self.service} is unreachable: {exc}") from None
+            sent = True
+            response = await self._exchange(
+                channel, route, request, response_type, outgoing, deadline
+            )
+        except errors.ServiceError as exc:
+            self._record(endpoint, exc)
+            raise _AttemptFailed(exc, sent=sent) from None
+        except BaseException:
+            self.breaker.abandon(trial=trial)
+            raise
+        self.breaker.success()
+        self.balancer.success(endpoint)
+        return response
+
+    async def _exchange(
+        self,
+        channel: Channel,
+        route: str,
+        request: Any,
+        response_type: type[Any],
+        outgoing: Sequence[tuple[str, Any]],
+        deadline: Deadline,
+    ) -> Any:
         try:
             async with channel.request(
                 route,
@@ -107,23 +224,68 @@ class CallInvoker:
             raise errors.Internal(f"{self.service} sent no response")
         return response
 
+    def _record(self, endpoint: EndpointState, error: errors.ServiceError) -> None:
+        if counts_as_failure(error):
+            self.breaker.failure()
+        else:
+            self.breaker.success()
+        if error.code == "UNAVAILABLE":
+            self.balancer.failure(endpoint)
+        else:
+            self.balancer.success(endpoint)
+
+    def _identity(self) -> str | None:
+        return None if self._tls is None else self._tls.identity_for(current_actor())
+
+    def health(self) -> dict[str, Any]:
+        return {"circuit": self.breaker.state.value, "endpoints": self.balancer.report()}
+
 
 class ClientFactory:
-    """Owns the channel pools of one process; closes them on exit."""
+    """Owns the clients of one process: policies, balancers, channels."""
 
     def __init__(
         self,
         endpoints: Mapping[str, Sequence[Endpoint]],
         *,
         pool_size: int = 2,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        mesh: MeshConfig | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
         self._endpoints = dict(endpoints)
         self._pool_size = pool_size
-        self._timeout = timeout
         self._ssl = ssl_context
+        self._tls = tls
+        mesh = mesh if mesh is not None else load_mesh()
+        if timeout is not None:
+            mesh = replace(mesh, defaults=replace(mesh.defaults, timeout=timeout))
+        self.mesh = mesh
+        self.observers = Observers()
         self._invokers: dict[str, CallInvoker] = {}
+
+    @classmethod
+    def from_config(
+        cls, config: Config, *, identity: str = GATEWAY, mesh: MeshConfig | None = None
+    ) -> ClientFactory:
+        """The factory a process uses: its endpoints, mesh.yaml and mTLS identity.
+
+        ``identity`` is the certificate presented outside of any served call
+        (the gateway, event consumers); calls made while serving a request go
+        out as the service serving it.
+        """
+        return cls(
+            config.rpc.endpoints,
+            pool_size=config.rpc.pool_size,
+            timeout=config.rpc.default_timeout,
+            mesh=mesh if mesh is not None else load_mesh(config.mesh_file),
+            tls=ClientTls(config.tls, identity) if config.tls.enabled else None,
+        )
+
+    def add_observer(self, observer: MeshObserver) -> None:
+        """Hook for metrics: breaker states, retries, endpoint health, calls."""
+        self.observers.observers.append(observer)
 
     def add_endpoints(self, service: str, endpoints: Sequence[Endpoint]) -> None:
         """Register where ``service`` listens (used when a process hosts it)."""
@@ -137,15 +299,51 @@ class ClientFactory:
             endpoints = self._endpoints.get(service)
             if not endpoints:
                 raise errors.Unavailable(f"no endpoint configured for service {service!r}")
-            pool = ChannelPool(endpoints, self._pool_size, self._ssl)
-            invoker = self._invokers[service] = CallInvoker(service, pool, self._timeout)
+            policy = self.mesh.policy(service)
+            balancer = Balancer(
+                service,
+                endpoints,
+                policy.outlier,
+                lambda endpoint, identity: self._channel(service, endpoint, identity),
+                pool_size=self._pool_size,
+                on_health=self.observers.endpoint_health,
+            )
+            invoker = CallInvoker(
+                service, balancer, policy, observers=self.observers, identity=self._tls
+            )
+            self._invokers[service] = invoker
         return invoker
+
+    def _channel(self, service: str, endpoint: Endpoint, identity: str | None) -> Channel:
+        context = self._ssl
+        if self._tls is not None:
+            context = self._tls.context(identity)
+        # With TLS, the server must prove it is ``service``, whatever its address.
+        config = Configuration(ssl_target_name_override=service) if context else None
+        return Channel(
+            endpoint.host,
+            endpoint.port,
+            ssl=context,
+            status_details_codec=ErrorDetailsCodec(),
+            config=config,
+        )
 
     def stub(self, stub_type: type[StubT], service: str) -> StubT:
         invoker = self.invoker(service)
-        stub = _policy_stub_type(stub_type)(invoker.pool.channels[0])
+        stub = _policy_stub_type(stub_type)(invoker.balancer.pick())
         stub._ec_invoker = invoker  # type: ignore[attr-defined]
         return stub
+
+    def health_report(self) -> dict[str, dict[str, Any]]:
+        """Circuit state and endpoint health of every service called so far.
+
+        ``{"product": {"circuit": "open", "endpoints": [{"address", "healthy"}]}}``;
+        the gateway's /readyz reports not-ready while any circuit is open.
+        """
+        return {name: invoker.health() for name, invoker in self._invokers.items()}
+
+    def open_circuits(self) -> list[str]:
+        return [n for n, i in self._invokers.items() if i.breaker.state.value == "open"]
 
     async def __aenter__(self) -> Self:
         return self
@@ -157,7 +355,7 @@ class ClientFactory:
         tb: TracebackType | None,
     ) -> None:
         for invoker in self._invokers.values():
-            invoker.pool.close()
+            await invoker.balancer.close()
         self._invokers.clear()
 
 

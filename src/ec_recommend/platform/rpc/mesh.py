@@ -1,0 +1,373 @@
+"""Mesh policies per target service, loaded from ``settings/mesh.yaml``.
+
+The file has the seed's shape (section 6.1): ``virtual_services`` with
+``protocol``, ``retry_policy`` {max_retries, retry_on, retry_timeout},
+``timeout`` and ``circuit_breaker`` {threshold, timeout}. A ``defaults``
+section supplies every policy a service does not name. Which methods may be
+retried and who may call them are explicit tables here, never guessed.
+
+The file is validated when a process starts: an unknown key, a wrong type or
+an impossible value is a ``ConfigError`` that names the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ec_recommend.config import ConfigError
+
+DEFAULT_MESH_FILE = Path(__file__).resolve().parents[2] / "settings" / "mesh.yaml"
+
+# retry_on names (Envoy's vocabulary plus gRPC status names) → error codes.
+# UNAVAILABLE is always retryable: the call was refused before any work.
+RETRY_ON: Mapping[str, frozenset[str]] = {
+    "server-error": frozenset({"INTERNAL", "UNKNOWN", "DATA_LOSS", "UNAVAILABLE"}),
+    "gateway-error": frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"}),
+    "unavailable": frozenset({"UNAVAILABLE"}),
+    "deadline-exceeded": frozenset({"DEADLINE_EXCEEDED"}),
+    "internal": frozenset({"INTERNAL"}),
+    "resource-exhausted": frozenset({"RESOURCE_EXHAUSTED"}),
+    "aborted": frozenset({"ABORTED"}),
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 2
+    retry_on: frozenset[str] = frozenset({"UNAVAILABLE"})  # error codes
+    retry_timeout: float = 5.0  # bound on each try
+    initial_delay: float = 0.05
+    max_delay: float = 1.0
+    multiplier: float = 2.0
+    jitter: float = 0.2  # each delay is scaled by a random factor in [1-j, 1+j]
+
+
+@dataclass(frozen=True)
+class RetryBudget:
+    """Retries may use at most ``ratio`` of the requests, plus a small reserve."""
+
+    ratio: float = 0.2
+    reserve: float = 10.0
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    threshold: int = 5  # consecutive failures that open the circuit
+    timeout: float = 30.0  # how long it stays open before one trial call
+
+
+@dataclass(frozen=True)
+class OutlierPolicy:
+    """When an endpoint is taken out of rotation, and how it comes back."""
+
+    consecutive_failures: int = 2
+    ejection_time: float = 5.0
+    probe_timeout: float = 1.0
+
+
+@dataclass(frozen=True)
+class ServicePolicy:
+    name: str
+    protocol: str = "grpc"
+    timeout: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    budget: RetryBudget = field(default_factory=RetryBudget)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    outlier: OutlierPolicy = field(default_factory=OutlierPolicy)
+    idempotent_methods: frozenset[str] = frozenset()
+    # writes that are safe to repeat when the call carries an idempotency key
+    idempotent_with_key: frozenset[str] = frozenset()
+    # method name (or "*") → service identities allowed to call it
+    allowed_callers: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def is_idempotent(self, method: str, *, has_key: bool) -> bool:
+        return method in self.idempotent_methods or (has_key and method in self.idempotent_with_key)
+
+    def callers_of(self, method: str) -> frozenset[str] | None:
+        """Who may call ``method``; None means the allow-list does not restrict it."""
+        found = self.allowed_callers.get(method)
+        return self.allowed_callers.get("*") if found is None else found
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    name: str = "ec-recommend-mesh"
+    defaults: ServicePolicy = field(default_factory=lambda: ServicePolicy(name="*"))
+    services: Mapping[str, ServicePolicy] = field(default_factory=dict)
+
+    def policy(self, service: str) -> ServicePolicy:
+        found = self.services.get(service)
+        return found if found is not None else replace(self.defaults, name=service)
+
+
+def load_mesh(path: Path | None = None) -> MeshConfig:
+    """Read and validate a mesh file (default: the packaged settings/mesh.yaml)."""
+    path = path or DEFAULT_MESH_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return parse_mesh(text, source=str(path))
+
+
+def parse_mesh(text: str, *, source: str = "mesh.yaml") -> MeshConfig:
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    if root is None:
+        return MeshConfig()
+    reader = _Reader(source)
+    top = reader.mapping(root, "top level", {"mesh", "defaults", "virtual_services"})
+    name = "ec-recommend-mesh"
+    if "mesh" in top:
+        mesh = reader.mapping(top["mesh"], "mesh", {"name"})
+        name = reader.string(mesh["name"], "mesh.name") if "name" in mesh else name
+    defaults = ServicePolicy(name="*")
+    if "defaults" in top:
+        defaults = reader.service(top["defaults"], "defaults", defaults, named=False)
+    services: dict[str, ServicePolicy] = {}
+    if "virtual_services" in top:
+        node = top["virtual_services"]
+        if not isinstance(node, yaml.SequenceNode):
+            reader.fail(node, "virtual_services: expected a list")
+        for index, item in enumerate(node.value):
+            policy = reader.service(item, f"virtual_services[{index}]", defaults, named=True)
+            if policy.name in services:
+                reader.fail(item, f"virtual_services[{index}]: {policy.name!r} is listed twice")
+            services[policy.name] = policy
+    return MeshConfig(name=name, defaults=defaults, services=services)
+
+
+_SERVICE_KEYS = {
+    "name",
+    "protocol",
+    "timeout",
+    "retry_policy",
+    "retry_budget",
+    "circuit_breaker",
+    "outlier_detection",
+    "idempotent_methods",
+    "idempotent_with_key",
+    "allowed_callers",
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+class _Reader:
+    """Turns YAML nodes into policy values, failing with the node's line."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, node: yaml.Node, message: str) -> Any:
+        raise ConfigError(f"{self.source} line {node.start_mark.line + 1}: {message}")
+
+    def mapping(self, node: yaml.Node, where: str, allowed: set[str]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, f"{where}: expected a mapping")
+        result: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key not in allowed:
+                self.fail(
+                    key_node,
+                    f"{where}: unknown key {key!r} (expected one of {', '.join(sorted(allowed))})",
+                )
+            result[key] = value_node
+        return result
+
+    def scalar(self, node: yaml.Node, where: str) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(node, f"{where}: expected a single value")
+        return str(node.value)
+
+    def string(self, node: yaml.Node, where: str) -> str:
+        value = self.scalar(node, where).strip()
+        if not value:
+            self.fail(node, f"{where}: must not be empty")
+        return value
+
+    def strings(self, node: yaml.Node, where: str) -> frozenset[str]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, f"{where}: expected a list")
+        return frozenset(self.string(item, where) for item in node.value)
+
+    def number(self, node: yaml.Node, where: str, *, minimum: float, integer: bool = False) -> Any:
+        text = self.scalar(node, where)
+        try:
+            value: float = int(text) if integer else float(text)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            return self.fail(node, f"{where}: expected {kind}, got {text!r}")
+        if value < minimum:
+            self.fail(node, f"{where}: must be >= {minimum}, got {value}")
+        return value
+
+    def duration(self, node: yaml.Node, where: str) -> float:
+        text = self.scalar(node, where)
+        match = _DURATION.match(text)
+        if match is None:
+            return float(self.fail(node, f"{where}: expected a duration like 5s or 250ms"))
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        if seconds <= 0:
+            self.fail(node, f"{where}: must be > 0")
+        return seconds
+
+    def service(
+        self, node: yaml.Node, where: str, base: ServicePolicy, *, named: bool
+    ) -> ServicePolicy:
+        keys = _SERVICE_KEYS if named else _SERVICE_KEYS - {"name"}
+        values = self.mapping(node, where, keys)
+        policy = base
+        if named:
+            if "name" not in values:
+                self.fail(node, f"{where}: missing 'name'")
+            name = self.string(values["name"], f"{where}.name").removesuffix("-service")
+            policy = replace(policy, name=name)
+            where = f"virtual_services {name!r}"
+        if "protocol" in values:
+            protocol = self.string(values["protocol"], f"{where}.protocol")
+            if protocol != "grpc":
+                self.fail(values["protocol"], f"{where}.protocol: only grpc is supported")
+        if "timeout" in values:
+            policy = replace(policy, timeout=self.duration(values["timeout"], f"{where}.timeout"))
+        if "retry_policy" in values:
+            policy = replace(policy, retry=self.retry(values["retry_policy"], where, base.retry))
+        if "retry_budget" in values:
+            budget = self.mapping(
+                values["retry_budget"], f"{where}.retry_budget", {"ratio", "reserve"}
+            )
+            ratio = policy.budget.ratio
+            if "ratio" in budget:
+                ratio = self.number(budget["ratio"], f"{where}.retry_budget.ratio", minimum=0)
+            reserve = policy.budget.reserve
+            if "reserve" in budget:
+                reserve = self.number(budget["reserve"], f"{where}.retry_budget.reserve", minimum=0)
+            policy = replace(policy, budget=RetryBudget(ratio=ratio, reserve=reserve))
+        if "circuit_breaker" in values:
+            cb = self.mapping(
+                values["circuit_breaker"], f"{where}.circuit_breaker", {"threshold", "timeout"}
+            )
+            breaker = policy.breaker
+            if "threshold" in cb:
+                threshold = self.number(
+                    cb["threshold"], f"{where}.circuit_breaker.threshold", minimum=1, integer=True
+                )
+                breaker = replace(breaker, threshold=threshold)
+            if "timeout" in cb:
+                breaker = replace(
+                    breaker,
+                    timeout=self.duration(cb["timeout"], f"{where}.circuit_breaker.timeout"),
+                )
+            policy = replace(policy, breaker=breaker)
+        if "outlier_detection" in values:
+            policy = replace(
+                policy, outlier=self.outlier(values["outlier_detection"], where, policy.outlier)
+            )
+        for key in ("idempotent_methods", "idempotent_with_key"):
+            if key in values:
+                policy = replace(
+                    policy, **_changes(key, self.strings(values[key], f"{where}.{key}"))
+                )
+        if "allowed_callers" in values:
+            table = values["allowed_callers"]
+            if not isinstance(table, yaml.MappingNode):
+                self.fail(
+                    table, f"{where}.allowed_callers: expected a mapping of method to callers"
+                )
+            callers = {
+                self.string(k, f"{where}.allowed_callers"): self.strings(
+                    v, f"{where}.allowed_callers"
+                )
+                for k, v in table.value
+            }
+            policy = replace(policy, allowed_callers=callers)
+        return policy
+
+    def retry(self, node: yaml.Node, where: str, base: RetryPolicy) -> RetryPolicy:
+        where = f"{where}.retry_policy"
+        keys = {
+            "max_retries",
+            "retry_on",
+            "retry_timeout",
+            "initial_delay",
+            "max_delay",
+            "multiplier",
+            "jitter",
+        }
+        values = self.mapping(node, where, keys)
+        policy = base
+        if "max_retries" in values:
+            policy = replace(
+                policy,
+                max_retries=self.number(
+                    values["max_retries"], f"{where}.max_retries", minimum=0, integer=True
+                ),
+            )
+        if "retry_on" in values:
+            codes: set[str] = {"UNAVAILABLE"}
+            if not isinstance(values["retry_on"], yaml.SequenceNode):
+                self.fail(values["retry_on"], f"{where}.retry_on: expected a list")
+            for item in values["retry_on"].value:
+                name = self.string(item, f"{where}.retry_on")
+                if name not in RETRY_ON:
+                    self.fail(
+                        item,
+                        f"{where}.retry_on: unknown condition {name!r} "
+                        f"(expected one of {', '.join(RETRY_ON)})",
+                    )
+                codes |= RETRY_ON[name]
+            policy = replace(policy, retry_on=frozenset(codes))
+        for key in ("retry_timeout", "initial_delay", "max_delay"):
+            if key in values:
+                policy = replace(
+                    policy, **_changes(key, self.duration(values[key], f"{where}.{key}"))
+                )
+        if "multiplier" in values:
+            policy = replace(
+                policy,
+                multiplier=self.number(values["multiplier"], f"{where}.multiplier", minimum=1),
+            )
+        if "jitter" in values:
+            jitter = self.number(values["jitter"], f"{where}.jitter", minimum=0)
+            if jitter >= 1:
+                self.fail(values["jitter"], f"{where}.jitter: must be < 1")
+            policy = replace(policy, jitter=jitter)
+        if policy.max_delay < policy.initial_delay:
+            self.fail(node, f"{where}: max_delay is smaller than initial_delay")
+        return policy
+
+    def outlier(self, node: yaml.Node, where: str, base: OutlierPolicy) -> OutlierPolicy:
+        where = f"{where}.outlier_detection"
+        values = self.mapping(
+            node, where, {"consecutive_failures", "ejection_time", "probe_timeout"}
+        )
+        policy = base
+        if "consecutive_failures" in values:
+            policy = replace(
+                policy,
+                consecutive_failures=self.number(
+                    values["consecutive_failures"],
+                    f"{where}.consecutive_failures",
+                    minimum=1,
+                    integer=True,
+                ),
+            )
+        for key in ("ejection_time", "probe_timeout"):
+            if key in values:
+                policy = replace(
+                    policy, **_changes(key, self.duration(values[key], f"{where}.{key}"))
+                )
+        return policy
+
+
+def _changes(key: str, value: Any) -> dict[str, Any]:
+    return {key: value}

@@ -1,0 +1,71 @@
+"""Retry decisions: which failures, how long to wait, and how many in total.
+
+Backoff follows the seed's WithRetry (section 9.2): the delay starts at
+``initial_delay``, grows by ``multiplier`` up to ``max_delay``, and is spread
+by jitter so that callers that failed together do not retry together.
+
+``RetryBudgetBucket`` keeps retries to a fixed share of requests: each request
+earns ``ratio`` of a token, each retry spends one. During an outage the
+retries stop once the reserve is gone, so the service that is down sees at
+most (1 + ratio) times its normal traffic, not (1 + max_retries) times.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+from ec_recommend.platform import errors
+from ec_recommend.platform.rpc.mesh import RetryBudget, RetryPolicy
+
+# Failures that say nothing about the service's health: the caller's own
+# mistake or a business rule. They never trip a breaker or eject an endpoint.
+_CALLER_ERRORS = frozenset(
+    {
+        "INVALID_ARGUMENT",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+        "RESOURCE_EXHAUSTED",
+        "PAYMENT_DECLINED",
+    }
+)
+
+
+def counts_as_failure(error: errors.ServiceError) -> bool:
+    """Whether ``error`` means the service (not the request) is in trouble."""
+    return error.code not in _CALLER_ERRORS
+
+
+def delays(policy: RetryPolicy, rng: Callable[[], float] = random.random) -> Iterator[float]:
+    """The wait before each retry: exponential, capped, with jitter."""
+    delay = policy.initial_delay
+    while True:
+        spread = 1.0 + policy.jitter * (2.0 * rng() - 1.0)
+        yield min(delay * spread, policy.max_delay)
+        delay = min(delay * policy.multiplier, policy.max_delay)
+
+
+class RetryBudgetBucket:
+    """A token bucket shared by every call to one service."""
+
+    def __init__(self, budget: RetryBudget) -> None:
+        self.ratio = budget.ratio
+        self.capacity = budget.reserve + 1.0
+        self._tokens = budget.reserve
+
+    @property
+    def tokens(self) -> float:
+        return self._tokens
+
+    def on_request(self) -> None:
+        self._tokens = min(self.capacity, self._tokens + self.ratio)
+
+    def try_spend(self) -> bool:
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True

@@ -1,0 +1,1 @@
+"""mTLS between services: certificates, SSL contexts, caller identity, allow-list."""

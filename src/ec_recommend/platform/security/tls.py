@@ -1,0 +1,130 @@
+"""SSL contexts for mTLS between services (seed 7.1) and peer identities.
+
+Servers in STRICT mode require a client certificate signed by the configured
+CA; in PERMISSIVE mode they ask for one but also admit callers without it
+(who then have no service identity). Clients present the certificate of the
+service they act for and verify that the server is the service they dial
+(``ssl_target_name_override`` = service name, checked against SAN DNS).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ec_recommend.config import SERVICE_NAMES, ConfigError, TlsConfig
+from ec_recommend.platform.security.certs import SPIFFE_PREFIX, init_certificates
+
+GATEWAY = "gateway"
+
+
+def _files(tls: TlsConfig, name: str | None) -> tuple[Path, Path]:
+    if tls.cert_dir is not None and name:
+        cert, key = tls.cert_dir / f"{name}.crt", tls.cert_dir / f"{name}.key"
+        if cert.exists() or tls.cert is None:
+            return cert, key
+    if tls.cert is None or tls.key is None:
+        raise ConfigError(f"tls: no certificate for {name!r} (looked in {tls.cert_dir})")
+    return tls.cert, tls.key
+
+
+def _load_chain(context: ssl.SSLContext, cert: Path, key: Path) -> None:
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"tls: cannot load {cert} / {key}: {exc}") from exc
+
+
+def _trust(context: ssl.SSLContext, tls: TlsConfig) -> None:
+    try:
+        context.load_verify_locations(cafile=tls.ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"tls.certificates.ca: cannot load {tls.ca}: {exc}") from exc
+
+
+def server_context(tls: TlsConfig, service: str) -> ssl.SSLContext | None:
+    """The server side of ``service``; None when TLS is disabled."""
+    if not tls.enabled:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["h2"])
+    _trust(context, tls)
+    _load_chain(context, *_files(tls, service))
+    context.verify_mode = ssl.CERT_REQUIRED if tls.mode == "STRICT" else ssl.CERT_OPTIONAL
+    return context
+
+
+class ClientTls:
+    """Client contexts per identity, built once each."""
+
+    def __init__(self, tls: TlsConfig, identity: str = GATEWAY) -> None:
+        if not tls.enabled:
+            raise ValueError("ClientTls needs tls.mode STRICT or PERMISSIVE")
+        self.config = tls
+        self.identity = identity
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._identities: dict[str, str] = {}
+
+    def identity_for(self, actor: str | None) -> str:
+        """Whose certificate a call made while acting as ``actor`` presents."""
+        if not actor:
+            return self.identity
+        found = self._identities.get(actor)
+        if found is None:
+            cert_dir = self.config.cert_dir
+            has_own = cert_dir is not None and (cert_dir / f"{actor}.crt").exists()
+            found = self._identities[actor] = actor if has_own else self.identity
+        return found
+
+    def context(self, identity: str | None) -> ssl.SSLContext:
+        name = identity or self.identity
+        context = self._contexts.get(name)
+        if context is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.set_alpn_protocols(["h2"])
+            _trust(context, self.config)
+            _load_chain(context, *_files(self.config, name))
+            self._contexts[name] = context
+        return context
+
+
+def peer_service(cert: Mapping[str, Any] | None) -> str | None:
+    """The service named by a verified peer certificate (SPIFFE URI, else CN)."""
+    if not cert:
+        return None
+    for kind, value in cert.get("subjectAltName", ()):
+        if kind == "URI" and str(value).startswith(SPIFFE_PREFIX):
+            return str(value).removeprefix(SPIFFE_PREFIX)
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+def certificate_names() -> list[str]:
+    """Everyone who needs a certificate: the gateway, services and consumers."""
+    from ec_recommend.runtime import registry  # the registry imports the client
+
+    consumers: Iterable[str] = getattr(registry, "CONSUMERS", {})
+    return [GATEWAY, *SERVICE_NAMES, *registry.SERVICES, *consumers]
+
+
+def dev_tls_config(cert_dir: Path, mode: str = "STRICT") -> TlsConfig:
+    """A TLS config over development certificates, created on first use.
+
+    One call for ``ec-recommend up --mtls``:
+    ``config = replace(config, tls=dev_tls_config(data_dir / "certs"))``.
+    """
+    init_certificates(cert_dir, certificate_names())
+    return TlsConfig(
+        mode=mode,
+        ca=cert_dir / "ca.crt",
+        cert=cert_dir / f"{GATEWAY}.crt",
+        key=cert_dir / f"{GATEWAY}.key",
+        cert_dir=cert_dir,
+    )
