@@ -209,6 +209,27 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class GatewayConfig:
+    """The REST gateway: where it listens, body limit, rate limits, proxies.
+
+    ``rate_limit_backend`` is ``memory`` (one process) or ``redis`` (shared by
+    every gateway using ``redis_url``). ``trusted_proxies`` are addresses or
+    CIDRs whose ``X-Forwarded-For`` is believed.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 256 * 1024
+    rate_limit_backend: str = "memory"
+    redis_url: str | None = None
+    rate_limit_anonymous: int = 100
+    rate_limit_authenticated: int = 1000
+    rate_limit_seller: int = 5000
+    rate_limit_window: float = 60.0
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str = "local"  # local | production
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -225,6 +246,7 @@ class Config:
     projection_sync_interval: float = 5.0
     tls: TlsConfig = field(default_factory=TlsConfig)
     mesh_file: Path | None = None  # None: the packaged settings/mesh.yaml
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
 
     @classmethod
     def from_env(
@@ -349,6 +371,7 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         events=_events_config(dict(values.get("events") or {}), env, profile),
         notification=_notification_config(dict(values.get("notification") or {}), env, profile),
         cache=_cache_config(dict(values.get("cache") or {}), env),
+        gateway=_gateway_config(dict(values.get("gateway") or {}), env),
         projection_sync_interval=float(
             _positive_int(
                 pick(values, "projection_sync_interval", "EC_PROJECTION_SYNC_INTERVAL", 5),
@@ -542,3 +565,54 @@ def _tls_config(section: Mapping[str, Any], env: Mapping[str, str], profile: str
                 f"tls.certificates: cert and key (or dir) are required when tls.mode is {mode}"
             )
     return tls
+
+
+def _gateway_config(section: Mapping[str, Any], env: Mapping[str, str]) -> GatewayConfig:
+    """``gateway:`` file section and ``EC_GATEWAY_*``/``EC_RATE_LIMIT_*`` variables."""
+
+    def pick(key: str, env_key: str, default: Any) -> Any:
+        return env.get(env_key, section.get(key, default))
+
+    backend = str(pick("rate_limit_backend", "EC_RATE_LIMIT_BACKEND", "memory"))
+    if backend not in ("memory", "redis"):
+        raise ConfigError(f"gateway.rate_limit_backend: expected memory or redis, got {backend!r}")
+    redis_url = pick("redis_url", "EC_REDIS_URL", None) or None
+    if backend == "redis" and not redis_url:
+        raise ConfigError("gateway.redis_url: required with the redis rate-limit backend")
+    proxies = pick("trusted_proxies", "EC_TRUSTED_PROXIES", ())
+    if isinstance(proxies, str):
+        proxies = [p for p in proxies.split(",") if p.strip()]
+    import ipaddress
+
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(str(proxy).strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"gateway.trusted_proxies: not an address or CIDR: {proxy!r}"
+            ) from None
+    return GatewayConfig(
+        host=str(pick("host", "EC_GATEWAY_HOST", "127.0.0.1")),
+        port=_positive_int(pick("port", "EC_GATEWAY_PORT", 8080), "gateway.port", allow_zero=True),
+        max_body_bytes=_positive_int(
+            pick("max_body_bytes", "EC_GATEWAY_MAX_BODY_BYTES", 256 * 1024),
+            "gateway.max_body_bytes",
+        ),
+        rate_limit_backend=backend,
+        redis_url=redis_url,
+        rate_limit_anonymous=_positive_int(
+            pick("rate_limit_anonymous", "EC_RATE_LIMIT_ANONYMOUS", 100),
+            "gateway.rate_limit_anonymous",
+        ),
+        rate_limit_authenticated=_positive_int(
+            pick("rate_limit_authenticated", "EC_RATE_LIMIT_AUTHENTICATED", 1000),
+            "gateway.rate_limit_authenticated",
+        ),
+        rate_limit_seller=_positive_int(
+            pick("rate_limit_seller", "EC_RATE_LIMIT_SELLER", 5000), "gateway.rate_limit_seller"
+        ),
+        rate_limit_window=_positive_float(
+            pick("rate_limit_window", "EC_RATE_LIMIT_WINDOW", 60.0), "gateway.rate_limit_window"
+        ),
+        trusted_proxies=tuple(str(p).strip() for p in proxies),
+    )
