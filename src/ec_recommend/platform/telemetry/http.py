@@ -1,0 +1,108 @@
+"""HTTP telemetry: an aiohttp middleware for the gateway and the ``/metrics`` handler.
+
+The middleware opens a SERVER span per request (continuing a client's W3C
+``traceparent``), counts ``http_request_total`` and observes the latency
+histogram, and tracks requests in flight. The ``endpoint`` label is the
+route template (``/api/v1/products/{id}``), never the raw path; requests no
+route matched share the label ``unmatched``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
+from ec_recommend.platform.telemetry.tracing import (
+    current_component,
+    extract,
+    record_failure,
+    tracer,
+)
+
+# A handler that routes by its own table may name the template it matched.
+ROUTE_TEMPLATE: Final = web.RequestKey("ec_route_template", str)
+
+UNMATCHED: Final = "unmatched"
+KNOWN_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+CLIENT_CLOSED: Final = 499  # nginx's code for a client that went away; only ever a label
+
+
+def route_template(request: web.Request) -> str:
+    """The bounded name of what ``request`` asked for."""
+    named = request.get(ROUTE_TEMPLATE)
+    if isinstance(named, str) and named:
+        return named
+    resource = request.match_info.route.resource
+    return str(resource.canonical) if resource is not None else UNMATCHED
+
+
+def http_middleware(service: str = "gateway", metrics: Metrics | None = None) -> Middleware:
+    """Spans and metrics for every request; install it as the outermost middleware."""
+    recorder = metrics or process_metrics()
+
+    @web.middleware
+    async def telemetry(request: web.Request, handler: Handler) -> web.StreamResponse:
+        method = request.method if request.method in KNOWN_METHODS else "_OTHER"
+        started = time.perf_counter()
+        status = 500
+        recorder.http_started(service)
+        component = current_component.set(service)
+        try:
+            with tracer.start_as_current_span(
+                method,
+                context=extract(request.headers),
+                kind=SpanKind.SERVER,
+                attributes={
+                    "http.request.method": method,
+                    "url.path": request.path,
+                    "url.scheme": request.scheme,
+                    "user_agent.original": request.headers.get("User-Agent", ""),
+                    "client.address": request.remote or "",
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                try:
+                    response = await handler(request)
+                    status = response.status
+                    return response
+                except web.HTTPException as exc:
+                    status = exc.status
+                    raise
+                except asyncio.CancelledError:
+                    status = CLIENT_CLOSED
+                    raise
+                except Exception as exc:
+                    record_failure(span, exc)
+                    raise
+                finally:
+                    endpoint = route_template(request)
+                    span.update_name(f"{method} {endpoint}")
+                    span.set_attribute("http.route", endpoint)
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+        finally:
+            current_component.reset(component)
+            recorder.http_finished(service)
+            recorder.observe_http(
+                service, route_template(request), method, status, time.perf_counter() - started
+            )
+
+    return telemetry
+
+
+def metrics_handler(metrics: Metrics | None = None) -> Handler:
+    """A handler answering with the process's metrics in the Prometheus text format."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body, content_type = (metrics or process_metrics()).render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    return handle

@@ -1,0 +1,207 @@
+"""The process's Prometheus metrics; the only module that touches aioprometheus.
+
+One ``Metrics`` per process (``process_metrics()``), shared by every service,
+consumer and the gateway it hosts; the ``service``/``queue`` labels tell them
+apart. Callers record through the typed methods below, never through the
+collectors, so label names stay consistent and values stay bounded: label
+values are service names, route templates, status names, queue names and
+tiers, never ids or raw paths.
+
+Gauges that describe state elsewhere (DB pools) are refreshed by collectors
+registered with ``on_scrape``, which run just before each rendering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from aioprometheus.collectors import Counter, Gauge, Histogram, Registry
+from aioprometheus.renderer import render
+
+LATENCY_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    float("inf"),
+)
+
+BREAKER_STATES: Final = ("closed", "open", "half_open")
+
+Collector = Callable[["Metrics"], None]
+
+
+class Metrics:
+    """Every metric a process exposes, on its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+        r = self.registry
+        self._collectors: list[Collector] = []
+        # The seed's four (section 8.2).
+        self.grpc_request_duration = Histogram(
+            "grpc_request_duration_seconds",
+            "Server-side duration of gRPC calls.",
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.http_request_total = Counter(
+            "http_request_total", "HTTP requests answered by the gateway.", registry=r
+        )
+        self.queue_message_processed = Counter(
+            "queue_message_processed_total", "Queue messages handled, by outcome.", registry=r
+        )
+        self.circuit_breaker_state = Gauge(
+            "circuit_breaker_state",
+            "1 for the state each client-side circuit breaker is in, 0 for the others.",
+            registry=r,
+        )
+        # What operators need besides.
+        self.grpc_client_duration = Histogram(
+            "grpc_client_request_duration_seconds",
+            "Client-side duration of gRPC calls, retries included.",
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.http_request_duration = Histogram(
+            "http_request_duration_seconds",
+            "Gateway HTTP request latency.",
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.http_in_flight = Gauge(
+            "http_requests_in_flight", "HTTP requests being handled.", registry=r
+        )
+        self.rate_limited = Counter(
+            "rate_limit_rejected_total", "Requests rejected by the rate limiter.", registry=r
+        )
+        self.grpc_retries = Counter(
+            "grpc_client_retries_total", "gRPC call attempts that were retries.", registry=r
+        )
+        self.retry_budget_exhausted = Counter(
+            "grpc_client_retry_budget_exhausted_total",
+            "Retries skipped because the retry budget was spent.",
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "outbox_backlog_events", "Recorded events not yet published.", registry=r
+        )
+        self.outbox_oldest_age = Gauge(
+            "outbox_oldest_unsent_age_seconds",
+            "Age of the oldest event not yet published (0 when none).",
+            registry=r,
+        )
+        self.dlq_depth = Gauge(
+            "queue_dlq_messages", "Messages waiting in a dead-letter queue.", registry=r
+        )
+        self.consumer_lag = Gauge(
+            "queue_consumer_lag_seconds",
+            "Age of the last message a consumer received, at receipt.",
+            registry=r,
+        )
+        self.db_pool_in_use = Gauge(
+            "db_pool_connections_in_use", "Database connections checked out.", registry=r
+        )
+        self.db_pool_size = Gauge(
+            "db_pool_connections", "Database connections the pool holds open.", registry=r
+        )
+
+    # --- recording -------------------------------------------------------
+
+    def observe_grpc(self, service: str, method: str, status: str, seconds: float) -> None:
+        self.grpc_request_duration.observe(
+            {"service": service, "method": method, "status": status}, seconds
+        )
+
+    def observe_grpc_client(self, service: str, method: str, status: str, seconds: float) -> None:
+        self.grpc_client_duration.observe(
+            {"service": service, "method": method, "status": status}, seconds
+        )
+
+    def observe_http(
+        self, service: str, endpoint: str, method: str, status: int, seconds: float
+    ) -> None:
+        labels = {"service": service, "endpoint": endpoint, "method": method}
+        self.http_request_total.inc({**labels, "status": str(status)})
+        self.http_request_duration.observe(labels, seconds)
+
+    def http_started(self, service: str) -> None:
+        self.http_in_flight.inc({"service": service})
+
+    def http_finished(self, service: str) -> None:
+        self.http_in_flight.dec({"service": service})
+
+    def rate_limit_rejected(self, tier: str) -> None:
+        self.rate_limited.inc({"tier": tier})
+
+    def message_processed(self, queue: str, status: str) -> None:
+        self.queue_message_processed.inc({"queue": queue, "status": status})
+
+    def breaker_state(self, service: str, state: str) -> None:
+        """Mark ``state`` as the one the breaker of ``service`` is in."""
+        if state not in BREAKER_STATES:
+            raise ValueError(f"unknown circuit breaker state {state!r}")
+        for candidate in BREAKER_STATES:
+            value = 1 if candidate == state else 0
+            self.circuit_breaker_state.set({"service": service, "state": candidate}, value)
+
+    def retried(self, service: str, method: str) -> None:
+        self.grpc_retries.inc({"service": service, "method": method})
+
+    def retry_budget_spent(self, service: str) -> None:
+        self.retry_budget_exhausted.inc({"service": service})
+
+    def outbox_state(self, service: str, backlog: int, oldest_age: float) -> None:
+        self.outbox_backlog.set({"service": service}, backlog)
+        self.outbox_oldest_age.set({"service": service}, max(oldest_age, 0.0))
+
+    def dlq_messages(self, queue: str, count: int) -> None:
+        self.dlq_depth.set({"queue": queue}, count)
+
+    def lag(self, queue: str, seconds: float) -> None:
+        self.consumer_lag.set({"queue": queue}, max(seconds, 0.0))
+
+    def db_pool(self, service: str, in_use: int, size: int) -> None:
+        self.db_pool_in_use.set({"service": service}, in_use)
+        self.db_pool_size.set({"service": service}, size)
+
+    # --- exposition ------------------------------------------------------
+
+    def on_scrape(self, collector: Collector) -> Callable[[], None]:
+        """Run ``collector`` before every rendering; returns its remover."""
+        self._collectors.append(collector)
+
+        def remove() -> None:
+            if collector in self._collectors:
+                self._collectors.remove(collector)
+
+        return remove
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition format and its content type."""
+        for collector in list(self._collectors):
+            collector(self)
+        # Always text: every Prometheus scraper accepts it.
+        body, headers = render(self.registry, [])
+        return body, str(headers["Content-Type"])
+
+
+_process_metrics: Metrics | None = None
+
+
+def process_metrics() -> Metrics:
+    """The metrics of this process (created on first use)."""
+    global _process_metrics
+    if _process_metrics is None:
+        _process_metrics = Metrics()
+    return _process_metrics

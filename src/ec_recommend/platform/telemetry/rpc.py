@@ -1,0 +1,183 @@
+"""gRPC telemetry: a server middleware and a client call span.
+
+The server side continues the caller's trace from the ``traceparent``
+metadata, names the span after the full method (``ecommerce.product.
+ProductService/GetProduct``) with the RPC semantic-convention attributes and
+the seed's ``user.id``/``product.id``, and observes
+``grpc_request_duration_seconds``. The client side wraps one call in a CLIENT
+span and writes its context into the outgoing metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from opentelemetry.trace import Span, SpanKind
+
+from ec_recommend.platform import errors
+from ec_recommend.platform.rpc.context import current_call
+from ec_recommend.platform.rpc.status import STATUS_BY_CODE
+from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
+from ec_recommend.platform.telemetry.tracing import (
+    current_component,
+    extract,
+    inject,
+    record_failure,
+    tracer,
+)
+
+if TYPE_CHECKING:
+    from ec_recommend.platform.rpc.server import Handler, ServerCall, ServerMiddleware
+
+# Request fields that identify what a call is about, and their span attribute.
+REQUEST_ATTRIBUTES: Final[Mapping[str, str]] = {
+    "product_id": "product.id",
+    "order_id": "order.id",
+    "seller_id": "seller.id",
+    "reservation_id": "reservation.id",
+    "user_id": "user.id",
+}
+
+# Statuses that are the server's fault (semantic conventions for gRPC spans);
+# the others are the caller's and leave a server span unset.
+SERVER_FAULTS: Final = frozenset(
+    {
+        Status.UNKNOWN,
+        Status.DEADLINE_EXCEEDED,
+        Status.UNIMPLEMENTED,
+        Status.INTERNAL,
+        Status.UNAVAILABLE,
+        Status.DATA_LOSS,
+    }
+)
+
+
+def split_method(path: str) -> tuple[str, str]:
+    """``/pkg.Service/Method`` → (``pkg.Service``, ``Method``)."""
+    service, _, method = path.lstrip("/").rpartition("/")
+    return service, method
+
+
+def status_of(exc: BaseException) -> Status:
+    """The gRPC status a call ends with when ``exc`` escapes it."""
+    if isinstance(exc, errors.ServiceError):
+        return STATUS_BY_CODE.get(exc.code, Status.UNKNOWN)
+    if isinstance(exc, GRPCError):
+        return exc.status
+    if isinstance(exc, asyncio.CancelledError):
+        return Status.CANCELLED
+    return Status.INTERNAL
+
+
+def annotate_request(span: Span, message: Any) -> None:
+    """Copy the identifying fields of a request message onto ``span``."""
+    for field, attribute in REQUEST_ATTRIBUTES.items():
+        value = getattr(message, field, None)
+        if isinstance(value, str) and value:
+            span.set_attribute(attribute, value)
+
+
+def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMiddleware:
+    """A SERVER span and a duration observation per call to ``service``."""
+    recorder = metrics or process_metrics()
+
+    async def middleware(call: ServerCall, call_next: Handler) -> None:
+        rpc_service, rpc_method = split_method(call.method)
+        parent = extract(call.stream.metadata or {})
+        attributes: dict[str, str | int] = {
+            "rpc.system": "grpc",
+            "rpc.service": rpc_service,
+            "rpc.method": rpc_method,
+            "ec.service": service,
+        }
+        identity = current_call().identity
+        if identity is not None:
+            attributes["user.id"] = identity.user_id
+        started = time.perf_counter()
+        status = Status.OK
+        component = current_component.set(service)
+        try:
+            with tracer.start_as_current_span(
+                call.method.lstrip("/"),
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                if span.is_recording():
+                    _capture_request(call, span)
+                try:
+                    await call_next()
+                except BaseException as exc:
+                    status = status_of(exc)
+                    record_failure(span, exc, is_error=status in SERVER_FAULTS)
+                    raise
+                finally:
+                    span.set_attribute("rpc.grpc.status_code", status.value)
+        finally:
+            current_component.reset(component)
+            recorder.observe_grpc(service, rpc_method, status.name, time.perf_counter() - started)
+
+    return middleware
+
+
+def _capture_request(call: ServerCall, span: Span) -> None:
+    # The handler reads the request itself; wrap the stream to see it go by.
+    receive = call.stream.recv_message
+
+    async def recv_message() -> Any:
+        message = await receive()
+        if message is not None:
+            annotate_request(span, message)
+        return message
+
+    setattr(call.stream, "recv_message", recv_message)  # noqa: B010 - an instance override
+
+
+@contextmanager
+def client_span(
+    service: str,
+    route: str,
+    metadata: list[tuple[str, str]],
+    metrics: Metrics | None = None,
+) -> Iterator[Span]:
+    """A CLIENT span around one call to ``service``; its context goes into ``metadata``."""
+    recorder = metrics or process_metrics()
+    rpc_service, rpc_method = split_method(route)
+    started = time.perf_counter()
+    status = Status.OK
+    try:
+        with tracer.start_as_current_span(
+            route.lstrip("/"),
+            kind=SpanKind.CLIENT,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": rpc_service,
+                "rpc.method": rpc_method,
+                "peer.service": service,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            carrier: dict[str, str] = {}
+            inject(carrier)
+            metadata.extend(carrier.items())
+            try:
+                yield span
+            except BaseException as exc:
+                status = status_of(exc)
+                record_failure(span, exc, is_error=True)
+                raise
+            finally:
+                span.set_attribute("rpc.grpc.status_code", status.value)
+    finally:
+        recorder.observe_grpc_client(
+            service, rpc_method, status.name, time.perf_counter() - started
+        )

@@ -1,0 +1,66 @@
+"""Tracing on the OpenTelemetry API: the tracer, context propagation, ids.
+
+Library code depends on ``opentelemetry-api`` only. Until a process entry
+point installs an SDK provider (``telemetry.export``), spans are no-ops that
+still pass an incoming trace context along, so nothing here needs the SDK.
+Trace context travels as W3C ``traceparent``/``tracestate`` in gRPC metadata,
+HTTP headers, event metadata and SNS/SQS message attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, Status, StatusCode
+
+TRACER_NAME = "ec_recommend"
+
+# A ProxyTracer: it resolves to whichever provider the entry point installs.
+tracer = trace.get_tracer(TRACER_NAME)
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+# The service (or consumer) whose code is running: log lines and spans say
+# which one when a process hosts several.
+current_component: ContextVar[str] = ContextVar("ec_component", default="")
+
+
+def inject(carrier: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Write the current trace context into ``carrier`` (no-op without a span)."""
+    propagate.inject(carrier)
+    return carrier
+
+
+def trace_headers() -> dict[str, str]:
+    """The current trace context as ``traceparent``/``tracestate`` entries."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {key: value for key, value in carrier.items() if key in TRACE_HEADERS}
+
+
+def extract(carrier: Mapping[str, str | bytes]) -> Context:
+    """The trace context a caller sent (an empty context when none or malformed)."""
+    text = {
+        key.lower(): value
+        for key, value in carrier.items()
+        if isinstance(value, str) and key.lower() in TRACE_HEADERS
+    }
+    return propagate.extract(text)
+
+
+def current_ids() -> tuple[str, str] | None:
+    """Hex trace id and span id of the current span, if there is one."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def record_failure(span: Span, exc: BaseException, *, is_error: bool = True) -> None:
+    """Attach ``exc`` to ``span``; mark the span failed when it is the span's fault."""
+    span.record_exception(exc)
+    if is_error:
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))

@@ -1,0 +1,3 @@
+from tests.telemetry_support import spans
+
+__all__ = ["spans"]
