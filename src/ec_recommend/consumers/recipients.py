@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ec_recommend._gen.ecommerce import user as pb_user
-from ec_recommend.platform.errors import NotFound
+from ec_recommend.platform.errors import InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Recipients:
         ):
             try:
                 user = await self._users.get_user(request)
-            except NotFound:
+            except (NotFound, InvalidArgument):  # not an id of that kind
                 continue
             return user.email if user.active and user.email else None
         log.warning("no user for seller %s: email not sent", seller_id)

@@ -1,0 +1,110 @@
+"""Notification subscriber: real SES (moto's server), real user service, both engines."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from ec_recommend._gen.ecommerce import events as pb_events
+from ec_recommend._gen.ecommerce import user as pb_user
+from ec_recommend.config import Config
+from ec_recommend.consumers import notification
+from ec_recommend.consumers.email import EmailNotSent, open_email_sender
+from ec_recommend.consumers.recipients import Recipients
+from ec_recommend.platform.storage import open_database
+from ec_recommend.runtime.local_aws import LocalAws
+from tests.conftest import ServicesFactory
+from tests.integration.consumers.conftest import apply, event, order, sent_emails
+
+pytestmark = pytest.mark.asyncio
+
+
+def _address(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def test_each_email_is_sent_once(
+    config: Config, services: ServicesFactory, local_aws: LocalAws
+) -> None:
+    customer_email = _address("customer")
+    async with (
+        services("user") as hosted,
+        open_database(config.storage, "notification", notification.MIGRATIONS) as db,
+        open_email_sender(
+            sender=_address("shop"),
+            region=local_aws.region,
+            endpoint_url=local_aws.endpoint_url,
+            verify_sender=True,
+        ) as sender,
+    ):
+        users = hosted.clients.stub(pb_user.UserServiceStub, "user")
+        user = await users.create_user(
+            pb_user.CreateUserRequest(cognito_user_id=str(uuid.uuid4()), email=customer_email)
+        )
+        handlers = notification.Notifier(sender, Recipients(users)).handlers()
+        placed = order([(str(uuid.uuid4()), "s", 2, 1500)], user_id=user.id, paid=True)
+        welcome = event(
+            "user.created",
+            pb_events.UserCreated(user_id=user.id, email=customer_email, display_name="花子"),
+        )
+        paid = event("order.paid", pb_events.OrderPaid(order=placed, payment_id="p"))
+        shipped = event("order.shipped", pb_events.OrderShipped(order=placed))
+        for evt in (welcome, paid, paid, shipped, shipped):
+            await apply(db, handlers[evt.type], evt)
+
+        mails = await sent_emails(local_aws.endpoint_url, customer_email)
+        subjects = sorted(m["subject"] for m in mails)
+        assert len(subjects) == 3, subjects
+        confirmation = next(m for m in mails if "Order confirmed" in m["subject"])
+        assert placed.order_number in confirmation["body"]
+        assert "¥3,000" in confirmation["body"]
+        assert any("花子" in m["body"] for m in mails)
+
+
+async def test_failed_send_raises_and_records_nothing(
+    config: Config, services: ServicesFactory, local_aws: LocalAws
+) -> None:
+    async with (
+        services("user") as hosted,
+        open_database(config.storage, "notification", notification.MIGRATIONS) as db,
+        # SES refuses mail from a sender that was never verified.
+        open_email_sender(
+            sender=_address("unverified"),
+            region=local_aws.region,
+            endpoint_url=local_aws.endpoint_url,
+        ) as sender,
+    ):
+        users = hosted.clients.stub(pb_user.UserServiceStub, "user")
+        handlers = notification.Notifier(sender, Recipients(users)).handlers()
+        to = _address("customer")
+        welcome = event("user.created", pb_events.UserCreated(user_id="u1", email=to))
+        with pytest.raises(EmailNotSent):
+            await apply(db, handlers["user.created"], welcome)
+        async with db.reading() as conn:
+            rows = (await conn.execute(sa.select(notification.sent_emails))).all()
+        assert rows == []
+        assert await sent_emails(local_aws.endpoint_url, to) == []
+
+
+async def test_order_email_of_an_unknown_user_is_skipped(
+    config: Config, services: ServicesFactory, local_aws: LocalAws
+) -> None:
+    async with (
+        services("user") as hosted,
+        open_database(config.storage, "notification", notification.MIGRATIONS) as db,
+        open_email_sender(
+            sender=_address("shop"),
+            region=local_aws.region,
+            endpoint_url=local_aws.endpoint_url,
+            verify_sender=True,
+        ) as sender,
+    ):
+        users = hosted.clients.stub(pb_user.UserServiceStub, "user")
+        handlers = notification.Notifier(sender, Recipients(users)).handlers()
+        placed = order([(str(uuid.uuid4()), "s", 1, 100)], paid=True)
+        paid = event("order.paid", pb_events.OrderPaid(order=placed))
+        await apply(db, handlers["order.paid"], paid)
+        async with db.reading() as conn:
+            assert (await conn.execute(sa.select(notification.sent_emails))).all() == []
