@@ -20,6 +20,7 @@ from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security.allowlist import service_identity_middleware
 from ec_recommend.platform.security.tls import server_context
+from ec_recommend.platform.telemetry.rpc import server_middleware
 from ec_recommend.runtime.registry import ServiceEnv, builder
 
 
@@ -51,6 +52,7 @@ async def host_services(
         for name in dict.fromkeys(names):
             handlers = await stores.enter_async_context(builder(name)(env))
             middlewares = [
+                server_middleware(name),
                 service_identity_middleware(name, clients.mesh.policy(name), config.tls),
             ]
             server = await serving.enter_async_context(

@@ -39,6 +39,8 @@ from ec_recommend.platform.rpc.retry import RetryBudgetBucket, counts_as_failure
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, from_grpc_error
 from ec_recommend.platform.security.identity import current_actor
 from ec_recommend.platform.security.tls import GATEWAY, ClientTls
+from ec_recommend.platform.telemetry.mesh import MeshMetrics
+from ec_recommend.platform.telemetry.rpc import client_span
 
 StubT = TypeVar("StubT", bound=ServiceStub)
 
@@ -120,9 +122,10 @@ class CallInvoker:
                     raise errors.DeadlineExceeded(f"no time left to call {self.service}")
                 try:
                     try_deadline = Deadline.from_timeout(min(remaining, retry.retry_timeout))
-                    return await self._attempt(
-                        route, request, response_type, outgoing, try_deadline
-                    )
+                    with client_span(self.service, route, outgoing) as traced:
+                        return await self._attempt(
+                            route, request, response_type, traced, try_deadline
+                        )
                 except _AttemptFailed as failed:
                     error = failed.error
                     code = error.code
@@ -263,6 +266,7 @@ class ClientFactory:
             mesh = replace(mesh, defaults=replace(mesh.defaults, timeout=timeout))
         self.mesh = mesh
         self.observers = Observers()
+        self.observers.observers.append(MeshMetrics())
         self._invokers: dict[str, CallInvoker] = {}
 
     @classmethod

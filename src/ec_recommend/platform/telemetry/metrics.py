@@ -109,6 +109,11 @@ class Metrics:
             "Age of the last message a consumer received, at receipt.",
             registry=r,
         )
+        self.endpoint_healthy = Gauge(
+            "grpc_client_endpoint_healthy",
+            "1 while a service endpoint is in the client's rotation, 0 while ejected.",
+            registry=r,
+        )
         self.db_pool_in_use = Gauge(
             "db_pool_connections_in_use", "Database connections checked out.", registry=r
         )
@@ -160,6 +165,10 @@ class Metrics:
 
     def retry_budget_spent(self, service: str) -> None:
         self.retry_budget_exhausted.inc({"service": service})
+
+    def endpoint_health(self, service: str, endpoint: str, healthy: bool) -> None:
+        """``endpoint`` is a configured host:port, so the label stays bounded."""
+        self.endpoint_healthy.set({"service": service, "endpoint": endpoint}, 1 if healthy else 0)
 
     def outbox_state(self, service: str, backlog: int, oldest_age: float) -> None:
         self.outbox_backlog.set({"service": service}, backlog)

@@ -4,15 +4,15 @@ The server side continues the caller's trace from the ``traceparent``
 metadata, names the span after the full method (``ecommerce.product.
 ProductService/GetProduct``) with the RPC semantic-convention attributes and
 the seed's ``user.id``/``product.id``, and observes
-``grpc_request_duration_seconds``. The client side wraps one call in a CLIENT
-span and writes its context into the outgoing metadata.
+``grpc_request_duration_seconds``. The client side wraps each attempt in a
+CLIENT span and sends its context in the attempt's metadata.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
@@ -66,6 +66,10 @@ def split_method(path: str) -> tuple[str, str]:
 
 def status_of(exc: BaseException) -> Status:
     """The gRPC status a call ends with when ``exc`` escapes it."""
+    # The client wraps a failed attempt's typed error in an ``error`` attribute.
+    wrapped = getattr(exc, "error", None)
+    if isinstance(wrapped, errors.ServiceError):
+        exc = wrapped
     if isinstance(exc, errors.ServiceError):
         return STATUS_BY_CODE.get(exc.code, Status.UNKNOWN)
     if isinstance(exc, GRPCError):
@@ -143,41 +147,33 @@ def _capture_request(call: ServerCall, span: Span) -> None:
 
 @contextmanager
 def client_span(
-    service: str,
-    route: str,
-    metadata: list[tuple[str, str]],
-    metrics: Metrics | None = None,
-) -> Iterator[Span]:
-    """A CLIENT span around one call to ``service``; its context goes into ``metadata``."""
-    recorder = metrics or process_metrics()
+    service: str, route: str, metadata: Sequence[tuple[str, Any]]
+) -> Iterator[list[tuple[str, Any]]]:
+    """A CLIENT span around one attempt to call ``service``.
+
+    Yields ``metadata`` plus the span's trace context, to send with the attempt.
+    """
     rpc_service, rpc_method = split_method(route)
-    started = time.perf_counter()
     status = Status.OK
-    try:
-        with tracer.start_as_current_span(
-            route.lstrip("/"),
-            kind=SpanKind.CLIENT,
-            attributes={
-                "rpc.system": "grpc",
-                "rpc.service": rpc_service,
-                "rpc.method": rpc_method,
-                "peer.service": service,
-            },
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            carrier: dict[str, str] = {}
-            inject(carrier)
-            metadata.extend(carrier.items())
-            try:
-                yield span
-            except BaseException as exc:
-                status = status_of(exc)
-                record_failure(span, exc, is_error=True)
-                raise
-            finally:
-                span.set_attribute("rpc.grpc.status_code", status.value)
-    finally:
-        recorder.observe_grpc_client(
-            service, rpc_method, status.name, time.perf_counter() - started
-        )
+    with tracer.start_as_current_span(
+        route.lstrip("/"),
+        kind=SpanKind.CLIENT,
+        attributes={
+            "rpc.system": "grpc",
+            "rpc.service": rpc_service,
+            "rpc.method": rpc_method,
+            "peer.service": service,
+        },
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        try:
+            yield [*metadata, *carrier.items()]
+        except BaseException as exc:
+            status = status_of(exc)
+            record_failure(span, exc, is_error=True)
+            raise
+        finally:
+            span.set_attribute("rpc.grpc.status_code", status.value)
