@@ -1,0 +1,195 @@
+"""The gateway's aiohttp application: the composition root of the edge.
+
+``create_app(setup)`` builds the app; its resources (service channels, the
+token verifier, the Cognito client, the rate-limit backend) are opened in
+``cleanup_ctx`` and closed with the app. Each endpoint is wrapped once: read
+and validate input, run the handler inside a call context carrying the
+caller, render the result as JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import betterproto2
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from ec_recommend.config import Config, GatewayConfig
+from ec_recommend.platform import errors
+from ec_recommend.platform.gateway.accounts import Accounts
+from ec_recommend.platform.gateway.client_address import ClientAddressResolver
+from ec_recommend.platform.gateway.handlers import ENDPOINTS
+from ec_recommend.platform.gateway.health import add_health_routes
+from ec_recommend.platform.gateway.identity import IdentityResolver, TokenVerifier
+from ec_recommend.platform.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID, Gateway
+from ec_recommend.platform.gateway.middleware import errors_middleware, policy_middleware
+from ec_recommend.platform.gateway.openapi import openapi_document
+from ec_recommend.platform.gateway.ratelimit import Tier, Tiers, open_rate_limiter
+from ec_recommend.platform.gateway.request import ApiRequest
+from ec_recommend.platform.gateway.routes import Endpoint, RouteTable, load_routes
+from ec_recommend.platform.rpc.client import ClientFactory
+from ec_recommend.platform.rpc.context import CallContext, call_scope
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+VerifierFactory = Callable[[], AbstractAsyncContextManager[TokenVerifier]]
+AccountsFactory = Callable[[], AbstractAsyncContextManager[Accounts]]
+
+
+@dataclass(frozen=True)
+class GatewaySetup:
+    """What a gateway needs from its process.
+
+    ``clients`` is shared with services hosted in the same process; without
+    it the gateway dials ``config.rpc.endpoints`` itself. ``services`` are the ones
+    ``/readyz`` checks.
+    """
+
+    config: Config
+    verifier: VerifierFactory
+    accounts: AccountsFactory | None = None
+    clients: ClientFactory | None = None
+    services: Sequence[str] = ()
+    routes: RouteTable | None = None
+    ready: bool = True
+
+
+def tiers_of(config: GatewayConfig) -> Tiers:
+    window = config.rate_limit_window
+    return Tiers(
+        anonymous=Tier("anonymous", config.rate_limit_anonymous, window),
+        authenticated=Tier("authenticated", config.rate_limit_authenticated, window),
+        seller=Tier("seller", config.rate_limit_seller, window),
+    )
+
+
+def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> web.Application:
+    """The gateway app; ``middlewares`` run inside the error and policy layers."""
+    routes = setup.routes or load_routes()
+    app = web.Application(
+        client_max_size=setup.config.gateway.max_body_bytes,
+        middlewares=[errors_middleware, policy_middleware, *middlewares],
+    )
+
+    async def resources(app: web.Application) -> Any:
+        async with AsyncExitStack() as stack:
+            clients = setup.clients
+            if clients is None:
+                clients = await stack.enter_async_context(ClientFactory.from_config(setup.config))
+            verifier = await stack.enter_async_context(setup.verifier())
+            accounts = None
+            if setup.accounts is not None:
+                accounts = await stack.enter_async_context(setup.accounts())
+            limiter = await stack.enter_async_context(
+                open_rate_limiter(
+                    setup.config.gateway.rate_limit_backend, setup.config.gateway.redis_url
+                )
+            )
+            app[GATEWAY] = Gateway(
+                clients=clients,
+                identities=IdentityResolver(verifier, clients),
+                limiter=limiter,
+                tiers=tiers_of(setup.config.gateway),
+                addresses=ClientAddressResolver(setup.config.gateway.trusted_proxies),
+                routes=routes,
+                accounts=accounts,
+                services=tuple(setup.services),
+                ready=setup.ready,
+            )
+            yield
+
+    app.cleanup_ctx.append(resources)
+    for endpoint in ENDPOINTS:
+        app.router.add_route(endpoint.method, endpoint.path, endpoint_handler(endpoint))
+    add_health_routes(app)
+    document = orjson.dumps(openapi_document(ENDPOINTS, routes))
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(body=document, content_type=JSON)
+
+    app.router.add_get("/api/v1/openapi.json", openapi, allow_head=False)
+    return app
+
+
+def mark_ready(app: web.Application) -> None:
+    """Let /readyz answer 200 (``up`` calls this once everything is in place)."""
+    app[GATEWAY].ready = True
+
+
+def render(result: Any, status: int) -> web.Response:
+    if result is None:
+        return web.Response(status=204)
+    if isinstance(result, betterproto2.Message):
+        from ec_recommend.platform.gateway.transcode import message_to_json
+
+        result = message_to_json(result)
+    return web.Response(status=status, body=orjson.dumps(result), content_type=JSON)
+
+
+async def _read_body(request: web.Request, endpoint: Endpoint) -> dict[str, Any]:
+    if endpoint.body is None:
+        return {}
+    raw = await request.read()
+    if not raw:
+        raise errors.InvalidArgument("body: a JSON object is required", field="body")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise errors.InvalidArgument("body: not valid JSON", field="body") from None
+    result: dict[str, Any] = endpoint.body.validate(data, "")
+    return result
+
+
+def _read_query(request: web.Request, endpoint: Endpoint) -> dict[str, Any]:
+    query = request.query
+    if not query:
+        return {}
+    if len(query) != len(set(query.keys())):
+        duplicated = next(k for k in query if len(query.getall(k)) > 1)
+        raise errors.InvalidArgument(f"{duplicated}: given more than once", field=duplicated)
+    if endpoint.query is None:
+        name = next(iter(query))
+        raise errors.InvalidArgument(f"{name}: unknown query parameter", field=name)
+    return endpoint.query.parse_query(dict(query))
+
+
+def endpoint_handler(endpoint: Endpoint) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        identity = request.get(IDENTITY)
+        if endpoint.auth == "required" and identity is None:
+            raise errors.Unauthenticated("a valid bearer token is required")
+        query = _read_query(request, endpoint)
+        body = await _read_body(request, endpoint)
+        key = request.headers.get("Idempotency-Key", "")
+        if key and not _IDEMPOTENCY_KEY.match(key):
+            raise errors.InvalidArgument(
+                "Idempotency-Key: 1 to 200 visible ASCII characters", field="Idempotency-Key"
+            )
+        gateway = request.app[GATEWAY]
+        api_request = ApiRequest(
+            http=request,
+            params=request.match_info,
+            body=body,
+            query=query,
+            identity=identity,
+            clients=gateway.clients,
+        )
+        context = CallContext(
+            identity=identity, request_id=request[REQUEST_ID], idempotency_key=key
+        )
+        with call_scope(context):
+            result = await endpoint.handler(api_request)
+        return render(result, endpoint.status)
+
+    handle.__name__ = endpoint.operation_id
+    return handle

@@ -1,0 +1,24 @@
+"""REST endpoints: each module declares its operations; handlers only transcode."""
+
+from __future__ import annotations
+
+from ec_recommend.platform.gateway.handlers import (
+    auth,
+    cart,
+    orders,
+    products,
+    recommendations,
+    search,
+    users,
+)
+from ec_recommend.platform.gateway.routes import Endpoint
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *auth.ENDPOINTS,
+    *users.ENDPOINTS,
+    *products.ENDPOINTS,
+    *cart.ENDPOINTS,
+    *orders.ENDPOINTS,
+    *search.ENDPOINTS,
+    *recommendations.ENDPOINTS,
+)

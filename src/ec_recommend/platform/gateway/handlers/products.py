@@ -1,0 +1,252 @@
+"""/api/v1/products: catalogue, stock and reviews (ProductService)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ec_recommend._gen.ecommerce import common as pb_common
+from ec_recommend._gen.ecommerce import product as pb
+from ec_recommend.platform.gateway.request import ApiRequest, paged
+from ec_recommend.platform.gateway.routes import Endpoint
+from ec_recommend.platform.gateway.schema import (
+    MONEY,
+    Array,
+    Integer,
+    Object,
+    String,
+    page_query,
+)
+from ec_recommend.platform.gateway.transcode import message_to_json
+
+PRODUCT = "product"
+STATUSES = ("active", "out_of_stock", "archived")
+
+IMAGE = Object(
+    {"url": String(min_length=1, max_length=2048), "alt_text": String(max_length=300)},
+    required=("url",),
+)
+IMAGES = Array(IMAGE, max_items=20)
+CREATE_PRODUCT = Object(
+    {
+        "name": String(min_length=1, max_length=200),
+        "description": String(max_length=10_000),
+        "base_price": MONEY,
+        "sale_price": MONEY,
+        "stock_quantity": Integer(0, 1_000_000_000),
+        "images": IMAGES,
+    },
+    required=("name", "base_price", "stock_quantity"),
+)
+UPDATE_PRODUCT = Object(
+    {
+        "name": String(min_length=1, max_length=200),
+        "description": String(max_length=10_000),
+        "base_price": MONEY,
+        "sale_price": MONEY,
+        "status": String(enum=STATUSES),
+        "images": IMAGES,
+    },
+    nullable=("sale_price",),
+    description="only the fields given change; sale_price null removes the sale price",
+)
+UPDATE_STOCK = Object(
+    {
+        "delta": Integer(-1_000_000_000, 1_000_000_000, description="add (or remove) units"),
+        "quantity": Integer(0, 1_000_000_000, description="set the available quantity"),
+    },
+    one_of=(("delta", "quantity"),),
+)
+CREATE_REVIEW = Object(
+    {"rating": Integer(1, 5), "comment": String(max_length=4000)},
+    required=("rating",),
+)
+LIST_PRODUCTS = page_query(
+    ("created_at", "updated_at", "name", "price", "stock_quantity"),
+    seller_id=String(max_length=64),
+    status=String(enum=STATUSES),
+)
+LIST_REVIEWS = page_query(("created_at", "rating"))
+
+
+def _products(request: ApiRequest) -> pb.ProductServiceStub:
+    return request.stub(pb.ProductServiceStub, PRODUCT)
+
+
+def _money(value: Mapping[str, Any] | None) -> pb_common.Money | None:
+    if value is None:
+        return None
+    return pb_common.Money(amount=value["amount"], currency=value.get("currency", "JPY"))
+
+
+def _images(values: list[Mapping[str, str]]) -> list[pb.ProductImage]:
+    return [pb.ProductImage(url=i["url"], alt_text=i.get("alt_text", "")) for i in values]
+
+
+async def list_products(request: ApiRequest) -> dict[str, Any]:
+    response = await _products(request).list_products(
+        pb.ListProductsRequest(
+            page=request.page(),
+            seller_id=request.query.get("seller_id", ""),
+            status=request.query.get("status", ""),
+        )
+    )
+    return paged([message_to_json(p) for p in response.products], response.page)
+
+
+async def get_product(request: ApiRequest) -> pb.Product:
+    return await _products(request).get_product(
+        pb.GetProductRequest(product_id=request.params["product_id"])
+    )
+
+
+async def create_product(request: ApiRequest) -> pb.Product:
+    body = request.body
+    return await _products(request).create_product(
+        pb.CreateProductRequest(
+            seller_id=request.user.seller_id,
+            name=body["name"],
+            description=body.get("description", ""),
+            base_price=_money(body["base_price"]),
+            sale_price=_money(body.get("sale_price")),
+            stock_quantity=body["stock_quantity"],
+            images=_images(body.get("images", [])),
+        )
+    )
+
+
+async def update_product(request: ApiRequest) -> pb.Product:
+    body = request.body
+    clear_sale = "sale_price" in body and body["sale_price"] is None
+    return await _products(request).update_product(
+        pb.UpdateProductRequest(
+            product_id=request.params["product_id"],
+            name=body.get("name"),
+            description=body.get("description"),
+            base_price=_money(body.get("base_price")),
+            sale_price=_money(body.get("sale_price")),
+            clear_sale_price=clear_sale,
+            status=body.get("status"),
+            images=_images(body.get("images", [])),
+            replace_images="images" in body,
+        )
+    )
+
+
+async def archive_product(request: ApiRequest) -> None:
+    await _products(request).delete_product(
+        pb.GetProductRequest(product_id=request.params["product_id"])
+    )
+
+
+async def get_stock(request: ApiRequest) -> pb.StockResponse:
+    return await _products(request).get_stock(
+        pb.GetProductRequest(product_id=request.params["product_id"])
+    )
+
+
+async def update_stock(request: ApiRequest) -> pb.StockResponse:
+    if "delta" in request.body:
+        operation, quantity = pb.StockOperation.ADD, request.body["delta"]
+    else:
+        operation, quantity = pb.StockOperation.SET, request.body["quantity"]
+    return await _products(request).update_stock(
+        pb.UpdateStockRequest(
+            product_id=request.params["product_id"], operation=operation, quantity=quantity
+        )
+    )
+
+
+async def list_reviews(request: ApiRequest) -> dict[str, Any]:
+    response = await _products(request).list_reviews(
+        pb.ListReviewsRequest(product_id=request.params["product_id"], page=request.page())
+    )
+    return paged([message_to_json(r) for r in response.reviews], response.page)
+
+
+async def create_review(request: ApiRequest) -> pb.Review:
+    return await _products(request).create_review(
+        pb.CreateReviewRequest(
+            product_id=request.params["product_id"],
+            user_id=request.user.user_id,
+            rating=request.body["rating"],
+            comment=request.body.get("comment", ""),
+        )
+    )
+
+
+ONE = "/api/v1/products/{product_id}"
+
+ENDPOINTS = (
+    Endpoint(
+        "GET",
+        "/api/v1/products",
+        list_products,
+        "List products (default: active and out of stock)",
+        query=LIST_PRODUCTS,
+        list_of=pb.Product,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/products",
+        create_product,
+        "Create a product as the calling seller",
+        body=CREATE_PRODUCT,
+        response=pb.Product,
+        status=201,
+        auth="required",
+    ),
+    Endpoint("GET", ONE, get_product, "A product", response=pb.Product),
+    Endpoint(
+        "PUT",
+        ONE,
+        update_product,
+        "Change a product (owning seller or admin)",
+        body=UPDATE_PRODUCT,
+        response=pb.Product,
+        auth="required",
+    ),
+    Endpoint(
+        "DELETE",
+        ONE,
+        archive_product,
+        "Archive a product (owning seller or admin)",
+        status=204,
+        auth="required",
+    ),
+    Endpoint(
+        "GET",
+        ONE + "/stock",
+        get_stock,
+        "Available and reserved stock (owning seller or admin)",
+        response=pb.StockResponse,
+        auth="required",
+    ),
+    Endpoint(
+        "PUT",
+        ONE + "/stock",
+        update_stock,
+        "Add to ({delta}) or set ({quantity}) the available stock",
+        body=UPDATE_STOCK,
+        response=pb.StockResponse,
+        auth="required",
+    ),
+    Endpoint(
+        "GET",
+        ONE + "/reviews",
+        list_reviews,
+        "Reviews of a product",
+        query=LIST_REVIEWS,
+        list_of=pb.Review,
+    ),
+    Endpoint(
+        "POST",
+        ONE + "/reviews",
+        create_review,
+        "Review a product",
+        body=CREATE_REVIEW,
+        response=pb.Review,
+        status=201,
+        auth="required",
+    ),
+)

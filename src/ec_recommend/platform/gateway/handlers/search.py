@@ -1,0 +1,50 @@
+"""/api/v1/search: full-text product search (SearchService)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ec_recommend._gen.ecommerce import search as pb
+from ec_recommend.platform.gateway.request import ApiRequest, paged
+from ec_recommend.platform.gateway.routes import Endpoint
+from ec_recommend.platform.gateway.schema import Boolean, Integer, String, page_query
+from ec_recommend.platform.gateway.transcode import message_to_json
+
+SEARCH = "search"
+MAX_PRICE = 10**12
+
+SEARCH_QUERY = page_query(
+    ("relevance", "price", "created_at", "name"),
+    q=String(max_length=200, description="words to look for"),
+    min_price=Integer(0, MAX_PRICE, description="minor units"),
+    max_price=Integer(0, MAX_PRICE, description="minor units"),
+    seller_id=String(max_length=64),
+    in_stock=Boolean(),
+)
+
+
+async def search_products(request: ApiRequest) -> dict[str, Any]:
+    query = request.query
+    response = await request.stub(pb.SearchServiceStub, SEARCH).search_products(
+        pb.SearchProductsRequest(
+            query=query.get("q", ""),
+            min_price=query.get("min_price"),
+            max_price=query.get("max_price"),
+            seller_id=query.get("seller_id", ""),
+            in_stock=query.get("in_stock", False),
+            page=request.page(),
+        )
+    )
+    return paged([message_to_json(hit) for hit in response.hits], response.page)
+
+
+ENDPOINTS = (
+    Endpoint(
+        "GET",
+        "/api/v1/search/products",
+        search_products,
+        "Search products; items are {product, score}, most relevant first",
+        query=SEARCH_QUERY,
+        list_of=pb.SearchHit,
+    ),
+)

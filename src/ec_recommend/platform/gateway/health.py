@@ -1,0 +1,67 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (it can serve traffic).
+
+Ready means: the owner marked the gateway ready (``up`` does so once demo
+data and endpoints.json are in place) and every service it routes to
+answers the standard gRPC health check as SERVING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from grpclib.health.v1.health_grpc import HealthStub
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+
+from ec_recommend.platform.gateway.keys import GATEWAY
+from ec_recommend.platform.rpc.client import ClientFactory
+
+CHECK_TIMEOUT = 2.0
+
+
+async def _serving(clients: ClientFactory, service: str) -> bool:
+    try:
+        channel = clients.invoker(service).pool.pick()
+        response = await HealthStub(channel).Check(HealthCheckRequest(), timeout=CHECK_TIMEOUT)
+    except Exception:
+        # any failure to answer means "not ready", never a 500 from a probe
+        return False
+    return bool(response is not None and response.status == HealthCheckResponse.SERVING)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gateway = request.app.get(GATEWAY)
+    if gateway is None or not gateway.ready:
+        return web.json_response({"code": "SERVICE_UNAVAILABLE", "message": "starting"}, status=503)
+    open_circuits = gateway.clients.open_circuits()
+    if open_circuits:
+        return web.json_response(
+            {
+                "code": "SERVICE_UNAVAILABLE",
+                "message": "circuit open",
+                "details": {"services": ",".join(sorted(open_circuits))},
+            },
+            status=503,
+        )
+    names = list(gateway.services)
+    results = await asyncio.gather(*(_serving(gateway.clients, name) for name in names))
+    down = sorted(name for name, ok in zip(names, results, strict=True) if not ok)
+    if down:
+        return web.json_response(
+            {
+                "code": "SERVICE_UNAVAILABLE",
+                "message": "some services are not serving",
+                "details": {"services": ",".join(down)},
+            },
+            status=503,
+        )
+    return web.json_response({"status": "ready", "services": names})
+
+
+def add_health_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz, allow_head=False)
+    app.router.add_get("/readyz", readyz, allow_head=False)

@@ -1,0 +1,131 @@
+"""The seed's error model at the edge: typed errors -> ``{code, message, details}``.
+
+Expected errors keep their message (it was written for the caller); anything
+else becomes a 500 whose body says only that something failed, with the
+request id to quote, so no internals ever reach a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+from ec_recommend.platform import errors
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+@dataclass(frozen=True)
+class HttpError:
+    status: int
+    code: str
+
+
+INVALID_REQUEST = HttpError(400, "INVALID_REQUEST")
+UNAUTHORIZED = HttpError(401, "UNAUTHORIZED")
+PAYMENT_DECLINED = HttpError(402, "PAYMENT_DECLINED")
+FORBIDDEN = HttpError(403, "FORBIDDEN")
+NOT_FOUND = HttpError(404, "NOT_FOUND")
+METHOD_NOT_ALLOWED = HttpError(405, "METHOD_NOT_ALLOWED")
+CONFLICT = HttpError(409, "CONFLICT")
+PAYLOAD_TOO_LARGE = HttpError(413, "INVALID_REQUEST")
+UNSUPPORTED_MEDIA_TYPE = HttpError(415, "INVALID_REQUEST")
+RATE_LIMITED = HttpError(429, "RATE_LIMITED")
+INTERNAL_ERROR = HttpError(500, "INTERNAL_ERROR")
+SERVICE_UNAVAILABLE = HttpError(503, "SERVICE_UNAVAILABLE")
+TIMEOUT = HttpError(504, "TIMEOUT")
+
+BY_GRPC_CODE: Mapping[str, HttpError] = {
+    "INVALID_ARGUMENT": INVALID_REQUEST,
+    "OUT_OF_RANGE": INVALID_REQUEST,
+    "UNAUTHENTICATED": UNAUTHORIZED,
+    "PERMISSION_DENIED": FORBIDDEN,
+    "NOT_FOUND": NOT_FOUND,
+    "ALREADY_EXISTS": CONFLICT,
+    "ABORTED": CONFLICT,
+    "FAILED_PRECONDITION": CONFLICT,
+    "RESOURCE_EXHAUSTED": RATE_LIMITED,
+    "UNAVAILABLE": SERVICE_UNAVAILABLE,
+    "DEADLINE_EXCEEDED": TIMEOUT,
+}
+
+# Messages of these come from the transport (addresses, OS errors): not for clients.
+_GENERIC_MESSAGES: Mapping[str, str] = {
+    "UNAVAILABLE": "the service is temporarily unavailable; retry later",
+    "DEADLINE_EXCEEDED": "the service did not answer in time",
+}
+
+ERROR_CODES = tuple(
+    sorted(
+        {e.code for e in BY_GRPC_CODE.values()}
+        | {PAYMENT_DECLINED.code, METHOD_NOT_ALLOWED.code, INTERNAL_ERROR.code}
+    )
+)
+
+
+def classify(error: errors.ServiceError) -> HttpError:
+    if isinstance(error, errors.PaymentDeclined):
+        return PAYMENT_DECLINED
+    return BY_GRPC_CODE.get(error.code, INTERNAL_ERROR)
+
+
+def error_body(
+    kind: HttpError, message: str, details: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    body: dict[str, object] = {"code": kind.code, "message": message}
+    if details:
+        body["details"] = dict(details)
+    return body
+
+
+def error_response(
+    kind: HttpError,
+    message: str,
+    details: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    return web.Response(
+        status=kind.status,
+        body=orjson.dumps(error_body(kind, message, details)),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def service_error_response(error: errors.ServiceError, request_id: str) -> web.Response:
+    kind = classify(error)
+    if kind is INTERNAL_ERROR:
+        return internal_error_response(request_id)
+    message = _GENERIC_MESSAGES.get(error.code, error.message)
+    details = None if error.code in _GENERIC_MESSAGES else error.details
+    headers = None
+    if kind is RATE_LIMITED and "retry_after" in error.details:
+        headers = {"Retry-After": error.details["retry_after"]}
+    return error_response(kind, message, details, headers)
+
+
+def internal_error_response(request_id: str) -> web.Response:
+    return error_response(
+        INTERNAL_ERROR,
+        "an internal error occurred",
+        {"request_id": request_id} if request_id else None,
+    )
+
+
+def error_from_http_exception(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own errors (unknown path, wrong method, body too large) in our shape."""
+    status = exc.status
+    if status == 404:
+        return error_response(NOT_FOUND, "no such resource")
+    if status == 405:
+        allowed = getattr(exc, "allowed_methods", None) or ()
+        headers = {"Allow": ", ".join(sorted(allowed))} if allowed else None
+        return error_response(METHOD_NOT_ALLOWED, "method not allowed for this path", None, headers)
+    if status == 413:
+        return error_response(PAYLOAD_TOO_LARGE, "request body is too large")
+    if 400 <= status < 500:
+        return error_response(HttpError(status, INVALID_REQUEST.code), exc.reason or "bad request")
+    return error_response(INTERNAL_ERROR, "an internal error occurred")

@@ -1,0 +1,41 @@
+"""Typed keys for what the app and each request carry, and the app's state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ec_recommend.platform.gateway.client_address import ClientAddressResolver
+from ec_recommend.platform.gateway.identity import IdentityResolver
+from ec_recommend.platform.gateway.ratelimit import RateLimiter, Tiers
+from ec_recommend.platform.gateway.routes import RouteTable
+from ec_recommend.platform.rpc.client import ClientFactory
+from ec_recommend.platform.rpc.context import Identity
+
+if TYPE_CHECKING:
+    from ec_recommend.platform.gateway.accounts import Accounts
+
+
+@dataclass
+class Gateway:
+    """Everything handlers and middleware share; built in the app's cleanup_ctx."""
+
+    clients: ClientFactory
+    identities: IdentityResolver
+    limiter: RateLimiter
+    tiers: Tiers
+    addresses: ClientAddressResolver
+    routes: RouteTable
+    accounts: Accounts | None
+    services: Sequence[str] = ()
+    ready: bool = True
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+GATEWAY = web.AppKey("ec_gateway", Gateway)
+REQUEST_ID = web.RequestKey("ec_request_id", str)
+IDENTITY = web.RequestKey("ec_identity", Identity)  # absent for anonymous callers
+RESPONSE_HEADERS = web.RequestKey("ec_response_headers", dict[str, str])  # type: ignore[arg-type]

@@ -1,0 +1,59 @@
+"""What an endpoint handler receives: validated input, the caller, the services."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+from betterproto2.grpclib.grpclib_client import ServiceStub
+
+from ec_recommend._gen.ecommerce import common as pb_common
+from ec_recommend.platform import errors
+from ec_recommend.platform.rpc.client import ClientFactory
+from ec_recommend.platform.rpc.context import Identity
+
+StubT = TypeVar("StubT", bound=ServiceStub)
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    http: web.Request
+    params: Mapping[str, str]
+    body: Mapping[str, Any]
+    query: Mapping[str, Any]
+    identity: Identity | None
+    clients: ClientFactory
+
+    def stub(self, stub_type: type[StubT], service: str) -> StubT:
+        return self.clients.stub(stub_type, service)
+
+    @property
+    def user(self) -> Identity:
+        """The authenticated caller (endpoints that need one declare auth=required)."""
+        if self.identity is None:
+            raise errors.Unauthenticated("a valid bearer token is required")
+        return self.identity
+
+    def page(self) -> pb_common.PageRequest:
+        return pb_common.PageRequest(
+            page=self.query.get("page", 0),
+            page_size=self.query.get("page_size", 0),
+            sort_by=self.query.get("sort_by", ""),
+            descending=self.query.get("descending", False),
+        )
+
+
+def paged(items: list[Any], page: pb_common.PageResponse | None) -> dict[str, Any]:
+    """The contract's list shape: ``{items, page}``."""
+    page = page or pb_common.PageResponse()
+    return {
+        "items": items,
+        "page": {
+            "total_items": page.total_items,
+            "total_pages": page.total_pages,
+            "current_page": page.current_page,
+            "page_size": page.page_size,
+        },
+    }
