@@ -393,6 +393,19 @@ def _parse_flag(value: object, key: str) -> bool:
     raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
+def auth_config_from_env(environ: Mapping[str, str] | None = None) -> AuthConfig:
+    """Only the ``auth`` settings, for processes that need nothing else.
+
+    The Lambda authorizer uses this: it has no services, storage or TLS to
+    configure, and must not fail on their production requirements.
+    """
+    env = dict(os.environ if environ is None else environ)
+    profile = str(env.get("EC_PROFILE", "local"))
+    if profile not in ("local", "production"):
+        raise ConfigError(f"profile: expected local or production, got {profile!r}")
+    return _auth_config({}, env, profile)
+
+
 def _auth_config(section: Mapping[str, Any], env: Mapping[str, str], profile: str) -> AuthConfig:
     """``auth:`` file section and ``EC_COGNITO_*`` variables; local defaults suit moto."""
 
