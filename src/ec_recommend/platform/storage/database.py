@@ -37,6 +37,7 @@ from sqlalchemy.sql import Executable
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.telemetry.database import instrument_engine
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,12 @@ async def open_database(
         )
         _tune_sqlite(engine)
     database = Database(engine, service, schema)
+    uninstrument = instrument_engine(engine, service)
     try:
         await database.migrate(migrations)
         yield database
     finally:
+        uninstrument()
         await engine.dispose()
 
 
