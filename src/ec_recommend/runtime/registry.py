@@ -48,6 +48,9 @@ CONSUMERS: dict[str, str] = {
     "notification": "ec_recommend.consumers.notification",
     "analytics": "ec_recommend.consumers.analytics.consumer",
     "seller": "ec_recommend.consumers.seller.consumer",
+    "search-indexer": "ec_recommend.consumers.search",
+    "recommendation-updater": "ec_recommend.consumers.recommendation",
+    "cache-invalidation": "ec_recommend.consumers.cache_invalidation",
 }
 
 

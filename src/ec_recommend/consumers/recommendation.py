@@ -1,0 +1,70 @@
+"""The recommendation updater (recommendation-event-queue).
+
+order.paid adds the order to the co-purchase and popularity statistics
+(``record_paid_order`` counts an order id once); product events refresh the
+catalogue snapshot the recommender filters and compares with. The statistics
+live in the recommendation service's database; this consumer's own database
+holds only its inbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from ec_recommend._gen.ecommerce import events as pb
+from ec_recommend._gen.ecommerce import product as pb_product
+from ec_recommend.consumers.catalogue import PRODUCT_EVENTS, current_product, product_id_of
+from ec_recommend.platform.events.consumer import Handler, Subscription
+from ec_recommend.platform.events.envelope import Event
+from ec_recommend.platform.storage import Migration, UnitOfWork, open_database
+from ec_recommend.runtime.registry import ServiceEnv
+from ec_recommend.services.recommendation.store import MIGRATIONS as STORE_MIGRATIONS
+from ec_recommend.services.recommendation.store import RecommendationStore
+from ec_recommend.services.search.service import snapshot_from_pb
+
+QUEUE = "recommendation-event-queue"
+DATABASE = "recommendation_updater"
+MIGRATIONS: Sequence[Migration] = ()
+
+
+class RecommendationUpdater:
+    def __init__(self, products: pb_product.ProductServiceStub, store: RecommendationStore) -> None:
+        self.products = products
+        self.store = store
+
+    async def on_order_paid(self, event: Event, uow: UnitOfWork) -> None:
+        paid = event.data
+        assert isinstance(paid, pb.OrderPaid) and paid.order is not None
+        order = paid.order
+        await self.store.record_paid_order(
+            order.id,
+            order.user_id,
+            [(item.product_id, item.quantity) for item in order.items],
+            event.timestamp,
+        )
+
+    async def on_product_event(self, event: Event, uow: UnitOfWork) -> None:
+        product = await current_product(self.products, product_id_of(event))
+        if product is not None:
+            await self.store.upsert_product(snapshot_from_pb(product))
+
+    def handlers(self) -> dict[str, Handler]:
+        table: dict[str, Handler] = dict.fromkeys(PRODUCT_EVENTS, self.on_product_event)
+        table["order.paid"] = self.on_order_paid
+        return table
+
+
+@asynccontextmanager
+async def subscription(env: ServiceEnv) -> AsyncIterator[Subscription]:
+    async with open_database(env.config.storage, "recommendation", STORE_MIGRATIONS) as db:
+        updater = RecommendationUpdater(
+            env.clients.stub(pb_product.ProductServiceStub, "product"), RecommendationStore(db)
+        )
+        yield Subscription(
+            name="recommendation",
+            queue=QUEUE,
+            database=DATABASE,
+            migrations=MIGRATIONS,
+            handlers=updater.handlers(),
+        )
