@@ -37,6 +37,7 @@ SERVICES: dict[str, str] = {
     "analytics": "ec_recommend.consumers.analytics.service",
     "seller": "ec_recommend.consumers.seller.service",
     "search": "ec_recommend.services.search.app",
+    "recommendation": "ec_recommend.services.recommendation.app",
 }
 
 

@@ -1,0 +1,369 @@
+"""The recommendation service's own tables: co-purchase counts, popularity,
+user histories and a catalogue snapshot for availability and text similarity.
+
+Writers are the paid-order feed (``record_paid_order``, idempotent per order
+id), views (``record_view``) and the product feed (``upsert_product``, newest
+snapshot wins). Counters are bumped with ``INSERT .. ON CONFLICT DO UPDATE`` in
+one unit of work with the order's marker row, so a redelivered order counts
+once on either engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.errors import InvalidArgument
+from ec_recommend.platform.storage import Database, Migration
+from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.services.recommendation import domain
+from ec_recommend.services.search.domain import Image, ProductSnapshot
+
+metadata = sa.MetaData()
+
+paid_orders = sa.Table(
+    "rec_paid_orders",
+    metadata,
+    sa.Column("order_id", sa.String(100), primary_key=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("paid_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+item_stats = sa.Table(
+    "rec_item_stats",
+    metadata,
+    sa.Column("product_id", sa.String(36), primary_key=True),
+    sa.Column("orders", sa.Integer, nullable=False),  # n(a): paid orders holding it
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("popularity", sa.Float, nullable=False, index=True),  # forward-decayed quantity
+)
+
+co_purchases = sa.Table(
+    "rec_co_purchases",
+    metadata,
+    sa.Column("product_id", sa.String(36), primary_key=True),
+    sa.Column("other_id", sa.String(36), primary_key=True),
+    sa.Column("orders", sa.Integer, nullable=False),  # co(a, b), stored both ways
+)
+
+user_items = sa.Table(
+    "rec_user_items",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("product_id", sa.String(36), primary_key=True),
+    sa.Column("purchased", sa.Integer, nullable=False),
+    sa.Column("views", sa.Integer, nullable=False),
+    sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+catalogue = sa.Table(
+    "rec_products",
+    metadata,
+    sa.Column("product_id", sa.String(36), primary_key=True),
+    sa.Column("seller_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("base_price", sa.BigInteger, nullable=False),
+    sa.Column("sale_price", sa.BigInteger, nullable=True),
+    sa.Column("stock", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("images", sa.JSON, nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+MIGRATIONS = [Migration(1, create_tables(metadata))]
+
+# Pairs grow with the square of an order's lines; beyond this many distinct
+# items an order says little about which of them go together.
+MAX_PAIRED_ITEMS = 50
+MAX_ORDER_LINES = 500
+MAX_NEIGHBOURS = 1000
+MAX_SIMILAR_CANDIDATES = 5000
+_AVAILABLE = (catalogue.c.status == "active", catalogue.c.stock > 0)
+
+
+class RecommendationStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _insert(self, table: sa.Table) -> Any:
+        return pg_insert(table) if self.db.is_postgres else sqlite_insert(table)
+
+    async def record_paid_order(
+        self,
+        order_id: str,
+        user_id: str,
+        lines: Iterable[tuple[str, int]],
+        paid_at: datetime | None = None,
+    ) -> bool:
+        """Count a paid order once; False if this order id was already counted."""
+        quantities = _merge_lines(order_id, lines)
+        paid_at = aware(paid_at) if paid_at is not None else utcnow()
+        decay = domain.decay_factor(paid_at)
+        ids = sorted(quantities)  # one lock order for every writer
+        marker = (
+            self._insert(paid_orders)
+            .values(order_id=order_id, user_id=user_id, paid_at=paid_at)
+            .on_conflict_do_nothing(index_elements=[paid_orders.c.order_id])
+        )
+        async with self.db.unit_of_work() as uow:
+            if (await uow.execute(marker)).rowcount == 0:
+                return False
+            stats = self._insert(item_stats).values(
+                [
+                    {
+                        "product_id": pid,
+                        "orders": 1,
+                        "quantity": quantities[pid],
+                        "popularity": quantities[pid] * decay,
+                    }
+                    for pid in ids
+                ]
+            )
+            await uow.execute(
+                stats.on_conflict_do_update(
+                    index_elements=[item_stats.c.product_id],
+                    set_={
+                        "orders": item_stats.c.orders + 1,
+                        "quantity": item_stats.c.quantity + stats.excluded.quantity,
+                        "popularity": item_stats.c.popularity + stats.excluded.popularity,
+                    },
+                )
+            )
+            paired = ids[:MAX_PAIRED_ITEMS]
+            pairs = [{"product_id": a, "other_id": b, "orders": 1} for a in paired for b in paired]
+            pairs = [p for p in pairs if p["product_id"] != p["other_id"]]
+            if pairs:
+                insert_pairs = self._insert(co_purchases).values(pairs)
+                await uow.execute(
+                    insert_pairs.on_conflict_do_update(
+                        index_elements=[co_purchases.c.product_id, co_purchases.c.other_id],
+                        set_={"orders": co_purchases.c.orders + 1},
+                    )
+                )
+            if user_id:
+                history = self._insert(user_items).values(
+                    [
+                        {
+                            "user_id": user_id,
+                            "product_id": pid,
+                            "purchased": quantities[pid],
+                            "views": 0,
+                            "last_at": paid_at,
+                        }
+                        for pid in ids
+                    ]
+                )
+                await uow.execute(
+                    history.on_conflict_do_update(
+                        index_elements=[user_items.c.user_id, user_items.c.product_id],
+                        set_={
+                            "purchased": user_items.c.purchased + history.excluded.purchased,
+                            "last_at": history.excluded.last_at,
+                        },
+                    )
+                )
+            await uow.commit()
+        return True
+
+    async def record_view(self, user_id: str, product_id: str) -> None:
+        if not user_id or not product_id:
+            raise InvalidArgument("user_id and product_id are required", field="product_id")
+        view = self._insert(user_items).values(
+            user_id=user_id, product_id=product_id, purchased=0, views=1, last_at=utcnow()
+        )
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(
+                view.on_conflict_do_update(
+                    index_elements=[user_items.c.user_id, user_items.c.product_id],
+                    set_={"views": user_items.c.views + 1, "last_at": view.excluded.last_at},
+                )
+            )
+            await uow.commit()
+
+    async def upsert_product(self, snapshot: ProductSnapshot) -> bool:
+        """Store the catalogue snapshot unless a newer one is stored."""
+        values = {
+            "product_id": snapshot.id,
+            "seller_id": snapshot.seller_id,
+            "name": snapshot.name,
+            "description": snapshot.description,
+            "currency": snapshot.currency,
+            "base_price": snapshot.base_price,
+            "sale_price": snapshot.sale_price,
+            "stock": snapshot.stock,
+            "status": snapshot.status,
+            "images": [{"url": i.url, "alt_text": i.alt_text} for i in snapshot.images],
+            "features": domain.text_features(snapshot.name, snapshot.description),
+            "created_at": snapshot.created_at,
+            "updated_at": snapshot.updated_at,
+        }
+        insert = self._insert(catalogue).values(**values)
+        statement = insert.on_conflict_do_update(
+            index_elements=[catalogue.c.product_id],
+            set_={k: v for k, v in values.items() if k != "product_id"},
+            where=catalogue.c.updated_at <= insert.excluded.updated_at,
+        )
+        async with self.db.unit_of_work() as uow:
+            applied = (await uow.execute(statement)).rowcount > 0
+            await uow.commit()
+        return bool(applied)
+
+    async def product(self, product_id: str) -> tuple[ProductSnapshot, dict[str, float]] | None:
+        async with self.db.reading() as conn:
+            row = (
+                await conn.execute(sa.select(catalogue).where(catalogue.c.product_id == product_id))
+            ).first()
+        return None if row is None else (_snapshot(row), dict(row.features))
+
+    async def available(self, product_ids: Iterable[str]) -> dict[str, ProductSnapshot]:
+        """The given products that may be recommended: active and in stock."""
+        ids = list(set(product_ids))
+        if not ids:
+            return {}
+        async with self.db.reading() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(catalogue).where(catalogue.c.product_id.in_(ids), *_AVAILABLE)
+                )
+            ).all()
+        return {row.product_id: _snapshot(row) for row in rows}
+
+    async def co_purchases(self, product_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """For each item, the items bought with it and in how many orders."""
+        if not product_ids:
+            return {}
+        query = (
+            sa.select(co_purchases)
+            .where(co_purchases.c.product_id.in_(list(product_ids)))
+            .order_by(co_purchases.c.orders.desc())
+            .limit(MAX_NEIGHBOURS * len(product_ids))
+        )
+        result: dict[str, dict[str, int]] = {}
+        async with self.db.reading() as conn:
+            for row in await conn.execute(query):
+                result.setdefault(row.product_id, {})[row.other_id] = int(row.orders)
+        return result
+
+    async def order_counts(self, product_ids: Iterable[str]) -> dict[str, int]:
+        ids = list(set(product_ids))
+        if not ids:
+            return {}
+        async with self.db.reading() as conn:
+            rows = await conn.execute(
+                sa.select(item_stats.c.product_id, item_stats.c.orders).where(
+                    item_stats.c.product_id.in_(ids)
+                )
+            )
+            return {row.product_id: int(row.orders) for row in rows}
+
+    async def history(self, user_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        """(quantity purchased, views) per product for ``user_id``."""
+        async with self.db.reading() as conn:
+            rows = (
+                await conn.execute(sa.select(user_items).where(user_items.c.user_id == user_id))
+            ).all()
+        purchases = {r.product_id: int(r.purchased) for r in rows if r.purchased > 0}
+        views = {r.product_id: int(r.views) for r in rows if r.views > 0}
+        return purchases, views
+
+    async def popular(self, limit: int, now: datetime | None = None) -> list[domain.Scored]:
+        """Available products by recency-weighted paid quantity (read at ``now``)."""
+        scale = 1.0 / domain.decay_factor(now or utcnow())
+        query = (
+            sa.select(item_stats.c.product_id, item_stats.c.popularity)
+            .join(catalogue, catalogue.c.product_id == item_stats.c.product_id)
+            .where(*_AVAILABLE)
+            .order_by(item_stats.c.popularity.desc(), item_stats.c.product_id)
+            .limit(limit)
+        )
+        async with self.db.reading() as conn:
+            rows = (await conn.execute(query)).all()
+        return [domain.Scored(r.product_id, r.popularity * scale, domain.POPULAR) for r in rows]
+
+    async def newest_available(self, limit: int) -> list[domain.Scored]:
+        """Cold start: the newest products on sale, scored below anything sold."""
+        query = (
+            sa.select(catalogue.c.product_id)
+            .where(*_AVAILABLE)
+            .order_by(catalogue.c.created_at.desc(), catalogue.c.product_id)
+            .limit(limit)
+        )
+        async with self.db.reading() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            domain.Scored(r.product_id, domain.FALLBACK_SCORE / (1 + i), domain.POPULAR)
+            for i, r in enumerate(rows)
+        ]
+
+    async def similarity_candidates(self) -> dict[str, dict[str, float]]:
+        """Text features of available products (newest first, bounded)."""
+        query = (
+            sa.select(catalogue.c.product_id, catalogue.c.features)
+            .where(*_AVAILABLE)
+            .order_by(catalogue.c.created_at.desc())
+            .limit(MAX_SIMILAR_CANDIDATES)
+        )
+        async with self.db.reading() as conn:
+            rows = (await conn.execute(query)).all()
+        return {r.product_id: dict(r.features) for r in rows}
+
+    async def features(self, product_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        ids = list(set(product_ids))
+        if not ids:
+            return {}
+        async with self.db.reading() as conn:
+            rows = await conn.execute(
+                sa.select(catalogue.c.product_id, catalogue.c.features).where(
+                    catalogue.c.product_id.in_(ids)
+                )
+            )
+            return {r.product_id: dict(r.features) for r in rows}
+
+    async def paid_order_recorded(self, order_id: str) -> bool:
+        async with self.db.reading() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(paid_orders.c.order_id).where(paid_orders.c.order_id == order_id)
+                )
+            ).first()
+        return row is not None
+
+
+def _merge_lines(order_id: str, lines: Iterable[tuple[str, int]]) -> Mapping[str, int]:
+    if not order_id or len(order_id) > 100:
+        raise InvalidArgument("order_id is required (at most 100 characters)", field="order_id")
+    merged: dict[str, int] = {}
+    for product_id, quantity in lines:
+        if not product_id or len(product_id) > 36 or quantity <= 0:
+            raise InvalidArgument("each line needs a product id and a positive quantity")
+        merged[product_id] = merged.get(product_id, 0) + quantity
+    if not merged or len(merged) > MAX_ORDER_LINES:
+        raise InvalidArgument(f"an order has 1 to {MAX_ORDER_LINES} distinct items", field="lines")
+    return merged
+
+
+def _snapshot(row: Any) -> ProductSnapshot:
+    return ProductSnapshot(
+        id=row.product_id,
+        seller_id=row.seller_id,
+        name=row.name,
+        description=row.description,
+        currency=row.currency,
+        base_price=row.base_price,
+        sale_price=row.sale_price,
+        stock=row.stock,
+        status=row.status,
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
+        images=tuple(Image(i["url"], i.get("alt_text", "")) for i in row.images),
+    )
