@@ -75,6 +75,7 @@ class OrderConfig:
 
     payment_timeout: float = 1800.0
     sweep_interval: float = 30.0
+    checkout_concurrency: int = 16  # checkouts reserving stock at once, per process
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,10 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         sweep_interval=_positive_float(
             pick(order_in, "sweep_interval", "EC_ORDER_SWEEP_INTERVAL", 30.0),
             "order.sweep_interval",
+        ),
+        checkout_concurrency=_positive_int(
+            pick(order_in, "checkout_concurrency", "EC_CHECKOUT_CONCURRENCY", 16),
+            "order.checkout_concurrency",
         ),
     )
     return Config(

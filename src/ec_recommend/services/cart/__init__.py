@@ -1,0 +1,1 @@
+"""CartService: one cart per user, priced from ProductService when read."""

@@ -1,0 +1,1 @@
+"""OrderService: orders, stock reservations, payments, the status machine."""

@@ -1,0 +1,54 @@
+"""Composition of the order service: database, clients, payment provider,
+handler, and the periodic sweep that enforces the payment timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from ec_recommend.platform.storage import open_database
+from ec_recommend.runtime.registry import ServiceEnv
+from ec_recommend.services.order.checkout import Checkout
+from ec_recommend.services.order.fulfilment import Fulfilment
+from ec_recommend.services.order.ledger import Ledger
+from ec_recommend.services.order.payments import SandboxPaymentProvider
+from ec_recommend.services.order.service import OrderService
+from ec_recommend.services.order.store import MIGRATIONS, OrderStore
+
+log = logging.getLogger(__name__)
+
+
+async def _sweep_forever(fulfilment: Fulfilment, timeout: float, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            cancelled = await fulfilment.sweep(timeout)
+            if cancelled:
+                log.info("cancelled %d order(s) unpaid after %.0fs", cancelled, timeout)
+        except Exception:
+            log.exception("order sweep failed; retrying next interval")
+
+
+@asynccontextmanager
+async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
+    settings = env.config.order
+    async with open_database(env.config.storage, "order", MIGRATIONS) as db:
+        store = OrderStore(db)
+        ledger = Ledger(db)
+        fulfilment = Fulfilment(store, ledger, env.clients, SandboxPaymentProvider())
+        service = OrderService(
+            store,
+            Checkout(store, ledger, env.clients, concurrency=settings.checkout_concurrency),
+            fulfilment,
+        )
+        sweeper = asyncio.create_task(
+            _sweep_forever(fulfilment, settings.payment_timeout, settings.sweep_interval),
+            name="order-payment-timeout-sweep",
+        )
+        try:
+            yield [service]
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)

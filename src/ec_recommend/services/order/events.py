@@ -1,0 +1,52 @@
+"""The order events (ARCHITECTURE section 5), recorded in the outbox inside
+the unit of work that changes the order."""
+
+from __future__ import annotations
+
+from ec_recommend._gen.ecommerce import events as pb_events
+from ec_recommend.platform.events.outbox import record_event
+from ec_recommend.platform.storage import UnitOfWork
+from ec_recommend.services.order import domain
+from ec_recommend.services.order.convert import order_to_pb
+from ec_recommend.services.order.store import OrderHook
+
+SOURCE = "order-service"
+
+
+async def order_created(uow: UnitOfWork, order: domain.Order) -> None:
+    await record_event(
+        uow, "order.created", pb_events.OrderCreated(order=order_to_pb(order)), source=SOURCE
+    )
+
+
+async def order_paid(uow: UnitOfWork, order: domain.Order) -> None:
+    data = pb_events.OrderPaid(
+        order=order_to_pb(order), payment_id=order.payment_id, amount=order.total.to_pb()
+    )
+    await record_event(uow, "order.paid", data, source=SOURCE)
+
+
+async def order_shipped(uow: UnitOfWork, order: domain.Order) -> None:
+    await record_event(
+        uow, "order.shipped", pb_events.OrderShipped(order=order_to_pb(order)), source=SOURCE
+    )
+
+
+async def order_delivered(uow: UnitOfWork, order: domain.Order) -> None:
+    await record_event(
+        uow, "order.delivered", pb_events.OrderDelivered(order=order_to_pb(order)), source=SOURCE
+    )
+
+
+def order_cancelled(reason: str, *, refunded: bool) -> OrderHook:
+    async def record(uow: UnitOfWork, order: domain.Order) -> None:
+        data = pb_events.OrderCancelled(order=order_to_pb(order), reason=reason, refunded=refunded)
+        await record_event(uow, "order.cancelled", data, source=SOURCE)
+
+    return record
+
+
+ON_STATUS: dict[str, OrderHook] = {
+    domain.SHIPPED: order_shipped,
+    domain.DELIVERED: order_delivered,
+}

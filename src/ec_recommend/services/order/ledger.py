@@ -1,0 +1,193 @@
+"""Payments and refunds of orders, and idempotency-key claims of CreateOrder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.ids import new_id
+from ec_recommend.platform.money import Money
+from ec_recommend.platform.storage import Database, UnitOfWork
+from ec_recommend.services.order.store import (
+    DECLINED,
+    FAILED,
+    PROCESSING,
+    SUCCEEDED,
+    idempotency_keys,
+    payments,
+    refunds,
+)
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: str
+    order_id: str
+    status: str
+    amount: Money
+    provider_payment_id: str
+    decline_reason: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who holds an idempotency key: the order it creates and the body it had."""
+
+    fingerprint: str
+    order_id: str
+
+
+def _payment(row: Any) -> Payment:
+    return Payment(
+        id=row.id,
+        order_id=row.order_id,
+        status=row.status,
+        amount=Money(row.amount, row.currency),
+        provider_payment_id=row.provider_payment_id or "",
+        decline_reason=row.decline_reason or "",
+    )
+
+
+class Ledger:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- idempotency claims ------------------------------------------------
+
+    async def claim(self, user_id: str, key: str, fingerprint: str, order_id: str) -> Claim | None:
+        """Take ``key`` for ``order_id``; returns the existing claim when it is taken."""
+        try:
+            async with self.db.unit_of_work() as uow:
+                await uow.execute(
+                    sa.insert(idempotency_keys).values(
+                        user_id=user_id,
+                        key=key,
+                        fingerprint=fingerprint,
+                        order_id=order_id,
+                        created_at=utcnow(),
+                    )
+                )
+                await uow.commit()
+            return None
+        except IntegrityError:
+            existing = await self.find_claim(user_id, key)
+            # Vanished between our insert and read: the holder gave up; the caller retries.
+            return existing or Claim(fingerprint="", order_id="")
+
+    async def find_claim(self, user_id: str, key: str) -> Claim | None:
+        async with self.db.reading() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(idempotency_keys).where(
+                        idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
+                    )
+                )
+            ).first()
+        return None if row is None else Claim(row.fingerprint, row.order_id)
+
+    async def drop_claim(self, user_id: str, key: str, order_id: str) -> None:
+        """Free a key whose order was never created, so a retry can try again."""
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(
+                sa.delete(idempotency_keys).where(
+                    idempotency_keys.c.user_id == user_id,
+                    idempotency_keys.c.key == key,
+                    idempotency_keys.c.order_id == order_id,
+                )
+            )
+            await uow.commit()
+
+    # -- payments ----------------------------------------------------------
+
+    async def start_payment(self, order_id: str, amount: Money) -> Payment | None:
+        """Record a charge in flight; None when another is in flight or succeeded."""
+        now = utcnow()
+        payment_id = new_id()
+        values = {
+            "id": payment_id,
+            "order_id": order_id,
+            "status": PROCESSING,
+            "amount": amount.amount,
+            "currency": amount.currency,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self.db.unit_of_work() as uow:
+                await uow.execute(sa.insert(payments).values(**values))
+                await uow.commit()
+        except IntegrityError:
+            return None
+        return Payment(payment_id, order_id, PROCESSING, amount, "", "")
+
+    async def live_payment(self, order_id: str) -> Payment | None:
+        """The order's charge in flight or succeeded, if any."""
+        async with self.db.reading() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(payments).where(
+                        payments.c.order_id == order_id, payments.c.status.in_(_live())
+                    )
+                )
+            ).first()
+        return None if row is None else _payment(row)
+
+    async def succeed(self, uow: UnitOfWork, payment_id: str, provider_payment_id: str) -> None:
+        await uow.execute(
+            sa.update(payments)
+            .where(payments.c.id == payment_id)
+            .values(status=SUCCEEDED, provider_payment_id=provider_payment_id, updated_at=utcnow())
+        )
+
+    async def fail(self, payment_id: str, *, declined: bool, reason: str) -> None:
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(
+                sa.update(payments)
+                .where(payments.c.id == payment_id)
+                .values(
+                    status=DECLINED if declined else FAILED,
+                    decline_reason=reason[:64],
+                    updated_at=utcnow(),
+                )
+            )
+            await uow.commit()
+
+    # -- refunds -----------------------------------------------------------
+
+    async def record_refund(self, uow: UnitOfWork, order_id: str, payment: Payment) -> str:
+        refund_id = new_id()
+        await uow.execute(
+            sa.insert(refunds).values(
+                id=refund_id,
+                order_id=order_id,
+                payment_id=payment.id,
+                amount=payment.amount.amount,
+                currency=payment.amount.currency,
+                created_at=utcnow(),
+            )
+        )
+        return refund_id
+
+    async def refund_done(self, refund_id: str, provider_refund_id: str) -> None:
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(
+                sa.update(refunds)
+                .where(refunds.c.id == refund_id)
+                .values(provider_refund_id=provider_refund_id)
+            )
+            await uow.commit()
+
+    async def refund_of(self, order_id: str) -> dict[str, Any] | None:
+        async with self.db.reading() as conn:
+            row = (
+                await conn.execute(sa.select(refunds).where(refunds.c.order_id == order_id))
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+
+def _live() -> tuple[str, str]:
+    return (PROCESSING, SUCCEEDED)
