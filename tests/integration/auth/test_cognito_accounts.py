@@ -8,13 +8,14 @@ from dataclasses import replace
 
 import pytest
 import pytest_asyncio
+from botocore.exceptions import ClientError
 
 from ec_recommend.config import AuthConfig
 from ec_recommend.platform import errors
-from ec_recommend.platform.auth.cognito import CognitoAccounts, open_accounts
+from ec_recommend.platform.auth.cognito import CognitoAccounts, cognito_client, open_accounts
 from ec_recommend.platform.auth.provision import AuthSettings, provision_user_pool
 from ec_recommend.platform.auth.verifier import TokenVerifier
-from ec_recommend.runtime.local_aws import LocalAws
+from ec_recommend.runtime.local_aws import LocalAws, free_port
 
 pytestmark = pytest.mark.asyncio
 
@@ -164,3 +165,32 @@ async def test_disabling_an_unknown_user_is_not_found(accounts: CognitoAccounts)
 async def test_garbage_refresh_token_is_unauthenticated(accounts: CognitoAccounts) -> None:
     with pytest.raises(errors.Unauthenticated):
         await accounts.refresh("not-a-refresh-token")
+
+
+async def test_failed_group_assignment_leaves_no_account_behind(
+    auth: AuthConfig, accounts: CognitoAccounts
+) -> None:
+    async with cognito_client(auth) as client:
+        await client.delete_group(UserPoolId=auth.user_pool_id, GroupName="seller")
+        email = unique_email()
+        with pytest.raises(errors.Unavailable):
+            await accounts.signup(email, PASSWORD, None, "seller")
+        with pytest.raises(ClientError) as lookup:
+            await client.admin_get_user(UserPoolId=auth.user_pool_id, Username=email)
+        assert lookup.value.response["Error"]["Code"] == "UserNotFoundException"
+
+    await provision_user_pool(auth, await pool_name(auth))  # puts the group back
+    assert (await accounts.signup(email, PASSWORD, None, "seller")).seller_id
+
+
+async def test_unreachable_cognito_is_unavailable(auth: AuthConfig) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    async with open_accounts(replace(auth, endpoint_url=closed)) as accounts:
+        with pytest.raises(errors.Unavailable):
+            await accounts.login(unique_email(), PASSWORD)
+
+
+async def pool_name(auth: AuthConfig) -> str:
+    async with cognito_client(auth) as client:
+        described = await client.describe_user_pool(UserPoolId=auth.user_pool_id)
+    return str(described["UserPool"]["Name"])
