@@ -56,6 +56,11 @@ class CircuitBreaker:
     def state(self) -> BreakerState:
         return self._state
 
+    @property
+    def reopens_at(self) -> float:
+        """When an open circuit lets its trial call through (clock time)."""
+        return self._opened_at + self.reset_timeout
+
     def admit(self) -> bool:
         """Whether a call may go out now; returns True for the half-open trial.
 

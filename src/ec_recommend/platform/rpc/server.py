@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -22,6 +23,7 @@ from grpclib.events import RecvRequest, listen
 from grpclib.exceptions import GRPCError
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
+from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
 from ec_recommend.platform import errors
@@ -72,6 +74,8 @@ class RpcServer:
             [*self._handlers, self._health], status_details_codec=ErrorDetailsCodec()
         )
         listen(self._server, RecvRequest, self._on_request)
+        self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+        self._track_connections()
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -99,6 +103,10 @@ class RpcServer:
         await self.drain()
         self._server.close()
         await self._server.wait_closed()
+        # grpclib leaves accepted connections open after close; a stopped
+        # server must drop them so clients reconnect (or fail over) at once.
+        for connection in list(self._connections):
+            connection.processor.close("server stopped")
         log.info("stopped %s", self.service)
 
     async def drain(self) -> None:
@@ -117,6 +125,21 @@ class RpcServer:
                 self._inflight,
                 self._drain_timeout,
             )
+
+    def _track_connections(self) -> None:
+        make_protocol = self._server._protocol_factory
+
+        def tracked() -> H2Protocol:
+            protocol = make_protocol()
+            self._connections.add(protocol)
+            return protocol
+
+        self._server._protocol_factory = tracked  # type: ignore[method-assign]
+
+    @property
+    def serving(self) -> bool:
+        """True while the server takes new calls (False once draining)."""
+        return self.port != 0 and not self._draining
 
     def _listening_server(self) -> asyncio.Server:
         # grpclib keeps the asyncio server private; we need it to stop
