@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ec_recommend._gen.ecommerce import recommendation as pb
-from ec_recommend.platform.errors import InvalidArgument, PermissionDenied
+from ec_recommend.platform.errors import PermissionDenied
 from ec_recommend.platform.ids import require_id
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.services.recommendation import domain
@@ -22,8 +22,8 @@ def _response(items: Recommendations) -> pb.RecommendationsResponse:
 
 def _user_for(requested: str) -> str:
     """End users get their own recommendations only; internal callers any user's."""
-    if len(requested) > 64:
-        raise InvalidArgument("user_id is too long", field="user_id")
+    if requested:
+        requested = require_id(requested, "user_id")
     identity = current_call().identity
     if identity is None or identity.is_admin:
         return requested
