@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -101,22 +100,22 @@ async def _serve(config: Config, names: Sequence[str]) -> int:
 
 
 async def _up(config: Config, args: argparse.Namespace) -> int:
-    from ec_recommend.runtime.demo import load_demo_data
-    from ec_recommend.runtime.host import host_services
+    from ec_recommend.runtime.local_system import DEMO_PASSWORD, local_system
 
     async def body(stop: asyncio.Event) -> None:
-        async with host_services(config, available_services()) as hosted:
-            if not args.no_demo:
-                await load_demo_data(hosted.clients)
-            endpoints = {"services": hosted.endpoints()}
-            path = config.storage.data_dir / "endpoints.json"
-            path.write_text(json.dumps(endpoints, indent=2), encoding="utf-8")
-            process.report_ready(**endpoints, endpoints_file=str(path))
+        async with local_system(
+            config, host=args.host, port=args.port, demo=not args.no_demo
+        ) as system:
+            process.report_ready(
+                **system.endpoints,
+                endpoints_file=str(system.endpoints_file),
+                demo_password=None if args.no_demo else DEMO_PASSWORD,
+            )
             await stop.wait()
+            log.info("stopping: gateway, consumers, services, then local AWS")
 
     await process.until_stopped(body)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Mapping
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend._gen.ecommerce import user as pb_user
+from ec_recommend.platform.errors import AlreadyExists
 from ec_recommend.platform.rpc.client import ClientFactory
 
 log = logging.getLogger(__name__)
@@ -57,13 +59,21 @@ CATALOGUE: tuple[tuple[str, str, int, int, int], ...] = (
 )
 
 
-async def load_demo_data(clients: ClientFactory) -> int:
-    """Create the demo accounts and catalogue unless they exist; returns products added."""
+async def load_demo_data(clients: ClientFactory, subjects: Mapping[str, str] | None = None) -> int:
+    """Create the demo accounts and catalogue unless they exist; returns products added.
+
+    ``subjects`` maps demo emails to the Cognito subjects of real accounts
+    (``ec-recommend up`` signs them up so they can log in).
+    """
     users = clients.stub(pb_user.UserServiceStub, "user")
     for subject, email, name in DEMO_USERS:
-        await users.create_user(
-            pb_user.CreateUserRequest(cognito_user_id=subject, email=email, display_name=name)
-        )
+        subject = (subjects or {}).get(email, subject)
+        try:
+            await users.create_user(
+                pb_user.CreateUserRequest(cognito_user_id=subject, email=email, display_name=name)
+            )
+        except AlreadyExists:
+            log.warning("demo user %s exists from an earlier run with another subject", email)
     products = clients.stub(pb_product.ProductServiceStub, "product")
     existing = await products.list_products(
         pb_product.ListProductsRequest(

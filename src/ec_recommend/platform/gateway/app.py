@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from ec_recommend.platform.gateway.request import ApiRequest
 from ec_recommend.platform.gateway.routes import Endpoint, RouteTable, load_routes
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import CallContext, call_scope
+from ec_recommend.platform.telemetry.http import http_middleware, metrics_handler
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,13 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
     routes = setup.routes or load_routes()
     app = web.Application(
         client_max_size=setup.config.gateway.max_body_bytes,
-        middlewares=[errors_middleware, policy_middleware, *middlewares],
+        # Telemetry outermost: it sees the final status of every response.
+        middlewares=[
+            http_middleware("gateway"),
+            errors_middleware,
+            policy_middleware,
+            *middlewares,
+        ],
     )
 
     async def resources(app: web.Application) -> Any:
@@ -112,6 +119,7 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, endpoint_handler(endpoint))
     add_health_routes(app)
+    app.router.add_get("/metrics", metrics_handler(), allow_head=False)
     document = orjson.dumps(openapi_document(ENDPOINTS, routes))
 
     async def openapi(request: web.Request) -> web.Response:
@@ -193,3 +201,39 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
 
     handle.__name__ = endpoint.operation_id
     return handle
+
+
+def cognito_setup(
+    config: Config,
+    *,
+    clients: ClientFactory | None = None,
+    services: Sequence[str] = (),
+    ready: bool = True,
+) -> GatewaySetup:
+    """A gateway verifying Cognito tokens and serving /auth/* from the configured pool."""
+    from ec_recommend.platform.auth.cognito import open_accounts
+    from ec_recommend.platform.auth.verifier import TokenVerifier
+
+    if not config.auth.configured:
+        raise ValueError("the gateway needs auth.user_pool_id and auth.client_id")
+    return GatewaySetup(
+        config=config,
+        verifier=lambda: TokenVerifier.from_config(config.auth),
+        accounts=lambda: open_accounts(config.auth),
+        clients=clients,
+        services=services,
+        ready=ready,
+    )
+
+
+@asynccontextmanager
+async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host:port`` (0 = a free port); yields its base URL."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        bound = runner.addresses[0][1]
+        yield f"http://{host}:{bound}"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,140 @@
+"""``ec-recommend up``: the whole system on one machine, in one process.
+
+Order of start: moto's server (child process) -> Cognito pool and SNS/SQS
+topology on it -> every gRPC service -> event consumers -> demo data (with
+real Cognito accounts) -> the gateway -> ``<data-dir>/endpoints.json`` ->
+``/readyz`` turns 200. Everything stops in reverse order on exit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ec_recommend.config import Config
+from ec_recommend.platform import errors
+from ec_recommend.platform.gateway.app import cognito_setup, create_app, mark_ready, serving
+from ec_recommend.runtime.host import host_services
+from ec_recommend.runtime.local_aws import LocalAws, moto_server
+from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
+
+log = logging.getLogger(__name__)
+
+DEMO_PASSWORD = "Demo-password-1"
+
+
+@dataclass(frozen=True)
+class LocalSystem:
+    endpoints: dict[str, Any]
+    endpoints_file: Path
+
+
+def local_config(config: Config, aws: LocalAws) -> Config:
+    """``config`` pointed at the local AWS, with the local profile's conveniences."""
+    auth = replace(
+        config.auth,
+        region=aws.region,
+        endpoint_url=aws.endpoint_url,
+        allow_seller_signup=True,
+        auto_confirm=True,
+    )
+    events = replace(config.events, enabled=True, endpoint_url=aws.endpoint_url, region=aws.region)
+    return replace(config, auth=auth, events=events)
+
+
+async def _provision(config: Config, aws: LocalAws) -> tuple[Config, dict[str, Any]]:
+    from ec_recommend.platform.auth.provision import provision_user_pool
+    from ec_recommend.platform.events.provision import provision
+    from ec_recommend.platform.events.topology import load_topology
+
+    pool = await provision_user_pool(aws, config.auth.pool_name)
+    config = replace(config, auth=pool.apply(config.auth))
+    report = await provision(config.events, load_topology(config.events.topology_path))
+    facts = {
+        "aws_endpoint_url": aws.endpoint_url,
+        "region": aws.region,
+        "cognito_user_pool_id": pool.user_pool_id,
+        "cognito_client_id": pool.client_id,
+        "topics": dict(report.topic_arns),
+        "queues": dict(report.queue_urls),
+    }
+    return config, facts
+
+
+async def _demo_accounts(config: Config) -> dict[str, str]:
+    """Cognito accounts for the demo users (email -> subject), so they can log in."""
+    from ec_recommend.platform.auth.cognito import CognitoAccounts, cognito_client
+    from ec_recommend.runtime.demo import DEMO_SELLER_ID, DEMO_USERS
+
+    subjects: dict[str, str] = {}
+    async with cognito_client(config.auth) as client:
+        accounts = CognitoAccounts(
+            client,
+            user_pool_id=config.auth.user_pool_id,
+            client_id=config.auth.client_id,
+            auto_confirm=True,
+            allow_seller_signup=True,
+            new_seller_id=lambda: DEMO_SELLER_ID,
+        )
+        for _subject, email, name in DEMO_USERS:
+            role = "seller" if "seller" in email else "customer"
+            try:
+                result = await accounts.signup(email, DEMO_PASSWORD, name, role)
+            except errors.AlreadyExists:
+                continue
+            subjects[email] = result.sub
+    return subjects
+
+
+@asynccontextmanager
+async def _consumers(config: Config, env: ServiceEnv) -> AsyncIterator[list[str]]:
+    from ec_recommend.platform.events.runner import running_consumers
+
+    async with AsyncExitStack() as stack:
+        subscriptions = []
+        for name, module_name in CONSUMERS.items():
+            made = importlib.import_module(module_name).subscription(env)
+            if hasattr(made, "__aenter__"):
+                made = await stack.enter_async_context(made)
+            elif hasattr(made, "__await__"):
+                made = await made
+            subscriptions.append(made)
+            log.debug("consumer %s ready", name)
+        await stack.enter_async_context(
+            running_consumers(config.storage, config.events, subscriptions)
+        )
+        yield list(CONSUMERS)
+
+
+@asynccontextmanager
+async def local_system(
+    config: Config, *, host: str = "127.0.0.1", port: int = 8080, demo: bool = True
+) -> AsyncIterator[LocalSystem]:
+    data_dir = config.storage.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        aws = await stack.enter_async_context(moto_server(host))
+        config, facts = await _provision(local_config(config, aws), aws)
+        names = available_services()
+        hosted = await stack.enter_async_context(host_services(config, names))
+        await stack.enter_async_context(
+            _consumers(config, ServiceEnv(config=config, clients=hosted.clients))
+        )
+        if demo:
+            from ec_recommend.runtime.demo import load_demo_data
+
+            await load_demo_data(hosted.clients, await _demo_accounts(config))
+        app = create_app(cognito_setup(config, clients=hosted.clients, services=names, ready=False))
+        gateway_url = await stack.enter_async_context(serving(app, host, port))
+        endpoints = {"gateway_url": gateway_url, **facts}
+        path = data_dir / "endpoints.json"
+        path.write_text(json.dumps(endpoints, indent=2), encoding="utf-8")
+        mark_ready(app)
+        log.info("gateway listening on %s; endpoints in %s", gateway_url, path)
+        yield LocalSystem(endpoints, path)
