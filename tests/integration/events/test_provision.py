@@ -39,7 +39,9 @@ async def test_queues_have_redrive_policy_and_topic_policy(events_config: Events
             assert attrs["VisibilityTimeout"] == str(queue.visibility_timeout)
             statement = json.loads(attrs["Policy"])["Statement"][0]
             senders = set(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
-            routed = {report.topic_arns[r.topic] for r in topology.routes() if r.queue == queue.name}
+            routed = {
+                report.topic_arns[r.topic] for r in topology.routes() if r.queue == queue.name
+            }
             assert senders == routed
 
 

@@ -1,0 +1,53 @@
+"""Run several consumers on one event loop, sharing one SQS client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from ec_recommend.config import EventsConfig, StorageConfig
+from ec_recommend.platform.events.aws import aws_client
+from ec_recommend.platform.events.consumer import Subscription
+from ec_recommend.platform.events.inbox import ensure_inbox
+from ec_recommend.platform.events.worker import ConsumerWorker
+from ec_recommend.platform.storage import open_database
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def running_consumers(
+    storage: StorageConfig, events: EventsConfig, subscriptions: Sequence[Subscription]
+) -> AsyncIterator[list[ConsumerWorker]]:
+    """Start a worker per subscription; on exit stop receiving and drain them all.
+
+    Each subscription's database is opened (and migrated, with its inbox) here,
+    so the handlers' units of work and the inbox share one transaction.
+    """
+    names = [s.name for s in subscriptions]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate consumer names in {names}")
+    async with AsyncExitStack() as stack:
+        # Enough connections for every handler's visibility calls plus a poll each.
+        pool = sum(events.consumer_concurrency + 2 for _ in subscriptions) or 1
+        sqs = await stack.enter_async_context(aws_client("sqs", events, pool=pool))
+        workers = []
+        for subscription in subscriptions:
+            db = await stack.enter_async_context(
+                open_database(storage, subscription.database, subscription.migrations)
+            )
+            await ensure_inbox(db)
+            workers.append(ConsumerWorker(subscription, db, sqs, events))
+        tasks = [asyncio.create_task(w.run(), name=f"consumer-{w.name}") for w in workers]
+        try:
+            await asyncio.gather(*(w.wait_ready() for w in workers))
+            yield workers
+        finally:
+            for worker in workers:
+                worker.stop()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for worker, result in zip(workers, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.error("consumer %s stopped with %r", worker.name, result)

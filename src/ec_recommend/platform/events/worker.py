@@ -1,0 +1,274 @@
+"""The runtime behind ``consumer.Subscription``: one worker per queue.
+
+See ``consumer`` for the guarantees. Receiving only asks for as many
+messages as there are free handler slots, so no message waits invisible
+behind busy handlers; deletes go out in batches of up to 10.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ec_recommend.config import EventsConfig
+from ec_recommend.platform.events.aws import queue_url
+from ec_recommend.platform.events.consumer import ConsumerStats, Subscription
+from ec_recommend.platform.events.envelope import Event, MalformedEvent, UnknownEventType, decode
+from ec_recommend.platform.events.inbox import claim
+from ec_recommend.platform.rpc.context import CallContext, call_scope
+from ec_recommend.platform.storage import Database
+
+log = logging.getLogger(__name__)
+
+_DELETE_LINGER = 0.02  # seconds a delete waits for company in its batch
+
+
+class ConsumerWorker:
+    """Consumes one subscription's queue until ``stop()``."""
+
+    def __init__(
+        self, subscription: Subscription, db: Database, sqs: Any, config: EventsConfig
+    ) -> None:
+        self.subscription = subscription
+        self.db = db
+        self.sqs = sqs
+        self.config = config
+        self.stats = ConsumerStats()
+        self.queue_url = ""
+        self.visibility_timeout = 30
+        self._slots = asyncio.Semaphore(config.consumer_concurrency)
+        self._inflight: dict[asyncio.Task[None], str] = {}  # task -> receipt handle
+        self._deletes: asyncio.Queue[str] = asyncio.Queue()
+        self._stopping = asyncio.Event()
+        self._ready = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        return self.subscription.name
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def stop(self) -> None:
+        """Stop receiving; ``run`` then drains and returns."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        deleter = asyncio.create_task(self._delete_loop(), name=f"{self.name}-deletes")
+        try:
+            if await self._resolve_queue():
+                self._ready.set()
+                await self._receive_loop()
+        finally:
+            self._ready.set()
+            await self._drain()
+            await self._deletes.join()
+            deleter.cancel()
+            with suppress(asyncio.CancelledError):
+                await deleter
+
+    async def _resolve_queue(self) -> bool:
+        delay = 0.2
+        while not self._stopping.is_set():
+            try:
+                self.queue_url = await queue_url(self.sqs, self.config, self.subscription.queue)
+                attrs = await self.sqs.get_queue_attributes(
+                    QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
+                )
+                self.visibility_timeout = int(attrs["Attributes"]["VisibilityTimeout"])
+                return True
+            except (BotoCoreError, ClientError, OSError) as exc:
+                log.warning(
+                    "%s: queue %s not available (%s); run `ec-recommend provision`",
+                    self.name,
+                    self.subscription.queue,
+                    exc,
+                )
+                await self._pause(delay)
+                delay = min(delay * 2, 10.0)
+        return False
+
+    async def _pause(self, seconds: float) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _receive_loop(self) -> None:
+        stopping = asyncio.create_task(self._stopping.wait())
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                await self._slots.acquire()  # at least one free slot before asking
+                free = 1
+                while free < 10 and not self._slots.locked():
+                    await self._slots.acquire()
+                    free += 1
+                receive = asyncio.create_task(self._receive(free))
+                await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not receive.done():
+                    # Whatever this call had taken reappears after its visibility timeout.
+                    receive.cancel()
+                    with suppress(asyncio.CancelledError, BotoCoreError, ClientError, OSError):
+                        await receive
+                    self._release(free)
+                    break
+                try:
+                    messages = receive.result()
+                    failures = 0
+                except (BotoCoreError, ClientError, OSError) as exc:
+                    self._release(free)
+                    failures += 1
+                    log.warning("%s: receive failed (%s)", self.name, exc)
+                    await self._pause(min(0.1 * 2**failures, 10.0))
+                    continue
+                self._release(free - len(messages))
+                for message in messages:
+                    task = asyncio.create_task(self._handle(message))
+                    self._inflight[task] = message["ReceiptHandle"]
+                    task.add_done_callback(self._done)
+        finally:
+            stopping.cancel()
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(task, None)
+        self._slots.release()
+
+    async def _receive(self, count: int) -> list[dict[str, Any]]:
+        response = await self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=self.config.consumer_wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageAttributeNames=["All"],
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        self.stats.received += len(messages)
+        return messages
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        receipt = message["ReceiptHandle"]
+        receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        try:
+            event = decode(message["Body"])
+        except UnknownEventType as exc:
+            self.stats.unknown_type += 1
+            log.warning(
+                "%s: %s in message %s; leaving it to dead-letter",
+                self.name,
+                exc,
+                message.get("MessageId"),
+            )
+            await self._set_visibility(receipt, 0)
+            return
+        except MalformedEvent as exc:
+            self.stats.malformed += 1
+            log.warning(
+                "%s: malformed message %s (%s); leaving it to dead-letter",
+                self.name,
+                message.get("MessageId"),
+                exc,
+            )
+            await self._set_visibility(receipt, 0)
+            return
+        extender = asyncio.create_task(self._keep_invisible(receipt))
+        try:
+            outcome = await self._apply(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.stats.failed += 1
+            log.exception(
+                "%s: handler for %s %s failed (receive %d)",
+                self.name,
+                event.type,
+                event.id,
+                receives,
+            )
+            # Retry sooner than the full visibility timeout, backing off per receive.
+            await self._set_visibility(receipt, min(self.visibility_timeout, 2 ** (receives - 1)))
+            return
+        finally:
+            extender.cancel()
+        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        if outcome == "handled":
+            self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
+        self._deletes.put_nowait(receipt)
+
+    async def _apply(self, event: Event) -> str:
+        handler = self.subscription.handlers.get(event.type)
+        if handler is None:
+            return "ignored"
+        with call_scope(CallContext(request_id=event.correlation_id or event.id)):
+            async with self.db.unit_of_work() as uow:
+                if not await claim(uow, self.name, event.id, event.type):
+                    return "duplicates"
+                await handler(event, uow)
+                await uow.commit()
+        return "handled"
+
+    async def _keep_invisible(self, receipt: str) -> None:
+        interval = max(self.visibility_timeout / 2, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            await self._set_visibility(receipt, max(self.visibility_timeout, 1))
+
+    async def _set_visibility(self, receipt: str, seconds: int) -> None:
+        try:
+            await self.sqs.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=receipt, VisibilityTimeout=seconds
+            )
+        except (BotoCoreError, ClientError, OSError) as exc:
+            log.warning("%s: cannot change visibility (%s)", self.name, exc)
+
+    async def _delete_loop(self) -> None:
+        while True:
+            batch = [await self._deletes.get()]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + _DELETE_LINGER
+            while len(batch) < 10:
+                remaining = deadline - loop.time()
+                if remaining <= 0 and self._deletes.empty():
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._deletes.get(), max(remaining, 0)))
+                except TimeoutError:
+                    break
+            try:
+                await self._delete(batch)
+            finally:
+                for _ in batch:
+                    self._deletes.task_done()
+
+    async def _delete(self, receipts: list[str]) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)]
+        try:
+            response = await self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            # Redelivered later; the inbox turns the repeat into a no-op.
+            log.warning("%s: delete of %d messages failed (%s)", self.name, len(entries), exc)
+            return
+        for failure in response.get("Failed", []):
+            log.warning("%s: delete failed: %s", self.name, failure)
+
+    async def _drain(self) -> None:
+        """Let in-flight handlers finish within the grace period; return the rest."""
+        if not self._inflight:
+            return
+        pending = set(self._inflight)
+        _, late = await asyncio.wait(pending, timeout=self.config.shutdown_grace)
+        receipts = [self._inflight[t] for t in late if t in self._inflight]
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        for receipt in receipts:
+            await self._set_visibility(receipt, 0)
+        self.stats.returned += len(receipts)
+        if receipts:
+            log.info("%s: returned %d unfinished messages to the queue", self.name, len(receipts))
