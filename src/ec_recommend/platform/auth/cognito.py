@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ec_recommend.config import AuthConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.auth.context import CUSTOMER, SELLER
+from ec_recommend.runtime.local_aws import LOCAL_CREDENTIALS
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def cognito_client_config() -> AioConfig:
 async def cognito_client(auth: AuthConfig) -> AsyncIterator[Any]:
     """An aiobotocore cognito-idp client: moto when ``endpoint_url`` is set, else AWS."""
     # moto accepts any credentials; in production the default chain applies.
-    from ec_recommend.runtime.local_aws import LOCAL_CREDENTIALS
-
     credentials: Mapping[str, str] = LOCAL_CREDENTIALS if auth.endpoint_url else {}
     session = get_session()
     async with session.create_client(
