@@ -23,6 +23,7 @@ from ec_recommend.platform.gateway import http_errors
 from ec_recommend.platform.gateway.identity import bearer_token
 from ec_recommend.platform.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID, RESPONSE_HEADERS
 from ec_recommend.platform.rpc.context import Identity
+from ec_recommend.platform.telemetry.metrics import process_metrics
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ async def policy_middleware(request: web.Request, handler: Handler) -> web.Strea
     decision = await gateway.limiter.hit(tier, key)
     request[RESPONSE_HEADERS] = decision.headers()
     if not decision.allowed:
+        process_metrics().rate_limit_rejected(tier.name)
         return http_errors.error_response(
             http_errors.RATE_LIMITED,
             f"rate limit of {tier.limit} requests per {int(tier.window)}s exceeded",

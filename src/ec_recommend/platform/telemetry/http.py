@@ -4,13 +4,17 @@ The middleware opens a SERVER span per request (continuing a client's W3C
 ``traceparent``), counts ``http_request_total`` and observes the latency
 histogram, and tracks requests in flight. The ``endpoint`` label is the
 route template (``/api/v1/products/{id}``), never the raw path; requests no
-route matched share the label ``unmatched``.
+route matched share the label ``unmatched``. One access log line per
+request goes to ``ec_recommend.access``, inside the span, so it carries the
+trace id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Mapping
 from typing import Final
 
 from aiohttp import web
@@ -24,6 +28,10 @@ from ec_recommend.platform.telemetry.tracing import (
     record_failure,
     tracer,
 )
+
+access_log = logging.getLogger("ec_recommend.access")
+
+REQUEST_ID_HEADER: Final = "X-Request-ID"
 
 # A handler that routes by its own table may name the template it matched.
 ROUTE_TEMPLATE: Final = web.RequestKey("ec_route_template", str)
@@ -51,6 +59,7 @@ def http_middleware(service: str = "gateway", metrics: Metrics | None = None) ->
         method = request.method if request.method in KNOWN_METHODS else "_OTHER"
         started = time.perf_counter()
         status = 500
+        headers: Mapping[str, str] = {}
         recorder.http_started(service)
         component = current_component.set(service)
         try:
@@ -70,10 +79,10 @@ def http_middleware(service: str = "gateway", metrics: Metrics | None = None) ->
             ) as span:
                 try:
                     response = await handler(request)
-                    status = response.status
+                    status, headers = response.status, response.headers
                     return response
                 except web.HTTPException as exc:
-                    status = exc.status
+                    status, headers = exc.status, exc.headers
                     raise
                 except asyncio.CancelledError:
                     status = CLIENT_CLOSED
@@ -83,11 +92,27 @@ def http_middleware(service: str = "gateway", metrics: Metrics | None = None) ->
                     raise
                 finally:
                     endpoint = route_template(request)
+                    elapsed = time.perf_counter() - started
                     span.update_name(f"{method} {endpoint}")
                     span.set_attribute("http.route", endpoint)
                     span.set_attribute("http.response.status_code", status)
+                    request_id = headers.get(REQUEST_ID_HEADER, "")
+                    if request_id:
+                        span.set_attribute("ec.request_id", request_id)
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
+                    access_log.info(
+                        "%s %s %d %.1fms",
+                        method,
+                        request.path,
+                        status,
+                        elapsed * 1000,
+                        extra={
+                            "http_status": status,
+                            "http_route": endpoint,
+                            "request_id": request_id,
+                        },
+                    )
         finally:
             current_component.reset(component)
             recorder.http_finished(service)

@@ -39,7 +39,9 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         ids = current_ids()
         record.trace_id, record.span_id = ids if ids is not None else ("", "")
-        record.request_id = current_call().request_id
+        # An explicit ``extra={"request_id": ...}`` wins over the call's.
+        if not getattr(record, "request_id", ""):
+            record.request_id = current_call().request_id
         record.service = current_component.get() or self.service
         return True
 
