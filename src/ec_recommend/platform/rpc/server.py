@@ -106,7 +106,9 @@ class RpcServer:
         # grpclib leaves accepted connections open after close; a stopped
         # server must drop them so clients reconnect (or fail over) at once.
         for connection in list(self._connections):
-            connection.processor.close("server stopped")
+            processor = getattr(connection, "processor", None)  # None: handshake failed
+            if processor is not None:
+                processor.close("server stopped")
         log.info("stopped %s", self.service)
 
     async def drain(self) -> None:

@@ -1,0 +1,167 @@
+"""mTLS (STRICT): who is refused at the handshake, who gets PERMISSION_DENIED."""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import trustme
+
+from ec_recommend._gen.ecommerce import product as pb
+from ec_recommend.config import Endpoint, TlsConfig
+from ec_recommend.platform import errors
+from ec_recommend.platform.rpc.client import ClientFactory
+from ec_recommend.platform.rpc.mesh import load_mesh
+from ec_recommend.platform.rpc.server import RpcServer
+from ec_recommend.platform.security.allowlist import service_identity_middleware
+from ec_recommend.platform.security.certs import Authority, init_certificates
+from ec_recommend.platform.security.tls import ClientTls, server_context
+from tests.integration.mesh.faulty import FaultyProducts, mesh
+
+pytestmark = pytest.mark.asyncio
+
+GET = pb.GetProductRequest(product_id="p1")
+RESERVE = pb.ReserveStockRequest(reservation_id="r1")
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> TlsConfig:
+    certs = tmp_path / "certs"
+    init_certificates(certs, ["product", "gateway", "order", "cart"])
+    return TlsConfig(mode="STRICT", ca=certs / "ca.crt", cert_dir=certs)
+
+
+@asynccontextmanager
+async def strict_product(tls: TlsConfig) -> AsyncIterator[tuple[FaultyProducts, RpcServer]]:
+    service = FaultyProducts()
+    policy = replace(load_mesh().policy("product"))
+    async with RpcServer(
+        "product",
+        [service],
+        ssl_context=server_context(tls, "product"),
+        middlewares=[service_identity_middleware("product", policy, tls)],
+    ) as server:
+        yield service, server
+
+
+@asynccontextmanager
+async def client(
+    server: RpcServer, *, tls: ClientTls | None = None, context: ssl.SSLContext | None = None
+) -> AsyncIterator[pb.ProductServiceStub]:
+    async with ClientFactory(
+        {"product": [Endpoint("127.0.0.1", server.port)]},
+        mesh=mesh(retry={"max_retries": 0}),
+        tls=tls,
+        ssl_context=context,
+    ) as clients:
+        yield clients.stub(pb.ProductServiceStub, "product")
+
+
+def bare_context(ca: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca))
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+async def test_allowed_caller_gets_through(pki: TlsConfig) -> None:
+    async with (
+        strict_product(pki) as (service, server),
+        client(server, tls=ClientTls(pki, "order")) as stub,
+    ):
+        assert (await stub.get_product(GET)).name == "ok"
+        assert (await stub.reserve_stock(RESERVE)).reservation_id == "r1"
+    assert len(service.calls["ReserveStock"]) == 1
+
+
+async def test_caller_not_on_the_allow_list_gets_permission_denied(pki: TlsConfig) -> None:
+    async with (
+        strict_product(pki) as (service, server),
+        client(server, tls=ClientTls(pki, "cart")) as stub,
+    ):
+        assert (await stub.get_product(GET)).name == "ok"  # reads are open to all services
+        with pytest.raises(errors.PermissionDenied) as caught:
+            await stub.reserve_stock(RESERVE)
+    assert caught.value.details["caller"] == "cart"
+    assert not service.calls["ReserveStock"]
+
+
+async def test_client_without_a_certificate_is_refused(pki: TlsConfig) -> None:
+    assert pki.ca is not None
+    async with (
+        strict_product(pki) as (service, server),
+        client(server, context=bare_context(pki.ca)) as stub,
+    ):
+        with pytest.raises(errors.Unavailable):
+            await stub.get_product(GET)
+    assert service.total() == 0
+
+
+async def test_plaintext_client_is_refused(pki: TlsConfig) -> None:
+    async with strict_product(pki) as (service, server), client(server) as stub:
+        with pytest.raises(errors.ServiceError):
+            await stub.get_product(GET)
+    assert service.total() == 0
+
+
+async def test_certificate_from_another_ca_is_refused(pki: TlsConfig, tmp_path: Path) -> None:
+    assert pki.ca is not None
+    other = trustme.CA()
+    cert = other.issue_cert("gateway")
+    context = bare_context(pki.ca)
+    cert.configure_cert(context)
+    async with strict_product(pki) as (service, server), client(server, context=context) as stub:
+        with pytest.raises(errors.Unavailable):
+            await stub.get_product(GET)
+    assert service.total() == 0
+
+
+async def test_expired_certificate_is_refused(pki: TlsConfig, tmp_path: Path) -> None:
+    assert pki.ca is not None and pki.cert_dir is not None
+    now = datetime.datetime.now(datetime.UTC)
+    cert, key = Authority.load(pki.cert_dir).issue(
+        "gateway",
+        not_before=now - datetime.timedelta(days=10),
+        not_after=now - datetime.timedelta(days=1),
+    )
+    (tmp_path / "old.crt").write_bytes(cert)
+    (tmp_path / "old.key").write_bytes(key)
+    context = bare_context(pki.ca)
+    context.load_cert_chain(tmp_path / "old.crt", tmp_path / "old.key")
+    async with strict_product(pki) as (service, server), client(server, context=context) as stub:
+        with pytest.raises(errors.Unavailable):
+            await stub.get_product(GET)
+    assert service.total() == 0
+
+
+async def test_client_refuses_a_server_that_is_not_the_service_it_dials(
+    pki: TlsConfig,
+) -> None:
+    service = FaultyProducts()
+    # the "cart" certificate serving on the port the client believes is product's
+    async with (
+        RpcServer("product", [service], ssl_context=server_context(pki, "cart")) as server,
+        client(server, tls=ClientTls(pki, "gateway")) as stub,
+    ):
+        with pytest.raises(errors.Unavailable):
+            await stub.get_product(GET)
+    assert service.total() == 0
+
+
+async def test_permissive_admits_callers_without_a_certificate_to_open_methods_only(
+    pki: TlsConfig,
+) -> None:
+    assert pki.ca is not None
+    permissive = replace(pki, mode="PERMISSIVE")
+    async with (
+        strict_product(permissive) as (service, server),
+        client(server, context=bare_context(pki.ca)) as stub,
+    ):
+        assert (await stub.get_product(GET)).name == "ok"
+        with pytest.raises(errors.PermissionDenied):
+            await stub.reserve_stock(RESERVE)
+    assert not service.calls["ReserveStock"]
