@@ -84,6 +84,9 @@ class OutboxRelay:
             query = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
             return int((await conn.execute(query)).scalar_one())
 
+    async def pending_is(self, count: int) -> bool:
+        return await self.pending() == count
+
     async def _run(self) -> None:
         passes = 0
         while not self._stop.is_set():
