@@ -135,7 +135,7 @@ class TelemetryConfig:
     """
 
     otlp_endpoint: str | None = None
-    service_name: str = "ec-recommend"
+    service_name: str = ""  # empty: named after what the process hosts
     sample_ratio: float = 1.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
@@ -466,7 +466,7 @@ def _telemetry_config(section: Mapping[str, Any], env: Mapping[str, str]) -> Tel
         raise ConfigError(f"telemetry.consumer_links: expected true or false, got {links!r}")
     return TelemetryConfig(
         otlp_endpoint=pick("otlp_endpoint", "EC_OTLP_ENDPOINT", None) or None,
-        service_name=str(pick("service_name", "EC_SERVICE_NAME", "ec-recommend")),
+        service_name=str(pick("service_name", "EC_SERVICE_NAME", "")),
         sample_ratio=ratio,
         metrics_host=str(pick("metrics_host", "EC_METRICS_HOST", "127.0.0.1")),
         metrics_port=_positive_int(
