@@ -21,6 +21,7 @@ ec-recommend: an e-commerce backend as asyncio microservices.
 commands:
   up         run the whole system locally with demo data (one process)
   serve      run one or more services in one process, for a real deployment
+  certs      development CA and service certificates for mTLS (certs init)
 """
 
 
@@ -60,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--data-dir", type=Path, default=None, help="where SQLite files live")
     serve.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+
+    certs = commands.add_parser(
+        "certs",
+        help="development certificates for mTLS",
+        description="certs init: create a development CA and one certificate per "
+        "service, consumer and the gateway (kept if present; --force starts over).",
+    )
+    certs.add_argument("action", choices=["init"])
+    certs.add_argument("--dir", type=Path, default=None, help="default: <data-dir>/certs")
+    certs.add_argument("--force", action="store_true", help="replace the CA and every certificate")
+    certs.add_argument("--data-dir", type=Path, default=None, help="where the data lives")
+    certs.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     return parser
 
 
@@ -73,6 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_dir is not None:
         config = config.with_data_dir(args.data_dir)
     process.configure_logging(config)
+    if args.command == "certs":
+        return _certs_init(config, args)
+    try:  # mesh.yaml is validated before anything starts
+        from ec_recommend.platform.rpc.mesh import load_mesh
+
+        load_mesh(config.mesh_file)
+    except ConfigError as exc:
+        print(f"ec-recommend: configuration error: {exc}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         unknown = [name for name in args.services if name not in available_services()]
         if unknown:
@@ -84,6 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return process.run(_serve(config, args.services))
     return process.run(_up(config, args))
+
+
+def _certs_init(config: Config, args: argparse.Namespace) -> int:
+    from ec_recommend.platform.security.certs import init_certificates
+    from ec_recommend.platform.security.tls import certificate_names
+
+    directory = args.dir or config.storage.data_dir / "certs"
+    written = init_certificates(directory, certificate_names(), force=args.force)
+    print(f"certificates in {directory}: wrote {', '.join(written) or 'nothing (all present)'}")
+    return 0
 
 
 async def _serve(config: Config, names: Sequence[str]) -> int:
