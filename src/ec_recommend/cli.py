@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ec_recommend.config import Config, ConfigError
@@ -43,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="gateway port (0 = any free port)")
     up.add_argument("--data-dir", type=Path, default=None, help="where the data lives")
     up.add_argument("--no-demo", action="store_true", help="do not load demo data")
+    up.add_argument(
+        "--mtls",
+        action="store_true",
+        help="mTLS (STRICT) between all services, with development certificates "
+        "under <data-dir>/certs (created on first use)",
+    )
     up.add_argument("--config", type=Path, default=None, help="YAML configuration file")
 
     serve = commands.add_parser(
@@ -85,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.data_dir is not None:
         config = config.with_data_dir(args.data_dir)
+    if getattr(args, "mtls", False):
+        from ec_recommend.platform.security.tls import dev_tls_config
+
+        config = replace(config, tls=dev_tls_config(config.storage.data_dir / "certs"))
     process.configure_logging(config)
     if args.command == "certs":
         return _certs_init(config, args)

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from ec_recommend.config import Config, Endpoint
+from ec_recommend.platform.events.relay import outbox_relays
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security.allowlist import service_identity_middleware
@@ -69,6 +70,9 @@ async def host_services(
             if name not in config.rpc.endpoints:
                 clients.add_endpoints(name, [Endpoint(config.rpc.host, server.port)])
             servers[name] = server
+        if config.events.enabled and env.outboxes:
+            # Entered last, so relays stop before the stores they read close.
+            await stack.enter_async_context(outbox_relays(config.events, env.outboxes))
         hosted = HostedServices(servers, clients)
         try:
             yield hosted

@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ec_recommend.config import Config
 from ec_recommend.platform.rpc.client import ClientFactory
+from ec_recommend.platform.storage import Database
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class ServiceEnv:
 
     config: Config
     clients: ClientFactory
+    # Databases with an outbox table (platform.events.outbox); the host runs
+    # a relay for each: ``env.outboxes.append(db)`` in the service's build.
+    outboxes: list[Database] = field(default_factory=list)
 
 
 class ServiceBuilder(Protocol):

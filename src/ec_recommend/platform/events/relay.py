@@ -16,7 +16,8 @@ import asyncio
 import json
 import logging
 import random
-from contextlib import AsyncExitStack, suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -29,7 +30,7 @@ from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.aws import aws_client, topic_arns
 from ec_recommend.platform.events.envelope import CORRELATION_ID, TRACEPARENT, TRACESTATE
 from ec_recommend.platform.events.outbox import outbox
-from ec_recommend.platform.events.topology import Topology
+from ec_recommend.platform.events.topology import Topology, load_topology
 from ec_recommend.platform.storage import Database
 
 log = logging.getLogger(__name__)
@@ -200,3 +201,15 @@ def _attributes(event_type: str, body: str) -> dict[str, dict[str, str]]:
         if isinstance(value, str) and value:
             attributes[key] = {"DataType": "String", "StringValue": value}
     return attributes
+
+
+@asynccontextmanager
+async def outbox_relays(
+    config: EventsConfig, databases: Sequence[Database]
+) -> AsyncIterator[list[OutboxRelay]]:
+    """One relay task per database, on the current event loop."""
+    topology = load_topology(config.topology_path)
+    async with AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(OutboxRelay(db, config, topology)) for db in databases
+        ]
