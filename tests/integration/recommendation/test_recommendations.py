@@ -189,3 +189,16 @@ async def test_malformed_orders_are_rejected_and_leave_nothing(
     with pytest.raises(InvalidArgument):
         await store.record_paid_order("bad", "u", lines, NOW)
     assert not await store.paid_order_recorded("bad")
+
+
+async def test_writes_join_a_consumers_unit_of_work(store: RecommendationStore) -> None:
+    """An event consumer records inside its own unit of work (with its inbox row)."""
+    async with store.db.unit_of_work() as uow:
+        assert await store.record_paid_order("o-x", "u", [("A", 1)], NOW, uow)
+        assert await store.upsert_product(CATALOGUE[0], uow)
+    assert not await store.paid_order_recorded("o-x")  # not committed: nothing stuck
+    assert await store.product("A") is None
+    async with store.db.unit_of_work() as uow:
+        await store.record_paid_order("o-x", "u", [("A", 1)], NOW, uow)
+        await uow.commit()
+    assert await store.paid_order_recorded("o-x")

@@ -178,3 +178,14 @@ async def test_upsert_is_idempotent_and_remove_deletes(index: SearchIndex) -> No
 async def test_query_text_is_data_not_syntax(index: SearchIndex) -> None:
     for hostile in ('"', "zz OR qq", "NEAR(zz qq)", "100%", "_", "'; DROP TABLE x; --", "*"):
         assert await ids(index, hostile) == []
+
+
+async def test_upsert_joins_a_consumers_unit_of_work(index: SearchIndex) -> None:
+    newer = replace(CATALOGUE[-1], name="ミルクパン", updated_at=T0 + timedelta(days=1))
+    async with index.db.unit_of_work() as uow:
+        assert await index.upsert(newer, uow)
+    assert await ids(index, "ミルクパン") == []  # rolled back with the consumer's work
+    async with index.db.unit_of_work() as uow:
+        assert await index.upsert(newer, uow)
+        await uow.commit()
+    assert await ids(index, "ミルクパン") == ["p-kettle"]

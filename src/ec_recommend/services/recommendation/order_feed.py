@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb
 from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.storage import UnitOfWork
 from ec_recommend.services.recommendation.store import RecommendationStore
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,15 @@ async def paid_orders(
             page += 1
 
 
-async def record_order(store: RecommendationStore, order: pb.Order) -> bool:
+async def record_order(
+    store: RecommendationStore, order: pb.Order, uow: UnitOfWork | None = None
+) -> bool:
+    """Count a paid order (from ListOrders or an ``order.paid`` event's ``order``)."""
     lines = [(item.product_id, item.quantity) for item in order.items if item.quantity > 0]
     if not lines:
         return False
     paid_at = order.updated_at or order.created_at
-    return await store.record_paid_order(order.id, order.user_id, lines, paid_at)
+    return await store.record_paid_order(order.id, order.user_id, lines, paid_at, uow)
 
 
 async def poll_paid_orders(

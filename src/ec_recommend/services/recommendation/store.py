@@ -20,10 +20,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import InvalidArgument
-from ec_recommend.platform.storage import Database, Migration
+from ec_recommend.platform.storage import Database, Migration, UnitOfWork
 from ec_recommend.platform.storage.database import create_tables
 from ec_recommend.services.recommendation import domain
 from ec_recommend.services.search.domain import Image, ProductSnapshot
+from ec_recommend.services.search.index import writing
 
 metadata = sa.MetaData()
 
@@ -104,8 +105,13 @@ class RecommendationStore:
         user_id: str,
         lines: Iterable[tuple[str, int]],
         paid_at: datetime | None = None,
+        uow: UnitOfWork | None = None,
     ) -> bool:
-        """Count a paid order once; False if this order id was already counted."""
+        """Count a paid order once; False if this order id was already counted.
+
+        Given ``uow`` (an event consumer's), the writes join it and the caller
+        commits; likewise for the other writers here.
+        """
         quantities = _merge_lines(order_id, lines)
         paid_at = aware(paid_at) if paid_at is not None else utcnow()
         decay = domain.decay_factor(paid_at)
@@ -115,8 +121,8 @@ class RecommendationStore:
             .values(order_id=order_id, user_id=user_id, paid_at=paid_at)
             .on_conflict_do_nothing(index_elements=[paid_orders.c.order_id])
         )
-        async with self.db.unit_of_work() as uow:
-            if (await uow.execute(marker)).rowcount == 0:
+        async with writing(self.db, uow) as work:
+            if (await work.execute(marker)).rowcount == 0:
                 return False
             stats = self._insert(item_stats).values(
                 [
@@ -129,7 +135,7 @@ class RecommendationStore:
                     for pid in ids
                 ]
             )
-            await uow.execute(
+            await work.execute(
                 stats.on_conflict_do_update(
                     index_elements=[item_stats.c.product_id],
                     set_={
@@ -144,7 +150,7 @@ class RecommendationStore:
             pairs = [p for p in pairs if p["product_id"] != p["other_id"]]
             if pairs:
                 insert_pairs = self._insert(co_purchases).values(pairs)
-                await uow.execute(
+                await work.execute(
                     insert_pairs.on_conflict_do_update(
                         index_elements=[co_purchases.c.product_id, co_purchases.c.other_id],
                         set_={"orders": co_purchases.c.orders + 1},
@@ -163,7 +169,7 @@ class RecommendationStore:
                         for pid in ids
                     ]
                 )
-                await uow.execute(
+                await work.execute(
                     history.on_conflict_do_update(
                         index_elements=[user_items.c.user_id, user_items.c.product_id],
                         set_={
@@ -172,25 +178,27 @@ class RecommendationStore:
                         },
                     )
                 )
-            await uow.commit()
         return True
 
-    async def record_view(self, user_id: str, product_id: str) -> None:
+    async def record_view(
+        self, user_id: str, product_id: str, uow: UnitOfWork | None = None
+    ) -> None:
         if not user_id or not product_id:
             raise InvalidArgument("user_id and product_id are required", field="product_id")
         view = self._insert(user_items).values(
             user_id=user_id, product_id=product_id, purchased=0, views=1, last_at=utcnow()
         )
-        async with self.db.unit_of_work() as uow:
-            await uow.execute(
+        async with writing(self.db, uow) as work:
+            await work.execute(
                 view.on_conflict_do_update(
                     index_elements=[user_items.c.user_id, user_items.c.product_id],
                     set_={"views": user_items.c.views + 1, "last_at": view.excluded.last_at},
                 )
             )
-            await uow.commit()
 
-    async def upsert_product(self, snapshot: ProductSnapshot) -> bool:
+    async def upsert_product(
+        self, snapshot: ProductSnapshot, uow: UnitOfWork | None = None
+    ) -> bool:
         """Store the catalogue snapshot unless a newer one is stored."""
         values = {
             "product_id": snapshot.id,
@@ -213,9 +221,8 @@ class RecommendationStore:
             set_={k: v for k, v in values.items() if k != "product_id"},
             where=catalogue.c.updated_at <= insert.excluded.updated_at,
         )
-        async with self.db.unit_of_work() as uow:
-            applied = (await uow.execute(statement)).rowcount > 0
-            await uow.commit()
+        async with writing(self.db, uow) as work:
+            applied = (await work.execute(statement)).rowcount > 0
         return bool(applied)
 
     async def product(self, product_id: str) -> tuple[ProductSnapshot, dict[str, float]] | None:

@@ -11,7 +11,8 @@ returned.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,8 +31,12 @@ class SearchIndex(ABC):
         self.db = db
         self.table = table
 
-    async def upsert(self, snapshot: domain.ProductSnapshot) -> bool:
-        """Store ``snapshot`` unless a newer one is stored; True if it was applied."""
+    async def upsert(self, snapshot: domain.ProductSnapshot, uow: UnitOfWork | None = None) -> bool:
+        """Store ``snapshot`` unless a newer one is stored; True if it was applied.
+
+        Given ``uow`` (an event consumer's, with its inbox row), the write joins
+        it and the caller commits; otherwise it commits its own.
+        """
         values = _row(snapshot)
         update = {k: v for k, v in values.items() if k != "product_id"}
         insert = self._insert().values(**values)
@@ -40,18 +45,16 @@ class SearchIndex(ABC):
             set_=update,
             where=self.table.c.updated_at <= insert.excluded.updated_at,
         )
-        async with self.db.unit_of_work() as uow:
-            applied = (await uow.execute(statement)).rowcount > 0
+        async with writing(self.db, uow) as work:
+            applied = (await work.execute(statement)).rowcount > 0
             if applied:
-                await self._after_write(uow, snapshot)
-            await uow.commit()
+                await self._after_write(work, snapshot)
         return applied
 
-    async def remove(self, product_id: str) -> None:
-        async with self.db.unit_of_work() as uow:
-            await uow.execute(sa.delete(self.table).where(self.table.c.product_id == product_id))
-            await self._after_write(uow, None, product_id)
-            await uow.commit()
+    async def remove(self, product_id: str, uow: UnitOfWork | None = None) -> None:
+        async with writing(self.db, uow) as work:
+            await work.execute(sa.delete(self.table).where(self.table.c.product_id == product_id))
+            await self._after_write(work, None, product_id)
 
     async def get(self, product_id: str) -> domain.ProductSnapshot | None:
         async with self.db.reading() as conn:
@@ -194,6 +197,17 @@ class PostgresSearchIndex(SearchIndex):
         # (Japanese compounds) from LIKE, which pg_trgm's GIN indexes serve.
         match = sa.or_(document.op("@@")(every_word), sa.and_(*(self._substring(t) for t in terms)))
         return self.table, [match], sa.func.ts_rank(document, any_word) * 10.0
+
+
+@asynccontextmanager
+async def writing(db: Database, uow: UnitOfWork | None) -> AsyncIterator[UnitOfWork]:
+    """The caller's unit of work (it commits), or a new one committed here."""
+    if uow is not None:
+        yield uow
+        return
+    async with db.unit_of_work() as own:
+        yield own
+        await own.commit()
 
 
 def open_search_index(db: Database) -> SearchIndex:
