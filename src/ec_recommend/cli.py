@@ -130,15 +130,21 @@ def _certs_init(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Config, names: Sequence[str]) -> int:
+    from ec_recommend.platform.telemetry.endpoint import serve_metrics
     from ec_recommend.runtime.host import host_services
 
     async def body(stop: asyncio.Event) -> None:
-        async with host_services(config, names) as hosted:
-            process.report_ready(services=hosted.endpoints())
+        telemetry = config.telemetry
+        async with (
+            host_services(config, names) as hosted,
+            serve_metrics(telemetry.metrics_host, telemetry.metrics_port) as metrics,
+        ):
+            process.report_ready(services=hosted.endpoints(), metrics_url=metrics.url)
             await stop.wait()
             log.info("stopping: draining in-flight calls")
 
-    await process.until_stopped(body)
+    with process.traced(config, "+".join(names)):
+        await process.until_stopped(body)
     return 0
 
 
@@ -157,7 +163,8 @@ async def _up(config: Config, args: argparse.Namespace) -> int:
             await stop.wait()
             log.info("stopping: gateway, consumers, services, then local AWS")
 
-    await process.until_stopped(body)
+    with process.traced(config, "ec-recommend"):
+        await process.until_stopped(body)
     return 0
 
 if __name__ == "__main__":

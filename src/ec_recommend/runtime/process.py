@@ -1,4 +1,4 @@
-"""Process entry points: event loop, signals, logging, ready reporting."""
+"""Process entry points: event loop, signals, logging, tracing, ready reporting."""
 
 from __future__ import annotations
 
@@ -6,23 +6,29 @@ import asyncio
 import json
 import logging
 import signal
-import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvloop
 
 from ec_recommend.config import Config
+from ec_recommend.platform.telemetry.export import tracing
+from ec_recommend.platform.telemetry.logging import configure_logging as configure_log_output
 
 log = logging.getLogger(__name__)
 
 
-def configure_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(config: Config, service: str = "ec-recommend") -> None:
+    """JSON lines on stderr (human-readable text on a terminal), with trace ids."""
+    configure_log_output(config.log_level, log_format=config.telemetry.log_format, service=service)
+
+
+@contextmanager
+def traced(config: Config, service: str) -> Iterator[None]:
+    """Spans for this process; exported over OTLP when an endpoint is configured."""
+    with tracing(config.telemetry, config.telemetry.service_name or service):
+        yield
 
 
 def run(main: Coroutine[Any, Any, int]) -> int:

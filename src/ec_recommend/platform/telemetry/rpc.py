@@ -11,6 +11,7 @@ CLIENT span and sends its context in the attempt's metadata.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,9 @@ from ec_recommend.platform.telemetry.tracing import (
 
 if TYPE_CHECKING:
     from ec_recommend.platform.rpc.server import Handler, ServerCall, ServerMiddleware
+
+# One line per call at DEBUG (the gateway logs requests at INFO).
+access_log = logging.getLogger("ec_recommend.access.grpc")
 
 # Request fields that identify what a call is about, and their span attribute.
 REQUEST_ATTRIBUTES: Final[Mapping[str, str]] = {
@@ -125,6 +129,9 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
                     raise
                 finally:
                     span.set_attribute("rpc.grpc.status_code", status.value)
+                    elapsed = time.perf_counter() - started
+                    if access_log.isEnabledFor(logging.DEBUG):
+                        access_log.debug("%s %s %.1fms", call.method, status.name, elapsed * 1000)
         finally:
             current_component.reset(component)
             recorder.observe_grpc(service, rpc_method, status.name, time.perf_counter() - started)
