@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -21,6 +21,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.config import AuthConfig
 from ec_recommend.platform import errors
+from ec_recommend.platform.auth.cognito_errors import (
+    BAD_CREDENTIALS,
+    error_code,
+    raise_mapped,
+    raise_unavailable,
+)
 from ec_recommend.platform.auth.context import CUSTOMER, SELLER
 from ec_recommend.runtime.local_aws import LOCAL_CREDENTIALS
 
@@ -34,13 +40,6 @@ MIN_PASSWORD, MAX_PASSWORD = 8, 256
 MAX_DISPLAY_NAME = 100
 MAX_CODE = 64
 MAX_REFRESH_TOKEN = 8 * 1024
-BAD_CREDENTIALS = "incorrect email or password"
-THROTTLED = frozenset(
-    {"TooManyRequestsException", "LimitExceededException", "TooManyFailedAttemptsException"}
-)
-CREDENTIAL_ERRORS = frozenset(
-    {"NotAuthorizedException", "UserNotFoundException", "PasswordResetRequiredException"}
-)
 
 
 @dataclass(frozen=True)
@@ -144,9 +143,9 @@ class CognitoAccounts:
                 ClientId=self._app, Username=email, Password=password, UserAttributes=attributes
             )
         except ClientError as exc:
-            _raise_mapped(exc, field="email")
+            raise_mapped(exc, field="email")
         except BotoCoreError as exc:
-            _raise_unavailable(exc)
+            raise_unavailable(exc)
         sub = str(response["UserSub"])
         confirmed = bool(response.get("UserConfirmed"))
         seller_id = self._new_seller_id() if role == SELLER else None
@@ -158,8 +157,8 @@ class CognitoAccounts:
         except (ClientError, BotoCoreError) as exc:
             await self._undo_signup(email)
             if isinstance(exc, ClientError):
-                _raise_mapped(exc)
-            _raise_unavailable(exc)
+                raise_mapped(exc)
+            raise_unavailable(exc)
         return SignupResult(sub=sub, confirmed=confirmed, seller_id=seller_id)
 
     async def _setup(self, email: str, role: str, seller_id: str | None) -> None:
@@ -189,9 +188,9 @@ class CognitoAccounts:
                 ClientId=self._app, Username=email, ConfirmationCode=code
             )
         except ClientError as exc:
-            _raise_mapped(exc, field="code", credentials_message="invalid confirmation code")
+            raise_mapped(exc, field="code", credentials_message="invalid confirmation code")
         except BotoCoreError as exc:
-            _raise_unavailable(exc)
+            raise_unavailable(exc)
 
     async def login(self, email: str, password: str) -> Tokens:
         # Malformed credentials are just wrong credentials: same answer.
@@ -211,9 +210,9 @@ class CognitoAccounts:
                 AuthParameters={"USERNAME": email.strip().lower(), "PASSWORD": password},
             )
         except ClientError as exc:
-            _raise_mapped(exc)
+            raise_mapped(exc)
         except BotoCoreError as exc:
-            _raise_unavailable(exc)
+            raise_unavailable(exc)
         return _tokens(response, refresh_token=None)
 
     async def refresh(self, refresh_token: str) -> Tokens:
@@ -230,9 +229,9 @@ class CognitoAccounts:
                 AuthParameters={"REFRESH_TOKEN": refresh_token},
             )
         except ClientError as exc:
-            _raise_mapped(exc, credentials_message="invalid refresh token")
+            raise_mapped(exc, credentials_message="invalid refresh token")
         except BotoCoreError as exc:
-            _raise_unavailable(exc)
+            raise_unavailable(exc)
         return _tokens(response, refresh_token=refresh_token)
 
     async def disable(self, sub_or_username: str) -> None:
@@ -250,11 +249,11 @@ class CognitoAccounts:
             await self._client.admin_disable_user(UserPoolId=self._pool, Username=name)
             await self._client.admin_user_global_sign_out(UserPoolId=self._pool, Username=name)
         except ClientError as exc:
-            if _code(exc) == "UserNotFoundException":
+            if error_code(exc) == "UserNotFoundException":
                 raise errors.NotFound("user not found") from None
-            _raise_mapped(exc)
+            raise_mapped(exc)
         except BotoCoreError as exc:
-            _raise_unavailable(exc)
+            raise_unavailable(exc)
 
 
 def _tokens(response: Mapping[str, Any], *, refresh_token: str | None) -> Tokens:
@@ -287,39 +286,3 @@ def _valid_password(password: object) -> None:
         raise errors.InvalidArgument(
             f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password"
         )
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _raise_mapped(
-    exc: ClientError, *, field: str | None = None, credentials_message: str = BAD_CREDENTIALS
-) -> NoReturn:
-    """Cognito's error code as a typed error; Cognito's own message never leaks."""
-    code = _code(exc)
-    if code in CREDENTIAL_ERRORS:
-        raise errors.Unauthenticated(credentials_message) from None
-    if code == "UserNotConfirmedException":
-        raise errors.FailedPrecondition(
-            "the account is not confirmed yet", reason="not_confirmed"
-        ) from None
-    if code in ("UsernameExistsException", "AliasExistsException"):
-        raise errors.AlreadyExists("an account with this email exists", field="email") from None
-    if code == "InvalidPasswordException":
-        raise errors.InvalidArgument(
-            "password does not meet the password policy", field="password"
-        ) from None
-    if code in ("CodeMismatchException", "ExpiredCodeException"):
-        raise errors.InvalidArgument("invalid or expired confirmation code", field="code") from None
-    if code == "InvalidParameterException":
-        raise errors.InvalidArgument("invalid request", field=field or "request") from None
-    if code in THROTTLED:
-        raise errors.ResourceExhausted("too many requests, try again later") from None
-    log.error("Cognito call failed: %s", code or exc)
-    raise errors.Unavailable("authentication service unavailable") from None
-
-
-def _raise_unavailable(exc: BotoCoreError) -> NoReturn:
-    log.error("Cognito unreachable: %s", exc)
-    raise errors.Unavailable("authentication service unavailable") from None
