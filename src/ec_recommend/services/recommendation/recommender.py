@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 
@@ -12,6 +13,9 @@ from ec_recommend.services.search.domain import ProductSnapshot
 
 # Ask each source for more than the limit: some candidates are filtered out.
 OVERFETCH = 3
+# Text features change only with the catalogue; reloading them on every
+# request is the cost of "similar". Availability is still checked per request.
+CANDIDATES_TTL = 10.0
 
 Recommendations = list[tuple[ProductSnapshot, domain.Scored]]
 
@@ -19,6 +23,13 @@ Recommendations = list[tuple[ProductSnapshot, domain.Scored]]
 class Recommender:
     def __init__(self, store: RecommendationStore) -> None:
         self.store = store
+        self._candidates: tuple[float, dict[str, dict[str, float]]] | None = None
+
+    async def _similarity_candidates(self) -> dict[str, dict[str, float]]:
+        now = time.monotonic()
+        if self._candidates is None or now - self._candidates[0] > CANDIDATES_TTL:
+            self._candidates = (now, await self.store.similarity_candidates())
+        return self._candidates[1]
 
     async def for_product(self, product_id: str, limit: int) -> Recommendations:
         """Bought together (cosine), then similar by text, then popular."""
@@ -31,7 +42,7 @@ class Recommender:
         together = domain.bought_together(product_id, neighbours, counts)
         sources: list[Sequence[domain.Scored]] = [together]
         if len(together) < limit:
-            candidates = await self.store.similarity_candidates()
+            candidates = await self._similarity_candidates()
             sources.append(domain.similar({product_id: features}, candidates))
             sources.append(await self._popular(limit * OVERFETCH + 1))
         return await self._finish(sources, limit, exclude={product_id})
@@ -51,7 +62,7 @@ class Recommender:
         sources: list[Sequence[domain.Scored]] = [history]
         if len(history) < limit:
             targets = await self.store.features(weights)
-            candidates = await self.store.similarity_candidates()
+            candidates = await self._similarity_candidates()
             sources.append(domain.similar(targets, candidates, exclude=purchases))
             sources.append(await self._popular(limit * OVERFETCH + len(purchases)))
         return await self._finish(sources, limit, exclude=set(purchases))
