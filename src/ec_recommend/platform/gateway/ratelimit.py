@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -73,12 +73,15 @@ class RateLimiter(Protocol):
 class MemoryRateLimiter:
     """Budgets of one process."""
 
-    def __init__(self, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._windows: dict[str, tuple[float, int]] = {}
         self._max_keys = max_keys
+        self._clock = clock
 
     async def hit(self, tier: Tier, key: str) -> Decision:
-        now = time.monotonic()
+        now = self._clock()
         full_key = f"{tier.name}:{key}"
         ends, count = self._windows.get(full_key, (0.0, 0))
         if ends <= now:
