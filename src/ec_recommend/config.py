@@ -183,7 +183,7 @@ class CacheConfig:
     """Product read cache: in-process (TTL + LRU) unless ``redis_url`` is set."""
 
     redis_url: str | None = None
-    ttl: float = 30.0
+    ttl: float = 5.0
     max_entries: int = 10_000
 
 
@@ -542,7 +542,7 @@ def _cache_config(section: Mapping[str, Any], env: Mapping[str, str]) -> CacheCo
     """``cache:`` file section and ``EC_CACHE_*`` variables."""
     return CacheConfig(
         redis_url=env.get("EC_CACHE_REDIS_URL", section.get("redis_url")) or None,
-        ttl=_positive_float(env.get("EC_CACHE_TTL", section.get("ttl", 30.0)), "cache.ttl"),
+        ttl=_positive_float(env.get("EC_CACHE_TTL", section.get("ttl", 5.0)), "cache.ttl"),
         max_entries=_positive_int(
             env.get("EC_CACHE_MAX_ENTRIES", section.get("max_entries", 10_000)),
             "cache.max_entries",

@@ -34,6 +34,16 @@ class ProductCache(Protocol):
     async def invalidate(self, product_id: str) -> None: ...
 
 
+class PassThrough:
+    """No caching: for a gateway whose cache no product event would invalidate."""
+
+    async def read_through(self, product_id: str, load: Loader) -> pb.Product:
+        return await load()
+
+    async def invalidate(self, product_id: str) -> None:
+        return None
+
+
 class LocalProductCache:
     """This process's cache: at most ``max_entries`` products for ``ttl`` seconds."""
 
@@ -135,8 +145,18 @@ def process_local_cache(config: CacheConfig) -> LocalProductCache:
 
 
 @asynccontextmanager
-async def open_product_cache(config: CacheConfig) -> AsyncIterator[ProductCache]:
-    """Redis when ``config.redis_url`` is set, else this process's local cache."""
+async def open_product_cache(
+    config: CacheConfig, *, invalidated: bool = True
+) -> AsyncIterator[ProductCache]:
+    """Redis when ``config.redis_url`` is set, else this process's local cache.
+
+    ``invalidated=False`` (no product events flow, so nothing would ever
+    invalidate an entry) gives a pass-through: serving up to a TTL of stale
+    products is not worth the saved call.
+    """
+    if not invalidated:
+        yield PassThrough()
+        return
     if not config.redis_url:
         yield process_local_cache(config)
         return

@@ -23,12 +23,19 @@ from aiohttp.typedefs import Handler, Middleware
 
 from ec_recommend.config import Config, GatewayConfig
 from ec_recommend.platform import errors
+from ec_recommend.platform.cache import open_product_cache
 from ec_recommend.platform.gateway.accounts import Accounts
 from ec_recommend.platform.gateway.client_address import ClientAddressResolver
 from ec_recommend.platform.gateway.handlers import ENDPOINTS
 from ec_recommend.platform.gateway.health import add_health_routes
 from ec_recommend.platform.gateway.identity import IdentityResolver, TokenVerifier
-from ec_recommend.platform.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID, Gateway
+from ec_recommend.platform.gateway.keys import (
+    GATEWAY,
+    IDENTITY,
+    PRODUCT_CACHE,
+    REQUEST_ID,
+    Gateway,
+)
 from ec_recommend.platform.gateway.middleware import errors_middleware, policy_middleware
 from ec_recommend.platform.gateway.openapi import openapi_document
 from ec_recommend.platform.gateway.ratelimit import Tier, Tiers, open_rate_limiter
@@ -112,6 +119,10 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
                 accounts=accounts,
                 services=tuple(setup.services),
                 ready=setup.ready,
+            )
+            # Cached only while product events flow to invalidate it.
+            app[PRODUCT_CACHE] = await stack.enter_async_context(
+                open_product_cache(setup.config.cache, invalidated=setup.config.events.enabled)
             )
             yield
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
+from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
 from ec_recommend.platform.gateway.request import ApiRequest, paged
 from ec_recommend.platform.gateway.routes import Endpoint
 from ec_recommend.platform.gateway.schema import (
@@ -18,6 +19,7 @@ from ec_recommend.platform.gateway.schema import (
     page_query,
 )
 from ec_recommend.platform.gateway.transcode import message_to_json
+from ec_recommend.platform.ids import require_id
 
 PRODUCT = "product"
 STATUSES = ("active", "out_of_stock", "archived")
@@ -95,9 +97,19 @@ async def list_products(request: ApiRequest) -> dict[str, Any]:
 
 
 async def get_product(request: ApiRequest) -> pb.Product:
-    return await _products(request).get_product(
-        pb.GetProductRequest(product_id=request.params["product_id"])
+    # Read through the product cache (platform/cache.py); product events and
+    # this gateway's own writes invalidate it. Canonical ids, so an event's id
+    # finds the entry.
+    product_id = require_id(request.params["product_id"], "product_id")
+    return await request.http.app[PRODUCT_CACHE].read_through(
+        product_id,
+        lambda: _products(request).get_product(pb.GetProductRequest(product_id=product_id)),
     )
+
+
+async def _invalidate(request: ApiRequest, product_id: str) -> None:
+    """Read-your-writes in this gateway, before the product event arrives."""
+    await request.http.app[PRODUCT_CACHE].invalidate(product_id)
 
 
 async def create_product(request: ApiRequest) -> pb.Product:
@@ -118,7 +130,7 @@ async def create_product(request: ApiRequest) -> pb.Product:
 async def update_product(request: ApiRequest) -> pb.Product:
     body = request.body
     clear_sale = "sale_price" in body and body["sale_price"] is None
-    return await _products(request).update_product(
+    product = await _products(request).update_product(
         pb.UpdateProductRequest(
             product_id=request.params["product_id"],
             name=body.get("name"),
@@ -131,12 +143,15 @@ async def update_product(request: ApiRequest) -> pb.Product:
             replace_images="images" in body,
         )
     )
+    await _invalidate(request, product.id)
+    return product
 
 
 async def archive_product(request: ApiRequest) -> None:
-    await _products(request).delete_product(
+    archived = await _products(request).delete_product(
         pb.GetProductRequest(product_id=request.params["product_id"])
     )
+    await _invalidate(request, archived.id)
 
 
 async def get_stock(request: ApiRequest) -> pb.StockResponse:
@@ -150,11 +165,13 @@ async def update_stock(request: ApiRequest) -> pb.StockResponse:
         operation, quantity = pb.StockOperation.ADD, request.body["delta"]
     else:
         operation, quantity = pb.StockOperation.SET, request.body["quantity"]
-    return await _products(request).update_stock(
+    stock = await _products(request).update_stock(
         pb.UpdateStockRequest(
             product_id=request.params["product_id"], operation=operation, quantity=quantity
         )
     )
+    await _invalidate(request, stock.product_id)
+    return stock
 
 
 async def list_reviews(request: ApiRequest) -> dict[str, Any]:
