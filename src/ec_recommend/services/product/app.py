@@ -14,4 +14,5 @@ from ec_recommend.services.product.store import MIGRATIONS, ProductStore
 @asynccontextmanager
 async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
     async with open_database(env.config.storage, "product", MIGRATIONS) as db:
+        env.outboxes.append(db)  # the host relays its events
         yield [ProductService(ProductStore(db))]

@@ -17,12 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import AlreadyExists, FailedPrecondition, NotFound
+from ec_recommend.platform.events.outbox import outbox_migration
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.paging import Page
 from ec_recommend.platform.storage import Database, Migration, UnitOfWork
 from ec_recommend.platform.storage.database import create_tables
-from ec_recommend.services.product import domain
+from ec_recommend.services.product import domain, events
 
 metadata = sa.MetaData()
 
@@ -70,7 +71,7 @@ reviews = sa.Table(
     sa.Index("reviews_by_product", "product_id", "created_at"),
 )
 
-MIGRATIONS = [Migration(1, create_tables(metadata))]
+MIGRATIONS = [Migration(1, create_tables(metadata)), outbox_migration(2)]
 
 RESERVED, RELEASED, COMMITTED, RESTOCKED = "reserved", "released", "committed", "restocked"
 
@@ -151,6 +152,7 @@ class ProductStore:
         async with self.db.unit_of_work() as uow:
             await uow.execute(sa.insert(products).values(**values))
             product = await self._get(uow, product_id)
+            await events.product_created(uow, product)
             await uow.commit()
         return product
 
@@ -208,6 +210,7 @@ class ProductStore:
                 sa.update(products).where(products.c.id == product_id).values(**values)
             )
             product = await self._get(uow, product_id)
+            await events.product_updated(uow, product, sorted(changes))
             await uow.commit()
         return product
 
@@ -226,6 +229,7 @@ class ProductStore:
         if delta is not None and delta < 0:
             statement = statement.where(products.c.available >= -delta)
         async with self.db.unit_of_work() as uow:
+            before = await self._get(uow, product_id)
             result = await uow.execute(statement)
             if result.rowcount == 0:
                 await self._get(uow, product_id)  # NOT_FOUND if it does not exist
@@ -233,6 +237,9 @@ class ProductStore:
                     "stock cannot go below zero", product_id=product_id, reason="insufficient_stock"
                 )
             product = await self._get(uow, product_id)
+            await events.product_updated(uow, product, ["available"])
+            if product.available == 0 and before.available > 0:
+                await events.product_out_of_stock(uow, product)
             await uow.commit()
         return product
 
@@ -282,6 +289,11 @@ class ProductStore:
                         updated_at=now,
                     )
                 )
+            # Availability only drops here, so a product at zero just sold out.
+            for product_id, _ in sorted(lines):
+                product = await self._get(uow, product_id)
+                if product.available == 0:
+                    await events.product_out_of_stock(uow, product)
             await uow.commit()
         return RESERVED
 
@@ -330,6 +342,10 @@ class ProductStore:
                 .where(reservations.c.reservation_id == reservation_id)
                 .values(state=target, updated_at=now)
             )
+            if target in (RELEASED, RESTOCKED):  # units are buyable again
+                for row in sorted(rows, key=lambda r: r.product_id):
+                    product = await self._get(uow, row.product_id)
+                    await events.product_updated(uow, product, ["available"])
             await uow.commit()
         return target
 
@@ -382,6 +398,13 @@ class ProductStore:
             async with self.db.unit_of_work() as uow:
                 await self._get(uow, product_id)
                 await uow.execute(sa.insert(reviews).values(**values))
+                await events.review_created(
+                    uow,
+                    review_id=str(values["id"]),
+                    product_id=product_id,
+                    user_id=user_id,
+                    rating=rating,
+                )
                 await uow.commit()
         except IntegrityError:
             raise AlreadyExists(

@@ -14,4 +14,5 @@ from ec_recommend.services.user.store import MIGRATIONS, UserStore
 @asynccontextmanager
 async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
     async with open_database(env.config.storage, "user", MIGRATIONS) as db:
+        env.outboxes.append(db)  # the host relays its events
         yield [UserService(UserStore(db))]

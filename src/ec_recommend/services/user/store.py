@@ -9,9 +9,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import AlreadyExists, NotFound
+from ec_recommend.platform.events.outbox import outbox_migration
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.storage import Database, Migration, UnitOfWork
 from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.services.user import events
 
 metadata = sa.MetaData()
 
@@ -36,7 +38,7 @@ profiles = sa.Table(
     sa.Column("preferences", sa.JSON, nullable=False),
 )
 
-MIGRATIONS = [Migration(1, create_tables(metadata))]
+MIGRATIONS = [Migration(1, create_tables(metadata)), outbox_migration(2)]
 
 
 class UserStore:
@@ -73,6 +75,9 @@ class UserStore:
                         preferences={},
                     )
                 )
+                await events.user_created(
+                    uow, user_id=user_id, subject=subject, email=email, display_name=display_name
+                )
                 await uow.commit()
         except IntegrityError:
             # Either a concurrent CreateUser for the same subject won, or the
@@ -107,6 +112,7 @@ class UserStore:
                     .where(users.c.id == user_id)
                     .values(**changes, updated_at=utcnow())
                 )
+                await events.user_updated(uow, await self._row(uow, user_id), list(changes))
                 await uow.commit()
         except IntegrityError:
             raise AlreadyExists("email is already registered", field="email") from None
@@ -128,8 +134,13 @@ class UserStore:
                 await uow.execute(
                     sa.update(profiles).where(profiles.c.user_id == user_id).values(**changes)
                 )
+                await events.user_updated(uow, await self._row(uow, user_id), list(changes))
             await uow.commit()
         return await self.profile(user_id)
+
+    @staticmethod
+    async def _row(uow: UnitOfWork, user_id: str) -> Any:
+        return (await uow.execute(sa.select(users).where(users.c.id == user_id))).first()
 
     @staticmethod
     async def _require(uow: UnitOfWork, user_id: str) -> None:

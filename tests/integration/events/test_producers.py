@@ -1,0 +1,75 @@
+"""User and product stores write their events in the unit of work of the change."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from ec_recommend.config import StorageConfig
+from ec_recommend.platform import errors
+from ec_recommend.platform.events.envelope import Event, decode
+from ec_recommend.platform.events.outbox import outbox
+from ec_recommend.platform.money import Money
+from ec_recommend.platform.storage import Database, open_database
+from ec_recommend.services.product import store as product_store
+from ec_recommend.services.user import store as user_store
+
+pytestmark = pytest.mark.asyncio
+
+
+async def recorded(db: Database) -> list[Event]:
+    async with db.reading() as conn:
+        bodies = (await conn.execute(sa.select(outbox.c.body).order_by(outbox.c.seq))).scalars()
+        return [decode(body) for body in bodies]
+
+
+async def test_user_service_records_created_and_updated(storage: StorageConfig) -> None:
+    async with open_database(storage, "user", user_store.MIGRATIONS) as db:
+        users = user_store.UserStore(db)
+        user, _ = await users.create(
+            subject="sub-1", email="a@example.com", phone="", display_name="A"
+        )
+        await users.update(user.id, {"email": "b@example.com"})
+        await users.create(subject="sub-1", email="a@example.com", phone="", display_name="A")
+        with pytest.raises(errors.AlreadyExists):
+            await users.create(subject="sub-2", email="b@example.com", phone="", display_name="B")
+        events = await recorded(db)
+    assert [e.type for e in events] == ["user.created", "user.updated"]
+    assert events[0].data.email == "a@example.com"  # type: ignore[attr-defined]
+    assert events[1].data.changed_fields == ["email"]  # type: ignore[attr-defined]
+    assert {e.source for e in events} == {"user-service"}
+
+
+async def test_product_service_records_lifecycle_and_out_of_stock(storage: StorageConfig) -> None:
+    async with open_database(storage, "product", product_store.MIGRATIONS) as db:
+        products = product_store.ProductStore(db)
+        product = await products.create(
+            seller_id="s-1",
+            name="Tea",
+            description="",
+            base_price=Money(1000),
+            sale_price=None,
+            stock=2,
+            images=(),
+        )
+        await products.update(product.id, {"base_price": 900})
+        await products.reserve("order-1", [(product.id, 2)])  # reaches zero
+        with pytest.raises(errors.FailedPrecondition):
+            await products.reserve("order-2", [(product.id, 1)])  # nothing recorded
+        await products.transition("order-1", product_store.RELEASED)
+        await products.adjust_available(product.id, absolute=0)
+        await products.create_review(product.id, "u-1", 5, "good")
+        events = await recorded(db)
+    assert [e.type for e in events] == [
+        "product.created",
+        "product.updated",
+        "product.out_of_stock",
+        "product.updated",
+        "product.updated",
+        "product.out_of_stock",
+        "review.created",
+    ]
+    assert events[1].data.changed_fields == ["base_price"]  # type: ignore[attr-defined]
+    assert events[1].data.base_price.amount == 900  # type: ignore[attr-defined]
+    assert events[3].data.stock_quantity == 2  # type: ignore[attr-defined]
+    assert events[-1].data.rating == 5  # type: ignore[attr-defined]
