@@ -13,7 +13,7 @@ from ec_recommend._gen.ecommerce import cart as pb_cart
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb
 from ec_recommend.platform import errors
-from tests.integration.order.shop import Shop, acting_as, new_user
+from tests.integration.order.shop import Shop, acting_as, new_user, patient
 
 pytestmark = pytest.mark.asyncio
 
@@ -40,8 +40,10 @@ async def test_order_is_priced_reserved_numbered_and_pending(services) -> None:
         assert again.order_number != order.order_number
 
 
-async def test_200_concurrent_orders_for_10_units_then_all_paid(services) -> None:
-    async with services("product", "cart", "order") as hosted:
+async def test_200_concurrent_orders_for_10_units_then_all_paid(services, config, tmp_path) -> None:
+    async with services(
+        "product", "cart", "order", config_override=patient(config, tmp_path)
+    ) as hosted:
         shop = Shop(hosted)
         product = await shop.product(stock=10)
 
@@ -143,7 +145,10 @@ def _lines(n: int, quantity: int = 1) -> list[pb.OrderLine]:
     [
         (pb.CreateOrderRequest(), "items"),
         (pb.CreateOrderRequest(items=_lines(101)), "items"),
-        (pb.CreateOrderRequest(items=[pb.OrderLine(product_id="nope", quantity=1)]), "items[0].product_id"),
+        (
+            pb.CreateOrderRequest(items=[pb.OrderLine(product_id="nope", quantity=1)]),
+            "items[0].product_id",
+        ),
         (pb.CreateOrderRequest(items=_lines(1, 0)), "items[0].quantity"),
         (pb.CreateOrderRequest(items=_lines(1, -3)), "items[0].quantity"),
         (pb.CreateOrderRequest(items=_lines(1, 2_000_000_000)), "items[0].quantity"),

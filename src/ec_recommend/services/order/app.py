@@ -35,6 +35,7 @@ async def _sweep_forever(fulfilment: Fulfilment, timeout: float, interval: float
 async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
     settings = env.config.order
     async with open_database(env.config.storage, "order", MIGRATIONS) as db:
+        env.outboxes.append(db)  # the host relays its events
         store = OrderStore(db)
         ledger = Ledger(db)
         fulfilment = Fulfilment(store, ledger, env.clients, SandboxPaymentProvider())
