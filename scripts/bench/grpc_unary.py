@@ -9,6 +9,9 @@ concurrent callers for a fixed time. Variants:
   ours   RpcServer (health, context, error translation, drain) + ClientFactory
          stub (pooled channels, metadata, deadlines), the same message from memory
   full   ours, with the real ProductService reading SQLite
+  mtls   ours with every mesh policy of mesh.yaml (deadline, retry bookkeeping
+         and budget, circuit breaker, balancer) plus STRICT mTLS and the
+         allow-list middleware, with development certificates
 
 Prints requests/s and p50/p99 latency of each and the ratio ours/bare.
 Usage: python scripts/bench/grpc_unary.py [--seconds 5] [--concurrency 32]
@@ -105,7 +108,37 @@ async def serve_full(port: int) -> None:
         await asyncio.Event().wait()
 
 
-SERVERS = {"bare": serve_bare, "ours": serve_ours, "full": serve_full}
+def _bench_tls() -> object:
+    from pathlib import Path
+
+    from ec_recommend.config import TlsConfig
+
+    certs = Path(os.environ["EC_BENCH_CERTS"])
+    return TlsConfig(mode="STRICT", ca=certs / "ca.crt", cert_dir=certs)
+
+
+async def serve_mtls(port: int) -> None:
+    from ec_recommend.config import TlsConfig
+    from ec_recommend.platform.rpc.mesh import load_mesh
+    from ec_recommend.platform.rpc.server import RpcServer
+    from ec_recommend.platform.security.allowlist import service_identity_middleware
+    from ec_recommend.platform.security.tls import server_context
+
+    tls = _bench_tls()
+    assert isinstance(tls, TlsConfig)
+    policy = load_mesh().policy("product")
+    async with RpcServer(
+        "product",
+        [MemoryProducts()],
+        port=port,
+        ssl_context=server_context(tls, "product"),
+        middlewares=[service_identity_middleware("product", policy, tls)],
+    ):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+
+SERVERS = {"bare": serve_bare, "ours": serve_ours, "full": serve_full, "mtls": serve_mtls}
 
 
 # ---------------------------------------------------------------- clients
@@ -159,7 +192,21 @@ async def our_client(port: int, product_id: str, seconds: float, conc: int) -> d
         return await drive(lambda: stub.get_product(request), seconds, conc)
 
 
-CLIENTS = {"bare": bare_client, "ours": our_client, "full": our_client}
+async def mtls_client(port: int, product_id: str, seconds: float, conc: int) -> dict[str, float]:
+    from ec_recommend.config import Endpoint, TlsConfig
+    from ec_recommend.platform.rpc.client import ClientFactory
+    from ec_recommend.platform.security.tls import ClientTls
+
+    tls = _bench_tls()
+    assert isinstance(tls, TlsConfig)
+    endpoints = {"product": [Endpoint("127.0.0.1", port)]}
+    async with ClientFactory(endpoints, tls=ClientTls(tls, "gateway")) as clients:
+        stub = clients.stub(pb.ProductServiceStub, "product")
+        request = pb.GetProductRequest(product_id=product_id)
+        return await drive(lambda: stub.get_product(request), seconds, conc)
+
+
+CLIENTS = {"bare": bare_client, "ours": our_client, "full": our_client, "mtls": mtls_client}
 
 
 def free_port() -> int:
@@ -212,11 +259,19 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--variants", nargs="+", default=["bare", "ours", "full"])
+    parser.add_argument("--variants", nargs="+", default=["bare", "ours", "full", "mtls"])
     parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if "EC_BENCH_CERTS" not in os.environ:  # inherited by the server children
+        from pathlib import Path
+
+        from ec_recommend.platform.security.certs import init_certificates
+
+        certs = Path(tempfile.mkdtemp()) / "certs"
+        init_certificates(certs, ["product", "gateway"])
+        os.environ["EC_BENCH_CERTS"] = str(certs)
     if args.serve:
         import uvloop
 
