@@ -10,23 +10,65 @@ trace linked to it (``links=True``) for fan-outs that should stay separate.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
+    TRACE_HEADERS,
     current_component,
     extract,
     inject,
     record_failure,
     tracer,
 )
+
+
+class Publication:
+    """The PRODUCER span of one event being published.
+
+    Not made current: a batch publishes many events at once, each under the
+    request that recorded it. ``headers`` is the span's trace context, to send
+    as message attributes.
+    """
+
+    def __init__(
+        self, topic: str, event_type: str, event_id: str, stored: Mapping[str, str]
+    ) -> None:
+        self.span = tracer.start_span(
+            f"publish {topic}",
+            context=extract(stored),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "aws_sns",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": topic,
+                "messaging.message.id": event_id,
+                "ec.event_type": event_type,
+            },
+        )
+        self.headers: dict[str, str] = {}
+        inject(self.headers, trace.set_span_in_context(self.span))
+
+    def message_attributes(self) -> dict[str, dict[str, str]]:
+        return {
+            key: {"DataType": "String", "StringValue": value} for key, value in self.headers.items()
+        }
+
+    def finish(self, failure: BaseException | str | None = None) -> None:
+        if isinstance(failure, BaseException):
+            record_failure(self.span, failure)
+        elif failure:
+            self.span.set_status(Status(StatusCode.ERROR, failure))
+        self.span.end()
 
 
 @contextmanager
@@ -37,27 +79,62 @@ def publishing(
 
     ``stored`` is the event's metadata: its trace context becomes the parent.
     """
-    with tracer.start_as_current_span(
-        f"publish {topic}",
-        context=extract(stored),
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "aws_sns",
-            "messaging.operation.type": "publish",
-            "messaging.destination.name": topic,
-            "messaging.message.id": event_id,
-            "ec.event_type": event_type,
-        },
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        carrier: dict[str, str] = {}
-        inject(carrier)
-        try:
-            yield carrier
-        except Exception as exc:
-            record_failure(span, exc)
-            raise
+    publication = Publication(topic, event_type, event_id, stored)
+    try:
+        yield publication.headers
+    except BaseException as exc:
+        publication.finish(exc)
+        raise
+    publication.finish()
+
+
+class BatchPublication:
+    """PRODUCER spans for a batch of encoded events, keyed like the batch entries."""
+
+    def __init__(self, topic: str, bodies: Mapping[str, str]) -> None:
+        self.publications = {
+            key: Publication(topic, *_envelope_fields(body)) for key, body in bodies.items()
+        }
+        self._failed: dict[str, str] = {}
+
+    def attributes(self, key: str) -> dict[str, dict[str, str]]:
+        """Message attributes carrying the producer span of entry ``key``."""
+        return self.publications[key].message_attributes()
+
+    def failed(self, key: str, reason: str) -> None:
+        self._failed[key] = reason
+
+
+@contextmanager
+def publishing_batch(topic_arn: str, bodies: Mapping[str, str]) -> Iterator[BatchPublication]:
+    """PRODUCER spans for one batch publish to ``topic_arn`` (entry key → envelope JSON)."""
+    batch = BatchPublication(topic_arn.rsplit(":", 1)[-1], bodies)
+    try:
+        yield batch
+    except BaseException as exc:
+        for publication in batch.publications.values():
+            publication.finish(exc)
+        raise
+    for key, publication in batch.publications.items():
+        publication.finish(batch._failed.get(key))
+
+
+def _envelope_fields(body: str) -> tuple[str, str, Mapping[str, str]]:
+    """Type, id and metadata of an encoded event (empty when unreadable)."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return "", "", {}
+    if not isinstance(envelope, dict):
+        return "", "", {}
+    metadata = envelope.get("metadata")
+    return (
+        str(envelope.get("type", "")),
+        str(envelope.get("id", "")),
+        {str(k): v for k, v in metadata.items() if isinstance(v, str)}
+        if isinstance(metadata, dict)
+        else {},
+    )
 
 
 @dataclass
@@ -136,3 +213,66 @@ def handling_message(
 def record_lag(queue: str, sent_at_epoch: float, metrics: Metrics | None = None) -> None:
     """Note how old a message was when ``queue``'s consumer received it."""
     (metrics or process_metrics()).lag(queue, time.time() - sent_at_epoch)
+
+
+# How the consumer runtime names a message's fate → the bounded status label.
+OUTCOME_STATUS: dict[str, str] = {
+    "handled": "success",
+    "duplicates": "duplicate",
+    "ignored": "ignored",
+    "malformed": "malformed",
+    "unknown_type": "unknown_type",
+    "failed": "error",
+}
+
+_consumer_links = False
+
+
+def use_consumer_links(enabled: bool) -> None:
+    """Process-wide choice (entry point): consumer spans link to, or continue, the producer."""
+    global _consumer_links
+    _consumer_links = enabled
+
+
+def message_carrier(message: Mapping[str, Any]) -> dict[str, str]:
+    """Trace headers of an SQS message: its attributes, else the envelope's metadata."""
+    carrier: dict[str, str] = {}
+    attributes = message.get("MessageAttributes") or {}
+    for key in TRACE_HEADERS:
+        value = attributes.get(key)
+        if isinstance(value, dict) and isinstance(value.get("StringValue"), str):
+            carrier[key] = value["StringValue"]
+    if not carrier:
+        stored = _envelope_fields(str(message.get("Body", "")))[2]
+        carrier = {key: stored[key] for key in TRACE_HEADERS if key in stored}
+    return carrier
+
+
+async def handle_traced(
+    handle: Callable[[dict[str, Any]], Awaitable[str]],
+    message: dict[str, Any],
+    *,
+    queue: str,
+    consumer: str,
+    metrics: Metrics | None = None,
+) -> None:
+    """Run ``handle(message)`` in a CONSUMER span; count its outcome and the lag.
+
+    ``handle`` returns the outcome (a key of ``OUTCOME_STATUS``).
+    """
+    recorder = metrics or process_metrics()
+    sent = (message.get("Attributes") or {}).get("SentTimestamp")
+    if isinstance(sent, str) and sent.isdigit():
+        record_lag(queue, int(sent) / 1000, recorder)
+    type_attribute = (message.get("MessageAttributes") or {}).get("type") or {}
+    with handling_message(
+        queue,
+        consumer=consumer,
+        carrier=message_carrier(message),
+        event_type=str(type_attribute.get("StringValue", "")),
+        event_id=str(message.get("MessageId", "")),
+        links=_consumer_links,
+        metrics=recorder,
+    ) as outcome:
+        result = await handle(message)
+        outcome.status = OUTCOME_STATUS.get(result, "error")

@@ -28,9 +28,11 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 current_component: ContextVar[str] = ContextVar("ec_component", default="")
 
 
-def inject(carrier: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    """Write the current trace context into ``carrier`` (no-op without a span)."""
-    propagate.inject(carrier)
+def inject(
+    carrier: MutableMapping[str, str], context: Context | None = None
+) -> MutableMapping[str, str]:
+    """Write the trace context (the current one by default) into ``carrier``."""
+    propagate.inject(carrier, context=context)
     return carrier
 
 
