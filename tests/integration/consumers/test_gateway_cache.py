@@ -42,9 +42,7 @@ async def _verifier() -> AsyncIterator[NoTokens]:
 @asynccontextmanager
 async def gateway(config: Config) -> AsyncIterator[tuple[TestClient[Any, Any], HostedServices]]:
     async with host_services(config, ["user", "product"]) as hosted:
-        app = create_app(
-            GatewaySetup(config=config, verifier=_verifier, clients=hosted.clients)
-        )
+        app = create_app(GatewaySetup(config=config, verifier=_verifier, clients=hosted.clients))
         async with TestClient(TestServer(app)) as http:
             yield http, hosted
 
