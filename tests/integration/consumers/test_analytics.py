@@ -40,6 +40,8 @@ async def test_counts_each_event_once_and_computes_conversion(config: Config) ->
         )
         await apply(db, handlers["order.paid"], paid)
         await apply(db, handlers["order.paid"], paid)
+        # The same order paid again under another event id sells nothing more.
+        await apply(db, handlers["order.paid"], event("order.paid", paid.data))
 
         reader = store.AnalyticsReader(db)
         [stats] = await reader.product_counters([product])
@@ -48,7 +50,7 @@ async def test_counts_each_event_once_and_computes_conversion(config: Config) ->
         assert stats.conversion == pytest.approx(0.5)
         today = utcnow().date()
         counts = {c.event_type: c.count for c in await reader.daily_counts(today, today)}
-        assert counts == {"analytics.user_activity": 4, "order.paid": 1}
+        assert counts == {"analytics.user_activity": 4, "order.paid": 2}
 
 
 async def test_analytics_service_answers_and_rejects_bad_queries(

@@ -54,6 +54,7 @@ async def on_order_paid(event: Event, uow: UnitOfWork) -> None:
         return
     await store.add_sales(
         uow,
+        paid.order.id,
         [
             store.Sale(
                 item.product_id,

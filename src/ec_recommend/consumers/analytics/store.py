@@ -36,6 +36,14 @@ daily_counts = sa.Table(
     sa.Column("count", sa.BigInteger, nullable=False),
 )
 
+# Orders whose sales were added, so an order paid twice (two events) sells once.
+counted_orders = sa.Table(
+    "analytics_paid_orders",
+    metadata,
+    sa.Column("order_id", sa.String(100), primary_key=True),
+    sa.Column("counted_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 product_stats = sa.Table(
     "analytics_product_stats",
     metadata,
@@ -46,7 +54,10 @@ product_stats = sa.Table(
     sa.Column("revenue", sa.BigInteger, nullable=False, server_default="0"),
 )
 
-MIGRATIONS: Sequence[Migration] = (Migration(1, create_tables(metadata)),)
+MIGRATIONS: Sequence[Migration] = (
+    Migration(1, create_tables(metadata)),
+    Migration(2, create_tables(metadata)),  # analytics_paid_orders (create_all skips the rest)
+)
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,13 @@ async def add_view(uow: UnitOfWork, product_id: str) -> None:
     await add_to(uow, product_stats, {"product_id": product_id}, {"views": 1})
 
 
-async def add_sales(uow: UnitOfWork, sales: Sequence[Sale]) -> None:
+async def add_sales(uow: UnitOfWork, order_id: str, sales: Sequence[Sale]) -> bool:
+    """Add an order's paid lines once per order id; False if already added."""
+    first = await insert_once(
+        uow, counted_orders, counted_orders.c.order_id, order_id=order_id, counted_at=utcnow()
+    )
+    if not first:
+        return False
     for sale in sales:
         await add_to(
             uow,
@@ -106,6 +123,7 @@ async def add_sales(uow: UnitOfWork, sales: Sequence[Sale]) -> None:
             {"product_id": sale.product_id},
             {"paid_quantity": sale.quantity, "paid_orders": 1, "revenue": sale.amount},
         )
+    return True
 
 
 class AnalyticsReader:
