@@ -41,18 +41,14 @@ class AddItemRequest(betterproto2.Message):
     quantity: "int" = betterproto2.field(3, betterproto2.TYPE_INT32)
 
 
-default_message_pool.register_message(
-    "ecommerce.cart", "AddItemRequest", AddItemRequest
-)
+default_message_pool.register_message("ecommerce.cart", "AddItemRequest", AddItemRequest)
 
 
 @dataclass(eq=False, repr=False)
 class Cart(betterproto2.Message):
     user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    items: "list[CartItem]" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    items: "list[CartItem]" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, repeated=True)
 
     total: "_common__.Money | None" = betterproto2.field(
         3, betterproto2.TYPE_MESSAGE, optional=True
@@ -94,9 +90,7 @@ class GetCartRequest(betterproto2.Message):
     user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.cart", "GetCartRequest", GetCartRequest
-)
+default_message_pool.register_message("ecommerce.cart", "GetCartRequest", GetCartRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -106,9 +100,7 @@ class RemoveItemRequest(betterproto2.Message):
     product_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.cart", "RemoveItemRequest", RemoveItemRequest
-)
+default_message_pool.register_message("ecommerce.cart", "RemoveItemRequest", RemoveItemRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -247,17 +239,13 @@ class CartServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def __rpc_get_cart(
-        self, stream: "grpclib.server.Stream[GetCartRequest, Cart]"
-    ) -> None:
+    async def __rpc_get_cart(self, stream: "grpclib.server.Stream[GetCartRequest, Cart]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.get_cart(request)
         await stream.send_message(response)
 
-    async def __rpc_add_item(
-        self, stream: "grpclib.server.Stream[AddItemRequest, Cart]"
-    ) -> None:
+    async def __rpc_add_item(self, stream: "grpclib.server.Stream[AddItemRequest, Cart]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.add_item(request)
@@ -279,9 +267,7 @@ class CartServiceBase(betterproto2_grpclib.ServiceBase):
         response = await self.remove_item(request)
         await stream.send_message(response)
 
-    async def __rpc_clear_cart(
-        self, stream: "grpclib.server.Stream[GetCartRequest, Cart]"
-    ) -> None:
+    async def __rpc_clear_cart(self, stream: "grpclib.server.Stream[GetCartRequest, Cart]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.clear_cart(request)

@@ -35,18 +35,14 @@ class OrderCancelled(betterproto2.Message):
     order.cancelled
     """
 
-    order: "_order__.Order | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    order: "_order__.Order | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
     reason: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
     refunded: "bool" = betterproto2.field(3, betterproto2.TYPE_BOOL)
 
 
-default_message_pool.register_message(
-    "ecommerce.events", "OrderCancelled", OrderCancelled
-)
+default_message_pool.register_message("ecommerce.events", "OrderCancelled", OrderCancelled)
 
 
 @dataclass(eq=False, repr=False)
@@ -55,9 +51,7 @@ class OrderCreated(betterproto2.Message):
     order.created
     """
 
-    order: "_order__.Order | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    order: "_order__.Order | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("ecommerce.events", "OrderCreated", OrderCreated)
@@ -69,14 +63,10 @@ class OrderDelivered(betterproto2.Message):
     order.delivered
     """
 
-    order: "_order__.Order | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    order: "_order__.Order | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
-default_message_pool.register_message(
-    "ecommerce.events", "OrderDelivered", OrderDelivered
-)
+default_message_pool.register_message("ecommerce.events", "OrderDelivered", OrderDelivered)
 
 
 @dataclass(eq=False, repr=False)
@@ -85,9 +75,7 @@ class OrderPaid(betterproto2.Message):
     order.paid
     """
 
-    order: "_order__.Order | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    order: "_order__.Order | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
     payment_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
@@ -105,9 +93,7 @@ class OrderShipped(betterproto2.Message):
     order.shipped
     """
 
-    order: "_order__.Order | None" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    order: "_order__.Order | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("ecommerce.events", "OrderShipped", OrderShipped)
@@ -140,9 +126,7 @@ class ProductCreated(betterproto2.Message):
     status: "str" = betterproto2.field(8, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.events", "ProductCreated", ProductCreated
-)
+default_message_pool.register_message("ecommerce.events", "ProductCreated", ProductCreated)
 
 
 @dataclass(eq=False, repr=False)
@@ -156,9 +140,7 @@ class ProductOutOfStock(betterproto2.Message):
     seller_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.events", "ProductOutOfStock", ProductOutOfStock
-)
+default_message_pool.register_message("ecommerce.events", "ProductOutOfStock", ProductOutOfStock)
 
 
 @dataclass(eq=False, repr=False)
@@ -187,14 +169,10 @@ class ProductUpdated(betterproto2.Message):
 
     status: "str" = betterproto2.field(8, betterproto2.TYPE_STRING)
 
-    changed_fields: "list[str]" = betterproto2.field(
-        9, betterproto2.TYPE_STRING, repeated=True
-    )
+    changed_fields: "list[str]" = betterproto2.field(9, betterproto2.TYPE_STRING, repeated=True)
 
 
-default_message_pool.register_message(
-    "ecommerce.events", "ProductUpdated", ProductUpdated
-)
+default_message_pool.register_message("ecommerce.events", "ProductUpdated", ProductUpdated)
 
 
 @dataclass(eq=False, repr=False)
@@ -212,9 +190,7 @@ class ReviewCreated(betterproto2.Message):
     rating: "int" = betterproto2.field(4, betterproto2.TYPE_INT32)
 
 
-default_message_pool.register_message(
-    "ecommerce.events", "ReviewCreated", ReviewCreated
-)
+default_message_pool.register_message("ecommerce.events", "ReviewCreated", ReviewCreated)
 
 
 @dataclass(eq=False, repr=False)
@@ -240,10 +216,7 @@ class UserActivity(betterproto2.Message):
     query: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
 
     occurred_at: "datetime.datetime | None" = betterproto2.field(
-        6,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: __google__protobuf__.Timestamp,
-        optional=True,
+        6, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
 
@@ -282,9 +255,7 @@ class UserUpdated(betterproto2.Message):
 
     active: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
 
-    changed_fields: "list[str]" = betterproto2.field(
-        5, betterproto2.TYPE_STRING, repeated=True
-    )
+    changed_fields: "list[str]" = betterproto2.field(5, betterproto2.TYPE_STRING, repeated=True)
 
 
 default_message_pool.register_message("ecommerce.events", "UserUpdated", UserUpdated)

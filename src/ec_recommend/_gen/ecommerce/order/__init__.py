@@ -42,18 +42,14 @@ betterproto2.check_compiler_version(_COMPILER_VERSION)
 class CreateOrderRequest(betterproto2.Message):
     user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    items: "list[OrderLine]" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    items: "list[OrderLine]" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, repeated=True)
 
     from_cart: "bool" = betterproto2.field(3, betterproto2.TYPE_BOOL)
 
     idempotency_key: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.order", "CreateOrderRequest", CreateOrderRequest
-)
+default_message_pool.register_message("ecommerce.order", "CreateOrderRequest", CreateOrderRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -61,9 +57,7 @@ class GetOrderRequest(betterproto2.Message):
     order_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.order", "GetOrderRequest", GetOrderRequest
-)
+default_message_pool.register_message("ecommerce.order", "GetOrderRequest", GetOrderRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -85,25 +79,19 @@ class ListOrdersRequest(betterproto2.Message):
     status: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.order", "ListOrdersRequest", ListOrdersRequest
-)
+default_message_pool.register_message("ecommerce.order", "ListOrdersRequest", ListOrdersRequest)
 
 
 @dataclass(eq=False, repr=False)
 class ListOrdersResponse(betterproto2.Message):
-    orders: "list[Order]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    orders: "list[Order]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
     page: "_common__.PageResponse | None" = betterproto2.field(
         2, betterproto2.TYPE_MESSAGE, optional=True
     )
 
 
-default_message_pool.register_message(
-    "ecommerce.order", "ListOrdersResponse", ListOrdersResponse
-)
+default_message_pool.register_message("ecommerce.order", "ListOrdersResponse", ListOrdersResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -114,9 +102,7 @@ class Order(betterproto2.Message):
 
     user_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
-    items: "list[OrderItem]" = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    items: "list[OrderItem]" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, repeated=True)
 
     total_amount: "_common__.Money | None" = betterproto2.field(
         5, betterproto2.TYPE_MESSAGE, optional=True
@@ -128,17 +114,11 @@ class Order(betterproto2.Message):
     """
 
     created_at: "datetime.datetime | None" = betterproto2.field(
-        7,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: __google__protobuf__.Timestamp,
-        optional=True,
+        7, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
     updated_at: "datetime.datetime | None" = betterproto2.field(
-        8,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: __google__protobuf__.Timestamp,
-        optional=True,
+        8, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
     payment_id: "str" = betterproto2.field(9, betterproto2.TYPE_STRING)
@@ -215,9 +195,7 @@ class PaymentResponse(betterproto2.Message):
     decline_reason: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.order", "PaymentResponse", PaymentResponse
-)
+default_message_pool.register_message("ecommerce.order", "PaymentResponse", PaymentResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -359,9 +337,7 @@ class OrderServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def process_payment(
-        self, message: "ProcessPaymentRequest"
-    ) -> "PaymentResponse":
+    async def process_payment(self, message: "ProcessPaymentRequest") -> "PaymentResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 

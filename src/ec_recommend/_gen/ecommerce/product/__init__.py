@@ -116,9 +116,7 @@ class CreateProductRequest(betterproto2.Message):
 
     stock_quantity: "int" = betterproto2.field(6, betterproto2.TYPE_INT32)
 
-    images: "list[ProductImage]" = betterproto2.field(
-        7, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    images: "list[ProductImage]" = betterproto2.field(7, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -147,28 +145,20 @@ class GetProductRequest(betterproto2.Message):
     product_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.product", "GetProductRequest", GetProductRequest
-)
+default_message_pool.register_message("ecommerce.product", "GetProductRequest", GetProductRequest)
 
 
 @dataclass(eq=False, repr=False)
 class GetProductsRequest(betterproto2.Message):
-    product_ids: "list[str]" = betterproto2.field(
-        1, betterproto2.TYPE_STRING, repeated=True
-    )
+    product_ids: "list[str]" = betterproto2.field(1, betterproto2.TYPE_STRING, repeated=True)
 
 
-default_message_pool.register_message(
-    "ecommerce.product", "GetProductsRequest", GetProductsRequest
-)
+default_message_pool.register_message("ecommerce.product", "GetProductsRequest", GetProductsRequest)
 
 
 @dataclass(eq=False, repr=False)
 class GetProductsResponse(betterproto2.Message):
-    products: "list[Product]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    products: "list[Product]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -200,9 +190,7 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class ListProductsResponse(betterproto2.Message):
-    products: "list[Product]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    products: "list[Product]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
     page: "_common__.PageResponse | None" = betterproto2.field(
         2, betterproto2.TYPE_MESSAGE, optional=True
@@ -223,16 +211,12 @@ class ListReviewsRequest(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ecommerce.product", "ListReviewsRequest", ListReviewsRequest
-)
+default_message_pool.register_message("ecommerce.product", "ListReviewsRequest", ListReviewsRequest)
 
 
 @dataclass(eq=False, repr=False)
 class ListReviewsResponse(betterproto2.Message):
-    reviews: "list[Review]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    reviews: "list[Review]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
     page: "_common__.PageResponse | None" = betterproto2.field(
         2, betterproto2.TYPE_MESSAGE, optional=True
@@ -272,22 +256,14 @@ class Product(betterproto2.Message):
     active | out_of_stock | archived
     """
 
-    images: "list[ProductImage]" = betterproto2.field(
-        9, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    images: "list[ProductImage]" = betterproto2.field(9, betterproto2.TYPE_MESSAGE, repeated=True)
 
     created_at: "datetime.datetime | None" = betterproto2.field(
-        10,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: __google__protobuf__.Timestamp,
-        optional=True,
+        10, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
     updated_at: "datetime.datetime | None" = betterproto2.field(
-        11,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: __google__protobuf__.Timestamp,
-        optional=True,
+        11, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
 
@@ -309,18 +285,14 @@ class ReservationRequest(betterproto2.Message):
     reservation_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.product", "ReservationRequest", ReservationRequest
-)
+default_message_pool.register_message("ecommerce.product", "ReservationRequest", ReservationRequest)
 
 
 @dataclass(eq=False, repr=False)
 class ReserveStockRequest(betterproto2.Message):
     reservation_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    lines: "list[StockLine]" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    lines: "list[StockLine]" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -337,9 +309,7 @@ class ReserveStockResponse(betterproto2.Message):
     reserved | released | committed | restocked
     """
 
-    stock: "list[StockResponse]" = betterproto2.field(
-        3, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    stock: "list[StockResponse]" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -360,10 +330,7 @@ class Review(betterproto2.Message):
     comment: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
 
     created_at: "datetime.datetime | None" = betterproto2.field(
-        6,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: __google__protobuf__.Timestamp,
-        optional=True,
+        6, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
 
@@ -389,9 +356,7 @@ class StockResponse(betterproto2.Message):
     reserved_stock: "int" = betterproto2.field(3, betterproto2.TYPE_INT32)
 
 
-default_message_pool.register_message(
-    "ecommerce.product", "StockResponse", StockResponse
-)
+default_message_pool.register_message("ecommerce.product", "StockResponse", StockResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -404,9 +369,7 @@ class UpdateProductRequest(betterproto2.Message):
 
     name: "str | None" = betterproto2.field(2, betterproto2.TYPE_STRING, optional=True)
 
-    description: "str | None" = betterproto2.field(
-        3, betterproto2.TYPE_STRING, optional=True
-    )
+    description: "str | None" = betterproto2.field(3, betterproto2.TYPE_STRING, optional=True)
 
     base_price: "_common__.Money | None" = betterproto2.field(
         4, betterproto2.TYPE_MESSAGE, optional=True
@@ -416,13 +379,9 @@ class UpdateProductRequest(betterproto2.Message):
         5, betterproto2.TYPE_MESSAGE, optional=True
     )
 
-    status: "str | None" = betterproto2.field(
-        6, betterproto2.TYPE_STRING, optional=True
-    )
+    status: "str | None" = betterproto2.field(6, betterproto2.TYPE_STRING, optional=True)
 
-    images: "list[ProductImage]" = betterproto2.field(
-        7, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    images: "list[ProductImage]" = betterproto2.field(7, betterproto2.TYPE_MESSAGE, repeated=True)
 
     replace_images: "bool" = betterproto2.field(8, betterproto2.TYPE_BOOL)
 
@@ -450,9 +409,7 @@ class UpdateStockRequest(betterproto2.Message):
     """
 
 
-default_message_pool.register_message(
-    "ecommerce.product", "UpdateStockRequest", UpdateStockRequest
-)
+default_message_pool.register_message("ecommerce.product", "UpdateStockRequest", UpdateStockRequest)
 
 
 class ProductServiceStub(betterproto2_grpclib.ServiceStub):
@@ -733,9 +690,7 @@ class ProductServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def list_products(
-        self, message: "ListProductsRequest"
-    ) -> "ListProductsResponse":
+    async def list_products(self, message: "ListProductsRequest") -> "ListProductsResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -751,9 +706,7 @@ class ProductServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def get_products(
-        self, message: "GetProductsRequest"
-    ) -> "GetProductsResponse":
+    async def get_products(self, message: "GetProductsRequest") -> "GetProductsResponse":
         """
         Batch read (seed 10.2): products in request order; unknown ids are absent.
         """
@@ -771,33 +724,25 @@ class ProductServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def reserve_stock(
-        self, message: "ReserveStockRequest"
-    ) -> "ReserveStockResponse":
+    async def reserve_stock(self, message: "ReserveStockRequest") -> "ReserveStockResponse":
         """
         All-or-nothing reservation of several lines under one reservation id.
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def release_stock(
-        self, message: "ReservationRequest"
-    ) -> "ReserveStockResponse":
+    async def release_stock(self, message: "ReservationRequest") -> "ReserveStockResponse":
         """
         Release or commit every line of a reservation; idempotent.
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def commit_stock(
-        self, message: "ReservationRequest"
-    ) -> "ReserveStockResponse":
+    async def commit_stock(self, message: "ReservationRequest") -> "ReserveStockResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def restock_reservation(
-        self, message: "ReservationRequest"
-    ) -> "ReserveStockResponse":
+    async def restock_reservation(self, message: "ReservationRequest") -> "ReserveStockResponse":
         """
         Return committed (sold) units of a reservation to stock; idempotent.
         """
@@ -808,9 +753,7 @@ class ProductServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def list_reviews(
-        self, message: "ListReviewsRequest"
-    ) -> "ListReviewsResponse":
+    async def list_reviews(self, message: "ListReviewsRequest") -> "ListReviewsResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 

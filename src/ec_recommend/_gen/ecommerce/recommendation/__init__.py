@@ -52,9 +52,7 @@ class ProductRecommendationsRequest(betterproto2.Message):
 
 
 default_message_pool.register_message(
-    "ecommerce.recommendation",
-    "ProductRecommendationsRequest",
-    ProductRecommendationsRequest,
+    "ecommerce.recommendation", "ProductRecommendationsRequest", ProductRecommendationsRequest
 )
 
 
@@ -72,16 +70,12 @@ class Recommendation(betterproto2.Message):
     """
 
 
-default_message_pool.register_message(
-    "ecommerce.recommendation", "Recommendation", Recommendation
-)
+default_message_pool.register_message("ecommerce.recommendation", "Recommendation", Recommendation)
 
 
 @dataclass(eq=False, repr=False)
 class RecommendationsResponse(betterproto2.Message):
-    items: "list[Recommendation]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    items: "list[Recommendation]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
 
 default_message_pool.register_message(
@@ -192,8 +186,7 @@ class RecommendationServiceBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_get_user_recommendations(
-        self,
-        stream: "grpclib.server.Stream[UserRecommendationsRequest, RecommendationsResponse]",
+        self, stream: "grpclib.server.Stream[UserRecommendationsRequest, RecommendationsResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -201,8 +194,7 @@ class RecommendationServiceBase(betterproto2_grpclib.ServiceBase):
         await stream.send_message(response)
 
     async def __rpc_get_popular_products(
-        self,
-        stream: "grpclib.server.Stream[PopularProductsRequest, RecommendationsResponse]",
+        self, stream: "grpclib.server.Stream[PopularProductsRequest, RecommendationsResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None

@@ -45,16 +45,12 @@ default_message_pool.register_message("ecommerce.search", "SearchHit", SearchHit
 class SearchProductsRequest(betterproto2.Message):
     query: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    min_price: "int | None" = betterproto2.field(
-        2, betterproto2.TYPE_INT64, optional=True
-    )
+    min_price: "int | None" = betterproto2.field(2, betterproto2.TYPE_INT64, optional=True)
     """
     minor units
     """
 
-    max_price: "int | None" = betterproto2.field(
-        3, betterproto2.TYPE_INT64, optional=True
-    )
+    max_price: "int | None" = betterproto2.field(3, betterproto2.TYPE_INT64, optional=True)
 
     seller_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
@@ -75,9 +71,7 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class SearchProductsResponse(betterproto2.Message):
-    hits: "list[SearchHit]" = betterproto2.field(
-        1, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    hits: "list[SearchHit]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
 
     page: "_common__.PageResponse | None" = betterproto2.field(
         2, betterproto2.TYPE_MESSAGE, optional=True
@@ -114,15 +108,12 @@ from .. import product as _product__
 
 
 class SearchServiceBase(betterproto2_grpclib.ServiceBase):
-    async def search_products(
-        self, message: "SearchProductsRequest"
-    ) -> "SearchProductsResponse":
+    async def search_products(self, message: "SearchProductsRequest") -> "SearchProductsResponse":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_search_products(
-        self,
-        stream: "grpclib.server.Stream[SearchProductsRequest, SearchProductsResponse]",
+        self, stream: "grpclib.server.Stream[SearchProductsRequest, SearchProductsResponse]"
     ) -> None:
         request = await stream.recv_message()
         assert request is not None

@@ -48,9 +48,7 @@ class CreateUserRequest(betterproto2.Message):
     display_name: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "ecommerce.user", "CreateUserRequest", CreateUserRequest
-)
+default_message_pool.register_message("ecommerce.user", "CreateUserRequest", CreateUserRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -71,9 +69,7 @@ class GetUserRequest(betterproto2.Message):
     )
 
 
-default_message_pool.register_message(
-    "ecommerce.user", "GetUserRequest", GetUserRequest
-)
+default_message_pool.register_message("ecommerce.user", "GetUserRequest", GetUserRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -85,20 +81,14 @@ class UpdateUserProfileRequest(betterproto2.Message):
 
     user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    display_name: "str | None" = betterproto2.field(
-        2, betterproto2.TYPE_STRING, optional=True
-    )
+    display_name: "str | None" = betterproto2.field(2, betterproto2.TYPE_STRING, optional=True)
 
-    avatar_url: "str | None" = betterproto2.field(
-        3, betterproto2.TYPE_STRING, optional=True
-    )
+    avatar_url: "str | None" = betterproto2.field(3, betterproto2.TYPE_STRING, optional=True)
 
     preferences: "dict[str, str]" = betterproto2.field(
         4,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -117,14 +107,10 @@ class UpdateUserRequest(betterproto2.Message):
 
     email: "str | None" = betterproto2.field(2, betterproto2.TYPE_STRING, optional=True)
 
-    phone_number: "str | None" = betterproto2.field(
-        3, betterproto2.TYPE_STRING, optional=True
-    )
+    phone_number: "str | None" = betterproto2.field(3, betterproto2.TYPE_STRING, optional=True)
 
 
-default_message_pool.register_message(
-    "ecommerce.user", "UpdateUserRequest", UpdateUserRequest
-)
+default_message_pool.register_message("ecommerce.user", "UpdateUserRequest", UpdateUserRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -138,19 +124,13 @@ class User(betterproto2.Message):
     phone_number: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
     created_at: "datetime.datetime | None" = betterproto2.field(
-        5,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: __google__protobuf__.Timestamp,
-        optional=True,
+        5, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
     active: "bool" = betterproto2.field(6, betterproto2.TYPE_BOOL)
 
     updated_at: "datetime.datetime | None" = betterproto2.field(
-        7,
-        betterproto2.TYPE_MESSAGE,
-        unwrap=lambda: __google__protobuf__.Timestamp,
-        optional=True,
+        7, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
 
 
@@ -168,9 +148,7 @@ class UserProfile(betterproto2.Message):
     preferences: "dict[str, str]" = betterproto2.field(
         4,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(
-            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
-        ),
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
     )
 
 
@@ -307,9 +285,7 @@ class UserServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def update_user_profile(
-        self, message: "UpdateUserProfileRequest"
-    ) -> "UserProfile":
+    async def update_user_profile(self, message: "UpdateUserProfileRequest") -> "UserProfile":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -317,9 +293,7 @@ class UserServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def __rpc_get_user(
-        self, stream: "grpclib.server.Stream[GetUserRequest, User]"
-    ) -> None:
+    async def __rpc_get_user(self, stream: "grpclib.server.Stream[GetUserRequest, User]") -> None:
         request = await stream.recv_message()
         assert request is not None
         response = await self.get_user(request)
