@@ -15,6 +15,7 @@ import uvloop
 from ec_recommend.config import Config
 from ec_recommend.platform.telemetry.export import tracing
 from ec_recommend.platform.telemetry.logging import configure_logging as configure_log_output
+from ec_recommend.platform.telemetry.messaging import use_consumer_links
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ def configure_logging(config: Config, service: str = "ec-recommend") -> None:
 @contextmanager
 def traced(config: Config, service: str) -> Iterator[None]:
     """Spans for this process; exported over OTLP when an endpoint is configured."""
+    use_consumer_links(config.telemetry.consumer_links)
     with tracing(config.telemetry, config.telemetry.service_name or service):
         yield
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from ec_recommend.platform.telemetry.messaging import (
-    handle_traced,
     handling_message,
     publishing,
     publishing_batch,
+    use_consumer_links,
 )
 from ec_recommend.platform.telemetry.metrics import Metrics
 from ec_recommend.platform.telemetry.tracing import trace_headers, tracer
@@ -133,60 +130,14 @@ def test_a_batch_publishes_each_event_under_its_own_request(spans: InMemorySpanE
     )
 
 
-def sqs_message(attributes: dict[str, str], body: str = "{}") -> dict[str, Any]:
-    return {
-        "MessageId": "m-1",
-        "Body": body,
-        "Attributes": {"SentTimestamp": str(int((time.time() - 5) * 1000))},
-        "MessageAttributes": {
-            key: {"DataType": "String", "StringValue": value} for key, value in attributes.items()
-        },
-    }
-
-
-@pytest.mark.asyncio
-async def test_handled_messages_continue_the_trace_and_count_outcomes(
-    spans: InMemorySpanExporter,
-) -> None:
-    metrics = Metrics()
-    with publishing("order-events", "order.created", "e-1", record_in_request()) as headers:
+def test_the_process_wide_choice_makes_consumers_link(spans: InMemorySpanExporter) -> None:
+    with publishing("order-events", "order.paid", "e-5", record_in_request()) as attributes:
         pass
-    seen: list[str] = []
-
-    async def handle(message: dict[str, Any]) -> str:
-        seen.append(format(trace.get_current_span().get_span_context().trace_id, "032x"))
-        return "duplicates"
-
-    message = sqs_message({**headers, "type": "order.created"})
-    await handle_traced(handle, message, queue=QUEUE, consumer="inventory", metrics=metrics)
-    # Without attributes (no raw delivery), the envelope's stored context is used.
-    stored = record_in_request()
-    await handle_traced(
-        handle,
-        sqs_message({}, envelope("e-9", stored)),
-        queue=QUEUE,
-        consumer="inventory",
-        metrics=metrics,
-    )
-
-    finished = spans.get_finished_spans()
-    producer = named(finished, "publish order-events")
-    consumers = [span for span in finished if span.kind is SpanKind.CONSUMER]
-    assert parent_id(consumers[0]) == span_id(producer)
-    assert seen[0] == f"{trace_id(producer):032x}"
-    assert consumers[0].attributes is not None
-    assert consumers[0].attributes["ec.event_type"] == "order.created"
-    assert seen[1] == stored["traceparent"].split("-")[1]
-    assert metrics.queue_message_processed.get({"queue": QUEUE, "status": "duplicate"}) == 2
-    assert 4 <= metrics.consumer_lag.get({"queue": QUEUE}) < 60
-
-
-@pytest.mark.asyncio
-async def test_an_unknown_outcome_counts_as_an_error(spans: InMemorySpanExporter) -> None:
-    metrics = Metrics()
-
-    async def handle(message: dict[str, Any]) -> str:
-        return "something new"
-
-    await handle_traced(handle, sqs_message({}), queue=QUEUE, consumer="c", metrics=metrics)
-    assert metrics.queue_message_processed.get({"queue": QUEUE, "status": "error"}) == 1
+    use_consumer_links(True)
+    try:
+        with handling_message(QUEUE, consumer="inventory", carrier=attributes):
+            pass
+    finally:
+        use_consumer_links(False)
+    consumer = named(spans.get_finished_spans(), f"process {QUEUE}")
+    assert consumer.parent is None and len(consumer.links) == 1

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -23,7 +22,6 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
-    TRACE_HEADERS,
     current_component,
     extract,
     inject,
@@ -158,7 +156,7 @@ def handling_message(
     carrier: Mapping[str, str],
     event_type: str = "",
     event_id: str = "",
-    links: bool = False,
+    links: bool | None = None,
     metrics: Metrics | None = None,
 ) -> Iterator[MessageOutcome]:
     """A CONSUMER span and an outcome count for one message taken from ``queue``.
@@ -170,7 +168,7 @@ def handling_message(
     parent = extract(carrier)
     context: Context | None = parent
     span_links: list[Link] = []
-    if links:
+    if _consumer_links if links is None else links:
         producer = trace.get_current_span(parent).get_span_context()
         context = Context()  # a new trace, not the poller's ambient one
         if producer.is_valid:
@@ -215,16 +213,6 @@ def record_lag(queue: str, sent_at_epoch: float, metrics: Metrics | None = None)
     (metrics or process_metrics()).lag(queue, time.time() - sent_at_epoch)
 
 
-# How the consumer runtime names a message's fate → the bounded status label.
-OUTCOME_STATUS: dict[str, str] = {
-    "handled": "success",
-    "duplicates": "duplicate",
-    "ignored": "ignored",
-    "malformed": "malformed",
-    "unknown_type": "unknown_type",
-    "failed": "error",
-}
-
 _consumer_links = False
 
 
@@ -232,47 +220,3 @@ def use_consumer_links(enabled: bool) -> None:
     """Process-wide choice (entry point): consumer spans link to, or continue, the producer."""
     global _consumer_links
     _consumer_links = enabled
-
-
-def message_carrier(message: Mapping[str, Any]) -> dict[str, str]:
-    """Trace headers of an SQS message: its attributes, else the envelope's metadata."""
-    carrier: dict[str, str] = {}
-    attributes = message.get("MessageAttributes") or {}
-    for key in TRACE_HEADERS:
-        value = attributes.get(key)
-        if isinstance(value, dict) and isinstance(value.get("StringValue"), str):
-            carrier[key] = value["StringValue"]
-    if not carrier:
-        stored = _envelope_fields(str(message.get("Body", "")))[2]
-        carrier = {key: stored[key] for key in TRACE_HEADERS if key in stored}
-    return carrier
-
-
-async def handle_traced(
-    handle: Callable[[dict[str, Any]], Awaitable[str]],
-    message: dict[str, Any],
-    *,
-    queue: str,
-    consumer: str,
-    metrics: Metrics | None = None,
-) -> None:
-    """Run ``handle(message)`` in a CONSUMER span; count its outcome and the lag.
-
-    ``handle`` returns the outcome (a key of ``OUTCOME_STATUS``).
-    """
-    recorder = metrics or process_metrics()
-    sent = (message.get("Attributes") or {}).get("SentTimestamp")
-    if isinstance(sent, str) and sent.isdigit():
-        record_lag(queue, int(sent) / 1000, recorder)
-    type_attribute = (message.get("MessageAttributes") or {}).get("type") or {}
-    with handling_message(
-        queue,
-        consumer=consumer,
-        carrier=message_carrier(message),
-        event_type=str(type_attribute.get("StringValue", "")),
-        event_id=str(message.get("MessageId", "")),
-        links=_consumer_links,
-        metrics=recorder,
-    ) as outcome:
-        result = await handle(message)
-        outcome.status = OUTCOME_STATUS.get(result, "error")

@@ -1,19 +1,16 @@
-"""Gauges of state outside the process: outbox backlog and dead-letter depth.
+"""Outbox gauges: unsent events and the age of the oldest, per service.
 
-Both are polled by background tasks owned with ``async with``: the outbox
-watcher by the process that runs a service's relay, the dead-letter watcher
-by the process that runs the consumers of those queues. A failed poll keeps
-the last value and is retried at the next interval.
+Polled by a background task owned with ``async with`` by the process that
+runs the service's relay. A failed poll keeps the last value and is retried
+at the next interval.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -36,23 +33,6 @@ async def outbox_state(db: Database) -> tuple[int, float]:
         count, oldest = (await conn.execute(query)).one()
     age = (utcnow() - aware(oldest)).total_seconds() if oldest is not None else 0.0
     return int(count), age
-
-
-async def dead_letter_depths(sqs: Any, queues: Mapping[str, str]) -> dict[str, int]:
-    """Messages waiting in the DLQ of each queue (name → URL), by DLQ name."""
-    depths: dict[str, int] = {}
-    for url in queues.values():
-        attributes = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
-        policy = attributes.get("Attributes", {}).get("RedrivePolicy")
-        if not policy:
-            continue
-        dlq_name = str(json.loads(policy)["deadLetterTargetArn"]).rsplit(":", 1)[-1]
-        dlq_url = (await sqs.get_queue_url(QueueName=dlq_name))["QueueUrl"]
-        dlq = await sqs.get_queue_attributes(
-            QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
-        )
-        depths[dlq_name] = int(dlq["Attributes"]["ApproximateNumberOfMessages"])
-    return depths
 
 
 @asynccontextmanager
@@ -95,19 +75,3 @@ def watching_outbox(
         recorder.outbox_state(db.service, backlog, age)
 
     return polling(f"outbox-metrics-{db.service}", poll, interval)
-
-
-def watching_dead_letters(
-    sqs: Any,
-    queues: Mapping[str, str],
-    interval: float = POLL_INTERVAL,
-    metrics: Metrics | None = None,
-) -> AbstractAsyncContextManager[None]:
-    """``async with``: keeps ``queue_dlq_messages`` of the queues' DLQs current."""
-    recorder = metrics or process_metrics()
-
-    async def poll() -> None:
-        for name, depth in (await dead_letter_depths(sqs, queues)).items():
-            recorder.dlq_messages(name, depth)
-
-    return polling("dead-letter-metrics", poll, interval)
