@@ -19,6 +19,7 @@ from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.envelope import CORRELATION_ID, encode, new_event
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.storage import Migration, UnitOfWork
+from ec_recommend.platform.telemetry.tracing import trace_headers
 
 outbox_metadata = sa.MetaData()
 
@@ -55,9 +56,10 @@ async def record_event(
 ) -> str:
     """Add an event to the outbox within ``uow``; returns the event id.
 
-    The correlation id defaults to the request id of the current call.
+    The correlation id defaults to the request id of the current call; the
+    current trace context is kept so the event's spans join the request's trace.
     """
-    merged = dict(metadata or {})
+    merged = {**trace_headers(), **(metadata or {})}
     request_id = current_call().request_id
     if request_id:
         merged.setdefault(CORRELATION_ID, request_id)

@@ -26,17 +26,20 @@ import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.config import EventsConfig
-from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.events.aws import aws_client, topic_arns
 from ec_recommend.platform.events.envelope import CORRELATION_ID, TRACEPARENT, TRACESTATE
 from ec_recommend.platform.events.outbox import outbox
 from ec_recommend.platform.events.topology import Topology, load_topology
 from ec_recommend.platform.storage import Database
+from ec_recommend.platform.telemetry.messaging import publishing_batch
+from ec_recommend.platform.telemetry.metrics import process_metrics
 
 log = logging.getLogger(__name__)
 
 SENT_RETENTION = timedelta(days=1)
 _PRUNE_EVERY = 1000  # passes
+_REPORT_EVERY = 5.0  # seconds between backlog metrics
 
 
 class RelayUnavailable(Exception):
@@ -85,13 +88,32 @@ class OutboxRelay:
             query = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
             return int((await conn.execute(query)).scalar_one())
 
+    async def report_backlog(self) -> None:
+        """Backlog size and age of the oldest pending event, as metrics."""
+        async with self.db.reading() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(
+                        outbox.c.sent_at.is_(None)
+                    )
+                )
+            ).one()
+        age = 0.0 if row[1] is None else (utcnow() - aware(row[1])).total_seconds()
+        process_metrics().outbox_state(self.db.service, int(row[0]), age)
+
     async def pending_is(self, count: int) -> bool:
         return await self.pending() == count
 
     async def _run(self) -> None:
         passes = 0
+        loop = asyncio.get_running_loop()
+        reported = 0.0
         while not self._stop.is_set():
             passes += 1
+            if loop.time() - reported >= _REPORT_EVERY:
+                reported = loop.time()
+                with suppress(Exception):  # metrics never stop the relay
+                    await self.report_backlog()
             try:
                 count = await self.publish_pending()
             except (RelayUnavailable, BotoCoreError, ClientError, OSError) as exc:
@@ -170,21 +192,27 @@ class OutboxRelay:
         return self._arns[name]
 
     async def _publish(self, topic_arn: str, rows: list[Any]) -> list[int]:
-        entries = [
-            {
-                "Id": str(row.seq),
-                "Message": row.body,
-                "MessageAttributes": _attributes(row.event_type, row.body),
-            }
-            for row in rows
-        ]
-        response = await self._sns.publish_batch(
-            TopicArn=topic_arn, PublishBatchRequestEntries=entries
-        )
-        for failure in response.get("Failed", []):
-            log.warning(
-                "%s: event %s not published: %s", self.db.service, failure.get("Id"), failure
+        with publishing_batch(topic_arn, {str(row.seq): row.body for row in rows}) as spans:
+            entries = [
+                {
+                    "Id": str(row.seq),
+                    "Message": row.body,
+                    # The producer span's context replaces the stored one.
+                    "MessageAttributes": {
+                        **_attributes(row.event_type, row.body),
+                        **spans.attributes(str(row.seq)),
+                    },
+                }
+                for row in rows
+            ]
+            response = await self._sns.publish_batch(
+                TopicArn=topic_arn, PublishBatchRequestEntries=entries
             )
+            for failure in response.get("Failed", []):
+                spans.failed(str(failure.get("Id")), str(failure.get("Code", "failed")))
+                log.warning(
+                    "%s: event %s not published: %s", self.db.service, failure.get("Id"), failure
+                )
         return [int(item["Id"]) for item in response.get("Successful", [])]
 
     async def _prune(self) -> None:

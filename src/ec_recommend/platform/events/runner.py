@@ -6,15 +6,22 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.config import EventsConfig, StorageConfig
-from ec_recommend.platform.events.aws import aws_client
+from ec_recommend.platform.events.aws import aws_client, queue_url
 from ec_recommend.platform.events.consumer import Subscription
 from ec_recommend.platform.events.inbox import ensure_inbox
+from ec_recommend.platform.events.topology import TopologyError, load_topology
 from ec_recommend.platform.events.worker import ConsumerWorker
 from ec_recommend.platform.storage import open_database
+from ec_recommend.platform.telemetry.metrics import process_metrics
 
 log = logging.getLogger(__name__)
+
+_DLQ_WATCH_INTERVAL = 30.0
 
 
 @asynccontextmanager
@@ -41,13 +48,34 @@ async def running_consumers(
             await ensure_inbox(db)
             workers.append(ConsumerWorker(subscription, db, sqs, events))
         tasks = [asyncio.create_task(w.run(), name=f"consumer-{w.name}") for w in workers]
+        watcher = asyncio.create_task(_watch_dlqs(sqs, events, workers), name="dlq-depths")
         try:
             await asyncio.gather(*(w.wait_ready() for w in workers))
             yield workers
         finally:
+            watcher.cancel()
             for worker in workers:
                 worker.stop()
             results = await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(watcher, return_exceptions=True)
             for worker, result in zip(workers, results, strict=True):
                 if isinstance(result, BaseException):
                     log.error("consumer %s stopped with %r", worker.name, result)
+
+
+async def _watch_dlqs(sqs: Any, events: EventsConfig, workers: Sequence[ConsumerWorker]) -> None:
+    """Keep ``dlq_depth`` current for the queues these workers consume."""
+    topology = load_topology(events.topology_path)
+    metrics = process_metrics()
+    while True:
+        for worker in workers:
+            try:
+                dlq = topology.queue(worker.subscription.queue).dlq
+                url = await queue_url(sqs, events, dlq)
+                attrs = await sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+                )
+                metrics.dlq_messages(dlq, int(attrs["Attributes"]["ApproximateNumberOfMessages"]))
+            except (TopologyError, BotoCoreError, ClientError, OSError) as exc:
+                log.debug("dlq depth of %s unavailable: %s", worker.name, exc)
+        await asyncio.sleep(_DLQ_WATCH_INTERVAL)

@@ -17,14 +17,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ec_recommend.config import EventsConfig
 from ec_recommend.platform.events.aws import queue_url
 from ec_recommend.platform.events.consumer import ConsumerStats, Subscription
-from ec_recommend.platform.events.envelope import Event, MalformedEvent, UnknownEventType, decode
+from ec_recommend.platform.events.envelope import Event, EventError, UnknownEventType, decode
 from ec_recommend.platform.events.inbox import claim
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.storage import Database
+from ec_recommend.platform.telemetry.messaging import handling_message, record_lag
+from ec_recommend.platform.telemetry.tracing import record_failure
 
 log = logging.getLogger(__name__)
 
 _DELETE_LINGER = 0.02  # seconds a delete waits for company in its batch
+_STATUS = {"handled": "success", "duplicates": "duplicate", "ignored": "ignored"}
 
 
 class ConsumerWorker:
@@ -145,7 +148,7 @@ class ConsumerWorker:
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=count,
             WaitTimeSeconds=self.config.consumer_wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             MessageAttributeNames=["All"],
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
@@ -154,52 +157,71 @@ class ConsumerWorker:
 
     async def _handle(self, message: dict[str, Any]) -> None:
         receipt = message["ReceiptHandle"]
-        receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        system = message.get("Attributes", {})
+        receives = int(system.get("ApproximateReceiveCount", "1"))
+        if "SentTimestamp" in system:
+            record_lag(self.subscription.queue, int(system["SentTimestamp"]) / 1000)
+        carrier = {
+            name: value["StringValue"]
+            for name, value in message.get("MessageAttributes", {}).items()
+            if "StringValue" in value
+        }
         try:
             event = decode(message["Body"])
-        except UnknownEventType as exc:
-            self.stats.unknown_type += 1
-            log.warning(
-                "%s: %s in message %s; leaving it to dead-letter",
-                self.name,
-                exc,
-                message.get("MessageId"),
-            )
+        except EventError as exc:
+            self._reject(message, exc, carrier)
+            # Nothing to retry: back at once, so it reaches the DLQ quickly.
             await self._set_visibility(receipt, 0)
             return
-        except MalformedEvent as exc:
-            self.stats.malformed += 1
-            log.warning(
-                "%s: malformed message %s (%s); leaving it to dead-letter",
-                self.name,
-                message.get("MessageId"),
-                exc,
-            )
-            await self._set_visibility(receipt, 0)
-            return
-        extender = asyncio.create_task(self._keep_invisible(receipt))
-        try:
-            outcome = await self._apply(event)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.stats.failed += 1
-            log.exception(
-                "%s: handler for %s %s failed (receive %d)",
-                self.name,
-                event.type,
-                event.id,
-                receives,
-            )
-            # Retry sooner than the full visibility timeout, backing off per receive.
-            await self._set_visibility(receipt, min(self.visibility_timeout, 2 ** (receives - 1)))
-            return
-        finally:
-            extender.cancel()
-        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
-        if outcome == "handled":
+        with handling_message(
+            self.subscription.queue,
+            consumer=self.name,
+            carrier=carrier or dict(event.metadata),
+            event_type=event.type,
+            event_id=event.id,
+        ) as outcome:
+            extender = asyncio.create_task(self._keep_invisible(receipt))
+            try:
+                result = await self._apply(event)
+            except Exception as exc:
+                outcome.status = "error"
+                record_failure(outcome.span, exc)
+                self.stats.failed += 1
+                log.exception(
+                    "%s: handler for %s %s failed (receive %d)",
+                    self.name,
+                    event.type,
+                    event.id,
+                    receives,
+                )
+                # Retry sooner than the full visibility timeout, backing off per receive.
+                await self._set_visibility(
+                    receipt, min(self.visibility_timeout, 2 ** min(receives - 1, 12))
+                )
+                return
+            finally:
+                extender.cancel()
+            outcome.status = _STATUS[result]
+        setattr(self.stats, result, getattr(self.stats, result) + 1)
+        if result == "handled":
             self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
         self._deletes.put_nowait(receipt)
+
+    def _reject(self, message: dict[str, Any], exc: EventError, carrier: dict[str, str]) -> None:
+        with handling_message(
+            self.subscription.queue, consumer=self.name, carrier=carrier
+        ) as outcome:
+            outcome.status = "malformed"
+        if isinstance(exc, UnknownEventType):
+            self.stats.unknown_type += 1
+        else:
+            self.stats.malformed += 1
+        log.warning(
+            "%s: rejected message %s (%s); leaving it to dead-letter",
+            self.name,
+            message.get("MessageId"),
+            exc,
+        )
 
     async def _apply(self, event: Event) -> str:
         handler = self.subscription.handlers.get(event.type)
