@@ -21,7 +21,6 @@ from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security.allowlist import service_identity_middleware
 from ec_recommend.platform.security.tls import server_context
-from ec_recommend.platform.telemetry.outbox import watching_outbox
 from ec_recommend.platform.telemetry.rpc import server_middleware
 from ec_recommend.runtime.registry import ServiceEnv, builder
 
@@ -74,8 +73,6 @@ async def host_services(
         if config.events.enabled and env.outboxes:
             # Entered last, so relays stop before the stores they read close.
             await stack.enter_async_context(outbox_relays(config.events, env.outboxes))
-            for database in env.outboxes:
-                await stack.enter_async_context(watching_outbox(database))
         hosted = HostedServices(servers, clients)
         try:
             yield hosted
