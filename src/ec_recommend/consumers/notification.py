@@ -55,7 +55,9 @@ async def send_once(
     """Send the email of ``key`` unless it was sent already; True if sent now.
 
     The key row is written before sending and commits only with the rest of
-    the unit of work; if sending fails it rolls back with it.
+    the unit of work; if sending fails it rolls back with it. Writing it first
+    also makes a concurrent duplicate (another event for the same email) wait
+    on the key instead of sending too.
     """
     sent = sa.select(sent_emails.c.email_key).where(sent_emails.c.email_key == key)
     if (await uow.execute(sent)).first() is not None:
@@ -63,17 +65,23 @@ async def send_once(
     email = await compose()
     if email is None:
         return False
-    message_id = await sender.send(email)
-    return await insert_once(
+    claimed = await insert_once(
         uow,
         sent_emails,
         sent_emails.c.email_key,
         email_key=key,
         recipient=email.to,
         subject=email.subject[:500],
-        message_id=message_id,
+        message_id="",
         sent_at=utcnow(),
     )
+    if not claimed:
+        return False
+    message_id = await sender.send(email)
+    await uow.execute(
+        sa.update(sent_emails).where(sent_emails.c.email_key == key).values(message_id=message_id)
+    )
+    return True
 
 
 class Notifier:
