@@ -26,3 +26,14 @@ def test_mesh_events_update_the_metrics() -> None:
     assert metrics.endpoint_healthy.get(endpoint) == 0
     latency = {"service": "product", "method": "GetProduct", "status": "UNAVAILABLE"}
     assert metrics.grpc_client_duration.get(latency)["count"] == 1
+
+
+def test_a_breaker_shows_closed_from_the_first_call_until_it_changes() -> None:
+    metrics = Metrics()
+    observer = MeshMetrics(metrics)
+    observer.call_finished("order", "CreateOrder", "OK", 0.01)
+    assert metrics.circuit_breaker_state.get({"service": "order", "state": "closed"}) == 1
+    observer.breaker_changed("order", BreakerState.OPEN)
+    observer.call_finished("order", "CreateOrder", "UNAVAILABLE", 0.01)
+    assert metrics.circuit_breaker_state.get({"service": "order", "state": "open"}) == 1
+    assert metrics.circuit_breaker_state.get({"service": "order", "state": "closed"}) == 0

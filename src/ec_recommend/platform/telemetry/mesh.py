@@ -15,8 +15,10 @@ from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 class MeshMetrics(MeshObserver):
     def __init__(self, metrics: Metrics | None = None) -> None:
         self.metrics = metrics or process_metrics()
+        self._known: set[str] = set()  # services whose breaker state is on record
 
     def breaker_changed(self, service: str, state: BreakerState) -> None:
+        self._known.add(service)
         self.metrics.breaker_state(service, state.value)
 
     def retried(self, service: str, method: str, code: str, attempt: int) -> None:
@@ -30,4 +32,8 @@ class MeshMetrics(MeshObserver):
         self.metrics.endpoint_health(service, str(endpoint), healthy)
 
     def call_finished(self, service: str, method: str, code: str, seconds: float) -> None:
+        if service not in self._known:
+            # Breakers start closed without an event; show that from the first call.
+            self._known.add(service)
+            self.metrics.breaker_state(service, BreakerState.CLOSED.value)
         self.metrics.observe_grpc_client(service, method, code, seconds)
