@@ -12,7 +12,13 @@ from pathlib import Path
 
 from ec_recommend.config import Config, ConfigError
 from ec_recommend.runtime import process
-from ec_recommend.runtime.registry import available_services
+from ec_recommend.runtime.events import (
+    EVENT_COMMANDS,
+    add_event_commands,
+    hosted_consumers,
+    run_event_command,
+)
+from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
 
 log = logging.getLogger("ec_recommend")
 
@@ -21,7 +27,9 @@ ec-recommend: an e-commerce backend as asyncio microservices.
 
 commands:
   up         run the whole system locally with demo data (one process)
-  serve      run one or more services in one process, for a real deployment
+  serve      run one or more services and/or event consumers in one process
+  provision  create or update the SNS/SQS topology (idempotent)
+  dlq        list, show, redrive or purge dead-letter queues
   certs      development CA and service certificates for mTLS (certs init)
 """
 
@@ -64,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         "services",
         nargs="+",
         metavar="SERVICE",
-        help=f"one or more of: {', '.join(available_services())}",
+        help=f"one or more of: {', '.join(dict.fromkeys(available_services() + list(CONSUMERS)))}",
     )
     serve.add_argument("--data-dir", type=Path, default=None, help="where SQLite files live")
     serve.add_argument("--config", type=Path, default=None, help="YAML configuration file")
@@ -80,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     certs.add_argument("--force", action="store_true", help="replace the CA and every certificate")
     certs.add_argument("--data-dir", type=Path, default=None, help="where the data lives")
     certs.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+    add_event_commands(commands)
     return parser
 
 
@@ -99,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     process.configure_logging(config)
     if args.command == "certs":
         return _certs_init(config, args)
+    if args.command in EVENT_COMMANDS:
+        return run_event_command(config, args)
     try:  # mesh.yaml is validated before anything starts
         from ec_recommend.platform.rpc.mesh import load_mesh
 
@@ -107,15 +118,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ec-recommend: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        unknown = [name for name in args.services if name not in available_services()]
+        known = list(dict.fromkeys(available_services() + list(CONSUMERS)))
+        unknown = [name for name in args.services if name not in known]
         if unknown:
             print(
                 f"ec-recommend: unknown service(s): {', '.join(unknown)}; "
-                f"choose from {', '.join(available_services())}",
+                f"choose from {', '.join(known)}",
                 file=sys.stderr,
             )
             return 2
-        return process.run(_serve(config, args.services))
+        consumers = [name for name in args.services if name in CONSUMERS]
+        if consumers and not config.events.enabled:
+            print(
+                "ec-recommend: consumers need SNS/SQS: set EC_AWS_ENDPOINT_URL or "
+                "EC_PROFILE=production",
+                file=sys.stderr,
+            )
+            return 2
+        services = [name for name in args.services if name in available_services()]
+        return process.run(_serve(config, services, consumers))
     return process.run(_up(config, args))
 
 
@@ -129,7 +150,7 @@ def _certs_init(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Config, names: Sequence[str]) -> int:
+async def _serve(config: Config, names: Sequence[str], consumers: Sequence[str] = ()) -> int:
     from ec_recommend.platform.telemetry.endpoint import serve_metrics
     from ec_recommend.runtime.host import host_services
 
@@ -139,11 +160,15 @@ async def _serve(config: Config, names: Sequence[str]) -> int:
             host_services(config, names) as hosted,
             serve_metrics(telemetry.metrics_host, telemetry.metrics_port) as metrics,
         ):
-            process.report_ready(services=hosted.endpoints(), metrics_url=metrics.url)
-            await stop.wait()
+            env = ServiceEnv(config=config, clients=hosted.clients)
+            async with hosted_consumers(config, env, consumers):
+                process.report_ready(
+                    services=hosted.endpoints(), consumers=list(consumers), metrics_url=metrics.url
+                )
+                await stop.wait()
             log.info("stopping: draining in-flight calls")
 
-    with process.traced(config, "+".join(names)):
+    with process.traced(config, "+".join([*names, *consumers])):
         await process.until_stopped(body)
     return 0
 

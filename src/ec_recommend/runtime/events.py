@@ -1,0 +1,155 @@
+"""Event plumbing for processes and the command line.
+
+``hosted_consumers`` runs registered consumers (``registry.CONSUMERS``) on the
+current loop; ``add_event_commands``/``run_event_command`` give the CLI its
+``provision`` and ``dlq`` commands. Relays need nothing here: the host starts
+one for every service database in ``env.outboxes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from ec_recommend.config import Config
+from ec_recommend.platform.events.consumer import Subscription
+from ec_recommend.platform.events.worker import ConsumerWorker
+from ec_recommend.runtime import process
+from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv
+
+log = logging.getLogger(__name__)
+
+EVENT_COMMANDS = ("provision", "dlq")
+
+
+async def _subscription(name: str, env: ServiceEnv, stack: AsyncExitStack) -> Subscription:
+    try:
+        module = importlib.import_module(CONSUMERS[name])
+    except KeyError:
+        raise ValueError(f"unknown consumer {name!r}; choose from {', '.join(CONSUMERS)}") from None
+    made: Any = module.subscription(env)
+    if hasattr(made, "__aenter__"):
+        made = await stack.enter_async_context(made)
+    elif hasattr(made, "__await__"):
+        made = await made
+    if not isinstance(made, Subscription):
+        raise TypeError(f"consumer {name}: subscription() gave {type(made).__name__}")
+    return made
+
+
+@asynccontextmanager
+async def hosted_consumers(
+    config: Config, env: ServiceEnv, names: Sequence[str]
+) -> AsyncIterator[list[ConsumerWorker]]:
+    """Run the named consumers until the block exits (then drain them)."""
+    from ec_recommend.platform.events.runner import running_consumers
+
+    async with AsyncExitStack() as stack:
+        subscriptions = [await _subscription(name, env, stack) for name in dict.fromkeys(names)]
+        workers = await stack.enter_async_context(
+            running_consumers(config.storage, config.events, subscriptions)
+        )
+        yield workers
+
+
+def add_event_commands(commands: Any) -> None:
+    """Add ``provision`` and ``dlq`` to the CLI's subcommands."""
+    provision = commands.add_parser(
+        "provision",
+        help="create or update the SNS/SQS topology",
+        description="Create or update topics, queues, DLQs, queue policies and "
+        "subscriptions from settings/topology.yaml (EC_AWS_ENDPOINT_URL for moto, AWS "
+        "otherwise). Idempotent: prints what it created or updated.",
+    )
+    provision.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+    provision.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    dlq = commands.add_parser(
+        "dlq",
+        help="inspect and redrive dead-letter queues",
+        description="list [QUEUE]: messages in each DLQ. show QUEUE: peek at dead "
+        "letters. redrive QUEUE [--max N]: move them back to the source queue. "
+        "purge QUEUE [--yes]: delete them (asks first). QUEUE is a queue or DLQ name.",
+    )
+    dlq.add_argument("action", choices=["list", "show", "redrive", "purge"])
+    dlq.add_argument("queue", nargs="?", default=None, metavar="QUEUE")
+    dlq.add_argument("--max", type=int, default=None, help="at most N messages")
+    dlq.add_argument("--yes", action="store_true", help="purge without asking")
+    dlq.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+    dlq.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+
+
+def run_event_command(config: Config, args: argparse.Namespace) -> int:
+    if not config.events.enabled:
+        print(
+            "ec-recommend: events are not configured: set EC_AWS_ENDPOINT_URL (moto) "
+            "or EC_PROFILE=production (AWS)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command == "provision":
+        return process.run(_provision(config))
+    if args.action != "list" and not args.queue:
+        print(f"ec-recommend: dlq {args.action} needs a QUEUE", file=sys.stderr)
+        return 2
+    if args.max is not None and args.max < 1:
+        print("ec-recommend: --max must be at least 1", file=sys.stderr)
+        return 2
+    if args.action == "purge" and not args.yes:
+        answer = input(f"Delete every message in the DLQ of {args.queue}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    return process.run(_dlq(config, args))
+
+
+async def _provision(config: Config) -> int:
+    from ec_recommend.platform.events.provision import provision
+    from ec_recommend.platform.events.topology import load_topology
+
+    report = await provision(config.events, load_topology(config.events.topology_path))
+    for line in report.lines():
+        print(line)
+    print(
+        f"{len(report.created)} created, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged"
+    )
+    return 0
+
+
+async def _dlq(config: Config, args: argparse.Namespace) -> int:
+    from ec_recommend.platform.events import dlq
+    from ec_recommend.platform.events.aws import aws_client
+    from ec_recommend.platform.events.topology import TopologyError, load_topology
+
+    topology = load_topology(config.events.topology_path)
+    try:
+        queue = topology.queue(args.queue) if args.queue else None
+    except TopologyError as exc:
+        print(f"ec-recommend: {exc}", file=sys.stderr)
+        return 2
+    async with aws_client("sqs", config.events) as sqs:
+        if args.action == "list":
+            depths = await dlq.depths(sqs, config.events, topology)
+            for name, count in depths.items():
+                if queue is None or name == queue.dlq:
+                    print(f"{name}\t{count}")
+            return 0
+        assert queue is not None
+        if args.action == "show":
+            for letter in await dlq.peek(sqs, config.events, queue, args.max or 10):
+                print(letter.summary())
+                print(f"  {letter.body[:500]}")
+            return 0
+        if args.action == "redrive":
+            moved = await dlq.redrive(sqs, config.events, queue, args.max)
+            print(f"moved {moved} message(s) from {queue.dlq} back to {queue.name}")
+            return 0
+        await dlq.purge(sqs, config.events, queue)
+        print(f"purged {queue.dlq}")
+        return 0
