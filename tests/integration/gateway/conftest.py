@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ec_recommend.config import Config, GatewayConfig, RpcConfig, StorageConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.auth.context import AuthContext, permissions_for
-from ec_recommend.platform.gateway.app import GatewaySetup, create_app
+from ec_recommend.platform.gateway.app import AccountsFactory, GatewaySetup, create_app
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime.host import host_services
 
@@ -93,7 +93,9 @@ def gateway_config(tmp_path: Path, **gateway: Any) -> Config:
 
 @asynccontextmanager
 async def running_gateway(
-    config: Config, services: Sequence[str] = ("user", "product")
+    config: Config,
+    services: Sequence[str] = ("user", "product"),
+    accounts: AccountsFactory | None = None,
 ) -> AsyncIterator[GatewayUnderTest]:
     verifier = StaticVerifier()
     async with (
@@ -104,6 +106,7 @@ async def running_gateway(
             GatewaySetup(
                 config=config,
                 verifier=lambda: _verifier(verifier),
+                accounts=accounts,
                 clients=clients,
                 services=tuple(services),
             )
