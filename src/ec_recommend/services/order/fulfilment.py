@@ -81,7 +81,11 @@ class Fulfilment:
             on_changed=events.order_cancelled(reason, refunded=payment is not None),
         )
         if updated is not None and payment is not None:
-            await self._refund(refund_ids[0], payment)
+            try:
+                await self._refund(refund_ids[0], payment)
+            except ServiceError as exc:
+                # The cancellation stands; the refund is recorded and the sweep retries it.
+                log.warning("refund of order %s pending: %s", order.id, exc)
         return updated
 
     async def _refund(self, refund_id: str, payment: Payment) -> None:
@@ -211,4 +215,9 @@ class Fulfilment:
                 continue  # paid or cancelled meanwhile
         for order in await self.store.unsettled():
             await self.settle(order)
+        for refund_id, payment in await self.ledger.pending_refunds():
+            try:
+                await self._refund(refund_id, payment)
+            except ServiceError as exc:
+                log.warning("refund %s still pending: %s", refund_id, exc)
         return cancelled

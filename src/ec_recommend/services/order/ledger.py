@@ -181,6 +181,17 @@ class Ledger:
             )
             await uow.commit()
 
+    async def pending_refunds(self, limit: int = 100) -> list[tuple[str, Payment]]:
+        """Refunds recorded but not yet confirmed by the provider (a failed call)."""
+        query = (
+            sa.select(refunds.c.id.label("refund_id"), payments)
+            .join(payments, payments.c.id == refunds.c.payment_id)
+            .where(refunds.c.provider_refund_id.is_(None))
+            .limit(limit)
+        )
+        async with self.db.reading() as conn:
+            return [(row.refund_id, _payment(row)) for row in await conn.execute(query)]
+
     async def refund_of(self, order_id: str) -> dict[str, Any] | None:
         async with self.db.reading() as conn:
             row = (
