@@ -231,6 +231,32 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True)
+class RealtimeConfig:
+    """WebSocket push (``/api/v1/ws``) on the gateway.
+
+    ``backend``: ``auto`` (Redis pub/sub when ``redis_url`` or
+    ``gateway.redis_url`` is set, else an SQS queue per gateway when events are
+    enabled, else in-process only), ``redis``, ``sqs`` or ``local``.
+    ``queue_retention`` is the per-gateway SQS queue's MessageRetentionPeriod;
+    a queue whose heartbeat is older than ``instance_ttl`` is swept.
+    """
+
+    backend: str = "auto"
+    redis_url: str | None = None
+    heartbeat: float = 20.0
+    idle_timeout: float = 60.0
+    max_message_bytes: int = 4096
+    connections: int = 10_000
+    connections_per_user: int = 5
+    subscriptions_per_connection: int = 50
+    send_queue: int = 256
+    replay_window: float = 60.0
+    replay_per_topic: int = 100
+    queue_retention: int = 60
+    instance_ttl: float = 120.0
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str = "local"  # local | production
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -248,6 +274,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     mesh_file: Path | None = None  # None: the packaged settings/mesh.yaml
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
 
     @classmethod
     def from_env(
@@ -377,6 +404,7 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         notification=_notification_config(dict(values.get("notification") or {}), env, profile),
         cache=_cache_config(dict(values.get("cache") or {}), env),
         gateway=_gateway_config(dict(values.get("gateway") or {}), env),
+        realtime=_realtime_config(dict(values.get("realtime") or {}), env),
         projection_sync_interval=float(
             _positive_int(
                 pick(values, "projection_sync_interval", "EC_PROJECTION_SYNC_INTERVAL", 5),
@@ -633,4 +661,45 @@ def _gateway_config(section: Mapping[str, Any], env: Mapping[str, str]) -> Gatew
             pick("rate_limit_window", "EC_RATE_LIMIT_WINDOW", 60.0), "gateway.rate_limit_window"
         ),
         trusted_proxies=tuple(str(p).strip() for p in proxies),
+    )
+
+
+def _realtime_config(section: Mapping[str, Any], env: Mapping[str, str]) -> RealtimeConfig:
+    """``realtime:`` file section and ``EC_WS_*`` variables."""
+
+    def pick(key: str, env_key: str, default: Any) -> Any:
+        return env.get(env_key, section.get(key, default))
+
+    backend = str(pick("backend", "EC_WS_BACKEND", "auto"))
+    if backend not in ("auto", "redis", "sqs", "local"):
+        raise ConfigError(f"realtime.backend: expected auto, redis, sqs or local, got {backend!r}")
+    redis_url = pick("redis_url", "EC_WS_REDIS_URL", None) or None
+    retention = _positive_int(
+        pick("queue_retention", "EC_WS_QUEUE_RETENTION", 60), "realtime.queue_retention"
+    )
+    if not 60 <= retention <= 1_209_600:
+        raise ConfigError(f"realtime.queue_retention: SQS allows 60..1209600, got {retention}")
+
+    def count(key: str, env_key: str, default: int) -> int:
+        return _positive_int(pick(key, env_key, default), f"realtime.{key}")
+
+    def seconds(key: str, env_key: str, default: float) -> float:
+        return _positive_float(pick(key, env_key, default), f"realtime.{key}")
+
+    return RealtimeConfig(
+        backend=backend,
+        redis_url=redis_url,
+        heartbeat=seconds("heartbeat", "EC_WS_HEARTBEAT", 20.0),
+        idle_timeout=seconds("idle_timeout", "EC_WS_IDLE_TIMEOUT", 60.0),
+        max_message_bytes=count("max_message_bytes", "EC_WS_MAX_MESSAGE_BYTES", 4096),
+        connections=count("connections", "EC_WS_CONNECTIONS", 10_000),
+        connections_per_user=count("connections_per_user", "EC_WS_CONNECTIONS_PER_USER", 5),
+        subscriptions_per_connection=count(
+            "subscriptions_per_connection", "EC_WS_SUBSCRIPTIONS", 50
+        ),
+        send_queue=count("send_queue", "EC_WS_SEND_QUEUE", 256),
+        replay_window=seconds("replay_window", "EC_WS_REPLAY_WINDOW", 60.0),
+        replay_per_topic=count("replay_per_topic", "EC_WS_REPLAY_PER_TOPIC", 100),
+        queue_retention=retention,
+        instance_ttl=seconds("instance_ttl", "EC_WS_INSTANCE_TTL", 120.0),
     )
