@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import uuid
@@ -213,6 +214,12 @@ async def test_order_and_payment_form_one_trace_down_to_the_consumers(tmp_path: 
                 } <= names
 
             await wait_for(consumed, timeout=60, interval=0.2)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{gateway_url}/metrics") as scraped,
+            ):
+                assert scraped.status == 200
+                metrics = await scraped.text()
         finally:
             await seller.close()
             await customer.close()
@@ -271,3 +278,62 @@ async def test_order_and_payment_form_one_trace_down_to_the_consumers(tmp_path: 
         and s.parent_id == reserve_server.span_id
         for s in spans
     )
+
+    check_metrics(metrics, order_id=order["id"], product_id=product["id"])
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of the one sample of ``name`` whose labels include ``labels``."""
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{re.escape(name)}\{{(.*)\}} (\S+)", line)
+        if match and labels.items() <= dict(re.findall(r'(\w+)="([^"]*)"', match.group(1))).items():
+            return float(match.group(2))
+    return None
+
+
+def total(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    found = 0.0
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{re.escape(name)}\{{(.*)\}} (\S+)", line)
+        if match and labels.items() <= dict(re.findall(r'(\w+)="([^"]*)"', match.group(1))).items():
+            found += float(match.group(2))
+    return found
+
+
+def check_metrics(text: str, *, order_id: str, product_id: str) -> None:
+    """The seed's metrics and the operational ones after the order flow, in one process."""
+    created = sample(
+        text,
+        "http_request_total",
+        service="gateway",
+        endpoint="/api/v1/orders",
+        method="POST",
+        status="201",
+    )
+    paid = sample(
+        text,
+        "http_request_total",
+        endpoint="/api/v1/orders/{order_id}/payment",
+        method="POST",
+        status="200",
+    )
+    assert created == 1 and paid == 1
+    for service, method in (("order", "CreateOrder"), ("product", "ReserveStock")):
+        calls = sample(
+            text, "grpc_request_duration_seconds_count", service=service, method=method, status="OK"
+        )
+        assert calls is not None and calls >= 1, (service, method)
+    for queue, at_least in (("order-processing-queue", 2), ("email-notification-queue", 1)):
+        handled = sample(text, "queue_message_processed_total", queue=queue, status="success")
+        assert handled is not None and handled >= 1, queue
+        # every outcome (an event type a consumer ignores too) is counted
+        assert total(text, "queue_message_processed_total", queue=queue) >= at_least, queue
+        lag = sample(text, "queue_consumer_lag_seconds", queue=queue)
+        assert lag is not None and 0 <= lag < 60
+    assert sample(text, "circuit_breaker_state", service="order", state="closed") == 1
+    assert sample(text, "outbox_backlog_events", service="order") is not None
+    assert sample(text, "queue_dlq_messages") is not None
+    assert sample(text, "http_requests_in_flight", service="gateway") is not None
+    assert sample(text, "db_pool_connections", service="order") is not None
+    assert order_id not in text and product_id not in text, "label values stay bounded"
