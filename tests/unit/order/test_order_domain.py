@@ -38,6 +38,13 @@ def test_status_machine_is_exactly_the_documented_one(current: str, target: str)
         assert caught.value.details["reason"] == "illegal_transition"
 
 
+def test_a_payment_timeout_cancels_only_unpaid_orders() -> None:
+    domain.check_transition("PENDING_PAYMENT", "CANCELLED", domain.PAYMENT_TIMEOUT)
+    with pytest.raises(FailedPrecondition):
+        domain.check_transition("PAID", "CANCELLED", domain.PAYMENT_TIMEOUT)
+    domain.check_transition("PAID", "CANCELLED", "changed my mind")
+
+
 def test_unknown_status_is_invalid() -> None:
     with pytest.raises(InvalidArgument) as caught:
         domain.validate_status("shipped")

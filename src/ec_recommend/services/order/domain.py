@@ -42,6 +42,9 @@ STOCK_RESERVED, STOCK_RELEASED, STOCK_COMMITTED, STOCK_RESTOCKED = (
     "restocked",
 )
 
+# The cancel reason of the payment timeout; it cancels only unpaid orders.
+PAYMENT_TIMEOUT = "payment_timeout"
+
 MAX_LINES = 100
 MAX_LINE_QUANTITY = 1000
 MAX_IDEMPOTENCY_KEY = 128
@@ -176,8 +179,10 @@ def validate_status(status: str) -> str:
     return status
 
 
-def check_transition(current: str, target: str) -> None:
-    if target not in TRANSITIONS[current]:
+def check_transition(current: str, target: str, reason: str = "") -> None:
+    # A payment timeout racing a successful payment must not cancel a paid order.
+    timed_out_but_paid = reason == PAYMENT_TIMEOUT and current != PENDING_PAYMENT
+    if target not in TRANSITIONS[current] or timed_out_but_paid:
         raise FailedPrecondition(
             f"an order that is {current} cannot become {target}",
             reason="illegal_transition",

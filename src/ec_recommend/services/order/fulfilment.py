@@ -52,7 +52,7 @@ class Fulfilment:
 
     async def change_status(self, order: domain.Order, target: str, reason: str) -> domain.Order:
         for _ in range(CAS_ATTEMPTS):
-            domain.check_transition(order.status, target)
+            domain.check_transition(order.status, target, reason)
             if target == domain.CANCELLED:
                 updated = await self._cancel(order, reason)
             else:
@@ -209,7 +209,7 @@ class Fulfilment:
                 continue  # a charge is in flight; let it finish first
             order = await self.store.get(order_id)
             try:
-                await self.change_status(order, domain.CANCELLED, "payment_timeout")
+                await self.change_status(order, domain.CANCELLED, domain.PAYMENT_TIMEOUT)
                 cancelled += 1
             except (FailedPrecondition, Aborted):
                 continue  # paid or cancelled meanwhile
