@@ -183,7 +183,8 @@ def _payload(
     if missing:
         raise MalformedEvent(f"data: missing {', '.join(missing)}")
     try:
-        message = payload_type.from_dict(value)
+        # Unknown fields are ignored so producers can add fields before consumers learn them.
+        message = payload_type.from_dict(value, ignore_unknown_fields=True)
         # from_dict does not check scalar types ({"productId": 5} passes);
         # serialising does, so a payload that cannot be encoded is rejected here.
         bytes(message)
