@@ -1,0 +1,69 @@
+"""Bringing every pushed event to every gateway process: one interface, three backends.
+
+- ``SqsFanout``: an SQS queue of this process's own, subscribed to the topics
+  (created on start, removed on clean shutdown; a process that dies leaves a
+  queue whose heartbeat tag goes stale, swept by the next gateway).
+- ``RedisFanout``: gateways share one SQS queue (each event reaches one of
+  them) and republish to a Redis channel every gateway listens to.
+- ``LocalFanout``: no events configured; a single process delivering to itself.
+
+``publish(event)`` injects an event the same way the backend's events travel
+(SNS for SQS, the Redis channel for Redis), for tools, tests and benches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from ec_recommend.platform.events.envelope import Event, EventError, decode
+from ec_recommend.platform.realtime.hub import Hub
+from ec_recommend.platform.realtime.messages import push_for
+
+log = logging.getLogger(__name__)
+
+OnEvent = Callable[[Event], None]
+
+
+class Fanout(Protocol):
+    name: str
+
+    async def publish(self, event: Event) -> None: ...
+
+
+def hub_sink(hub: Hub) -> OnEvent:
+    """Deliver a domain event to the hub's subscribers (if clients see it at all)."""
+
+    def on_event(event: Event) -> None:
+        push = push_for(event)
+        if push is not None:
+            hub.deliver(push)
+
+    return on_event
+
+
+def deliver_bodies(on_event: OnEvent, bodies: list[str]) -> None:
+    for body in bodies:
+        try:
+            event = decode(body)
+        except EventError as exc:
+            log.warning("realtime: dropped an undecodable event: %s", exc)
+            continue
+        on_event(event)
+
+
+class LocalFanout:
+    name = "local"
+
+    def __init__(self, on_event: OnEvent) -> None:
+        self.on_event = on_event
+
+    async def publish(self, event: Event) -> None:
+        self.on_event(event)
+
+
+@asynccontextmanager
+async def local_fanout(on_event: OnEvent) -> AsyncIterator[LocalFanout]:
+    yield LocalFanout(on_event)

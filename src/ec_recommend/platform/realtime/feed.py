@@ -1,0 +1,153 @@
+"""An SQS queue subscribed to the topics carrying pushed events, and its poller.
+
+Used two ways: a queue of one's own per gateway process (``SqsFanout``) and
+one queue shared by every gateway that relays into Redis (``RedisFanout``).
+Subscriptions use raw delivery and a filter policy naming only the pushed
+event types, so the queue carries nothing the gateway would drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ec_recommend.config import EventsConfig
+from ec_recommend.platform.events.aws import prefixed, topic_arns
+from ec_recommend.platform.events.topology import Topology
+from ec_recommend.platform.realtime.messages import PUSHED_EVENTS
+
+log = logging.getLogger(__name__)
+
+OnBodies = Callable[[list[str]], Awaitable[None]]
+
+
+def pushed_routes(topology: Topology) -> dict[str, list[str]]:
+    """Topic name -> the pushed event types it carries."""
+    routes: dict[str, list[str]] = {}
+    for topic in topology.topics:
+        events = sorted(e for e in topic.events if e in PUSHED_EVENTS)
+        if events:
+            routes[topic.name] = events
+    return routes
+
+
+def _queue_policy(queue_arn: str, topics: list[str]) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": topics}},
+                }
+            ],
+        }
+    )
+
+
+class QueueFeed:
+    """Create (or find) queue ``name``, subscribe it, poll it into ``on_bodies``."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        sns: Any,
+        config: EventsConfig,
+        topology: Topology,
+        name: str,
+        *,
+        retention: int,
+        tags: Mapping[str, str] | None = None,
+        wait_seconds: int = 5,
+    ) -> None:
+        self.sqs = sqs
+        self.sns = sns
+        self.config = config
+        self.topology = topology
+        self.name = prefixed(config, name)
+        self.retention = retention
+        self.tags = dict(tags or {})
+        self.wait_seconds = wait_seconds
+        self.url = ""
+        self.arn = ""
+        self.subscriptions: list[str] = []
+
+    async def create(self) -> None:
+        routes = pushed_routes(self.topology)
+        arns = await topic_arns(self.sns, self.config)
+        missing = sorted(set(routes) - set(arns))
+        if missing:
+            raise RuntimeError(f"topics {missing} do not exist; run ec-recommend provision")
+        created = await self.sqs.create_queue(
+            QueueName=self.name,
+            Attributes={"MessageRetentionPeriod": str(self.retention)},
+            tags=self.tags,
+        )
+        self.url = str(created["QueueUrl"])
+        attributes = await self.sqs.get_queue_attributes(
+            QueueUrl=self.url, AttributeNames=["QueueArn"]
+        )
+        self.arn = str(attributes["Attributes"]["QueueArn"])
+        await self.sqs.set_queue_attributes(
+            QueueUrl=self.url,
+            Attributes={"Policy": _queue_policy(self.arn, sorted(arns[t] for t in routes))},
+        )
+        for topic, events in routes.items():
+            response = await self.sns.subscribe(
+                TopicArn=arns[topic],
+                Protocol="sqs",
+                Endpoint=self.arn,
+                Attributes={
+                    "RawMessageDelivery": "true",
+                    "FilterPolicy": json.dumps({"type": events}),
+                },
+                ReturnSubscriptionArn=True,
+            )
+            self.subscriptions.append(str(response["SubscriptionArn"]))
+
+    async def remove(self) -> None:
+        """Unsubscribe and delete the queue (clean shutdown of an owned queue)."""
+        for arn in self.subscriptions:
+            try:
+                await self.sns.unsubscribe(SubscriptionArn=arn)
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("realtime: cannot unsubscribe %s: %s", arn, exc)
+        self.subscriptions.clear()
+        if self.url:
+            try:
+                await self.sqs.delete_queue(QueueUrl=self.url)
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("realtime: cannot delete queue %s: %s", self.name, exc)
+
+    async def poll(self, on_bodies: OnBodies) -> None:
+        """Receive until cancelled; a batch is deleted once handed over."""
+        failures = 0
+        while True:
+            try:
+                response = await self.sqs.receive_message(
+                    QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=self.wait_seconds
+                )
+                messages = response.get("Messages", [])
+                if messages:
+                    await on_bodies([str(m["Body"]) for m in messages])
+                    await self.sqs.delete_message_batch(
+                        QueueUrl=self.url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(messages)
+                        ],
+                    )
+                failures = 0
+            except (BotoCoreError, ClientError, OSError) as exc:
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("realtime: receiving from %s failed: %s", self.name, exc)
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))

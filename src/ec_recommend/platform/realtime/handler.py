@@ -1,0 +1,218 @@
+"""``GET /api/v1/ws``: one WebSocket, its reader, its writer and its closing.
+
+Protocol (JSON text frames, each with a ``type``):
+
+client -> server
+    ``auth {token}``            only as the first message, when no
+                                ``Authorization`` header was sent (browsers)
+    ``subscribe {topic, last_event_id?}``   ``orders`` | ``product:<id>``
+    ``unsubscribe {topic}``
+    ``ping``
+server -> client
+    ``authenticated``, ``subscribed {topic, resumed?}``, ``unsubscribed``,
+    ``pong``, ``order.status_changed``, ``product.updated``,
+    ``product.out_of_stock`` (each with ``event_id`` and ``timestamp``),
+    ``error {code, message, details?}`` (the REST error shape).
+
+Tokens never travel in the URL. A connection that follows nothing for
+``idle_timeout`` is closed (4000); one whose send queue fills is closed as a
+slow client (4008); shutdown closes every socket with 1001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from ec_recommend.platform import errors
+from ec_recommend.platform.gateway.identity import bearer_token
+from ec_recommend.platform.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID
+from ec_recommend.platform.realtime.fanout import Fanout
+from ec_recommend.platform.realtime.hub import (
+    IDLE,
+    POLICY_VIOLATION,
+    Connection,
+    Hub,
+)
+from ec_recommend.platform.realtime.messages import error_frame, frame
+from ec_recommend.platform.rpc.context import Identity
+
+log = logging.getLogger(__name__)
+
+Resolve = Callable[[str, str], Awaitable[Identity]]
+_DONE = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+_MAX_EVENT_ID = 256
+
+
+@dataclass(frozen=True)
+class SocketSettings:
+    heartbeat: float = 20.0  # ping interval; no pong within half of it closes
+    idle_timeout: float = 60.0
+    close_timeout: float = 2.0
+    max_message_bytes: int = 4096
+
+
+@dataclass
+class Realtime:
+    """What the endpoint needs: the hub, how sockets behave, where events come from."""
+
+    hub: Hub
+    settings: SocketSettings
+    fanout: Fanout | None = None
+
+
+REALTIME = web.AppKey("ec_realtime", Realtime)
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    realtime = request.app[REALTIME]
+    hub, settings = realtime.hub, realtime.settings
+    identity = request.get(IDENTITY)
+    if identity is None and "Authorization" in request.headers:
+        # the policy middleware did not cover this path: verify here
+        token = bearer_token(request.headers["Authorization"])
+        if token is not None:
+            identity = await _resolver(request)(token, request.get(REQUEST_ID, ""))
+    # refused before the upgrade, as an HTTP error in the REST shape
+    connection = hub.register(identity.user_id if identity is not None else None)
+    try:
+        ws = web.WebSocketResponse(
+            heartbeat=settings.heartbeat,
+            max_msg_size=settings.max_message_bytes,
+            timeout=settings.close_timeout,
+        )
+        await ws.prepare(request)
+        writer = asyncio.create_task(_write(ws, connection, hub))
+        closer = asyncio.create_task(_close_when_asked(ws, connection, writer, request, settings))
+        try:
+            await _read(ws, connection, hub, settings, request)
+        finally:
+            connection.close(1000, "")
+            await closer
+        return ws
+    finally:
+        hub.unregister(connection)
+
+
+def _resolver(request: web.Request) -> Resolve:
+    return request.app[GATEWAY].identities.resolve
+
+
+async def _write(ws: web.WebSocketResponse, connection: Connection, hub: Hub) -> None:
+    while True:
+        frames = await connection.take()
+        if not frames:
+            return
+        for data in frames:
+            await ws.send_frame(data, WSMsgType.TEXT)
+        hub.metrics.sent(len(frames))
+
+
+async def _close_when_asked(
+    ws: web.WebSocketResponse,
+    connection: Connection,
+    writer: asyncio.Task[None],
+    request: web.Request,
+    settings: SocketSettings,
+) -> None:
+    """Close the socket once the connection is closing, whoever asked."""
+    with contextlib.suppress(Exception):
+        await writer  # returns when closing; a broken socket ends it too
+    if not connection.closing:
+        # the writer failed (socket gone): stop the reader as well
+        connection.close(1000, "")
+    if ws.closed:
+        return
+    code = connection.close_code or 1000
+    try:
+        await asyncio.wait_for(
+            ws.close(code=code, message=connection.close_reason.encode()[:120]),
+            settings.close_timeout,
+        )
+    except (TimeoutError, ConnectionError):
+        # a client that reads nothing cannot take the close frame either
+        if request.transport is not None:
+            request.transport.abort()
+
+
+async def _read(
+    ws: web.WebSocketResponse,
+    connection: Connection,
+    hub: Hub,
+    settings: SocketSettings,
+    request: web.Request,
+) -> None:
+    first = True
+    while not connection.closing:
+        try:
+            message = await ws.receive(timeout=settings.idle_timeout)
+        except TimeoutError:
+            if not connection.topics:
+                connection.close(IDLE, "idle: nothing subscribed")
+                return
+            continue
+        if message.type in _DONE or connection.closing:
+            return
+        kind = ""
+        try:
+            if message.type != WSMsgType.TEXT:
+                raise errors.InvalidArgument("messages are JSON text frames")
+            parsed = _parse(message.data)
+            kind = parsed["type"]
+            await _handle(parsed, connection, hub, request, first=first)
+        except errors.ServiceError as exc:
+            connection.offer(error_frame(exc))
+            if kind == "auth" and isinstance(exc, errors.Unauthenticated):
+                # no second guess on the same socket
+                connection.close(POLICY_VIOLATION, "authentication failed", drain=True)
+                return
+        first = False
+
+
+def _parse(data: str) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise errors.InvalidArgument("not valid JSON") from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
+        raise errors.InvalidArgument("expected a JSON object with a type", field="type")
+    return parsed
+
+
+async def _handle(
+    message: dict[str, Any], connection: Connection, hub: Hub, request: web.Request, *, first: bool
+) -> None:
+    kind = message["type"]
+    if kind == "subscribe":
+        last = message.get("last_event_id")
+        if last is not None and (not isinstance(last, str) or not 0 < len(last) <= _MAX_EVENT_ID):
+            raise errors.InvalidArgument(
+                "last_event_id: expected an event id", field="last_event_id"
+            )
+        hub.subscribe(connection, message.get("topic"), last)
+    elif kind == "unsubscribe":
+        hub.unsubscribe(connection, message.get("topic"))
+    elif kind == "ping":
+        connection.offer(frame("pong"))
+    elif kind == "auth":
+        if connection.user_id is not None:
+            raise errors.FailedPrecondition("this connection is already authenticated")
+        if not first:
+            raise errors.FailedPrecondition("auth must be the first message")
+        token = message.get("token")
+        if not isinstance(token, str) or not token or len(token) > 8192:
+            raise errors.Unauthenticated("auth: expected a token")
+        identity = await _resolver(request)(token, request.get(REQUEST_ID, ""))
+        hub.authenticate(connection, identity.user_id)
+        connection.offer(frame("authenticated", user_id=identity.user_id))
+    else:
+        raise errors.InvalidArgument(
+            "type: expected auth, subscribe, unsubscribe or ping", field="type"
+        )
