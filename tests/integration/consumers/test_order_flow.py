@@ -1,8 +1,9 @@
 """An order placed and paid reaches every order subscriber through SNS/SQS (moto).
 
-Real services (user, product, order) publish through the order service's
-outbox relay; the consumer runtime runs inventory, notification, analytics,
-seller and recommendation subscribers, each on its own queue and database.
+Real services (user, product, order) publish through their outbox relays
+(started by the host when events are enabled); the consumer runtime runs
+inventory, notification, analytics, seller and recommendation subscribers,
+each on its own queue and database.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from ec_recommend.consumers.seller.store import MIGRATIONS as SELLER_MIGRATIONS
 from ec_recommend.consumers.seller.store import LedgerReader
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.provision import provision
-from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.events.runner import running_consumers
 from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.paging import Page
@@ -36,7 +36,6 @@ from ec_recommend.platform.rpc.context import CallContext, Identity, call_scope
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.local_aws import LocalAws
 from ec_recommend.runtime.registry import ServiceEnv
-from ec_recommend.services.order.store import MIGRATIONS as ORDER_MIGRATIONS
 from ec_recommend.services.recommendation.store import MIGRATIONS as REC_MIGRATIONS
 from ec_recommend.services.recommendation.store import RecommendationStore
 from tests.conftest import ServicesFactory, wait_for
@@ -72,8 +71,7 @@ async def test_paid_order_reaches_every_subscriber(
     config: Config, services: ServicesFactory, local_aws: LocalAws
 ) -> None:
     config = _system_config(config, local_aws)
-    topology = load_topology()
-    await provision(config.events, topology)
+    await provision(config.events, load_topology())
     customer_email = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
     seller_email = f"seller-{uuid.uuid4().hex[:8]}@example.com"
     async with (
@@ -87,10 +85,6 @@ async def test_paid_order_reaches_every_subscriber(
         await stack.enter_async_context(
             running_consumers(config.storage, config.events, subscriptions)
         )
-        order_db = await stack.enter_async_context(
-            open_database(config.storage, "order", ORDER_MIGRATIONS)
-        )
-        await stack.enter_async_context(OutboxRelay(order_db, config.events, topology))
 
         users = hosted.clients.stub(pb_user.UserServiceStub, "user")
         products = hosted.clients.stub(pb_product.ProductServiceStub, "product")
