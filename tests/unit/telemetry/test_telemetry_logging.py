@@ -11,7 +11,12 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ec_recommend.platform.rpc.context import CallContext, call_scope
-from ec_recommend.platform.telemetry.logging import ContextFilter, JsonFormatter, TextFormatter
+from ec_recommend.platform.telemetry.logging import (
+    ContextFilter,
+    JsonFormatter,
+    TextFormatter,
+    configure_logging,
+)
 from ec_recommend.platform.telemetry.tracing import current_component, tracer
 from tests.telemetry_support import span_id, trace_id
 
@@ -84,3 +89,28 @@ def test_text_lines_are_readable_and_tagged(
     line = out.getvalue().rstrip("\n")
     assert " INFO  ec-recommend tests.telemetry.logging: hello" in line
     assert line.endswith(f"trace={trace_id(span):032x} req=req-8")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("stream", "formatter"), [(io.StringIO, JsonFormatter), (Terminal, TextFormatter)]
+)
+def test_auto_format_is_text_on_a_terminal_and_json_elsewhere(
+    stream: type[io.StringIO], formatter: type[logging.Formatter]
+) -> None:
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    try:
+        handler = configure_logging("WARNING", log_format="auto", stream=stream())
+        assert isinstance(handler.formatter, formatter)
+        assert root.handlers == [handler] and root.level == logging.WARNING
+    finally:
+        for installed in list(root.handlers):
+            root.removeHandler(installed)
+        for previous in saved:
+            root.addHandler(previous)
+        root.setLevel(level)
