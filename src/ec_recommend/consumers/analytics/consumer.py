@@ -20,6 +20,7 @@ from ec_recommend.runtime.registry import ServiceEnv
 QUEUE = "analytics-event-queue"
 DATABASE = "analytics"
 PRODUCT_VIEW = "product_view"
+MAX_ID = 64  # analytics_product_stats.product_id
 
 COUNTED_TYPES = (
     "user.created",
@@ -43,7 +44,8 @@ async def on_user_activity(event: Event, uow: UnitOfWork) -> None:
     at = activity.occurred_at or event.timestamp
     if not await store.count_event(uow, event.id, event.type, at):
         return
-    if activity.activity == PRODUCT_VIEW and activity.product_id:
+    # Only ids that can name a product; anything else is still counted above.
+    if activity.activity == PRODUCT_VIEW and 0 < len(activity.product_id) <= MAX_ID:
         await store.add_view(uow, activity.product_id)
 
 
