@@ -240,3 +240,19 @@ async def test_json_log_lines_carry_the_trace_of_their_request(
         SpanKind.SERVER,
     )
     assert line["span_id"] == f"{span_id(http):016x}"
+
+
+async def test_rate_limit_rejections_are_counted_by_tier(tmp_path: Path) -> None:
+    async with running_gateway(gateway_config(tmp_path, rate_limit_anonymous=2)) as gateway:
+        before = await gateway.http.get("/metrics")
+        text = await before.text()
+        counted = sample(text, "rate_limit_rejected_total", tier="anonymous") or 0
+        refused = sample(text, "http_request_total", endpoint="/api/v1/products", status="429") or 0
+        statuses = [(await gateway.http.get("/api/v1/products")).status for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        after = await (await gateway.http.get("/metrics")).text()
+    assert sample(after, "rate_limit_rejected_total", tier="anonymous") == counted + 1
+    assert (
+        sample(after, "http_request_total", endpoint="/api/v1/products", status="429")
+        == refused + 1
+    )
