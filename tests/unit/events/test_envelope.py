@@ -48,6 +48,8 @@ def test_envelope_shape_matches_the_seed() -> None:
 
 
 def test_new_event_checks_the_payload_type() -> None:
+    with pytest.raises(MalformedEvent):  # consumers would reject it: refuse to produce it
+        new_event("review.created", pb.ReviewCreated(review_id="r"), source="s")
     with pytest.raises(TypeError):
         new_event("order.paid", pb.ReviewCreated(), source="s")
     with pytest.raises(UnknownEventType):
@@ -111,3 +113,21 @@ def test_unknown_type_is_its_own_error() -> None:
 def test_malformed_bodies_are_rejected(body: str) -> None:
     with pytest.raises(MalformedEvent):
         decode(body)
+
+
+def test_relay_repeats_type_trace_context_and_correlation_as_attributes() -> None:
+    from ec_recommend.platform.events.relay import _attributes
+
+    metadata = {"traceparent": "00-abc-def-01", "correlation_id": "req-1", "other": "x"}
+    event = new_event(
+        "review.created",
+        pb.ReviewCreated(review_id="r", product_id="p"),
+        source="s",
+        metadata=metadata,
+    )
+    attributes = _attributes(event.type, encode(event))
+    assert {k: v["StringValue"] for k, v in attributes.items()} == {
+        "type": "review.created",
+        "traceparent": "00-abc-def-01",
+        "correlation_id": "req-1",
+    }

@@ -107,6 +107,10 @@ def new_event(
         raise UnknownEventType(event_type)
     if not isinstance(data, expected):
         raise TypeError(f"{event_type} carries {expected.__name__}, got {type(data).__name__}")
+    rendered = data.to_dict()
+    missing = [key for key in REQUIRED_DATA.get(event_type, ()) if not rendered.get(key)]
+    if missing:
+        raise MalformedEvent(f"{event_type}: data is missing {', '.join(missing)}")
     return Event(new_id(), event_type, utcnow(), source, data, dict(metadata or {}))
 
 
