@@ -8,21 +8,35 @@
      concurrent   one GetProduct per item, all at once (asyncio.gather)
      dataloader   loader.load() per item, all at once: one GetProducts call
    Prints cart pricings/s of each and the speed-up of the DataLoader.
+
+2. Orders through the gateway (``--gateway``): ``ec-recommend up`` in a child
+   process; ``--concurrency`` logged-in buyers each create an order and pay
+   it with tok_visa, in a closed loop for ``--seconds``. Prints orders/s and
+   p50/p99 latency of create+pay.
 Usage: python scripts/bench/checkout.py [--items 20] [--rounds 200]
+       [--gateway] [--concurrency 16] [--seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
+from ec_recommend.client import Client
 from ec_recommend.config import Config, StorageConfig
 from ec_recommend.platform.rpc.dataloader import product_loader
 from ec_recommend.runtime.host import host_services
@@ -85,12 +99,94 @@ async def bench_dataloader(items: int, rounds: int) -> None:
     )
 
 
+@asynccontextmanager
+async def running_system(data_dir: Path) -> AsyncIterator[str]:
+    """``ec-recommend up`` as a child process; yields the gateway URL."""
+    env = dict(os.environ, EC_TRUSTED_PROXIES="127.0.0.1", EC_LOG_LEVEL="WARNING")
+    with (data_dir / "up.log").open("wb") as log:
+        child = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "ec_recommend.cli", "up", "--port", "0", "--no-demo"],
+            *["--data-dir", str(data_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=env,
+        )
+    try:
+        endpoints = data_dir / "endpoints.json"
+        deadline = time.monotonic() + 120
+        url = ""
+        while not url:
+            if child.returncode is not None or time.monotonic() > deadline:
+                raise SystemExit(f"ec-recommend up did not start; see {data_dir / 'up.log'}")
+            if endpoints.exists():
+                with suppress(ValueError, KeyError):
+                    url = json.loads(endpoints.read_text(encoding="utf-8"))["gateway_url"]
+            await asyncio.sleep(0.2)
+        async with Client(url) as probe:
+            while not await probe.ready():
+                if time.monotonic() > deadline:
+                    raise SystemExit("the gateway did not become ready")
+                await asyncio.sleep(0.2)
+        yield url
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(child.wait(), 30)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+
+
+async def _account(url: str, role: str, n: int) -> Client:
+    client = Client(url, headers={"X-Forwarded-For": f"10.9.{n // 256}.{n % 256}"})
+    email = f"bench-{role}-{uuid.uuid4().hex[:10]}@example.com"
+    await client.signup(email, "Passw0rd-bench", display_name=f"{role} {n}", role=role)
+    await client.login(email, "Passw0rd-bench")
+    return client
+
+
+async def bench_gateway(concurrency: int, seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as data_dir:
+        async with running_system(Path(data_dir)) as url:
+            seller = await _account(url, "seller", 0)
+            buyers = [await _account(url, "customer", n + 1) for n in range(concurrency)]
+            product = await seller.create_product("Bench beans", 1200, 1_000_000)
+            latencies: list[float] = []
+            stop = time.perf_counter() + seconds
+
+            async def buy(client: Client) -> None:
+                while time.perf_counter() < stop:
+                    started = time.perf_counter()
+                    order = await client.create_order([(product["id"], 1)])
+                    await client.pay(order["id"], "tok_visa")
+                    latencies.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(buy(b) for b in buyers))
+            elapsed = time.perf_counter() - started
+            for client in [seller, *buyers]:
+                await client.close()
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"Gateway: create + pay with {concurrency} concurrent buyers for {seconds:.0f}s")
+    print(
+        f"  {len(latencies) / elapsed:9.1f} orders/s  "
+        f"p50 {statistics.median(latencies) * 1000:.0f} ms  p99 {p99 * 1000:.0f} ms  "
+        f"({len(latencies)} orders)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--gateway", action="store_true", help="also orders/s through HTTP")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     asyncio.run(bench_dataloader(args.items, args.rounds))
+    if args.gateway:
+        asyncio.run(bench_gateway(args.concurrency, args.seconds))
 
 
 if __name__ == "__main__":
