@@ -41,6 +41,7 @@ from ec_recommend.platform.gateway.openapi import openapi_document
 from ec_recommend.platform.gateway.ratelimit import Tier, Tiers, open_rate_limiter
 from ec_recommend.platform.gateway.request import ApiRequest
 from ec_recommend.platform.gateway.routes import Endpoint, RouteTable, load_routes
+from ec_recommend.platform.realtime.setup import add_realtime
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.telemetry.http import http_middleware, metrics_handler
@@ -130,6 +131,7 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, endpoint_handler(endpoint))
     add_health_routes(app)
+    add_realtime(app, setup.config)  # GET /api/v1/ws
     app.router.add_get("/metrics", metrics_handler(), allow_head=False)
     document = orjson.dumps(openapi_document(ENDPOINTS, routes))
 

@@ -1,0 +1,123 @@
+"""Fan-out across gateway processes: two hubs, an event entering through one
+path, the subscriber on the other hub receives it (SQS on moto, real Redis)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+import pytest_asyncio
+
+from ec_recommend._gen.ecommerce import events as pb
+from ec_recommend._gen.ecommerce import order as pb_order
+from ec_recommend.config import Config, EventsConfig, RealtimeConfig
+from ec_recommend.platform.events.aws import aws_client, prefixed
+from ec_recommend.platform.events.envelope import Event, new_event
+from ec_recommend.platform.events.provision import provision
+from ec_recommend.platform.events.topology import load_topology
+from ec_recommend.platform.realtime.handler import Realtime
+from ec_recommend.platform.realtime.hub import Connection
+from ec_recommend.platform.realtime.metrics import CountingMetrics
+from ec_recommend.platform.realtime.setup import open_realtime
+from ec_recommend.platform.realtime.sqs_fanout import HEARTBEAT_TAG, INSTANCE_PREFIX
+from ec_recommend.runtime.local_aws import LocalAws
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.asyncio
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest_asyncio.fixture
+async def events(local_aws: LocalAws) -> EventsConfig:
+    config = EventsConfig(
+        enabled=True,
+        endpoint_url=local_aws.endpoint_url,
+        region=local_aws.region,
+        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+        consumer_wait_seconds=1,
+    )
+    await provision(config, load_topology())
+    return config
+
+
+def paid(user_id: str) -> Event:
+    order = pb_order.Order(id=str(uuid.uuid4()), user_id=user_id, status="PAID")
+    return new_event("order.paid", pb.OrderPaid(order=order), source="test")
+
+
+async def two_gateways(stack: AsyncExitStack, config: Config) -> tuple[Realtime, Realtime]:
+    a = await stack.enter_async_context(open_realtime(config, CountingMetrics()))
+    b = await stack.enter_async_context(open_realtime(config, CountingMetrics()))
+    return a, b
+
+
+def follow_orders(realtime: Realtime, user_id: str) -> Connection:
+    connection = realtime.hub.register(user_id)
+    realtime.hub.subscribe(connection, "orders")
+    return connection
+
+
+def received(connection: Connection) -> list[dict[str, Any]]:
+    return [orjson.loads(f) for f in connection._queue if b"order.status_changed" in f]
+
+
+async def instance_queues(events: EventsConfig) -> list[str]:
+    async with aws_client("sqs", events) as sqs:
+        response = await sqs.list_queues(QueueNamePrefix=prefixed(events, INSTANCE_PREFIX))
+        return list(response.get("QueueUrls", []))
+
+
+async def test_sqs_queue_per_gateway_delivers_across_gateways(events: EventsConfig) -> None:
+    config = Config(events=events, realtime=RealtimeConfig(backend="sqs"))
+    async with AsyncExitStack() as stack:
+        a, b = await two_gateways(stack, config)
+        assert a.fanout is not None and b.fanout is not None and a.fanout.name == "sqs"
+        assert len(await instance_queues(events)) == 2  # one each
+        alice = follow_orders(a, "alice")
+        bob = follow_orders(b, "bob")
+        event = paid("alice")
+        await b.fanout.publish(event)  # into SNS, as the order service's relay does
+        await wait_for(lambda: received(alice), timeout=15)
+        assert [m["event_id"] for m in received(alice)] == [event.id]
+        assert received(bob) == []
+    assert await instance_queues(events) == []  # clean shutdown removes them
+
+
+async def test_a_dead_gateways_queue_is_swept(events: EventsConfig) -> None:
+    async with aws_client("sqs", events) as sqs:
+        stale = prefixed(events, f"{INSTANCE_PREFIX}1-deadbeef")
+        await sqs.create_queue(
+            QueueName=stale, tags={HEARTBEAT_TAG: str(int(time.time()) - 3600)}
+        )
+        fresh = prefixed(events, f"{INSTANCE_PREFIX}2-alive")
+        await sqs.create_queue(QueueName=fresh, tags={HEARTBEAT_TAG: str(int(time.time()))})
+    config = Config(events=events, realtime=RealtimeConfig(backend="sqs"))
+    async with open_realtime(config, CountingMetrics()):
+        names = [url.rsplit("/", 1)[-1] for url in await instance_queues(events)]
+        assert stale not in names and fresh in names
+
+
+async def test_redis_pubsub_delivers_across_gateways(events: EventsConfig) -> None:
+    config = Config(events=events, realtime=RealtimeConfig(backend="redis", redis_url=REDIS_URL))
+    async with AsyncExitStack() as stack:
+        a, b = await two_gateways(stack, config)
+        assert a.fanout is not None and b.fanout is not None and a.fanout.name == "redis"
+        alice, bob = follow_orders(a, "alice"), follow_orders(a, "bob")
+        direct = paid("alice")
+        await b.fanout.publish(direct)  # straight onto the channel from gateway B
+        await wait_for(lambda: len(received(alice)) == 1, timeout=10)
+        via_sns = paid("alice")  # the domain path: SNS -> shared queue -> Redis
+        sns_fanout_config = replace(config, realtime=RealtimeConfig(backend="sqs"))
+        async with open_realtime(sns_fanout_config, CountingMetrics()) as publisher:
+            assert publisher.fanout is not None
+            await publisher.fanout.publish(via_sns)
+            await wait_for(lambda: len(received(alice)) == 2, timeout=15)
+        assert [m["event_id"] for m in received(alice)] == [direct.id, via_sns.id]
+        assert received(bob) == []
