@@ -111,6 +111,8 @@ async def test_idempotency_key_sequential_and_concurrent(services) -> None:
         with acting_as(buyer, key="pay-1"):
             payments = await asyncio.gather(*(shop.pay(order_id) for _ in range(10)))
             later = await shop.pay(order_id)
+            with pytest.raises(errors.AlreadyExists):  # the key, with another card
+                await shop.pay(order_id, "tok_mastercard")
         assert len({p.payment_id for p in payments} | {later.payment_id}) == 1
         assert {p.provider_payment_id for p in payments} == {later.provider_payment_id}
         with acting_as(buyer):

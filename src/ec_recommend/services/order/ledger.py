@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.errors import AlreadyExists
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.storage import Database, UnitOfWork
@@ -18,6 +19,7 @@ from ec_recommend.services.order.store import (
     PROCESSING,
     SUCCEEDED,
     idempotency_keys,
+    payment_keys,
     payments,
     refunds,
 )
@@ -102,6 +104,33 @@ class Ledger:
             await uow.commit()
 
     # -- payments ----------------------------------------------------------
+
+    async def use_payment_key(self, order_id: str, key: str, fingerprint: str) -> None:
+        """Bind ``key`` to this payment body; another body with it is a conflict."""
+        try:
+            async with self.db.unit_of_work() as uow:
+                await uow.execute(
+                    sa.insert(payment_keys).values(
+                        order_id=order_id, key=key, fingerprint=fingerprint, created_at=utcnow()
+                    )
+                )
+                await uow.commit()
+            return
+        except IntegrityError:
+            pass
+        async with self.db.reading() as conn:
+            bound = (
+                await conn.execute(
+                    sa.select(payment_keys.c.fingerprint).where(
+                        payment_keys.c.order_id == order_id, payment_keys.c.key == key
+                    )
+                )
+            ).scalar_one_or_none()
+        if bound is not None and bound != fingerprint:
+            raise AlreadyExists(
+                "this idempotency key was used for a different payment request",
+                reason="idempotency_key_reused",
+            )
 
     async def start_payment(self, order_id: str, amount: Money) -> Payment | None:
         """Record a charge in flight; None when another is in flight or succeeded."""

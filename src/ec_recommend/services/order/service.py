@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from ec_recommend._gen.ecommerce import order as pb
 from ec_recommend.platform.errors import InvalidArgument, NotFound, PermissionDenied
 from ec_recommend.platform.ids import require_id
@@ -64,6 +66,14 @@ class OrderService(pb.OrderServiceBase):
         identity = current_call().identity
         if identity is not None and not identity.is_admin and identity.user_id != order.user_id:
             raise PermissionDenied("only the buyer may pay for an order", order_id=order.id)
+        key = domain.validate_idempotency_key(
+            current_call().idempotency_key or message.idempotency_key
+        )
+        if key:
+            fingerprint = hashlib.sha256(
+                f"{method.type or 'card'}:{method.token}".encode()
+            ).hexdigest()
+            await self.fulfilment.ledger.use_payment_key(order.id, key, fingerprint)
         payment = await self.fulfilment.pay(order, method.token)
         return payment_to_pb(payment)
 

@@ -96,6 +96,16 @@ sa.Index(
     postgresql_where=payments.c.status.in_(_LIVE),
 )
 
+# Idempotency keys of ProcessPayment calls: one body per (order, key).
+payment_keys = sa.Table(
+    "payment_idempotency_keys",
+    metadata,
+    sa.Column("order_id", sa.String(36), primary_key=True),
+    sa.Column("key", sa.String(domain.MAX_IDEMPOTENCY_KEY), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 refunds = sa.Table(
     "refunds",
     metadata,
@@ -108,7 +118,11 @@ refunds = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-MIGRATIONS = [Migration(1, create_tables(metadata)), outbox_migration(2)]
+MIGRATIONS = [
+    Migration(1, create_tables(metadata)),
+    outbox_migration(2),
+    Migration(3, create_tables(metadata)),  # adds payment_idempotency_keys
+]
 
 SORT_COLUMNS: dict[str, Any] = {
     "created_at": orders.c.created_at,
