@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,11 +20,18 @@ import pytest
 from aiohttp import web
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ec_recommend._gen.ecommerce import events as pb_events
+from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend._gen.ecommerce import product as pb
-from ec_recommend.config import Endpoint
+from ec_recommend.config import Endpoint, EventsConfig
 from ec_recommend.platform import errors
+from ec_recommend.platform.events.aws import aws_client, queue_url
+from ec_recommend.platform.events.envelope import encode, new_event
+from ec_recommend.platform.events.provision import provision
+from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.rpc.client import ClientFactory
-from ec_recommend.platform.telemetry.tracing import tracer
+from ec_recommend.platform.telemetry.tracing import trace_headers, tracer
+from ec_recommend.runtime.local_aws import LocalAws
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.asyncio
@@ -142,3 +150,76 @@ async def test_spans_are_exported_over_otlp_when_an_endpoint_is_configured(
         assert b"ecommerce.product.ProductService/GetProduct" in exported
     finally:
         await runner.cleanup()
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{re.escape(name)}\{{(.*)\}} (\S+)", line)
+        if match and labels.items() <= dict(re.findall(r'(\w+)="([^"]*)"', match.group(1))).items():
+            return float(match.group(2))
+    return None
+
+
+async def test_a_worker_process_reports_queue_metrics_and_continues_the_trace(
+    tmp_path: Path, local_aws: LocalAws, spans: InMemorySpanExporter
+) -> None:
+    events = EventsConfig(
+        enabled=True,
+        endpoint_url=local_aws.endpoint_url,
+        region=local_aws.region,
+        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+    )
+    await provision(events, load_topology())
+    event = new_event(
+        "order.created",
+        pb_events.OrderCreated(order=pb_order.Order(id=str(uuid.uuid4()))),
+        source="order",
+    )
+    with tracer.start_as_current_span("test producer"):
+        headers = trace_headers()
+    async with (
+        serve(
+            tmp_path,
+            "inventory",
+            EC_AWS_ENDPOINT_URL=local_aws.endpoint_url,
+            EC_AWS_REGION=local_aws.region,
+            EC_EVENTS_PREFIX=events.name_prefix,
+            EC_CONSUMER_WAIT_SECONDS="1",
+            EC_LOG_LEVEL="DEBUG",
+            # where its clients would call; order.created needs neither
+            EC_ENDPOINTS_ORDER="127.0.0.1:9",
+            EC_ENDPOINTS_PRODUCT="127.0.0.1:9",
+        ) as ready,
+        aws_client("sqs", events) as sqs,
+        aiohttp.ClientSession() as session,
+    ):
+        await sqs.send_message(
+            QueueUrl=await queue_url(sqs, events, "order-processing-queue"),
+            MessageBody=encode(event),
+            MessageAttributes={
+                key: {"DataType": "String", "StringValue": value}
+                for key, value in {"type": event.type, **headers}.items()
+            },
+        )
+        text = ""
+
+        async def handled_once() -> bool:
+            nonlocal text
+            async with session.get(ready["metrics_url"]) as response:
+                text = await response.text()
+            queue = "order-processing-queue"
+            return sample(text, "queue_message_processed_total", queue=queue) == 1
+
+        await wait_for(handled_once, timeout=30, interval=0.2)
+    assert ready["returncode"] == 0, ready["stderr"][-2000:]
+    # inventory notes order.created (to time out unpaid orders later)
+    assert sample(text, "queue_message_processed_total", status="success") == 1, text
+    lag = sample(text, "queue_consumer_lag_seconds", queue="order-processing-queue")
+    assert lag is not None and 0 <= lag < 30
+    assert sample(text, "queue_dlq_messages", queue="order-processing-dlq") == 0
+    assert sample(text, "db_pool_connections", service="inventory") is not None
+    # its log lines carry the producer's trace id, under the consumer's name
+    trace_hex = headers["traceparent"].split("-")[1]
+    lines = [json.loads(line) for line in ready["stderr"].splitlines() if line.startswith("{")]
+    traced = [line for line in lines if line["trace_id"] == trace_hex]
+    assert traced and {line["service"] for line in traced} == {"inventory"}

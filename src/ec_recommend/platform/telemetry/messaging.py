@@ -11,6 +11,7 @@ trace linked to it (``links=True``) for fan-outs that should stay separate.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -135,6 +136,10 @@ def _envelope_fields(body: str) -> tuple[str, str, Mapping[str, str]]:
     )
 
 
+# One line per handled message at DEBUG, inside its span.
+access_log = logging.getLogger("ec_recommend.access.queue")
+
+
 @dataclass
 class MessageOutcome:
     """How handling ended; the ``status`` label of ``queue_message_processed_total``.
@@ -184,6 +189,7 @@ def handling_message(
     if event_type:
         attributes["ec.event_type"] = event_type
     component = current_component.set(consumer)
+    started = time.perf_counter()
     try:
         with tracer.start_as_current_span(
             f"process {queue}",
@@ -204,6 +210,14 @@ def handling_message(
             finally:
                 span.set_attribute("ec.outcome", outcome.status)
                 recorder.message_processed(queue, outcome.status)
+                access_log.debug(
+                    "%s %s %s %s %.1fms",
+                    queue,
+                    event_type or "?",
+                    event_id or "?",
+                    outcome.status,
+                    (time.perf_counter() - started) * 1000,
+                )
     finally:
         current_component.reset(component)
 
