@@ -78,7 +78,7 @@ def test_bad_day_ranges_are_invalid(request_: pb_analytics.EventCountsRequest) -
 def test_product_events_name_their_product() -> None:
     updated = new_event("product.updated", pb_events.ProductUpdated(product_id="p1"), source="t")
     assert product_id_of(updated) == "p1"
-    paid = new_event("order.paid", pb_events.OrderPaid(), source="t")
+    paid = new_event("order.paid", pb_events.OrderPaid(order=pb_order.Order(id="o")), source="t")
     with pytest.raises(TypeError):
         product_id_of(paid)
 
@@ -94,21 +94,22 @@ def test_payment_deadline_delay_is_within_what_sqs_allows() -> None:
     assert delay_until(now + timedelta(hours=1), now) == 900
 
 
+CREATED = pb_events.OrderCreated(order=pb_order.Order(id="o"))
+
+
 def test_only_a_delayed_copy_carries_a_deadline() -> None:
     from ec_recommend.consumers.payment_timeout import DEADLINE, deadline_of
 
-    original = new_event("order.created", pb_events.OrderCreated(), source="t")
+    original = new_event("order.created", CREATED, source="t")
     assert deadline_of(original) is None
     copy = new_event(
         "order.created",
-        pb_events.OrderCreated(),
+        CREATED,
         source="t",
         metadata={DEADLINE: "2026-11-29T10:00:00+00:00"},
     )
     deadline = deadline_of(copy)
     assert deadline is not None and deadline.hour == 10
-    broken = new_event(
-        "order.created", pb_events.OrderCreated(), source="t", metadata={DEADLINE: "x"}
-    )
+    broken = new_event("order.created", CREATED, source="t", metadata={DEADLINE: "x"})
     with pytest.raises(ValueError):
         deadline_of(broken)
