@@ -161,7 +161,7 @@ class EventsConfig:
     relay_batch_size: int = 10
     relay_interval: float = 0.2
     relay_max_backoff: float = 30.0
-    consumer_concurrency: int = 8
+    consumer_concurrency: int = 10  # one full receive batch
     consumer_wait_seconds: int = 20
     shutdown_grace: float = 10.0
 
@@ -543,7 +543,7 @@ def _events_config(
             pick("relay_max_backoff", "EC_RELAY_MAX_BACKOFF", 30.0), "events.relay_max_backoff"
         ),
         consumer_concurrency=_positive_int(
-            pick("consumer_concurrency", "EC_CONSUMER_CONCURRENCY", 8),
+            pick("consumer_concurrency", "EC_CONSUMER_CONCURRENCY", 10),
             "events.consumer_concurrency",
         ),
         consumer_wait_seconds=wait,

@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""Event platform benchmarks against moto's server, each with its baseline in the same run.
+
+1. Throughput: ``--messages`` envelopes are put on a queue, then drained
+     bare      one aiobotocore loop: ReceiveMessage(10, long poll) then
+               DeleteMessageBatch, nothing else (the floor of any consumer)
+     runtime   our ConsumerWorker: decode + validate, a unit of work with the
+               inbox row per message (SQLite), bounded concurrent handlers,
+               visibility extension, batched deletes
+   The queue is refilled before each run; runs alternate ``--rounds`` times.
+   Prints messages/s of each and runtime/bare.
+2. Latency: ``--events`` events published one by one to SNS (PublishBatch of 1,
+   as the relay does when idle) at ``--rate``/s; each is timed from publish to
+   the end of its handler's commit. Prints p50/p99.
+
+Usage: python scripts/bench/events.py [--messages 2000] [--rounds 2] [--events 300] [--rate 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ec_recommend._gen.ecommerce import events as pb
+from ec_recommend.config import EventsConfig, StorageConfig
+from ec_recommend.platform.events.aws import aws_client, queue_url
+from ec_recommend.platform.events.consumer import Subscription
+from ec_recommend.platform.events.envelope import Event, encode, new_event
+from ec_recommend.platform.events.provision import provision
+from ec_recommend.platform.events.runner import running_consumers
+from ec_recommend.platform.events.topology import load_topology
+from ec_recommend.platform.storage import UnitOfWork
+from ec_recommend.runtime.local_aws import moto_server
+
+QUEUE = "search-index-queue"
+
+
+def _event(i: int) -> str:
+    return encode(
+        new_event("product.updated", pb.ProductUpdated(product_id=f"p-{i}"), source="bench")
+    )
+
+
+async def _fill(sqs: Any, url: str, count: int) -> None:
+    async def batch(start: int) -> None:
+        entries = [
+            {"Id": str(i), "MessageBody": _event(start + i)} for i in range(min(10, count - start))
+        ]
+        await sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+    for chunk in range(0, count, 200):
+        await asyncio.gather(*(batch(s) for s in range(chunk, min(chunk + 200, count), 10)))
+
+
+async def _bare(sqs: Any, url: str, count: int) -> float:
+    done = 0
+    started = time.perf_counter()
+    while done < count:
+        response = await sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        messages = response.get("Messages", [])
+        if messages:
+            await sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+        done += len(messages)
+    return count / (time.perf_counter() - started)
+
+
+async def _runtime(storage: StorageConfig, config: EventsConfig, count: int, name: str) -> float:
+    handled = asyncio.Event()
+    seen = 0
+
+    async def handler(event: Event, uow: UnitOfWork) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == count:
+            handled.set()
+
+    sub = Subscription(name, QUEUE, name, [], {"product.updated": handler})
+    started = time.perf_counter()
+    async with running_consumers(storage, config, [sub]):
+        await handled.wait()
+        elapsed = time.perf_counter() - started
+    return count / elapsed
+
+
+async def _latency(
+    storage: StorageConfig, config: EventsConfig, sns: Any, topic_arn: str, events: int, rate: float
+) -> list[float]:
+    published: dict[str, float] = {}
+    latencies: list[float] = []
+    all_done = asyncio.Event()
+
+    async def handler(event: Event, uow: UnitOfWork) -> None:
+        latencies.append(time.perf_counter() - published[event.id])
+        if len(latencies) == events:
+            all_done.set()
+
+    sub = Subscription("latency", QUEUE, "latency", [], {"product.updated": handler})
+    async with running_consumers(storage, config, [sub]):
+        for i in range(events):
+            event = new_event("product.updated", pb.ProductUpdated(product_id=f"l-{i}"), source="b")
+            published[event.id] = time.perf_counter()
+            await sns.publish_batch(
+                TopicArn=topic_arn,
+                PublishBatchRequestEntries=[
+                    {
+                        "Id": "0",
+                        "Message": encode(event),
+                        "MessageAttributes": {
+                            "type": {"DataType": "String", "StringValue": event.type}
+                        },
+                    }
+                ],
+            )
+            await asyncio.sleep(1 / rate)
+        await asyncio.wait_for(all_done.wait(), timeout=120)
+    return latencies
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with moto_server() as aws:
+        config = EventsConfig(
+            enabled=True,
+            endpoint_url=aws.endpoint_url,
+            region=aws.region,
+            name_prefix=f"bench{uuid.uuid4().hex[:6]}-",
+            consumer_wait_seconds=1,
+            consumer_concurrency=args.concurrency,
+        )
+        report = await provision(config, load_topology().with_queue_settings(visibility_timeout=30))
+        with tempfile.TemporaryDirectory() as data_dir:
+            storage = StorageConfig(data_dir=Path(data_dir))
+            async with aws_client("sqs", config) as sqs, aws_client("sns", config) as sns:
+                url = await queue_url(sqs, config, QUEUE)
+                bare: list[float] = []
+                ours: list[float] = []
+                for round_ in range(args.rounds):
+                    await _fill(sqs, url, args.messages)
+                    bare.append(await _bare(sqs, url, args.messages))
+                    await _fill(sqs, url, args.messages)
+                    ours.append(await _runtime(storage, config, args.messages, f"tp{round_}"))
+                    print(
+                        f"round {round_ + 1}: bare {bare[-1]:.0f} msg/s, "
+                        f"runtime {ours[-1]:.0f} msg/s"
+                    )
+                b, o = statistics.median(bare), statistics.median(ours)
+                print(
+                    f"throughput ({args.messages} messages, median of {args.rounds}): "
+                    f"bare receive/delete {b:.0f} msg/s, consumer runtime {o:.0f} msg/s, "
+                    f"ratio runtime/bare {o / b:.2f}"
+                )
+                latencies = await _latency(
+                    storage,
+                    config,
+                    sns,
+                    report.topic_arns["product-events"],
+                    args.events,
+                    args.rate,
+                )
+                print(
+                    f"publish->handled latency over {len(latencies)} events at {args.rate:g}/s: "
+                    f"p50 {_pct(latencies, 0.5) * 1000:.1f} ms, "
+                    f"p99 {_pct(latencies, 0.99) * 1000:.1f} ms"
+                )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--events", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=50.0)
+    asyncio.run(main(parser.parse_args()))
