@@ -1,0 +1,243 @@
+#!/usr/bin/env python
+"""GET /api/v1/products/{id}: the full gateway vs a bare aiohttp handler.
+
+A server child process (uvloop) hosts the user and product services, the
+gateway in front of them (RS256 token verified against a JWKS, identity
+resolution, rate limiting, routing, schema, transcoding, gRPC call) and, on
+another port, a bare aiohttp handler returning the same JSON bytes. This
+process is the load generator: the same aiohttp client, concurrency and
+duration against each target, in the same run. Prints requests/s, p50 and
+p99 latency of both and the ratios.
+
+Usage: python scripts/bench/gateway.py [--seconds 12] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import uvloop
+
+ISSUER = "https://bench.example.com/pool"
+CLIENT_ID = "bench-client"
+
+
+# -- server child -------------------------------------------------------------
+
+
+def _signing_material() -> tuple[dict[str, Any], dict[str, Any]]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jose import jwk
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = jwk.RSAKey(key, "RS256").to_dict()
+    public = jwk.RSAKey(key.public_key(), "RS256").to_dict()
+    kid = "bench-key"
+    private.update(kid=kid)
+    public.update(kid=kid, use="sig")
+    return private, {"keys": [public]}
+
+
+def _token(private: dict[str, Any]) -> str:
+    from jose import jwt
+
+    now = int(time.time())
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "email": "bench@example.com",
+        "cognito:groups": ["customer"],
+        "token_use": "id",
+        "aud": CLIENT_ID,
+        "iss": ISSUER,
+        "iat": now,
+        "exp": now + 3600,
+    }
+    return str(jwt.encode(claims, private, algorithm="RS256", headers={"kid": private["kid"]}))
+
+
+async def serve(data_dir: Path) -> None:
+    from aiohttp import web
+
+    from ec_recommend._gen.ecommerce import common as pb_common
+    from ec_recommend._gen.ecommerce import product as pb
+    from ec_recommend.config import Config, GatewayConfig, StorageConfig
+    from ec_recommend.platform.auth.verifier import TokenVerifier
+    from ec_recommend.platform.gateway.app import GatewaySetup, create_app, serving
+    from ec_recommend.platform.gateway.transcode import message_to_json
+    from ec_recommend.runtime.host import host_services
+
+    private, jwks = _signing_material()
+    product_json = b""
+
+    async def bare_product(request: web.Request) -> web.Response:
+        return web.Response(body=product_json, content_type="application/json")
+
+    async def jwks_handler(request: web.Request) -> web.Response:
+        return web.json_response(jwks)
+
+    bare = web.Application()
+    bare.router.add_get("/api/v1/products/{product_id}", bare_product)
+    bare.router.add_get("/jwks.json", jwks_handler)
+
+    config = Config(
+        storage=StorageConfig(data_dir=data_dir),
+        gateway=replace(
+            GatewayConfig(), rate_limit_authenticated=10**9, rate_limit_anonymous=10**9
+        ),
+    )
+    async with (
+        serving(bare, "127.0.0.1", 0) as bare_url,
+        host_services(config, ["user", "product"]) as hosted,
+    ):
+        stub = hosted.clients.stub(pb.ProductServiceStub, "product")
+        product = await stub.create_product(
+            pb.CreateProductRequest(
+                seller_id="bench-seller",
+                name="ワイヤレスイヤホン Pro",
+                description="ノイズキャンセリング対応のワイヤレスイヤホン",
+                base_price=pb_common.Money(amount=19800, currency="JPY"),
+                sale_price=pb_common.Money(amount=16800, currency="JPY"),
+                stock_quantity=40,
+                images=[pb.ProductImage(url="https://images.example.com/a.jpg", alt_text="a")],
+            )
+        )
+        import orjson
+
+        product_json = orjson.dumps(message_to_json(product))
+        app = create_app(
+            GatewaySetup(
+                config=config,
+                verifier=lambda: TokenVerifier(
+                    jwks_url=f"{bare_url}/jwks.json", issuer=ISSUER, client_id=CLIENT_ID
+                ),
+                clients=hosted.clients,
+                services=("user", "product"),
+            )
+        )
+        async with serving(app, "127.0.0.1", 0) as gateway_url:
+            print(
+                json.dumps(
+                    {
+                        "gateway": f"{gateway_url}/api/v1/products/{product.id}",
+                        "bare": f"{bare_url}/api/v1/products/{product.id}",
+                        "token": _token(private),
+                    }
+                ),
+                flush=True,
+            )
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+# -- load generator ----------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<8} {self.rate:>9.0f} req/s   p50 {self.percentile(0.5):6.2f} ms"
+            f"   p99 {self.percentile(0.99):6.2f} ms   errors {self.errors}"
+        )
+
+
+async def load(
+    name: str, url: str, headers: dict[str, str], seconds: float, concurrency: int
+) -> Result:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker(until: float, record: bool) -> None:
+            nonlocal errors
+            while time.perf_counter() < until:
+                started = time.perf_counter()
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors += 1
+                if record:
+                    latencies.append(time.perf_counter() - started)
+
+        warm = time.perf_counter() + min(2.0, seconds / 4)
+        await asyncio.gather(*(worker(warm, False) for _ in range(concurrency)))
+        started = time.perf_counter()
+        until = started + seconds
+        await asyncio.gather(*(worker(until, True) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(name, len(latencies), elapsed, latencies, errors)
+
+
+async def run(seconds: float, concurrency: int) -> None:
+    with tempfile.TemporaryDirectory() as data_dir:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--serve",
+            data_dir,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert child.stdout is not None and child.stdin is not None
+        try:
+            ready = json.loads(await child.stdout.readline())
+            auth = {"Authorization": f"Bearer {ready['token']}"}
+            async with aiohttp.ClientSession() as session:
+                async with session.get(ready["gateway"], headers=auth) as response:
+                    via_gateway = await response.json()
+                async with session.get(ready["bare"]) as response:
+                    via_bare = await response.json()
+            assert via_gateway == via_bare, "the two targets must return the same JSON"
+            bare = await load("bare", ready["bare"], auth, seconds, concurrency)
+            gateway = await load("gateway", ready["gateway"], auth, seconds, concurrency)
+        finally:
+            child.stdin.close()
+            await asyncio.wait_for(child.wait(), 30)
+    print(f"GET /api/v1/products/{{id}}, {concurrency} concurrent clients, {seconds:.0f}s each")
+    print(bare.line())
+    print(gateway.line())
+    print(
+        f"gateway/bare: throughput x{gateway.rate / bare.rate:.2f}, "
+        f"p50 x{gateway.percentile(0.5) / bare.percentile(0.5):.1f}, "
+        f"p99 x{gateway.percentile(0.99) / bare.percentile(0.99):.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        uvloop.run(serve(Path(args.serve)))
+    else:
+        uvloop.run(run(args.seconds, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Token -> Identity: verification remembered per token, subjects resolved once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+
+from ec_recommend._gen.ecommerce import user as pb_user
+from ec_recommend.platform import errors
+from ec_recommend.platform.auth.context import AuthContext
+from ec_recommend.platform.gateway.identity import IdentityResolver, bearer_token
+
+
+def token(exp: float, name: str = "t") -> str:
+    payload = base64.urlsafe_b64encode(json.dumps({"exp": exp, "n": name}).encode()).decode()
+    return f"header.{payload.rstrip('=')}.{name}"
+
+
+class Verifier:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def verify(self, token: str) -> AuthContext:
+        self.calls += 1
+        if "bad" in token:
+            raise errors.Unauthenticated("invalid or expired token")
+        return AuthContext("sub-1", "a@example.com", ("seller",), "s-1", ())
+
+
+class Users:
+    def __init__(self, active: bool = True) -> None:
+        self.calls = 0
+        self.active = active
+
+    async def get_user(self, request: pb_user.GetUserRequest) -> pb_user.User:
+        self.calls += 1
+        return pb_user.User(id="u-1", cognito_user_id=request.cognito_user_id, active=self.active)
+
+
+class Clients:
+    def __init__(self, users: Users) -> None:
+        self.users = users
+
+    def stub(self, stub_type: Any, service: str) -> Users:
+        return self.users
+
+
+@pytest.mark.asyncio
+async def test_a_token_is_verified_once_and_its_subject_resolved_once() -> None:
+    verifier, users = Verifier(), Users()
+    resolver = IdentityResolver(verifier, Clients(users))  # type: ignore[arg-type]
+    good = token(time.time() + 600)
+    for _ in range(5):
+        identity = await resolver.resolve(good)
+    assert (verifier.calls, users.calls) == (1, 1)
+    assert identity.user_id == "u-1"
+    assert identity.seller_id == "s-1"
+    assert identity.roles == frozenset({"seller"})
+
+
+@pytest.mark.asyncio
+async def test_expired_and_bad_tokens_are_never_remembered() -> None:
+    verifier = Verifier()
+    resolver = IdentityResolver(verifier, Clients(Users()))  # type: ignore[arg-type]
+    stale = token(time.time() - 1)
+    await resolver.resolve(stale)
+    await resolver.resolve(stale)
+    assert verifier.calls == 2  # its exp has passed: checked again every time
+    for _ in range(2):
+        with pytest.raises(errors.Unauthenticated):
+            await resolver.resolve(token(time.time() + 600, "bad"))
+    assert verifier.calls == 4
+
+
+@pytest.mark.asyncio
+async def test_deactivated_accounts_are_refused() -> None:
+    resolver = IdentityResolver(Verifier(), Clients(Users(active=False)))  # type: ignore[arg-type]
+    with pytest.raises(errors.Unauthenticated):
+        await resolver.resolve(token(time.time() + 600))
+
+
+def test_bearer_header_parsing() -> None:
+    assert bearer_token(None) is None
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    for bad in ("Basic abc", "Bearer", "Bearer a b", "abc", "Bearer " + "x" * 9000):
+        with pytest.raises(errors.Unauthenticated):
+            bearer_token(bad)
