@@ -237,3 +237,31 @@ async def test_sigterm_during_processing_loses_no_message(
     ) as (again,):
         await wait_for(lambda: depth_is(sqs, config, QUEUE, 0), timeout=30)
         assert await effect_counts(again) == {event.id: 1 for event in events}
+
+
+async def test_a_slow_handler_keeps_its_message_invisible(
+    provisioned: ProvisionReport,
+    events_config: EventsConfig,
+    sqlite_storage: StorageConfig,
+    sqs: Any,
+) -> None:
+    calls = 0
+    worker_ref: list[Any] = []
+
+    async def slow(event: Event, uow: UnitOfWork) -> None:
+        nonlocal calls
+        calls += 1
+        # Outlive the 2 s visibility timeout twice over before finishing.
+        await wait_for(lambda: worker_ref and worker_ref[0].stats.extended >= 3, timeout=20)
+        await count_effect(event, uow)
+
+    event = product_event()
+    await send(sqs, events_config, encode(event))
+    sub = subscription(QUEUE, {"product.updated": slow})
+    async with running_consumers(sqlite_storage, events_config, [sub]) as (worker,):
+        worker_ref.append(worker)
+        await wait_for(lambda: worker.stats.handled == 1, timeout=30)
+        assert worker.stats.received == 1  # never redelivered while being handled
+        assert calls == 1
+        assert await effect_counts(worker) == {event.id: 1}
+        await wait_for(lambda: depth_is(sqs, events_config, QUEUE, 0), timeout=10)

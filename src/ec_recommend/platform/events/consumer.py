@@ -53,4 +53,5 @@ class ConsumerStats:
     malformed: int = 0
     unknown_type: int = 0
     returned: int = 0
+    extended: int = 0  # visibility extensions of messages still being handled
     by_type: dict[str, int] = field(default_factory=dict)

@@ -240,6 +240,7 @@ class ConsumerWorker:
         while True:
             await asyncio.sleep(interval)
             await self._set_visibility(receipt, max(self.visibility_timeout, 1))
+            self.stats.extended += 1
 
     async def _set_visibility(self, receipt: str, seconds: int) -> None:
         try:
