@@ -265,3 +265,25 @@ async def test_a_slow_handler_keeps_its_message_invisible(
         assert calls == 1
         assert await effect_counts(worker) == {event.id: 1}
         await wait_for(lambda: depth_is(sqs, events_config, QUEUE, 0), timeout=10)
+
+
+async def test_several_consumers_share_one_loop(
+    provisioned: ProvisionReport,
+    events_config: EventsConfig,
+    sqlite_storage: StorageConfig,
+    sqs: Any,
+) -> None:
+    search, cache = product_event("a"), product_event("b")
+    await send(sqs, events_config, encode(search))
+    await sqs.send_message(
+        QueueUrl=await queue_url(sqs, events_config, "cache-invalidation-queue"),
+        MessageBody=encode(cache),
+    )
+    subs = [
+        subscription(QUEUE, {"product.updated": count_effect}, name="one"),
+        subscription("cache-invalidation-queue", {"product.updated": count_effect}, name="two"),
+    ]
+    async with running_consumers(sqlite_storage, events_config, subs) as (one, two):
+        await wait_for(lambda: one.stats.handled == 1 and two.stats.handled == 1, timeout=20)
+        assert await effect_counts(one) == {search.id: 1}
+        assert await effect_counts(two) == {cache.id: 1}
