@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -13,8 +14,11 @@ from ec_recommend.platform import errors
 pytestmark = pytest.mark.asyncio
 
 
-async def test_200_concurrent_reservations_for_10_units(services) -> None:
-    async with services("product") as hosted:
+async def test_200_concurrent_reservations_for_10_units(services, config) -> None:
+    # A generous call timeout: the race is about correctness, not speed, and
+    # 200 writers queue on one SQLite file or a small PostgreSQL pool.
+    patient = replace(config, rpc=replace(config.rpc, default_timeout=60.0))
+    async with services("product", config_override=patient) as hosted:
         stub = hosted.clients.stub(pb.ProductServiceStub, "product")
         product = await stub.create_product(
             pb.CreateProductRequest(
