@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from ec_recommend.config import Config, ConfigError
+from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime import process
 from ec_recommend.runtime.events import (
     EVENT_COMMANDS,
@@ -118,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ec-recommend: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        known = list(dict.fromkeys(available_services() + list(CONSUMERS)))
+        known = list(dict.fromkeys([*available_services(), *CONSUMERS, "gateway"]))
         unknown = [name for name in args.services if name not in known]
         if unknown:
             print(
@@ -136,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         services = [name for name in args.services if name in available_services()]
-        return process.run(_serve(config, services, consumers))
+        gateway = "gateway" in args.services
+        return process.run(_serve(config, services, consumers, gateway=gateway))
     return process.run(_up(config, args))
 
 
@@ -150,7 +153,9 @@ def _certs_init(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Config, names: Sequence[str], consumers: Sequence[str] = ()) -> int:
+async def _serve(
+    config: Config, names: Sequence[str], consumers: Sequence[str] = (), *, gateway: bool = False
+) -> int:
     from ec_recommend.platform.telemetry.endpoint import serve_metrics
     from ec_recommend.runtime.host import host_services
 
@@ -161,9 +166,15 @@ async def _serve(config: Config, names: Sequence[str], consumers: Sequence[str] 
             serve_metrics(telemetry.metrics_host, telemetry.metrics_port) as metrics,
         ):
             env = ServiceEnv(config=config, clients=hosted.clients)
-            async with hosted_consumers(config, env, consumers):
+            async with (
+                hosted_consumers(config, env, consumers),
+                _gateway(config, hosted.clients, names, gateway) as gateway_url,
+            ):
                 process.report_ready(
-                    services=hosted.endpoints(), consumers=list(consumers), metrics_url=metrics.url
+                    services=hosted.endpoints(),
+                    consumers=list(consumers),
+                    metrics_url=metrics.url,
+                    gateway_url=gateway_url,
                 )
                 await stop.wait()
             log.info("stopping: draining in-flight calls")
@@ -171,6 +182,20 @@ async def _serve(config: Config, names: Sequence[str], consumers: Sequence[str] 
     with process.traced(config, "+".join([*names, *consumers])):
         await process.until_stopped(body)
     return 0
+
+
+@asynccontextmanager
+async def _gateway(
+    config: Config, clients: ClientFactory, hosted: Sequence[str], enabled: bool
+) -> AsyncIterator[str | None]:
+    """The REST gateway in this process when ``serve gateway`` asked for it."""
+    if not enabled:
+        yield None
+        return
+    from ec_recommend.platform.gateway.app import served_gateway
+
+    async with served_gateway(config, clients, hosted) as url:
+        yield url
 
 
 async def _up(config: Config, args: argparse.Namespace) -> int:
@@ -191,6 +216,7 @@ async def _up(config: Config, args: argparse.Namespace) -> int:
     with process.traced(config, "ec-recommend"):
         await process.until_stopped(body)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,6 @@ real Cognito accounts) -> the gateway -> ``<data-dir>/endpoints.json`` ->
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from typing import Any
 from ec_recommend.config import Config
 from ec_recommend.platform import errors
 from ec_recommend.platform.gateway.app import cognito_setup, create_app, mark_ready, serving
+from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
 from ec_recommend.runtime.local_aws import LocalAws, moto_server
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
@@ -93,26 +93,6 @@ async def _demo_accounts(config: Config) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def _consumers(config: Config, env: ServiceEnv) -> AsyncIterator[list[str]]:
-    from ec_recommend.platform.events.runner import running_consumers
-
-    async with AsyncExitStack() as stack:
-        subscriptions = []
-        for name, module_name in CONSUMERS.items():
-            made = importlib.import_module(module_name).subscription(env)
-            if hasattr(made, "__aenter__"):
-                made = await stack.enter_async_context(made)
-            elif hasattr(made, "__await__"):
-                made = await made
-            subscriptions.append(made)
-            log.debug("consumer %s ready", name)
-        await stack.enter_async_context(
-            running_consumers(config.storage, config.events, subscriptions)
-        )
-        yield list(CONSUMERS)
-
-
-@asynccontextmanager
 async def local_system(
     config: Config, *, host: str = "127.0.0.1", port: int = 8080, demo: bool = True
 ) -> AsyncIterator[LocalSystem]:
@@ -124,7 +104,9 @@ async def local_system(
         names = available_services()
         hosted = await stack.enter_async_context(host_services(config, names))
         await stack.enter_async_context(
-            _consumers(config, ServiceEnv(config=config, clients=hosted.clients))
+            hosted_consumers(
+                config, ServiceEnv(config=config, clients=hosted.clients), list(CONSUMERS)
+            )
         )
         if demo:
             from ec_recommend.runtime.demo import load_demo_data

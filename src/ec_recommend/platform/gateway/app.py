@@ -250,3 +250,22 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[s
         yield f"http://{host}:{bound}"
     finally:
         await runner.cleanup()
+
+
+ROUTED_SERVICES = ("user", "product", "cart", "order", "search", "recommendation")
+
+
+@asynccontextmanager
+async def served_gateway(
+    config: Config, clients: ClientFactory, hosted: Sequence[str] = ()
+) -> AsyncIterator[str]:
+    """The gateway of ``ec-recommend serve gateway``: Cognito auth, on ``config.gateway``.
+
+    /readyz checks the routed services this process hosts or has endpoints for.
+    """
+    reachable = set(hosted) | set(config.rpc.endpoints)
+    setup = cognito_setup(
+        config, clients=clients, services=[n for n in ROUTED_SERVICES if n in reachable]
+    )
+    async with serving(create_app(setup), config.gateway.host, config.gateway.port) as url:
+        yield url

@@ -1,0 +1,65 @@
+"""``ec-recommend serve user product gateway``: a deployable gateway process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ec_recommend.client import Client
+from ec_recommend.platform.auth.provision import provision_user_pool
+from ec_recommend.runtime.local_aws import LocalAws, free_port
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_serve_gateway_with_services_signs_up_logs_in_and_stops(
+    local_aws: LocalAws, tmp_path: Path
+) -> None:
+    pool = await provision_user_pool(local_aws, f"serve-{uuid.uuid4().hex[:8]}")
+    env = {
+        **os.environ,
+        "EC_COGNITO_USER_POOL_ID": pool.user_pool_id,
+        "EC_COGNITO_CLIENT_ID": pool.client_id,
+        "EC_COGNITO_ENDPOINT_URL": local_aws.endpoint_url,
+        "EC_COGNITO_REGION": local_aws.region,
+        "EC_COGNITO_AUTO_CONFIRM": "true",
+        "EC_GATEWAY_PORT": str(free_port()),
+        "EC_LOG_LEVEL": "WARNING",
+    }
+    for name in list(env):
+        if name.startswith("EC_AWS_") or name == "EC_PROFILE":
+            del env[name]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ec_recommend.cli",
+        "serve",
+        "user",
+        "product",
+        "gateway",
+        "--data-dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert child.stdout is not None
+    try:
+        ready = json.loads(await asyncio.wait_for(child.stdout.readline(), 60))
+        url = ready["gateway_url"]
+        async with Client(url) as api:
+            assert await api.ready()
+            await api.signup("served@example.com", "Passw0rd-served")
+            await api.login("served@example.com", "Passw0rd-served")
+            assert (await api.me())["email"] == "served@example.com"
+            assert (await api.list_products()).total_items == 0
+    finally:
+        child.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(child.wait(), 30)
+    assert code == 0
