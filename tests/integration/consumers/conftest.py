@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -12,6 +13,8 @@ import betterproto2
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb_order
+from ec_recommend.platform.auth.context import AuthContext
+from ec_recommend.platform.errors import Unauthenticated
 from ec_recommend.platform.events.consumer import Handler
 from ec_recommend.platform.events.envelope import Event, new_event
 from ec_recommend.platform.storage import Database
@@ -69,3 +72,15 @@ async def sent_emails(endpoint_url: str, to: str) -> list[dict[str, Any]]:
         for message in data.get("ses", {}).get("Message", [])
         if to in message.get("destinations", {}).get("ToAddresses", [])
     ]
+
+
+class NoTokens:
+    """A gateway verifier for tests that only make anonymous calls."""
+
+    async def verify(self, token: str) -> AuthContext:
+        raise Unauthenticated("no tokens in this test")
+
+
+@asynccontextmanager
+async def no_tokens() -> AsyncIterator[NoTokens]:
+    yield NoTokens()

@@ -17,32 +17,20 @@ from ec_recommend._gen.ecommerce import events as pb_events
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.config import CacheConfig, Config, EventsConfig, GatewayConfig
 from ec_recommend.consumers import cache_invalidation
-from ec_recommend.platform.auth.context import AuthContext
 from ec_recommend.platform.cache import open_product_cache
-from ec_recommend.platform.errors import Unauthenticated
 from ec_recommend.platform.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.host import HostedServices, host_services
 from tests.conftest import REDIS_URL, require_service
-from tests.integration.consumers.conftest import apply, event
+from tests.integration.consumers.conftest import apply, event, no_tokens
 
 pytestmark = pytest.mark.asyncio
-
-
-class NoTokens:
-    async def verify(self, token: str) -> AuthContext:
-        raise Unauthenticated("no tokens in this test")
-
-
-@asynccontextmanager
-async def _verifier() -> AsyncIterator[NoTokens]:
-    yield NoTokens()
 
 
 @asynccontextmanager
 async def gateway(config: Config) -> AsyncIterator[tuple[TestClient[Any, Any], HostedServices]]:
     async with host_services(config, ["user", "product"]) as hosted:
-        app = create_app(GatewaySetup(config=config, verifier=_verifier, clients=hosted.clients))
+        app = create_app(GatewaySetup(config=config, verifier=no_tokens, clients=hosted.clients))
         async with TestClient(TestServer(app)) as http:
             yield http, hosted
 
