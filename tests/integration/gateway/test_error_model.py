@@ -138,3 +138,28 @@ async def test_services_down_is_503_without_internals(tmp_path) -> None:  # type
         response = await running.http.get("/api/v1/users/me", headers=auth("alice"))
         body = await _error(response, 503, "SERVICE_UNAVAILABLE")
         assert "127.0.0.1" not in body["message"] and "details" not in body
+
+
+async def test_a_crash_is_a_500_with_no_internals(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from aiohttp import web
+
+    from ec_recommend.platform.gateway.app import GatewaySetup, create_app
+    from tests.integration.gateway.conftest import StaticVerifier, _verifier, gateway_config
+
+    @web.middleware
+    async def crash(request, handler):  # type: ignore[no-untyped-def]
+        if request.path == "/api/v1/products":
+            raise RuntimeError("secret: password=hunter2 at /srv/db")
+        return await handler(request)
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    app = create_app(
+        GatewaySetup(config=gateway_config(tmp_path), verifier=lambda: _verifier(StaticVerifier())),
+        middlewares=[crash],
+    )
+    async with TestClient(TestServer(app)) as http:
+        response = await http.get("/api/v1/products")
+        body = await _error(response, 500, "INTERNAL_ERROR")
+        assert "hunter2" not in await response.text()
+        assert body["details"]["request_id"] == response.headers["X-Request-ID"]

@@ -38,7 +38,12 @@ class Users:
 
     async def get_user(self, request: pb_user.GetUserRequest) -> pb_user.User:
         self.calls += 1
-        return pb_user.User(id="u-1", cognito_user_id=request.cognito_user_id, active=self.active)
+        return pb_user.User(
+            id="u-1",
+            cognito_user_id=request.cognito_user_id,
+            email="a@example.com",
+            active=self.active,
+        )
 
 
 class Clients:
@@ -81,6 +86,17 @@ async def test_deactivated_accounts_are_refused() -> None:
     resolver = IdentityResolver(Verifier(), Clients(Users(active=False)))  # type: ignore[arg-type]
     with pytest.raises(errors.Unauthenticated):
         await resolver.resolve(token(time.time() + 600))
+
+
+@pytest.mark.asyncio
+async def test_access_tokens_get_the_email_from_the_user_record() -> None:
+    class AccessVerifier(Verifier):
+        async def verify(self, token: str) -> AuthContext:
+            return AuthContext("sub-1", "", ("customer",), None, ())
+
+    resolver = IdentityResolver(AccessVerifier(), Clients(Users()))  # type: ignore[arg-type]
+    identity = await resolver.resolve(token(time.time() + 600))
+    assert (identity.user_id, identity.email, identity.seller_id) == ("u-1", "a@example.com", "")
 
 
 def test_bearer_header_parsing() -> None:

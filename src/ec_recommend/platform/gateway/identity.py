@@ -44,6 +44,7 @@ class _Known:
     user_id: str
     active: bool
     expires: float
+    email: str = ""
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -96,7 +97,7 @@ class IdentityResolver:
             raise errors.Unauthenticated("this account has been deactivated")
         return Identity(
             user_id=known.user_id,
-            email=claims.email,
+            email=claims.email or known.email,  # access tokens carry no email
             roles=frozenset(claims.roles),
             seller_id=claims.seller_id or "",
         )
@@ -134,7 +135,7 @@ class IdentityResolver:
                 user = await users.create_user(
                     pb_user.CreateUserRequest(cognito_user_id=claims.user_id, email=claims.email)
                 )
-        known = _Known(user.id, user.active, time.monotonic() + self.ttl)
+        known = _Known(user.id, user.active, time.monotonic() + self.ttl, user.email)
         self._known[claims.user_id] = known
         self._known.move_to_end(claims.user_id)
         while len(self._known) > self.max_entries:

@@ -1,0 +1,69 @@
+"""Request schemas: validation names the field; JSON Schema mirrors the rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from ec_recommend.platform.errors import InvalidArgument
+from ec_recommend.platform.gateway.handlers.orders import CREATE_ORDER
+from ec_recommend.platform.gateway.handlers.products import CREATE_PRODUCT, UPDATE_PRODUCT
+from ec_recommend.platform.gateway.schema import Boolean, Integer, page_query
+
+
+def field_of(schema: object, value: object) -> str:
+    with pytest.raises(InvalidArgument) as caught:
+        schema.validate(value, "")  # type: ignore[attr-defined]
+    return caught.value.details["field"]
+
+
+def test_product_body_errors_name_the_field() -> None:
+    good = {"name": "x", "base_price": {"amount": 1}, "stock_quantity": 0}
+    assert CREATE_PRODUCT.validate(good, "") == good
+    assert field_of(CREATE_PRODUCT, [good]) == "body"
+    assert field_of(CREATE_PRODUCT, {**good, "x": 1}) == "x"
+    assert field_of(CREATE_PRODUCT, {"name": "x", "base_price": {"amount": 1}}) == "stock_quantity"
+    assert field_of(CREATE_PRODUCT, {**good, "stock_quantity": True}) == "stock_quantity"
+    assert field_of(CREATE_PRODUCT, {**good, "stock_quantity": 2**31}) == "stock_quantity"
+    assert field_of(CREATE_PRODUCT, {**good, "name": "a\x00b"}) == "name"
+    assert field_of(CREATE_PRODUCT, {**good, "name": "\ud800"}) == "name"
+    assert field_of(CREATE_PRODUCT, {**good, "images": [{}]}) == "images[0].url"
+    assert field_of(CREATE_PRODUCT, {**good, "base_price": {"amount": 1.5}}) == "base_price.amount"
+    assert CREATE_PRODUCT.validate({**good, "stock_quantity": 3.0}, "")["stock_quantity"] == 3
+
+
+def test_null_means_absent_except_where_it_means_remove() -> None:
+    assert CREATE_PRODUCT.validate(
+        {"name": "x", "base_price": {"amount": 1}, "stock_quantity": 0, "sale_price": None}, ""
+    ) == {"name": "x", "base_price": {"amount": 1}, "stock_quantity": 0}
+    assert UPDATE_PRODUCT.validate({"sale_price": None}, "") == {"sale_price": None}
+
+
+def test_exactly_one_of() -> None:
+    assert CREATE_ORDER.validate({"from_cart": True}, "") == {"from_cart": True}
+    assert field_of(CREATE_ORDER, {}) == "items"
+    both = {"from_cart": True, "items": [{"product_id": "p", "quantity": 1}]}
+    assert field_of(CREATE_ORDER, both) == "items"
+
+
+def test_query_parsing() -> None:
+    query = page_query(("name",), in_stock=Boolean())
+    parsed = query.parse_query({"page": "2", "page_size": "100", "in_stock": "true"})
+    assert parsed == {"page": 2, "page_size": 100, "in_stock": True}
+    for text, name in (("101", "page_size"), ("-1", "page_size"), ("1e3", "page_size")):
+        with pytest.raises(InvalidArgument) as caught:
+            query.parse_query({name: text})
+        assert caught.value.details["field"] == name
+    with pytest.raises(InvalidArgument):
+        query.parse_query({"sort_by": "price"})
+    assert Integer(0, 10).parse_text(" 7 ", "n") == 7
+
+
+def test_json_schema_mirrors_the_rules() -> None:
+    schema = CREATE_PRODUCT.json_schema()
+    assert schema["additionalProperties"] is False
+    assert schema["required"] == ["name", "base_price", "stock_quantity"]
+    assert schema["properties"]["name"] == {"type": "string", "maxLength": 200, "minLength": 1}
+    stock = schema["properties"]["stock_quantity"]
+    assert stock == {"type": "integer", "minimum": 0, "maximum": 1_000_000_000}
+    sale = UPDATE_PRODUCT.json_schema()["properties"]["sale_price"]
+    assert {"type": "null"} in sale["oneOf"]
