@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any
@@ -93,9 +92,7 @@ async def test_sqs_queue_per_gateway_delivers_across_gateways(events: EventsConf
 async def test_a_dead_gateways_queue_is_swept(events: EventsConfig) -> None:
     async with aws_client("sqs", events) as sqs:
         stale = prefixed(events, f"{INSTANCE_PREFIX}1-deadbeef")
-        await sqs.create_queue(
-            QueueName=stale, tags={HEARTBEAT_TAG: str(int(time.time()) - 3600)}
-        )
+        await sqs.create_queue(QueueName=stale, tags={HEARTBEAT_TAG: str(int(time.time()) - 3600)})
         fresh = prefixed(events, f"{INSTANCE_PREFIX}2-alive")
         await sqs.create_queue(QueueName=fresh, tags={HEARTBEAT_TAG: str(int(time.time()))})
     config = Config(events=events, realtime=RealtimeConfig(backend="sqs"))

@@ -90,10 +90,14 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         )
         await ws.prepare(request)
         writer = asyncio.create_task(_write(ws, connection, hub))
-        closer = asyncio.create_task(_close_when_asked(ws, connection, writer, request, settings))
+        done_reading = asyncio.Event()
+        closer = asyncio.create_task(
+            _close_when_asked(ws, connection, writer, done_reading, request, settings)
+        )
         try:
             await _read(ws, connection, hub, settings, request)
         finally:
+            done_reading.set()
             connection.close(1000, "")
             await closer
         return ws
@@ -119,27 +123,51 @@ async def _close_when_asked(
     ws: web.WebSocketResponse,
     connection: Connection,
     writer: asyncio.Task[None],
+    reading: asyncio.Event,
     request: web.Request,
     settings: SocketSettings,
 ) -> None:
-    """Close the socket once the connection is closing, whoever asked."""
-    with contextlib.suppress(Exception):
-        await writer  # returns when closing; a broken socket ends it too
+    """Close the socket once the connection is closing, whoever asked.
+
+    ``reading`` is set once the reader has returned.
+    """
+    asked = asyncio.create_task(connection.wait_closing())
+    await asyncio.wait({writer, asked}, return_when=asyncio.FIRST_COMPLETED)
+    asked.cancel()
     if not connection.closing:
         # the writer failed (socket gone): stop the reader as well
         connection.close(1000, "")
-    if ws.closed:
-        return
-    code = connection.close_code or 1000
-    try:
-        await asyncio.wait_for(
-            ws.close(code=code, message=connection.close_reason.encode()[:120]),
-            settings.close_timeout,
+    if connection.drains:
+        await asyncio.wait({writer}, timeout=settings.close_timeout)
+    # a writer stuck on a client that reads nothing is abandoned here
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await writer
+    if not ws.closed:
+        # not wait_for: aiohttp's close outlives a cancellation while the socket is full
+        closing = asyncio.create_task(
+            ws.close(code=connection.close_code or 1000, message=_reason(connection))
         )
-    except (TimeoutError, ConnectionError):
-        # a client that reads nothing cannot take the close frame either
-        if request.transport is not None:
-            request.transport.abort()
+        await asyncio.wait({closing}, timeout=settings.close_timeout)
+        if not closing.done():
+            _abort(request)  # a client that reads nothing cannot take the close frame
+            await asyncio.wait({closing}, timeout=settings.close_timeout)
+            closing.cancel()
+    # a reader still waiting on a client that went quiet: cut the connection
+    read_done = asyncio.create_task(reading.wait())
+    await asyncio.wait({read_done}, timeout=settings.close_timeout)
+    read_done.cancel()
+    if not reading.is_set():
+        _abort(request)
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
+
+def _reason(connection: Connection) -> bytes:
+    return connection.close_reason.encode()[:120]
 
 
 async def _read(

@@ -53,6 +53,7 @@ class Connection:
         self.close_reason = ""
         self._queue: deque[bytes] = deque()
         self._wakeup = asyncio.Event()
+        self._closing = asyncio.Event()
         self._drain = False
 
     @property
@@ -82,6 +83,15 @@ class Connection:
         if not self._drain:
             self._queue.clear()  # what a going connection owes is dropped at once
         self._wakeup.set()
+        self._closing.set()
+
+    @property
+    def drains(self) -> bool:
+        """Whether queued frames are still to be sent before closing."""
+        return self._drain
+
+    async def wait_closing(self) -> None:
+        await self._closing.wait()
 
     async def take(self) -> list[bytes]:
         """Wait for frames; all queued ones, or [] once the connection is closing."""
