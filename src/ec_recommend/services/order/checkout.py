@@ -14,9 +14,11 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 
 from ec_recommend._gen.ecommerce import cart as pb_cart
 from ec_recommend._gen.ecommerce import product as pb_product
+from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import (
     Aborted,
     AlreadyExists,
@@ -40,6 +42,7 @@ from ec_recommend.services.order.store import OrderStore
 log = logging.getLogger(__name__)
 
 CLAIM_WAIT = 10.0  # longest we wait for a concurrent request holding our key
+CLAIM_STALE = timedelta(minutes=2)  # a claim this old without its order was abandoned
 POLL_INTERVAL = 0.05
 
 
@@ -89,6 +92,10 @@ class Checkout:
                 found = await self.store.get_many([claim.order_id])
                 if found:
                     return found[0]
+                if claim.created_at is not None and utcnow() - claim.created_at > CLAIM_STALE:
+                    # Its holder died mid-request (no call lives this long): take over.
+                    await self.ledger.drop_claim(user_id, key, claim.order_id)
+                    continue
             if loop.time() > deadline:
                 raise Aborted("a request with this idempotency key is still in progress; retry")
             await asyncio.sleep(POLL_INTERVAL)

@@ -179,10 +179,12 @@ class Fulfilment:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + PAYMENT_WAIT
         while True:
+            # Order first: PAID and its payment's SUCCEEDED commit together, so a
+            # PAID order read here has its successful payment visible below.
+            current = await self.store.get(order.id)
             live = await self.ledger.live_payment(order.id)
             if live is not None and live.status == SUCCEEDED:
                 return live
-            current = await self.store.get(order.id)
             if current.status != domain.PENDING_PAYMENT:
                 raise FailedPrecondition(
                     f"the order is {current.status}; only unpaid orders can be paid",

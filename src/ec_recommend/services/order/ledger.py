@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import AlreadyExists
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
@@ -41,6 +42,7 @@ class Claim:
 
     fingerprint: str
     order_id: str
+    created_at: datetime | None = None
 
 
 def _payment(row: Any) -> Payment:
@@ -89,7 +91,9 @@ class Ledger:
                     )
                 )
             ).first()
-        return None if row is None else Claim(row.fingerprint, row.order_id)
+        if row is None:
+            return None
+        return Claim(row.fingerprint, row.order_id, aware(row.created_at))
 
     async def drop_claim(self, user_id: str, key: str, order_id: str) -> None:
         """Free a key whose order was never created, so a retry can try again."""
