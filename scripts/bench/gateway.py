@@ -9,6 +9,11 @@ process is the load generator: the same aiohttp client, concurrency and
 duration against each target, in the same run. Prints requests/s, p50 and
 p99 latency of both and the ratios.
 
+Two more server children run the same gateway with the OpenTelemetry SDK:
+"spans" creates spans but exports nothing (``ec-recommend serve`` without an
+OTLP endpoint), "exported" batches them over OTLP/HTTP to a stand-in collector
+in this process. "gateway" has no SDK (no-op spans): tracing export off.
+
 Usage: python scripts/bench/gateway.py [--seconds 12] [--concurrency 32]
 """
 
@@ -21,6 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -192,19 +199,71 @@ async def load(
     return Result(name, len(latencies), elapsed, latencies, errors)
 
 
+def _merged(results: list[Result]) -> Result:
+    return Result(
+        results[0].name,
+        sum(r.requests for r in results),
+        sum(r.seconds for r in results),
+        [latency for r in results for latency in r.latencies],
+        sum(r.errors for r in results),
+    )
+
+
+@asynccontextmanager
+async def _server(data_dir: str, *options: str) -> AsyncIterator[dict[str, str]]:
+    """A server child (``--serve``) until the block ends; yields its URLs and token."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--serve",
+        data_dir,
+        *options,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    try:
+        ready: dict[str, str] = json.loads(await child.stdout.readline())
+        yield ready
+    finally:
+        child.stdin.close()
+        await asyncio.wait_for(child.wait(), 30)
+
+
+@asynccontextmanager
+async def _span_sink() -> AsyncIterator[tuple[str, list[int]]]:
+    """A stand-in OTLP/HTTP collector that accepts and counts trace exports."""
+    from aiohttp import web
+
+    received: list[int] = []
+
+    async def traces(request: web.Request) -> web.Response:
+        received.append(len(await request.read()))
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/traces", traces)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", received
+    finally:
+        await runner.cleanup()
+
+
 async def run(seconds: float, concurrency: int) -> None:
-    with tempfile.TemporaryDirectory() as data_dir:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "--serve",
-            data_dir,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert child.stdout is not None and child.stdin is not None
-        try:
-            ready = json.loads(await child.stdout.readline())
+    with (
+        tempfile.TemporaryDirectory() as plain_dir,
+        tempfile.TemporaryDirectory() as sdk_dir,
+        tempfile.TemporaryDirectory() as traced_dir,
+    ):
+        async with (
+            _span_sink() as (sink_url, exports),
+            _server(plain_dir) as ready,
+            _server(sdk_dir, "--sdk") as sdk_only,
+            _server(traced_dir, "--otlp", sink_url) as traced,
+        ):
             auth = {"Authorization": f"Bearer {ready['token']}"}
             async with aiohttp.ClientSession() as session:
                 async with session.get(ready["gateway"], headers=auth) as response:
@@ -214,9 +273,20 @@ async def run(seconds: float, concurrency: int) -> None:
             assert via_gateway == via_bare, "the two targets must return the same JSON"
             bare = await load("bare", ready["bare"], auth, seconds, concurrency)
             gateway = await load("gateway", ready["gateway"], auth, seconds, concurrency)
-        finally:
-            child.stdin.close()
-            await asyncio.wait_for(child.wait(), 30)
+            # The tracing variants alternate with "gateway" in short rounds, so
+            # a load spike on a shared machine hits all of them alike.
+            sdk_auth = {"Authorization": f"Bearer {sdk_only['token']}"}
+            traced_auth = {"Authorization": f"Bearer {traced['token']}"}
+            rounds = [
+                ("gateway", ready["gateway"], auth),
+                ("spans", sdk_only["gateway"], sdk_auth),
+                ("exported", traced["gateway"], traced_auth),
+            ]
+            measured: dict[str, list[Result]] = {name: [] for name, _, _ in rounds}
+            for _ in range(3):
+                for name, url, headers in rounds:
+                    measured[name].append(await load(name, url, headers, seconds / 3, concurrency))
+            baseline, spans, exported = (_merged(measured[name]) for name, _, _ in rounds)
     print(f"GET /api/v1/products/{{id}}, {concurrency} concurrent clients, {seconds:.0f}s each")
     print(bare.line())
     print(gateway.line())
@@ -225,6 +295,34 @@ async def run(seconds: float, concurrency: int) -> None:
         f"p50 x{gateway.percentile(0.5) / bare.percentile(0.5):.1f}, "
         f"p99 x{gateway.percentile(0.99) / bare.percentile(0.99):.1f}"
     )
+    print("tracing, 3 alternating rounds each:")
+    for result in (baseline, spans, exported):
+        print(result.line())
+    print(
+        f"spans (SDK, no export)/gateway: throughput x{spans.rate / baseline.rate:.2f}, "
+        f"p50 x{spans.percentile(0.5) / baseline.percentile(0.5):.2f}, "
+        f"p99 x{spans.percentile(0.99) / baseline.percentile(0.99):.2f}"
+    )
+    print(
+        f"tracing export on/off: throughput x{exported.rate / baseline.rate:.2f}, "
+        f"p50 x{exported.percentile(0.5) / baseline.percentile(0.5):.2f}, "
+        f"p99 x{exported.percentile(0.99) / baseline.percentile(0.99):.2f} "
+        f"({len(exports)} OTLP exports, {sum(exports) / 1e6:.1f} MB received)"
+    )
+
+
+@contextmanager
+def _tracing(sdk: bool, otlp: str | None) -> Iterator[None]:
+    """In the server child: no SDK (spans are no-ops), the SDK without export
+    (what ``ec-recommend serve`` runs without an endpoint), or export to ``otlp``."""
+    if not sdk and otlp is None:
+        yield
+        return
+    from ec_recommend.config import TelemetryConfig
+    from ec_recommend.platform.telemetry.export import tracing
+
+    with tracing(TelemetryConfig(otlp_endpoint=otlp), "bench-gateway"):
+        yield
 
 
 def main() -> None:
@@ -232,9 +330,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--sdk", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--otlp", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        uvloop.run(serve(Path(args.serve)))
+        with _tracing(args.sdk, args.otlp):
+            uvloop.run(serve(Path(args.serve)))
     else:
         uvloop.run(run(args.seconds, args.concurrency))
 
