@@ -69,7 +69,11 @@ class ConsumerWorker:
         finally:
             self._ready.set()
             await self._drain()
-            await self._deletes.join()
+            try:
+                await asyncio.wait_for(self._deletes.join(), timeout=self.config.shutdown_grace)
+            except TimeoutError:
+                # Undeleted messages come back and the inbox makes them no-ops.
+                log.warning("%s: pending deletes abandoned at shutdown", self.name)
             deleter.cancel()
             with suppress(asyncio.CancelledError):
                 await deleter
