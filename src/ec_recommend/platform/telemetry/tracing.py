@@ -44,12 +44,18 @@ def trace_headers() -> dict[str, str]:
 
 
 def extract(carrier: Mapping[str, str | bytes]) -> Context:
-    """The trace context a caller sent (an empty context when none or malformed)."""
-    text = {
-        key.lower(): value
-        for key, value in carrier.items()
-        if isinstance(value, str) and key.lower() in TRACE_HEADERS
-    }
+    """The trace context a caller sent (an empty context when none or malformed).
+
+    ``carrier`` is looked up by lower-case key: gRPC metadata keys are lower
+    case, aiohttp's headers are case-insensitive.
+    """
+    parent = carrier.get("traceparent")
+    if not isinstance(parent, str):
+        return Context()
+    text = {"traceparent": parent}
+    state = carrier.get("tracestate")
+    if isinstance(state, str):
+        text["tracestate"] = state
     return propagate.extract(text)
 
 
