@@ -18,10 +18,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 from multidict import CIMultiDictProxy
+
+if TYPE_CHECKING:
+    from ec_recommend.client_push import PushSubscription
 
 JSON = dict[str, Any]
 
@@ -512,6 +515,16 @@ class Client:
         body = await self._json("GET", "/api/v1/recommendations/popular", params={"limit": limit})
         items: list[JSON] = body["items"]
         return items
+
+    # -- real-time push ------------------------------------------------------
+
+    def subscribe(
+        self, *topics: str, last_event_id: str | None = None, auth: str = "header"
+    ) -> PushSubscription:
+        """``async with api.subscribe("orders") as messages: async for m in messages``."""
+        from ec_recommend.client_push import PushSubscription
+
+        return PushSubscription(self, topics, last_event_id=last_event_id, auth=auth)
 
     # -- operations ------------------------------------------------------------
 
