@@ -271,6 +271,18 @@ async def test_order_and_payment_form_one_trace_down_to_the_consumers(tmp_path: 
         ]
         assert consumers and all(c.kind == "CONSUMER" for c in consumers)
         assert all(c.parent_id == producer.span_id for c in consumers)
+    # X-Request-ID → gRPC metadata → event correlation id
+    assert order_server.attributes["ec.request_id"] == "trace-order-1"
+    assert created_producer[0].attributes["messaging.message.conversation_id"] == "trace-order-1"
+    created_consumer = [
+        s
+        for s in spans
+        if s.kind == "CONSUMER" and s.attributes.get("ec.event_type") == "order.created"
+    ]
+    assert all(
+        c.attributes["messaging.message.conversation_id"] == "trace-order-1"
+        for c in created_consumer
+    )
     # database statements appear under the services that ran them
     assert any(
         s.kind == "CLIENT"

@@ -30,6 +30,9 @@ from ec_recommend.platform.telemetry.tracing import (
     tracer,
 )
 
+# The request id of the request that caused an event (an event metadata key).
+CORRELATION_ID = "correlation_id"
+
 
 class Publication:
     """The PRODUCER span of one event being published.
@@ -54,6 +57,9 @@ class Publication:
                 "ec.event_type": event_type,
             },
         )
+        correlation = stored.get(CORRELATION_ID)
+        if correlation:
+            self.span.set_attribute("messaging.message.conversation_id", correlation)
         self.headers: dict[str, str] = {}
         inject(self.headers, trace.set_span_in_context(self.span))
 
@@ -186,6 +192,9 @@ def handling_message(
     }
     if event_id:
         attributes["messaging.message.id"] = event_id
+    correlation = carrier.get(CORRELATION_ID)
+    if correlation:
+        attributes["messaging.message.conversation_id"] = correlation
     if event_type:
         attributes["ec.event_type"] = event_type
     component = current_component.set(consumer)

@@ -104,9 +104,11 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
             "rpc.method": rpc_method,
             "ec.service": service,
         }
-        identity = current_call().identity
-        if identity is not None:
-            attributes["user.id"] = identity.user_id
+        call_context = current_call()
+        if call_context.identity is not None:
+            attributes["user.id"] = call_context.identity.user_id
+        if call_context.request_id:
+            attributes["ec.request_id"] = call_context.request_id
         started = time.perf_counter()
         status = Status.OK
         component = current_component.set(service)
