@@ -48,13 +48,32 @@ def local_config(config: Config, aws: LocalAws) -> Config:
     return replace(config, auth=auth, events=events)
 
 
-async def _provision(config: Config, aws: LocalAws) -> tuple[Config, dict[str, Any]]:
+async def _seed(aws: LocalAws) -> None:
+    """Seed moto's random ids: the pool and the demo accounts get the same ids on
+    every run, so the demo users kept in ``--data-dir`` can log in again.
+    (Accounts signed up later live only as long as this moto child.)"""
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{aws.endpoint_url}/moto-api/seed", params={"a": "20240401"}) as response,
+    ):
+        if response.status != 200:
+            log.warning("could not seed moto (HTTP %s): demo ids differ per run", response.status)
+
+
+async def _provision(
+    config: Config, aws: LocalAws, demo: bool
+) -> tuple[Config, dict[str, Any], dict[str, str]]:
+    """Cognito pool, demo accounts (email -> subject), then the SNS/SQS topology."""
     from ec_recommend.platform.auth.provision import provision_user_pool
     from ec_recommend.platform.events.provision import provision
     from ec_recommend.platform.events.topology import load_topology
 
     pool = await provision_user_pool(aws, config.auth.pool_name)
     config = replace(config, auth=pool.apply(config.auth))
+    # right after the pool, before anything else draws on moto's random ids
+    subjects = await _demo_accounts(config) if demo else {}
     report = await provision(config.events, load_topology(config.events.topology_path))
     facts = {
         "aws_endpoint_url": aws.endpoint_url,
@@ -64,7 +83,7 @@ async def _provision(config: Config, aws: LocalAws) -> tuple[Config, dict[str, A
         "topics": dict(report.topic_arns),
         "queues": dict(report.queue_urls),
     }
-    return config, facts
+    return config, facts, subjects
 
 
 async def _demo_accounts(config: Config) -> dict[str, str]:
@@ -100,7 +119,8 @@ async def local_system(
     data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         aws = await stack.enter_async_context(moto_server(host))
-        config, facts = await _provision(local_config(config, aws), aws)
+        await _seed(aws)
+        config, facts, subjects = await _provision(local_config(config, aws), aws, demo)
         names = available_services()
         hosted = await stack.enter_async_context(host_services(config, names))
         await stack.enter_async_context(
@@ -111,7 +131,7 @@ async def local_system(
         if demo:
             from ec_recommend.runtime.demo import load_demo_data
 
-            await load_demo_data(hosted.clients, await _demo_accounts(config))
+            await load_demo_data(hosted.clients, subjects)
         app = create_app(cognito_setup(config, clients=hosted.clients, services=names, ready=False))
         gateway_url = await stack.enter_async_context(serving(app, host, port))
         endpoints = {"gateway_url": gateway_url, **facts}
