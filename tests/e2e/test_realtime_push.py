@@ -7,10 +7,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 
 from ec_recommend import client as api
 from ec_recommend.client_push import PushSubscription
+from ec_recommend.config import Config, EventsConfig, RealtimeConfig
+from ec_recommend.platform.realtime.metrics import CountingMetrics
+from ec_recommend.platform.realtime.setup import open_realtime
+from tests.conftest import wait_for
 from tests.e2e.conftest import System
 
 pytestmark = pytest.mark.asyncio
@@ -56,3 +61,33 @@ async def test_paying_through_rest_pushes_paid_to_the_buyer_only(system: System)
         # the event reached this gateway already: anything for the stranger came first
         await theirs._socket().send_json({"type": "ping"})
         assert await theirs._receive(5) == {"type": "pong"}
+
+
+async def test_a_second_gateway_sees_an_order_paid_through_the_first(system: System) -> None:
+    """Gateway B's push side (its own SQS queue, in this process) gets what A changed."""
+    seller = await system.seller()
+    buyer = await system.customer()
+    buyer_id = (await buyer.me())["id"]
+    product = await seller.create_product("Second gateway mug", 1200, 3)
+    events = EventsConfig(
+        enabled=True,
+        endpoint_url=system.endpoints["aws_endpoint_url"],
+        region=system.endpoints["region"],
+        consumer_wait_seconds=1,
+    )
+    config = Config(events=events, realtime=RealtimeConfig(backend="sqs"))
+    async with open_realtime(config, CountingMetrics()) as gateway_b:
+        assert gateway_b.fanout is not None and gateway_b.fanout.name == "sqs"
+        connection = gateway_b.hub.register(buyer_id)
+        gateway_b.hub.subscribe(connection, "orders")
+        order = await buyer.create_order([(product["id"], 1)])
+        await buyer.pay(order["id"])  # through gateway A
+
+        def paid_on_b() -> bool:
+            frames = [orjson.loads(f) for f in connection._queue]
+            return any(
+                f.get("data", {}).get("order_id") == order["id"] and f["data"]["status"] == "PAID"
+                for f in frames
+            )
+
+        await wait_for(paid_on_b, timeout=30)
