@@ -21,7 +21,7 @@ from tests.integration.order.shop import Shop, acting_as, new_user
 pytestmark = pytest.mark.asyncio
 
 
-async def test_pay_then_ship_then_deliver(services) -> None:
+async def test_pay_then_ship_then_deliver(services, config) -> None:
     async with services("product", "cart", "order") as hosted:
         shop = Shop(hosted)
         product = await shop.product(stock=5, price=1500, seller_id="seller-a")
@@ -60,6 +60,15 @@ async def test_pay_then_ship_then_deliver(services) -> None:
             assert (await shop.set_status(order.id, "DELIVERED")).status == "DELIVERED"
             with pytest.raises(errors.FailedPrecondition):
                 await shop.set_status(order.id, "SHIPPED")
+    async with open_database(config.storage, "order", MIGRATIONS) as db, db.reading() as conn:
+        rows = (await conn.execute(sa.select(outbox).order_by(outbox.c.seq))).all()
+    # One event per change, each written with the change itself.
+    assert [r.event_type for r in rows] == [
+        "order.created",
+        "order.paid",
+        "order.shipped",
+        "order.delivered",
+    ]
 
 
 async def test_cancel_unpaid_releases_and_cancel_paid_restocks_and_refunds(
