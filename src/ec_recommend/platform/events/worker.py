@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ec_recommend.config import EventsConfig
 from ec_recommend.platform.events.aws import queue_url
 from ec_recommend.platform.events.consumer import ConsumerStats, Subscription
+from ec_recommend.platform.events.deletes import DeleteBatcher
 from ec_recommend.platform.events.envelope import Event, EventError, UnknownEventType, decode
 from ec_recommend.platform.events.inbox import claim
 from ec_recommend.platform.rpc.context import CallContext, call_scope
@@ -26,7 +27,7 @@ from ec_recommend.platform.telemetry.tracing import record_failure
 
 log = logging.getLogger(__name__)
 
-_DELETE_LINGER = 0.02  # seconds a delete waits for company in its batch
+_ABANDON_WAIT = 0.5  # seconds a receive in flight at shutdown may still answer
 _STATUS = {"handled": "success", "duplicates": "duplicate", "ignored": "ignored"}
 
 
@@ -45,7 +46,7 @@ class ConsumerWorker:
         self.visibility_timeout = 30
         self._slots = asyncio.Semaphore(config.consumer_concurrency)
         self._inflight: dict[asyncio.Task[None], str] = {}  # task -> receipt handle
-        self._deletes: asyncio.Queue[str] = asyncio.Queue()
+        self._deletes = DeleteBatcher(sqs, subscription.name)
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
 
@@ -61,7 +62,7 @@ class ConsumerWorker:
         self._stopping.set()
 
     async def run(self) -> None:
-        deleter = asyncio.create_task(self._delete_loop(), name=f"{self.name}-deletes")
+        deleter = asyncio.create_task(self._deletes.run(), name=f"{self.name}-deletes")
         try:
             if await self._resolve_queue():
                 self._ready.set()
@@ -69,9 +70,7 @@ class ConsumerWorker:
         finally:
             self._ready.set()
             await self._drain()
-            try:
-                await asyncio.wait_for(self._deletes.join(), timeout=self.config.shutdown_grace)
-            except TimeoutError:
+            if not await self._deletes.flush(self.config.shutdown_grace):
                 # Undeleted messages come back and the inbox makes them no-ops.
                 log.warning("%s: pending deletes abandoned at shutdown", self.name)
             deleter.cancel()
@@ -83,6 +82,7 @@ class ConsumerWorker:
         while not self._stopping.is_set():
             try:
                 self.queue_url = await queue_url(self.sqs, self.config, self.subscription.queue)
+                self._deletes.queue_url = self.queue_url
                 attrs = await self.sqs.get_queue_attributes(
                     QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
                 )
@@ -116,10 +116,7 @@ class ConsumerWorker:
                 receive = asyncio.create_task(self._receive(free))
                 await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not receive.done():
-                    # Whatever this call had taken reappears after its visibility timeout.
-                    receive.cancel()
-                    with suppress(asyncio.CancelledError, BotoCoreError, ClientError, OSError):
-                        await receive
+                    await self._abandon(receive)
                     self._release(free)
                     break
                 try:
@@ -138,6 +135,23 @@ class ConsumerWorker:
                     task.add_done_callback(self._done)
         finally:
             stopping.cancel()
+
+    async def _abandon(self, receive: asyncio.Task[list[dict[str, Any]]]) -> None:
+        """Stop a long poll at shutdown without stranding what it may have taken.
+
+        An idle long poll holds no messages and is cancelled; a response
+        already on its way is awaited briefly and its messages returned.
+        """
+        done, _ = await asyncio.wait({receive}, timeout=_ABANDON_WAIT)
+        if not done:
+            receive.cancel()
+            with suppress(asyncio.CancelledError, BotoCoreError, ClientError, OSError):
+                await receive
+            return
+        with suppress(BotoCoreError, ClientError, OSError):
+            for message in receive.result():
+                await self._set_visibility(message["ReceiptHandle"], 0)
+                self.stats.returned += 1
 
     def _release(self, count: int) -> None:
         for _ in range(count):
@@ -209,7 +223,7 @@ class ConsumerWorker:
         setattr(self.stats, result, getattr(self.stats, result) + 1)
         if result == "handled":
             self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
-        self._deletes.put_nowait(receipt)
+        self._deletes.add(receipt)
 
     def _reject(self, message: dict[str, Any], exc: EventError, carrier: dict[str, str]) -> None:
         with handling_message(
@@ -253,36 +267,6 @@ class ConsumerWorker:
             )
         except (BotoCoreError, ClientError, OSError) as exc:
             log.warning("%s: cannot change visibility (%s)", self.name, exc)
-
-    async def _delete_loop(self) -> None:
-        while True:
-            batch = [await self._deletes.get()]
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + _DELETE_LINGER
-            while len(batch) < 10:
-                remaining = deadline - loop.time()
-                if remaining <= 0 and self._deletes.empty():
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._deletes.get(), max(remaining, 0)))
-                except TimeoutError:
-                    break
-            try:
-                await self._delete(batch)
-            finally:
-                for _ in batch:
-                    self._deletes.task_done()
-
-    async def _delete(self, receipts: list[str]) -> None:
-        entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)]
-        try:
-            response = await self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        except (BotoCoreError, ClientError, OSError) as exc:
-            # Redelivered later; the inbox turns the repeat into a no-op.
-            log.warning("%s: delete of %d messages failed (%s)", self.name, len(entries), exc)
-            return
-        for failure in response.get("Failed", []):
-            log.warning("%s: delete failed: %s", self.name, failure)
 
     async def _drain(self) -> None:
         """Let in-flight handlers finish within the grace period; return the rest."""
