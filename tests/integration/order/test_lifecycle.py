@@ -3,6 +3,8 @@ machine, cancellation and stock, the payment timeout, who sees what, events."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 
 import pytest
@@ -192,3 +194,27 @@ async def test_orders_are_private_to_buyer_sellers_and_admins(services) -> None:
         )
         assert [o.id for o in everything.orders] == [order.id]
         assert theirs.id not in {i.product_id for i in order.items}
+
+
+async def test_paying_and_cancelling_at_once_always_ends_cancelled_with_stock_back(
+    services,
+) -> None:
+    async with services("product", "cart", "order") as hosted:
+        shop = Shop(hosted)
+        product = await shop.product(stock=20)
+        buyer = new_user()
+        with acting_as(buyer):
+            orders = [await shop.order((product.id, 2)) for _ in range(8)]
+
+            async def pay(order_id: str) -> None:
+                # Refused when the cancel came first (or refunded when it came mid-charge).
+                with contextlib.suppress(errors.FailedPrecondition):
+                    await shop.pay(order_id)
+
+            await asyncio.gather(
+                *(pay(o.id) for o in orders),
+                *(shop.set_status(o.id, "CANCELLED") for o in orders),
+            )
+            final = [await shop.get(o.id) for o in orders]
+        assert {o.status for o in final} == {"CANCELLED"}
+        await wait_for(lambda: _stock_is(shop, product.id, (20, 0)), timeout=10)
