@@ -50,14 +50,14 @@ async def send(
 async def test_each_event_takes_effect_once_when_delivered_repeatedly(
     provisioned: ProvisionReport,
     events_config: EventsConfig,
-    sqlite_storage: StorageConfig,
+    storage: StorageConfig,
     sqs: Any,
 ) -> None:
     repeated, single = product_event("p-1"), product_event("p-2")
     for body in (encode(repeated), encode(repeated), encode(single), encode(repeated)):
         await send(sqs, events_config, body)
     sub = subscription(QUEUE, {"product.updated": count_effect})
-    async with running_consumers(sqlite_storage, events_config, [sub]) as (worker,):
+    async with running_consumers(storage, events_config, [sub]) as (worker,):
         await wait_for(lambda: worker.stats.handled + worker.stats.duplicates == 4, timeout=20)
         assert await effect_counts(worker) == {repeated.id: 1, single.id: 1}
         assert worker.stats.duplicates == 2
