@@ -245,3 +245,16 @@ async def test_shutdown_closes_sockets_with_going_away(tmp_path: Path) -> None:
         assert closing.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
         await ws.close()
         await stopping
+
+
+async def test_a_client_that_stops_answering_pings_is_closed(tmp_path: Path) -> None:
+    config = replace(
+        gateway_config(tmp_path), realtime=RealtimeConfig(backend="local", heartbeat=0.2)
+    )
+    async with running_gateway(config) as gw:
+        ws = await gw.http.ws_connect(WS, autoping=False)
+        await subscribe(ws, "product:" + str(uuid.uuid4()))  # not idle, just silent
+        ping = await ws.receive(timeout=5)
+        assert ping.type == aiohttp.WSMsgType.PING  # the server asks...
+        await wait_for(lambda: not gw.app[REALTIME].hub.connections, timeout=5)  # ...and gives up
+        await ws.close()

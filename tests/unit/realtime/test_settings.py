@@ -1,0 +1,27 @@
+"""Realtime settings: read from the environment, bad values named."""
+
+from __future__ import annotations
+
+import pytest
+
+from ec_recommend.config import Config, ConfigError
+from ec_recommend.platform.realtime.setup import backend_of
+
+
+def test_realtime_settings_are_read_and_checked() -> None:
+    config = Config.from_env({"EC_WS_BACKEND": "redis", "EC_WS_SEND_QUEUE": "64"})
+    assert (config.realtime.backend, config.realtime.send_queue) == ("redis", 64)
+    for bad in (
+        {"EC_WS_BACKEND": "kafka"},
+        {"EC_WS_QUEUE_RETENTION": "10"},  # SQS keeps messages at least 60 s
+        {"EC_WS_HEARTBEAT": "0"},
+    ):
+        with pytest.raises(ConfigError):
+            Config.from_env(bad)
+
+
+def test_auto_backend_prefers_redis_then_sqs() -> None:
+    assert backend_of(Config.from_env({})) == "local"
+    assert backend_of(Config.from_env({"EC_AWS_ENDPOINT_URL": "http://127.0.0.1:1"})) == "sqs"
+    redis = {"EC_AWS_ENDPOINT_URL": "http://127.0.0.1:1", "EC_WS_REDIS_URL": "redis://x"}
+    assert backend_of(Config.from_env(redis)) == "redis"
