@@ -426,9 +426,11 @@ class Client:
         page_size: int | None = None,
         status: str | None = None,
         seller_id: str | None = None,
+        user_id: str | None = None,
         sort_by: str | None = None,
         descending: bool | None = None,
     ) -> Page:
+        """The caller's orders; ``seller_id``: a seller's orders; ``user_id``: admins only."""
         return await self._page(
             "/api/v1/orders",
             {
@@ -436,6 +438,7 @@ class Client:
                 "page_size": page_size,
                 "status": status,
                 "seller_id": seller_id,
+                "user_id": user_id,
                 "sort_by": sort_by,
                 "descending": descending,
             },
