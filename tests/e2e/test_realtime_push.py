@@ -84,7 +84,7 @@ async def test_a_second_gateway_sees_an_order_paid_through_the_first(system: Sys
         await buyer.pay(order["id"])  # through gateway A
 
         def paid_on_b() -> bool:
-            frames = [orjson.loads(f) for f in connection._queue]
+            frames = [orjson.loads(f) for f in connection.queued()]
             return any(
                 f.get("data", {}).get("order_id") == order["id"] and f["data"]["status"] == "PAID"
                 for f in frames

@@ -64,7 +64,7 @@ def follow_orders(realtime: Realtime, user_id: str) -> Connection:
 
 
 def received(connection: Connection) -> list[dict[str, Any]]:
-    return [orjson.loads(f) for f in connection._queue if b"order.status_changed" in f]
+    return [orjson.loads(f) for f in connection.queued() if b"order.status_changed" in f]
 
 
 async def instance_queues(events: EventsConfig) -> list[str]:

@@ -46,7 +46,7 @@ def product_push(product_id: str) -> Push:
 
 
 def drain(connection: Connection) -> list[dict[str, object]]:
-    frames = [orjson.loads(f) for f in connection._queue]
+    frames = [orjson.loads(f) for f in connection.queued()]
     connection._queue.clear()
     return frames
 

@@ -137,7 +137,13 @@ class QueueFeed:
                 )
                 messages = response.get("Messages", [])
                 if messages:
-                    await on_bodies([str(m["Body"]) for m in messages])
+                    try:
+                        await on_bodies([str(m["Body"]) for m in messages])
+                    except Exception:
+                        # not deleted: SQS hands the batch out again after the visibility timeout
+                        log.exception("realtime: handing over from %s failed", self.name)
+                        await asyncio.sleep(1.0)
+                        continue
                     await self.sqs.delete_message_batch(
                         QueueUrl=self.url,
                         Entries=[

@@ -60,6 +60,10 @@ class Connection:
     def pending(self) -> int:
         return len(self._queue)
 
+    def queued(self) -> list[bytes]:
+        """The frames waiting to be written (for inspection)."""
+        return list(self._queue)
+
     @property
     def closing(self) -> bool:
         return self.close_code is not None
