@@ -27,6 +27,7 @@ from ec_recommend.platform.telemetry.tracing import record_failure
 
 log = logging.getLogger(__name__)
 
+_RECEIVE_LINGER = 0.02  # seconds to wait for more free slots before receiving
 _ABANDON_WAIT = 0.5  # seconds a receive in flight at shutdown may still answer
 _STATUS = {"handled": "success", "duplicates": "duplicate", "ignored": "ignored"}
 
@@ -108,11 +109,7 @@ class ConsumerWorker:
         failures = 0
         try:
             while not self._stopping.is_set():
-                await self._slots.acquire()  # at least one free slot before asking
-                free = 1
-                while free < 10 and not self._slots.locked():
-                    await self._slots.acquire()
-                    free += 1
+                free = await self._free_slots()
                 receive = asyncio.create_task(self._receive(free))
                 await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not receive.done():
@@ -135,6 +132,27 @@ class ConsumerWorker:
                     task.add_done_callback(self._done)
         finally:
             stopping.cancel()
+
+    async def _free_slots(self) -> int:
+        """Take at least one handler slot, and a few more if they free up soon.
+
+        Asking for one message whenever one slot frees would turn a busy queue
+        into many receives of one; a short linger lets a fuller batch form.
+        """
+        await self._slots.acquire()
+        free = 1
+        wanted = min(10, self.config.consumer_concurrency)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _RECEIVE_LINGER
+        while free < wanted:
+            if not self._slots.locked():
+                await self._slots.acquire()  # immediate: a slot is free
+                free += 1
+            elif loop.time() < deadline and not self._stopping.is_set():
+                await asyncio.sleep(_RECEIVE_LINGER / 5)
+            else:
+                break
+        return free
 
     async def _abandon(self, receive: asyncio.Task[list[dict[str, Any]]]) -> None:
         """Stop a long poll at shutdown without stranding what it may have taken.
