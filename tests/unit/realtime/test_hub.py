@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import time
 import uuid
 
 import orjson
@@ -11,6 +14,7 @@ from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend.platform import errors
 from ec_recommend.platform.events.envelope import new_event
+from ec_recommend.platform.realtime.expiry import TOKEN_EXPIRED, close_at_expiry, token_expiry
 from ec_recommend.platform.realtime.hub import SLOW_CLIENT, Connection, Hub, Limits
 from ec_recommend.platform.realtime.messages import Push, push_for
 from ec_recommend.platform.realtime.metrics import CountingMetrics
@@ -193,3 +197,24 @@ def test_close_all_refuses_new_connections() -> None:
     assert connection.close_code == 1001
     with pytest.raises(errors.Unavailable):
         h.register("bob")
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    payload = base64.urlsafe_b64encode(orjson.dumps(claims)).rstrip(b"=").decode()
+    return f"eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln"
+
+
+def test_token_expiry_is_read_from_the_exp_claim() -> None:
+    assert token_expiry(_jwt({"sub": "a", "exp": 1_900_000_000})) == 1_900_000_000.0
+    for token in ("opaque", _jwt({"sub": "a"}), _jwt({"exp": "soon"}), "a.!!!.c", "a.bnVsbA.c"):
+        assert token_expiry(token) is None
+
+
+@pytest.mark.asyncio
+async def test_a_connection_is_closed_when_its_token_expires() -> None:
+    h, _, _ = hub()
+    connection = h.register("alice")
+    handle = close_at_expiry(connection, _jwt({"exp": time.time() - 1}))
+    assert handle is not None
+    await asyncio.wait_for(connection.wait_closing(), 5)
+    assert connection.close_code == TOKEN_EXPIRED

@@ -16,7 +16,8 @@ server -> client
 
 Tokens never travel in the URL. A connection that follows nothing for
 ``idle_timeout`` is closed (4000); one whose send queue fills is closed as a
-slow client (4008); shutdown closes every socket with 1001.
+slow client (4008); one whose token expires is closed with 4401; shutdown
+closes every socket with 1001.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from aiohttp import WSMsgType, web
 from ec_recommend.platform import errors
 from ec_recommend.platform.gateway.identity import bearer_token
 from ec_recommend.platform.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID
+from ec_recommend.platform.realtime.expiry import close_at_expiry
 from ec_recommend.platform.realtime.fanout import Fanout
 from ec_recommend.platform.realtime.hub import (
     IDLE,
@@ -75,13 +77,14 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     realtime = request.app[REALTIME]
     hub, settings = realtime.hub, realtime.settings
     identity = request.get(IDENTITY)
-    if identity is None and "Authorization" in request.headers:
+    token = bearer_token(request.headers.get("Authorization"))
+    if identity is None and token is not None:
         # the policy middleware did not cover this path: verify here
-        token = bearer_token(request.headers["Authorization"])
-        if token is not None:
-            identity = await _resolver(request)(token, request.get(REQUEST_ID, ""))
+        identity = await _resolver(request)(token, request.get(REQUEST_ID, ""))
     # refused before the upgrade, as an HTTP error in the REST shape
     connection = hub.register(identity.user_id if identity is not None else None)
+    if identity is not None and token is not None:
+        connection.expiry = close_at_expiry(connection, token)
     try:
         ws = web.WebSocketResponse(
             heartbeat=settings.heartbeat,
@@ -102,6 +105,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             await closer
         return ws
     finally:
+        if connection.expiry is not None:
+            connection.expiry.cancel()
         hub.unregister(connection)
 
 
@@ -239,6 +244,7 @@ async def _handle(
             raise errors.Unauthenticated("auth: expected a token")
         identity = await _resolver(request)(token, request.get(REQUEST_ID, ""))
         hub.authenticate(connection, identity.user_id)
+        connection.expiry = close_at_expiry(connection, token)
         connection.offer(frame("authenticated", user_id=identity.user_id))
     else:
         raise errors.InvalidArgument(

@@ -49,6 +49,7 @@ class Connection:
         self.user_id = user_id
         self.bound = bound
         self.topics: dict[str, str] = {}  # client topic -> routing topic
+        self.expiry: asyncio.TimerHandle | None = None  # closes it when its token expires
         self.close_code: int | None = None
         self.close_reason = ""
         self._queue: deque[bytes] = deque()
