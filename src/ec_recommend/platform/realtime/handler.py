@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 Resolve = Callable[[str, str], Awaitable[Identity]]
 _DONE = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 _MAX_EVENT_ID = 256
+INTERNAL_ERROR = 1011
 
 
 @dataclass(frozen=True)
@@ -201,11 +202,16 @@ async def _read(
             kind = parsed["type"]
             await _handle(parsed, connection, hub, request, first=first)
         except errors.ServiceError as exc:
-            connection.offer(error_frame(exc))
+            hub.send(connection, error_frame(exc))
             if kind == "auth" and isinstance(exc, errors.Unauthenticated):
                 # no second guess on the same socket
                 connection.close(POLICY_VIOLATION, "authentication failed", drain=True)
                 return
+        except Exception:
+            log.exception("realtime: failed handling a %r message", kind)
+            hub.send(connection, error_frame(errors.Internal("unexpected")))
+            connection.close(INTERNAL_ERROR, "internal error", drain=True)
+            return
         first = False
 
 
@@ -233,7 +239,7 @@ async def _handle(
     elif kind == "unsubscribe":
         hub.unsubscribe(connection, message.get("topic"))
     elif kind == "ping":
-        connection.offer(frame("pong"))
+        hub.send(connection, frame("pong"))
     elif kind == "auth":
         if connection.user_id is not None:
             raise errors.FailedPrecondition("this connection is already authenticated")
@@ -245,7 +251,7 @@ async def _handle(
         identity = await _resolver(request)(token, request.get(REQUEST_ID, ""))
         hub.authenticate(connection, identity.user_id)
         connection.expiry = close_at_expiry(connection, token)
-        connection.offer(frame("authenticated", user_id=identity.user_id))
+        hub.send(connection, frame("authenticated", user_id=identity.user_id))
     else:
         raise errors.InvalidArgument(
             "type: expected auth, subscribe, unsubscribe or ping", field="type"

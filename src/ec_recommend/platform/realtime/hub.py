@@ -216,7 +216,7 @@ class Hub:
         routing = self.routing_topic(connection, topic)
         client_topic = ORDERS if routing.startswith(ORDERS + ":") else routing
         if client_topic in connection.topics:
-            connection.offer(frame("subscribed", topic=client_topic))
+            self.send(connection, frame("subscribed", topic=client_topic))
             return client_topic
         if len(connection.topics) >= self.limits.subscriptions_per_connection:
             raise errors.ResourceExhausted(
@@ -248,7 +248,7 @@ class Hub:
         client_topic = ORDERS if routing.startswith(ORDERS + ":") else routing
         if connection.topics.pop(client_topic, None) is not None:
             self._drop_subscriber(routing, connection)
-        connection.offer(frame("unsubscribed", topic=client_topic))
+        self.send(connection, frame("unsubscribed", topic=client_topic))
         return client_topic
 
     def _drop_subscriber(self, routing: str, connection: Connection) -> None:
@@ -259,6 +259,11 @@ class Hub:
                 del self._subscribers[routing]
 
     # -- delivery ----------------------------------------------------------
+
+    def send(self, connection: Connection, data: bytes) -> None:
+        """Queue a reply to one connection; a full queue closes it as slow."""
+        if not connection.offer(data):
+            self._slow(connection)
 
     def deliver(self, push: Push) -> int:
         """Queue ``push`` for its subscribers (once per event id); returns how many."""
