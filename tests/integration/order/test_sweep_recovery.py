@@ -1,14 +1,17 @@
-"""The sweep finishes what a failed call left undone: a cancellation stands
-when the provider fails to refund, and the sweep retries the refund with the
-same idempotency key."""
+"""The sweep finishes what a failed call left undone: a refund the provider
+did not confirm (the cancellation stands; the retry reuses the refund's key),
+and a stock move ProductService could not take when the order was paid."""
 
 from __future__ import annotations
 
 import pytest
 
+from ec_recommend.config import Endpoint
 from ec_recommend.platform.errors import Unavailable
 from ec_recommend.platform.money import Money
+from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.storage import open_database
+from ec_recommend.runtime.local_aws import free_port
 from ec_recommend.services.order import domain
 from ec_recommend.services.order.checkout import Checkout
 from ec_recommend.services.order.fulfilment import Fulfilment
@@ -58,3 +61,29 @@ async def test_sweep_retries_an_unconfirmed_refund(services, config) -> None:
         assert len(set(provider.refund_keys)) == 1  # the retry reused the refund's key
         refund = await ledger.refund_of(order.id)
         assert refund is not None and refund["provider_refund_id"].startswith("re_")
+
+
+async def test_sweep_commits_stock_a_failed_call_left_reserved(services, config) -> None:
+    async with (
+        services("product") as hosted,
+        open_database(config.storage, "order", MIGRATIONS) as db,
+        ClientFactory({"product": [Endpoint("127.0.0.1", free_port())]}) as unreachable,
+    ):
+        shop = Shop(hosted)
+        product = await shop.product(stock=5)
+        store, ledger = OrderStore(db), Ledger(db)
+        order = await Checkout(store, ledger, hosted.clients).create(
+            new_user(), [(product.id, 2)], from_cart=False, key=""
+        )
+        # Paid while ProductService cannot be reached: the payment stands.
+        cut_off = Fulfilment(store, ledger, unreachable, SandboxPaymentProvider())
+        payment = await cut_off.pay(order, "tok_visa")
+        assert payment.status == "SUCCEEDED"
+        paid = await store.get(order.id)
+        assert (paid.status, paid.stock_state) == (domain.PAID, domain.STOCK_RESERVED)
+        assert await shop.stock(product.id) == (3, 2)
+
+        healthy = Fulfilment(store, ledger, hosted.clients, SandboxPaymentProvider())
+        await healthy.sweep(payment_timeout=3600)
+        assert (await store.get(order.id)).stock_state == domain.STOCK_COMMITTED
+        assert await shop.stock(product.id) == (3, 0)
