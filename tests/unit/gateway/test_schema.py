@@ -67,3 +67,35 @@ def test_json_schema_mirrors_the_rules() -> None:
     assert stock == {"type": "integer", "minimum": 0, "maximum": 1_000_000_000}
     sale = UPDATE_PRODUCT.json_schema()["properties"]["sale_price"]
     assert {"type": "null"} in sale["oneOf"]
+
+
+def test_service_errors_map_to_the_contract_table() -> None:
+    from ec_recommend.platform import errors
+    from ec_recommend.platform.gateway.http_errors import service_error_response
+
+    cases = [
+        (errors.InvalidArgument("bad", field="x"), 400, "INVALID_REQUEST"),
+        (errors.Unauthenticated("who"), 401, "UNAUTHORIZED"),
+        (errors.PaymentDeclined("no"), 402, "PAYMENT_DECLINED"),
+        (errors.PermissionDenied("no"), 403, "FORBIDDEN"),
+        (errors.NotFound("gone"), 404, "NOT_FOUND"),
+        (errors.AlreadyExists("dup"), 409, "CONFLICT"),
+        (errors.Aborted("race"), 409, "CONFLICT"),
+        (errors.FailedPrecondition("short", product_id="p"), 409, "CONFLICT"),
+        (errors.ResourceExhausted("slow down"), 429, "RATE_LIMITED"),
+        (errors.Internal("db exploded at 10.0.0.1"), 500, "INTERNAL_ERROR"),
+        (errors.Unavailable("10.0.0.7:50051 refused"), 503, "SERVICE_UNAVAILABLE"),
+        (errors.DeadlineExceeded("slow"), 504, "TIMEOUT"),
+    ]
+    for error, status, code in cases:
+        response = service_error_response(error, "rid")
+        assert response.status == status, error
+        body = response.body
+        assert isinstance(body, bytes)
+        assert f'"code":"{code}"'.encode() in body
+        assert b"10.0.0" not in body  # transport and internal details never leak
+    conflict = service_error_response(
+        errors.FailedPrecondition("short", product_id="p", reason="insufficient_stock"), "rid"
+    )
+    assert b'"details":{"product_id":"p","reason":"insufficient_stock"}' in conflict.body  # type: ignore[operator]
+    assert service_error_response(errors.ResourceExhausted("x"), "r").headers["Retry-After"] == "1"
