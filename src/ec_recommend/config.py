@@ -126,8 +126,8 @@ class TelemetryConfig:
     """Traces, metrics and logs of one process.
 
     Spans go out over OTLP/HTTP only when ``otlp_endpoint`` is set (e.g.
-    ``http://collector:4318``); without it they are still created, so log
-    lines carry trace ids, but nothing is exported. A service or worker
+    ``http://collector:4318``); without it spans only carry ids (so log
+    lines carry trace ids) and record nothing. A service or worker
     process serves ``/metrics`` on ``metrics_port`` (0 = any free port).
     ``log_format`` is ``json``, ``text`` or ``auto`` (text on a terminal).
     With ``consumer_links`` a consumer span starts a new trace linked to the

@@ -1,9 +1,10 @@
 """Trace export for process entry points; the only module that imports the SDK.
 
-An entry point (``ec-recommend serve|up``) installs a provider once. Spans are
-always created, so log lines carry trace ids; they leave the process only
-when an OTLP endpoint is configured, batched over OTLP/HTTP by a background
-thread that is flushed on exit.
+An entry point (``ec-recommend serve|up``) installs a provider once. With an
+OTLP endpoint configured, spans are recorded and batched over OTLP/HTTP by a
+background thread that is flushed on exit. Without one, spans still get ids
+(so log lines carry trace ids and downstream calls continue the trace) but
+record nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 
 from ec_recommend.config import TelemetryConfig
 
@@ -28,12 +29,17 @@ def traces_url(endpoint: str) -> str:
 
 
 def build_provider(config: TelemetryConfig, service_name: str) -> TracerProvider:
+    """Recording, sampled and exported spans with an endpoint; without one,
+    spans that only carry ids (cheap: nothing is recorded that would go nowhere)."""
+    # With an endpoint: follow the caller's decision, sample new traces at the ratio.
+    sampler = (
+        ParentBased(TraceIdRatioBased(config.sample_ratio)) if config.otlp_endpoint else ALWAYS_OFF
+    )
     provider = TracerProvider(
         resource=Resource.create(
             {"service.name": service_name, "service.namespace": "ec-recommend"}
         ),
-        # Follow the caller's decision; sample new traces at the configured ratio.
-        sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
+        sampler=sampler,
     )
     if config.otlp_endpoint:
         exporter = OTLPSpanExporter(endpoint=traces_url(config.otlp_endpoint))
