@@ -1,7 +1,7 @@
 """End-to-end: ``ec-recommend up`` as a subprocess, driven over HTTP.
 
-``system`` (per test) gives the endpoints of one ``up`` process shared by the
-session, and makes logged-in clients: ``await system.customer()``,
+``system`` (session-wide) gives the endpoints of one ``up`` process and makes
+logged-in clients (closed at the end of each test): ``await system.customer()``,
 ``await system.seller()``, ``await system.admin()``, ``system.anonymous()``.
 The gateway trusts 127.0.0.1 as a proxy here, and every client sends its own
 ``X-Forwarded-For`` address, so tests do not share the anonymous budget of
@@ -160,14 +160,20 @@ class System:
         return client
 
     async def close(self) -> None:
-        for client in self.clients:
+        clients, self.clients = self.clients, []
+        for client in clients:
             await client.close()
 
 
-@pytest_asyncio.fixture
-async def system(running_system: RunningSystem) -> AsyncIterator[System]:
-    helper = System(running_system)
-    try:
-        yield helper
-    finally:
-        await helper.close()
+@pytest.fixture(scope="session")
+def system(running_system: RunningSystem) -> System:
+    """The session's running system and its helpers (clients are closed after each test)."""
+    return System(running_system)
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_system_clients(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    # clients live on the test's event loop: close them before that loop ends
+    yield
+    if "system" in request.fixturenames:
+        await request.getfixturevalue("system").close()
