@@ -38,6 +38,7 @@ class RedisFanout:
         self.redis = redis
         self.channel = channel
         self.on_event = on_event
+        self.subscribed = False
 
     async def publish(self, event: Event) -> None:
         await self.redis.publish(self.channel, encode(event))
@@ -48,18 +49,27 @@ class RedisFanout:
                 pipe.publish(self.channel, body)
             await pipe.execute()
 
-    async def listen(self, ready: asyncio.Event) -> None:
+    async def listen(self, tried: asyncio.Event) -> None:
+        """Follow the channel until cancelled, resubscribing after an outage.
+
+        ``tried`` is set after the first attempt, whatever its outcome;
+        ``subscribed`` tells which.
+        """
         while True:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.channel)
-                    ready.set()
+                    self.subscribed = True
+                    tried.set()
                     async for message in pubsub.listen():
                         data = message.get("data")
                         if isinstance(data, bytes):
                             deliver_bodies(self.on_event, [data.decode("utf-8", "replace")])
             except (RedisError, OSError) as exc:
-                log.warning("realtime: Redis subscription lost (%s); resubscribing", exc)
+                if self.subscribed or not tried.is_set():
+                    log.warning("realtime: no Redis subscription (%s); retrying", exc)
+                self.subscribed = False
+                tried.set()
                 await asyncio.sleep(1.0)
 
 
@@ -80,9 +90,13 @@ async def redis_fanout(
     tasks: list[asyncio.Task[None]] = []
     try:
         async with AsyncExitStack() as stack:
-            ready = asyncio.Event()
-            tasks.append(asyncio.create_task(fanout.listen(ready)))
-            await asyncio.wait_for(ready.wait(), 10)
+            tried = asyncio.Event()
+            tasks.append(asyncio.create_task(fanout.listen(tried)))
+            # start even while Redis is down: the listener keeps trying, and
+            # the shared queue keeps undelivered events for redelivery
+            first = asyncio.create_task(tried.wait())
+            await asyncio.wait({first}, timeout=5)
+            first.cancel()
             if events is not None and events.enabled and topology is not None:
                 sqs: Any = await stack.enter_async_context(aws_client("sqs", events))
                 sns: Any = await stack.enter_async_context(aws_client("sns", events))
