@@ -184,6 +184,14 @@ async def test_resume_with_last_event_id_replays_missed_messages_once(
         assert (await receive(ws))["event_id"] == later.id
 
 
+async def slow_disconnects(gw: GatewayUnderTest) -> float:
+    text = await (await gw.http.get("/metrics")).text()
+    for line in text.splitlines():
+        if line.startswith("ws_slow_client_disconnects_total"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _raw_websocket(port: int) -> socket.socket:
     """A client that completes the handshake and then never reads."""
     raw = socket.socket()
@@ -207,6 +215,7 @@ async def test_a_client_that_never_reads_is_closed_at_its_queue_bound(
     product_id = str(uuid.uuid4())
     port = gw.http.port
     assert port is not None
+    before = await slow_disconnects(gw)
     raw = await asyncio.to_thread(_raw_websocket, port)
     try:
         await wait_for(lambda: len(hub.connections) == 1)
@@ -222,6 +231,7 @@ async def test_a_client_that_never_reads_is_closed_at_its_queue_bound(
             await asyncio.sleep(0.001)  # let the writer push into the socket
         assert connection.close_code == SLOW_CLIENT
         await wait_for(lambda: not hub.connections, timeout=10)
+        assert await slow_disconnects(gw) == before + 1
     finally:
         raw.close()
 
