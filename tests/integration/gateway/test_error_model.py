@@ -163,3 +163,15 @@ async def test_a_crash_is_a_500_with_no_internals(tmp_path) -> None:  # type: ig
         body = await _error(response, 500, "INTERNAL_ERROR")
         assert "hunter2" not in await response.text()
         assert body["details"]["request_id"] == response.headers["X-Request-ID"]
+
+
+async def test_auth_routes_ignore_tokens_and_count_as_anonymous(gateway: GatewayUnderTest) -> None:
+    # an expired token left in the header must not block /auth/refresh or /auth/login
+    response = await gateway.http.post(
+        "/auth/login",
+        json={"email": "a@example.com", "password": "x"},
+        headers={"Authorization": "Bearer expired-token"},
+    )
+    assert response.status == 503  # no accounts configured here, but not a 401
+    assert response.headers["RateLimit-Limit"] == "10000"  # the anonymous tier
+    assert gateway.verifier.calls == 0

@@ -82,12 +82,15 @@ async def policy_middleware(request: web.Request, handler: Handler) -> web.Strea
 
     identity: Identity | None = None
     auth_error: errors.Unauthenticated | None = None
-    try:
-        token = bearer_token(request.headers.get("Authorization"))
-        if token is not None:
-            identity = await gateway.identities.resolve(token, request[REQUEST_ID])
-    except errors.Unauthenticated as exc:
-        auth_error = exc  # counted against the anonymous budget first
+    # Routes without auth (/auth/*) ignore tokens: refreshing with an expired
+    # token in the header must work, and they count as anonymous.
+    if rule.auth != "none":
+        try:
+            token = bearer_token(request.headers.get("Authorization"))
+            if token is not None:
+                identity = await gateway.identities.resolve(token, request[REQUEST_ID])
+        except errors.Unauthenticated as exc:
+            auth_error = exc  # counted against the anonymous budget first
 
     address = gateway.addresses.resolve(request.remote, request.headers.get("X-Forwarded-For"))
     tier, key = gateway.tiers.pick(identity, address)
