@@ -21,8 +21,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from ec_recommend import client as api
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
+from ec_recommend.client import Client
 from ec_recommend.config import RealtimeConfig
 from ec_recommend.platform.events.envelope import Event, new_event
 from ec_recommend.platform.realtime.handler import REALTIME
@@ -268,3 +270,25 @@ async def test_a_client_that_stops_answering_pings_is_closed(tmp_path: Path) -> 
         assert ping.type == aiohttp.WSMsgType.PING  # the server asks...
         await wait_for(lambda: not gw.app[REALTIME].hub.connections, timeout=5)  # ...and gives up
         await ws.close()
+
+
+async def test_the_client_resumes_where_it_left_off(gw: GatewayUnderTest) -> None:
+    alice_id = await user_id(gw, "alice")
+    url = str(gw.http.make_url("")).rstrip("/")
+    async with Client(url, token="alice") as alice:
+        async with alice.subscribe("orders") as messages:
+            first = paid(alice_id)
+            await publish(gw, first)
+            assert (await messages.next(timeout=5))["event_id"] == first.id
+            last = messages.last_event_id
+        missed = [paid(alice_id), paid(alice_id)]
+        for event in missed:
+            await publish(gw, event)
+        async with alice.subscribe("orders", last_event_id=last, auth="message") as messages:
+            assert messages.resumed == {"orders": True}
+            got = [await messages.next(timeout=5) for _ in missed]
+            assert [m["event_id"] for m in got] == [e.id for e in missed]
+            assert messages.last_event_id == missed[-1].id
+        with pytest.raises(api.Unauthorized):
+            async with Client(url).subscribe("orders"):
+                pass
