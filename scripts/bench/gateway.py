@@ -9,10 +9,11 @@ process is the load generator: the same aiohttp client, concurrency and
 duration against each target, in the same run. Prints requests/s, p50 and
 p99 latency of both and the ratios.
 
-Two more server children run the same gateway with the OpenTelemetry SDK:
-"spans" creates spans but exports nothing (``ec-recommend serve`` without an
-OTLP endpoint), "exported" batches them over OTLP/HTTP to a stand-in collector
-in this process. "gateway" has no SDK (no-op spans): tracing export off.
+Two more server children run the same gateway with the OpenTelemetry SDK as
+``ec-recommend serve`` installs it: "ids" without an OTLP endpoint (spans get
+ids for the logs but record nothing), "exported" with one (spans recorded and
+batched over OTLP/HTTP to a stand-in collector in this process). "gateway"
+has no SDK at all (no-op spans).
 
 Usage: python scripts/bench/gateway.py [--seconds 12] [--concurrency 32]
 """
@@ -279,14 +280,14 @@ async def run(seconds: float, concurrency: int) -> None:
             traced_auth = {"Authorization": f"Bearer {traced['token']}"}
             rounds = [
                 ("gateway", ready["gateway"], auth),
-                ("spans", sdk_only["gateway"], sdk_auth),
+                ("ids", sdk_only["gateway"], sdk_auth),
                 ("exported", traced["gateway"], traced_auth),
             ]
             measured: dict[str, list[Result]] = {name: [] for name, _, _ in rounds}
             for _ in range(3):
                 for name, url, headers in rounds:
                     measured[name].append(await load(name, url, headers, seconds / 3, concurrency))
-            baseline, spans, exported = (_merged(measured[name]) for name, _, _ in rounds)
+            baseline, ids, exported = (_merged(measured[name]) for name, _, _ in rounds)
     print(f"GET /api/v1/products/{{id}}, {concurrency} concurrent clients, {seconds:.0f}s each")
     print(bare.line())
     print(gateway.line())
@@ -296,15 +297,15 @@ async def run(seconds: float, concurrency: int) -> None:
         f"p99 x{gateway.percentile(0.99) / bare.percentile(0.99):.1f}"
     )
     print("tracing, 3 alternating rounds each:")
-    for result in (baseline, spans, exported):
+    for result in (baseline, ids, exported):
         print(result.line())
     print(
-        f"spans (SDK, no export)/gateway: throughput x{spans.rate / baseline.rate:.2f}, "
-        f"p50 x{spans.percentile(0.5) / baseline.percentile(0.5):.2f}, "
-        f"p99 x{spans.percentile(0.99) / baseline.percentile(0.99):.2f}"
+        f"ids (SDK, no endpoint)/no SDK: throughput x{ids.rate / baseline.rate:.2f}, "
+        f"p50 x{ids.percentile(0.5) / baseline.percentile(0.5):.2f}, "
+        f"p99 x{ids.percentile(0.99) / baseline.percentile(0.99):.2f}"
     )
     print(
-        f"tracing export on/off: throughput x{exported.rate / baseline.rate:.2f}, "
+        f"tracing export on/off (no SDK): throughput x{exported.rate / baseline.rate:.2f}, "
         f"p50 x{exported.percentile(0.5) / baseline.percentile(0.5):.2f}, "
         f"p99 x{exported.percentile(0.99) / baseline.percentile(0.99):.2f} "
         f"({len(exports)} OTLP exports, {sum(exports) / 1e6:.1f} MB received)"
