@@ -78,7 +78,15 @@ async def test_sqs_queue_per_gateway_delivers_across_gateways(events: EventsConf
     async with AsyncExitStack() as stack:
         a, b = await two_gateways(stack, config)
         assert a.fanout is not None and b.fanout is not None and a.fanout.name == "sqs"
-        assert len(await instance_queues(events)) == 2  # one each
+        queues = await instance_queues(events)
+        assert len(queues) == 2  # one each, expiring: messages live 60 s, a heartbeat tag
+        async with aws_client("sqs", events) as sqs:
+            for url in queues:
+                attributes = await sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["MessageRetentionPeriod"]
+                )
+                assert attributes["Attributes"]["MessageRetentionPeriod"] == "60"
+                assert HEARTBEAT_TAG in (await sqs.list_queue_tags(QueueUrl=url))["Tags"]
         alice = follow_orders(a, "alice")
         bob = follow_orders(b, "bob")
         event = paid("alice")
