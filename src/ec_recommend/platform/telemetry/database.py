@@ -2,7 +2,8 @@
 
 Statements are traced only inside a recording span (a request, a handled
 message, a publish): background polling loops would otherwise start a trace
-per poll. The span carries the SQL text with its placeholders, never the
+per poll. Transaction starts are left out: they are the driver's own on
+PostgreSQL and say nothing on SQLite. The span carries the SQL text with its placeholders, never the
 parameter values.
 """
 
@@ -37,6 +38,9 @@ def instrument_engine(
         if context is None or not trace.get_current_span().is_recording():
             return
         operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+        if operation == "BEGIN":
+            # SQLite's explicit BEGIN (PostgreSQL's is the driver's, untraced): noise.
+            return
         span = tracer.start_span(
             f"{operation} {service}",
             kind=SpanKind.CLIENT,
