@@ -143,3 +143,25 @@ async def test_retry_budget_caps_retries_during_an_outage() -> None:
     attempts = len(service.calls["GetProduct"])
     # without a budget: 60 * (1 + 3) = 240 attempts
     assert 60 < attempts <= 60 + 3 + 0.1 * 60 + 1
+
+
+async def test_a_write_refused_by_a_draining_server_is_retried_elsewhere() -> None:
+    draining, live = FaultyProducts(), FaultyProducts()
+    async with (
+        RpcServer("product", [draining]) as first,
+        RpcServer("product", [live]) as second,
+        ClientFactory(
+            {"product": [Endpoint("127.0.0.1", s.port) for s in (first, second)]},
+            pool_size=1,
+            mesh=mesh(),
+        ) as clients,
+    ):
+        stub = clients.stub(pb.ProductServiceStub, "product")
+        for _ in range(2):  # open a connection to each
+            await stub.get_product(GET)
+        await first.drain()  # open connections now answer UNAVAILABLE (draining)
+        for i in range(4):
+            created = await stub.create_product(pb.CreateProductRequest(name=f"n{i}"))
+            assert created.name == f"n{i}"
+    assert len(draining.calls["CreateProduct"]) == 0
+    assert len(live.calls["CreateProduct"]) == 4

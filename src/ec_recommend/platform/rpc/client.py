@@ -189,7 +189,9 @@ class CallInvoker:
             )
         except errors.ServiceError as exc:
             self._record(endpoint, exc)
-            raise _AttemptFailed(exc, sent=sent) from None
+            # a draining server refused the call before doing any work
+            refused = exc.details.get("reason") == "draining"
+            raise _AttemptFailed(exc, sent=sent and not refused) from None
         except BaseException:
             self.breaker.abandon(trial=trial)
             raise

@@ -160,7 +160,10 @@ class RpcServer:
 
         async def guarded(stream: Stream[Any, Any]) -> None:
             if self._draining:
-                raise GRPCError(Status.UNAVAILABLE, f"{self.service} is shutting down")
+                # "draining": the call did no work, so any client may retry it elsewhere
+                raise GRPCError(
+                    Status.UNAVAILABLE, f"{self.service} is shutting down", {"reason": "draining"}
+                )
             self._inflight += 1
             self._idle.clear()
             try:
