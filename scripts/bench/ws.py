@@ -128,7 +128,7 @@ def serve(kind: str, port_file: Path) -> None:
 
 
 @asynccontextmanager
-async def server(kind: str) -> AsyncIterator[str]:
+async def server(kind: str) -> AsyncIterator[tuple[str, int]]:
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         child = await asyncio.create_subprocess_exec(
@@ -140,10 +140,18 @@ async def server(kind: str) -> AsyncIterator[str]:
                 if child.returncode is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{kind} server did not start")
                 await asyncio.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
+            yield f"http://127.0.0.1:{port}", child.pid
         finally:
             child.terminate()
             await child.wait()
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _read_port(path: Path) -> str:
@@ -151,7 +159,7 @@ def _read_port(path: Path) -> str:
 
 
 async def run(kind: str, clients: int, events: int, burst: int) -> dict[str, float]:
-    async with server(kind) as url, AsyncExitStack() as stack:
+    async with server(kind) as (url, pid), AsyncExitStack() as stack:
         session = await stack.enter_async_context(
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         )
@@ -167,10 +175,12 @@ async def run(kind: str, clients: int, events: int, burst: int) -> dict[str, flo
             assert ack["type"] == "subscribed", ack
             sockets.append(ws)
 
+        idle_rss = rss_mib(pid)
         started = time.perf_counter()
         for start in range(0, clients, 100):  # connect in waves: the accept backlog
             await asyncio.gather(*(connect(i) for i in range(start, min(clients, start + 100))))
         connect_seconds = time.perf_counter() - started
+        held_rss = rss_mib(pid)
 
         async def read(i: int, ws: aiohttp.ClientWebSocketResponse) -> None:
             async for message in ws:
@@ -196,6 +206,7 @@ async def run(kind: str, clients: int, events: int, burst: int) -> dict[str, flo
                 progress.clear()
                 await progress.wait()
         elapsed = time.perf_counter() - started
+        busy_rss = rss_mib(pid)
         still_open = sum(not ws.closed for ws in sockets)
         for task in readers:
             task.cancel()
@@ -208,6 +219,8 @@ async def run(kind: str, clients: int, events: int, burst: int) -> dict[str, flo
             "open": still_open,
             "frames": sum(received),
             "frames_per_s": sum(received) / elapsed,
+            "kib_per_connection": (held_rss - idle_rss) * 1024 / clients,
+            "rss_after_mib": busy_rss,
         }
 
 
@@ -218,7 +231,9 @@ async def bench(clients: int, events: int, burst: int) -> None:
         print(
             f"{kind:8s} clients={clients} connected in {r['connect_s']:.1f}s, held={r['held']:.0f},"
             f" open at end={r['open']:.0f}, frames={r['frames']:.0f},"
-            f" delivered {r['frames_per_s']:,.0f} frames/s"
+            f" delivered {r['frames_per_s']:,.0f} frames/s;"
+            f" server memory {r['kib_per_connection']:.0f} KiB per connection,"
+            f" RSS {r['rss_after_mib']:.0f} MiB after the run"
         )
     ratio = results["gateway"]["frames_per_s"] / results["bare"]["frames_per_s"]
     print(f"gateway / bare broadcast: {ratio:.2f}x")
