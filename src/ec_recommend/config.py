@@ -162,7 +162,7 @@ class EventsConfig:
     relay_interval: float = 0.2
     relay_max_backoff: float = 30.0
     consumer_concurrency: int = 10  # one full receive batch
-    consumer_wait_seconds: int = 20
+    consumer_wait_seconds: int = 10  # long poll; shutdown waits one out
     shutdown_grace: float = 10.0
 
 
@@ -517,7 +517,7 @@ def _events_config(
     region_default = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "ap-northeast-1"
     topology = pick("topology_path", "EC_TOPOLOGY", None)
     wait = _positive_int(
-        pick("consumer_wait_seconds", "EC_CONSUMER_WAIT_SECONDS", 20),
+        pick("consumer_wait_seconds", "EC_CONSUMER_WAIT_SECONDS", 10),
         "events.consumer_wait_seconds",
         allow_zero=True,
     )

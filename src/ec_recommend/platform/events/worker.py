@@ -1,8 +1,9 @@
 """The runtime behind ``consumer.Subscription``: one worker per queue.
 
-See ``consumer`` for the guarantees. Receiving only asks for as many
-messages as there are free handler slots, so no message waits invisible
-behind busy handlers; deletes go out in batches of up to 10.
+See ``consumer`` for the guarantees. Receiving asks for at most as many
+messages as the handlers plus one waiting batch can take; a waiting message's
+visibility is extended from the moment it arrives, so prefetching never lets
+it reappear. Deletes go out in batches of up to 10.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from ec_recommend.platform.telemetry.tracing import record_failure
 log = logging.getLogger(__name__)
 
 _RECEIVE_LINGER = 0.02  # seconds to wait for more free slots before receiving
-_ABANDON_WAIT = 0.5  # seconds a receive in flight at shutdown may still answer
 _STATUS = {"handled": "success", "duplicates": "duplicate", "ignored": "ignored"}
+
+
+def _prefetch(config: EventsConfig) -> int:
+    return min(10, config.consumer_concurrency)
 
 
 class ConsumerWorker:
@@ -45,7 +49,11 @@ class ConsumerWorker:
         self.stats = ConsumerStats()
         self.queue_url = ""
         self.visibility_timeout = 30
-        self._slots = asyncio.Semaphore(config.consumer_concurrency)
+        # Handlers run at most ``consumer_concurrency`` at once; one more batch
+        # may wait, already received (and kept invisible), so the next receive
+        # overlaps the handlers instead of following them.
+        self._running = asyncio.Semaphore(config.consumer_concurrency)
+        self._slots = asyncio.Semaphore(config.consumer_concurrency + _prefetch(config))
         self._inflight: dict[asyncio.Task[None], str] = {}  # task -> receipt handle
         self._deletes = DeleteBatcher(sqs, subscription.name)
         self._stopping = asyncio.Event()
@@ -155,12 +163,14 @@ class ConsumerWorker:
         return free
 
     async def _abandon(self, receive: asyncio.Task[list[dict[str, Any]]]) -> None:
-        """Stop a long poll at shutdown without stranding what it may have taken.
+        """End the long poll in flight at shutdown without stranding messages.
 
-        An idle long poll holds no messages and is cancelled; a response
-        already on its way is awaited briefly and its messages returned.
+        Closing the connection does not stop SQS from handing that poll
+        messages (which would then stay invisible for a whole visibility
+        timeout), so the poll is waited out, at most ``consumer_wait_seconds``,
+        and whatever it brings is returned at once.
         """
-        done, _ = await asyncio.wait({receive}, timeout=_ABANDON_WAIT)
+        done, _ = await asyncio.wait({receive}, timeout=self.config.consumer_wait_seconds + 2)
         if not done:
             receive.cancel()
             with suppress(asyncio.CancelledError, BotoCoreError, ClientError, OSError):
@@ -218,7 +228,8 @@ class ConsumerWorker:
         ) as outcome:
             extender = asyncio.create_task(self._keep_invisible(receipt))
             try:
-                result = await self._apply(event)
+                async with self._running:
+                    result = await self._apply(event)
             except Exception as exc:
                 outcome.status = "error"
                 record_failure(outcome.span, exc)
