@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import pytest
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.platform import errors
+from tests.integration.order.shop import patient
 
 pytestmark = pytest.mark.asyncio
 
 
-async def test_200_concurrent_reservations_for_10_units(services, config) -> None:
-    # A generous call timeout: the race is about correctness, not speed, and
+async def test_200_concurrent_reservations_for_10_units(services, config, tmp_path) -> None:
+    # Generous call timeouts: the race is about correctness, not speed, and
     # 200 writers queue on one SQLite file or a small PostgreSQL pool.
-    patient = replace(config, rpc=replace(config.rpc, default_timeout=60.0))
-    async with services("product", config_override=patient) as hosted:
+    async with services("product", config_override=patient(config, tmp_path)) as hosted:
         stub = hosted.clients.stub(pb.ProductServiceStub, "product")
         product = await stub.create_product(
             pb.CreateProductRequest(
