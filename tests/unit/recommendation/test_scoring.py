@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ec_recommend.platform.errors import InvalidArgument
 from ec_recommend.services.recommendation import domain
@@ -88,3 +90,39 @@ def test_limits(limit: int, expected: int) -> None:
 def test_bad_limits(limit: int) -> None:
     with pytest.raises(InvalidArgument):
         domain.validate_limit(limit)
+
+
+ids = st.sampled_from("abcdefgh")
+scored = st.lists(
+    st.builds(domain.Scored, ids, st.floats(0, 10), st.sampled_from(["x", "y"])), max_size=12
+)
+
+
+@given(
+    sources=st.lists(scored, max_size=4),
+    limit=st.integers(1, 10),
+    available=st.sets(ids),
+    exclude=st.sets(ids),
+)
+def test_merge_never_repeats_excluded_or_unavailable_items(
+    sources: list[list[domain.Scored]], limit: int, available: set[str], exclude: set[str]
+) -> None:
+    merged = domain.merge(sources, limit=limit, available=available, exclude=exclude)
+    chosen = [s.product_id for s in merged]
+    assert len(chosen) == len(set(chosen)) <= limit
+    assert set(chosen) <= available - exclude
+
+
+@given(
+    co=st.dictionaries(ids, st.dictionaries(ids, st.integers(1, 20)), max_size=5),
+    purchases=st.dictionaries(ids, st.integers(1, 3), max_size=4),
+)
+def test_for_you_never_recommends_history_and_scores_are_positive(
+    co: dict[str, dict[str, int]], purchases: dict[str, int]
+) -> None:
+    counts = dict.fromkeys("abcdefgh", 20)
+    weights = domain.history_weights(purchases, {})
+    ranked = domain.for_you(weights, co, counts, exclude=purchases)
+    assert not {s.product_id for s in ranked} & set(purchases)
+    assert all(0 < s.score <= 1 for s in ranked)
+    assert [s.score for s in ranked] == sorted((s.score for s in ranked), reverse=True)
