@@ -122,3 +122,28 @@ async def test_bad_and_unknown_ids(stub) -> None:
         await stub.get_user(pb.GetUserRequest(user_id=str(uuid.uuid4())))
     with pytest.raises(errors.InvalidArgument):
         await stub.get_user(pb.GetUserRequest())
+
+
+async def test_sellers_are_found_by_their_seller_id(stub) -> None:
+    seller = await stub.create_user(
+        pb.CreateUserRequest(cognito_user_id="s-1", email="shop@example.com", seller_id="shop-1")
+    )
+    assert seller.seller_id == "shop-1"
+    found = await stub.get_user(pb.GetUserRequest(seller_id="shop-1"))
+    assert found.id == seller.id
+    with pytest.raises(errors.NotFound):
+        await stub.get_user(pb.GetUserRequest(seller_id="nobody"))
+    with pytest.raises(errors.AlreadyExists):
+        await stub.create_user(
+            pb.CreateUserRequest(cognito_user_id="s-2", email="b@example.com", seller_id="shop-1")
+        )
+
+
+async def test_an_existing_account_gains_its_seller_id(stub) -> None:
+    # First seen through an access token (no seller id), later with one.
+    first = await stub.create_user(signup("sub-late", "late@example.com"))
+    assert first.seller_id == ""
+    again = await stub.create_user(
+        pb.CreateUserRequest(cognito_user_id="sub-late", email="late@example.com", seller_id="s9")
+    )
+    assert (again.id, again.seller_id) == (first.id, "s9")

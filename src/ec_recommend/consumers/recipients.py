@@ -26,15 +26,10 @@ class Recipients:
         return user.email
 
     async def seller_email(self, seller_id: str) -> str | None:
-        """A seller's address: the seller id names a user (ours or the Cognito subject)."""
-        for request in (
-            pb_user.GetUserRequest(user_id=seller_id),
-            pb_user.GetUserRequest(cognito_user_id=seller_id),
-        ):
-            try:
-                user = await self._users.get_user(request)
-            except (NotFound, InvalidArgument):  # not an id of that kind
-                continue
-            return user.email if user.active and user.email else None
-        log.warning("no user for seller %s: email not sent", seller_id)
-        return None
+        """A seller's address: the account that carries this seller id."""
+        try:
+            user = await self._users.get_user(pb_user.GetUserRequest(seller_id=seller_id))
+        except (NotFound, InvalidArgument):
+            log.warning("no user for seller %s: email not sent", seller_id)
+            return None
+        return user.email if user.active and user.email else None

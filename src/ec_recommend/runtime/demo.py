@@ -19,6 +19,7 @@ from ec_recommend.platform.rpc.client import ClientFactory
 log = logging.getLogger(__name__)
 
 DEMO_SELLER_ID = "seller-demo"
+DEMO_SELLER_EMAIL = "seller@example.com"
 DEMO_USERS = (
     ("demo-seller-sub", "seller@example.com", "Demo Seller"),
     ("demo-customer-sub", "customer@example.com", "Demo Customer"),
@@ -69,8 +70,11 @@ async def load_demo_data(clients: ClientFactory, subjects: Mapping[str, str] | N
     for subject, email, name in DEMO_USERS:
         subject = (subjects or {}).get(email, subject)
         try:
+            seller_id = DEMO_SELLER_ID if email == DEMO_SELLER_EMAIL else ""
             await users.create_user(
-                pb_user.CreateUserRequest(cognito_user_id=subject, email=email, display_name=name)
+                pb_user.CreateUserRequest(
+                    cognito_user_id=subject, email=email, display_name=name, seller_id=seller_id
+                )
             )
         except AlreadyExists:
             log.warning("demo user %s exists from an earlier run with another subject", email)

@@ -93,14 +93,18 @@ async def test_paid_order_reaches_every_subscriber(
             pb_user.CreateUserRequest(cognito_user_id=str(uuid.uuid4()), email=customer_email)
         )
         seller_user = await users.create_user(
-            pb_user.CreateUserRequest(cognito_user_id=str(uuid.uuid4()), email=seller_email)
+            pb_user.CreateUserRequest(
+                cognito_user_id=str(uuid.uuid4()),
+                email=seller_email,
+                seller_id=f"shop-{uuid.uuid4().hex[:8]}",
+            )
         )
         made = []
         for name, price in (("急須", 3000), ("湯呑", 800)):
             made.append(
                 await products.create_product(
                     pb_product.CreateProductRequest(
-                        seller_id=seller_user.id,
+                        seller_id=seller_user.seller_id,
                         name=name,
                         description="",
                         base_price=pb_common.Money(amount=price, currency="JPY"),
@@ -142,7 +146,7 @@ async def test_paid_order_reaches_every_subscriber(
                 return any("Order confirmed" in m["subject"] for m in mails)
 
             async def ledger_booked() -> bool:
-                entries, _total, balance = await ledger.page(seller_user.id, page)
+                entries, _total, balance = await ledger.page(seller_user.seller_id, page)
                 return len(entries) == 2 and balance == 3000 + 2 * 800
 
             async def counted() -> bool:

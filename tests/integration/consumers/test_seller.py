@@ -41,9 +41,13 @@ async def test_ledger_books_paid_lines_once_and_reverses_cancellation(
     ):
         users = hosted.clients.stub(pb_user.UserServiceStub, "user")
         seller_user = await users.create_user(
-            pb_user.CreateUserRequest(cognito_user_id=str(uuid.uuid4()), email=seller_email)
+            pb_user.CreateUserRequest(
+                cognito_user_id=str(uuid.uuid4()),
+                email=seller_email,
+                seller_id=f"shop-{uuid.uuid4().hex[:8]}",
+            )
         )
-        seller_id, other_seller = seller_user.id, str(uuid.uuid4())
+        seller_id, other_seller = seller_user.seller_id, str(uuid.uuid4())
         handlers = SellerLedger(sender, Recipients(users)).handlers()
         placed = order(
             [

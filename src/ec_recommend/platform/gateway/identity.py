@@ -45,6 +45,7 @@ class _Known:
     active: bool
     expires: float
     email: str = ""
+    seller_id: str = ""
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -99,7 +100,7 @@ class IdentityResolver:
             user_id=known.user_id,
             email=claims.email or known.email,  # access tokens carry no email
             roles=frozenset(claims.roles),
-            seller_id=claims.seller_id or "",
+            seller_id=claims.seller_id or known.seller_id,  # access tokens carry none
         )
 
     async def _verified(self, token: str) -> VerifiedToken:
@@ -133,9 +134,15 @@ class IdentityResolver:
                     raise errors.Unauthenticated("no account for this token") from None
                 # signed up in Cognito but not yet registered here: register now
                 user = await users.create_user(
-                    pb_user.CreateUserRequest(cognito_user_id=claims.user_id, email=claims.email)
+                    pb_user.CreateUserRequest(
+                        cognito_user_id=claims.user_id,
+                        email=claims.email,
+                        seller_id=claims.seller_id or "",
+                    )
                 )
-        known = _Known(user.id, user.active, time.monotonic() + self.ttl, user.email)
+        known = _Known(
+            user.id, user.active, time.monotonic() + self.ttl, user.email, user.seller_id
+        )
         self._known[claims.user_id] = known
         self._known.move_to_end(claims.user_id)
         while len(self._known) > self.max_entries:

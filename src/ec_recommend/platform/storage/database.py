@@ -17,6 +17,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     event,
     insert,
+    inspect,
     select,
     text,
 )
@@ -140,6 +142,42 @@ def create_tables(metadata: MetaData) -> Callable[[AsyncConnection], Awaitable[N
 
     async def apply(conn: AsyncConnection) -> None:
         await conn.run_sync(metadata.create_all)
+
+    return apply
+
+
+def add_columns(table: Table, *names: str) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """A migration step adding ``table``'s columns ``names`` where they are missing.
+
+    A fresh database already has them (``create_tables`` builds the current
+    shape), so the step checks before it alters.
+    """
+
+    async def apply(conn: AsyncConnection) -> None:
+        assert conn.sync_connection is not None
+        translate = conn.sync_connection.get_execution_options().get("schema_translate_map")
+        schema = (translate or {}).get(None)
+
+        def existing(sync_conn: Any) -> set[str]:
+            columns = inspect(sync_conn).get_columns(table.name, schema=schema)
+            return {str(column["name"]) for column in columns}
+
+        present = await conn.run_sync(existing)
+        preparer = conn.dialect.identifier_preparer
+        qualified = preparer.quote(table.name)
+        if schema:
+            qualified = f"{preparer.quote_schema(schema)}.{qualified}"
+        for name in names:
+            if name in present:
+                continue
+            column = table.c[name]
+            column_type = column.type.compile(dialect=conn.dialect)
+            await conn.exec_driver_sql(
+                f"ALTER TABLE {qualified} ADD COLUMN {preparer.quote(name)} {column_type}"
+            )
+        for index in table.indexes:
+            if {c.name for c in index.columns} & set(names):
+                await conn.run_sync(partial(index.create, checkfirst=True))
 
     return apply
 

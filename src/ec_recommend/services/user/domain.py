@@ -40,6 +40,12 @@ def validate_subject(subject: str) -> str:
     return subject
 
 
+def validate_seller_id(seller_id: str, *, required: bool = True) -> str:
+    if (required and not seller_id) or len(seller_id) > 64 or not seller_id.isprintable():
+        raise InvalidArgument("seller_id must be 1-64 printable characters", field="seller_id")
+    return seller_id
+
+
 def validate_display_name(name: str) -> str:
     name = name.strip()
     if len(name) > MAX_DISPLAY_NAME:

@@ -22,6 +22,7 @@ def user_to_pb(row: Any) -> pb.User:
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
         active=bool(row.active),
+        seller_id=row.seller_id or "",
     )
 
 
@@ -51,6 +52,11 @@ class UserService(pb.UserServiceBase):
             row = await self.store.find(cognito_user_id=subject)
             if row is None:
                 raise NotFound("user not found", cognito_user_id=subject)
+        elif message.seller_id:
+            seller_id = domain.validate_seller_id(message.seller_id)
+            row = await self.store.find(seller_id=seller_id)
+            if row is None:
+                raise NotFound("user not found", seller_id=seller_id)
         else:
             row = await self.store.get(require_id(message.user_id or "", "user_id"))
         _check_self(row.id)
@@ -65,6 +71,7 @@ class UserService(pb.UserServiceBase):
             email=domain.validate_email(message.email),
             phone=domain.validate_phone(message.phone_number),
             display_name=domain.validate_display_name(message.display_name),
+            seller_id=domain.validate_seller_id(message.seller_id, required=False),
         )
         return user_to_pb(row)
 

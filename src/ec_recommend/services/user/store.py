@@ -12,7 +12,7 @@ from ec_recommend.platform.errors import AlreadyExists, NotFound
 from ec_recommend.platform.events.outbox import outbox_migration
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.storage import Database, Migration, UnitOfWork
-from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.platform.storage.database import add_columns, create_tables
 from ec_recommend.services.user import events
 
 metadata = sa.MetaData()
@@ -27,6 +27,9 @@ users = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Added in version 3: the custom:seller_id of a seller's account.
+    sa.Column("seller_id", sa.String(64), nullable=True),
+    sa.Index("users_by_seller_id", "seller_id", unique=True),
 )
 
 profiles = sa.Table(
@@ -38,7 +41,11 @@ profiles = sa.Table(
     sa.Column("preferences", sa.JSON, nullable=False),
 )
 
-MIGRATIONS = [Migration(1, create_tables(metadata)), outbox_migration(2)]
+MIGRATIONS = [
+    Migration(1, create_tables(metadata)),
+    outbox_migration(2),
+    Migration(3, add_columns(users, "seller_id")),
+]
 
 
 class UserStore:
@@ -46,11 +53,17 @@ class UserStore:
         self.db = db
 
     async def create(
-        self, *, subject: str, email: str, phone: str, display_name: str
+        self, *, subject: str, email: str, phone: str, display_name: str, seller_id: str = ""
     ) -> tuple[Any, bool]:
-        """Create the user of ``subject``, or return the existing one (created=False)."""
+        """Create the user of ``subject``, or return the existing one (created=False).
+
+        An existing user without a seller id gains the one given (an account
+        first seen through an access token, which carries none).
+        """
         existing = await self.find(cognito_user_id=subject)
         if existing is not None:
+            if seller_id and not existing.seller_id:
+                return await self.update(existing.id, {"seller_id": seller_id}), False
             return existing, False
         now = utcnow()
         user_id = new_id()
@@ -65,6 +78,7 @@ class UserStore:
                         active=True,
                         created_at=now,
                         updated_at=now,
+                        seller_id=seller_id or None,
                     )
                 )
                 await uow.execute(
@@ -81,21 +95,30 @@ class UserStore:
                 await uow.commit()
         except IntegrityError:
             # Either a concurrent CreateUser for the same subject won, or the
-            # email belongs to another account.
+            # email or seller id belongs to another account.
             existing = await self.find(cognito_user_id=subject)
             if existing is not None:
                 return existing, False
-            raise AlreadyExists("email is already registered", field="email") from None
+            raise AlreadyExists("email or seller id is already registered", field="email") from None
         user = await self.find(user_id=user_id)
         assert user is not None
         return user, True
 
-    async def find(self, *, user_id: str = "", cognito_user_id: str = "") -> Any | None:
-        column = users.c.id if user_id else users.c.cognito_user_id
+    async def find(
+        self, *, user_id: str = "", cognito_user_id: str = "", seller_id: str = ""
+    ) -> Any | None:
+        """The user with the one key given, or None."""
+        column, value = next(
+            (column, value)
+            for column, value in (
+                (users.c.id, user_id),
+                (users.c.cognito_user_id, cognito_user_id),
+                (users.c.seller_id, seller_id),
+            )
+            if value
+        )
         async with self.db.reading() as conn:
-            return (
-                await conn.execute(sa.select(users).where(column == (user_id or cognito_user_id)))
-            ).first()
+            return (await conn.execute(sa.select(users).where(column == value))).first()
 
     async def get(self, user_id: str) -> Any:
         row = await self.find(user_id=user_id)

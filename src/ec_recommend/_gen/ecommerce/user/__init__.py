@@ -36,7 +36,8 @@ betterproto2.check_compiler_version(_COMPILER_VERSION)
 @dataclass(eq=False, repr=False)
 class CreateUserRequest(betterproto2.Message):
     """
-    Idempotent on cognito_user_id: a second call returns the existing user.
+    Idempotent on cognito_user_id: a second call returns the existing user
+    (and records seller_id if the existing user had none).
     """
 
     cognito_user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
@@ -46,6 +47,8 @@ class CreateUserRequest(betterproto2.Message):
     phone_number: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
     display_name: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+    seller_id: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
 
 
 default_message_pool.register_message("ecommerce.user", "CreateUserRequest", CreateUserRequest)
@@ -66,6 +69,10 @@ class GetUserRequest(betterproto2.Message):
 
     cognito_user_id: "str | None" = betterproto2.field(
         2, betterproto2.TYPE_STRING, optional=True, group="key"
+    )
+
+    seller_id: "str | None" = betterproto2.field(
+        3, betterproto2.TYPE_STRING, optional=True, group="key"
     )
 
 
@@ -132,6 +139,11 @@ class User(betterproto2.Message):
     updated_at: "datetime.datetime | None" = betterproto2.field(
         7, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
     )
+
+    seller_id: "str" = betterproto2.field(8, betterproto2.TYPE_STRING)
+    """
+    custom:seller_id of a seller's account; empty otherwise
+    """
 
 
 default_message_pool.register_message("ecommerce.user", "User", User)

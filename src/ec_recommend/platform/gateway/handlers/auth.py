@@ -69,7 +69,10 @@ async def signup(request: ApiRequest) -> dict[str, Any]:
     )
     user = await request.stub(pb_user.UserServiceStub, "user").create_user(
         pb_user.CreateUserRequest(
-            cognito_user_id=result.sub, email=body["email"], display_name=display_name
+            cognito_user_id=result.sub,
+            email=body["email"],
+            display_name=display_name,
+            seller_id=result.seller_id or "",
         )
     )
     return {"user_id": user.id, "email": user.email, "confirmed": result.confirmed}
