@@ -90,6 +90,7 @@ async def test_paid_orders_drive_bought_together_and_for_you(
         recs = hosted.clients.stub(pb.RecommendationServiceStub, "recommendation")
         pro, case, mug = ids["ワイヤレスイヤホン Pro"], ids["イヤホンケース"], ids["マグカップ"]
         u1, u2, u3, u4 = (new_id() for _ in range(4))
+        paid = []
         for user, items in ((u1, [pro, case]), (u2, [pro, case]), (u3, [mug])):
             order = await orders.create_order(
                 pb_order.CreateOrderRequest(
@@ -104,6 +105,7 @@ async def test_paid_orders_drive_bought_together_and_for_you(
                     idempotency_key=new_id(),
                 )
             )
+            paid.append(order.id)
         # An unpaid order must not count.
         await orders.create_order(
             pb_order.CreateOrderRequest(
@@ -129,3 +131,22 @@ async def test_paid_orders_drive_bought_together_and_for_you(
         popular = await recs.get_popular_products(pb.PopularProductsRequest(limit=2))
         assert {i.product.id for i in popular.items if i.product} == {pro, case}
         assert all(i.reason == "popular" for i in popular.items)
+
+        # A paid order cancelled (refunded) is taken back out of the counts.
+        async def mug_score() -> float:
+            response = await recs.get_popular_products(pb.PopularProductsRequest(limit=10))
+            scores = {i.product.id: i.score for i in response.items if i.product}
+            return scores.get(mug, 0.0)
+
+        async def mug_sold() -> bool:
+            return await mug_score() > 0.5
+
+        async def mug_unsold() -> bool:
+            return await mug_score() < 0.01
+
+        await wait_for(mug_sold, timeout=20)
+        await orders.update_order_status(
+            pb_order.UpdateOrderStatusRequest(order_id=paid[2], status="CANCELLED")
+        )
+
+        await wait_for(mug_unsold, timeout=20)

@@ -202,3 +202,26 @@ async def test_writes_join_a_consumers_unit_of_work(store: RecommendationStore) 
         await store.record_paid_order("o-x", "u", [("A", 1)], NOW, uow)
         await uow.commit()
     assert await store.paid_order_recorded("o-x")
+
+
+async def test_a_refunded_order_is_taken_back_out_once(
+    history: Recommender, store: RecommendationStore
+) -> None:
+    before = await store.popular(10, now=NOW)
+    assert await store.record_paid_order("refund", "u7", [("D", 5), ("E", 1)], NOW)
+    assert (await store.popular(1, now=NOW))[0].product_id == "D"
+    assert await store.record_cancelled_order("refund")
+    assert not await store.record_cancelled_order("refund")  # redelivered: no-op
+    after = await store.popular(10, now=NOW)
+    assert [s.product_id for s in after] == [s.product_id for s in before]
+    assert [s.score for s in after] == pytest.approx([s.score for s in before])
+    assert (await store.co_purchases(["D"]))["D"].get("E", 0) == 0
+    assert (await store.history("u7"))[0] == {}
+
+
+async def test_cancellation_seen_before_payment_counts_nothing(
+    store: RecommendationStore,
+) -> None:
+    assert not await store.record_cancelled_order("late")
+    assert not await store.record_paid_order("late", "u", [("A", 1)], NOW)
+    assert await store.order_counts(["A"]) == {}

@@ -4,14 +4,15 @@ Called with no end-user identity, OrderService lists every user's orders.
 Every order that was ever paid counts: PAID, SHIPPED and DELIVERED. A pass
 pages newest first and stops at orders created before the previous pass minus
 the payment window (an order can only become paid within that window).
-Recording is idempotent per order id, so overlapping passes are harmless.
+Recording is idempotent per order id, so overlapping passes are harmless;
+CANCELLED orders are taken back out (once) if they had been counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 
 from ec_recommend._gen.ecommerce import common as pb_common
@@ -23,13 +24,14 @@ from ec_recommend.services.recommendation.store import RecommendationStore
 log = logging.getLogger(__name__)
 
 PAID_STATUSES = ("PAID", "SHIPPED", "DELIVERED")
+CANCELLED = "CANCELLED"
 PAGE_SIZE = 100
 
 
-async def paid_orders(
-    orders: pb.OrderServiceStub, since: datetime | None
+async def orders_in(
+    orders: pb.OrderServiceStub, statuses: Sequence[str], since: datetime | None
 ) -> AsyncIterator[pb.Order]:
-    for status in PAID_STATUSES:
+    for status in statuses:
         page = 1
         while True:
             response = await orders.list_orders(
@@ -82,8 +84,12 @@ async def poll_paid_orders(
         started = utcnow()
         try:
             added = 0
-            async for order in paid_orders(connect(), since):
+            stub = connect()
+            async for order in orders_in(stub, PAID_STATUSES, since):
                 added += await record_order(store, order)
+            # Cancelled after payment (refunded): take the order back out.
+            async for order in orders_in(stub, (CANCELLED,), since):
+                await store.record_cancelled_order(order.id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

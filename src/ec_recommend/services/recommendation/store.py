@@ -81,7 +81,25 @@ catalogue = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-MIGRATIONS = [Migration(1, create_tables(metadata))]
+# Version 2: the lines of each counted order and cancellation markers, so a
+# refunded order can be taken back out of the counts.
+metadata_v2 = sa.MetaData()
+
+order_lines = sa.Table(
+    "rec_order_lines",
+    metadata_v2,
+    sa.Column("order_id", sa.String(100), primary_key=True),
+    sa.Column("product_id", sa.String(36), primary_key=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+)
+
+cancelled_orders = sa.Table(
+    "rec_cancelled_orders",
+    metadata_v2,
+    sa.Column("order_id", sa.String(100), primary_key=True),
+)
+
+MIGRATIONS = [Migration(1, create_tables(metadata)), Migration(2, create_tables(metadata_v2))]
 
 # Pairs grow with the square of an order's lines; beyond this many distinct
 # items an order says little about which of them go together.
@@ -107,15 +125,14 @@ class RecommendationStore:
         paid_at: datetime | None = None,
         uow: UnitOfWork | None = None,
     ) -> bool:
-        """Count a paid order once; False if this order id was already counted.
+        """Count a paid order once; False if this order id was already counted
+        (or was already cancelled: a late ``order.paid`` then counts nothing).
 
         Given ``uow`` (an event consumer's), the writes join it and the caller
         commits; likewise for the other writers here.
         """
         quantities = _merge_lines(order_id, lines)
         paid_at = aware(paid_at) if paid_at is not None else utcnow()
-        decay = domain.decay_factor(paid_at)
-        ids = sorted(quantities)  # one lock order for every writer
         marker = (
             self._insert(paid_orders)
             .values(order_id=order_id, user_id=user_id, paid_at=paid_at)
@@ -124,61 +141,111 @@ class RecommendationStore:
         async with writing(self.db, uow) as work:
             if (await work.execute(marker)).rowcount == 0:
                 return False
-            stats = self._insert(item_stats).values(
-                [
-                    {
-                        "product_id": pid,
-                        "orders": 1,
-                        "quantity": quantities[pid],
-                        "popularity": quantities[pid] * decay,
-                    }
-                    for pid in ids
-                ]
-            )
             await work.execute(
-                stats.on_conflict_do_update(
-                    index_elements=[item_stats.c.product_id],
-                    set_={
-                        "orders": item_stats.c.orders + 1,
-                        "quantity": item_stats.c.quantity + stats.excluded.quantity,
-                        "popularity": item_stats.c.popularity + stats.excluded.popularity,
-                    },
+                sa.insert(order_lines),
+                [
+                    {"order_id": order_id, "product_id": p, "quantity": q}
+                    for p, q in quantities.items()
+                ],
+            )
+            if await _is_cancelled(work, order_id):
+                return False
+            await self._count(work, user_id, quantities, paid_at, +1)
+        return True
+
+    async def record_cancelled_order(self, order_id: str, uow: UnitOfWork | None = None) -> bool:
+        """Take a cancelled (refunded) order back out of the counts, once.
+
+        True if counts changed; a cancellation seen before the payment makes
+        the later ``record_paid_order`` count nothing.
+        """
+        if not order_id or len(order_id) > 100:
+            raise InvalidArgument("order_id is required", field="order_id")
+        marker = (
+            self._insert(cancelled_orders)
+            .values(order_id=order_id)
+            .on_conflict_do_nothing(index_elements=[cancelled_orders.c.order_id])
+        )
+        async with writing(self.db, uow) as work:
+            if (await work.execute(marker)).rowcount == 0:
+                return False
+            order = (
+                await work.execute(sa.select(paid_orders).where(paid_orders.c.order_id == order_id))
+            ).first()
+            if order is None:
+                return False
+            rows = await work.execute(
+                sa.select(order_lines).where(order_lines.c.order_id == order_id)
+            )
+            quantities = {row.product_id: int(row.quantity) for row in rows}
+            if not quantities:
+                return False  # recorded before lines were kept
+            await self._count(work, order.user_id, quantities, aware(order.paid_at), -1)
+        return True
+
+    async def _count(
+        self,
+        work: UnitOfWork,
+        user_id: str,
+        quantities: Mapping[str, int],
+        paid_at: datetime,
+        sign: int,
+    ) -> None:
+        """Add (sign +1) or remove (-1) one order's items, pairs and user history."""
+        decay = domain.decay_factor(paid_at)
+        ids = sorted(quantities)  # one lock order for every writer
+        stats = self._insert(item_stats).values(
+            [
+                {
+                    "product_id": pid,
+                    "orders": sign,
+                    "quantity": sign * quantities[pid],
+                    "popularity": sign * quantities[pid] * decay,
+                }
+                for pid in ids
+            ]
+        )
+        await work.execute(
+            stats.on_conflict_do_update(
+                index_elements=[item_stats.c.product_id],
+                set_={
+                    "orders": item_stats.c.orders + stats.excluded.orders,
+                    "quantity": item_stats.c.quantity + stats.excluded.quantity,
+                    "popularity": item_stats.c.popularity + stats.excluded.popularity,
+                },
+            )
+        )
+        paired = ids[:MAX_PAIRED_ITEMS]
+        pairs = [{"product_id": a, "other_id": b, "orders": sign} for a in paired for b in paired]
+        pairs = [p for p in pairs if p["product_id"] != p["other_id"]]
+        if pairs:
+            insert_pairs = self._insert(co_purchases).values(pairs)
+            await work.execute(
+                insert_pairs.on_conflict_do_update(
+                    index_elements=[co_purchases.c.product_id, co_purchases.c.other_id],
+                    set_={"orders": co_purchases.c.orders + insert_pairs.excluded.orders},
                 )
             )
-            paired = ids[:MAX_PAIRED_ITEMS]
-            pairs = [{"product_id": a, "other_id": b, "orders": 1} for a in paired for b in paired]
-            pairs = [p for p in pairs if p["product_id"] != p["other_id"]]
-            if pairs:
-                insert_pairs = self._insert(co_purchases).values(pairs)
-                await work.execute(
-                    insert_pairs.on_conflict_do_update(
-                        index_elements=[co_purchases.c.product_id, co_purchases.c.other_id],
-                        set_={"orders": co_purchases.c.orders + 1},
-                    )
-                )
-            if user_id:
-                history = self._insert(user_items).values(
-                    [
-                        {
-                            "user_id": user_id,
-                            "product_id": pid,
-                            "purchased": quantities[pid],
-                            "views": 0,
-                            "last_at": paid_at,
-                        }
-                        for pid in ids
-                    ]
-                )
-                await work.execute(
-                    history.on_conflict_do_update(
-                        index_elements=[user_items.c.user_id, user_items.c.product_id],
-                        set_={
-                            "purchased": user_items.c.purchased + history.excluded.purchased,
-                            "last_at": history.excluded.last_at,
-                        },
-                    )
-                )
-        return True
+        if not user_id:
+            return
+        history = self._insert(user_items).values(
+            [
+                {
+                    "user_id": user_id,
+                    "product_id": pid,
+                    "purchased": sign * quantities[pid],
+                    "views": 0,
+                    "last_at": paid_at,
+                }
+                for pid in ids
+            ]
+        )
+        await work.execute(
+            history.on_conflict_do_update(
+                index_elements=[user_items.c.user_id, user_items.c.product_id],
+                set_={"purchased": user_items.c.purchased + history.excluded.purchased},
+            )
+        )
 
     async def record_view(
         self, user_id: str, product_id: str, uow: UnitOfWork | None = None
@@ -289,7 +356,7 @@ class RecommendationStore:
         query = (
             sa.select(item_stats.c.product_id, item_stats.c.popularity)
             .join(catalogue, catalogue.c.product_id == item_stats.c.product_id)
-            .where(*_AVAILABLE)
+            .where(item_stats.c.orders > 0, *_AVAILABLE)
             .order_by(item_stats.c.popularity.desc(), item_stats.c.product_id)
             .limit(limit)
         )
@@ -344,6 +411,11 @@ class RecommendationStore:
                 )
             ).first()
         return row is not None
+
+
+async def _is_cancelled(work: UnitOfWork, order_id: str) -> bool:
+    query = sa.select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id == order_id)
+    return (await work.execute(query)).first() is not None
 
 
 def _merge_lines(order_id: str, lines: Iterable[tuple[str, int]]) -> Mapping[str, int]:
