@@ -24,12 +24,14 @@ from aiohttp.typedefs import Handler, Middleware
 from ec_recommend.config import Config, GatewayConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.cache import open_product_cache
+from ec_recommend.platform.events.activity import ActivitySender
 from ec_recommend.platform.gateway.accounts import Accounts
 from ec_recommend.platform.gateway.client_address import ClientAddressResolver
 from ec_recommend.platform.gateway.handlers import ENDPOINTS
 from ec_recommend.platform.gateway.health import add_health_routes
 from ec_recommend.platform.gateway.identity import IdentityResolver, TokenVerifier
 from ec_recommend.platform.gateway.keys import (
+    ACTIVITY,
     GATEWAY,
     IDENTITY,
     PRODUCT_CACHE,
@@ -121,6 +123,10 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
                 services=tuple(setup.services),
                 ready=setup.ready,
             )
+            if setup.config.events.enabled:
+                app[ACTIVITY] = await stack.enter_async_context(
+                    ActivitySender(setup.config.events)
+                )
             # Cached only while product events flow to invalidate it.
             app[PRODUCT_CACHE] = await stack.enter_async_context(
                 open_product_cache(setup.config.cache, invalidated=setup.config.events.enabled)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ec_recommend.platform.cache import ProductCache
+from ec_recommend.platform.events.activity import ActivitySender
 from ec_recommend.platform.gateway.client_address import ClientAddressResolver
 from ec_recommend.platform.gateway.identity import IdentityResolver
 from ec_recommend.platform.gateway.ratelimit import RateLimiter, Tiers
@@ -41,3 +42,5 @@ REQUEST_ID = web.RequestKey("ec_request_id", str)
 IDENTITY = web.RequestKey("ec_identity", Identity)  # absent for anonymous callers
 RESPONSE_HEADERS = web.RequestKey("ec_response_headers", dict[str, str])  # type: ignore[arg-type]
 PRODUCT_CACHE = web.AppKey("ec_product_cache", ProductCache)  # platform/cache.py
+# analytics.user_activity sender (platform/events/activity.py); absent without events
+ACTIVITY = web.AppKey("ec_activity", ActivitySender)

@@ -11,6 +11,8 @@ from betterproto2.grpclib.grpclib_client import ServiceStub
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend.platform import errors
+from ec_recommend.platform.events.activity import ActivitySender
+from ec_recommend.platform.gateway.keys import ACTIVITY
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import Identity
 
@@ -35,6 +37,15 @@ class ApiRequest:
         if self.identity is None:
             raise errors.Unauthenticated("a valid bearer token is required")
         return self.identity
+
+    def activity(self) -> ActivitySender | None:
+        """Where product views and searches go (None when events are off)."""
+        return self.http.app.get(ACTIVITY)
+
+    @property
+    def user_id(self) -> str:
+        """The caller's user id, or "" for anonymous callers."""
+        return "" if self.identity is None else self.identity.user_id
 
     def page(self) -> pb_common.PageRequest:
         return pb_common.PageRequest(

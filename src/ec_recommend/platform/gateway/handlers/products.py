@@ -101,10 +101,14 @@ async def get_product(request: ApiRequest) -> pb.Product:
     # this gateway's own writes invalidate it. Canonical ids, so an event's id
     # finds the entry.
     product_id = require_id(request.params["product_id"], "product_id")
-    return await request.http.app[PRODUCT_CACHE].read_through(
+    product = await request.http.app[PRODUCT_CACHE].read_through(
         product_id,
         lambda: _products(request).get_product(pb.GetProductRequest(product_id=product_id)),
     )
+    activity = request.activity()
+    if activity is not None:
+        activity.product_view(product_id=product_id, user_id=request.user_id)
+    return product
 
 
 async def _invalidate(request: ApiRequest, product_id: str) -> None:

@@ -35,6 +35,9 @@ async def search_products(request: ApiRequest) -> dict[str, Any]:
             page=request.page(),
         )
     )
+    activity = request.activity()
+    if activity is not None and query.get("q"):
+        activity.search(query=query["q"], user_id=request.user_id)
     return paged([message_to_json(hit) for hit in response.hits], response.page)
 
 
