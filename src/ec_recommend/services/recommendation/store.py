@@ -1,9 +1,10 @@
-"""The recommendation service's own tables: co-purchase counts, popularity,
+"""Reads and writes of the recommendation data: co-purchase counts, popularity,
 user histories and a catalogue snapshot for availability and text similarity.
 
 Writers are the paid-order feed (``record_paid_order``, idempotent per order
-id), views (``record_view``) and the product feed (``upsert_product``, newest
-snapshot wins). Counters are bumped with ``INSERT .. ON CONFLICT DO UPDATE`` in
+id; ``record_cancelled_order`` takes a refunded order back out, once), views
+(``record_view``) and the product feed (``upsert_product``, newest snapshot
+wins). Counters are bumped with ``INSERT .. ON CONFLICT DO UPDATE`` in
 one unit of work with the order's marker row, so a redelivered order counts
 once on either engine.
 """
@@ -20,86 +21,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import InvalidArgument
-from ec_recommend.platform.storage import Database, Migration, UnitOfWork
-from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.platform.storage import Database, UnitOfWork
 from ec_recommend.services.recommendation import domain
+from ec_recommend.services.recommendation.tables import (
+    MIGRATIONS,
+    cancelled_orders,
+    catalogue,
+    co_purchases,
+    item_stats,
+    order_lines,
+    paid_orders,
+    user_items,
+)
 from ec_recommend.services.search.domain import Image, ProductSnapshot
 from ec_recommend.services.search.index import writing
 
-metadata = sa.MetaData()
-
-paid_orders = sa.Table(
-    "rec_paid_orders",
-    metadata,
-    sa.Column("order_id", sa.String(100), primary_key=True),
-    sa.Column("user_id", sa.String(64), nullable=False),
-    sa.Column("paid_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-item_stats = sa.Table(
-    "rec_item_stats",
-    metadata,
-    sa.Column("product_id", sa.String(36), primary_key=True),
-    sa.Column("orders", sa.Integer, nullable=False),  # n(a): paid orders holding it
-    sa.Column("quantity", sa.BigInteger, nullable=False),
-    sa.Column("popularity", sa.Float, nullable=False, index=True),  # forward-decayed quantity
-)
-
-co_purchases = sa.Table(
-    "rec_co_purchases",
-    metadata,
-    sa.Column("product_id", sa.String(36), primary_key=True),
-    sa.Column("other_id", sa.String(36), primary_key=True),
-    sa.Column("orders", sa.Integer, nullable=False),  # co(a, b), stored both ways
-)
-
-user_items = sa.Table(
-    "rec_user_items",
-    metadata,
-    sa.Column("user_id", sa.String(64), primary_key=True),
-    sa.Column("product_id", sa.String(36), primary_key=True),
-    sa.Column("purchased", sa.Integer, nullable=False),
-    sa.Column("views", sa.Integer, nullable=False),
-    sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-catalogue = sa.Table(
-    "rec_products",
-    metadata,
-    sa.Column("product_id", sa.String(36), primary_key=True),
-    sa.Column("seller_id", sa.String(64), nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("description", sa.Text, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("base_price", sa.BigInteger, nullable=False),
-    sa.Column("sale_price", sa.BigInteger, nullable=True),
-    sa.Column("stock", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("images", sa.JSON, nullable=False),
-    sa.Column("features", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-# Version 2: the lines of each counted order and cancellation markers, so a
-# refunded order can be taken back out of the counts.
-metadata_v2 = sa.MetaData()
-
-order_lines = sa.Table(
-    "rec_order_lines",
-    metadata_v2,
-    sa.Column("order_id", sa.String(100), primary_key=True),
-    sa.Column("product_id", sa.String(36), primary_key=True),
-    sa.Column("quantity", sa.Integer, nullable=False),
-)
-
-cancelled_orders = sa.Table(
-    "rec_cancelled_orders",
-    metadata_v2,
-    sa.Column("order_id", sa.String(100), primary_key=True),
-)
-
-MIGRATIONS = [Migration(1, create_tables(metadata)), Migration(2, create_tables(metadata_v2))]
+__all__ = ["MIGRATIONS", "RecommendationStore"]
 
 # Pairs grow with the square of an order's lines; beyond this many distinct
 # items an order says little about which of them go together.
