@@ -1,7 +1,10 @@
 """The recommendation updater (recommendation-event-queue).
 
 order.paid adds the order to the co-purchase and popularity statistics
-(``record_paid_order`` counts an order id once); product events refresh the
+(``record_paid_order`` counts an order id once) and order.cancelled takes a
+refunded one back out; a signed-in user's product
+views (analytics.user_activity, sent by the gateway) shape their "for you"
+list; product events refresh the
 catalogue snapshot the recommender filters and compares with. The statistics
 live in the recommendation service's database; this consumer's own database
 holds only its inbox.
@@ -44,6 +47,20 @@ class RecommendationUpdater:
             event.timestamp,
         )
 
+    async def on_order_cancelled(self, event: Event, uow: UnitOfWork) -> None:
+        cancelled = event.data
+        assert isinstance(cancelled, pb.OrderCancelled) and cancelled.order is not None
+        # Only a refunded order was ever counted; an unpaid one never was, and
+        # recording it still keeps a late order.paid from counting it.
+        await self.store.record_cancelled_order(cancelled.order.id)
+
+    async def on_user_activity(self, event: Event, uow: UnitOfWork) -> None:
+        activity = event.data
+        assert isinstance(activity, pb.UserActivity)
+        # Anonymous views and searches say nothing about a user's taste.
+        if activity.activity == "product_view" and activity.user_id and activity.product_id:
+            await self.store.record_view(activity.user_id, activity.product_id)
+
     async def on_product_event(self, event: Event, uow: UnitOfWork) -> None:
         product = await current_product(self.products, product_id_of(event))
         if product is not None:
@@ -52,6 +69,8 @@ class RecommendationUpdater:
     def handlers(self) -> dict[str, Handler]:
         table: dict[str, Handler] = dict.fromkeys(PRODUCT_EVENTS, self.on_product_event)
         table["order.paid"] = self.on_order_paid
+        table["order.cancelled"] = self.on_order_cancelled
+        table["analytics.user_activity"] = self.on_user_activity
         return table
 
 

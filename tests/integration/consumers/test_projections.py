@@ -113,6 +113,30 @@ async def test_recommendations_count_a_paid_order_once_and_track_the_catalogue(
         assert pairs[a.id] == {b.id: 1}
         assert await store.paid_order_recorded(placed.id)
 
+        refunded = event("order.cancelled", pb_events.OrderCancelled(order=placed, refunded=True))
+        await apply(db, handlers["order.cancelled"], refunded)
+        assert (await store.co_purchases([a.id])).get(a.id, {}).get(b.id, 0) == 0
+
+
+async def test_signed_in_product_views_reach_the_users_history(config: Config) -> None:
+    async with (
+        open_database(config.storage, "recommendation", REC_MIGRATIONS) as rec_db,
+        open_database(config.storage, "recommendation_updater", recommendation.MIGRATIONS) as db,
+    ):
+        store = RecommendationStore(rec_db)
+        handlers = recommendation.RecommendationUpdater(None, store).handlers()  # type: ignore[arg-type]
+        product_id = str(uuid.uuid4())
+
+        def view(user_id: str, activity: str = "product_view") -> object:
+            return event(
+                "analytics.user_activity",
+                pb_events.UserActivity(user_id=user_id, activity=activity, product_id=product_id),
+            )
+
+        for activity in (view("u-1"), view("u-1"), view(""), view("u-1", "search")):
+            await apply(db, handlers["analytics.user_activity"], activity)
+        assert await store.history("u-1") == ({}, {product_id: 2})
+
 
 @pytest.mark.parametrize("backend", ["local", "redis"])
 async def test_price_change_is_visible_on_the_next_read_after_its_event(

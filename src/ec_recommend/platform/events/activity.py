@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from datetime import datetime
 from types import TracebackType
@@ -38,12 +39,12 @@ class ActivitySender:
         self,
         config: EventsConfig,
         *,
-        queue: str = ANALYTICS_QUEUE,
+        queues: Sequence[str] = (ANALYTICS_QUEUE,),
         capacity: int = 10_000,
         source: str = "gateway",
     ) -> None:
         self.config = config
-        self.queue = queue
+        self.queues = tuple(queues)
         self.source = source
         self.sent = 0
         self.dropped = 0
@@ -110,24 +111,28 @@ class ActivitySender:
                 log.warning("activity buffer full; %d activities dropped so far", self.dropped)
 
     async def _send_loop(self, sqs: Any) -> None:
-        url = ""
+        urls: dict[str, str] = {}
         failures = 0
         while True:
             batch = [await self._buffer.get()]
             while len(batch) < 10 and not self._buffer.empty():
                 batch.append(self._buffer.get_nowait())
             try:
-                while True:
+                pending = list(self.queues)
+                while pending:
                     try:
-                        url = url or await queue_url(sqs, self.config, self.queue)
-                        await self._send(sqs, url, batch)
+                        if pending[0] not in urls:
+                            urls[pending[0]] = await queue_url(sqs, self.config, pending[0])
+                        await self._send(sqs, urls[pending[0]], batch)
+                        pending.pop(0)
                         failures = 0
-                        break
                     except (BotoCoreError, ClientError, OSError) as exc:
+                        urls.clear()
                         failures += 1
                         if failures == 1:
                             log.warning("cannot send user activity (%s); retrying", exc)
                         await asyncio.sleep(min(0.1 * 2**failures, 10.0))
+                self.sent += len(batch)
             finally:
                 for _ in batch:
                     self._buffer.task_done()
@@ -142,6 +147,5 @@ class ActivitySender:
             for i, body in enumerate(bodies)
         ]
         response = await sqs.send_message_batch(QueueUrl=url, Entries=entries)
-        self.sent += len(response.get("Successful", []))
         for failure in response.get("Failed", []):
             log.warning("user activity not sent: %s", failure)

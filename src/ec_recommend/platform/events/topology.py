@@ -66,6 +66,10 @@ class Topology:
     def topic_for(self, event_type: str) -> TopicSpec | None:
         return next((t for t in self.topics if event_type in t.events), None)
 
+    def direct_queues(self, event_type: str) -> tuple[str, ...]:
+        """The queues that receive ``event_type`` straight from its producer."""
+        return tuple(q.name for q in self.queues if event_type in q.direct)
+
     def queue(self, name: str) -> QueueSpec:
         """The queue named ``name`` (or whose DLQ is named ``name``)."""
         for queue in self.queues:

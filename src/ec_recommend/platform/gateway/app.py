@@ -24,7 +24,8 @@ from aiohttp.typedefs import Handler, Middleware
 from ec_recommend.config import Config, GatewayConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.cache import open_product_cache
-from ec_recommend.platform.events.activity import ActivitySender
+from ec_recommend.platform.events.activity import ACTIVITY_TYPE, ActivitySender
+from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.gateway.accounts import Accounts
 from ec_recommend.platform.gateway.client_address import ClientAddressResolver
 from ec_recommend.platform.gateway.handlers import ENDPOINTS
@@ -124,8 +125,11 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
                 ready=setup.ready,
             )
             if setup.config.events.enabled:
+                topology = load_topology(setup.config.events.topology_path)
                 app[ACTIVITY] = await stack.enter_async_context(
-                    ActivitySender(setup.config.events)
+                    ActivitySender(
+                        setup.config.events, queues=topology.direct_queues(ACTIVITY_TYPE)
+                    )
                 )
             # Cached only while product events flow to invalidate it.
             app[PRODUCT_CACHE] = await stack.enter_async_context(
