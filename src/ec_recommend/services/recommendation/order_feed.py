@@ -10,14 +10,14 @@ CANCELLED orders are taken back out (once) if they had been counted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb
-from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.backfill import newest_first, run_passes
 from ec_recommend.platform.storage import UnitOfWork
 from ec_recommend.services.recommendation.store import RecommendationStore
 
@@ -25,34 +25,26 @@ log = logging.getLogger(__name__)
 
 PAID_STATUSES = ("PAID", "SHIPPED", "DELIVERED")
 CANCELLED = "CANCELLED"
-PAGE_SIZE = 100
 
 
 async def orders_in(
     orders: pb.OrderServiceStub, statuses: Sequence[str], since: datetime | None
 ) -> AsyncIterator[pb.Order]:
     for status in statuses:
-        page = 1
-        while True:
-            response = await orders.list_orders(
-                pb.ListOrdersRequest(
-                    status=status,
-                    page=pb_common.PageRequest(
-                        page=page, page_size=PAGE_SIZE, sort_by="created_at", descending=True
-                    ),
-                )
-            )
-            older = False
-            for order in response.orders:
-                created = order.created_at
-                if since is not None and created is not None and aware(created) < since:
-                    older = True
-                    break
-                yield order
-            total_pages = response.page.total_pages if response.page is not None else 0
-            if older or page >= total_pages:
-                break
-            page += 1
+        async for order in newest_first(
+            partial(_fetch_page, orders, status),
+            sort_by="created_at",
+            stamp=lambda order: order.created_at,
+            since=since,
+        ):
+            yield order
+
+
+async def _fetch_page(
+    orders: pb.OrderServiceStub, status: str, page: pb_common.PageRequest
+) -> tuple[list[pb.Order], pb_common.PageResponse | None]:
+    response = await orders.list_orders(pb.ListOrdersRequest(status=status, page=page))
+    return response.orders, response.page
 
 
 async def record_order(
@@ -79,26 +71,24 @@ async def poll_paid_orders(
     OrderService may be down or not deployed: that is logged and retried,
     never raised.
     """
-    since: datetime | None = None
-    while True:
-        started = utcnow()
-        try:
-            added = 0
-            stub = connect()
-            async for order in orders_in(stub, PAID_STATUSES, since):
-                added += await record_order(store, order)
-            # Cancelled after payment (refunded): take the order back out.
-            async for order in orders_in(stub, (CANCELLED,), since):
-                await store.record_cancelled_order(order.id)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("recommendation: order backfill failed, retrying in %.0fs: %s", retry, exc)
-            await asyncio.sleep(retry)
-            continue
-        if added:
-            log.info("recommendation: %d paid order(s) recorded", added)
-        since = started - timedelta(seconds=payment_window + 60)
-        if interval <= 0:
-            return
-        await asyncio.sleep(interval)
+
+    async def one_pass(since: datetime | None) -> int:
+        added = 0
+        stub = connect()
+        async for order in orders_in(stub, PAID_STATUSES, since):
+            added += await record_order(store, order)
+        # Cancelled after payment (refunded): take the order back out.
+        async for order in orders_in(stub, (CANCELLED,), since):
+            await store.record_cancelled_order(order.id)
+        return added
+
+    await run_passes(
+        one_pass,
+        interval=interval,
+        retry=retry,
+        # An order can only become paid within the payment window.
+        overlap=timedelta(seconds=payment_window + 60),
+        log=log,
+        failed="recommendation: order backfill failed",
+        done="recommendation: %d paid order(s) recorded",
+    )

@@ -8,19 +8,18 @@ reaches changes older than the previous pass.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
-from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.backfill import newest_first, run_passes
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("active", "out_of_stock", "archived")
-PAGE_SIZE = 100
 # Changes committed while a pass runs may carry a slightly earlier timestamp.
 OVERLAP = timedelta(seconds=5)
 
@@ -29,27 +28,20 @@ async def changed_products(
     products: pb.ProductServiceStub, since: datetime | None
 ) -> AsyncIterator[pb.Product]:
     for status in STATUSES:
-        page = 1
-        while True:
-            response = await products.list_products(
-                pb.ListProductsRequest(
-                    status=status,
-                    page=pb_common.PageRequest(
-                        page=page, page_size=PAGE_SIZE, sort_by="updated_at", descending=True
-                    ),
-                )
-            )
-            older = False
-            for product in response.products:
-                changed = product.updated_at
-                if since is not None and changed is not None and aware(changed) < since:
-                    older = True
-                    break
-                yield product
-            total_pages = response.page.total_pages if response.page is not None else 0
-            if older or page >= total_pages:
-                break
-            page += 1
+        async for product in newest_first(
+            partial(_fetch_page, products, status),
+            sort_by="updated_at",
+            stamp=lambda product: product.updated_at,
+            since=since,
+        ):
+            yield product
+
+
+async def _fetch_page(
+    products: pb.ProductServiceStub, status: str, page: pb_common.PageRequest
+) -> tuple[list[pb.Product], pb_common.PageResponse | None]:
+    response = await products.list_products(pb.ListProductsRequest(status=status, page=page))
+    return response.products, response.page
 
 
 async def poll_products(
@@ -67,23 +59,20 @@ async def poll_products(
     yet, a timeout) are logged and retried; this never raises except on
     cancellation.
     """
-    since: datetime | None = None
-    while True:
-        started = utcnow()
-        try:
-            count = 0
-            async for product in changed_products(connect(), since):
-                await apply(product)
-                count += 1
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("%s: product backfill failed, retrying in %.0fs: %s", name, retry, exc)
-            await asyncio.sleep(retry)
-            continue
-        if count:
-            log.info("%s: %d product(s) synced", name, count)
-        since = started - OVERLAP
-        if interval <= 0:
-            return
-        await asyncio.sleep(interval)
+
+    async def one_pass(since: datetime | None) -> int:
+        count = 0
+        async for product in changed_products(connect(), since):
+            await apply(product)
+            count += 1
+        return count
+
+    await run_passes(
+        one_pass,
+        interval=interval,
+        retry=retry,
+        overlap=OVERLAP,
+        log=log,
+        failed=f"{name}: product backfill failed",
+        done=f"{name}: %d product(s) synced",
+    )

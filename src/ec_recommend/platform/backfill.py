@@ -1,0 +1,89 @@
+"""Backfilling a projection from another service's list RPC.
+
+Projections (the search index, the recommendation counts) catch up by paging
+a list RPC newest first, stopping at what the previous pass already saw, and
+repeating that pass on a timer. Both halves live here so every feed pages and
+retries the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from ec_recommend._gen.ecommerce import common as pb_common
+from ec_recommend.platform.clock import aware, utcnow
+
+T = TypeVar("T")
+
+PAGE_SIZE = 100
+
+FetchPage = Callable[
+    [pb_common.PageRequest], Awaitable[tuple[Sequence[T], pb_common.PageResponse | None]]
+]
+
+
+async def newest_first(
+    fetch_page: FetchPage[T],
+    *,
+    sort_by: str,
+    stamp: Callable[[T], datetime | None],
+    since: datetime | None,
+) -> AsyncIterator[T]:
+    """Items of every page, sorted by ``sort_by`` descending, until one is older than ``since``."""
+    page = 1
+    while True:
+        items, info = await fetch_page(
+            pb_common.PageRequest(page=page, page_size=PAGE_SIZE, sort_by=sort_by, descending=True)
+        )
+        older = False
+        for item in items:
+            at = stamp(item)
+            if since is not None and at is not None and aware(at) < since:
+                older = True
+                break
+            yield item
+        total_pages = info.total_pages if info is not None else 0
+        if older or page >= total_pages:
+            break
+        page += 1
+
+
+async def run_passes(
+    one_pass: Callable[[datetime | None], Awaitable[int]],
+    *,
+    interval: float,
+    retry: float,
+    overlap: timedelta,
+    log: logging.Logger,
+    failed: str,
+    done: str,
+) -> None:
+    """Run ``one_pass(since)`` now and every ``interval`` seconds (0 = until one succeeds).
+
+    A pass returns how many items it applied (logged with the ``%d`` in
+    ``done``); the next pass gets the start of this one minus ``overlap``.
+    A failed pass (the source down or not deployed yet, a timeout) is logged
+    as ``failed`` and retried after ``retry`` seconds; this never raises
+    except on cancellation.
+    """
+    since: datetime | None = None
+    while True:
+        started = utcnow()
+        try:
+            count = await one_pass(since)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s, retrying in %.0fs: %s", failed, retry, exc)
+            await asyncio.sleep(retry)
+            continue
+        if count:
+            log.info(done, count)
+        since = started - overlap
+        if interval <= 0:
+            return
+        await asyncio.sleep(interval)
