@@ -1,5 +1,6 @@
 """SQLAlchemy 2 async Core storage: one SQLite file or PostgreSQL schema per service."""
 
 from ec_recommend.platform.storage.database import Database, Migration, UnitOfWork, open_database
+from ec_recommend.platform.storage.work import writing
 
-__all__ = ["Database", "Migration", "UnitOfWork", "open_database"]
+__all__ = ["Database", "Migration", "UnitOfWork", "open_database", "writing"]

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import InvalidArgument
-from ec_recommend.platform.storage import Database, UnitOfWork
+from ec_recommend.platform.storage import Database, UnitOfWork, writing
 from ec_recommend.services.recommendation import domain
 from ec_recommend.services.recommendation.tables import (
     MIGRATIONS,
@@ -33,8 +33,8 @@ from ec_recommend.services.recommendation.tables import (
     paid_orders,
     user_items,
 )
-from ec_recommend.services.search.domain import Image, ProductSnapshot
-from ec_recommend.services.search.index import writing
+from ec_recommend.services.search.domain import ProductSnapshot
+from ec_recommend.services.search.snapshot_rows import snapshot_from_row, snapshot_values
 
 __all__ = ["MIGRATIONS", "RecommendationStore"]
 
@@ -205,19 +205,8 @@ class RecommendationStore:
     ) -> bool:
         """Store the catalogue snapshot unless a newer one is stored."""
         values = {
-            "product_id": snapshot.id,
-            "seller_id": snapshot.seller_id,
-            "name": snapshot.name,
-            "description": snapshot.description,
-            "currency": snapshot.currency,
-            "base_price": snapshot.base_price,
-            "sale_price": snapshot.sale_price,
-            "stock": snapshot.stock,
-            "status": snapshot.status,
-            "images": [{"url": i.url, "alt_text": i.alt_text} for i in snapshot.images],
+            **snapshot_values(snapshot),
             "features": domain.text_features(snapshot.name, snapshot.description),
-            "created_at": snapshot.created_at,
-            "updated_at": snapshot.updated_at,
         }
         insert = self._insert(catalogue).values(**values)
         statement = insert.on_conflict_do_update(
@@ -234,7 +223,7 @@ class RecommendationStore:
             row = (
                 await conn.execute(sa.select(catalogue).where(catalogue.c.product_id == product_id))
             ).first()
-        return None if row is None else (_snapshot(row), dict(row.features))
+        return None if row is None else (snapshot_from_row(row), dict(row.features))
 
     async def available(self, product_ids: Iterable[str]) -> dict[str, ProductSnapshot]:
         """The given products that may be recommended: active and in stock."""
@@ -247,7 +236,7 @@ class RecommendationStore:
                     sa.select(catalogue).where(catalogue.c.product_id.in_(ids), *_AVAILABLE)
                 )
             ).all()
-        return {row.product_id: _snapshot(row) for row in rows}
+        return {row.product_id: snapshot_from_row(row) for row in rows}
 
     async def co_purchases(self, product_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """For each item, the items bought with it and in how many orders."""
@@ -366,20 +355,3 @@ def _merge_lines(order_id: str, lines: Iterable[tuple[str, int]]) -> Mapping[str
     if not merged or len(merged) > MAX_ORDER_LINES:
         raise InvalidArgument(f"an order has 1 to {MAX_ORDER_LINES} distinct items", field="lines")
     return merged
-
-
-def _snapshot(row: Any) -> ProductSnapshot:
-    return ProductSnapshot(
-        id=row.product_id,
-        seller_id=row.seller_id,
-        name=row.name,
-        description=row.description,
-        currency=row.currency,
-        base_price=row.base_price,
-        sale_price=row.sale_price,
-        stock=row.stock,
-        status=row.status,
-        created_at=aware(row.created_at),
-        updated_at=aware(row.updated_at),
-        images=tuple(Image(i["url"], i.get("alt_text", "")) for i in row.images),
-    )

@@ -11,18 +11,17 @@ returned.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ec_recommend.platform.clock import aware
 from ec_recommend.platform.paging import Page
-from ec_recommend.platform.storage import Database, UnitOfWork
+from ec_recommend.platform.storage import Database, UnitOfWork, writing
 from ec_recommend.services.search import domain
+from ec_recommend.services.search.snapshot_rows import snapshot_from_row, snapshot_values
 from ec_recommend.services.search.tables import pg_documents, sqlite_documents, sqlite_fts
 
 
@@ -63,7 +62,7 @@ class SearchIndex(ABC):
                     sa.select(self.table).where(self.table.c.product_id == product_id)
                 )
             ).first()
-        return None if row is None else _snapshot(row)
+        return None if row is None else snapshot_from_row(row)
 
     async def search(
         self, terms: Sequence[str], filters: domain.SearchFilters, page: Page
@@ -95,7 +94,7 @@ class SearchIndex(ABC):
         async with self.db.reading() as conn:
             rows = (await conn.execute(query)).all()
             total = (await conn.execute(count)).scalar_one()
-        return [domain.SearchHit(_snapshot(r), float(r.score)) for r in rows], int(total)
+        return [domain.SearchHit(snapshot_from_row(r), float(r.score)) for r in rows], int(total)
 
     def _filters(self, filters: domain.SearchFilters) -> list[Any]:
         t = self.table
@@ -199,17 +198,6 @@ class PostgresSearchIndex(SearchIndex):
         return self.table, [match], sa.func.ts_rank(document, any_word) * 10.0
 
 
-@asynccontextmanager
-async def writing(db: Database, uow: UnitOfWork | None) -> AsyncIterator[UnitOfWork]:
-    """The caller's unit of work (it commits), or a new one committed here."""
-    if uow is not None:
-        yield uow
-        return
-    async with db.unit_of_work() as own:
-        yield own
-        await own.commit()
-
-
 def open_search_index(db: Database) -> SearchIndex:
     if db.is_postgres:
         return PostgresSearchIndex(db)
@@ -234,36 +222,8 @@ def _columns(t: sa.Table) -> list[Any]:
 
 def _row(snapshot: domain.ProductSnapshot) -> dict[str, Any]:
     return {
-        "product_id": snapshot.id,
-        "seller_id": snapshot.seller_id,
-        "name": snapshot.name,
-        "description": snapshot.description,
+        **snapshot_values(snapshot),
         "name_norm": domain.normalize(snapshot.name),
         "description_norm": domain.normalize(snapshot.description),
-        "currency": snapshot.currency,
-        "base_price": snapshot.base_price,
-        "sale_price": snapshot.sale_price,
         "price": snapshot.effective_price,
-        "stock": snapshot.stock,
-        "status": snapshot.status,
-        "images": [{"url": i.url, "alt_text": i.alt_text} for i in snapshot.images],
-        "created_at": snapshot.created_at,
-        "updated_at": snapshot.updated_at,
     }
-
-
-def _snapshot(row: Any) -> domain.ProductSnapshot:
-    return domain.ProductSnapshot(
-        id=row.product_id,
-        seller_id=row.seller_id,
-        name=row.name,
-        description=row.description,
-        currency=row.currency,
-        base_price=row.base_price,
-        sale_price=row.sale_price,
-        stock=row.stock,
-        status=row.status,
-        created_at=aware(row.created_at),
-        updated_at=aware(row.updated_at),
-        images=tuple(domain.Image(i["url"], i.get("alt_text", "")) for i in row.images),
-    )
