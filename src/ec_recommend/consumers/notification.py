@@ -15,12 +15,13 @@ from contextlib import asynccontextmanager
 import sqlalchemy as sa
 
 from ec_recommend._gen.ecommerce import events as pb
+from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend._gen.ecommerce import user as pb_user
 from ec_recommend.consumers import templates
 from ec_recommend.consumers._sql import insert_once
-from ec_recommend.consumers.email import EmailSender, open_email_sender
+from ec_recommend.consumers.email import EmailSender
 from ec_recommend.consumers.recipients import Recipients
-from ec_recommend.consumers.settings import email_settings
+from ec_recommend.consumers.settings import configured_email_sender
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.consumer import Handler, Subscription
 from ec_recommend.platform.events.envelope import Event
@@ -103,35 +104,47 @@ class Notifier:
         paid = event.data
         assert isinstance(paid, pb.OrderPaid) and paid.order is not None
         order = paid.order
-
-        async def compose() -> templates.Email | None:
-            email = await self.recipients.user_email(order.user_id)
-            return templates.order_confirmed(email, order) if email else None
-
-        await send_once(uow, self.sender, f"order-confirmed:{order.id}", compose)
+        await self._email_customer(
+            uow,
+            f"order-confirmed:{order.id}",
+            order,
+            lambda to: templates.order_confirmed(to, order),
+        )
 
     async def on_order_shipped(self, event: Event, uow: UnitOfWork) -> None:
         shipped = event.data
         assert isinstance(shipped, pb.OrderShipped) and shipped.order is not None
         order = shipped.order
-
-        async def compose() -> templates.Email | None:
-            email = await self.recipients.user_email(order.user_id)
-            return templates.order_shipped(email, order) if email else None
-
-        await send_once(uow, self.sender, f"order-shipped:{order.id}", compose)
+        await self._email_customer(
+            uow, f"order-shipped:{order.id}", order, lambda to: templates.order_shipped(to, order)
+        )
 
     async def on_order_cancelled(self, event: Event, uow: UnitOfWork) -> None:
         cancelled = event.data
         assert isinstance(cancelled, pb.OrderCancelled) and cancelled.order is not None
         order = cancelled.order
         refunded = cancelled.refunded
+        await self._email_customer(
+            uow,
+            f"order-cancelled:{order.id}",
+            order,
+            lambda to: templates.order_cancelled(to, order, refunded=refunded),
+        )
+
+    async def _email_customer(
+        self,
+        uow: UnitOfWork,
+        key: str,
+        order: pb_order.Order,
+        template: Callable[[str], templates.Email],
+    ) -> None:
+        """Send the order's customer ``template`` once per ``key``; none without an address."""
 
         async def compose() -> templates.Email | None:
             email = await self.recipients.user_email(order.user_id)
-            return templates.order_cancelled(email, order, refunded=refunded) if email else None
+            return template(email) if email else None
 
-        await send_once(uow, self.sender, f"order-cancelled:{order.id}", compose)
+        await send_once(uow, self.sender, key, compose)
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -144,13 +157,7 @@ class Notifier:
 
 @asynccontextmanager
 async def subscription(env: ServiceEnv) -> AsyncIterator[Subscription]:
-    settings = email_settings(env.config)
-    async with open_email_sender(
-        sender=settings.sender,
-        region=settings.region,
-        endpoint_url=settings.endpoint_url,
-        verify_sender=settings.verify_sender,
-    ) as sender:
+    async with configured_email_sender(env.config) as sender:
         users = env.clients.stub(pb_user.UserServiceStub, "user")
         notifier = Notifier(sender, Recipients(users))
         yield Subscription(

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 
 from ec_recommend.config import Config
+from ec_recommend.consumers.email import EmailSender, open_email_sender
 
 
-@dataclass(frozen=True)
-class EmailSettings:
-    sender: str
-    region: str
-    endpoint_url: str | None
-    verify_sender: bool
-
-
-def email_settings(config: Config) -> EmailSettings:
+def configured_email_sender(config: Config) -> AbstractAsyncContextManager[EmailSender]:
     """SES lives where SNS/SQS live (moto's server locally, AWS in production)."""
-    return EmailSettings(
+    return open_email_sender(
         sender=config.notification.sender,
         region=config.events.region,
         endpoint_url=config.events.endpoint_url,

@@ -18,10 +18,10 @@ from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend._gen.ecommerce import user as pb_user
 from ec_recommend.consumers import templates
-from ec_recommend.consumers.email import EmailSender, open_email_sender
+from ec_recommend.consumers.email import EmailSender
 from ec_recommend.consumers.recipients import Recipients
 from ec_recommend.consumers.seller import store
-from ec_recommend.consumers.settings import email_settings
+from ec_recommend.consumers.settings import configured_email_sender
 from ec_recommend.platform.events.consumer import Handler, Subscription
 from ec_recommend.platform.events.envelope import Event
 from ec_recommend.platform.storage import UnitOfWork
@@ -93,13 +93,7 @@ class SellerLedger:
 
 @asynccontextmanager
 async def subscription(env: ServiceEnv) -> AsyncIterator[Subscription]:
-    settings = email_settings(env.config)
-    async with open_email_sender(
-        sender=settings.sender,
-        region=settings.region,
-        endpoint_url=settings.endpoint_url,
-        verify_sender=settings.verify_sender,
-    ) as sender:
+    async with configured_email_sender(env.config) as sender:
         users = env.clients.stub(pb_user.UserServiceStub, "user")
         ledger = SellerLedger(sender, Recipients(users))
         yield Subscription(
