@@ -4,6 +4,7 @@ the product (ARCHITECTURE section 5)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend.platform.events.outbox import record_event
@@ -21,33 +22,28 @@ FIELD_NAMES = {
 }
 
 
+def _snapshot_fields(product: domain.Product) -> dict[str, Any]:
+    """What product.created and product.updated both carry: the product as it now is."""
+    return {
+        "product_id": product.id,
+        "seller_id": product.seller_id,
+        "name": product.name,
+        "description": product.description,
+        "base_price": product.base_price.to_pb(),
+        "sale_price": None if product.sale_price is None else product.sale_price.to_pb(),
+        "stock_quantity": product.available,
+        "status": product.status,
+    }
+
+
 async def product_created(uow: UnitOfWork, product: domain.Product) -> None:
-    data = pb.ProductCreated(
-        product_id=product.id,
-        seller_id=product.seller_id,
-        name=product.name,
-        description=product.description,
-        base_price=product.base_price.to_pb(),
-        sale_price=None if product.sale_price is None else product.sale_price.to_pb(),
-        stock_quantity=product.available,
-        status=product.status,
-    )
+    data = pb.ProductCreated(**_snapshot_fields(product))
     await record_event(uow, "product.created", data, source=SOURCE)
 
 
 async def product_updated(uow: UnitOfWork, product: domain.Product, changed: Sequence[str]) -> None:
     fields = list(dict.fromkeys(FIELD_NAMES.get(name, name) for name in changed))
-    data = pb.ProductUpdated(
-        product_id=product.id,
-        seller_id=product.seller_id,
-        name=product.name,
-        description=product.description,
-        base_price=product.base_price.to_pb(),
-        sale_price=None if product.sale_price is None else product.sale_price.to_pb(),
-        stock_quantity=product.available,
-        status=product.status,
-        changed_fields=fields,
-    )
+    data = pb.ProductUpdated(**_snapshot_fields(product), changed_fields=fields)
     await record_event(uow, "product.updated", data, source=SOURCE)
 
 
