@@ -1,36 +1,27 @@
-"""Reads and writes of the recommendation data: co-purchase counts, popularity,
-user histories and a catalogue snapshot for availability and text similarity.
+"""The recommendation data: order counts (``counts.OrderCounts``), user views,
+a catalogue snapshot for availability and text similarity, and their reads.
 
-Writers are the paid-order feed (``record_paid_order``, idempotent per order
-id; ``record_cancelled_order`` takes a refunded order back out, once), views
-(``record_view``) and the product feed (``upsert_product``, newest snapshot
-wins). Counters are bumped with ``INSERT .. ON CONFLICT DO UPDATE`` in
-one unit of work with the order's marker row, so a redelivered order counts
-once on either engine.
+Writers are the paid-order feed (see ``counts``), views (``record_view``) and
+the product feed (``upsert_product``, newest snapshot wins).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import InvalidArgument
-from ec_recommend.platform.storage import Database, UnitOfWork, writing
+from ec_recommend.platform.storage import UnitOfWork, writing
 from ec_recommend.services.recommendation import domain
+from ec_recommend.services.recommendation.counts import OrderCounts
 from ec_recommend.services.recommendation.tables import (
     MIGRATIONS,
-    cancelled_orders,
     catalogue,
     co_purchases,
     item_stats,
-    order_lines,
-    paid_orders,
     user_items,
 )
 from ec_recommend.services.search.domain import ProductSnapshot
@@ -38,151 +29,13 @@ from ec_recommend.services.search.snapshot_rows import snapshot_from_row, snapsh
 
 __all__ = ["MIGRATIONS", "RecommendationStore"]
 
-# Pairs grow with the square of an order's lines; beyond this many distinct
-# items an order says little about which of them go together.
-MAX_PAIRED_ITEMS = 50
-MAX_ORDER_LINES = 500
 MAX_NEIGHBOURS = 1000
 MAX_SIMILAR_CANDIDATES = 5000
 _AVAILABLE = (catalogue.c.status == "active", catalogue.c.stock > 0)
 
 
-class RecommendationStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def _insert(self, table: sa.Table) -> Any:
-        return pg_insert(table) if self.db.is_postgres else sqlite_insert(table)
-
-    async def record_paid_order(
-        self,
-        order_id: str,
-        user_id: str,
-        lines: Iterable[tuple[str, int]],
-        paid_at: datetime | None = None,
-        uow: UnitOfWork | None = None,
-    ) -> bool:
-        """Count a paid order once; False if this order id was already counted
-        (or was already cancelled: a late ``order.paid`` then counts nothing).
-
-        Given ``uow`` (an event consumer's), the writes join it and the caller
-        commits; likewise for the other writers here.
-        """
-        quantities = _merge_lines(order_id, lines)
-        paid_at = aware(paid_at) if paid_at is not None else utcnow()
-        marker = (
-            self._insert(paid_orders)
-            .values(order_id=order_id, user_id=user_id, paid_at=paid_at)
-            .on_conflict_do_nothing(index_elements=[paid_orders.c.order_id])
-        )
-        async with writing(self.db, uow) as work:
-            if (await work.execute(marker)).rowcount == 0:
-                return False
-            await work.execute(
-                sa.insert(order_lines),
-                [
-                    {"order_id": order_id, "product_id": p, "quantity": q}
-                    for p, q in quantities.items()
-                ],
-            )
-            if await _is_cancelled(work, order_id):
-                return False
-            await self._count(work, user_id, quantities, paid_at, +1)
-        return True
-
-    async def record_cancelled_order(self, order_id: str, uow: UnitOfWork | None = None) -> bool:
-        """Take a cancelled (refunded) order back out of the counts, once.
-
-        True if counts changed; a cancellation seen before the payment makes
-        the later ``record_paid_order`` count nothing.
-        """
-        if not order_id or len(order_id) > 100:
-            raise InvalidArgument("order_id is required", field="order_id")
-        marker = (
-            self._insert(cancelled_orders)
-            .values(order_id=order_id)
-            .on_conflict_do_nothing(index_elements=[cancelled_orders.c.order_id])
-        )
-        async with writing(self.db, uow) as work:
-            if (await work.execute(marker)).rowcount == 0:
-                return False
-            order = (
-                await work.execute(sa.select(paid_orders).where(paid_orders.c.order_id == order_id))
-            ).first()
-            if order is None:
-                return False
-            rows = await work.execute(
-                sa.select(order_lines).where(order_lines.c.order_id == order_id)
-            )
-            quantities = {row.product_id: int(row.quantity) for row in rows}
-            if not quantities:
-                return False  # recorded before lines were kept
-            await self._count(work, order.user_id, quantities, aware(order.paid_at), -1)
-        return True
-
-    async def _count(
-        self,
-        work: UnitOfWork,
-        user_id: str,
-        quantities: Mapping[str, int],
-        paid_at: datetime,
-        sign: int,
-    ) -> None:
-        """Add (sign +1) or remove (-1) one order's items, pairs and user history."""
-        decay = domain.decay_factor(paid_at)
-        ids = sorted(quantities)  # one lock order for every writer
-        stats = self._insert(item_stats).values(
-            [
-                {
-                    "product_id": pid,
-                    "orders": sign,
-                    "quantity": sign * quantities[pid],
-                    "popularity": sign * quantities[pid] * decay,
-                }
-                for pid in ids
-            ]
-        )
-        await work.execute(
-            stats.on_conflict_do_update(
-                index_elements=[item_stats.c.product_id],
-                set_={
-                    "orders": item_stats.c.orders + stats.excluded.orders,
-                    "quantity": item_stats.c.quantity + stats.excluded.quantity,
-                    "popularity": item_stats.c.popularity + stats.excluded.popularity,
-                },
-            )
-        )
-        paired = ids[:MAX_PAIRED_ITEMS]
-        pairs = [{"product_id": a, "other_id": b, "orders": sign} for a in paired for b in paired]
-        pairs = [p for p in pairs if p["product_id"] != p["other_id"]]
-        if pairs:
-            insert_pairs = self._insert(co_purchases).values(pairs)
-            await work.execute(
-                insert_pairs.on_conflict_do_update(
-                    index_elements=[co_purchases.c.product_id, co_purchases.c.other_id],
-                    set_={"orders": co_purchases.c.orders + insert_pairs.excluded.orders},
-                )
-            )
-        if not user_id:
-            return
-        history = self._insert(user_items).values(
-            [
-                {
-                    "user_id": user_id,
-                    "product_id": pid,
-                    "purchased": sign * quantities[pid],
-                    "views": 0,
-                    "last_at": paid_at,
-                }
-                for pid in ids
-            ]
-        )
-        await work.execute(
-            history.on_conflict_do_update(
-                index_elements=[user_items.c.user_id, user_items.c.product_id],
-                set_={"purchased": user_items.c.purchased + history.excluded.purchased},
-            )
-        )
+class RecommendationStore(OrderCounts):
+    """Order counts (``OrderCounts``), views, the catalogue, and the reads of all three."""
 
     async def record_view(
         self, user_id: str, product_id: str, uow: UnitOfWork | None = None
@@ -328,30 +181,3 @@ class RecommendationStore:
                 )
             )
             return {r.product_id: dict(r.features) for r in rows}
-
-    async def paid_order_recorded(self, order_id: str) -> bool:
-        async with self.db.reading() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(paid_orders.c.order_id).where(paid_orders.c.order_id == order_id)
-                )
-            ).first()
-        return row is not None
-
-
-async def _is_cancelled(work: UnitOfWork, order_id: str) -> bool:
-    query = sa.select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id == order_id)
-    return (await work.execute(query)).first() is not None
-
-
-def _merge_lines(order_id: str, lines: Iterable[tuple[str, int]]) -> Mapping[str, int]:
-    if not order_id or len(order_id) > 100:
-        raise InvalidArgument("order_id is required (at most 100 characters)", field="order_id")
-    merged: dict[str, int] = {}
-    for product_id, quantity in lines:
-        if not product_id or len(product_id) > 36 or quantity <= 0:
-            raise InvalidArgument("each line needs a product id and a positive quantity")
-        merged[product_id] = merged.get(product_id, 0) + quantity
-    if not merged or len(merged) > MAX_ORDER_LINES:
-        raise InvalidArgument(f"an order has 1 to {MAX_ORDER_LINES} distinct items", field="lines")
-    return merged
