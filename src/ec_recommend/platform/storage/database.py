@@ -19,10 +19,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Integer,
     MetaData,
@@ -39,9 +40,12 @@ from sqlalchemy.sql import Executable
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.storage.inline_reads import InlineReader
 from ec_recommend.platform.telemetry.database import instrument_engine
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -70,12 +74,19 @@ class UnitOfWork:
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine, service: str, schema: str | None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        service: str,
+        schema: str | None,
+        inline_reader: InlineReader | None = None,
+    ) -> None:
         self.engine = engine
         self.service = service
         self.schema = schema
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._inline_reader = inline_reader
 
     @property
     def is_postgres(self) -> bool:
@@ -109,6 +120,17 @@ class Database:
         """A connection for reads; never blocks behind writers."""
         async with self.engine.connect() as conn:
             yield conn
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)``: a short, bounded read (by key), in one snapshot.
+
+        On SQLite it runs on the event loop's thread (see ``inline_reads``):
+        ``work`` must not scan. On PostgreSQL it runs on a pooled connection.
+        """
+        if self._inline_reader is not None:
+            return self._inline_reader.run(work)
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(work)
 
     async def migrate(self, migrations: Sequence[Migration]) -> int:
         """Apply the migrations not yet applied, in order; returns the version."""
@@ -202,6 +224,7 @@ async def open_database(
 ) -> AsyncIterator[Database]:
     """Open (creating and migrating) the database of ``service``."""
     schema: str | None = None
+    reader: InlineReader | None = None
     if config.database_url:
         url = _async_url(config.database_url)
         engine = create_async_engine(
@@ -219,12 +242,20 @@ async def open_database(
             f"sqlite+aiosqlite:///{path}", pool_size=config.pool_size, max_overflow=0
         )
         _tune_sqlite(engine)
-    database = Database(engine, service, schema)
+        reader = InlineReader(path)
+    database = Database(engine, service, schema, reader)
     uninstrument = instrument_engine(engine, service)
+    uninstrument_reads = (
+        instrument_engine(reader.engine, service, pool_gauge=False) if reader else None
+    )
     try:
         await database.migrate(migrations)
         yield database
     finally:
+        if reader is not None:
+            reader.close()
+        if uninstrument_reads is not None:
+            uninstrument_reads()
         uninstrument()
         await engine.dispose()
 

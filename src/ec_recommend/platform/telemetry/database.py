@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -26,10 +26,18 @@ _SYSTEMS: Final = {"postgresql": "postgresql", "sqlite": "sqlite"}
 
 
 def instrument_engine(
-    engine: AsyncEngine, service: str, metrics: Metrics | None = None
+    engine: AsyncEngine | Engine,
+    service: str,
+    metrics: Metrics | None = None,
+    *,
+    pool_gauge: bool = True,
 ) -> Callable[[], None]:
-    """Trace ``engine``'s statements and report its pool; returns the undo function."""
-    sync_engine = engine.sync_engine
+    """Trace ``engine``'s statements and report its pool; returns the undo function.
+
+    ``pool_gauge=False`` for a service's secondary engine (its inline reader):
+    the gauge reports the service's main pool.
+    """
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     system = _SYSTEMS.get(sync_engine.dialect.name, sync_engine.dialect.name)
 
     def before(
@@ -72,6 +80,14 @@ def instrument_engine(
     event.listen(sync_engine, "after_cursor_execute", after)
     event.listen(sync_engine, "handle_error", failed)
 
+    def unlisten() -> None:
+        event.remove(sync_engine, "before_cursor_execute", before)
+        event.remove(sync_engine, "after_cursor_execute", after)
+        event.remove(sync_engine, "handle_error", failed)
+
+    if not pool_gauge:
+        return unlisten
+
     recorder = metrics or process_metrics()
     pool = sync_engine.pool
 
@@ -84,8 +100,6 @@ def instrument_engine(
 
     def undo() -> None:
         remove_collector()
-        event.remove(sync_engine, "before_cursor_execute", before)
-        event.remove(sync_engine, "after_cursor_execute", after)
-        event.remove(sync_engine, "handle_error", failed)
+        unlisten()
 
     return undo

@@ -85,6 +85,11 @@ SORT_COLUMNS: dict[str, Any] = {
 }
 
 
+# Built once: constructing a statement per read costs more than the read.
+_BY_ID = sa.select(products).where(products.c.id == sa.bindparam("product_id"))
+_BY_IDS = sa.select(products).where(products.c.id.in_(sa.bindparam("product_ids", expanding=True)))
+
+
 def _status_after(available: Any) -> Any:
     """SQL for the status a product has once ``available`` units remain."""
     return sa.case(
@@ -157,10 +162,10 @@ class ProductStore:
         return product
 
     async def get(self, product_id: str) -> domain.Product:
-        async with self.db.reading() as conn:
-            row = (
-                await conn.execute(sa.select(products).where(products.c.id == product_id))
-            ).first()
+        def read(conn: sa.Connection) -> Any:
+            return conn.execute(_BY_ID, {"product_id": product_id}).first()
+
+        row = await self.db.read(read)  # by primary key: bounded
         if row is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
         return _to_product(row)
@@ -168,10 +173,11 @@ class ProductStore:
     async def get_many(self, product_ids: Sequence[str]) -> list[domain.Product]:
         if not product_ids:
             return []
-        async with self.db.reading() as conn:
-            rows = (
-                await conn.execute(sa.select(products).where(products.c.id.in_(set(product_ids))))
-            ).all()
+
+        def read(conn: sa.Connection) -> Sequence[Any]:
+            return conn.execute(_BY_IDS, {"product_ids": list(set(product_ids))}).all()
+
+        rows = await self.db.read(read)  # by primary key, at most MAX_BATCH ids: bounded
         by_id = {row.id: _to_product(row) for row in rows}
         return [by_id[pid] for pid in dict.fromkeys(product_ids) if pid in by_id]
 

@@ -1,0 +1,75 @@
+"""Short SQLite reads on the event loop's own thread.
+
+Through aiosqlite, one primary-key read costs about nine hops to the driver's
+thread and back (cursor, BEGIN, SELECT, fetch, close, ROLLBACK), each a
+context switch on a busy machine, plus SQLAlchemy's greenlet bridging. The
+read itself, from a WAL database in the page cache, takes microseconds. So
+bounded reads (by key) run synchronously on a dedicated connection instead:
+one BEGIN..ROLLBACK snapshot per read, as ``Database.reading()`` gives, with
+no thread hop at all. In WAL mode a reader never waits for the writer.
+
+Only bounded work belongs here: a scan would stall every other call on the
+loop while it runs. Those stay on ``Database.reading()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import StaticPool
+
+T = TypeVar("T")
+
+# A reader waits this long (milliseconds) for SQLite's rare exclusive moments
+# (WAL recovery, the last connection's checkpoint); it blocks the loop meanwhile.
+_READ_BUSY_TIMEOUT_MS = 2000
+
+
+class InlineReader:
+    """One synchronous read connection to a SQLite file, used from the loop thread."""
+
+    def __init__(self, path: Path) -> None:
+        # StaticPool: the one connection, kept open; reads never overlap because
+        # each runs to completion without yielding to the loop.
+        self.engine: Engine = create_engine(
+            f"sqlite:///{path}",
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},  # closed from dispose()
+        )
+        _tune_read_connection(self.engine)
+        self._connection: Connection | None = None
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` inside one read transaction, ended before returning."""
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self.engine.connect()
+        try:
+            return work(connection)
+        finally:
+            # Ends the snapshot: a held read transaction would hide later
+            # writes from this connection and keep the WAL from checkpointing.
+            connection.rollback()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self.engine.dispose()
+
+
+def _tune_read_connection(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # transactions are ours: BEGIN below
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={_READ_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
