@@ -12,7 +12,6 @@ an impossible value is a ``ConfigError`` that names the file and line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from ec_recommend.platform.rpc.policies import (
     RetryPolicy,
     ServicePolicy,
 )
+from ec_recommend.platform.rpc.yaml_nodes import NodeReader
 
 __all__ = [
     "DEFAULT_MESH_FILE",
@@ -109,69 +109,10 @@ _SERVICE_KEYS = {
     "idempotent_with_key",
     "allowed_callers",
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 
 
-class _Reader:
+class _Reader(NodeReader):
     """Turns YAML nodes into policy values, failing with the node's line."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, node: yaml.Node, message: str) -> Any:
-        raise ConfigError(f"{self.source} line {node.start_mark.line + 1}: {message}")
-
-    def mapping(self, node: yaml.Node, where: str, allowed: set[str]) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            self.fail(node, f"{where}: expected a mapping")
-        result: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key not in allowed:
-                self.fail(
-                    key_node,
-                    f"{where}: unknown key {key!r} (expected one of {', '.join(sorted(allowed))})",
-                )
-            result[key] = value_node
-        return result
-
-    def scalar(self, node: yaml.Node, where: str) -> str:
-        if not isinstance(node, yaml.ScalarNode):
-            self.fail(node, f"{where}: expected a single value")
-        return str(node.value)
-
-    def string(self, node: yaml.Node, where: str) -> str:
-        value = self.scalar(node, where).strip()
-        if not value:
-            self.fail(node, f"{where}: must not be empty")
-        return value
-
-    def strings(self, node: yaml.Node, where: str) -> frozenset[str]:
-        if not isinstance(node, yaml.SequenceNode):
-            self.fail(node, f"{where}: expected a list")
-        return frozenset(self.string(item, where) for item in node.value)
-
-    def number(self, node: yaml.Node, where: str, *, minimum: float, integer: bool = False) -> Any:
-        text = self.scalar(node, where)
-        try:
-            value: float = int(text) if integer else float(text)
-        except ValueError:
-            kind = "an integer" if integer else "a number"
-            return self.fail(node, f"{where}: expected {kind}, got {text!r}")
-        if value < minimum:
-            self.fail(node, f"{where}: must be >= {minimum}, got {value}")
-        return value
-
-    def duration(self, node: yaml.Node, where: str) -> float:
-        text = self.scalar(node, where)
-        match = _DURATION.match(text)
-        if match is None:
-            return float(self.fail(node, f"{where}: expected a duration like 5s or 250ms"))
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-        if seconds <= 0:
-            self.fail(node, f"{where}: must be > 0")
-        return seconds
 
     def service(
         self, node: yaml.Node, where: str, base: ServicePolicy, *, named: bool
