@@ -32,6 +32,7 @@ from ec_recommend.config import Config, Endpoint
 from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.balancer import Balancer, EndpointState
 from ec_recommend.platform.rpc.breaker import CircuitBreaker, CircuitOpen
+from ec_recommend.platform.rpc.codec import FastProtoCodec
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.rpc.mesh import MeshConfig, ServicePolicy, load_mesh
 from ec_recommend.platform.rpc.observers import MeshObserver, Observers
@@ -330,6 +331,7 @@ class ClientFactory:
             endpoint.host,
             endpoint.port,
             ssl=context,
+            codec=FastProtoCodec(),
             status_details_codec=ErrorDetailsCodec(),
             config=config,
         )

@@ -27,6 +27,7 @@ from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
 from ec_recommend.platform import errors
+from ec_recommend.platform.rpc.codec import FastProtoCodec
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, to_grpc_error
 
@@ -71,7 +72,9 @@ class RpcServer:
         self._serving = ServiceStatus()
         self._health = Health({handler: [self._serving] for handler in self._handlers})
         self._server = Server(
-            [*self._handlers, self._health], status_details_codec=ErrorDetailsCodec()
+            [*self._handlers, self._health],
+            codec=FastProtoCodec(),
+            status_details_codec=ErrorDetailsCodec(),
         )
         listen(self._server, RecvRequest, self._on_request)
         self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
