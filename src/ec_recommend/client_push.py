@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 
+from ec_recommend.client_errors import ERRORS, ApiError
+
 if TYPE_CHECKING:
     from ec_recommend.client import Client
 
@@ -82,8 +84,6 @@ class PushSubscription:
             )
         except aiohttp.WSServerHandshakeError as exc:
             await self.close()
-            from ec_recommend.client import ERRORS, ApiError
-
             raise ERRORS.get(_code_of(exc.status), ApiError)(exc.status, exc.message) from None
         if self.client.token and self.auth == "message":
             await self._ws.send_json({"type": "auth", "token": self.client.token})
@@ -170,8 +170,6 @@ def _code_of(status: int) -> str:
 
 
 def _error(message: Mapping[str, Any]) -> Exception:
-    from ec_recommend.client import ERRORS, ApiError
-
     code = str(message.get("code", "UNKNOWN"))
     details = message.get("details") or {}
     return ERRORS.get(code, ApiError)(0, str(message.get("message", "")), details, code=code)
