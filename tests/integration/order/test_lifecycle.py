@@ -16,7 +16,7 @@ from ec_recommend.config import Config, OrderConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.events.outbox import outbox
 from ec_recommend.platform.storage import open_database
-from ec_recommend.services.order.store import MIGRATIONS, refunds
+from ec_recommend.services.order.tables import MIGRATIONS, refunds
 from tests.conftest import wait_for
 from tests.integration.order.shop import Shop, acting_as, new_user
 

@@ -17,7 +17,8 @@ from ec_recommend.services.order.checkout import Checkout
 from ec_recommend.services.order.fulfilment import Fulfilment
 from ec_recommend.services.order.ledger import Ledger
 from ec_recommend.services.order.payments import SandboxPaymentProvider
-from ec_recommend.services.order.store import MIGRATIONS, OrderStore
+from ec_recommend.services.order.store import OrderStore
+from ec_recommend.services.order.tables import MIGRATIONS
 from tests.integration.order.shop import Shop, new_user
 
 pytestmark = pytest.mark.asyncio

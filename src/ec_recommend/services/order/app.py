@@ -15,7 +15,8 @@ from ec_recommend.services.order.fulfilment import Fulfilment
 from ec_recommend.services.order.ledger import Ledger
 from ec_recommend.services.order.payments import SandboxPaymentProvider
 from ec_recommend.services.order.service import OrderService
-from ec_recommend.services.order.store import MIGRATIONS, OrderStore
+from ec_recommend.services.order.store import OrderStore
+from ec_recommend.services.order.tables import MIGRATIONS
 
 log = logging.getLogger(__name__)
 

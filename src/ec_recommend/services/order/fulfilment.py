@@ -26,7 +26,8 @@ from ec_recommend.platform.storage import UnitOfWork
 from ec_recommend.services.order import domain, events
 from ec_recommend.services.order.ledger import Ledger, Payment
 from ec_recommend.services.order.payments import PaymentProvider
-from ec_recommend.services.order.store import SUCCEEDED, OrderStore
+from ec_recommend.services.order.store import OrderStore
+from ec_recommend.services.order.tables import SUCCEEDED
 
 log = logging.getLogger(__name__)
 

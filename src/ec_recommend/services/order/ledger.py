@@ -14,7 +14,7 @@ from ec_recommend.platform.errors import AlreadyExists
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.storage import Database, UnitOfWork
-from ec_recommend.services.order.store import (
+from ec_recommend.services.order.tables import (
     DECLINED,
     FAILED,
     PROCESSING,
