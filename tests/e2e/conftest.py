@@ -92,7 +92,6 @@ def running_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
             if child.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"ec-recommend up did not start; see {data_dir / 'up.log'}")
             time.sleep(0.2)
-        time.sleep(0.1)  # the file is written in one call; let it land
         endpoints = json.loads(endpoints_file.read_text(encoding="utf-8"))
         _wait_ready(endpoints["gateway_url"], child, 60)
         yield RunningSystem(endpoints, data_dir, child)

@@ -125,7 +125,6 @@ async def system_up(data_dir: Path, otlp: str) -> AsyncIterator[dict[str, Any]]:
         endpoints_file = data_dir / "endpoints.json"
         await wait_for(lambda: endpoints_file.exists() or child.returncode is not None, timeout=120)
         assert child.returncode is None, (data_dir / "up.log").read_text()[-3000:]
-        await asyncio.sleep(0.1)  # written in one call; let it land
         endpoints: dict[str, Any] = json.loads(endpoints_file.read_text(encoding="utf-8"))
 
         async def ready() -> bool:

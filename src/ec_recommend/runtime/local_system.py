@@ -117,7 +117,11 @@ async def local_system(
 ) -> AsyncIterator[LocalSystem]:
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "endpoints.json"
+    # A file from an earlier run names ports that are gone; readers wait for the new one.
+    path.unlink(missing_ok=True)
     async with AsyncExitStack() as stack:
+        stack.callback(path.unlink, missing_ok=True)
         aws = await stack.enter_async_context(moto_server(host))
         await _seed(aws)
         config, facts, subjects = await _provision(local_config(config, aws), aws, demo)
@@ -135,8 +139,10 @@ async def local_system(
         app = create_app(cognito_setup(config, clients=hosted.clients, services=names, ready=False))
         gateway_url = await stack.enter_async_context(serving(app, host, port))
         endpoints = {"gateway_url": gateway_url, **facts}
-        path = data_dir / "endpoints.json"
-        path.write_text(json.dumps(endpoints, indent=2), encoding="utf-8")
+        # Written aside and renamed, so a reader never sees half a file.
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(endpoints, indent=2), encoding="utf-8")
+        partial.replace(path)
         mark_ready(app)
         log.info("gateway listening on %s; endpoints in %s", gateway_url, path)
         yield LocalSystem(endpoints, path)
