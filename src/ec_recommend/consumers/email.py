@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.consumers.templates import Email
-from ec_recommend.runtime.local_aws import LOCAL_CREDENTIALS
+from ec_recommend.platform.aws import open_aws_client
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +56,7 @@ async def open_email_sender(
     SES — and moto — refuse mail from an unverified address. In production the
     identity is verified once by an operator, not by every process.
     """
-    credentials: dict[str, str] = dict(LOCAL_CREDENTIALS) if endpoint_url else {}
-    async with get_session().create_client(
-        "ses", region_name=region, endpoint_url=endpoint_url, **credentials
-    ) as ses:
+    async with open_aws_client("ses", region=region, endpoint_url=endpoint_url) as ses:
         if verify_sender:
             await ses.verify_email_identity(EmailAddress=sender)
         yield EmailSender(ses, sender)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.config import AuthConfig
@@ -28,7 +27,7 @@ from ec_recommend.platform.auth.cognito_errors import (
     raise_unavailable,
 )
 from ec_recommend.platform.auth.context import CUSTOMER, SELLER
-from ec_recommend.runtime.local_aws import LOCAL_CREDENTIALS
+from ec_recommend.platform.aws import open_aws_client
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +66,11 @@ def cognito_client_config() -> AioConfig:
 @asynccontextmanager
 async def cognito_client(auth: AuthConfig) -> AsyncIterator[Any]:
     """An aiobotocore cognito-idp client: moto when ``endpoint_url`` is set, else AWS."""
-    # moto accepts any credentials; in production the default chain applies.
-    credentials: Mapping[str, str] = LOCAL_CREDENTIALS if auth.endpoint_url else {}
-    session = get_session()
-    async with session.create_client(
+    async with open_aws_client(
         "cognito-idp",
-        region_name=auth.region,
+        region=auth.region,
         endpoint_url=auth.endpoint_url,
         config=cognito_client_config(),
-        **credentials,
     ) as client:
         yield client
 

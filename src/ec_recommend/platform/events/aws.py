@@ -7,10 +7,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 
 from ec_recommend.config import EventsConfig
-from ec_recommend.runtime.local_aws import LOCAL_CREDENTIALS
+from ec_recommend.platform.aws import open_aws_client
 
 
 @asynccontextmanager
@@ -29,13 +28,8 @@ async def aws_client(
         retries=retries,  # type: ignore[arg-type]
         max_pool_connections=pool,
     )
-    credentials = LOCAL_CREDENTIALS if config.endpoint_url else {}
-    async with get_session().create_client(
-        service,  # type: ignore[call-overload]
-        region_name=config.region,
-        endpoint_url=config.endpoint_url,
-        config=client_config,
-        **credentials,
+    async with open_aws_client(
+        service, region=config.region, endpoint_url=config.endpoint_url, config=client_config
     ) as client:
         yield client
 
