@@ -28,6 +28,9 @@ class GatewayConfig:
     rate_limit_seller: int = 5000
     rate_limit_window: float = 60.0
     trusted_proxies: tuple[str, ...] = ()
+    # Every API request's time budget; a client may ask for less with
+    # X-Request-Timeout. The deadline travels on every gRPC hop behind it.
+    request_timeout: float = 15.0
 
 
 def gateway_config(section: Section) -> GatewayConfig:
@@ -51,6 +54,7 @@ def gateway_config(section: Section) -> GatewayConfig:
         rate_limit_seller=section.count("rate_limit_seller", "EC_RATE_LIMIT_SELLER", 5000),
         rate_limit_window=section.seconds("rate_limit_window", "EC_RATE_LIMIT_WINDOW", 60.0),
         trusted_proxies=_trusted_proxies(section.pick("trusted_proxies", "EC_TRUSTED_PROXIES", ())),
+        request_timeout=section.seconds("request_timeout", "EC_GATEWAY_REQUEST_TIMEOUT", 15.0),
     )
 
 

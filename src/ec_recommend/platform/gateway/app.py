@@ -9,6 +9,7 @@ caller, render the result as JSON.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -20,6 +21,7 @@ import betterproto2
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from grpclib.metadata import Deadline
 
 from ec_recommend.config import Config, GatewayConfig
 from ec_recommend.platform import errors
@@ -52,6 +54,7 @@ from ec_recommend.platform.telemetry.http import http_middleware, metrics_handle
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+REQUEST_TIMEOUT = "X-Request-Timeout"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 VerifierFactory = Callable[[], AbstractAsyncContextManager[TokenVerifier]]
@@ -123,6 +126,7 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
                 accounts=accounts,
                 services=tuple(setup.services),
                 ready=setup.ready,
+                request_timeout=setup.config.gateway.request_timeout,
             )
             if setup.config.events.enabled:
                 topology = load_topology(setup.config.events.topology_path)
@@ -194,6 +198,21 @@ def _read_query(request: web.Request, endpoint: Endpoint) -> dict[str, Any]:
     return endpoint.query.parse_query(dict(query))
 
 
+def request_budget(header: str | None, limit: float) -> float:
+    """Seconds this request may take: the client's ``X-Request-Timeout``, at most ``limit``."""
+    if header is None:
+        return limit
+    try:
+        asked = float(header)
+    except ValueError:
+        asked = 0.0
+    if not 0 < asked < float("inf"):
+        raise errors.InvalidArgument(
+            f"{REQUEST_TIMEOUT}: a positive number of seconds", field=REQUEST_TIMEOUT
+        )
+    return min(asked, limit)
+
+
 def endpoint_handler(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         identity = request.get(IDENTITY)
@@ -215,11 +234,19 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
             identity=identity,
             clients=gateway.clients,
         )
+        budget = request_budget(request.headers.get(REQUEST_TIMEOUT), gateway.request_timeout)
         context = CallContext(
-            identity=identity, request_id=request[REQUEST_ID], idempotency_key=key
+            identity=identity,
+            request_id=request[REQUEST_ID],
+            idempotency_key=key,
+            deadline=Deadline.from_timeout(budget),
         )
-        with call_scope(context):
-            result = await endpoint.handler(api_request)
+        try:
+            async with asyncio.timeout(budget):
+                with call_scope(context):
+                    result = await endpoint.handler(api_request)
+        except TimeoutError:
+            raise errors.DeadlineExceeded("the request did not finish in time") from None
         return render(result, endpoint.status)
 
     handle.__name__ = endpoint.operation_id

@@ -34,6 +34,7 @@ class Gateway:
     accounts: Accounts | None
     services: Sequence[str] = ()
     ready: bool = True
+    request_timeout: float = 15.0  # seconds; config.gateway.request_timeout
     extras: dict[str, object] = field(default_factory=dict)
 
 
