@@ -21,35 +21,42 @@ T = TypeVar("T")
 
 PAGE_SIZE = 100
 
+# (status, page) -> (items, paging facts) of one list RPC call.
 FetchPage = Callable[
-    [pb_common.PageRequest], Awaitable[tuple[Sequence[T], pb_common.PageResponse | None]]
+    [str, pb_common.PageRequest],
+    Awaitable[tuple[Sequence[T], pb_common.PageResponse | None]],
 ]
 
 
 async def newest_first(
     fetch_page: FetchPage[T],
+    statuses: Sequence[str],
     *,
     sort_by: str,
     stamp: Callable[[T], datetime | None],
     since: datetime | None,
 ) -> AsyncIterator[T]:
-    """Items of every page, sorted by ``sort_by`` descending, until one is older than ``since``."""
-    page = 1
-    while True:
-        items, info = await fetch_page(
-            pb_common.PageRequest(page=page, page_size=PAGE_SIZE, sort_by=sort_by, descending=True)
-        )
-        older = False
-        for item in items:
-            at = stamp(item)
-            if since is not None and at is not None and aware(at) < since:
-                older = True
+    """Items in each status, sorted by ``sort_by`` descending, until one is older than ``since``."""
+    for status in statuses:
+        page = 1
+        while True:
+            items, info = await fetch_page(
+                status,
+                pb_common.PageRequest(
+                    page=page, page_size=PAGE_SIZE, sort_by=sort_by, descending=True
+                ),
+            )
+            older = False
+            for item in items:
+                at = stamp(item)
+                if since is not None and at is not None and aware(at) < since:
+                    older = True
+                    break
+                yield item
+            total_pages = info.total_pages if info is not None else 0
+            if older or page >= total_pages:
                 break
-            yield item
-        total_pages = info.total_pages if info is not None else 0
-        if older or page >= total_pages:
-            break
-        page += 1
+            page += 1
 
 
 async def run_passes(

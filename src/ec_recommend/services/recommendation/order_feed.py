@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
-from functools import partial
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb
@@ -27,24 +26,18 @@ PAID_STATUSES = ("PAID", "SHIPPED", "DELIVERED")
 CANCELLED = "CANCELLED"
 
 
-async def orders_in(
+def orders_in(
     orders: pb.OrderServiceStub, statuses: Sequence[str], since: datetime | None
 ) -> AsyncIterator[pb.Order]:
-    for status in statuses:
-        async for order in newest_first(
-            partial(_fetch_page, orders, status),
-            sort_by="created_at",
-            stamp=lambda order: order.created_at,
-            since=since,
-        ):
-            yield order
+    async def fetch_page(
+        status: str, page: pb_common.PageRequest
+    ) -> tuple[list[pb.Order], pb_common.PageResponse | None]:
+        response = await orders.list_orders(pb.ListOrdersRequest(status=status, page=page))
+        return response.orders, response.page
 
-
-async def _fetch_page(
-    orders: pb.OrderServiceStub, status: str, page: pb_common.PageRequest
-) -> tuple[list[pb.Order], pb_common.PageResponse | None]:
-    response = await orders.list_orders(pb.ListOrdersRequest(status=status, page=page))
-    return response.orders, response.page
+    return newest_first(
+        fetch_page, statuses, sort_by="created_at", stamp=lambda o: o.created_at, since=since
+    )
 
 
 async def record_order(

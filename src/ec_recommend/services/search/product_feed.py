@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from functools import partial
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
@@ -24,24 +23,18 @@ STATUSES = ("active", "out_of_stock", "archived")
 OVERLAP = timedelta(seconds=5)
 
 
-async def changed_products(
+def changed_products(
     products: pb.ProductServiceStub, since: datetime | None
 ) -> AsyncIterator[pb.Product]:
-    for status in STATUSES:
-        async for product in newest_first(
-            partial(_fetch_page, products, status),
-            sort_by="updated_at",
-            stamp=lambda product: product.updated_at,
-            since=since,
-        ):
-            yield product
+    async def fetch_page(
+        status: str, page: pb_common.PageRequest
+    ) -> tuple[list[pb.Product], pb_common.PageResponse | None]:
+        response = await products.list_products(pb.ListProductsRequest(status=status, page=page))
+        return response.products, response.page
 
-
-async def _fetch_page(
-    products: pb.ProductServiceStub, status: str, page: pb_common.PageRequest
-) -> tuple[list[pb.Product], pb_common.PageResponse | None]:
-    response = await products.list_products(pb.ListProductsRequest(status=status, page=page))
-    return response.products, response.page
+    return newest_first(
+        fetch_page, STATUSES, sort_by="updated_at", stamp=lambda p: p.updated_at, since=since
+    )
 
 
 async def poll_products(
