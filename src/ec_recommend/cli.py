@@ -30,7 +30,7 @@ ec-recommend: an e-commerce backend as asyncio microservices.
 commands:
   up         run the whole system locally with demo data (one process)
   serve      run one or more services and/or event consumers in one process
-  provision  create or update the SNS/SQS topology (idempotent)
+  provision  create or update the SNS/SQS topology and Cognito pool (idempotent)
   dlq        list, show, redrive or purge dead-letter queues
   certs      development CA and service certificates for mTLS (certs init)
 """

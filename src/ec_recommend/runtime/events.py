@@ -119,6 +119,16 @@ async def _provision(config: Config) -> int:
         f"{len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged"
     )
+    if config.auth.endpoint_url or config.profile == "production":
+        from ec_recommend.platform.auth.provision import provision_user_pool
+
+        pool = await provision_user_pool(config.auth)
+        print(
+            f"cognito pool {config.auth.pool_name}: EC_COGNITO_USER_POOL_ID={pool.user_pool_id} "
+            f"EC_COGNITO_CLIENT_ID={pool.client_id}"
+        )
+    else:
+        print("cognito pool: skipped (set EC_COGNITO_ENDPOINT_URL, or use the production profile)")
     return 0
 
 

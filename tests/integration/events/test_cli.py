@@ -13,13 +13,18 @@ from ec_recommend.runtime.local_aws import LocalAws
 
 
 def run(
-    local_aws: LocalAws, prefix: str, *args: str, stdin: str = ""
+    local_aws: LocalAws,
+    prefix: str,
+    *args: str,
+    stdin: str = "",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "EC_AWS_ENDPOINT_URL": local_aws.endpoint_url,
         "EC_AWS_REGION": local_aws.region,
         "EC_EVENTS_PREFIX": prefix,
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "ec_recommend.cli", *args],
@@ -45,6 +50,18 @@ def test_provision_twice_prints_creations_then_nothing(local_aws: LocalAws, pref
     assert second.returncode == 0, second.stderr
     assert "0 created, 0 updated" in second.stdout
     assert "created " not in second.stdout.replace("0 created", "")
+
+
+def test_provision_creates_the_cognito_pool_once(local_aws: LocalAws, prefix: str) -> None:
+    env = {"EC_COGNITO_ENDPOINT_URL": local_aws.endpoint_url, "EC_COGNITO_POOL_NAME": prefix}
+    first = run(local_aws, prefix, "provision", env=env)
+    assert first.returncode == 0, first.stderr
+    pool_line = next(
+        line for line in first.stdout.splitlines() if "EC_COGNITO_USER_POOL_ID=" in line
+    )
+    second = run(local_aws, prefix, "provision", env=env)
+    assert second.returncode == 0, second.stderr
+    assert pool_line in second.stdout.splitlines(), "the same pool and client, not new ones"
 
 
 def test_dlq_commands(local_aws: LocalAws, prefix: str) -> None:
