@@ -1,4 +1,4 @@
-"""Buying over HTTP against ``ec-recommend up``: browse, cart, order, pay,
+"""Buying over HTTP against ``ec-recommend up``: browse, search, cart, order, pay,
 decline, cancel, ship, and who may see or change an order."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from ec_recommend import client as api
+from tests.conftest import wait_for
 from tests.e2e.conftest import System
 
 pytestmark = pytest.mark.asyncio
@@ -18,8 +19,15 @@ async def test_browse_cart_order_pay_ship_deliver(system: System) -> None:
     seller = await system.seller()
     buyer = await system.customer()
     stranger = await system.customer()
-    product = await seller.create_product("Drip kettle", 4800, 5, description="gooseneck")
+    model = uuid.uuid4().hex[:10]
+    product = await seller.create_product(f"Drip kettle {model}", 4800, 5, description="gooseneck")
 
+    # The search index follows product events; the buyer finds it by a word of its name.
+    async def findable() -> bool:
+        found = await buyer.search(model)
+        return [hit["product"]["id"] for hit in found.items] == [product["id"]]
+
+    await wait_for(findable, timeout=30)
     seen = await system.anonymous().get_product(product["id"])
     assert seen["stock_quantity"] == 5
     cart = await buyer.add_to_cart(product["id"], 2)
