@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -106,3 +107,40 @@ def test_bearer_header_parsing() -> None:
     for bad in ("Basic abc", "Bearer", "Bearer a b", "abc", "Bearer " + "x" * 9000):
         with pytest.raises(errors.Unauthenticated):
             bearer_token(bad)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_requests_of_one_subject_share_one_lookup() -> None:
+    class SlowUsers(Users):
+        async def get_user(self, request: pb_user.GetUserRequest) -> pb_user.User:
+            await asyncio.sleep(0)  # still in flight while the others arrive
+            return await super().get_user(request)
+
+    users = SlowUsers()
+    resolver = IdentityResolver(Verifier(), Clients(users), ttl=60)  # type: ignore[arg-type]
+    good = token(time.time() + 600)
+    await resolver.resolve(good)  # the token verified; the subject now expires:
+    resolver.forget("sub-1")
+    identities = await asyncio.gather(*(resolver.resolve(good) for _ in range(20)))
+    assert users.calls == 2, "one lookup for the 20 concurrent requests"
+    assert {identity.user_id for identity in identities} == {"u-1"}
+
+
+@pytest.mark.asyncio
+async def test_a_failed_shared_lookup_fails_every_waiter_and_is_not_remembered() -> None:
+    class DownUsers(Users):
+        async def get_user(self, request: pb_user.GetUserRequest) -> pb_user.User:
+            self.calls += 1
+            await asyncio.sleep(0)
+            raise errors.Unavailable("user is unreachable")
+
+    users = DownUsers()
+    resolver = IdentityResolver(Verifier(), Clients(users))  # type: ignore[arg-type]
+    good = token(time.time() + 600)
+    results = await asyncio.gather(
+        *(resolver.resolve(good) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, errors.Unavailable) for r in results)
+    with pytest.raises(errors.Unavailable):
+        await resolver.resolve(good)
+    assert users.calls == 2, "one shared failed lookup, then a fresh one"

@@ -4,10 +4,13 @@ The token names a Cognito subject; services know our own user ids. The
 subject is resolved through UserService (``GetUser(cognito_user_id=sub)``)
 and remembered briefly, so the hot path costs one signature check. A
 deactivated account is refused even while its tokens are unexpired.
+Concurrent requests of one subject share one lookup: when the entry expires
+under load, one GetUser goes out, not one per waiting request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -88,12 +91,13 @@ class IdentityResolver:
         self.max_tokens = max_tokens
         self._known: OrderedDict[str, _Known] = OrderedDict()
         self._tokens: OrderedDict[str, tuple[VerifiedToken, float]] = OrderedDict()
+        self._pending: dict[tuple[str, str, str], asyncio.Future[_Known]] = {}
 
     async def resolve(self, token: str, request_id: str = "") -> Identity:
         claims = await self._verified(token)
         known = self._known.get(claims.user_id)
         if known is None or known.expires < time.monotonic():
-            known = await self._lookup(claims, request_id)
+            known = await self._shared_lookup(claims, request_id)
         if not known.active:
             raise errors.Unauthenticated("this account has been deactivated")
         return Identity(
@@ -122,6 +126,24 @@ class IdentityResolver:
     def forget(self, subject: str) -> None:
         """Drop a cached subject (after deactivation, so it takes effect at once)."""
         self._known.pop(subject, None)
+
+    async def _shared_lookup(self, claims: VerifiedToken, request_id: str) -> _Known:
+        """``_lookup``, joined by concurrent callers whose claims would look up the same."""
+        # email and seller id decide whether a missing account gets registered
+        key = (claims.user_id, claims.email, claims.seller_id or "")
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(claims, request_id))
+            self._pending[key] = pending
+
+            def done(future: asyncio.Future[_Known]) -> None:
+                self._pending.pop(key, None)
+                if not future.cancelled():
+                    future.exception()  # retrieved here: every waiter may be gone
+
+            pending.add_done_callback(done)
+        # shield: one caller going away must not fail the others' lookup
+        return await asyncio.shield(pending)
 
     async def _lookup(self, claims: VerifiedToken, request_id: str) -> _Known:
         users = self.clients.stub(pb_user.UserServiceStub, "user")
