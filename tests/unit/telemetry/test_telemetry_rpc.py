@@ -148,3 +148,29 @@ async def test_client_span_marks_failed_attempts(spans: InMemorySpanExporter) ->
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes is not None
     assert span.attributes["rpc.grpc.status_code"] == Status.DEADLINE_EXCEEDED.value
+
+
+async def test_without_an_sdk_no_span_is_built_but_the_trace_goes_along(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ec_recommend.platform.telemetry.rpc as rpc_telemetry
+
+    monkeypatch.setattr(rpc_telemetry, "sdk_installed", lambda: False)
+    metrics = Metrics()
+    middleware = server_middleware("product", metrics)
+    call = call_with({"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"}, Request("p-1"))
+    outgoing: list[list[tuple[str, Any]]] = []
+
+    async def handler() -> None:
+        with client_span("inventory", "/ecommerce.x.Y/Z", [("x-request-id", "r-1")]) as sent:
+            outgoing.append(sent)
+
+    await middleware(call, handler)
+
+    assert spans.get_finished_spans() == ()
+    sent = dict(outgoing[0])
+    assert sent["x-request-id"] == "r-1"
+    assert sent["traceparent"] == f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", "the caller's trace"
+    assert "GetProduct" in metrics.render()[0].decode(), "the call is still measured"
+    with client_span("inventory", "/ecommerce.x.Y/Z", []) as alone:
+        assert alone == [], "no trace to pass along outside of one"

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -23,9 +23,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
+    continue_trace,
     current_component,
     extract,
     record_failure,
+    sdk_installed,
     tracer,
 )
 
@@ -50,6 +52,26 @@ def route_template(request: web.Request) -> str:
     return str(resource.canonical) if resource is not None else UNMATCHED
 
 
+def _server_span(request: web.Request, method: str) -> Any:
+    parent = extract(request.headers)
+    if not sdk_installed():
+        return continue_trace(parent)  # no span to describe: skip the attributes
+    return tracer.start_as_current_span(
+        method,
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": method,
+            "url.path": request.path,
+            "url.scheme": request.scheme,
+            "user_agent.original": request.headers.get("User-Agent", ""),
+            "client.address": request.remote or "",
+        },
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+
+
 def http_middleware(service: str = "gateway", metrics: Metrics | None = None) -> Middleware:
     """Spans and metrics for every request; install it as the outermost middleware."""
     recorder = metrics or process_metrics()
@@ -63,20 +85,7 @@ def http_middleware(service: str = "gateway", metrics: Metrics | None = None) ->
         recorder.http_started(service)
         component = current_component.set(service)
         try:
-            with tracer.start_as_current_span(
-                method,
-                context=extract(request.headers),
-                kind=SpanKind.SERVER,
-                attributes={
-                    "http.request.method": method,
-                    "url.path": request.path,
-                    "url.scheme": request.scheme,
-                    "user_agent.original": request.headers.get("User-Agent", ""),
-                    "client.address": request.remote or "",
-                },
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
+            with _server_span(request, method) as span:
                 try:
                     response = await handler(request)
                     status, headers = response.status, response.headers

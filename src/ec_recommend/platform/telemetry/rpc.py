@@ -26,10 +26,12 @@ from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.rpc.status import STATUS_BY_CODE
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
+    continue_trace,
     current_component,
     extract,
     inject,
     record_failure,
+    sdk_installed,
     tracer,
 )
 
@@ -95,9 +97,10 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
     """A SERVER span and a duration observation per call to ``service``."""
     recorder = metrics or process_metrics()
 
-    async def middleware(call: ServerCall, call_next: Handler) -> None:
-        rpc_service, rpc_method = split_method(call.method)
+    def server_span(call: ServerCall, rpc_service: str, rpc_method: str) -> Any:
         parent = extract(call.stream.metadata or {})
+        if not sdk_installed():
+            return continue_trace(parent)  # no span to describe: skip the attributes
         attributes: dict[str, str | int] = {
             "rpc.system": "grpc",
             "rpc.service": rpc_service,
@@ -109,18 +112,22 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
             attributes["user.id"] = call_context.identity.user_id
         if call_context.request_id:
             attributes["ec.request_id"] = call_context.request_id
+        return tracer.start_as_current_span(
+            call.method.lstrip("/"),
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+
+    async def middleware(call: ServerCall, call_next: Handler) -> None:
+        rpc_service, rpc_method = split_method(call.method)
         started = time.perf_counter()
         status = Status.OK
         component = current_component.set(service)
         try:
-            with tracer.start_as_current_span(
-                call.method.lstrip("/"),
-                context=parent,
-                kind=SpanKind.SERVER,
-                attributes=attributes,
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
+            with server_span(call, rpc_service, rpc_method) as span:
                 if span.is_recording():
                     _capture_request(call, span)
                 try:
@@ -162,6 +169,12 @@ def client_span(
 
     Yields ``metadata`` plus the span's trace context, to send with the attempt.
     """
+    if not sdk_installed():
+        # no span of its own; a trace the caller continues still goes along
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        yield [*metadata, *carrier.items()]
+        return
     rpc_service, rpc_method = split_method(route)
     status = Status.OK
     with tracer.start_as_current_span(
@@ -176,7 +189,7 @@ def client_span(
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        carrier: dict[str, str] = {}
+        carrier = {}
         inject(carrier)
         try:
             yield [*metadata, *carrier.items()]

@@ -9,12 +9,14 @@ HTTP headers, event metadata and SNS/SQS message attributes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 
 TRACER_NAME = "ec_recommend"
 
@@ -26,6 +28,27 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 # The service (or consumer) whose code is running: log lines and spans say
 # which one when a process hosts several.
 current_component: ContextVar[str] = ContextVar("ec_component", default="")
+
+
+def sdk_installed() -> bool:
+    """False until an entry point installs an SDK provider: every span is a no-op then."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+@contextmanager
+def continue_trace(parent: Context) -> Iterator[Span]:
+    """Without an SDK: what a no-op span would do, minus its cost.
+
+    The caller's span context becomes current (so outgoing calls pass the
+    trace along) and the yielded span ignores names, attributes and status.
+    """
+    span = NonRecordingSpan(trace.get_current_span(parent).get_span_context())
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield span
+    finally:
+        otel_context.detach(token)
 
 
 def inject(
