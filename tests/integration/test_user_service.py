@@ -147,3 +147,18 @@ async def test_an_existing_account_gains_its_seller_id(stub) -> None:
         pb.CreateUserRequest(cognito_user_id="sub-late", email="late@example.com", seller_id="s9")
     )
     assert (again.id, again.seller_id) == (first.id, "s9")
+
+
+async def test_a_new_subject_for_a_known_email_relinks_only_when_asked(stub) -> None:
+    # The local pool was recreated: Cognito issued a new subject for the same email.
+    old = await stub.create_user(signup("sub-old", "again@example.com"))
+    with pytest.raises(errors.AlreadyExists):
+        await stub.create_user(signup("sub-new", "again@example.com"))
+    relinked = await stub.create_user(
+        pb.CreateUserRequest(
+            cognito_user_id="sub-new", email="again@example.com", relink_email=True
+        )
+    )
+    assert (relinked.id, relinked.cognito_user_id) == (old.id, "sub-new")
+    with pytest.raises(errors.NotFound):
+        await stub.get_user(pb.GetUserRequest(cognito_user_id="sub-old"))

@@ -72,6 +72,7 @@ class UserService(pb.UserServiceBase):
             phone=domain.validate_phone(message.phone_number),
             display_name=domain.validate_display_name(message.display_name),
             seller_id=domain.validate_seller_id(message.seller_id, required=False),
+            relink_email=message.relink_email,
         )
         return user_to_pb(row)
 

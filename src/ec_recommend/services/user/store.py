@@ -53,12 +53,21 @@ class UserStore:
         self.db = db
 
     async def create(
-        self, *, subject: str, email: str, phone: str, display_name: str, seller_id: str = ""
+        self,
+        *,
+        subject: str,
+        email: str,
+        phone: str,
+        display_name: str,
+        seller_id: str = "",
+        relink_email: bool = False,
     ) -> tuple[Any, bool]:
         """Create the user of ``subject``, or return the existing one (created=False).
 
         An existing user without a seller id gains the one given (an account
-        first seen through an access token, which carries none).
+        first seen through an access token, which carries none). With
+        ``relink_email`` an account holding ``email`` under another subject
+        is moved to ``subject`` (see CreateUserRequest.relink_email).
         """
         existing = await self.find(cognito_user_id=subject)
         if existing is not None:
@@ -99,13 +108,26 @@ class UserStore:
             existing = await self.find(cognito_user_id=subject)
             if existing is not None:
                 return existing, False
-            raise AlreadyExists("email or seller id is already registered", field="email") from None
+            stale = await self.find(email=email) if relink_email else None
+            if stale is None:
+                raise AlreadyExists(
+                    "email or seller id is already registered", field="email"
+                ) from None
+            changes = {"cognito_user_id": subject}
+            if seller_id and not stale.seller_id:
+                changes["seller_id"] = seller_id
+            return await self.update(stale.id, changes), False
         user = await self.find(user_id=user_id)
         assert user is not None
         return user, True
 
     async def find(
-        self, *, user_id: str = "", cognito_user_id: str = "", seller_id: str = ""
+        self,
+        *,
+        user_id: str = "",
+        cognito_user_id: str = "",
+        seller_id: str = "",
+        email: str = "",
     ) -> Any | None:
         """The user with the one key given, or None."""
         column, value = next(
@@ -114,6 +136,7 @@ class UserStore:
                 (users.c.id, user_id),
                 (users.c.cognito_user_id, cognito_user_id),
                 (users.c.seller_id, seller_id),
+                (users.c.email, email),
             )
             if value
         )

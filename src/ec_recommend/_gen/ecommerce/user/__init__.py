@@ -50,6 +50,14 @@ class CreateUserRequest(betterproto2.Message):
 
     seller_id: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
 
+    relink_email: "bool" = betterproto2.field(6, betterproto2.TYPE_BOOL)
+    """
+    The identity provider has just created an account for this email, so
+    an account of ours holding the email under another subject is stale
+    (its Cognito user is gone, e.g. a local pool that was recreated): move
+    that account to this subject instead of refusing the email.
+    """
+
 
 default_message_pool.register_message("ecommerce.user", "CreateUserRequest", CreateUserRequest)
 

@@ -73,6 +73,9 @@ async def signup(request: ApiRequest) -> dict[str, Any]:
             email=body["email"],
             display_name=display_name,
             seller_id=result.seller_id or "",
+            # Cognito just took this email, so an account of ours holding it
+            # under an older subject belongs to a Cognito user that is gone.
+            relink_email=True,
         )
     )
     return {"user_id": user.id, "email": user.email, "confirmed": result.confirmed}
