@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import pytest
 import pytest_asyncio
 
-from ec_recommend.config import Config, RpcConfig, StorageConfig
+from ec_recommend.config import Config, EventsConfig, RpcConfig, StorageConfig
 from ec_recommend.runtime.host import HostedServices, host_services
 from ec_recommend.runtime.local_aws import LocalAws, free_port
 
@@ -123,6 +123,17 @@ async def wait_for(
         if loop.time() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def events_on(aws: LocalAws, **settings: object) -> EventsConfig:
+    """Events enabled against ``aws``, with topic and queue names unique to the caller."""
+    return EventsConfig(
+        enabled=True,
+        endpoint_url=aws.endpoint_url,
+        region=aws.region,
+        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+        **settings,  # type: ignore[arg-type]  # keyword fields of EventsConfig
+    )
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from ec_recommend._gen.ecommerce import events as pb_events
-from ec_recommend.config import Config, EventsConfig, NotificationConfig
+from ec_recommend.config import Config, NotificationConfig
 from ec_recommend.consumers import notification
 from ec_recommend.platform.events.aws import aws_client, queue_url
 from ec_recommend.platform.events.envelope import encode
@@ -18,7 +18,7 @@ from ec_recommend.platform.events.runner import running_consumers
 from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.runtime.local_aws import LocalAws
 from ec_recommend.runtime.registry import ServiceEnv
-from tests.conftest import ServicesFactory, wait_for
+from tests.conftest import ServicesFactory, events_on, wait_for
 from tests.integration.consumers.conftest import event, sent_emails
 
 pytestmark = pytest.mark.asyncio
@@ -27,11 +27,8 @@ pytestmark = pytest.mark.asyncio
 async def test_refused_email_goes_to_the_dead_letter_queue(
     config: Config, services: ServicesFactory, local_aws: LocalAws
 ) -> None:
-    events = EventsConfig(
-        enabled=True,
-        endpoint_url=local_aws.endpoint_url,
-        region=local_aws.region,
-        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+    events = events_on(
+        local_aws,
         consumer_wait_seconds=1,
         consumer_concurrency=2,
         shutdown_grace=2.0,

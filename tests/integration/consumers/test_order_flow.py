@@ -19,7 +19,7 @@ from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend._gen.ecommerce import user as pb_user
-from ec_recommend.config import Config, EventsConfig, NotificationConfig
+from ec_recommend.config import Config, NotificationConfig
 from ec_recommend.consumers import inventory, notification, recommendation
 from ec_recommend.consumers.analytics import consumer as analytics
 from ec_recommend.consumers.analytics.store import MIGRATIONS as ANALYTICS_MIGRATIONS
@@ -38,7 +38,7 @@ from ec_recommend.runtime.local_aws import LocalAws
 from ec_recommend.runtime.registry import ServiceEnv
 from ec_recommend.services.recommendation.store import MIGRATIONS as REC_MIGRATIONS
 from ec_recommend.services.recommendation.store import RecommendationStore
-from tests.conftest import ServicesFactory, wait_for
+from tests.conftest import ServicesFactory, events_on, wait_for
 from tests.integration.consumers.conftest import sent_emails
 
 pytestmark = pytest.mark.asyncio
@@ -48,11 +48,8 @@ DEADLINE = 30.0
 
 
 def _system_config(config: Config, aws: LocalAws) -> Config:
-    events = EventsConfig(
-        enabled=True,
-        endpoint_url=aws.endpoint_url,
-        region=aws.region,
-        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+    events = events_on(
+        aws,
         relay_interval=0.05,
         relay_max_backoff=0.5,
         consumer_wait_seconds=1,

@@ -11,7 +11,7 @@ import pytest
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend._gen.ecommerce import product as pb_product
-from ec_recommend.config import Config, EventsConfig
+from ec_recommend.config import Config
 from ec_recommend.consumers import inventory
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.runner import running_consumers
@@ -19,7 +19,7 @@ from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.rpc.context import CallContext, Identity, call_scope
 from ec_recommend.runtime.local_aws import LocalAws
 from ec_recommend.runtime.registry import ServiceEnv
-from tests.conftest import ServicesFactory, wait_for
+from tests.conftest import ServicesFactory, events_on, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -27,11 +27,8 @@ pytestmark = pytest.mark.asyncio
 async def test_unpaid_order_is_cancelled_at_its_deadline(
     config: Config, services: ServicesFactory, local_aws: LocalAws
 ) -> None:
-    events = EventsConfig(
-        enabled=True,
-        endpoint_url=local_aws.endpoint_url,
-        region=local_aws.region,
-        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+    events = events_on(
+        local_aws,
         relay_interval=0.05,
         consumer_wait_seconds=1,
         consumer_concurrency=2,

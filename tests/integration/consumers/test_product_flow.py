@@ -4,7 +4,6 @@ search indexer, recommendation updater and cache invalidation consume."""
 
 from __future__ import annotations
 
-import uuid
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any
@@ -14,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
-from ec_recommend.config import CacheConfig, Config, EventsConfig, GatewayConfig
+from ec_recommend.config import CacheConfig, Config, GatewayConfig
 from ec_recommend.consumers import cache_invalidation, recommendation, search
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.runner import running_consumers
@@ -27,7 +26,7 @@ from ec_recommend.services.recommendation.store import MIGRATIONS as REC_MIGRATI
 from ec_recommend.services.recommendation.store import RecommendationStore
 from ec_recommend.services.search.index import open_search_index
 from ec_recommend.services.search.tables import MIGRATIONS as SEARCH_MIGRATIONS
-from tests.conftest import ServicesFactory, wait_for
+from tests.conftest import ServicesFactory, events_on, wait_for
 from tests.integration.consumers.conftest import no_tokens
 
 pytestmark = pytest.mark.asyncio
@@ -38,11 +37,8 @@ SUBSCRIBERS = (search, recommendation, cache_invalidation)
 async def test_product_changes_reach_index_catalogue_and_cache(
     config: Config, services: ServicesFactory, local_aws: LocalAws
 ) -> None:
-    events = EventsConfig(
-        enabled=True,
-        endpoint_url=local_aws.endpoint_url,
-        region=local_aws.region,
-        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+    events = events_on(
+        local_aws,
         relay_interval=0.05,
         consumer_wait_seconds=1,
         consumer_concurrency=2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,13 @@ from ec_recommend.platform.events.worker import ConsumerWorker
 from ec_recommend.platform.storage import Migration, UnitOfWork, open_database
 from ec_recommend.platform.storage.database import create_tables
 from ec_recommend.runtime.local_aws import LocalAws
+from tests.conftest import events_on
 
 
 @pytest.fixture
 def events_config(local_aws: LocalAws) -> EventsConfig:
-    return EventsConfig(
-        enabled=True,
-        endpoint_url=local_aws.endpoint_url,
-        region=local_aws.region,
-        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+    return events_on(
+        local_aws,
         relay_interval=0.05,
         relay_max_backoff=0.5,
         consumer_wait_seconds=1,

@@ -26,7 +26,7 @@ from ec_recommend.platform.realtime.metrics import CountingMetrics
 from ec_recommend.platform.realtime.setup import open_realtime
 from ec_recommend.platform.realtime.sqs_fanout import HEARTBEAT_TAG, INSTANCE_PREFIX
 from ec_recommend.runtime.local_aws import LocalAws
-from tests.conftest import wait_for
+from tests.conftest import events_on, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -35,11 +35,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @pytest_asyncio.fixture
 async def events(local_aws: LocalAws) -> EventsConfig:
-    config = EventsConfig(
-        enabled=True,
-        endpoint_url=local_aws.endpoint_url,
-        region=local_aws.region,
-        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+    config = events_on(
+        local_aws,
         consumer_wait_seconds=1,
     )
     await provision(config, load_topology())

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from ec_recommend._gen.ecommerce import events as pb_events
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend._gen.ecommerce import product as pb
-from ec_recommend.config import Endpoint, EventsConfig
+from ec_recommend.config import Endpoint
 from ec_recommend.platform import errors
 from ec_recommend.platform.events.aws import aws_client, queue_url
 from ec_recommend.platform.events.envelope import encode, new_event
@@ -32,7 +32,7 @@ from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.telemetry.tracing import trace_headers, tracer
 from ec_recommend.runtime.local_aws import LocalAws
-from tests.conftest import wait_for
+from tests.conftest import events_on, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -163,11 +163,8 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 async def test_a_worker_process_reports_queue_metrics_and_continues_the_trace(
     tmp_path: Path, local_aws: LocalAws, spans: InMemorySpanExporter
 ) -> None:
-    events = EventsConfig(
-        enabled=True,
-        endpoint_url=local_aws.endpoint_url,
-        region=local_aws.region,
-        name_prefix=f"t{uuid.uuid4().hex[:8]}-",
+    events = events_on(
+        local_aws,
     )
     await provision(events, load_topology())
     event = new_event(
