@@ -132,9 +132,7 @@ async def test_serve_command_runs_services_and_exits_cleanly_on_sigterm(tmp_path
             outcomes = await pending
         # Calls that reached the server before the drain complete; later ones are
         # refused as UNAVAILABLE. None may fail any other way.
-        assert all(
-            isinstance(o, (pb_user.User, errors.Unavailable)) for o in outcomes
-        ), outcomes
+        assert all(isinstance(o, (pb_user.User, errors.Unavailable)) for o in outcomes), outcomes
         assert await asyncio.wait_for(child.wait(), 20) == 0
     finally:
         if child.returncode is None:

@@ -30,13 +30,14 @@ from grpclib.metadata import Deadline
 
 from ec_recommend.config import Config, Endpoint
 from ec_recommend.platform import errors
+from ec_recommend.platform.retry import RetriesExhausted, with_retry
 from ec_recommend.platform.rpc.balancer import Balancer, EndpointState
 from ec_recommend.platform.rpc.breaker import CircuitBreaker, CircuitOpen
 from ec_recommend.platform.rpc.codec import FastProtoCodec
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.rpc.mesh import MeshConfig, ServicePolicy, load_mesh
 from ec_recommend.platform.rpc.observers import MeshObserver, Observers
-from ec_recommend.platform.rpc.retry import RetryBudgetBucket, counts_as_failure, delays
+from ec_recommend.platform.rpc.retry import RetryBudgetBucket, counts_as_failure
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, from_grpc_error
 from ec_recommend.platform.security.identity import current_actor
 from ec_recommend.platform.security.tls import GATEWAY, ClientTls
@@ -44,6 +45,9 @@ from ec_recommend.platform.telemetry.mesh import MeshMetrics
 from ec_recommend.platform.telemetry.rpc import client_span
 
 StubT = TypeVar("StubT", bound=ServiceStub)
+
+# with_retry's reasons for stopping, in the mesh metrics' words
+_DENIED = {"attempts": "max_retries", "deadline": "deadline", "denied": "budget"}
 
 
 class _AttemptFailed(Exception):
@@ -111,35 +115,43 @@ class CallInvoker:
         has_key = bool(call.idempotency_key or getattr(request, "idempotency_key", ""))
         idempotent = self.policy.is_idempotent(method, has_key=has_key)
         retry = self.policy.retry
-        backoff = delays(retry)
         started = time.perf_counter()
         self.budget.on_request()
-        attempt = 0
         code = "OK"
+
+        async def one_try() -> Any:
+            remaining = deadline.time_remaining()
+            if remaining <= 0:
+                raise errors.DeadlineExceeded(f"no time left to call {self.service}")
+            try_deadline = Deadline.from_timeout(min(remaining, retry.retry_timeout))
+            with client_span(self.service, route, outgoing) as traced:
+                return await self._attempt(route, request, response_type, traced, try_deadline)
+
+        def retryable(exc: Exception) -> bool:
+            return isinstance(exc, _AttemptFailed) and self._retryable(exc, idempotent)
+
+        def retried(attempt: int, exc: Exception, delay: float) -> None:
+            assert isinstance(exc, _AttemptFailed)
+            self.observers.retried(self.service, method, exc.error.code, attempt)
+
         try:
-            while True:
-                remaining = deadline.time_remaining()
-                if remaining <= 0:
-                    raise errors.DeadlineExceeded(f"no time left to call {self.service}")
-                try:
-                    try_deadline = Deadline.from_timeout(min(remaining, retry.retry_timeout))
-                    with client_span(self.service, route, outgoing) as traced:
-                        return await self._attempt(
-                            route, request, response_type, traced, try_deadline
-                        )
-                except _AttemptFailed as failed:
-                    error = failed.error
-                    code = error.code
-                    if not self._retryable(failed, idempotent) or isinstance(error, CircuitOpen):
-                        raise error from None
-                    delay = next(backoff)
-                    denied = self._deny_reason(attempt, delay, deadline)
-                    if denied is not None:
-                        self.observers.retry_denied(self.service, method, denied)
-                        raise error from None
-                    attempt += 1
-                    self.observers.retried(self.service, method, code, attempt)
-                    await asyncio.sleep(delay)
+            return await with_retry(
+                one_try,
+                is_retryable=retryable,
+                backoff=retry.backoff,
+                max_attempts=retry.max_retries + 1,
+                deadline=asyncio.get_running_loop().time() + deadline.time_remaining(),
+                may_retry=self.budget.try_spend,
+                on_retry=retried,
+            )
+        except _AttemptFailed as failed:
+            code = failed.error.code
+            raise failed.error from None
+        except RetriesExhausted as exhausted:
+            assert isinstance(exhausted.last, _AttemptFailed)
+            code = exhausted.last.error.code
+            self.observers.retry_denied(self.service, method, _DENIED[exhausted.reason])
+            raise exhausted.last.error from None
         except errors.ServiceError as exc:
             code = exc.code
             raise
@@ -149,18 +161,10 @@ class CallInvoker:
     def _retryable(self, failed: _AttemptFailed, idempotent: bool) -> bool:
         if failed.error.code not in self.policy.retry.retry_on:
             return False
+        if isinstance(failed.error, CircuitOpen):
+            return False
         # A write may be repeated only if it is idempotent or never left.
         return idempotent or not failed.sent
-
-    def _deny_reason(self, attempt: int, delay: float, deadline: Deadline) -> str | None:
-        """Why the next retry may not happen, or None when it may."""
-        if attempt >= self.policy.retry.max_retries:
-            return "max_retries"
-        if delay >= deadline.time_remaining():
-            return "deadline"
-        if not self.budget.try_spend():
-            return "budget"
-        return None
 
     async def _attempt(
         self,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from ec_recommend.platform.retry import Backoff
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -15,6 +17,10 @@ class RetryPolicy:
     max_delay: float = 1.0
     multiplier: float = 2.0
     jitter: float = 0.2  # each delay is scaled by a random factor in [1-j, 1+j]
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.initial_delay, self.max_delay, self.multiplier, self.jitter)
 
 
 @dataclass(frozen=True)

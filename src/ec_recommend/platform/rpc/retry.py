@@ -1,8 +1,6 @@
-"""Retry decisions: which failures, how long to wait, and how many in total.
+"""Retry decisions for RPCs: which failures count, and how many retries in total.
 
-Backoff follows the seed's WithRetry (section 9.2): the delay starts at
-``initial_delay``, grows by ``multiplier`` up to ``max_delay``, and is spread
-by jitter so that callers that failed together do not retry together.
+The waits themselves come from ``platform.retry`` (the one WithRetry).
 
 ``RetryBudgetBucket`` keeps retries to a fixed share of requests: each request
 earns ``ratio`` of a token, each retry spends one. During an outage the
@@ -12,11 +10,8 @@ most (1 + ratio) times its normal traffic, not (1 + max_retries) times.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator
-
 from ec_recommend.platform import errors
-from ec_recommend.platform.rpc.mesh import RetryBudget, RetryPolicy
+from ec_recommend.platform.rpc.mesh import RetryBudget
 
 # Failures that say nothing about the service's health: the caller's own
 # mistake or a business rule. They never trip a breaker or eject an endpoint.
@@ -38,15 +33,6 @@ _CALLER_ERRORS = frozenset(
 def counts_as_failure(error: errors.ServiceError) -> bool:
     """Whether ``error`` means the service (not the request) is in trouble."""
     return error.code not in _CALLER_ERRORS
-
-
-def delays(policy: RetryPolicy, rng: Callable[[], float] = random.random) -> Iterator[float]:
-    """The wait before each retry: exponential, capped, with jitter."""
-    delay = policy.initial_delay
-    while True:
-        spread = 1.0 + policy.jitter * (2.0 * rng() - 1.0)
-        yield min(delay * spread, policy.max_delay)
-        delay = min(delay * policy.multiplier, policy.max_delay)
 
 
 class RetryBudgetBucket:
