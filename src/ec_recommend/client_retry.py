@@ -60,7 +60,7 @@ def worth_repeating(error: Exception, policy: WriteRetry) -> bool:
     """Whether a keyed write that failed with ``error`` may be sent again."""
     if isinstance(error, aiohttp.ClientConnectionError):
         # the connection broke; the client's own timeout is its budget, not a fault
-        return not isinstance(error, asyncio.TimeoutError)
+        return not isinstance(error, TimeoutError)
     if not isinstance(error, ApiError) or server_wait(error) > policy.max_wait:
         return False
     if error.status == _UNKNOWN_OUTCOME or error.status in _REFUSED_FOR_NOW:

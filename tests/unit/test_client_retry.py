@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import aiohttp
@@ -94,7 +93,7 @@ async def test_never_sends_once() -> None:
         (lambda: api.InvalidRequest(400, "bad"), False),
         (lambda: api.InternalError(500, "bug"), False),
         (lambda: aiohttp.ClientOSError(104, "connection reset by peer"), True),
-        (lambda: asyncio.TimeoutError(), False),  # the client's own budget ran out
+        (lambda: TimeoutError(), False),  # the client's own budget ran out
         (lambda: aiohttp.ServerTimeoutError("read timed out"), False),
     ],
 )
