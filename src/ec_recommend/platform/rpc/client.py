@@ -97,7 +97,7 @@ class CallInvoker:
     def pool(self) -> Balancer:
         return self.balancer
 
-    def budget_of(self, explicit: float | None) -> CallBudget:
+    def time_limits(self, explicit: float | None) -> CallBudget:
         """This call's time: the service's timeout, and the caller's deadline if any."""
         return CallBudget.start(
             self.timeout, explicit=explicit, travelled=current_call().remaining()
@@ -129,7 +129,7 @@ class CallInvoker:
         if metadata:
             pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
             outgoing.extend((str(k), v) for k, v in pairs)  # type: ignore[misc]
-        budget = self.budget_of(timeout)
+        limits = self.time_limits(timeout)
         method = route.rsplit("/", 1)[-1]
         has_key = bool(call.idempotency_key or getattr(request, "idempotency_key", ""))
         idempotent = self.policy.is_idempotent(method, has_key=has_key)
@@ -140,7 +140,7 @@ class CallInvoker:
         code = "OK"
 
         async def one_try() -> Any:
-            try_deadline = budget.next_try(cap)
+            try_deadline = limits.next_try(cap)
             if try_deadline.time_remaining() <= 0:
                 raise errors.DeadlineExceeded(f"no time left to call {self.service}")
             with client_span(self.service, route, outgoing) as traced:
@@ -159,7 +159,7 @@ class CallInvoker:
                 is_retryable=retryable,
                 backoff=retry.backoff,
                 max_attempts=retry.max_retries + 1,
-                deadline=asyncio.get_running_loop().time() + budget.time_remaining(),
+                deadline=asyncio.get_running_loop().time() + limits.time_remaining(),
                 may_retry=self.budget.try_spend,
                 on_retry=retried,
             )
