@@ -39,7 +39,11 @@ from ec_recommend.platform.rpc.codec import FastProtoCodec
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.rpc.mesh import MeshConfig, ServicePolicy, load_mesh
 from ec_recommend.platform.rpc.observers import MeshObserver, Observers
-from ec_recommend.platform.rpc.retry import RetryBudgetBucket, counts_as_failure
+from ec_recommend.platform.rpc.retry import (
+    RetryBudgetBucket,
+    counts_as_failure,
+    refused_for_dependency,
+)
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, from_grpc_error
 from ec_recommend.platform.security.identity import current_actor
 from ec_recommend.platform.security.tls import GATEWAY, ClientTls
@@ -180,8 +184,10 @@ class CallInvoker:
     def _retryable(self, failed: _AttemptFailed, idempotent: bool) -> bool:
         if failed.error.code not in self.policy.retry.retry_on:
             return False
-        if isinstance(failed.error, CircuitOpen) or failed.callers_budget:
-            return False  # open, or the caller has no time left for another try
+        if isinstance(failed.error, CircuitOpen) or refused_for_dependency(failed.error):
+            return False  # a circuit (ours, or the service's own) is open: it would be again
+        if failed.callers_budget:
+            return False  # the caller has no time left for another try
         # A write may be repeated only if it is idempotent or never left.
         return idempotent or not failed.sent
 
@@ -272,7 +278,7 @@ class CallInvoker:
             self.breaker.failure()
         else:
             self.breaker.success()
-        if error.code == "UNAVAILABLE":
+        if error.code == "UNAVAILABLE" and not refused_for_dependency(error):
             self.balancer.failure(endpoint)
         else:
             self.balancer.success(endpoint)
