@@ -38,6 +38,8 @@ def answer(error: errors.ServiceError) -> tuple[int, dict[str, object], str | No
         (errors.AlreadyExists("key reused"), 409, None),
         (errors.Unavailable("odd hint", retry_after="soon"), 503, "1"),
         (errors.Unavailable("huge hint", retry_after="86400"), 503, "300"),
+        (errors.Unavailable("no hint at all", retry_after="inf"), 503, "1"),
+        (errors.Unavailable("not a number", retry_after="nan"), 503, "1"),
     ],
 )
 def test_retry_hints_become_retry_after(

@@ -94,7 +94,7 @@ def retry_after(error: errors.ServiceError, kind: HttpError) -> str | None:
         return None
     try:
         seconds = math.ceil(float(hint))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, infinity
         seconds = 1
     return str(min(max(seconds, 1), MAX_RETRY_AFTER))
 
