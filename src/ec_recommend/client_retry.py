@@ -51,9 +51,10 @@ def server_wait(error: Exception) -> float:
     if not isinstance(error, ApiError):
         return 0.0
     try:
-        return max(float(error.headers.get("Retry-After", "0")), 0.0)
-    except ValueError:
+        seconds = float(error.headers.get("Retry-After", "0"))
+    except ValueError:  # an HTTP date: we only ever send seconds
         return 0.0
+    return seconds if seconds > 0 else 0.0  # NaN and negatives: no wait asked
 
 
 def worth_repeating(error: Exception, policy: WriteRetry) -> bool:
