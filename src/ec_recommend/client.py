@@ -10,6 +10,11 @@
 Every error response raises the ``ApiError`` subclass of its ``code``
 (``NotFound``, ``Conflict``, ``PaymentDeclined``...) carrying ``status``,
 ``message``, ``details`` and the ``request_id`` to quote.
+
+``create_order`` and ``pay`` always send an ``Idempotency-Key`` (made here
+when not given) and repeat the request with it while the outcome is unknown
+(504, a broken connection) or the server asks to come back (503/429 with
+``Retry-After``): see ``client_retry.WriteRetry``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from ec_recommend.client_errors import (
     Timeout,
     Unauthorized,
 )
+from ec_recommend.client_retry import NEVER, WriteRetry, repeat_write
 
 if TYPE_CHECKING:
     from ec_recommend.client_push import PushSubscription
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERRORS",
     "JSON",
+    "NEVER",
     "ApiError",
     "Client",
     "Conflict",
@@ -62,6 +69,7 @@ __all__ = [
     "Timeout",
     "Tokens",
     "Unauthorized",
+    "WriteRetry",
     "error_from",
 ]
 
@@ -101,6 +109,7 @@ class Client:
 
     ``headers`` are sent with every request (e.g. ``X-Forwarded-For`` behind
     a trusted proxy). ``last`` is the most recent response (status, headers).
+    ``write_retry`` says how keyed writes are repeated (``NEVER``: not at all).
     """
 
     base_url: str
@@ -110,6 +119,7 @@ class Client:
     session: aiohttp.ClientSession | None = None
     tokens: Tokens | None = None
     last: Response | None = None
+    write_retry: WriteRetry = field(default_factory=WriteRetry)
     _owns_session: bool = False
 
     async def __aenter__(self) -> Self:
@@ -171,6 +181,15 @@ class Client:
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return (await self.request(method, path, **kwargs)).body
+
+    async def keyed_write(
+        self, method: str, path: str, payload: JSON, idempotency_key: str | None = None
+    ) -> Any:
+        """A write under one ``Idempotency-Key``, repeated while its outcome is unknown."""
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        return await repeat_write(
+            lambda: self._json(method, path, json=payload, headers=headers), self.write_retry
+        )
 
     async def _page(self, path: str, params: Mapping[str, Any]) -> Page:
         body = await self._json("GET", path, params=params)
@@ -353,18 +372,17 @@ class Client:
         from_cart: bool = False,
         idempotency_key: str | None = None,
     ) -> JSON:
-        """Order ``items`` (product id, quantity) or the cart; a key is made if not given."""
+        """Order ``items`` (product id, quantity) or the cart; a key is made if not given.
+
+        Repeated with the same key while the outcome is unknown, so one call
+        places at most one order.
+        """
         payload: JSON = (
             {"from_cart": True}
             if from_cart
             else {"items": [{"product_id": p, "quantity": q} for p, q in items or ()]}
         )
-        result: JSON = await self._json(
-            "POST",
-            "/api/v1/orders",
-            json=payload,
-            headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
-        )
+        result: JSON = await self.keyed_write("POST", "/api/v1/orders", payload, idempotency_key)
         return result
 
     async def list_orders(
@@ -399,11 +417,12 @@ class Client:
     async def pay(
         self, order_id: str, token: str = "tok_visa", *, idempotency_key: str | None = None
     ) -> JSON:
-        result: JSON = await self._json(
+        """Pay an order; like ``create_order``, repeated with one key until definite."""
+        result: JSON = await self.keyed_write(
             "POST",
             f"/api/v1/orders/{order_id}/payment",
-            json={"payment_method": {"type": "card", "token": token}},
-            headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
+            {"payment_method": {"type": "card", "token": token}},
+            idempotency_key,
         )
         return result
 

@@ -139,3 +139,36 @@ async def test_deadline_propagates_across_two_hops_and_cancels_the_far_handler()
         assert 0.9 <= elapsed < 10.0  # the 1 s budget, far below B's 30 s timeout
         await wait_for(lambda: backend.cancelled["GetProduct"] == 1, timeout=5)
         assert len(backend.calls["GetProduct"]) == 1  # a timed-out read is not retried late
+
+
+async def test_a_dependencys_open_circuit_does_not_open_the_callers() -> None:
+    """A answers fast "my dependency's circuit is open": A itself is healthy."""
+    backend = FaultyProducts()
+    backend.scripts["GetProduct"].always = errors.Internal("broken")
+    # A's two Internal answers stay one short of A's own threshold
+    strict = MeshConfig(
+        services={
+            name: ServicePolicy(name=name, breaker=BreakerPolicy(threshold, timeout=30.0))
+            for name, threshold in (("user", 3), ("product", 2))
+        }
+    )
+    async with (
+        RpcServer("product", [backend]) as b_server,
+        ClientFactory(
+            {"product": [Endpoint("127.0.0.1", b_server.port)]}, mesh=strict
+        ) as a_clients,
+        RpcServer("user", [Frontend(a_clients)]) as a_server,
+        ClientFactory({"user": [Endpoint("127.0.0.1", a_server.port)]}, mesh=strict) as clients,
+    ):
+        users = clients.stub(pb_user.UserServiceStub, "user")
+        for _ in range(2):
+            with pytest.raises(errors.Internal):
+                await users.get_user(pb_user.GetUserRequest(user_id="p1"))
+        assert a_clients.open_circuits() == ["product"]
+        for _ in range(4):
+            with pytest.raises(errors.Unavailable) as caught:
+                await users.get_user(pb_user.GetUserRequest(user_id="p1"))
+            assert caught.value.details["reason"] == "circuit_open"
+        report = clients.health_report()["user"]
+        assert report["circuit"] == "closed", report
+        assert all(endpoint["healthy"] for endpoint in report["endpoints"]), report

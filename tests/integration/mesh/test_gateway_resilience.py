@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ec_recommend.config import Config, Endpoint, GatewayConfig
+from ec_recommend.platform import errors
 from ec_recommend.platform.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.mesh import BreakerPolicy, MeshConfig
@@ -84,13 +85,15 @@ async def test_product_service_outage_under_load_gives_503_and_recovers() -> Non
         await server.__aexit__(None, None, None)  # the product service goes away
         stopped_at = len(outcomes)
         await wait_for(lambda: outcomes[-1][:2] == (503, "SERVICE_UNAVAILABLE"), timeout=10)
+        # the product routes are degraded, the gateway is not: it stays ready
+        await wait_for(lambda: _lists(http, "open_circuits", "product"), timeout=10)
         readyz = await http.get("/readyz")
-        assert readyz.status == 503
-        assert "product" in (await readyz.json())["details"]["services"]
+        assert readyz.status == 200
+        assert "product" in (await readyz.json())["down_services"]
 
         async with RpcServer("product", [FaultyProducts()], port=port, drain_timeout=0.5):
             await wait_for(lambda: outcomes[-1][0] == 200, timeout=10)
-            await wait_for(lambda: _status(http, "/readyz"), timeout=10)
+            await wait_for(lambda: _lists_none(http), timeout=10)
             running = False
             await asyncio.gather(*workers)
 
@@ -99,5 +102,32 @@ async def test_product_service_outage_under_load_gives_503_and_recovers() -> Non
     assert max(seconds for _, _, seconds in outcomes) < 2.0  # nothing hangs
 
 
-async def _status(http: TestClient[Any, Any], path: str) -> bool:
-    return (await http.get(path)).status == 200
+async def _lists(http: TestClient[Any, Any], key: str, service: str) -> bool:
+    response = await http.get("/readyz")
+    return response.status == 200 and service in (await response.json())[key]
+
+
+async def _lists_none(http: TestClient[Any, Any]) -> bool:
+    body = await (await http.get("/readyz")).json()
+    return body["open_circuits"] == [] and body["down_services"] == []
+
+
+async def test_one_open_circuit_degrades_its_routes_not_readiness() -> None:
+    policy = mesh(retry={"max_retries": 0}, breaker=BreakerPolicy(threshold=2, timeout=30.0))
+    service = FaultyProducts()
+    service.scripts["GetProduct"].always = errors.Internal("broken")
+    async with RpcServer("product", [service]) as server, gateway(server.port, policy) as http:
+        for _ in range(2):
+            assert (await http.get(PRODUCT_PATH)).status == 500
+        refused = await http.get(PRODUCT_PATH)
+        assert refused.status == 503
+        assert (await refused.json())["code"] == "SERVICE_UNAVAILABLE"
+        # the circuit lets a trial through in about 30 s: say so
+        assert 1 <= int(refused.headers["Retry-After"]) <= 30
+
+        readyz = await http.get("/readyz")
+        assert readyz.status == 200
+        body = await readyz.json()
+        assert body["status"] == "ready"
+        assert body["open_circuits"] == ["product"]
+        assert body["down_services"] == []  # it answers its health check

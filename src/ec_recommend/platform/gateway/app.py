@@ -43,6 +43,7 @@ from ec_recommend.platform.gateway.keys import (
 )
 from ec_recommend.platform.gateway.middleware import errors_middleware, policy_middleware
 from ec_recommend.platform.gateway.openapi import openapi_document
+from ec_recommend.platform.gateway.outcomes import timed_out
 from ec_recommend.platform.gateway.ratelimit import Tier, Tiers, open_rate_limiter
 from ec_recommend.platform.gateway.request import ApiRequest
 from ec_recommend.platform.gateway.routes import Endpoint, RouteTable, load_routes
@@ -245,8 +246,8 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
             async with asyncio.timeout(budget):
                 with call_scope(context):
                     result = await endpoint.handler(api_request)
-        except TimeoutError:
-            raise errors.DeadlineExceeded("the request did not finish in time") from None
+        except (TimeoutError, errors.DeadlineExceeded):
+            raise timed_out(endpoint, has_key=bool(key)) from None
         return render(result, endpoint.status)
 
     handle.__name__ = endpoint.operation_id

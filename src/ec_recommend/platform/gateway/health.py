@@ -1,8 +1,14 @@
 """``/healthz`` (the process answers) and ``/readyz`` (it can serve traffic).
 
-Ready means: the owner marked the gateway ready (``up`` does so once demo
-data and endpoints.json are in place) and every service it routes to
-answers the standard gRPC health check as SERVING.
+Ready means the gateway can serve: the owner marked it ready (``up`` does so
+once demo data and endpoints.json are in place). A service whose circuit is
+open, or that does not answer the standard gRPC health check as SERVING,
+degrades only its own routes (they answer 503), so it is listed in the body
+as information and never fails readiness: a load balancer must not pull a
+gateway that still serves every other route.
+
+``{"status": "ready", "services": [...], "open_circuits": [...],
+"down_services": [...]}``
 """
 
 from __future__ import annotations
@@ -37,29 +43,16 @@ async def readyz(request: web.Request) -> web.Response:
     gateway = request.app.get(GATEWAY)
     if gateway is None or not gateway.ready:
         return web.json_response({"code": "SERVICE_UNAVAILABLE", "message": "starting"}, status=503)
-    open_circuits = gateway.clients.open_circuits()
-    if open_circuits:
-        return web.json_response(
-            {
-                "code": "SERVICE_UNAVAILABLE",
-                "message": "circuit open",
-                "details": {"services": ",".join(sorted(open_circuits))},
-            },
-            status=503,
-        )
     names = list(gateway.services)
     results = await asyncio.gather(*(_serving(gateway.clients, name) for name in names))
-    down = sorted(name for name, ok in zip(names, results, strict=True) if not ok)
-    if down:
-        return web.json_response(
-            {
-                "code": "SERVICE_UNAVAILABLE",
-                "message": "some services are not serving",
-                "details": {"services": ",".join(down)},
-            },
-            status=503,
-        )
-    return web.json_response({"status": "ready", "services": names})
+    return web.json_response(
+        {
+            "status": "ready",
+            "services": names,
+            "open_circuits": sorted(gateway.clients.open_circuits()),
+            "down_services": sorted(n for n, ok in zip(names, results, strict=True) if not ok),
+        }
+    )
 
 
 def add_health_routes(app: web.Application) -> None:

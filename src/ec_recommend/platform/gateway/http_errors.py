@@ -7,6 +7,7 @@ request id to quote, so no internals ever reach a client.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,8 +15,10 @@ import orjson
 from aiohttp import web
 
 from ec_recommend.platform import errors
+from ec_recommend.platform.gateway.outcomes import UnknownOutcome
 
 REQUEST_ID_HEADER = "X-Request-ID"
+MAX_RETRY_AFTER = 300  # seconds; a longer hint is a bug upstream, not advice
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,31 @@ ERROR_CODES = tuple(
 def classify(error: errors.ServiceError) -> HttpError:
     if isinstance(error, errors.PaymentDeclined):
         return PAYMENT_DECLINED
+    if error.code == "RESOURCE_EXHAUSTED" and "retry_after" in error.details:
+        # a service shedding load says when to come back: it is unavailable
+        # for now, not the caller over its quota
+        return SERVICE_UNAVAILABLE
     return BY_GRPC_CODE.get(error.code, INTERNAL_ERROR)
+
+
+def retry_after(error: errors.ServiceError, kind: HttpError) -> str | None:
+    """``Retry-After`` seconds for a refusal that is worth retrying, else None.
+
+    Every 429 carries one (the contract); a 503 when the service gave a hint
+    (a circuit's time to its trial, a shed request); a 409 from ABORTED (a
+    concurrent request with the same key or on the same order is still
+    running) asks for a retry in a second.
+    """
+    hint = error.details.get("retry_after")
+    if kind is RATE_LIMITED or error.code == "ABORTED":
+        hint = hint or "1"
+    elif kind is not SERVICE_UNAVAILABLE or hint is None:
+        return None
+    try:
+        seconds = math.ceil(float(hint))
+    except (ValueError, OverflowError):  # not a number, NaN, infinity
+        seconds = 1
+    return str(min(max(seconds, 1), MAX_RETRY_AFTER))
 
 
 def error_body(
@@ -101,10 +128,10 @@ def service_error_response(error: errors.ServiceError, request_id: str) -> web.R
         return internal_error_response(request_id)
     message = _GENERIC_MESSAGES.get(error.code, error.message)
     details = None if error.code in _GENERIC_MESSAGES else error.details
-    headers = None
-    if kind is RATE_LIMITED:  # the contract: every 429 says when to come back
-        retry_after = error.details.get("retry_after", "1")
-        headers = {"Retry-After": retry_after if retry_after.isdigit() else "1"}
+    if isinstance(error, UnknownOutcome):  # written by the gateway for the client
+        message, details = error.message, error.details
+    wait = retry_after(error, kind)
+    headers = None if wait is None else {"Retry-After": wait}
     return error_response(kind, message, details, headers)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ec_recommend.platform.gateway.http_errors import ERROR_CODES
+from ec_recommend.platform.gateway.outcomes import READS
 from ec_recommend.platform.gateway.routes import Endpoint, RouteTable
 from ec_recommend.platform.gateway.transcode import message_schema
 
@@ -28,9 +29,14 @@ _ERROR_STATUSES: dict[int, str] = {
     413: "Body too large",
     429: "Rate limited",
     500: "Internal error",
-    503: "Service unavailable",
+    503: "Service unavailable (Retry-After when the service said when to come back)",
     504: "Timeout",
 }
+_UNKNOWN_OUTCOME = (
+    "Timeout; the write may have been applied (details.outcome: unknown). "
+    "details.safe_to_retry: true when the request carried an Idempotency-Key, "
+    "and sending it again with that key returns the first result"
+)
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -112,6 +118,8 @@ def _operation(endpoint: Endpoint, auth: str, components: dict[str, Any]) -> dic
         success["content"] = {"application/json": {"schema": schema}}
     responses: dict[str, Any] = {str(endpoint.status): success}
     for status, text in _ERROR_STATUSES.items():
+        if status == 504 and endpoint.method not in READS:
+            text = _UNKNOWN_OUTCOME
         responses[str(status)] = {
             "description": text,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},

@@ -13,6 +13,7 @@ any number of concurrent callers.
 from __future__ import annotations
 
 import enum
+import math
 import time
 from collections.abc import Callable
 
@@ -98,8 +99,13 @@ class CircuitBreaker:
             self._trial_running = False
 
     def _open_error(self) -> CircuitOpen:
+        # when a trial may go through: the edge turns it into Retry-After
+        wait = max(1, math.ceil(self.reopens_at - self._clock()))
         return CircuitOpen(
-            f"circuit to {self.service} is open", service=self.service, reason="circuit_open"
+            f"circuit to {self.service} is open",
+            service=self.service,
+            reason="circuit_open",
+            retry_after=str(wait),
         )
 
     def _set(self, state: BreakerState) -> None:

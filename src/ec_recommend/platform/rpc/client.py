@@ -4,7 +4,8 @@
 stub whose calls all go through one ``CallInvoker``. It forwards the current
 call context (identity, request id, idempotency key) as metadata, bounds the
 call by the smaller of the service timeout and the caller's remaining
-deadline, and applies the target's policies from ``mesh.yaml``: circuit
+deadline (only the service's own timeout counts against it: see
+``budget.py``), and applies the target's policies from ``mesh.yaml``: circuit
 breaker, retries with backoff and a retry budget (idempotent methods only),
 round robin over healthy endpoints and pooled connections (seed 10.1), and
 mTLS with the caller's service certificate. Failures become the typed errors
@@ -33,11 +34,16 @@ from ec_recommend.platform import errors
 from ec_recommend.platform.retry import RetriesExhausted, with_retry
 from ec_recommend.platform.rpc.balancer import Balancer, EndpointState
 from ec_recommend.platform.rpc.breaker import CircuitBreaker, CircuitOpen
+from ec_recommend.platform.rpc.budget import CallBudget, TryDeadline
 from ec_recommend.platform.rpc.codec import FastProtoCodec
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.rpc.mesh import MeshConfig, ServicePolicy, load_mesh
 from ec_recommend.platform.rpc.observers import MeshObserver, Observers
-from ec_recommend.platform.rpc.retry import RetryBudgetBucket, counts_as_failure
+from ec_recommend.platform.rpc.retry import (
+    RetryBudgetBucket,
+    counts_as_failure,
+    refused_for_dependency,
+)
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, from_grpc_error
 from ec_recommend.platform.security.identity import current_actor
 from ec_recommend.platform.security.tls import GATEWAY, ClientTls
@@ -51,12 +57,18 @@ _DENIED = {"attempts": "max_retries", "deadline": "deadline", "denied": "budget"
 
 
 class _AttemptFailed(Exception):
-    """One try failed; ``sent`` is False when the request surely never left."""
+    """One try failed; ``sent`` is False when the request surely never left.
 
-    def __init__(self, error: errors.ServiceError, *, sent: bool) -> None:
+    ``callers_budget``: it ran out of the caller's time, not the service's.
+    """
+
+    def __init__(
+        self, error: errors.ServiceError, *, sent: bool, callers_budget: bool = False
+    ) -> None:
         super().__init__(error.message)
         self.error = error
         self.sent = sent
+        self.callers_budget = callers_budget
 
 
 class CallInvoker:
@@ -89,12 +101,23 @@ class CallInvoker:
     def pool(self) -> Balancer:
         return self.balancer
 
-    def deadline(self, explicit: float | None) -> Deadline:
-        budget = self.timeout if explicit is None else min(explicit, self.timeout)
-        remaining = current_call().remaining()
-        if remaining is not None:
-            budget = min(budget, remaining)
-        return Deadline.from_timeout(max(budget, 0.0))
+    def time_limits(self, explicit: float | None) -> CallBudget:
+        """This call's time: the service's timeout, and the caller's deadline if any."""
+        return CallBudget.start(
+            self.timeout, explicit=explicit, travelled=current_call().remaining()
+        )
+
+    def try_cap(self, idempotent: bool) -> float | None:
+        """``retry_timeout`` bounds a try only when a timed-out try can be retried.
+
+        A try that cannot be followed by another (a write without an
+        idempotency key, or DEADLINE_EXCEEDED not in ``retry_on``) gets the
+        whole ``timeout``: capping it would only end its one chance early.
+        """
+        retry = self.policy.retry
+        if idempotent and retry.max_retries > 0 and "DEADLINE_EXCEEDED" in retry.retry_on:
+            return retry.retry_timeout
+        return None
 
     async def unary_unary(
         self,
@@ -110,20 +133,20 @@ class CallInvoker:
         if metadata:
             pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
             outgoing.extend((str(k), v) for k, v in pairs)  # type: ignore[misc]
-        deadline = self.deadline(timeout)
+        limits = self.time_limits(timeout)
         method = route.rsplit("/", 1)[-1]
         has_key = bool(call.idempotency_key or getattr(request, "idempotency_key", ""))
         idempotent = self.policy.is_idempotent(method, has_key=has_key)
         retry = self.policy.retry
+        cap = self.try_cap(idempotent)
         started = time.perf_counter()
         self.budget.on_request()
         code = "OK"
 
         async def one_try() -> Any:
-            remaining = deadline.time_remaining()
-            if remaining <= 0:
+            try_deadline = limits.next_try(cap)
+            if try_deadline.time_remaining() <= 0:
                 raise errors.DeadlineExceeded(f"no time left to call {self.service}")
-            try_deadline = Deadline.from_timeout(min(remaining, retry.retry_timeout))
             with client_span(self.service, route, outgoing) as traced:
                 return await self._attempt(route, request, response_type, traced, try_deadline)
 
@@ -140,7 +163,7 @@ class CallInvoker:
                 is_retryable=retryable,
                 backoff=retry.backoff,
                 max_attempts=retry.max_retries + 1,
-                deadline=asyncio.get_running_loop().time() + deadline.time_remaining(),
+                deadline=asyncio.get_running_loop().time() + limits.time_remaining(),
                 may_retry=self.budget.try_spend,
                 on_retry=retried,
             )
@@ -161,8 +184,10 @@ class CallInvoker:
     def _retryable(self, failed: _AttemptFailed, idempotent: bool) -> bool:
         if failed.error.code not in self.policy.retry.retry_on:
             return False
-        if isinstance(failed.error, CircuitOpen):
-            return False
+        if isinstance(failed.error, CircuitOpen) or refused_for_dependency(failed.error):
+            return False  # a circuit (ours, or the service's own) is open: it would be again
+        if failed.callers_budget:
+            return False  # the caller has no time left for another try
         # A write may be repeated only if it is idempotent or never left.
         return idempotent or not failed.sent
 
@@ -172,8 +197,9 @@ class CallInvoker:
         request: Any,
         response_type: type[Any],
         outgoing: Sequence[tuple[str, Any]],
-        deadline: Deadline,
+        limit: TryDeadline,
     ) -> Any:
+        deadline = limit.deadline
         try:
             trial = self.breaker.admit()
         except CircuitOpen as exc:
@@ -186,17 +212,30 @@ class CallInvoker:
                 try:
                     async with asyncio.timeout(deadline.time_remaining()):
                         await channel.__connect__()
-                except (OSError, TimeoutError) as exc:
+                except TimeoutError:
+                    if limit.callers:
+                        raise errors.DeadlineExceeded(
+                            f"no time left to connect to {self.service}"
+                        ) from None
+                    raise errors.Unavailable(f"{self.service} is unreachable: timed out") from None
+                except OSError as exc:
                     raise errors.Unavailable(f"{self.service} is unreachable: {exc}") from None
             sent = True
             response = await self._exchange(
                 channel, route, request, response_type, outgoing, deadline
             )
         except errors.ServiceError as exc:
-            self._record(endpoint, exc)
+            callers_budget = limit.callers and exc.code == "DEADLINE_EXCEEDED"
+            if callers_budget:
+                # the caller's time ran out, not the service's: no verdict on it
+                self.breaker.abandon(trial=trial)
+            else:
+                self._record(endpoint, exc)
             # a draining server refused the call before doing any work
             refused = exc.details.get("reason") == "draining"
-            raise _AttemptFailed(exc, sent=sent and not refused) from None
+            raise _AttemptFailed(
+                exc, sent=sent and not refused, callers_budget=callers_budget
+            ) from None
         except BaseException:
             self.breaker.abandon(trial=trial)
             raise
@@ -239,7 +278,7 @@ class CallInvoker:
             self.breaker.failure()
         else:
             self.breaker.success()
-        if error.code == "UNAVAILABLE":
+        if error.code == "UNAVAILABLE" and not refused_for_dependency(error):
             self.balancer.failure(endpoint)
         else:
             self.balancer.success(endpoint)
@@ -350,7 +389,7 @@ class ClientFactory:
         """Circuit state and endpoint health of every service called so far.
 
         ``{"product": {"circuit": "open", "endpoints": [{"address", "healthy"}]}}``;
-        the gateway's /readyz reports not-ready while any circuit is open.
+        the gateway's /readyz lists open circuits (as information: it stays ready).
         """
         return {name: invoker.health() for name, invoker in self._invokers.items()}
 

@@ -32,7 +32,14 @@ _CALLER_ERRORS = frozenset(
 
 def counts_as_failure(error: errors.ServiceError) -> bool:
     """Whether ``error`` means the service (not the request) is in trouble."""
-    return error.code not in _CALLER_ERRORS
+    return error.code not in _CALLER_ERRORS and not refused_for_dependency(error)
+
+
+def refused_for_dependency(error: errors.ServiceError) -> bool:
+    """The service answered at once that a circuit of its own, to a service
+    it depends on, is open: it is up and working, so its circuit and its
+    endpoint stay as they are (only the routes that need the dependency fail)."""
+    return error.code == "UNAVAILABLE" and error.details.get("reason") == "circuit_open"
 
 
 class RetryBudgetBucket:
