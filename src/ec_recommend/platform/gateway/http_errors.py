@@ -102,7 +102,8 @@ def service_error_response(error: errors.ServiceError, request_id: str) -> web.R
     message = _GENERIC_MESSAGES.get(error.code, error.message)
     details = None if error.code in _GENERIC_MESSAGES else error.details
     headers = None
-    if kind is RATE_LIMITED:  # the contract: every 429 says when to come back
+    # the contract: every 429 and 503 says when to come back
+    if kind is RATE_LIMITED or kind is SERVICE_UNAVAILABLE:
         retry_after = error.details.get("retry_after", "1")
         headers = {"Retry-After": retry_after if retry_after.isdigit() else "1"}
     return error_response(kind, message, details, headers)
