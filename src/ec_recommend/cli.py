@@ -156,13 +156,14 @@ def _certs_init(config: Config, args: argparse.Namespace) -> int:
 async def _serve(
     config: Config, names: Sequence[str], consumers: Sequence[str] = (), *, gateway: bool = False
 ) -> int:
+    from ec_recommend.platform.security.tls import GATEWAY
     from ec_recommend.platform.telemetry.endpoint import serve_metrics
     from ec_recommend.runtime.host import host_services
 
     async def body(stop: asyncio.Event) -> None:
         telemetry = config.telemetry
         async with (
-            host_services(config, names) as hosted,
+            host_services(config, names, identity=GATEWAY if gateway else None) as hosted,
             serve_metrics(telemetry.metrics_host, telemetry.metrics_port) as metrics,
         ):
             env = ServiceEnv(config=config, clients=hosted.clients)

@@ -29,10 +29,20 @@ def test_endpoints_from_environment() -> None:
     assert [str(e) for e in config.rpc.endpoints["user"]] == ["10.0.0.1:5001", "10.0.0.2:5001"]
 
 
+def test_the_database_budget_of_a_process() -> None:
+    default = Config.from_env({}).storage
+    assert (default.pool_size, default.max_overflow, default.pool_timeout) == (10, 10, 5.0)
+    env = {"EC_DB_POOL_SIZE": "4", "EC_DB_MAX_OVERFLOW": "0", "EC_DB_POOL_TIMEOUT": "0.5"}
+    storage = Config.from_env(env).storage
+    assert (storage.pool_size, storage.max_overflow, storage.pool_timeout) == (4, 0, 0.5)
+
+
 @pytest.mark.parametrize(
     ("env", "key"),
     [
         ({"EC_RPC_POOL_SIZE": "zero"}, "rpc.pool_size"),
+        ({"EC_DB_MAX_OVERFLOW": "-1"}, "storage.max_overflow"),
+        ({"EC_DB_POOL_TIMEOUT": "0"}, "storage.pool_timeout"),
         ({"EC_RPC_POOL_SIZE": "0"}, "rpc.pool_size"),
         ({"EC_ENDPOINTS_USER": "nohostport"}, "EC_ENDPOINTS_USER"),
         ({"EC_PROFILE": "staging"}, "profile"),

@@ -32,14 +32,19 @@ class StorageConfig:
     """Where services keep their data.
 
     Without ``database_url`` every service has its own SQLite file under
-    ``data_dir``; with a PostgreSQL URL every service has its own schema,
-    named ``schema_prefix + service``.
+    ``data_dir`` (``pool_size`` connections each); with a PostgreSQL URL every
+    service has its own schema, named ``schema_prefix + service``, and all
+    that one process hosts share one pool: at most ``pool_size +
+    max_overflow`` connections per process. A connection not free within
+    ``pool_timeout`` seconds is answered UNAVAILABLE with a retry hint.
     """
 
     data_dir: Path = Path(".ec-data")
     database_url: str | None = None
     schema_prefix: str = ""
-    pool_size: int = 5
+    pool_size: int = 10
+    max_overflow: int = 10
+    pool_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,9 @@ def storage_config(section: Section) -> StorageConfig:
         data_dir=Path(section.pick("data_dir", "EC_DATA_DIR", ".ec-data")),
         database_url=section.pick("database_url", "EC_DATABASE_URL", None) or None,
         schema_prefix=str(section.pick("schema_prefix", "EC_SCHEMA_PREFIX", "")),
-        pool_size=section.count("pool_size", "EC_DB_POOL_SIZE", 5),
+        pool_size=section.count("pool_size", "EC_DB_POOL_SIZE", 10),
+        max_overflow=section.count("max_overflow", "EC_DB_MAX_OVERFLOW", 10, allow_zero=True),
+        pool_timeout=section.seconds("pool_timeout", "EC_DB_POOL_TIMEOUT", 5.0),
     )
 
 

@@ -14,12 +14,14 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ec_recommend.config import Config
 from ec_recommend.platform.events.consumer import Subscription
 from ec_recommend.platform.events.worker import ConsumerWorker
+from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.runtime import process
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv
 
@@ -33,14 +35,16 @@ async def _subscription(name: str, env: ServiceEnv, stack: AsyncExitStack) -> Su
         module = importlib.import_module(CONSUMERS[name])
     except KeyError:
         raise ValueError(f"unknown consumer {name!r}; choose from {', '.join(CONSUMERS)}") from None
-    made: Any = module.subscription(env)
-    if hasattr(made, "__aenter__"):
-        made = await stack.enter_async_context(made)
-    elif hasattr(made, "__await__"):
-        made = await made
+    with acting_as(name):  # what it starts here calls as the consumer, too
+        made: Any = module.subscription(env)
+        if hasattr(made, "__aenter__"):
+            made = await stack.enter_async_context(made)
+        elif hasattr(made, "__await__"):
+            made = await made
     if not isinstance(made, Subscription):
         raise TypeError(f"consumer {name}: subscription() gave {type(made).__name__}")
-    return made
+    # the registered name is the one `certs init` writes a certificate for
+    return replace(made, identity=name)
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from ec_recommend.platform.events.relay import outbox_relays
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security.allowlist import service_identity_middleware
+from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.security.tls import server_context
 from ec_recommend.platform.telemetry.rpc import server_middleware
 from ec_recommend.runtime.registry import ServiceEnv, builder
@@ -39,11 +40,18 @@ class HostedServices:
 
 @asynccontextmanager
 async def host_services(
-    config: Config, names: Sequence[str], clients: ClientFactory | None = None
+    config: Config,
+    names: Sequence[str],
+    clients: ClientFactory | None = None,
+    *,
+    identity: str | None = None,
 ) -> AsyncIterator[HostedServices]:
+    """Host ``names``; ``identity``: who calls made outside them present (see ClientFactory)."""
     async with AsyncExitStack() as stack:
         if clients is None:
-            clients = await stack.enter_async_context(ClientFactory.from_config(config))
+            clients = await stack.enter_async_context(
+                ClientFactory.from_config(config, identity=identity)
+            )
         env = ServiceEnv(config=config, clients=clients)
         # Exit order: servers (after the drain) before the stores they use,
         # the stores before the client channels.
@@ -51,7 +59,10 @@ async def host_services(
         serving = await stack.enter_async_context(AsyncExitStack())
         servers: dict[str, RpcServer] = {}
         for name in dict.fromkeys(names):
-            handlers = await stores.enter_async_context(builder(name)(env))
+            # Tasks the service starts here (sweeps, projection syncs) inherit
+            # this context: their calls present the service's own certificate.
+            with acting_as(name):
+                handlers = await stores.enter_async_context(builder(name)(env))
             middlewares = [
                 server_middleware(name),
                 service_identity_middleware(name, clients.mesh.policy(name), config.tls),

@@ -19,6 +19,7 @@ from typing import Any
 from ec_recommend.config import Config
 from ec_recommend.platform import errors
 from ec_recommend.platform.gateway.app import cognito_setup, create_app, mark_ready, serving
+from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
 from ec_recommend.runtime.local_aws import LocalAws, moto_server
@@ -126,7 +127,9 @@ async def local_system(
         await _seed(aws)
         config, facts, subjects = await _provision(local_config(config, aws), aws, demo)
         names = available_services()
-        hosted = await stack.enter_async_context(host_services(config, names))
+        # the gateway and the demo loader call as the gateway; services and
+        # consumers as themselves
+        hosted = await stack.enter_async_context(host_services(config, names, identity=GATEWAY))
         await stack.enter_async_context(
             hosted_consumers(
                 config, ServiceEnv(config=config, clients=hosted.clients), list(CONSUMERS)

@@ -46,12 +46,15 @@ async def test_services_talk_mtls_and_the_allow_list_follows_the_acting_service(
             )
         )
         lines = [pb.StockLine(product_id=product.id, quantity=1)]
-        # the process identity (gateway) may reserve stock
-        await products.reserve_stock(pb.ReserveStockRequest(reservation_id="r1", lines=lines))
+        # the process identity (here the gateway's certificate) never reserves stock
+        with pytest.raises(errors.PermissionDenied):
+            await products.reserve_stock(pb.ReserveStockRequest(reservation_id="r1", lines=lines))
         # code acting as the cart service presents cart's certificate: denied
         with acting_as("cart"), pytest.raises(errors.PermissionDenied):
             await products.reserve_stock(pb.ReserveStockRequest(reservation_id="r2", lines=lines))
         with acting_as("order"):
             await products.reserve_stock(pb.ReserveStockRequest(reservation_id="r3", lines=lines))
+        with acting_as("inventory"):
+            await products.commit_stock(pb.ReservationRequest(reservation_id="r3"))
         stock = await products.get_stock(pb.GetProductRequest(product_id=product.id))
-        assert stock.reserved_stock == 2
+        assert (stock.reserved_stock, stock.available_stock) == (0, 4)

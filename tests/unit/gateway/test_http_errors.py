@@ -30,7 +30,7 @@ def answer(error: errors.ServiceError) -> tuple[int, dict[str, object], str | No
     ("error", "status", "wait"),
     [
         (errors.Unavailable("circuit open", retry_after="27"), 503, "27"),
-        (errors.Unavailable("connection refused"), 503, None),
+        (errors.Unavailable("connection refused"), 503, "1"),  # every 503 says when
         (errors.ResourceExhausted("busy", retry_after="0.4"), 503, "1"),
         (errors.ResourceExhausted("too many requests"), 429, "1"),
         (errors.ResourceExhausted("quota", retry_after="3"), 503, "3"),

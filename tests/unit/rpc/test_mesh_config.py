@@ -92,5 +92,6 @@ def test_packaged_mesh_file_is_valid_and_explicit_about_idempotency() -> None:
     order = mesh.policy("order")
     assert not order.is_idempotent("CreateOrder", has_key=False)
     assert order.is_idempotent("CreateOrder", has_key=True)
-    assert product.callers_of("ReserveStock") == {"gateway", "order"}
+    assert product.callers_of("ReserveStock") == {"order"}
+    assert product.callers_of("CommitStock") == {"order", "inventory"}
     assert product.callers_of("GetProduct") is None

@@ -31,7 +31,8 @@ class Subscription:
     ``database`` names the consumer's own SQLite file / PostgreSQL schema;
     ``migrations`` create its tables (the runtime adds the inbox table itself).
     An event type the queue delivers but ``handlers`` lacks is acknowledged
-    and counted as ignored.
+    and counted as ignored. ``identity`` is the service identity (certificate)
+    its handlers' calls present: the consumer's registered name, else ``name``.
     """
 
     name: str
@@ -39,6 +40,7 @@ class Subscription:
     database: str
     migrations: Sequence[Migration]
     handlers: Mapping[str, Handler]
+    identity: str = ""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from ec_recommend.platform.events.consumer import Subscription
 from ec_recommend.platform.events.inbox import ensure_inbox
 from ec_recommend.platform.events.topology import TopologyError, load_topology
 from ec_recommend.platform.events.worker import ConsumerWorker
+from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.storage import open_database
 from ec_recommend.platform.telemetry.metrics import process_metrics
 
@@ -47,7 +48,7 @@ async def running_consumers(
             )
             await ensure_inbox(db)
             workers.append(ConsumerWorker(subscription, db, sqs, events))
-        tasks = [asyncio.create_task(w.run(), name=f"consumer-{w.name}") for w in workers]
+        tasks = [start_worker(w) for w in workers]
         watcher = asyncio.create_task(_watch_dlqs(sqs, events, workers), name="dlq-depths")
         try:
             await asyncio.gather(*(w.wait_ready() for w in workers))
@@ -61,6 +62,16 @@ async def running_consumers(
             for worker, result in zip(workers, results, strict=True):
                 if isinstance(result, BaseException):
                     log.error("consumer %s stopped with %r", worker.name, result)
+
+
+def start_worker(worker: ConsumerWorker) -> asyncio.Task[None]:
+    """Run ``worker`` as a task that acts as its consumer.
+
+    Everything the task runs inherits the identity: the handlers' calls present
+    the consumer's own certificate, not the process's (nor the gateway's).
+    """
+    with acting_as(worker.subscription.identity or worker.name):
+        return asyncio.create_task(worker.run(), name=f"consumer-{worker.name}")
 
 
 async def _watch_dlqs(sqs: Any, events: EventsConfig, workers: Sequence[ConsumerWorker]) -> None:

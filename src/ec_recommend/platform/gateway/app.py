@@ -50,6 +50,7 @@ from ec_recommend.platform.gateway.routes import Endpoint, RouteTable, load_rout
 from ec_recommend.platform.realtime.setup import add_realtime
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import CallContext, call_scope
+from ec_recommend.platform.security.tls import GATEWAY as GATEWAY_IDENTITY
 from ec_recommend.platform.telemetry.http import http_middleware, metrics_handler
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,9 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
         async with AsyncExitStack() as stack:
             clients = setup.clients
             if clients is None:
-                clients = await stack.enter_async_context(ClientFactory.from_config(setup.config))
+                clients = await stack.enter_async_context(
+                    ClientFactory.from_config(setup.config, identity=GATEWAY_IDENTITY)
+                )
             verifier = await stack.enter_async_context(setup.verifier())
             accounts = None
             if setup.accounts is not None:

@@ -82,15 +82,15 @@ def classify(error: errors.ServiceError) -> HttpError:
 def retry_after(error: errors.ServiceError, kind: HttpError) -> str | None:
     """``Retry-After`` seconds for a refusal that is worth retrying, else None.
 
-    Every 429 carries one (the contract); a 503 when the service gave a hint
-    (a circuit's time to its trial, a shed request); a 409 from ABORTED (a
-    concurrent request with the same key or on the same order is still
-    running) asks for a retry in a second.
+    Every 429 and 503 carries one (the contract), the service's hint when it
+    gave one (a circuit's time to its trial, a shed request, a busy
+    database); a 409 from ABORTED (a concurrent request with the same key or
+    on the same order is still running) asks for a retry in a second.
     """
     hint = error.details.get("retry_after")
-    if kind is RATE_LIMITED or error.code == "ABORTED":
+    if kind is RATE_LIMITED or kind is SERVICE_UNAVAILABLE or error.code == "ABORTED":
         hint = hint or "1"
-    elif kind is not SERVICE_UNAVAILABLE or hint is None:
+    else:
         return None
     try:
         seconds = math.ceil(float(hint))

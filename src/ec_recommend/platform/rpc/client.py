@@ -46,7 +46,7 @@ from ec_recommend.platform.rpc.retry import (
 )
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, from_grpc_error
 from ec_recommend.platform.security.identity import current_actor
-from ec_recommend.platform.security.tls import GATEWAY, ClientTls
+from ec_recommend.platform.security.tls import ClientTls
 from ec_recommend.platform.telemetry.mesh import MeshMetrics
 from ec_recommend.platform.telemetry.rpc import client_span
 
@@ -317,13 +317,14 @@ class ClientFactory:
 
     @classmethod
     def from_config(
-        cls, config: Config, *, identity: str = GATEWAY, mesh: MeshConfig | None = None
+        cls, config: Config, *, identity: str | None = None, mesh: MeshConfig | None = None
     ) -> ClientFactory:
         """The factory a process uses: its endpoints, mesh.yaml and mTLS identity.
 
-        ``identity`` is the certificate presented outside of any served call
-        (the gateway, event consumers); calls made while serving a request go
-        out as the service serving it.
+        A call made while serving a request, or by a service's or consumer's
+        own tasks, presents the certificate of that service or consumer.
+        ``identity`` names the one presented by calls outside all of them (the
+        gateway's); None: the process's own ``tls.certificates.cert``.
         """
         return cls(
             config.rpc.endpoints,

@@ -2,9 +2,10 @@
 
 A process may host several services (``ec-recommend up``); a call made while
 serving a request for ``order`` goes out with order's certificate. The
-server sets this per request (``RpcServer`` middleware from
-``security.acting_as_middleware``); code outside any request (the gateway,
-event consumers) uses the client factory's own identity or ``acting_as``.
+server sets this per request (``service_identity_middleware``); the host sets
+it around each service's start-up (so its background tasks inherit it) and
+the consumer runtime around each consumer's worker. Only code outside all of
+them (the gateway) presents the client factory's own identity.
 """
 
 from __future__ import annotations

@@ -58,37 +58,47 @@ def server_context(tls: TlsConfig, service: str) -> ssl.SSLContext | None:
 
 
 class ClientTls:
-    """Client contexts per identity, built once each."""
+    """Client contexts per identity, built once each.
 
-    def __init__(self, tls: TlsConfig, identity: str = GATEWAY) -> None:
+    ``identity`` is who calls made outside any service or consumer present;
+    None means the process's own certificate (``tls.certificates.cert``).
+    Code acting as a service or consumer presents ``cert_dir/<name>.crt``
+    when that exists, else the process's certificate: never someone else's.
+    """
+
+    def __init__(self, tls: TlsConfig, identity: str | None = None) -> None:
         if not tls.enabled:
             raise ValueError("ClientTls needs tls.mode STRICT or PERMISSIVE")
         self.config = tls
         self.identity = identity
-        self._contexts: dict[str, ssl.SSLContext] = {}
-        self._identities: dict[str, str] = {}
+        self._contexts: dict[str | None, ssl.SSLContext] = {}
+        self._identities: dict[str, str | None] = {}
 
-    def identity_for(self, actor: str | None) -> str:
+    def identity_for(self, actor: str | None) -> str | None:
         """Whose certificate a call made while acting as ``actor`` presents."""
         if not actor:
             return self.identity
-        found = self._identities.get(actor)
-        if found is None:
+        if actor not in self._identities:
             cert_dir = self.config.cert_dir
             has_own = cert_dir is not None and (cert_dir / f"{actor}.crt").exists()
-            found = self._identities[actor] = actor if has_own else self.identity
-        return found
+            self._identities[actor] = actor if has_own else None
+        return self._identities[actor]
 
     def context(self, identity: str | None) -> ssl.SSLContext:
-        name = identity or self.identity
-        context = self._contexts.get(name)
+        identity = identity or self.identity
+        context = self._contexts.get(identity)
         if context is None:
+            if identity is None and (self.config.cert is None or self.config.key is None):
+                raise ConfigError(
+                    "tls: calls made outside any service need the process's own "
+                    "certificate: set tls.certificates.cert and key (EC_TLS_CERT, EC_TLS_KEY)"
+                )
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.set_alpn_protocols(["h2"])
             _trust(context, self.config)
-            _load_chain(context, *_files(self.config, name))
-            self._contexts[name] = context
+            _load_chain(context, *_files(self.config, identity))
+            self._contexts[identity] = context
         return context
 
 

@@ -3,7 +3,9 @@
 One code path, two engines. SQLite (aiosqlite, WAL) is the embedded default:
 one file per service under the data directory. PostgreSQL (asyncpg) is chosen
 by URL: one schema per service, mapped onto unqualified table names with
-``schema_translate_map`` so the service code never names its schema.
+``schema_translate_map`` so the service code never names its schema, on the
+one engine (and pool) the process shares per server (``engines``). A
+connection that cannot be had is ``errors.Unavailable`` (``availability``).
 
 SQLite allows one writer at a time; rather than let concurrent writers fail
 with "database is locked", write units of work queue on an asyncio lock.
@@ -40,6 +42,8 @@ from sqlalchemy.sql import Executable
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.storage.availability import open_connection
+from ec_recommend.platform.storage.engines import shared_engine
 from ec_recommend.platform.storage.inline_reads import InlineReader
 from ec_recommend.platform.telemetry.database import instrument_engine
 
@@ -80,6 +84,8 @@ class Database:
         service: str,
         schema: str | None,
         inline_reader: InlineReader | None = None,
+        *,
+        connect_wait: float = 5.0,
     ) -> None:
         self.engine = engine
         self.service = service
@@ -87,16 +93,26 @@ class Database:
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._inline_reader = inline_reader
+        self._connect_wait = connect_wait  # the pool's timeout
 
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
     @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection; none to be had is ``Unavailable``, never a bug."""
+        conn = await open_connection(self.engine, self.service, self._connect_wait)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """A write transaction; nothing sticks unless the block commits."""
         if self._write_lock is None:
-            async with self.engine.connect() as conn:
+            async with self._connect() as conn:
                 uow = UnitOfWork(conn)
                 try:
                     yield uow
@@ -104,7 +120,7 @@ class Database:
                     if not uow.committed and conn.in_transaction():
                         await conn.rollback()
             return
-        async with self._write_lock, self.engine.connect() as conn:
+        async with self._write_lock, self._connect() as conn:
             uow = UnitOfWork(conn)
             # Take the write lock at BEGIN so a reader never has to upgrade.
             conn.sync_connection.info["ec_begin"] = "BEGIN IMMEDIATE"  # type: ignore[union-attr]
@@ -118,7 +134,7 @@ class Database:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads; never blocks behind writers."""
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             yield conn
 
     async def read(self, work: Callable[[Connection], T]) -> T:
@@ -129,7 +145,7 @@ class Database:
         """
         if self._inline_reader is not None:
             return self._inline_reader.run(work)
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             return await conn.run_sync(work)
 
     async def migrate(self, migrations: Sequence[Migration]) -> int:
@@ -223,34 +239,47 @@ async def open_database(
     config: StorageConfig, service: str, migrations: Sequence[Migration]
 ) -> AsyncIterator[Database]:
     """Open (creating and migrating) the database of ``service``."""
-    schema: str | None = None
-    reader: InlineReader | None = None
-    if config.database_url:
-        url = _async_url(config.database_url)
-        engine = create_async_engine(
-            url, pool_size=config.pool_size, max_overflow=config.pool_size, pool_pre_ping=False
-        )
-        if engine.dialect.name == "postgresql":
+    url = _async_url(config.database_url) if config.database_url else None
+    if url is not None and url.startswith("postgresql"):
+        async with shared_engine(url, config) as server:
             schema = _schema_name(config, service)
-            async with engine.begin() as conn:
+            async with server.begin() as conn:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            engine = engine.execution_options(schema_translate_map={None: schema})
+            # A view of the shared engine: same pool, this service's schema.
+            engine = server.execution_options(schema_translate_map={None: schema})
+            untrace = instrument_engine(engine, service, pool_gauge=False)
+            try:
+                database = Database(engine, service, schema, connect_wait=config.pool_timeout)
+                yield await _migrated(database, migrations)
+            finally:
+                untrace()
+        return
+    if url is not None:  # another server kind: an engine of its own
+        engine = create_async_engine(
+            url,
+            pool_size=config.pool_size,
+            max_overflow=config.max_overflow,
+            pool_timeout=config.pool_timeout,
+        )
+        reader = None
     else:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         path = Path(config.data_dir) / f"{service}.db"
         engine = create_async_engine(
-            f"sqlite+aiosqlite:///{path}", pool_size=config.pool_size, max_overflow=0
+            f"sqlite+aiosqlite:///{path}",
+            pool_size=config.pool_size,
+            max_overflow=0,
+            pool_timeout=config.pool_timeout,
         )
         _tune_sqlite(engine)
         reader = InlineReader(path)
-    database = Database(engine, service, schema, reader)
     uninstrument = instrument_engine(engine, service)
     uninstrument_reads = (
         instrument_engine(reader.engine, service, pool_gauge=False) if reader else None
     )
     try:
-        await database.migrate(migrations)
-        yield database
+        database = Database(engine, service, None, reader, connect_wait=config.pool_timeout)
+        yield await _migrated(database, migrations)
     finally:
         if reader is not None:
             reader.close()
@@ -258,6 +287,11 @@ async def open_database(
             uninstrument_reads()
         uninstrument()
         await engine.dispose()
+
+
+async def _migrated(database: Database, migrations: Sequence[Migration]) -> Database:
+    await database.migrate(migrations)
+    return database
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

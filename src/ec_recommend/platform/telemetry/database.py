@@ -34,8 +34,8 @@ def instrument_engine(
 ) -> Callable[[], None]:
     """Trace ``engine``'s statements and report its pool; returns the undo function.
 
-    ``pool_gauge=False`` for a service's secondary engine (its inline reader):
-    the gauge reports the service's main pool.
+    ``pool_gauge=False`` for a service's secondary engine (its inline reader),
+    or a view of a shared engine whose pool is reported once (``report_pool``).
     """
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     system = _SYSTEMS.get(sync_engine.dialect.name, sync_engine.dialect.name)
@@ -88,18 +88,26 @@ def instrument_engine(
     if not pool_gauge:
         return unlisten
 
-    recorder = metrics or process_metrics()
-    pool = sync_engine.pool
-
-    def report_pool(target: Metrics) -> None:
-        size = pool.size() if isinstance(pool, QueuePool) else 1
-        in_use = pool.checkedout() if isinstance(pool, QueuePool) else 0
-        target.db_pool(service, in_use, size)
-
-    remove_collector = recorder.on_scrape(report_pool)
+    remove_collector = report_pool(engine, service, metrics)
 
     def undo() -> None:
         remove_collector()
         unlisten()
 
     return undo
+
+
+def report_pool(
+    engine: AsyncEngine | Engine, label: str, metrics: Metrics | None = None
+) -> Callable[[], None]:
+    """Report ``engine``'s pool use (as ``service=label``) on every scrape; returns the undo."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    recorder = metrics or process_metrics()
+    pool = sync_engine.pool
+
+    def report(target: Metrics) -> None:
+        size = pool.size() if isinstance(pool, QueuePool) else 1
+        in_use = pool.checkedout() if isinstance(pool, QueuePool) else 0
+        target.db_pool(label, in_use, size)
+
+    return recorder.on_scrape(report)

@@ -1,0 +1,130 @@
+"""``allowed_callers`` in mesh.yaml names exactly the callers the code has.
+
+The callers are read from the source: which service stubs a caller's modules
+make (``.stub(pb.ProductServiceStub, ...)``) and which of the restricted
+methods they name (``commit_stock``). A consumer that starts calling a
+restricted method, or a caller that stops, fails here before it fails with
+PERMISSION_DENIED under STRICT mTLS in production.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from ec_recommend.platform.rpc.mesh import load_mesh
+from ec_recommend.platform.security.tls import GATEWAY
+from ec_recommend.runtime.registry import CONSUMERS, SERVICES
+
+SOURCE = Path(importlib.util.find_spec("ec_recommend").origin or "").parent  # type: ignore[union-attr]
+_STUB = re.compile(r"^(\w+)ServiceStub$")
+
+
+def _snake(method: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
+
+
+def _module_file(module: str) -> Path:
+    relative = Path(*module.split(".")[1:])
+    package = SOURCE / relative
+    return package / "__init__.py" if package.is_dir() else package.with_suffix(".py")
+
+
+def _with_local_imports(files: Iterable[Path]) -> set[Path]:
+    """``files`` plus the ``ec_recommend.consumers`` modules they import, transitively."""
+    seen: set[Path] = set()
+    todo = list(files)
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.exists():
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "ec_recommend.consumers."
+            ):
+                todo.append(_module_file(str(node.module)))
+    return seen
+
+
+def _caller_files() -> dict[str, set[Path]]:
+    """Every identity that makes calls -> the source files of its code."""
+    callers: dict[str, set[Path]] = {
+        GATEWAY: {*(SOURCE / "platform" / "gateway").rglob("*.py"), SOURCE / "runtime" / "demo.py"}
+    }
+    for name, module in SERVICES.items():
+        package = _module_file(module).parent
+        callers.setdefault(name, set()).update(package.rglob("*.py"))
+    for name, module in CONSUMERS.items():
+        callers.setdefault(name, set()).update(_with_local_imports([_module_file(module)]))
+    return callers
+
+
+def _calls(files: Iterable[Path], restricted: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(service, Method) pairs of restricted methods these files call."""
+    targets: set[str] = set()
+    names: set[str] = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute):
+                names.add(node.attr)
+                stub = _STUB.match(node.attr)
+                if stub:
+                    targets.add(stub.group(1).lower())
+    return {
+        (service, method)
+        for service in targets
+        for method in restricted.get(service, ())
+        if _snake(method) in names
+    }
+
+
+def _restricted() -> dict[str, dict[str, set[str]]]:
+    """service -> Method -> the callers mesh.yaml allows."""
+    mesh = load_mesh()
+    found: dict[str, dict[str, set[str]]] = {}
+    for service in {*SERVICES, "user", "product", "order", "cart"}:
+        allowed = mesh.policy(service).allowed_callers
+        if allowed:
+            found[service] = {method: set(callers) for method, callers in allowed.items()}
+    return found
+
+
+def _real_callers() -> dict[tuple[str, str], set[str]]:
+    restricted = {service: set(methods) for service, methods in _restricted().items()}
+    real: dict[tuple[str, str], set[str]] = {}
+    for caller, files in _caller_files().items():
+        for pair in _calls(files, restricted):
+            real.setdefault(pair, set()).add(caller)
+    return real
+
+
+def test_the_scan_sees_the_known_callers() -> None:
+    real = _real_callers()
+    assert "order" in real[("product", "ReserveStock")]
+    assert "inventory" in real[("product", "CommitStock")]
+    assert GATEWAY in real[("user", "CreateUser")]
+
+
+def test_every_caller_in_the_code_is_allowed() -> None:
+    restricted = _restricted()
+    refused = {
+        f"{service}.{method}": sorted(callers - restricted[service].get(method, set()))
+        for (service, method), callers in _real_callers().items()
+        if callers - restricted[service].get(method, set())
+    }
+    assert not refused, f"callers missing from allowed_callers in mesh.yaml: {refused}"
+
+
+def test_every_allowed_caller_really_calls() -> None:
+    real = _real_callers()
+    stale = {
+        f"{service}.{method}": sorted(allowed - real.get((service, method), set()))
+        for service, methods in _restricted().items()
+        for method, allowed in methods.items()
+        if allowed - real.get((service, method), set())
+    }
+    assert not stale, f"allowed_callers names callers that never call: {stale}"
