@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from ec_recommend.config import Config
 from ec_recommend.platform.clock import utcnow
-from ec_recommend.platform.errors import FailedPrecondition, PaymentDeclined, Unavailable
+from ec_recommend.platform.errors import Aborted, FailedPrecondition, PaymentDeclined
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.storage import Database, open_database
 from ec_recommend.services.order import domain
@@ -208,7 +208,7 @@ async def test_a_provider_that_never_answers_leaves_an_attempt_a_retry_resolves(
         product = await d.shop.product(stock=5)
         order = await d.order(product.id)
         d.provider.hang = True
-        with pytest.raises(Unavailable) as unknown:
+        with pytest.raises(Aborted) as unknown:
             await d.fulfilment.pay(order, "tok_visa")
         assert unknown.value.details["reason"] == "payment_outcome_unknown"
         live = await d.ledger.live_payment(order.id)

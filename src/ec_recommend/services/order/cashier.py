@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -72,7 +73,9 @@ class Cashier:
             )
         except RetriesExhausted as exc:
             raise Aborted(
-                "a payment for this order is in progress; retry", reason="payment_in_progress"
+                "a payment for this order is in progress; retry",
+                reason="payment_in_progress",
+                retry_after="1",
             ) from exc.last
 
     async def _pay_once(self, order_id: str, token: str) -> Payment:
@@ -142,10 +145,11 @@ class Cashier:
             ending = attempts.after_charge_error(exc)
             if ending.status == "unknown":
                 log.warning("payment %s: no answer from the provider (%r)", payment.id, exc)
-                raise Unavailable(
+                raise Aborted(
                     "the payment provider did not answer; the outcome is checked within "
-                    f"{self.timing.resolve_after:.0f}s; pay again then with the same request",
+                    f"{self.timing.resolve_after:.0f}s: pay again then",
                     reason="payment_outcome_unknown",
+                    retry_after=str(math.ceil(self.timing.resolve_after)),
                 ) from exc
             await self.ledger.fail(
                 payment.id, declined=ending.status == "declined", reason=ending.reason
