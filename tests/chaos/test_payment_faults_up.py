@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ec_recommend.client import Client
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.rpc.mesh import DEFAULT_MESH_FILE
 from tests.chaos import invariants
+from tests.conftest import POSTGRES_URL, _drop_schemas, require_service
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.chaos]
 
@@ -81,14 +83,24 @@ def _mesh_without_breakers(directory: Path) -> Path:
 
 @dataclass
 class Up:
-    """One ``ec-recommend up`` on ``data_dir``, which it keeps across restarts."""
+    """One ``ec-recommend up`` on ``storage``, which it keeps across restarts."""
 
-    data_dir: Path
+    storage: StorageConfig
     process: subprocess.Popen[bytes] | None = None
     children: list[int] = field(default_factory=list)
     endpoints: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def data_dir(self) -> Path:
+        return self.storage.data_dir
+
     def start(self) -> None:
+        database = {}
+        if self.storage.database_url:
+            database = {
+                "EC_DATABASE_URL": self.storage.database_url,
+                "EC_SCHEMA_PREFIX": self.storage.schema_prefix,
+            }
         (self.data_dir / "endpoints.json").unlink(missing_ok=True)
         with (self.data_dir / "up.log").open("ab") as log:
             self.process = subprocess.Popen(
@@ -97,6 +109,7 @@ class Up:
                 stderr=log,
                 env=os.environ
                 | SETTINGS
+                | database
                 | {"EC_MESH_FILE": str(_mesh_without_breakers(self.data_dir))},
             )
         deadline = time.monotonic() + 90
@@ -146,14 +159,26 @@ class Up:
 
 
 @pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
-    system = Up(tmp_path / "data")
-    system.data_dir.mkdir()
+def up(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Up]:
+    """``up`` on SQLite, or on PostgreSQL (its own schemas) when parametrized so."""
+    engine = getattr(request, "param", "sqlite")
+    storage = StorageConfig(data_dir=tmp_path / "data")
+    if engine == "postgres":
+        require_service(POSTGRES_URL, 5432, "PostgreSQL")
+        storage = StorageConfig(
+            data_dir=storage.data_dir,
+            database_url=POSTGRES_URL,
+            schema_prefix=f"t{uuid.uuid4().hex[:10]}_",
+        )
+    system = Up(storage)
+    storage.data_dir.mkdir()
     system.start()
     try:
         yield system
     finally:
         system.stop()
+        if storage.database_url:
+            asyncio.run(_drop_schemas(storage.schema_prefix))
 
 
 async def _demo(up: Up, email: str) -> Client:
@@ -223,11 +248,12 @@ async def test_short_deadlines_through_the_gateway_leave_nothing_processing(up: 
                 for order_id, timeout in zip(order_ids, deadlines, strict=True)
             )
         )
-        await _all_end(StorageConfig(data_dir=up.data_dir), customer, order_ids)
+        await _all_end(up.storage, customer, order_ids)
 
 
+@pytest.mark.parametrize("up", ["sqlite", "postgres"], indirect=True)
 async def test_kill_9_with_payments_in_flight_then_restart_ends_every_attempt(up: Up) -> None:
-    storage = StorageConfig(data_dir=up.data_dir)
+    storage = up.storage
     customer, order_ids = await _shop(up, 40)
     async with customer:
         paying = [asyncio.create_task(_pay(customer, order_id)) for order_id in order_ids]
