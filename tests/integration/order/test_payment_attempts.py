@@ -13,11 +13,13 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from grpclib.metadata import Deadline
 
 from ec_recommend.config import Config
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import Aborted, FailedPrecondition, PaymentDeclined
 from ec_recommend.platform.money import Money
+from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.storage import Database, open_database
 from ec_recommend.services.order import domain
 from ec_recommend.services.order.attempts import PaymentTiming
@@ -113,11 +115,14 @@ async def test_a_caller_cancelled_mid_charge_leaves_the_attempt_to_finish(servic
         product = await d.shop.product(stock=5)
         order = await d.order(product.id)
         d.provider.gate.clear()
-        caller = asyncio.create_task(d.fulfilment.pay(order, "tok_visa"))
+        deadline = Deadline.from_timeout(0.2)
+        with call_scope(CallContext(deadline=deadline)):  # the caller's budget, as it travels
+            caller = asyncio.create_task(d.fulfilment.pay(order, "tok_visa"))
         await d.provider.entered.wait()
         caller.cancel()
         with pytest.raises(asyncio.CancelledError):
             await caller
+        await wait_for(lambda: deadline.time_remaining() <= 0)
         d.provider.gate.set()
 
         async def paid() -> bool:
@@ -125,6 +130,7 @@ async def test_a_caller_cancelled_mid_charge_leaves_the_attempt_to_finish(servic
 
         await wait_for(paid)
         await d.fulfilment.drain()
+        # Settled by the attempt itself, not limited by the budget of a caller long gone.
         assert (await d.store.get(order.id)).stock_state == domain.STOCK_COMMITTED
         assert await d.shop.stock(product.id) == (4, 0)
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import Aborted, FailedPrecondition, ServiceError, Unavailable
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
-from ec_recommend.platform.rpc.context import current_call
+from ec_recommend.platform.rpc.context import call_scope, current_call
 from ec_recommend.platform.storage import UnitOfWork
 from ec_recommend.services.order import attempts, domain, events
 from ec_recommend.services.order.attempts import PaymentTiming
@@ -111,7 +111,7 @@ class Cashier:
         if order_id in self._running:
             work.close()
             raise InFlight(order_id)
-        task = asyncio.create_task(work, name=f"payment-{order_id}")
+        task = asyncio.create_task(_beyond_the_caller(work), name=f"payment-{order_id}")
         self._running[order_id] = task
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._finished(order_id, done))
@@ -256,6 +256,13 @@ class Cashier:
                 idempotency_key=refund_id,
             )
         await self.ledger.refund_done(refund_id, provider_refund_id)
+
+
+async def _beyond_the_caller(work: Coroutine[Any, Any, T]) -> T:
+    """``work`` under the caller's identity but not its deadline: the calls it
+    makes (the stock settle) must not fail because the caller ran out of time."""
+    with call_scope(dataclasses.replace(current_call(), deadline=None)):
+        return await work
 
 
 def _cancelled_during_payment() -> FailedPrecondition:
