@@ -126,6 +126,10 @@ class Cashier:
             if error is not None and not isinstance(error, ServiceError | InFlight):
                 log.warning("payment work for order %s failed: %r", order_id, error)
 
+    def is_paying(self, order_id: str) -> bool:
+        """True while this process runs payment work for the order."""
+        return order_id in self._running
+
     async def drain(self) -> None:
         """Wait for attempts still running (their callers may have gone)."""
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -149,6 +149,8 @@ class Fulfilment:
             except (FailedPrecondition, Aborted):
                 continue  # paid or cancelled meanwhile
         for order in await self.store.unsettled():
+            if self.cashier.is_paying(order.id):
+                continue  # the payment settles its own order; two moves would race
             await self.settle(order)
         for refund_id, payment in await self.ledger.pending_refunds():
             await self.cashier.refund_now(refund_id, payment)
