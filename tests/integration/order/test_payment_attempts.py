@@ -242,3 +242,23 @@ async def test_concurrent_payments_of_one_order_charge_once(services, config) ->
         assert {(p.id, p.provider_payment_id) for p in results} == {
             (results[0].id, results[0].provider_payment_id)
         }
+
+
+async def test_a_second_payment_answers_in_progress_within_its_own_deadline(
+    services, config
+) -> None:
+    async with desk(services, config) as d:
+        product = await d.shop.product(stock=5)
+        order = await d.order(product.id)
+        d.provider.gate.clear()
+        first = asyncio.create_task(d.fulfilment.pay(order, "tok_visa"))
+        await d.provider.entered.wait()
+        with (
+            call_scope(CallContext(deadline=Deadline.from_timeout(0.5))),
+            pytest.raises(Aborted) as in_progress,
+        ):
+            await d.fulfilment.pay(order, "tok_visa")
+        assert in_progress.value.details["reason"] == "payment_in_progress"
+        d.provider.gate.set()
+        paid = await first
+        assert await d.fulfilment.pay(order, "tok_visa") == paid  # then the same success

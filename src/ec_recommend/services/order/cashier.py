@@ -62,14 +62,14 @@ class Cashier:
     async def pay(self, order: domain.Order, token: str) -> Payment:
         """Charge the order's total once; a repeated call returns the first success."""
         loop = asyncio.get_running_loop()
-        budget = attempts.wait_budget(self.timing, current_call().remaining())
+        deadline = loop.time() + attempts.wait_budget(self.timing, current_call().remaining())
         try:
             return await with_retry(
-                lambda: self._pay_once(order.id, token),
+                lambda: self._pay_once(order.id, token, deadline),
                 is_retryable=lambda exc: isinstance(exc, InFlight),
                 backoff=POLL,
                 max_attempts=None,
-                deadline=loop.time() + budget,
+                deadline=deadline,
             )
         except RetriesExhausted as exc:
             raise Aborted(
@@ -78,16 +78,18 @@ class Cashier:
                 retry_after="1",
             ) from exc.last
 
-    async def _pay_once(self, order_id: str, token: str) -> Payment:
+    async def _pay_once(self, order_id: str, token: str, deadline: float) -> Payment:
         running = self._running.get(order_id)
         if running is not None:
-            try:
-                result = await asyncio.shield(running)
-            except (ServiceError, InFlight):
-                result = None  # its own caller hears why; we look again
+            # Wait for the attempt in flight here, no longer than our budget.
+            remaining = deadline - asyncio.get_running_loop().time()
+            await asyncio.wait([running], timeout=max(0.0, remaining))
+            if not running.done():
+                raise InFlight(order_id)
+            result = None if running.cancelled() or running.exception() else running.result()
             if isinstance(result, Payment) and result.status == SUCCEEDED:
                 return result
-            raise InFlight(order_id)
+            raise InFlight(order_id)  # it failed (its own caller hears why): look again
         # Order first: PAID and its payment's SUCCEEDED commit together, so a
         # PAID order read here has its successful payment visible below.
         order = await self.store.get(order_id)
