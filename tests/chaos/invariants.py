@@ -7,7 +7,10 @@ deadlines, a full connection pool):
   was before the scenario;
 - no unit is held for nobody: once reservation leases have run out,
   ``reserved`` equals the units of the product in PENDING_PAYMENT orders;
-- every payment attempt ends: none stays PROCESSING past its bound.
+- every payment attempt ends: none stays PROCESSING past its bound;
+- no money is taken for nothing: each paid order has exactly one SUCCEEDED
+  payment, and every charge the sandbox provider made belongs to a paid
+  order or has its refund recorded and acknowledged.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sqlalchemy as sa
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.storage import open_database
+from ec_recommend.services.order import sandbox
 from ec_recommend.services.order import tables as order_tables
 from ec_recommend.services.product.store import products
 
@@ -80,3 +84,49 @@ async def check_stock(storage: StorageConfig, before: dict[str, Stock]) -> None:
     held = {pid: (s.reserved, pending[pid]) for pid, s in after.items()}
     lost = {pid: pair for pid, pair in held.items() if pair[0] != pair[1]}
     assert not lost, f"reserved units without their orders (reserved, pending): {lost}"
+
+
+async def payment_problems(storage: StorageConfig) -> list[str]:
+    """What breaks the money invariants (empty when all hold)."""
+    orders, payments, refunds = order_tables.orders, order_tables.payments, order_tables.refunds
+    async with open_database(storage, "order", []) as db, db.reading() as conn:
+        status_of = {r.id: (r.status, r.payment_id) for r in await conn.execute(sa.select(orders))}
+        attempts = {
+            r.id: (r.order_id, r.status)
+            for r in await conn.execute(
+                sa.select(payments.c.id, payments.c.order_id, payments.c.status)
+            )
+        }
+        refunded = {
+            r.payment_id: r.provider_refund_id
+            for r in await conn.execute(
+                sa.select(refunds.c.payment_id, refunds.c.provider_refund_id)
+            )
+        }
+    async with open_database(storage, sandbox.SERVICE, []) as db, db.reading() as conn:
+        charged = [
+            r.idempotency_key
+            for r in await conn.execute(
+                sa.select(sandbox.charges.c.idempotency_key).where(
+                    sandbox.charges.c.status == "succeeded"
+                )
+            )
+        ]
+    problems: list[str] = []
+    succeeded = Counter(order for order, status in attempts.values() if status == "SUCCEEDED")
+    for order_id, (status, payment_id) in status_of.items():
+        if status in ("PAID", "SHIPPED", "DELIVERED"):
+            if succeeded[order_id] != 1:
+                problems.append(f"order {order_id} is {status} with {succeeded[order_id]} payments")
+            elif attempts.get(payment_id, ("", ""))[1] != "SUCCEEDED":
+                problems.append(f"order {order_id} names payment {payment_id}, not its success")
+    for payment_id in charged:
+        order_id, status = attempts.get(payment_id, ("", "unknown"))
+        kept = status == "SUCCEEDED" and status_of.get(order_id, ("", ""))[0] in (
+            "PAID",
+            "SHIPPED",
+            "DELIVERED",
+        )
+        if not kept and not refunded.get(payment_id):
+            problems.append(f"charge of payment {payment_id} ({status}) kept without a refund")
+    return problems

@@ -46,6 +46,8 @@ def test_the_database_budget_of_a_process() -> None:
         ({"EC_RPC_POOL_SIZE": "0"}, "rpc.pool_size"),
         ({"EC_ENDPOINTS_USER": "nohostport"}, "EC_ENDPOINTS_USER"),
         ({"EC_PROFILE": "staging"}, "profile"),
+        ({"EC_PAYMENT_RESOLVE_AFTER": "5"}, "order.payment_resolve_after"),
+        ({"EC_PAYMENT_CALL_TIMEOUT": "-1"}, "order.payment_call_timeout"),
     ],
 )
 def test_bad_values_name_their_key(env: dict[str, str], key: str) -> None:
@@ -58,3 +60,8 @@ def test_unknown_service_in_file_is_an_error(tmp_path: Path) -> None:
     file.write_text("rpc:\n  ports:\n    prodcut: 5000\n")
     with pytest.raises(ConfigError, match="prodcut"):
         Config.from_env({}, file=file)
+
+
+def test_payment_attempt_timing_from_environment() -> None:
+    config = Config.from_env({"EC_PAYMENT_CALL_TIMEOUT": "2", "EC_PAYMENT_RESOLVE_AFTER": "6"})
+    assert (config.order.payment_call_timeout, config.order.payment_resolve_after) == (2.0, 6.0)

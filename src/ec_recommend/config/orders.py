@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ec_recommend.config.values import Section
+from ec_recommend.config.values import ConfigError, Section
 
 
 @dataclass(frozen=True)
@@ -14,12 +14,29 @@ class OrderConfig:
     payment_timeout: float = 1800.0
     sweep_interval: float = 30.0
     checkout_concurrency: int = 16  # checkouts reserving stock at once, per process
+    payment_call_timeout: float = 10.0  # longest one call to the payment provider may take
+    # A payment attempt PROCESSING longer than this was abandoned (its caller's
+    # process died): a retry or the sweep asks the provider how it ended.
+    payment_resolve_after: float = 30.0
 
 
 def order_config(section: Section) -> OrderConfig:
     """``order:`` file section and ``EC_PAYMENT_TIMEOUT``/... variables."""
-    return OrderConfig(
+    config = OrderConfig(
         payment_timeout=section.seconds("payment_timeout", "EC_PAYMENT_TIMEOUT", 1800.0),
         sweep_interval=section.seconds("sweep_interval", "EC_ORDER_SWEEP_INTERVAL", 30.0),
         checkout_concurrency=section.count("checkout_concurrency", "EC_CHECKOUT_CONCURRENCY", 16),
+        payment_call_timeout=section.seconds(
+            "payment_call_timeout", "EC_PAYMENT_CALL_TIMEOUT", 10.0
+        ),
+        payment_resolve_after=section.seconds(
+            "payment_resolve_after", "EC_PAYMENT_RESOLVE_AFTER", 30.0
+        ),
     )
+    if config.payment_resolve_after <= config.payment_call_timeout:
+        # Resolving an attempt whose call may still be running could miss its charge.
+        raise ConfigError(
+            f"{section.key('payment_resolve_after')}: must exceed payment_call_timeout "
+            f"({config.payment_call_timeout}s), got {config.payment_resolve_after}s"
+        )
+    return config

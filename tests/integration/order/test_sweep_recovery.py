@@ -10,13 +10,13 @@ from ec_recommend.config import Endpoint
 from ec_recommend.platform.errors import Unavailable
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.rpc.client import ClientFactory
-from ec_recommend.platform.storage import open_database
+from ec_recommend.platform.storage import Database, open_database
 from ec_recommend.runtime.local_aws import free_port
 from ec_recommend.services.order import domain
 from ec_recommend.services.order.checkout import Checkout
 from ec_recommend.services.order.fulfilment import Fulfilment
 from ec_recommend.services.order.ledger import Ledger
-from ec_recommend.services.order.payments import SandboxPaymentProvider
+from ec_recommend.services.order.sandbox import SandboxPaymentProvider, open_sandbox
 from ec_recommend.services.order.store import OrderStore
 from ec_recommend.services.order.tables import MIGRATIONS
 from tests.integration.order.shop import Shop, new_user
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.asyncio
 
 
 class RefundsFailOnce(SandboxPaymentProvider):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
         self.refund_keys: list[str] = []
 
     async def refund(self, *, provider_payment_id: str, amount: Money, idempotency_key: str) -> str:
@@ -42,10 +42,11 @@ async def test_sweep_retries_an_unconfirmed_refund(services, config) -> None:
     async with (
         services("product") as hosted,
         open_database(config.storage, "order", MIGRATIONS) as db,
+        open_sandbox(config.storage) as sandbox,
     ):
         shop = Shop(hosted)
         product = await shop.product(stock=5)
-        store, ledger, provider = OrderStore(db), Ledger(db), RefundsFailOnce()
+        store, ledger, provider = OrderStore(db), Ledger(db), RefundsFailOnce(sandbox.db)
         fulfilment = Fulfilment(store, ledger, hosted.clients, provider)
         order = await Checkout(store, ledger, hosted.clients).create(
             new_user(), [(product.id, 2)], from_cart=False, key=""
@@ -69,6 +70,7 @@ async def test_sweep_commits_stock_a_failed_call_left_reserved(services, config)
         services("product") as hosted,
         open_database(config.storage, "order", MIGRATIONS) as db,
         ClientFactory({"product": [Endpoint("127.0.0.1", free_port())]}) as unreachable,
+        open_sandbox(config.storage) as provider,
     ):
         shop = Shop(hosted)
         product = await shop.product(stock=5)
@@ -77,14 +79,14 @@ async def test_sweep_commits_stock_a_failed_call_left_reserved(services, config)
             new_user(), [(product.id, 2)], from_cart=False, key=""
         )
         # Paid while ProductService cannot be reached: the payment stands.
-        cut_off = Fulfilment(store, ledger, unreachable, SandboxPaymentProvider())
+        cut_off = Fulfilment(store, ledger, unreachable, provider)
         payment = await cut_off.pay(order, "tok_visa")
         assert payment.status == "SUCCEEDED"
         paid = await store.get(order.id)
         assert (paid.status, paid.stock_state) == (domain.PAID, domain.STOCK_RESERVED)
         assert await shop.stock(product.id) == (3, 2)
 
-        healthy = Fulfilment(store, ledger, hosted.clients, SandboxPaymentProvider())
+        healthy = Fulfilment(store, ledger, hosted.clients, provider)
         await healthy.sweep(payment_timeout=3600)
         assert (await store.get(order.id)).stock_state == domain.STOCK_COMMITTED
         assert await shop.stock(product.id) == (3, 0)

@@ -1,5 +1,6 @@
 """Composition of the order service: database, clients, payment provider,
-handler, and the periodic sweep that enforces the payment timeout."""
+handler, and the periodic sweep that enforces the payment timeout and ends
+abandoned payment attempts."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from contextlib import asynccontextmanager
 
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.registry import ServiceEnv
+from ec_recommend.services.order.attempts import PaymentTiming
 from ec_recommend.services.order.checkout import Checkout
 from ec_recommend.services.order.fulfilment import Fulfilment
 from ec_recommend.services.order.ledger import Ledger
-from ec_recommend.services.order.payments import SandboxPaymentProvider
+from ec_recommend.services.order.sandbox import open_sandbox
 from ec_recommend.services.order.service import OrderService
 from ec_recommend.services.order.store import OrderStore
 from ec_recommend.services.order.tables import MIGRATIONS
@@ -35,11 +37,17 @@ async def _sweep_forever(fulfilment: Fulfilment, timeout: float, interval: float
 @asynccontextmanager
 async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
     settings = env.config.order
-    async with open_database(env.config.storage, "order", MIGRATIONS) as db:
+    timing = PaymentTiming(
+        call_timeout=settings.payment_call_timeout, resolve_after=settings.payment_resolve_after
+    )
+    async with (
+        open_database(env.config.storage, "order", MIGRATIONS) as db,
+        open_sandbox(env.config.storage) as provider,
+    ):
         env.outboxes.append(db)  # the host relays its events
         store = OrderStore(db)
         ledger = Ledger(db)
-        fulfilment = Fulfilment(store, ledger, env.clients, SandboxPaymentProvider())
+        fulfilment = Fulfilment(store, ledger, env.clients, provider, timing)
         service = OrderService(
             store,
             Checkout(store, ledger, env.clients, concurrency=settings.checkout_concurrency),
@@ -54,3 +62,5 @@ async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
         finally:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
+            # Attempts whose callers went away end before the database closes.
+            await fulfilment.drain()

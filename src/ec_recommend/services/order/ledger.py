@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ class Payment:
     amount: Money
     provider_payment_id: str
     decline_reason: str
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,12 @@ def _payment(row: Any) -> Payment:
         amount=Money(row.amount, row.currency),
         provider_payment_id=row.provider_payment_id or "",
         decline_reason=row.decline_reason or "",
+        started_at=aware(row.created_at),
     )
+
+
+class AttemptEnded(Exception):
+    """The payment attempt was already ended (by a concurrent resolver)."""
 
 
 class Ledger:
@@ -155,7 +162,7 @@ class Ledger:
                 await uow.commit()
         except IntegrityError:
             return None
-        return Payment(payment_id, order_id, PROCESSING, amount, "", "")
+        return Payment(payment_id, order_id, PROCESSING, amount, "", "", now)
 
     async def live_payment(self, order_id: str) -> Payment | None:
         """The order's charge in flight or succeeded, if any."""
@@ -169,25 +176,83 @@ class Ledger:
             ).first()
         return None if row is None else _payment(row)
 
-    async def succeed(self, uow: UnitOfWork, payment_id: str, provider_payment_id: str) -> None:
-        await uow.execute(
-            sa.update(payments)
-            .where(payments.c.id == payment_id)
-            .values(status=SUCCEEDED, provider_payment_id=provider_payment_id, updated_at=utcnow())
-        )
+    async def payment(self, payment_id: str) -> Payment:
+        async with self.db.reading() as conn:
+            row = (await conn.execute(sa.select(payments).where(payments.c.id == payment_id))).one()
+        return _payment(row)
 
-    async def fail(self, payment_id: str, *, declined: bool, reason: str) -> None:
-        async with self.db.unit_of_work() as uow:
-            await uow.execute(
-                sa.update(payments)
-                .where(payments.c.id == payment_id)
-                .values(
+    async def stale_attempts(self, started_before: datetime, limit: int = 100) -> list[Payment]:
+        """Attempts still PROCESSING that started before ``started_before``."""
+        query = (
+            sa.select(payments)
+            .where(payments.c.status == PROCESSING, payments.c.created_at < started_before)
+            .order_by(payments.c.created_at)
+            .limit(limit)
+        )
+        async with self.db.reading() as conn:
+            return [_payment(row) for row in await conn.execute(query)]
+
+    # Every end of an attempt is a compare-and-set from PROCESSING: of two
+    # racing resolvers (a retried call and the sweep) exactly one ends it.
+
+    async def succeed(self, uow: UnitOfWork, payment_id: str, provider_payment_id: str) -> None:
+        """Mark SUCCEEDED inside ``uow``; AttemptEnded (rolling it back) if it had ended."""
+        await self._end(uow, payment_id, status=SUCCEEDED, provider_payment_id=provider_payment_id)
+
+    async def fail(self, payment_id: str, *, declined: bool, reason: str) -> bool:
+        """Mark DECLINED or FAILED; False when the attempt had already ended."""
+        try:
+            async with self.db.unit_of_work() as uow:
+                await self._end(
+                    uow,
+                    payment_id,
                     status=DECLINED if declined else FAILED,
                     decline_reason=reason[:64],
-                    updated_at=utcnow(),
+                )
+                await uow.commit()
+        except AttemptEnded:
+            return False
+        return True
+
+    async def refund_charge(self, payment: Payment, provider_payment_id: str) -> str | None:
+        """End a charged attempt whose order was cancelled meanwhile: FAILED
+        (``order_cancelled``) and its refund recorded, together. None when
+        the attempt had already ended."""
+        charged = dataclasses.replace(payment, provider_payment_id=provider_payment_id)
+        try:
+            async with self.db.unit_of_work() as uow:
+                await self._end(
+                    uow,
+                    payment.id,
+                    status=FAILED,
+                    decline_reason="order_cancelled",
+                    provider_payment_id=provider_payment_id,
+                )
+                refund_id = await self.record_refund(uow, payment.order_id, charged)
+                await uow.commit()
+        except AttemptEnded:
+            return None
+        return refund_id
+
+    async def succeeded_payment(self, uow: UnitOfWork, order_id: str) -> Payment | None:
+        row = (
+            await uow.execute(
+                sa.select(payments).where(
+                    payments.c.order_id == order_id, payments.c.status == SUCCEEDED
                 )
             )
-            await uow.commit()
+        ).first()
+        return None if row is None else _payment(row)
+
+    @staticmethod
+    async def _end(uow: UnitOfWork, payment_id: str, **values: Any) -> None:
+        result = await uow.execute(
+            sa.update(payments)
+            .where(payments.c.id == payment_id, payments.c.status == PROCESSING)
+            .values(updated_at=utcnow(), **values)
+        )
+        if result.rowcount == 0:
+            raise AttemptEnded(payment_id)
 
     # -- refunds -----------------------------------------------------------
 

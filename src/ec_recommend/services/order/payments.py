@@ -1,5 +1,5 @@
-"""Payment providers: the interface the order service charges through, and a
-sandbox that behaves like a card processor's test mode.
+"""Payment providers: the interface the order service charges through, and the
+rules of the sandbox (``sandbox.py``) that behaves like a processor's test mode.
 
 Sandbox tokens (as a processor's test mode documents them): ``tok_visa`` and
 ``tok_mastercard`` succeed, ``tok_chargeDeclined`` (and
@@ -9,8 +9,8 @@ is a provider failure the caller may retry. Any other token is malformed.
 
 from __future__ import annotations
 
-import uuid
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from ec_recommend.platform.errors import InvalidArgument, PaymentDeclined, Unavailable
 from ec_recommend.platform.money import SUPPORTED_CURRENCIES, Money
@@ -24,6 +24,20 @@ FAILING_TOKENS = frozenset({"tok_processingError"})
 MIN_CHARGE = 50  # yen; processors refuse smaller charges
 MAX_CHARGE = 99_999_999
 
+ChargeStatus = Literal["succeeded", "declined", "not_found"]
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    """What the provider knows of a charge asked for with one idempotency key."""
+
+    status: ChargeStatus
+    provider_payment_id: str = ""
+    decline_code: str = ""
+
+
+NOT_CHARGED = ChargeOutcome("not_found")
+
 
 class PaymentProvider(Protocol):
     """A card processor. Every call is idempotent per ``idempotency_key``."""
@@ -32,7 +46,8 @@ class PaymentProvider(Protocol):
         """Charge the card; returns the provider's payment id.
 
         Raises PaymentDeclined (the card was refused), Unavailable (provider
-        failure; retry later) or InvalidArgument (bad token, amount, currency).
+        failure; nothing was charged) or InvalidArgument (bad token, amount,
+        currency).
         """
         ...
 
@@ -40,38 +55,20 @@ class PaymentProvider(Protocol):
         """Refund (part of) a charge; returns the provider's refund id."""
         ...
 
+    async def lookup(self, idempotency_key: str) -> ChargeOutcome:
+        """The outcome of the charge asked for with ``idempotency_key``
+        (``not_found``: it was never charged)."""
+        ...
 
-class SandboxPaymentProvider:
-    """Test-mode processor: outcomes follow the token; replays return the first result."""
 
-    def __init__(self) -> None:
-        self._charges: dict[str, tuple[str, Money]] = {}  # idempotency key -> (id, amount)
-        self._refunds: dict[str, str] = {}
-
-    async def charge(self, *, token: str, amount: Money, idempotency_key: str) -> str:
-        check_amount(amount)
-        replay = self._charges.get(idempotency_key)
-        if replay is not None:
-            if replay[1] != amount:
-                raise InvalidArgument(
-                    "idempotency key reused with another amount", field="idempotency_key"
-                )
-            return replay[0]
-        if token in DECLINING_TOKENS:
-            raise PaymentDeclined("the card was declined", decline_code=DECLINING_TOKENS[token])
-        if token in FAILING_TOKENS:
-            raise Unavailable("the payment provider failed to process the charge; retry later")
-        if token not in SUCCEEDING_TOKENS:
-            raise InvalidArgument("unknown payment token", field="payment_method.token")
-        payment_id = f"ch_{uuid.uuid4().hex[:24]}"
-        self._charges[idempotency_key] = (payment_id, amount)
-        return payment_id
-
-    async def refund(self, *, provider_payment_id: str, amount: Money, idempotency_key: str) -> str:
-        check_amount(amount)
-        if not provider_payment_id.startswith("ch_"):
-            raise InvalidArgument("unknown charge", field="provider_payment_id")
-        return self._refunds.setdefault(idempotency_key, f"re_{uuid.uuid4().hex[:24]}")
+def check_token(token: str) -> None:
+    """Raise what the sandbox answers for a token that does not succeed."""
+    if token in DECLINING_TOKENS:
+        raise PaymentDeclined("the card was declined", decline_code=DECLINING_TOKENS[token])
+    if token in FAILING_TOKENS:
+        raise Unavailable("the payment provider failed to process the charge; retry later")
+    if token not in SUCCEEDING_TOKENS:
+        raise InvalidArgument("unknown payment token", field="payment_method.token")
 
 
 def check_amount(amount: Money) -> None:

@@ -1,0 +1,278 @@
+"""Charging an order: payment attempts that always end, whoever gives up.
+
+The work of an attempt (its start commit, the provider call, the PAID commit
+and the stock settle) runs in a task of its own that the caller awaits
+through ``asyncio.shield``: a caller cancelled by its deadline leaves the
+attempt running to its end instead of cutting a commit in half. An attempt
+nobody ends (the process died) is resolved by asking the provider, on a
+retried payment or by the sweep (``attempts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.errors import Aborted, FailedPrecondition, ServiceError, Unavailable
+from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
+from ec_recommend.platform.rpc.context import call_scope, current_call
+from ec_recommend.platform.storage import UnitOfWork
+from ec_recommend.services.order import attempts, domain, events
+from ec_recommend.services.order.attempts import PaymentTiming
+from ec_recommend.services.order.ledger import AttemptEnded, Ledger, Payment
+from ec_recommend.services.order.payments import PaymentProvider
+from ec_recommend.services.order.store import OrderStore
+from ec_recommend.services.order.tables import SUCCEEDED
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+POLL = Backoff(initial_delay=0.05, max_delay=0.5, multiplier=1.5)
+PROVIDER_RETRY = Backoff(initial_delay=0.2, max_delay=2.0)
+
+
+class InFlight(Exception):
+    """Another attempt of this order is PROCESSING; look again shortly."""
+
+
+class Cashier:
+    def __init__(
+        self,
+        store: OrderStore,
+        ledger: Ledger,
+        provider: PaymentProvider,
+        *,
+        settle: Callable[[domain.Order], Awaitable[domain.Order]],
+        timing: PaymentTiming,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.provider = provider
+        self.settle = settle
+        self.timing = timing
+        self._running: dict[str, asyncio.Task[Any]] = {}  # order id -> its attempt's work
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def pay(self, order: domain.Order, token: str) -> Payment:
+        """Charge the order's total once; a repeated call returns the first success."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + attempts.wait_budget(self.timing, current_call().remaining())
+        try:
+            return await with_retry(
+                lambda: self._pay_once(order.id, token, deadline),
+                is_retryable=lambda exc: isinstance(exc, InFlight),
+                backoff=POLL,
+                max_attempts=None,
+                deadline=deadline,
+            )
+        except RetriesExhausted as exc:
+            raise Aborted(
+                "a payment for this order is in progress; retry",
+                reason="payment_in_progress",
+                retry_after="1",
+            ) from exc.last
+
+    async def _pay_once(self, order_id: str, token: str, deadline: float) -> Payment:
+        running = self._running.get(order_id)
+        if running is not None:
+            # Wait for the attempt in flight here, no longer than our budget.
+            remaining = deadline - asyncio.get_running_loop().time()
+            await asyncio.wait([running], timeout=max(0.0, remaining))
+            if not running.done():
+                raise InFlight(order_id)
+            result = None if running.cancelled() or running.exception() else running.result()
+            if isinstance(result, Payment) and result.status == SUCCEEDED:
+                return result
+            raise InFlight(order_id)  # it failed (its own caller hears why): look again
+        # Order first: PAID and its payment's SUCCEEDED commit together, so a
+        # PAID order read here has its successful payment visible below.
+        order = await self.store.get(order_id)
+        live = await self.ledger.live_payment(order_id)
+        if live is not None and live.status == SUCCEEDED:
+            return live
+        if order.status != domain.PENDING_PAYMENT:
+            raise FailedPrecondition(
+                f"the order is {order.status}; only unpaid orders can be paid",
+                reason="not_payable",
+                status=order.status,
+            )
+        if live is None:
+            return await self._drive(order_id, self._attempt(order, token))
+        if attempts.is_abandoned(live.started_at, utcnow(), self.timing):
+            await self._drive(order_id, self._resolve(live))
+        raise InFlight(order_id)
+
+    async def _drive(self, order_id: str, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` to its end even if our caller is cancelled meanwhile."""
+        if order_id in self._running:
+            work.close()
+            raise InFlight(order_id)
+        task = asyncio.create_task(_beyond_the_caller(work), name=f"payment-{order_id}")
+        self._running[order_id] = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._finished(order_id, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, order_id: str, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if self._running.get(order_id) is task:
+            del self._running[order_id]
+        if not task.cancelled():
+            error = task.exception()  # retrieved, so an abandoned task is not reported twice
+            if error is not None and not isinstance(error, ServiceError | InFlight):
+                log.warning("payment work for order %s failed: %r", order_id, error)
+
+    def is_paying(self, order_id: str) -> bool:
+        """True while this process runs payment work for the order."""
+        return order_id in self._running
+
+    async def drain(self) -> None:
+        """Wait for attempts still running (their callers may have gone)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- one attempt -------------------------------------------------------
+
+    async def _attempt(self, order: domain.Order, token: str) -> Payment:
+        payment = await self.ledger.start_payment(order.id, order.total)
+        if payment is None:
+            raise InFlight(order.id)  # another process started one first
+        try:
+            async with asyncio.timeout(self.timing.call_timeout):
+                provider_id = await self.provider.charge(
+                    token=token, amount=order.total, idempotency_key=payment.id
+                )
+        except Exception as exc:
+            ending = attempts.after_charge_error(exc)
+            if ending.status == "unknown":
+                log.warning("payment %s: no answer from the provider (%r)", payment.id, exc)
+                raise Aborted(
+                    "the payment provider did not answer; the outcome is checked within "
+                    f"{self.timing.resolve_after:.0f}s: pay again then",
+                    reason="payment_outcome_unknown",
+                    retry_after=str(math.ceil(self.timing.resolve_after)),
+                ) from exc
+            await self.ledger.fail(
+                payment.id, declined=ending.status == "declined", reason=ending.reason
+            )
+            raise
+        return await self._charged(payment, provider_id)
+
+    async def _charged(self, payment: Payment, provider_id: str) -> Payment:
+        """End a charged attempt: the order PAID, or the charge refunded."""
+
+        async def mark_succeeded(uow: UnitOfWork) -> None:
+            await self.ledger.succeed(uow, payment.id, provider_id)
+
+        try:
+            paid = await self.store.change_status(
+                payment.order_id,
+                domain.PENDING_PAYMENT,
+                domain.PAID,
+                payment_id=payment.id,
+                also=mark_succeeded,
+                on_changed=events.order_paid,
+            )
+        except AttemptEnded:
+            return await self._ended_elsewhere(payment, provider_id)
+        if paid is not None:
+            await self.settle(paid)
+            return dataclasses.replace(payment, status=SUCCEEDED, provider_payment_id=provider_id)
+        # Cancelled (by its buyer or the timeout) while we charged: give it back.
+        refund_id = await self.ledger.refund_charge(payment, provider_id)
+        if refund_id is None:
+            return await self._ended_elsewhere(payment, provider_id)
+        await self.refund_now(
+            refund_id, dataclasses.replace(payment, provider_payment_id=provider_id)
+        )
+        raise _cancelled_during_payment()
+
+    async def _ended_elsewhere(self, payment: Payment, provider_id: str) -> Payment:
+        """A concurrent resolver ended the attempt first; answer with its ending."""
+        ended = await self.ledger.payment(payment.id)
+        if ended.status == SUCCEEDED:
+            return ended
+        if ended.provider_payment_id == provider_id:
+            raise _cancelled_during_payment()
+        # Ended as never charged while our charge was landing: only possible
+        # when resolve_after was shorter than a call really took. Give it back.
+        log.error("payment %s was charged after it was resolved; refunding", payment.id)
+        await with_retry(
+            lambda: self.provider.refund(
+                provider_payment_id=provider_id,
+                amount=payment.amount,
+                idempotency_key=f"late-{payment.id}",
+            ),
+            is_retryable=lambda exc: isinstance(exc, Unavailable | TimeoutError),
+            backoff=PROVIDER_RETRY,
+            max_attempts=5,
+        )
+        raise Aborted("the payment attempt ended before its charge; it was refunded; pay again")
+
+    async def _resolve(self, payment: Payment) -> Payment | None:
+        """End an abandoned attempt by what the provider knows of its charge."""
+        try:
+            async with asyncio.timeout(self.timing.call_timeout):
+                outcome = await self.provider.lookup(payment.id)
+        except (ServiceError, TimeoutError) as exc:
+            log.warning("payment %s: outcome not known yet (%r)", payment.id, exc)
+            return None
+        ending = attempts.after_lookup(outcome)
+        if ending.status == "charged":
+            try:
+                return await self._charged(payment, ending.provider_payment_id)
+            except FailedPrecondition:
+                return None  # refunded: the order had been cancelled
+        await self.ledger.fail(
+            payment.id, declined=ending.status == "declined", reason=ending.reason
+        )
+        return None
+
+    async def resolve_abandoned(self) -> int:
+        """End the attempts nobody ended (the sweep's part); returns how many."""
+        cutoff = utcnow() - timedelta(seconds=self.timing.resolve_after)
+        resolved = 0
+        for payment in await self.ledger.stale_attempts(cutoff):
+            try:
+                await self._drive(payment.order_id, self._resolve(payment))
+                resolved += 1
+            except (ServiceError, InFlight):
+                continue  # being ended right now, or ended with its caller's error
+        return resolved
+
+    # -- refunds -----------------------------------------------------------
+
+    async def refund_now(self, refund_id: str, payment: Payment) -> None:
+        """Ask the provider for a recorded refund; the sweep retries a failure."""
+        try:
+            await self.refund(refund_id, payment)
+        except (ServiceError, TimeoutError) as exc:
+            log.warning("refund %s pending: %r", refund_id, exc)
+
+    async def refund(self, refund_id: str, payment: Payment) -> None:
+        async with asyncio.timeout(self.timing.call_timeout):
+            provider_refund_id = await self.provider.refund(
+                provider_payment_id=payment.provider_payment_id,
+                amount=payment.amount,
+                idempotency_key=refund_id,
+            )
+        await self.ledger.refund_done(refund_id, provider_refund_id)
+
+
+async def _beyond_the_caller(work: Coroutine[Any, Any, T]) -> T:
+    """``work`` under the caller's identity but not its deadline: the calls it
+    makes (the stock settle) must not fail because the caller ran out of time."""
+    with call_scope(dataclasses.replace(current_call(), deadline=None)):
+        return await work
+
+
+def _cancelled_during_payment() -> FailedPrecondition:
+    return FailedPrecondition(
+        "the order was cancelled during payment; the charge was refunded",
+        reason="order_cancelled",
+    )
