@@ -48,3 +48,11 @@ def test_unknown_service_in_file_is_an_error(tmp_path: Path) -> None:
     file.write_text("rpc:\n  ports:\n    prodcut: 5000\n")
     with pytest.raises(ConfigError, match="prodcut"):
         Config.from_env({}, file=file)
+
+
+def test_relay_pacing_from_environment() -> None:
+    config = Config.from_env({"EC_RELAY_BATCH": "5", "EC_RELAY_CONCURRENCY": "3"})
+    assert (config.events.relay_batch_size, config.events.relay_concurrency) == (5, 3)
+    assert Config.from_env({}).events.relay_concurrency == 8
+    with pytest.raises(ConfigError, match="relay_concurrency"):
+        Config.from_env({"EC_RELAY_CONCURRENCY": "0"})
