@@ -4,10 +4,15 @@
 ``--events`` order.paid rows (fanned out to five queues, as in ``up``) are
 written to an order database's outbox while no relay runs, as after a broker
 outage; then one relay starts and the time until no row is pending is taken.
+Meanwhile a bare receive/delete loop empties each subscriber queue, as the
+consumers of ``up`` do: moto's SendMessage reads every message of the queue
+to compute its attributes, so queues left to fill would make moto, not the
+relay, what is measured.
 Repeated ``--rounds`` times, each on a fresh database and a fresh moto (so
 no round pays for the messages of the last); prints each run and the median.
 
-Usage: python scripts/bench/outbox_drain.py [--events 1000] [--rounds 3] [--postgres URL]
+Usage: python scripts/bench/outbox_drain.py [--events 1000] [--rounds 3] [--concurrency N]
+                                           [--postgres URL]
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend.config import EventsConfig, StorageConfig
+from ec_recommend.platform.events.aws import aws_client
 from ec_recommend.platform.events.outbox import outbox_migration, record_event
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.relay import OutboxRelay
@@ -41,15 +48,43 @@ async def _backlog(db: Database, count: int) -> None:
             await uow.commit()
 
 
-async def _drain(storage: StorageConfig, config: EventsConfig, count: int, name: str) -> float:
-    async with open_database(storage, name, [outbox_migration(1)]) as db:
+async def _consume(sqs: Any, url: str) -> None:
+    """Receive and delete until cancelled (a consumer that does nothing else)."""
+    while True:
+        response = await sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        messages = response.get("Messages", [])
+        if messages:
+            await sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+
+
+async def _drain(
+    storage: StorageConfig, config: EventsConfig, queues: list[str], count: int, name: str
+) -> float:
+    async with (
+        open_database(storage, name, [outbox_migration(1)]) as db,
+        aws_client("sqs", config) as sqs,
+    ):
         await _backlog(db, count)
-        started = time.perf_counter()
-        async with OutboxRelay(db, config, load_topology()) as relay:
-            while True:
-                if await relay.pending() == 0:
-                    return time.perf_counter() - started
-                await asyncio.sleep(0.02)
+        consumers = [asyncio.create_task(_consume(sqs, url)) for url in queues]
+        try:
+            started = time.perf_counter()
+            async with OutboxRelay(db, config, load_topology()) as relay:
+                while True:
+                    if await relay.pending() == 0:
+                        return time.perf_counter() - started
+                    await asyncio.sleep(0.02)
+        finally:
+            for task in consumers:
+                task.cancel()
+            await asyncio.gather(*consumers, return_exceptions=True)
 
 
 async def _round(args: argparse.Namespace, round_: int) -> float:
@@ -59,15 +94,17 @@ async def _round(args: argparse.Namespace, round_: int) -> float:
             endpoint_url=aws.endpoint_url,
             region=aws.region,
             name_prefix=f"drain{uuid.uuid4().hex[:6]}-",
+            **({"relay_concurrency": args.concurrency} if args.concurrency else {}),  # type: ignore[arg-type]
         )
-        await provision(config, load_topology())
+        report = await provision(config, load_topology())
+        queues = list(report.queue_urls.values())
         with tempfile.TemporaryDirectory() as data_dir:
             storage = StorageConfig(
                 data_dir=Path(data_dir),
                 database_url=args.postgres,
                 schema_prefix=f"drain{uuid.uuid4().hex[:6]}_" if args.postgres else "",
             )
-            return await _drain(storage, config, args.events, f"order{round_}")
+            return await _drain(storage, config, queues, args.events, f"order{round_}")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -90,5 +127,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="relay_concurrency (default: the setting's)"
+    )
     parser.add_argument("--postgres", default=None, help="PostgreSQL URL (default: SQLite)")
     asyncio.run(main(parser.parse_args()))
