@@ -3,11 +3,16 @@
 Ready means: the owner marked the gateway ready (``up`` does so once demo
 data and endpoints.json are in place) and every service it routes to
 answers the standard gRPC health check as SERVING.
+
+Where the process owns a local broker (``up``), every body also says
+``"broker": "up"`` or ``"down"``. A broker that is down does not make the
+gateway unready: writes still commit, their events wait in the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
 from grpclib.health.v1.health_grpc import HealthStub
@@ -17,6 +22,8 @@ from ec_recommend.platform.gateway.keys import GATEWAY
 from ec_recommend.platform.rpc.client import ClientFactory
 
 CHECK_TIMEOUT = 2.0
+# The state of the local broker ("up"/"down"), when this process owns one.
+BROKER_STATE: web.AppKey[Callable[[], str]] = web.AppKey("ec_broker_state")
 
 
 async def _serving(clients: ClientFactory, service: str) -> bool:
@@ -33,18 +40,29 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def _with_broker(request: web.Request, body: dict[str, object]) -> dict[str, object]:
+    state = request.app.get(BROKER_STATE)
+    return body if state is None else {**body, "broker": state()}
+
+
 async def readyz(request: web.Request) -> web.Response:
     gateway = request.app.get(GATEWAY)
     if gateway is None or not gateway.ready:
-        return web.json_response({"code": "SERVICE_UNAVAILABLE", "message": "starting"}, status=503)
+        return web.json_response(
+            _with_broker(request, {"code": "SERVICE_UNAVAILABLE", "message": "starting"}),
+            status=503,
+        )
     open_circuits = gateway.clients.open_circuits()
     if open_circuits:
         return web.json_response(
-            {
-                "code": "SERVICE_UNAVAILABLE",
-                "message": "circuit open",
-                "details": {"services": ",".join(sorted(open_circuits))},
-            },
+            _with_broker(
+                request,
+                {
+                    "code": "SERVICE_UNAVAILABLE",
+                    "message": "circuit open",
+                    "details": {"services": ",".join(sorted(open_circuits))},
+                },
+            ),
             status=503,
         )
     names = list(gateway.services)
@@ -52,14 +70,17 @@ async def readyz(request: web.Request) -> web.Response:
     down = sorted(name for name, ok in zip(names, results, strict=True) if not ok)
     if down:
         return web.json_response(
-            {
-                "code": "SERVICE_UNAVAILABLE",
-                "message": "some services are not serving",
-                "details": {"services": ",".join(down)},
-            },
+            _with_broker(
+                request,
+                {
+                    "code": "SERVICE_UNAVAILABLE",
+                    "message": "some services are not serving",
+                    "details": {"services": ",".join(down)},
+                },
+            ),
             status=503,
         )
-    return web.json_response({"status": "ready", "services": names})
+    return web.json_response(_with_broker(request, {"status": "ready", "services": names}))
 
 
 def add_health_routes(app: web.Application) -> None:
