@@ -26,8 +26,10 @@ import sqlalchemy as sa
 
 from ec_recommend.client import Client
 from ec_recommend.config import StorageConfig
+from ec_recommend.platform.clock import utcnow
 from ec_recommend.runtime.demo import DEMO_USERS
 from ec_recommend.runtime.local_system import DEMO_PASSWORD
+from ec_recommend.runtime.replay_window import read_mark
 from tests.chaos.invariants import Stock, check_stock, stock_levels, unhandled_paid_events
 from tests.conftest import wait_for
 
@@ -187,6 +189,10 @@ async def test_a_paused_broker_is_reported_and_loses_nothing(tmp_path: Path) -> 
             await wait_for(lambda: broker_is(url, "up"), timeout=30)
             assert moto_child(up) == moto  # paused, not replaced
         await settle(storage, before)
+        settled = utcnow()
+    # A clean stop let every event arrive: the next start replays from the stop, not before.
+    mark = read_mark(tmp_path)
+    assert mark is not None and mark > settled
 
 
 async def test_kill_9_of_up_leaves_no_broker_and_a_restart_replays(tmp_path: Path) -> None:
