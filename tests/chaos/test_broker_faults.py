@@ -167,6 +167,8 @@ async def test_a_killed_broker_is_restarted_and_every_paid_order_is_handled(
             await wait_for(lambda: broker_is(url, "up"), timeout=60)
             assert moto_child(up) != old
             await buy(client, 2)
+        async with buyer(url) as again:  # the pool came back with its id and the demo accounts
+            await buy(again, 1)
         await settle(storage, before)
         assert readiness(url).get("status") == "ready"
 

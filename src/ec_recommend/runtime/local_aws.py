@@ -64,6 +64,10 @@ async def start_moto(
     port = port or free_port(host)
     env = dict(os.environ)
     env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    # Pool and app client ids from their names, not from moto's random state:
+    # a restarted child then gives the pool the id every issued token names.
+    env.setdefault("MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY", "HASH")
+    env.setdefault("MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY", "HASH")
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

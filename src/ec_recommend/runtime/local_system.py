@@ -30,6 +30,7 @@ from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.gateway.app import cognito_setup, create_app, mark_ready, serving
 from ec_recommend.platform.gateway.health import BROKER_STATE
+from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime import replay_window
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
@@ -87,8 +88,8 @@ async def _provision(
     config = replace(config, auth=pool.apply(config.auth))
     # right after the pool, before anything else draws on moto's random ids
     subjects = await _demo_accounts(config) if demo else {}
+    await _verify_sender(config)  # before the topology lets events reach the mailer
     report = await provision(config.events, load_topology(config.events.topology_path))
-    await _verify_sender(config)
     facts = {
         "aws_endpoint_url": aws.endpoint_url,
         "region": aws.region,
@@ -112,10 +113,15 @@ async def _verify_sender(config: Config) -> None:
         await ses.verify_email_identity(EmailAddress=config.notification.sender)
 
 
-async def _restore(config: Config, aws: LocalAws, demo: bool) -> None:
-    """Put back on a fresh moto child what the dead one held (same ids, thanks to the seed)."""
+async def _restore(config: Config, aws: LocalAws, demo: bool, clients: ClientFactory) -> None:
+    """Put back on a fresh moto child what the dead one held.
+
+    The pool gets its old id (ids are hashed from the pool's name, see
+    ``local_aws``); the demo accounts are signed up again and our users
+    follow their subjects; other accounts sign up again (their emails relink).
+    """
     await _seed(aws)
-    restored, _facts, _subjects = await _provision(config, aws, demo)
+    restored, _facts, subjects = await _provision(config, aws, demo)
     if restored.auth.user_pool_id != config.auth.user_pool_id:
         # Tokens name the pool: logins fail until up restarts, events still flow.
         log.error(
@@ -123,6 +129,10 @@ async def _restore(config: Config, aws: LocalAws, demo: bool) -> None:
             restored.auth.user_pool_id,
             config.auth.user_pool_id,
         )
+    if subjects:
+        from ec_recommend.runtime.demo import relink_demo_users
+
+        await relink_demo_users(clients, subjects)
 
 
 class _CleanStop:
@@ -205,7 +215,7 @@ async def local_system(
         await _replay(data_dir, hosted.relays, replay_window.read_mark(data_dir), broker.started_at)
 
         async def on_restart(fresh: LocalAws, died_started_at: datetime) -> None:
-            await _restore(config, fresh, demo)
+            await _restore(config, fresh, demo, hosted.clients)
             await _replay(data_dir, hosted.relays, died_started_at, utcnow())
 
         broker.on_restart = on_restart
