@@ -86,6 +86,7 @@ class QueueFeed:
         self.url = ""
         self.arn = ""
         self.subscriptions: list[str] = []
+        self._made = False  # queue, policy and every subscription in place
 
     async def create(self) -> None:
         routes = pushed_routes(self.topology)
@@ -107,6 +108,7 @@ class QueueFeed:
             QueueUrl=self.url,
             Attributes={"Policy": _queue_policy(self.arn, sorted(arns[t] for t in routes))},
         )
+        self.subscriptions.clear()  # subscribing again answers the same ARNs
         for topic, events in routes.items():
             response = await self.sns.subscribe(
                 TopicArn=arns[topic],
@@ -119,6 +121,7 @@ class QueueFeed:
                 ReturnSubscriptionArn=True,
             )
             self.subscriptions.append(str(response["SubscriptionArn"]))
+        self._made = True
 
     async def remove(self) -> None:
         """Unsubscribe and delete the queue (clean shutdown of an owned queue)."""
@@ -146,7 +149,7 @@ class QueueFeed:
             )
 
     async def _receive_once(self, on_bodies: OnBodies) -> None:
-        if not self.url:
+        if not self._made:
             await self.create()  # the queue went with a restarted broker: make it again
         response = await self.sqs.receive_message(
             QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=self.wait_seconds
@@ -173,8 +176,7 @@ class QueueFeed:
             isinstance(exc, ClientError)
             and exc.response.get("Error", {}).get("Code") == _QUEUE_GONE
         ):
-            self.url = ""
-            self.subscriptions.clear()
+            self._made = False
         if attempt == 1 or attempt % 20 == 0:
             log.warning("realtime: receiving from %s failed: %s", self.name, exc)
 
