@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,13 @@ from ec_recommend.platform.clock import utcnow
 from ec_recommend.runtime.demo import DEMO_USERS
 from ec_recommend.runtime.local_system import DEMO_PASSWORD
 from ec_recommend.runtime.replay_window import read_mark
-from tests.chaos.invariants import Stock, check_stock, stock_levels, unhandled_paid_events
+from tests.chaos.invariants import (
+    Stock,
+    check_stock,
+    payments_in_flight,
+    stock_levels,
+    unhandled_paid_events,
+)
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio]
@@ -142,12 +149,13 @@ async def all_handled(storage: StorageConfig) -> bool:
 
 
 async def settle(storage: StorageConfig, before: dict[str, Stock]) -> None:
-    """Every paid order's events applied by every subscriber; stock conserved."""
+    """Every paid order's events applied by every subscriber; stock conserved; no payment open."""
     try:
         await wait_for(lambda: all_handled(storage), timeout=60, interval=0.25)
     finally:
         assert await unhandled_paid_events(storage) == {}
     await check_stock(storage, before)
+    assert await payments_in_flight(storage, timedelta(0)) == []
 
 
 async def test_a_killed_broker_is_restarted_and_every_paid_order_is_handled(
