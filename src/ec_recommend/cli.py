@@ -32,6 +32,7 @@ commands:
   serve      run one or more services and/or event consumers in one process
   provision  create or update the SNS/SQS topology and Cognito pool (idempotent)
   dlq        list, show, redrive or purge dead-letter queues
+  events     replay: publish the events sent since a time again (inboxes dedupe)
   certs      development CA and service certificates for mTLS (certs init)
 """
 

@@ -130,3 +130,44 @@ async def payment_problems(storage: StorageConfig) -> list[str]:
         if not kept and not refunded.get(payment_id):
             problems.append(f"charge of payment {payment_id} ({status}) kept without a refund")
     return problems
+
+
+# Who applies order.paid (consumer name, its database), as registered in
+# runtime.registry.CONSUMERS; each one's inbox records every event it applied.
+PAID_SUBSCRIBERS = (
+    ("inventory", "inventory"),
+    ("notification", "notification"),
+    ("analytics", "analytics"),
+    ("seller", "seller"),
+    ("recommendation", "recommendation_updater"),
+)
+
+
+async def unhandled_paid_events(storage: StorageConfig) -> dict[str, list[str]]:
+    """Per subscriber, the ids of order.paid events in the order outbox it has not applied.
+
+    Empty when every event of every paid order reached every subscriber
+    (after a replay where a broker lost them).
+    """
+    from ec_recommend.platform.events.inbox import inbox
+    from ec_recommend.platform.events.outbox import outbox
+
+    async with open_database(storage, "order", []) as db, db.reading() as conn:
+        paid = {
+            row.id
+            for row in await conn.execute(
+                sa.select(outbox.c.id).where(outbox.c.event_type == "order.paid")
+            )
+        }
+    missing: dict[str, list[str]] = {}
+    for consumer, database in PAID_SUBSCRIBERS:
+        async with open_database(storage, database, []) as db, db.reading() as conn:
+            rows = await conn.execute(
+                sa.select(inbox.c.event_id).where(
+                    inbox.c.consumer == consumer, inbox.c.event_type == "order.paid"
+                )
+            )
+            lost = sorted(paid - {row.event_id for row in rows})
+        if lost:
+            missing[consumer] = lost
+    return missing

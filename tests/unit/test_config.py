@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from ec_recommend.config import Config, ConfigError, Endpoint
+from ec_recommend.config.events import events_config
+from ec_recommend.config.values import Section
 
 
 def test_defaults_use_sqlite_under_the_data_dir() -> None:
@@ -65,3 +67,13 @@ def test_unknown_service_in_file_is_an_error(tmp_path: Path) -> None:
 def test_payment_attempt_timing_from_environment() -> None:
     config = Config.from_env({"EC_PAYMENT_CALL_TIMEOUT": "2", "EC_PAYMENT_RESOLVE_AFTER": "6"})
     assert (config.order.payment_call_timeout, config.order.payment_resolve_after) == (2.0, 6.0)
+
+
+def test_relay_pacing_from_environment() -> None:
+    config = Config.from_env({"EC_RELAY_BATCH": "5", "EC_RELAY_CONCURRENCY": "3"})
+    assert (config.events.relay_batch_size, config.events.relay_concurrency) == (5, 3)
+    assert Config.from_env({}).events.relay_concurrency == 1  # moto locally
+    production = events_config(Section("events", {}, {}), "production")
+    assert production.relay_concurrency == 8  # AWS is latency-bound
+    with pytest.raises(ConfigError, match="relay_concurrency"):
+        Config.from_env({"EC_RELAY_CONCURRENCY": "0"})

@@ -24,6 +24,7 @@ class EventsConfig:
     name_prefix: str = ""
     topology_path: Path | None = None  # None = the packaged settings/topology.yaml
     relay_batch_size: int = 10
+    relay_concurrency: int = 1  # PublishBatch calls in flight per pass (production: 8)
     relay_interval: float = 0.2
     relay_max_backoff: float = 30.0
     consumer_concurrency: int = 10  # one full receive batch
@@ -61,6 +62,11 @@ def events_config(section: Section, profile: str) -> EventsConfig:
         name_prefix=str(section.pick("name_prefix", "EC_EVENTS_PREFIX", "")),
         topology_path=Path(topology) if topology else None,
         relay_batch_size=batch,
+        # moto is one Python process whose SendMessage cost grows with the queue:
+        # concurrent batches only fill queues faster there. AWS is latency-bound.
+        relay_concurrency=section.count(
+            "relay_concurrency", "EC_RELAY_CONCURRENCY", 8 if profile == "production" else 1
+        ),
         relay_interval=section.seconds("relay_interval", "EC_RELAY_INTERVAL", 0.2),
         relay_max_backoff=section.seconds("relay_max_backoff", "EC_RELAY_MAX_BACKOFF", 30.0),
         consumer_concurrency=section.count("consumer_concurrency", "EC_CONSUMER_CONCURRENCY", 10),

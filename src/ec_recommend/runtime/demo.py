@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Mapping
+from contextlib import suppress
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb_product
@@ -105,3 +106,22 @@ async def load_demo_data(clients: ClientFactory, subjects: Mapping[str, str] | N
         )
     log.info("demo data: %d products for seller %s", len(CATALOGUE), DEMO_SELLER_ID)
     return len(CATALOGUE)
+
+
+async def relink_demo_users(clients: ClientFactory, subjects: Mapping[str, str]) -> None:
+    """Point the demo users at their new Cognito subjects (a recreated local pool)."""
+    users = clients.stub(pb_user.UserServiceStub, "user")
+    for _subject, email, name in DEMO_USERS:
+        if email not in subjects:
+            continue
+        seller_id = DEMO_SELLER_ID if email == DEMO_SELLER_EMAIL else ""
+        with suppress(AlreadyExists):  # the same subject as before
+            await users.create_user(
+                pb_user.CreateUserRequest(
+                    cognito_user_id=subjects[email],
+                    email=email,
+                    display_name=name,
+                    seller_id=seller_id,
+                    relink_email=True,
+                )
+            )

@@ -2,7 +2,7 @@
 
 ``hosted_consumers`` runs registered consumers (``registry.CONSUMERS``) on the
 current loop; ``add_event_commands``/``run_event_command`` give the CLI its
-``provision`` and ``dlq`` commands. Relays need nothing here: the host starts
+``provision``, ``dlq`` and ``events replay`` commands. Relays need nothing here: the host starts
 one for every service database in ``env.outboxes``.
 """
 
@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv
 
 log = logging.getLogger(__name__)
 
-EVENT_COMMANDS = ("provision", "dlq")
+EVENT_COMMANDS = ("provision", "dlq", "events")
+# Services whose database holds an outbox (``env.outboxes`` in their build).
+OUTBOX_SERVICES = ("user", "product", "order")
 
 
 async def _subscription(name: str, env: ServiceEnv, stack: AsyncExitStack) -> Subscription:
@@ -86,9 +89,31 @@ def add_event_commands(commands: Any) -> None:
     dlq.add_argument("--yes", action="store_true", help="purge without asking")
     dlq.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     dlq.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    events = commands.add_parser(
+        "events",
+        help="publish sent events again (replay)",
+        description="replay --since TIME [--service S ...]: outbox rows sent at or after "
+        "TIME (ISO 8601, UTC unless an offset is given, or a duration back from now: "
+        "90s, 15m, 2h, 1d) become pending, so the relay of a running or the next "
+        "`up`/`serve` publishes them again. Consumers dedupe on the event id, so a "
+        "replay is harmless. Default: every service with an outbox.",
+    )
+    events.add_argument("action", choices=["replay"])
+    events.add_argument("--since", required=True, help="ISO 8601 time or duration (15m)")
+    events.add_argument(
+        "--service",
+        action="append",
+        choices=OUTBOX_SERVICES,
+        default=None,
+        help="a service whose outbox to replay (repeatable; default: all)",
+    )
+    events.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+    events.add_argument("--data-dir", type=Path, default=None, help="where the data lives")
 
 
 def run_event_command(config: Config, args: argparse.Namespace) -> int:
+    if args.command == "events":
+        return _run_replay(config, args)
     if not config.events.enabled:
         print(
             "ec-recommend: events are not configured: set EC_AWS_ENDPOINT_URL (moto) "
@@ -167,3 +192,38 @@ async def _dlq(config: Config, args: argparse.Namespace) -> int:
         await dlq.purge(sqs, config.events, queue)
         print(f"purged {queue.dlq}")
         return 0
+
+
+def _run_replay(config: Config, args: argparse.Namespace) -> int:
+    from ec_recommend.platform.clock import utcnow
+    from ec_recommend.platform.events.replay import BadSince, parse_since
+
+    try:
+        since = parse_since(args.since, utcnow())
+    except BadSince as exc:
+        print(f"ec-recommend: {exc}", file=sys.stderr)
+        return 2
+    return process.run(_replay(config, args.service or list(OUTBOX_SERVICES), since))
+
+
+async def _replay(config: Config, services: Sequence[str], since: datetime) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from ec_recommend.platform.events.replay import mark_unsent
+    from ec_recommend.platform.storage import open_database
+
+    for service in dict.fromkeys(services):
+        if (
+            not config.storage.database_url
+            and not (config.storage.data_dir / f"{service}.db").exists()
+        ):
+            print(f"{service}: no database in {config.storage.data_dir}; nothing to replay")
+            continue
+        async with open_database(config.storage, service, []) as db:
+            try:
+                count = await mark_unsent(db, since)
+            except DBAPIError:  # no outbox table: the service never ran here
+                print(f"{service}: no outbox in this database; nothing to replay")
+                continue
+        print(f"{service}: {count} event(s) sent since {since.isoformat()} will be published again")
+    return 0

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ec_recommend.config import Config, Endpoint
-from ec_recommend.platform.events.relay import outbox_relays
+from ec_recommend.platform.events.relay import OutboxRelay, outbox_relays
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security.allowlist import service_identity_middleware
@@ -30,6 +30,7 @@ from ec_recommend.runtime.registry import ServiceEnv, builder
 class HostedServices:
     servers: dict[str, RpcServer]
     clients: ClientFactory
+    relays: list[OutboxRelay] = field(default_factory=list)  # one per outbox, when events run
 
     def endpoints(self) -> dict[str, str]:
         return {name: server.address for name, server in self.servers.items()}
@@ -81,10 +82,11 @@ async def host_services(
             if name not in config.rpc.endpoints:
                 clients.add_endpoints(name, [Endpoint(config.rpc.host, server.port)])
             servers[name] = server
+        relays: list[OutboxRelay] = []
         if config.events.enabled and env.outboxes:
             # Entered last, so relays stop before the stores they read close.
-            await stack.enter_async_context(outbox_relays(config.events, env.outboxes))
-        hosted = HostedServices(servers, clients)
+            relays = await stack.enter_async_context(outbox_relays(config.events, env.outboxes))
+        hosted = HostedServices(servers, clients, relays)
         try:
             yield hosted
         finally:

@@ -3,18 +3,21 @@
 SNS, SQS, Cognito and SES are always reached through aiobotocore; locally the
 endpoint is this child, in production it is AWS. The child is a separate
 process (not a thread in the serving process) so its CPU work never stalls
-our event loop, and it is stopped with us.
+our event loop. It is stopped with us, and dies with us too: on Linux the
+kernel sends it SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so a
+kill -9 of ``up`` leaves no broker behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 LOCAL_REGION = "ap-northeast-1"
 # moto accepts any credentials; these keep botocore from looking elsewhere.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,31 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-@asynccontextmanager
-async def moto_server(
+def _dies_with(parent: int) -> Callable[[], None] | None:
+    """A preexec hook asking the kernel for SIGTERM when ``parent`` dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def hook() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the hook ran
+            os._exit(1)
+
+    return hook
+
+
+async def start_moto(
     host: str = "127.0.0.1", port: int = 0, *, ready_timeout: float = 30.0
-) -> AsyncIterator[LocalAws]:
-    """Start moto's server on ``port`` (0 = a free one) and stop it on exit."""
+) -> tuple[asyncio.subprocess.Process, LocalAws]:
+    """Start moto's server on ``port`` (0 = a free one); returns once it answers."""
     port = port or free_port(host)
     env = dict(os.environ)
     env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    # Pool and app client ids from their names, not from moto's random state:
+    # a restarted child then gives the pool the id every issued token names.
+    env.setdefault("MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY", "HASH")
+    env.setdefault("MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY", "HASH")
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -59,14 +80,28 @@ async def moto_server(
         stderr=asyncio.subprocess.DEVNULL,
         env=env,
         start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it
+        preexec_fn=_dies_with(os.getpid()),
     )
     endpoint = f"http://{host}:{port}"
     try:
         await _wait_ready(endpoint, child, ready_timeout)
-        log.info("local AWS (moto) listening on %s", endpoint)
-        yield LocalAws(endpoint_url=endpoint)
+    except BaseException:
+        await stop_moto(child)
+        raise
+    log.info("local AWS (moto) listening on %s (pid %d)", endpoint, child.pid)
+    return child, LocalAws(endpoint_url=endpoint)
+
+
+@asynccontextmanager
+async def moto_server(
+    host: str = "127.0.0.1", port: int = 0, *, ready_timeout: float = 30.0
+) -> AsyncIterator[LocalAws]:
+    """Start moto's server on ``port`` (0 = a free one) and stop it on exit."""
+    child, aws = await start_moto(host, port, ready_timeout=ready_timeout)
+    try:
+        yield aws
     finally:
-        await _stop(child)
+        await stop_moto(child)
 
 
 async def _wait_ready(endpoint: str, child: asyncio.subprocess.Process, timeout: float) -> None:
@@ -87,9 +122,10 @@ async def _wait_ready(endpoint: str, child: asyncio.subprocess.Process, timeout:
             await asyncio.sleep(0.1)
 
 
-async def _stop(child: asyncio.subprocess.Process) -> None:
+async def stop_moto(child: asyncio.subprocess.Process) -> None:
     if child.returncode is not None:
         return
+    child.send_signal(signal.SIGCONT)  # a paused child could not act on SIGTERM
     child.send_signal(signal.SIGTERM)
     try:
         await asyncio.wait_for(child.wait(), 5)

@@ -1,28 +1,42 @@
 """``ec-recommend up``: the whole system on one machine, in one process.
 
 Order of start: moto's server (child process) -> Cognito pool and SNS/SQS
-topology on it -> every gRPC service -> event consumers -> demo data (with
-real Cognito accounts) -> the gateway -> ``<data-dir>/endpoints.json`` ->
-``/readyz`` turns 200. Everything stops in reverse order on exit.
+topology on it -> every gRPC service -> event consumers -> replay of the
+events the last broker may not have delivered -> demo data (with real
+Cognito accounts) -> the gateway -> ``<data-dir>/endpoints.json`` ->
+``/readyz`` turns 200. Everything stops in reverse order on exit; a stop
+first lets the events in flight reach their subscribers (bounded).
+
+moto's child is supervised (``local_broker``): when it dies it is started
+again on the same port, the pool, sender identity and topology are put back
+and the outbox replays what the dead child held.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from ec_recommend.config import Config
 from ec_recommend.platform import errors
+from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.gateway.app import cognito_setup, create_app, mark_ready, serving
+from ec_recommend.platform.gateway.health import BROKER_STATE
+from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.tls import GATEWAY
+from ec_recommend.runtime import replay_window
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
-from ec_recommend.runtime.local_aws import LocalAws, moto_server
+from ec_recommend.runtime.local_aws import LocalAws
+from ec_recommend.runtime.local_broker import LocalBroker
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
 
 log = logging.getLogger(__name__)
@@ -75,6 +89,7 @@ async def _provision(
     config = replace(config, auth=pool.apply(config.auth))
     # right after the pool, before anything else draws on moto's random ids
     subjects = await _demo_accounts(config) if demo else {}
+    await _verify_sender(config)  # before the topology lets events reach the mailer
     report = await provision(config.events, load_topology(config.events.topology_path))
     facts = {
         "aws_endpoint_url": aws.endpoint_url,
@@ -85,6 +100,69 @@ async def _provision(
         "queues": dict(report.queue_urls),
     }
     return config, facts, subjects
+
+
+async def _verify_sender(config: Config) -> None:
+    """SES refuses mail from an unverified sender; a fresh moto knows none."""
+    if not config.notification.verify_sender:
+        return
+    from ec_recommend.platform.aws import open_aws_client
+
+    async with open_aws_client(
+        "ses", region=config.events.region, endpoint_url=config.events.endpoint_url
+    ) as ses:
+        await ses.verify_email_identity(EmailAddress=config.notification.sender)
+
+
+async def _restore(config: Config, aws: LocalAws, demo: bool, clients: ClientFactory) -> None:
+    """Put back on a fresh moto child what the dead one held.
+
+    The pool gets its old id (ids are hashed from the pool's name, see
+    ``local_aws``); the demo accounts are signed up again and our users
+    follow their subjects; other accounts sign up again (their emails relink).
+    """
+    await _seed(aws)
+    restored, _facts, subjects = await _provision(config, aws, demo)
+    if restored.auth.user_pool_id != config.auth.user_pool_id:
+        # Tokens name the pool: logins fail until up restarts, events still flow.
+        log.error(
+            "the recreated Cognito pool has id %s, not %s; restart up to log in again",
+            restored.auth.user_pool_id,
+            config.auth.user_pool_id,
+        )
+    if subjects:
+        from ec_recommend.runtime.demo import relink_demo_users
+
+        await relink_demo_users(clients, subjects)
+
+
+class _CleanStop:
+    """On a clean exit, let events in flight arrive, then record the stop for the next start."""
+
+    def __init__(self, config: Config, relays: Sequence[OutboxRelay]) -> None:
+        self.config = config
+        self.relays = relays
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            return  # not clean: the next start replays since this broker started
+        try:
+            done = await replay_window.drained(
+                self.relays, self.config.events, self.config.events.shutdown_grace
+            )
+        except Exception as error:  # the broker may be down right now
+            log.warning("cannot tell whether every event was delivered: %s", error)
+            return
+        if done:
+            replay_window.write_mark(self.config.storage.data_dir, utcnow())
 
 
 async def _demo_accounts(config: Config) -> dict[str, str]:
@@ -123,7 +201,8 @@ async def local_system(
     path.unlink(missing_ok=True)
     async with AsyncExitStack() as stack:
         stack.callback(path.unlink, missing_ok=True)
-        aws = await stack.enter_async_context(moto_server(host))
+        broker = await stack.enter_async_context(LocalBroker(host))
+        aws = broker.aws
         await _seed(aws)
         config, facts, subjects = await _provision(local_config(config, aws), aws, demo)
         names = available_services()
@@ -135,11 +214,21 @@ async def local_system(
                 config, ServiceEnv(config=config, clients=hosted.clients), list(CONSUMERS)
             )
         )
+        # This broker is new: what the last one held unsent to subscribers goes again.
+        await _replay(data_dir, hosted.relays, replay_window.read_mark(data_dir), broker.started_at)
+
+        async def on_restart(fresh: LocalAws, died_started_at: datetime) -> None:
+            await _restore(config, fresh, demo, hosted.clients)
+            await _replay(data_dir, hosted.relays, died_started_at, utcnow())
+
+        broker.on_restart = on_restart
+        await stack.enter_async_context(_CleanStop(config, hosted.relays))
         if demo:
             from ec_recommend.runtime.demo import load_demo_data
 
             await load_demo_data(hosted.clients, subjects)
         app = create_app(cognito_setup(config, clients=hosted.clients, services=names, ready=False))
+        app[BROKER_STATE] = broker.state
         gateway_url = await stack.enter_async_context(serving(app, host, port))
         endpoints = {"gateway_url": gateway_url, **facts}
         # Written aside and renamed, so a reader never sees half a file.
@@ -149,3 +238,11 @@ async def local_system(
         mark_ready(app)
         log.info("gateway listening on %s; endpoints in %s", gateway_url, path)
         yield LocalSystem(endpoints, path)
+
+
+async def _replay(
+    data_dir: Path, relays: Sequence[OutboxRelay], since: datetime | None, broker_start: datetime
+) -> None:
+    """Replay since ``since``, then remember that this broker's start is the new bound."""
+    await replay_window.replay(relays, since)
+    replay_window.write_mark(data_dir, broker_start)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from datetime import datetime
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -24,12 +25,15 @@ from ec_recommend.config import EventsConfig
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.aws import aws_client, queue_url
 from ec_recommend.platform.events.envelope import encode, new_event
+from ec_recommend.platform.retry import Backoff, with_retry
 
 log = logging.getLogger(__name__)
 
 ACTIVITY_TYPE = "analytics.user_activity"
 ANALYTICS_QUEUE = "analytics-event-queue"
 ACTIVITIES = ("product_view", "search")
+# A batch waits for SQS as long as it takes; the bounded buffer absorbs the rest.
+_BACKOFF = Backoff(initial_delay=0.2, max_delay=10.0)
 
 
 class ActivitySender:
@@ -112,26 +116,30 @@ class ActivitySender:
 
     async def _send_loop(self, sqs: Any) -> None:
         urls: dict[str, str] = {}
-        failures = 0
+
+        async def send(queue: str, batch: list[str]) -> None:
+            if queue not in urls:
+                urls[queue] = await queue_url(sqs, self.config, queue)
+            await self._send(sqs, urls[queue], batch)
+
+        def on_retry(attempt: int, exc: Exception, delay: float) -> None:
+            urls.clear()  # the queue may have been recreated (a restarted broker)
+            if attempt == 1:
+                log.warning("cannot send user activity (%s); retrying", exc)
+
         while True:
             batch = [await self._buffer.get()]
             while len(batch) < 10 and not self._buffer.empty():
                 batch.append(self._buffer.get_nowait())
             try:
-                pending = list(self.queues)
-                while pending:
-                    try:
-                        if pending[0] not in urls:
-                            urls[pending[0]] = await queue_url(sqs, self.config, pending[0])
-                        await self._send(sqs, urls[pending[0]], batch)
-                        pending.pop(0)
-                        failures = 0
-                    except (BotoCoreError, ClientError, OSError) as exc:
-                        urls.clear()
-                        failures += 1
-                        if failures == 1:
-                            log.warning("cannot send user activity (%s); retrying", exc)
-                        await asyncio.sleep(min(0.1 * 2**failures, 10.0))
+                for queue in self.queues:
+                    await with_retry(
+                        partial(send, queue, batch),
+                        is_retryable=_unavailable,
+                        backoff=_BACKOFF,
+                        max_attempts=None,
+                        on_retry=on_retry,
+                    )
                 self.sent += len(batch)
             finally:
                 for _ in batch:
@@ -149,3 +157,7 @@ class ActivitySender:
         response = await sqs.send_message_batch(QueueUrl=url, Entries=entries)
         for failure in response.get("Failed", []):
             log.warning("user activity not sent: %s", failure)
+
+
+def _unavailable(exc: Exception) -> bool:
+    return isinstance(exc, (BotoCoreError, ClientError, OSError))

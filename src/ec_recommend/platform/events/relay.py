@@ -1,13 +1,17 @@
 """The outbox relay: publishes a service's pending outbox rows to SNS.
 
-One task per service database. Each pass reads up to ``relay_batch_size``
-pending rows in commit order, publishes them with PublishBatch to the topic
-that carries their type (``type``, trace context and correlation id as
-message attributes, so filter policies and tracing work on raw delivery) and
-marks the published rows sent. When SNS is unreachable or a topic is missing
-it retries with exponential backoff and full jitter; rows stay pending, so
+One task per service database. Each pass reads up to ``relay_batch_size *
+relay_concurrency`` pending rows in commit order, publishes them in
+PublishBatch calls of ``relay_batch_size`` (up to ``relay_concurrency`` calls
+in flight at once) to the topic that carries their type (``type``, trace
+context and correlation id as message attributes, so filter policies and
+tracing work on raw delivery) and marks the published rows sent. While a
+backlog exists passes follow each other without a pause. When SNS is
+unreachable or a topic is missing the pass is retried through
+``platform.retry`` (exponential backoff with jitter); rows stay pending, so
 nothing is lost. A crash after publishing but before marking sent publishes
-those rows again: consumers dedupe on the event id.
+those rows again: consumers dedupe on the event id. Batches of one pass may
+arrive out of order (SNS standard topics promise no order either).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import timedelta
@@ -31,6 +34,7 @@ from ec_recommend.platform.events.aws import aws_client, topic_arns
 from ec_recommend.platform.events.envelope import CORRELATION_ID, TRACEPARENT, TRACESTATE
 from ec_recommend.platform.events.outbox import outbox
 from ec_recommend.platform.events.topology import Topology, load_topology
+from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.storage import Database
 from ec_recommend.platform.telemetry.messaging import publishing_batch
 from ec_recommend.platform.telemetry.metrics import process_metrics
@@ -59,6 +63,8 @@ class OutboxRelay:
         self._sns: Any = None
         self._stack = AsyncExitStack()
         self._stop = asyncio.Event()
+        self._nudge = asyncio.Event()  # set by wake() and on stop
+        self._reported = float("-inf")
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> OutboxRelay:
@@ -75,6 +81,7 @@ class OutboxRelay:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
+        self._nudge.set()
         if self._task is not None:
             try:
                 # The current pass finishes; a backoff sleep ends at once.
@@ -104,57 +111,74 @@ class OutboxRelay:
     async def pending_is(self, count: int) -> bool:
         return await self.pending() == count
 
+    def wake(self) -> None:
+        """End a backoff or idle wait now (the broker is back, rows were replayed)."""
+        self._nudge.set()
+
+    @property
+    def pass_size(self) -> int:
+        return self.config.relay_batch_size * self.config.relay_concurrency
+
     async def _run(self) -> None:
         passes = 0
-        loop = asyncio.get_running_loop()
-        reported = 0.0
+        backoff = Backoff(initial_delay=0.1, max_delay=self.config.relay_max_backoff, jitter=0.5)
         while not self._stop.is_set():
             passes += 1
-            if loop.time() - reported >= _REPORT_EVERY:
-                reported = loop.time()
-                with suppress(Exception):  # metrics never stop the relay
-                    await self.report_backlog()
             try:
-                count = await self.publish_pending()
-            except (RelayUnavailable, BotoCoreError, ClientError, OSError) as exc:
-                self.failures += 1
-                delay = random.uniform(
-                    0, min(self.config.relay_max_backoff, 0.1 * 2**self.failures)
+                count = await with_retry(
+                    self._pass,
+                    is_retryable=lambda _exc: True,  # rows stay pending; nothing is lost by trying
+                    backoff=backoff,
+                    max_attempts=None,
+                    may_retry=lambda: not self._stop.is_set(),
+                    on_retry=self._on_retry,
+                    sleep=self._sleep,
                 )
-                if self.failures == 1 or self.failures % 20 == 0:
-                    log.warning(
-                        "%s: cannot publish events (%s); retrying with backoff",
-                        self.db.service,
-                        exc,
-                    )
-                await self._sleep(delay)
-                continue
-            except Exception:
-                self.failures += 1
-                log.exception("%s: outbox relay pass failed", self.db.service)
-                await self._sleep(self.config.relay_max_backoff)
-                continue
+            except RetriesExhausted:
+                return  # stopping
             if self.failures:
                 log.info("%s: publishing events again", self.db.service)
             self.failures = 0
             if passes % _PRUNE_EVERY == 0:
                 await self._prune()
-            if count < self.config.relay_batch_size:
+            if count < self.pass_size:
                 await self._sleep(self.config.relay_interval)
+
+    async def _pass(self) -> int:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._reported >= _REPORT_EVERY:
+            self._reported = loop.time()
+            with suppress(Exception):  # metrics never stop the relay
+                await self.report_backlog()
+        return await self.publish_pending()
+
+    def _on_retry(self, attempt: int, exc: Exception, delay: float) -> None:
+        self.failures = attempt
+        expected = isinstance(exc, (RelayUnavailable, BotoCoreError, ClientError, OSError))
+        if attempt == 1 or attempt % 20 == 0:
+            log.warning(
+                "%s: cannot publish events (%s); retrying in %.1fs",
+                self.db.service,
+                exc,
+                delay,
+                exc_info=not expected,
+            )
 
     async def _sleep(self, seconds: float) -> None:
         with suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+            await asyncio.wait_for(self._nudge.wait(), timeout=seconds)
+        if not self._stop.is_set():
+            self._nudge.clear()
 
     async def publish_pending(self) -> int:
-        """One pass: publish up to a batch of pending rows; returns how many were sent."""
+        """One pass: publish up to ``pass_size`` pending rows; returns how many were sent."""
         async with self.db.reading() as conn:
             rows = (
                 await conn.execute(
                     sa.select(outbox.c.seq, outbox.c.event_type, outbox.c.body)
                     .where(outbox.c.sent_at.is_(None))
                     .order_by(outbox.c.seq)
-                    .limit(self.config.relay_batch_size)
+                    .limit(self.pass_size)
                 )
             ).all()
         if not rows:
@@ -169,9 +193,22 @@ class OutboxRelay:
                 by_topic.setdefault(topic.name, []).append(row)
         if orphans:
             log.error("%s: no topic carries events %s; dropped", self.db.service, orphans)
+        size = self.config.relay_batch_size
+        batches = [
+            (await self._topic_arn(name), topic_rows[i : i + size])
+            for name, topic_rows in by_topic.items()
+            for i in range(0, len(topic_rows), size)
+        ]
+        results = await asyncio.gather(
+            *(self._publish(arn, batch) for arn, batch in batches), return_exceptions=True
+        )
         sent: list[int] = list(orphans)
-        for topic_name, topic_rows in by_topic.items():
-            sent.extend(await self._publish(await self._topic_arn(topic_name), topic_rows))
+        error: BaseException | None = None
+        for result in results:
+            if isinstance(result, BaseException):
+                error = error or result
+            else:
+                sent.extend(result)
         if sent:
             async with self.db.unit_of_work() as uow:
                 await uow.execute(
@@ -180,6 +217,8 @@ class OutboxRelay:
                 await uow.commit()
         published = len(sent) - len(orphans)
         self.published += published
+        if error is not None:
+            raise error
         if len(sent) < len(rows):
             raise RelayUnavailable(f"{len(rows) - len(sent)} of {len(rows)} events not accepted")
         return published

@@ -21,6 +21,7 @@ from ec_recommend.platform.events.consumer import ConsumerStats, Subscription
 from ec_recommend.platform.events.deletes import DeleteBatcher
 from ec_recommend.platform.events.envelope import Event, EventError, UnknownEventType, decode
 from ec_recommend.platform.events.inbox import claim
+from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.storage import Database
 from ec_recommend.platform.telemetry.messaging import handling_message, record_lag
@@ -29,6 +30,7 @@ from ec_recommend.platform.telemetry.tracing import record_failure
 log = logging.getLogger(__name__)
 
 _RECEIVE_LINGER = 0.02  # seconds to wait for more free slots before receiving
+_RESOLVE_BACKOFF = Backoff(initial_delay=0.2, max_delay=10.0)
 _STATUS = {"handled": "success", "duplicates": "duplicate", "ignored": "ignored"}
 
 
@@ -87,26 +89,39 @@ class ConsumerWorker:
                 await deleter
 
     async def _resolve_queue(self) -> bool:
-        delay = 0.2
-        while not self._stopping.is_set():
-            try:
-                self.queue_url = await queue_url(self.sqs, self.config, self.subscription.queue)
-                self._deletes.queue_url = self.queue_url
-                attrs = await self.sqs.get_queue_attributes(
-                    QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
-                )
-                self.visibility_timeout = int(attrs["Attributes"]["VisibilityTimeout"])
-                return True
-            except (BotoCoreError, ClientError, OSError) as exc:
-                log.warning(
-                    "%s: queue %s not available (%s); run `ec-recommend provision`",
-                    self.name,
-                    self.subscription.queue,
-                    exc,
-                )
-                await self._pause(delay)
-                delay = min(delay * 2, 10.0)
-        return False
+        """Find the queue (waiting while it is not provisioned); False if stopped first."""
+
+        async def resolve() -> None:
+            self.queue_url = await queue_url(self.sqs, self.config, self.subscription.queue)
+            self._deletes.queue_url = self.queue_url
+            attrs = await self.sqs.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
+            )
+            self.visibility_timeout = int(attrs["Attributes"]["VisibilityTimeout"])
+
+        def report(attempt: int, exc: Exception, delay: float) -> None:
+            log.warning(
+                "%s: queue %s not available (%s); run `ec-recommend provision`",
+                self.name,
+                self.subscription.queue,
+                exc,
+            )
+
+        if self._stopping.is_set():
+            return False
+        try:
+            await with_retry(
+                resolve,
+                is_retryable=lambda exc: isinstance(exc, (BotoCoreError, ClientError, OSError)),
+                backoff=_RESOLVE_BACKOFF,
+                max_attempts=None,
+                may_retry=lambda: not self._stopping.is_set(),
+                on_retry=report,
+                sleep=self._pause,
+            )
+        except RetriesExhausted:
+            return False  # stopped while waiting
+        return True
 
     async def _pause(self, seconds: float) -> None:
         with suppress(TimeoutError):

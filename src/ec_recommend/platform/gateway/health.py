@@ -9,11 +9,16 @@ gateway that still serves every other route.
 
 ``{"status": "ready", "services": [...], "open_circuits": [...],
 "down_services": [...]}``
+
+Where the process owns a local broker (``up``), every body also says
+``"broker": "up"`` or ``"down"``. A broker that is down does not make the
+gateway unready: writes still commit, their events wait in the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
 from grpclib.health.v1.health_grpc import HealthStub
@@ -23,6 +28,8 @@ from ec_recommend.platform.gateway.keys import GATEWAY
 from ec_recommend.platform.rpc.client import ClientFactory
 
 CHECK_TIMEOUT = 2.0
+# The state of the local broker ("up"/"down"), when this process owns one.
+BROKER_STATE: web.AppKey[Callable[[], str]] = web.AppKey("ec_broker_state")
 
 
 async def _serving(clients: ClientFactory, service: str) -> bool:
@@ -39,19 +46,30 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def _with_broker(request: web.Request, body: dict[str, object]) -> dict[str, object]:
+    state = request.app.get(BROKER_STATE)
+    return body if state is None else {**body, "broker": state()}
+
+
 async def readyz(request: web.Request) -> web.Response:
     gateway = request.app.get(GATEWAY)
     if gateway is None or not gateway.ready:
-        return web.json_response({"code": "SERVICE_UNAVAILABLE", "message": "starting"}, status=503)
+        return web.json_response(
+            _with_broker(request, {"code": "SERVICE_UNAVAILABLE", "message": "starting"}),
+            status=503,
+        )
     names = list(gateway.services)
     results = await asyncio.gather(*(_serving(gateway.clients, name) for name in names))
     return web.json_response(
-        {
-            "status": "ready",
-            "services": names,
-            "open_circuits": sorted(gateway.clients.open_circuits()),
-            "down_services": sorted(n for n, ok in zip(names, results, strict=True) if not ok),
-        }
+        _with_broker(
+            request,
+            {
+                "status": "ready",
+                "services": names,
+                "open_circuits": sorted(gateway.clients.open_circuits()),
+                "down_services": sorted(n for n, ok in zip(names, results, strict=True) if not ok),
+            },
+        )
     )
 
 

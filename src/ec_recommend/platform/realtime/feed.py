@@ -20,10 +20,17 @@ from ec_recommend.config import EventsConfig
 from ec_recommend.platform.events.aws import prefixed, topic_arns
 from ec_recommend.platform.events.topology import Topology
 from ec_recommend.platform.realtime.messages import PUSHED_EVENTS
+from ec_recommend.platform.retry import Backoff, with_retry
 
 log = logging.getLogger(__name__)
 
 OnBodies = Callable[[list[str]], Awaitable[None]]
+_BACKOFF = Backoff(initial_delay=0.1, max_delay=5.0)
+_QUEUE_GONE = "AWS.SimpleQueueService.NonExistentQueue"
+
+
+class TopicsMissing(RuntimeError):
+    """The topics to subscribe to are not there (yet): not provisioned, or a broker restarts."""
 
 
 def pushed_routes(topology: Topology) -> dict[str, list[str]]:
@@ -79,13 +86,14 @@ class QueueFeed:
         self.url = ""
         self.arn = ""
         self.subscriptions: list[str] = []
+        self._made = False  # queue, policy and every subscription in place
 
     async def create(self) -> None:
         routes = pushed_routes(self.topology)
         arns = await topic_arns(self.sns, self.config)
         missing = sorted(set(routes) - set(arns))
         if missing:
-            raise RuntimeError(f"topics {missing} do not exist; run ec-recommend provision")
+            raise TopicsMissing(f"topics {missing} do not exist; run ec-recommend provision")
         created = await self.sqs.create_queue(
             QueueName=self.name,
             Attributes={"MessageRetentionPeriod": str(self.retention)},
@@ -100,6 +108,7 @@ class QueueFeed:
             QueueUrl=self.url,
             Attributes={"Policy": _queue_policy(self.arn, sorted(arns[t] for t in routes))},
         )
+        self.subscriptions.clear()  # subscribing again answers the same ARNs
         for topic, events in routes.items():
             response = await self.sns.subscribe(
                 TopicArn=arns[topic],
@@ -112,6 +121,7 @@ class QueueFeed:
                 ReturnSubscriptionArn=True,
             )
             self.subscriptions.append(str(response["SubscriptionArn"]))
+        self._made = True
 
     async def remove(self) -> None:
         """Unsubscribe and delete the queue (clean shutdown of an owned queue)."""
@@ -129,31 +139,47 @@ class QueueFeed:
 
     async def poll(self, on_bodies: OnBodies) -> None:
         """Receive until cancelled; a batch is deleted once handed over."""
-        failures = 0
         while True:
-            try:
-                response = await self.sqs.receive_message(
-                    QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=self.wait_seconds
-                )
-                messages = response.get("Messages", [])
-                if messages:
-                    try:
-                        await on_bodies([str(m["Body"]) for m in messages])
-                    except Exception:
-                        # not deleted: SQS hands the batch out again after the visibility timeout
-                        log.exception("realtime: handing over from %s failed", self.name)
-                        await asyncio.sleep(1.0)
-                        continue
-                    await self.sqs.delete_message_batch(
-                        QueueUrl=self.url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                            for i, m in enumerate(messages)
-                        ],
-                    )
-                failures = 0
-            except (BotoCoreError, ClientError, OSError) as exc:
-                failures += 1
-                if failures == 1 or failures % 20 == 0:
-                    log.warning("realtime: receiving from %s failed: %s", self.name, exc)
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+            await with_retry(
+                lambda: self._receive_once(on_bodies),
+                is_retryable=_unavailable,
+                backoff=_BACKOFF,
+                max_attempts=None,
+                on_retry=self._on_retry,
+            )
+
+    async def _receive_once(self, on_bodies: OnBodies) -> None:
+        if not self._made:
+            await self.create()  # the queue went with a restarted broker: make it again
+        response = await self.sqs.receive_message(
+            QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=self.wait_seconds
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return
+        try:
+            await on_bodies([str(m["Body"]) for m in messages])
+        except Exception:
+            # not deleted: SQS hands the batch out again after the visibility timeout
+            log.exception("realtime: handing over from %s failed", self.name)
+            await asyncio.sleep(1.0)
+            return
+        await self.sqs.delete_message_batch(
+            QueueUrl=self.url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )
+
+    def _on_retry(self, attempt: int, exc: Exception, delay: float) -> None:
+        if (
+            isinstance(exc, ClientError)
+            and exc.response.get("Error", {}).get("Code") == _QUEUE_GONE
+        ):
+            self._made = False
+        if attempt == 1 or attempt % 20 == 0:
+            log.warning("realtime: receiving from %s failed: %s", self.name, exc)
+
+
+def _unavailable(exc: Exception) -> bool:
+    return isinstance(exc, (BotoCoreError, ClientError, OSError, TopicsMissing))
