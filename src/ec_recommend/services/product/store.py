@@ -4,12 +4,15 @@ Stock changes are single conditional UPDATEs (``... WHERE available >= n``),
 so concurrent reservations can never oversell on either engine; a multi-line
 reservation runs in one unit of work and leaves nothing behind if any line is
 short.
+Reservations are leases (``expires_at``): see ``leases`` for how they are
+confirmed and how expired ones give their units back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +25,7 @@ from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.paging import Page
 from ec_recommend.platform.storage import Database, Migration, UnitOfWork
-from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.platform.storage.database import add_columns, create_tables
 from ec_recommend.services.product import domain, events
 
 metadata = sa.MetaData()
@@ -56,6 +59,10 @@ reservations = sa.Table(
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # When a reserved reservation's lease runs out (NULL: reserved before
+    # leases existed, held until its order moves it).
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("reservations_by_expiry", "state", "expires_at"),
 )
 
 reviews = sa.Table(
@@ -71,7 +78,12 @@ reviews = sa.Table(
     sa.Index("reviews_by_product", "product_id", "created_at"),
 )
 
-MIGRATIONS = [Migration(1, create_tables(metadata)), outbox_migration(2)]
+MIGRATIONS = [
+    Migration(1, create_tables(metadata)),
+    outbox_migration(2),
+    Migration(3, add_columns(reservations, "expires_at")),
+]
+DEFAULT_LEASE = 300.0
 
 RESERVED, RELEASED, COMMITTED, RESTOCKED = "reserved", "released", "committed", "restocked"
 
@@ -117,13 +129,52 @@ def _to_product(row: Any) -> domain.Product:
     )
 
 
+@dataclass(frozen=True)
+class Reservation:
+    product_ids: list[str]
+    state: str
+    expires_at: datetime | None  # only while reserved
+
+
+async def load_product(uow: UnitOfWork, product_id: str) -> domain.Product:
+    row = (await uow.execute(sa.select(products).where(products.c.id == product_id))).first()
+    if row is None:
+        raise NotFound(f"product {product_id} not found", product_id=product_id)
+    return _to_product(row)
+
+
+def stock_move(target: str, product_id: str, quantity: int, now: datetime) -> sa.Update:
+    """The UPDATE that moves a reservation line's units to ``target``."""
+    if target == RELEASED:
+        available = products.c.available + quantity
+        values = {
+            "available": available,
+            "reserved": products.c.reserved - quantity,
+            "status": _status_after(available),
+        }
+    elif target == COMMITTED:
+        values = {
+            "reserved": products.c.reserved - quantity,
+            "sold": products.c.sold + quantity,
+        }
+    else:
+        available = products.c.available + quantity
+        values = {
+            "available": available,
+            "sold": products.c.sold - quantity,
+            "status": _status_after(available),
+        }
+    return sa.update(products).where(products.c.id == product_id).values(**values, updated_at=now)
+
+
 def _images(images: Sequence[domain.Image]) -> list[dict[str, str]]:
     return [{"url": i.url, "alt_text": i.alt_text} for i in images]
 
 
 class ProductStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, reservation_lease: float = DEFAULT_LEASE) -> None:
         self.db = db
+        self.reservation_lease = timedelta(seconds=reservation_lease)
 
     async def create(
         self,
@@ -293,6 +344,7 @@ class ProductStore:
                         quantity=quantity,
                         state=RESERVED,
                         updated_at=now,
+                        expires_at=now + self.reservation_lease,
                     )
                 )
             # Availability only drops here, so a product at zero just sold out.
@@ -320,74 +372,58 @@ class ProductStore:
         )
 
     async def transition(self, reservation_id: str, target: str) -> str:
-        """Move a reservation to released, committed or restocked; idempotent."""
+        """Move a reservation to released, committed or restocked; idempotent.
+
+        The state changes first, by a conditional UPDATE: of two racing moves
+        (a retried release, a commit against a lease expiring) exactly one
+        wins and moves the units; the other sees the new state.
+        """
         allowed_from = {RELEASED: RESERVED, COMMITTED: RESERVED, RESTOCKED: COMMITTED}[target]
         async with self.db.unit_of_work() as uow:
-            rows = (
-                await uow.execute(
-                    sa.select(reservations).where(reservations.c.reservation_id == reservation_id)
+            now = utcnow()
+            moved = await uow.execute(
+                sa.update(reservations)
+                .where(
+                    reservations.c.reservation_id == reservation_id,
+                    reservations.c.state == allowed_from,
                 )
-            ).all()
-            if not rows:
-                raise NotFound(
-                    f"reservation {reservation_id} not found", reservation_id=reservation_id
-                )
-            state = str(rows[0].state)
-            if state == target:
-                return state
-            if state != allowed_from:
+                .values(state=target, updated_at=now)
+            )
+            if moved.rowcount == 0:
+                state = await self._reservation_state(uow, reservation_id)
+                if state is None:
+                    raise NotFound(
+                        f"reservation {reservation_id} not found", reservation_id=reservation_id
+                    )
+                if state == target:
+                    return state
                 raise FailedPrecondition(
                     f"reservation {reservation_id} is {state}, cannot become {target}",
                     reservation_id=reservation_id,
+                    state=state,
                 )
-            now = utcnow()
-            for row in sorted(rows, key=lambda r: r.product_id):
-                await uow.execute(self._stock_move(target, row.product_id, row.quantity, now))
-            await uow.execute(
-                sa.update(reservations)
-                .where(reservations.c.reservation_id == reservation_id)
-                .values(state=target, updated_at=now)
-            )
-            if target in (RELEASED, RESTOCKED):  # units are buyable again
-                for row in sorted(rows, key=lambda r: r.product_id):
-                    product = await self._get(uow, row.product_id)
-                    await events.product_updated(uow, product, ["available"])
+            await move_units(uow, reservation_id, target, now)
             await uow.commit()
         return target
 
-    @staticmethod
-    def _stock_move(target: str, product_id: str, quantity: int, now: datetime) -> sa.Update:
-        if target == RELEASED:
-            available = products.c.available + quantity
-            values = {
-                "available": available,
-                "reserved": products.c.reserved - quantity,
-                "status": _status_after(available),
-            }
-        elif target == COMMITTED:
-            values = {
-                "reserved": products.c.reserved - quantity,
-                "sold": products.c.sold + quantity,
-            }
-        else:
-            available = products.c.available + quantity
-            values = {
-                "available": available,
-                "sold": products.c.sold - quantity,
-                "status": _status_after(available),
-            }
-        return (
-            sa.update(products).where(products.c.id == product_id).values(**values, updated_at=now)
-        )
-
-    async def reservation_products(self, reservation_id: str) -> list[str]:
+    async def reservation(self, reservation_id: str) -> Reservation:
         async with self.db.reading() as conn:
-            rows = await conn.execute(
-                sa.select(reservations.c.product_id).where(
-                    reservations.c.reservation_id == reservation_id
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        reservations.c.product_id, reservations.c.state, reservations.c.expires_at
+                    ).where(reservations.c.reservation_id == reservation_id)
                 )
-            )
-            return [row.product_id for row in rows]
+            ).all()
+        if not rows:
+            raise NotFound(f"reservation {reservation_id} not found", reservation_id=reservation_id)
+        state = str(rows[0].state)
+        expires = rows[0].expires_at
+        return Reservation(
+            [row.product_id for row in rows],
+            state,
+            aware(expires) if expires is not None and state == RESERVED else None,
+        )
 
     async def create_review(
         self, product_id: str, user_id: str, rating: int, comment: str
@@ -442,10 +478,7 @@ class ProductStore:
         return list(rows), int(total)
 
     async def _get(self, uow: UnitOfWork, product_id: str) -> domain.Product:
-        row = (await uow.execute(sa.select(products).where(products.c.id == product_id))).first()
-        if row is None:
-            raise NotFound(f"product {product_id} not found", product_id=product_id)
-        return _to_product(row)
+        return await load_product(uow, product_id)
 
     @staticmethod
     async def _reservation_state(uow: UnitOfWork, reservation_id: str) -> str | None:
@@ -457,3 +490,20 @@ class ProductStore:
             )
         ).first()
         return None if row is None else str(row.state)
+
+
+async def move_units(uow: UnitOfWork, reservation_id: str, target: str, now: datetime) -> None:
+    """Move every line's units to ``target`` (its state already changed)."""
+    rows = (
+        await uow.execute(
+            sa.select(reservations.c.product_id, reservations.c.quantity)
+            .where(reservations.c.reservation_id == reservation_id)
+            .order_by(reservations.c.product_id)  # a stable lock order
+        )
+    ).all()
+    for row in rows:
+        await uow.execute(stock_move(target, row.product_id, row.quantity, now))
+    if target in (RELEASED, RESTOCKED):  # units are buyable again
+        for row in rows:
+            product = await load_product(uow, row.product_id)
+            await events.product_updated(uow, product, ["available"])
