@@ -1,0 +1,115 @@
+"""CreateOrder's commit and its stock reservation always agree: a caller
+cancelled right after the order's commit, or a commit whose answer was lost,
+keeps the order's stock reserved (and held until its payment deadline)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from ec_recommend._gen.ecommerce import product as pb_product
+from ec_recommend.config import Config
+from ec_recommend.platform import errors
+from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.storage import open_database
+from ec_recommend.runtime.host import HostedServices
+from ec_recommend.services.order import domain
+from ec_recommend.services.order.checkout import Checkout
+from ec_recommend.services.order.ledger import Ledger
+from ec_recommend.services.order.store import OrderStore
+from ec_recommend.services.order.tables import MIGRATIONS
+from tests.integration.order.shop import Shop, acting_as, new_user
+
+pytestmark = pytest.mark.asyncio
+
+HOLD = timedelta(hours=1)
+
+
+@pytest_asyncio.fixture
+async def shop(services: Any, config: Config) -> AsyncIterator[tuple[Shop, Checkout]]:
+    """A product service, and a checkout over a real order database."""
+    hosted: HostedServices
+    async with (
+        services("product", "cart") as hosted,
+        open_database(config.storage, "order", MIGRATIONS) as db,
+    ):
+        checkout = Checkout(OrderStore(db), Ledger(db), hosted.clients, hold_for=HOLD)
+        yield Shop(hosted), checkout
+        await checkout.detached.drain(10)
+
+
+async def _expiry(shop: Shop, order_id: str) -> Any:
+    """When the order's reservation lease runs out (a confirmation never shortens it)."""
+    response = await shop.products.confirm_reservation(
+        pb_product.ConfirmReservationRequest(reservation_id=order_id, hold_until=utcnow())
+    )
+    return response.expires_at
+
+
+async def test_a_cancellation_landing_after_the_orders_commit_keeps_its_stock(shop) -> None:
+    shop, checkout = shop
+    tea = await shop.product(stock=5)
+    store = checkout.store
+    committed, proceed = asyncio.Event(), asyncio.Event()
+    create = store.create
+    placed: list[domain.Order] = []
+
+    async def commit_then_wait(*args: Any, **kwargs: Any) -> domain.Order:
+        order = await create(*args, **kwargs)
+        placed.append(order)
+        committed.set()
+        await proceed.wait()  # the caller's cancellation lands here, after the commit
+        return order
+
+    store.create = commit_then_wait  # type: ignore[method-assign]
+    buyer = new_user()
+    with acting_as(buyer):
+        caller = asyncio.create_task(checkout.create(buyer, [(tea.id, 2)], from_cart=False, key=""))
+    await committed.wait()
+    caller.cancel()
+    proceed.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+    await checkout.detached.drain(10)
+    order = await store.get(placed[0].id)
+    assert order.status == domain.PENDING_PAYMENT
+    assert await shop.stock(tea.id) == (3, 2)
+    assert await _expiry(shop, order.id) > utcnow() + HOLD - timedelta(minutes=1)
+
+
+async def test_a_commit_whose_answer_was_lost_keeps_its_stock(shop) -> None:
+    shop, checkout = shop
+    tea = await shop.product(stock=5)
+    store = checkout.store
+    create = store.create
+
+    async def commit_then_fail(*args: Any, **kwargs: Any) -> domain.Order:
+        await create(*args, **kwargs)
+        raise ConnectionResetError("the database connection dropped after COMMIT")
+
+    store.create = commit_then_fail  # type: ignore[method-assign]
+    buyer = new_user()
+    with acting_as(buyer):
+        order = await checkout.create(buyer, [(tea.id, 1)], from_cart=False, key="k-1")
+    assert order.status == domain.PENDING_PAYMENT
+    assert await shop.stock(tea.id) == (4, 1)
+
+
+async def test_an_order_that_was_not_written_releases_its_reservation(shop) -> None:
+    shop, checkout = shop
+    tea = await shop.product(stock=5)
+
+    async def fail(*args: Any, **kwargs: Any) -> domain.Order:
+        raise errors.Unavailable("the order database is down")
+
+    checkout.store.create = fail  # type: ignore[method-assign]
+    buyer = new_user()
+    with acting_as(buyer), pytest.raises(errors.Unavailable):
+        await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="k-2")
+    assert await shop.stock(tea.id) == (5, 0)
