@@ -19,7 +19,7 @@ from ec_recommend.platform.money import Money
 from ec_recommend.platform.storage import Database, open_database
 from ec_recommend.platform.storage.database import Migration, create_tables
 from ec_recommend.services.product import store as product_store
-from ec_recommend.services.product.leases import Leases
+from ec_recommend.services.product.leases import Lease, Leases
 from ec_recommend.services.product.store import RELEASED, RESERVED, ProductStore
 
 pytestmark = pytest.mark.asyncio
@@ -77,8 +77,10 @@ async def test_a_confirmed_reservation_is_held_until_its_hold_runs_out(db) -> No
     await store.reserve("order-1", [(tea, 2)])
     leases = Leases(db)
     hold = utcnow() + LATER
-    assert await leases.confirm("order-1", hold) == RESERVED
-    assert await leases.confirm("order-1", hold - timedelta(minutes=5)) == RESERVED  # no shorter
+    assert await leases.confirm("order-1", hold) == Lease(RESERVED, hold)
+    shorter = await leases.confirm("order-1", hold - timedelta(minutes=5))
+    assert shorter.state == RESERVED and shorter.expires_at is not None
+    assert abs(shorter.expires_at - hold) < timedelta(seconds=1)  # never shortened
     assert await leases.expire_due(utcnow() + timedelta(minutes=9)) == []
     assert await _levels(store, tea) == (8, 2)
     expires = (await store.reservation("order-1")).expires_at
@@ -101,7 +103,8 @@ async def test_a_committed_reservation_never_expires(db) -> None:
     assert await Leases(db).expire_due(utcnow() + LATER) == []
     product = await store.get(tea)
     assert (product.available, product.reserved) == (8, 0)
-    assert await Leases(db).confirm("order-1", utcnow() + LATER) == product_store.COMMITTED
+    confirmed = await Leases(db).confirm("order-1", utcnow() + LATER)
+    assert confirmed == Lease(product_store.COMMITTED, None)
 
 
 async def test_concurrent_sweeps_return_each_unit_once(storage: StorageConfig) -> None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import FailedPrecondition, NotFound
 from ec_recommend.platform.storage import Database
 from ec_recommend.services.product.store import RELEASED, RESERVED, move_units, reservations
@@ -28,11 +29,17 @@ log = logging.getLogger(__name__)
 SWEEP_BATCH = 100
 
 
+@dataclass(frozen=True)
+class Lease:
+    state: str
+    expires_at: datetime | None  # while reserved
+
+
 class Leases:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def confirm(self, reservation_id: str, hold_until: datetime) -> str:
+    async def confirm(self, reservation_id: str, hold_until: datetime) -> Lease:
         """Hold a reservation's units until ``hold_until`` (never shorter); idempotent."""
         async with self.db.unit_of_work() as uow:
             extended = await uow.execute(
@@ -49,10 +56,10 @@ class Leases:
             )
             if extended.rowcount:
                 await uow.commit()
-                return RESERVED
+                return Lease(RESERVED, hold_until)
             row = (
                 await uow.execute(
-                    sa.select(reservations.c.state)
+                    sa.select(reservations.c.state, reservations.c.expires_at)
                     .where(reservations.c.reservation_id == reservation_id)
                     .limit(1)
                 )
@@ -66,7 +73,9 @@ class Leases:
                 reservation_id=reservation_id,
                 reason="reservation_expired",
             )
-        return state  # already held long enough, or committed: nothing to extend
+        # Already held long enough, or committed: nothing to extend.
+        held = state == RESERVED and row.expires_at is not None
+        return Lease(state, aware(row.expires_at) if held else None)
 
     async def expire_due(self, now: datetime | None = None) -> list[str]:
         """Release every reservation whose lease ran out; returns their ids."""

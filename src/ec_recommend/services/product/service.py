@@ -222,8 +222,11 @@ class ProductService(pb.ProductServiceBase):
         reservation_id = _require_reservation_id(message.reservation_id)
         if message.hold_until is None:
             raise InvalidArgument("hold_until is required", field="hold_until")
-        state = await self.leases.confirm(reservation_id, aware(message.hold_until))
-        return await self._reservation_response(reservation_id, state)
+        lease = await self.leases.confirm(reservation_id, aware(message.hold_until))
+        # No stock levels: this is on every checkout's path, and nothing changed them.
+        return pb.ReserveStockResponse(
+            reservation_id=reservation_id, state=lease.state, expires_at=lease.expires_at
+        )
 
     async def release_stock(self, message: pb.ReservationRequest) -> pb.ReserveStockResponse:
         return await self._transition(message, RELEASED)

@@ -619,7 +619,8 @@ class ProductServiceStub(betterproto2_grpclib.ServiceStub):
         """
         Extends a reservation's lease to hold_until (never shortens it);
         idempotent. FAILED_PRECONDITION (reason reservation_expired) when the
-        lease already ran out and the units went back to stock.
+        lease already ran out and the units went back to stock. The answer
+        carries the state and expiry, not stock levels.
         """
 
         return await self._unary_unary(
@@ -786,7 +787,8 @@ class ProductServiceBase(betterproto2_grpclib.ServiceBase):
         """
         Extends a reservation's lease to hold_until (never shortens it);
         idempotent. FAILED_PRECONDITION (reason reservation_expired) when the
-        lease already ran out and the units went back to stock.
+        lease already ran out and the units went back to stock. The answer
+        carries the state and expiry, not stock levels.
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
