@@ -113,3 +113,33 @@ async def test_an_order_that_was_not_written_releases_its_reservation(shop) -> N
     with acting_as(buyer), pytest.raises(errors.Unavailable):
         await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="k-2")
     assert await shop.stock(tea.id) == (5, 0)
+
+
+async def test_a_release_is_retried_until_acknowledged(shop) -> None:
+    shop, checkout = shop
+    tea = await shop.product(stock=5)
+    stub = checkout._product_stub()
+    refusals = 2
+
+    class FlakyProducts:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(stub, name)
+
+        async def release_stock(self, request: Any) -> Any:
+            nonlocal refusals
+            if refusals:
+                refusals -= 1
+                raise errors.Unavailable("product is restarting")
+            return await stub.release_stock(request)
+
+    async def fail(*args: Any, **kwargs: Any) -> domain.Order:
+        raise errors.Unavailable("the order database is down")
+
+    flaky = FlakyProducts()
+    checkout._product_stub = lambda: flaky  # type: ignore[assignment,method-assign,return-value]
+    checkout.store.create = fail  # type: ignore[method-assign]
+    buyer = new_user()
+    with acting_as(buyer), pytest.raises(errors.Unavailable):
+        await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="")
+    assert refusals == 0
+    assert await shop.stock(tea.id) == (5, 0)
