@@ -20,7 +20,7 @@ from ec_recommend.platform.storage import Database, open_database
 from ec_recommend.platform.storage.database import Migration, create_tables
 from ec_recommend.services.product import store as product_store
 from ec_recommend.services.product.leases import Lease, Leases
-from ec_recommend.services.product.store import RELEASED, RESERVED, ProductStore
+from ec_recommend.services.product.store import EXPIRED, RELEASED, RESERVED, ProductStore
 
 pytestmark = pytest.mark.asyncio
 
@@ -63,12 +63,32 @@ async def test_an_unconfirmed_reservation_expires_once_and_returns_its_units(db)
     assert await leases.expire_due(utcnow() + LATER) == []  # never twice
     assert await _levels(store, tea) == (10, 0)
     assert await _levels(store, cup) == (10, 0)
-    assert (await store.reservation("order-1")).state == RELEASED
+    assert (await store.reservation("order-1")).state == EXPIRED
     # Its order's own release, arriving late, finds nothing more to give back.
     assert await store.transition("order-1", RELEASED) == RELEASED
     assert await _levels(store, tea) == (10, 0)
-    with pytest.raises(errors.FailedPrecondition):
-        await store.transition("order-1", product_store.COMMITTED)
+    assert await Leases(db).expire_due(utcnow() + LATER) == []
+
+
+async def test_an_order_paid_after_its_lease_ran_out_takes_its_units_again(db) -> None:
+    store = ProductStore(db, reservation_lease=1)
+    tea, cup = await _product(store, stock=3), await _product(store, stock=3)
+    await store.reserve("late", [(tea, 2), (cup, 1)])
+    await store.reserve("too-late", [(tea, 1), (cup, 1)])
+    assert sorted(await Leases(db).expire_due(utcnow() + LATER)) == ["late", "too-late"]
+    await store.reserve("meanwhile", [(tea, 2)])  # someone else bought the units
+
+    assert await store.transition("too-late", product_store.COMMITTED) == product_store.COMMITTED
+    assert await store.transition("too-late", product_store.COMMITTED) == product_store.COMMITTED
+    with pytest.raises(errors.FailedPrecondition) as gone:
+        await store.transition("late", product_store.COMMITTED)
+    assert gone.value.details["reason"] == "reservation_expired"
+    assert gone.value.details["product_id"] == tea
+    assert (await store.reservation("late")).state == EXPIRED  # nothing moved
+    assert (await store.get(tea)).available == 0
+    assert (await store.get(cup)).available == 2
+    tea_now = await store.get(tea)
+    assert (tea_now.available, tea_now.reserved) == (0, 2)  # "meanwhile" holds 2, 1 sold
 
 
 async def test_a_confirmed_reservation_is_held_until_its_hold_runs_out(db) -> None:
@@ -91,6 +111,11 @@ async def test_a_confirmed_reservation_is_held_until_its_hold_runs_out(db) -> No
     with pytest.raises(errors.FailedPrecondition) as expired:
         await leases.confirm("order-1", hold + LATER)
     assert expired.value.details["reason"] == "reservation_expired"
+    await store.reserve("order-3", [(tea, 1)])
+    await store.transition("order-3", RELEASED)
+    with pytest.raises(errors.FailedPrecondition) as released:
+        await leases.confirm("order-3", hold)
+    assert released.value.details["reason"] == "reservation_released"
     with pytest.raises(errors.NotFound):
         await leases.confirm("order-2", hold)
 

@@ -7,7 +7,9 @@ settles it, ``expire_due`` gives back. Both are conditional UPDATEs on the
 reservation's state and expiry, so with several product replicas sweeping
 one PostgreSQL database an expired reservation returns its units exactly
 once, and a confirmation racing the sweep either wins (the lease is extended)
-or sees the units gone.
+or sees the units gone. An expired reservation's state is ``expired``: its
+order's late release is then a no-op, and a late commit (an order paid after
+its lease ran out) takes the units again if they are still there.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ import sqlalchemy as sa
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import FailedPrecondition, NotFound
 from ec_recommend.platform.storage import Database
-from ec_recommend.services.product.store import RELEASED, RESERVED, move_units, reservations
+from ec_recommend.services.product.store import (
+    EXPIRED,
+    RELEASED,
+    RESERVED,
+    move_units,
+    reservations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +75,11 @@ class Leases:
         if row is None:
             raise NotFound(f"reservation {reservation_id} not found", reservation_id=reservation_id)
         state = str(row.state)
-        if state == RELEASED:
+        if state in (EXPIRED, RELEASED):
             raise FailedPrecondition(
-                f"reservation {reservation_id} was released; its units are back in stock",
+                f"reservation {reservation_id} is {state}; its units are back in stock",
                 reservation_id=reservation_id,
-                reason="reservation_expired",
+                reason="reservation_expired" if state == EXPIRED else "reservation_released",
             )
         # Already held long enough, or committed: nothing to extend.
         held = state == RESERVED and row.expires_at is not None
@@ -112,7 +120,7 @@ class Leases:
                     reservations.c.state == RESERVED,
                     reservations.c.expires_at <= now,
                 )
-                .values(state=RELEASED, updated_at=utcnow())
+                .values(state=EXPIRED, updated_at=utcnow())
             )
             if taken.rowcount == 0:
                 return False

@@ -86,6 +86,7 @@ MIGRATIONS = [
 DEFAULT_LEASE = 300.0
 
 RESERVED, RELEASED, COMMITTED, RESTOCKED = "reserved", "released", "committed", "restocked"
+EXPIRED = "expired"  # released by its lease running out, not by its order
 
 _effective_price = sa.func.coalesce(products.c.sale_price, products.c.base_price)
 SORT_COLUMNS: dict[str, Any] = {
@@ -381,30 +382,63 @@ class ProductStore:
         allowed_from = {RELEASED: RESERVED, COMMITTED: RESERVED, RESTOCKED: COMMITTED}[target]
         async with self.db.unit_of_work() as uow:
             now = utcnow()
-            moved = await uow.execute(
-                sa.update(reservations)
-                .where(
-                    reservations.c.reservation_id == reservation_id,
-                    reservations.c.state == allowed_from,
+            if await _change_state(uow, reservation_id, allowed_from, target, now):
+                await move_units(uow, reservation_id, target, now)
+                await uow.commit()
+                return target
+            state = await self._reservation_state(uow, reservation_id)
+            if state is None:
+                raise NotFound(
+                    f"reservation {reservation_id} not found", reservation_id=reservation_id
                 )
-                .values(state=target, updated_at=now)
+            if state == target:
+                return state
+            if state == EXPIRED and target == RELEASED:
+                return RELEASED  # its lease already gave the units back
+            if state == EXPIRED and target == COMMITTED:
+                # Paid after its lease ran out: take the units again, if they are still there.
+                if await _change_state(uow, reservation_id, EXPIRED, COMMITTED, now):
+                    await self._retake(uow, reservation_id, now)
+                    await uow.commit()
+                return COMMITTED
+            raise FailedPrecondition(
+                f"reservation {reservation_id} is {state}, cannot become {target}",
+                reservation_id=reservation_id,
+                state=state,
             )
-            if moved.rowcount == 0:
-                state = await self._reservation_state(uow, reservation_id)
-                if state is None:
-                    raise NotFound(
-                        f"reservation {reservation_id} not found", reservation_id=reservation_id
-                    )
-                if state == target:
-                    return state
-                raise FailedPrecondition(
-                    f"reservation {reservation_id} is {state}, cannot become {target}",
-                    reservation_id=reservation_id,
-                    state=state,
+
+    async def _retake(self, uow: UnitOfWork, reservation_id: str, now: datetime) -> None:
+        rows = (
+            await uow.execute(
+                sa.select(reservations.c.product_id, reservations.c.quantity)
+                .where(reservations.c.reservation_id == reservation_id)
+                .order_by(reservations.c.product_id)
+            )
+        ).all()
+        for row in rows:
+            remaining = products.c.available - row.quantity
+            taken = await uow.execute(
+                sa.update(products)
+                .where(products.c.id == row.product_id, products.c.available >= row.quantity)
+                .values(
+                    available=remaining,
+                    sold=products.c.sold + row.quantity,
+                    status=_status_after(remaining),
+                    updated_at=now,
                 )
-            await move_units(uow, reservation_id, target, now)
-            await uow.commit()
-        return target
+            )
+            if taken.rowcount == 0:  # the unit of work rolls back: nothing moves
+                raise FailedPrecondition(
+                    f"reservation {reservation_id} ran out and product {row.product_id} "
+                    "no longer has its units",
+                    reservation_id=reservation_id,
+                    product_id=row.product_id,
+                    reason="reservation_expired",
+                )
+        for row in rows:
+            product = await self._get(uow, row.product_id)
+            if product.available == 0:
+                await events.product_out_of_stock(uow, product)
 
     async def reservation(self, reservation_id: str) -> Reservation:
         async with self.db.reading() as conn:
@@ -507,3 +541,15 @@ async def move_units(uow: UnitOfWork, reservation_id: str, target: str, now: dat
         for row in rows:
             product = await load_product(uow, row.product_id)
             await events.product_updated(uow, product, ["available"])
+
+
+async def _change_state(
+    uow: UnitOfWork, reservation_id: str, current: str, target: str, now: datetime
+) -> bool:
+    """Compare-and-set of a reservation's state; False when it was not ``current``."""
+    changed = await uow.execute(
+        sa.update(reservations)
+        .where(reservations.c.reservation_id == reservation_id, reservations.c.state == current)
+        .values(state=target, updated_at=now)
+    )
+    return bool(changed.rowcount)

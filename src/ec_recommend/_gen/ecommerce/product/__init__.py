@@ -321,7 +321,7 @@ class ReserveStockResponse(betterproto2.Message):
 
     state: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
     """
-    reserved | released | committed | restocked
+    reserved | released | committed | restocked | expired
     """
 
     stock: "list[StockResponse]" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, repeated=True)
@@ -641,7 +641,9 @@ class ProductServiceStub(betterproto2_grpclib.ServiceStub):
         metadata: "MetadataLike | None" = None,
     ) -> "ReserveStockResponse":
         """
-        Release or commit every line of a reservation; idempotent.
+        Release or commit every line of a reservation; idempotent. Releasing an
+        expired reservation is a no-op; committing one takes its units again
+        (FAILED_PRECONDITION, reason reservation_expired, when they are gone).
         """
 
         return await self._unary_unary(
@@ -795,7 +797,9 @@ class ProductServiceBase(betterproto2_grpclib.ServiceBase):
 
     async def release_stock(self, message: "ReservationRequest") -> "ReserveStockResponse":
         """
-        Release or commit every line of a reservation; idempotent.
+        Release or commit every line of a reservation; idempotent. Releasing an
+        expired reservation is a no-op; committing one takes its units again
+        (FAILED_PRECONDITION, reason reservation_expired, when they are gone).
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
