@@ -46,6 +46,14 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
         yield process
 
 
+@pytest.fixture
+def narrow_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
+    """One checkout at a time and none waiting: a burst must be shed."""
+    settings = {**SETTINGS, "EC_CHECKOUT_CONCURRENCY": "1", "EC_CHECKOUT_QUEUE": "0"}
+    with running_up(tmp_path_factory.mktemp("narrow"), settings) as process:
+        yield process
+
+
 @dataclass
 class Shop:
     url: str
@@ -65,6 +73,17 @@ class Shop:
         basket: list[tuple[str, int]] | None = None,
     ) -> int:
         """One POST /orders; its status, or 0 when the connection failed."""
+        return (await self.answer(token, key=key, deadline=deadline, basket=basket))[0]
+
+    async def answer(
+        self,
+        token: str,
+        *,
+        key: str | None = None,
+        deadline: float | None = None,
+        basket: list[tuple[str, int]] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One POST /orders: status, headers and body (status 0: no connection)."""
         headers = {
             "Authorization": f"Bearer {token}",
             "Idempotency-Key": key or uuid.uuid4().hex,
@@ -78,10 +97,9 @@ class Shop:
             async with self.session.post(
                 f"{self.url}/api/v1/orders", json=body, headers=headers
             ) as response:
-                await response.read()
-                return response.status
+                return response.status, dict(response.headers), await response.read()
         except aiohttp.ClientError:
-            return 0
+            return 0, {}, b""
 
 
 async def _account(url: str, role: str) -> str:
@@ -92,8 +110,7 @@ async def _account(url: str, role: str) -> str:
     return tokens.id_token
 
 
-@pytest_asyncio.fixture
-async def shop(up: UpProcess) -> AsyncIterator[Shop]:
+async def _shop(up: UpProcess) -> AsyncIterator[Shop]:
     seller = await _account(up.gateway_url, "seller")
     buyers = [await _account(up.gateway_url, "customer") for _ in range(4)]
     products = []
@@ -102,6 +119,18 @@ async def shop(up: UpProcess) -> AsyncIterator[Shop]:
             products.append((await c.create_product(f"Lease test {n}", 500, 400))["id"])
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield Shop(up.gateway_url, session, buyers, products)
+
+
+@pytest_asyncio.fixture
+async def shop(up: UpProcess) -> AsyncIterator[Shop]:
+    async for opened in _shop(up):
+        yield opened
+
+
+@pytest_asyncio.fixture
+async def narrow_shop(narrow_up: UpProcess) -> AsyncIterator[Shop]:
+    async for opened in _shop(narrow_up):
+        yield opened
 
 
 def _no_server_errors(statuses: list[int]) -> None:
@@ -176,3 +205,23 @@ async def test_kill_9_mid_checkout_then_restart_leaves_no_unit_held_for_nobody(
     await asyncio.gather(*load)
     await asyncio.to_thread(up.start)  # same data directory
     await check_stock_eventually(up.storage, before, timeout=SETTLE_TIMEOUT)
+
+
+async def test_a_burst_beyond_the_checkout_queue_is_shed_with_a_retry_hint(
+    narrow_up: UpProcess, narrow_shop: Shop
+) -> None:
+    before = await stock_levels(narrow_up.storage)
+    answers = await asyncio.gather(
+        *(narrow_shop.answer(narrow_shop.buyers[i % 4]) for i in range(40))
+    )
+    statuses = [status for status, _, _ in answers]
+    _no_server_errors(statuses)
+    assert 201 in statuses
+    # RESOURCE_EXHAUSTED (reason overloaded) at the edge: 503 with the gateway's
+    # mapping of retry hints, 429 before it; either way with Retry-After.
+    shed = [(s, h, b) for s, h, b in answers if s in (429, 503)]
+    assert shed, statuses
+    assert all(h.get("Retry-After", "").isdigit() for _, h, _ in shed)
+    assert any(b"overloaded" in b for _, _, b in shed)
+    # What was shed reserved nothing: reserved units are exactly the orders'.
+    await check_stock_eventually(narrow_up.storage, before, timeout=SETTLE_TIMEOUT)
