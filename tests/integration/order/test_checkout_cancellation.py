@@ -118,7 +118,7 @@ async def test_an_order_that_was_not_written_releases_its_reservation(shop) -> N
 async def test_a_release_is_retried_until_acknowledged(shop) -> None:
     shop, checkout = shop
     tea = await shop.product(stock=5)
-    stub = checkout._product_stub()
+    stub = checkout.reservations.stub()
     refusals = 2
 
     class FlakyProducts:
@@ -136,10 +136,41 @@ async def test_a_release_is_retried_until_acknowledged(shop) -> None:
         raise errors.Unavailable("the order database is down")
 
     flaky = FlakyProducts()
-    checkout._product_stub = lambda: flaky  # type: ignore[assignment,method-assign,return-value]
+    checkout.reservations.stub = lambda: flaky  # type: ignore[assignment,method-assign,return-value]
     checkout.store.create = fail  # type: ignore[method-assign]
     buyer = new_user()
     with acting_as(buyer), pytest.raises(errors.Unavailable):
         await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="")
     assert refusals == 0
     assert await shop.stock(tea.id) == (5, 0)
+
+
+async def test_a_caller_cancelled_just_after_claiming_its_key_still_gets_its_order(shop) -> None:
+    shop, checkout = shop
+    tea = await shop.product(stock=5)
+    claimed, proceed = asyncio.Event(), asyncio.Event()
+    claim = checkout.ledger.claim
+
+    async def claim_then_wait(*args: Any, **kwargs: Any) -> Any:
+        result = await claim(*args, **kwargs)
+        claimed.set()
+        await proceed.wait()  # the caller's cancellation lands here, the key claimed
+        return result
+
+    checkout.ledger.claim = claim_then_wait  # type: ignore[method-assign]
+    buyer = new_user()
+    with acting_as(buyer):
+        caller = asyncio.create_task(
+            checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="k-3")
+        )
+    await claimed.wait()
+    caller.cancel()
+    proceed.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+    checkout.ledger.claim = claim  # type: ignore[method-assign]
+    with acting_as(buyer):  # the client retries with its key: the same order, at once
+        order = await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="k-3")
+    assert order.status == domain.PENDING_PAYMENT
+    assert await shop.stock(tea.id) == (3, 2)

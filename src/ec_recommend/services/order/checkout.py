@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Sequence
 from datetime import timedelta
 
 from ec_recommend._gen.ecommerce import cart as pb_cart
-from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.detached import Detached
 from ec_recommend.platform.errors import (
@@ -33,21 +30,18 @@ from ec_recommend.platform.errors import (
     AlreadyExists,
     DeadlineExceeded,
     FailedPrecondition,
-    Internal,
     InvalidArgument,
-    NotFound,
     ServiceError,
-    Unavailable,
 )
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
-from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.rpc.client import ClientFactory
-from ec_recommend.platform.rpc.context import call_scope, current_call
+from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.rpc.dataloader import product_loader
 from ec_recommend.services.order import domain, events
 from ec_recommend.services.order.admission import Admission
-from ec_recommend.services.order.ledger import Ledger
+from ec_recommend.services.order.ledger import Claim, Ledger
+from ec_recommend.services.order.reservations import DEFAULT_HOLD, Reservations, unbounded_by_caller
 from ec_recommend.services.order.store import OrderStore
 
 log = logging.getLogger(__name__)
@@ -55,26 +49,6 @@ log = logging.getLogger(__name__)
 CLAIM_WAIT = 10.0  # longest we wait for a concurrent request holding our key
 CLAIM_STALE = timedelta(minutes=2)  # a claim this old without its order was abandoned
 POLL_INTERVAL = 0.05
-DEFAULT_HOLD = timedelta(seconds=1800 + 300)  # payment timeout + lease, as configured by default
-
-# Stock calls that may have failed without a verdict: worth another try.
-_TRANSIENT = (Unavailable, DeadlineExceeded, Internal, Aborted)
-# Release: a few tries over about half a minute; what is left, the lease returns.
-RELEASE_ATTEMPTS = 6
-RELEASE_BACKOFF = Backoff(initial_delay=0.2, max_delay=5.0)
-CONFIRM_ATTEMPTS = 3
-
-
-def _transient(exc: Exception) -> bool:
-    return isinstance(exc, _TRANSIENT)
-
-
-@contextmanager
-def _unbounded_by_caller() -> Iterator[None]:
-    """Calls inside are not bounded by the caller's deadline: it may be what
-    just ran out, and this work must finish (each call keeps its mesh timeout)."""
-    with call_scope(replace(current_call(), deadline=None)):
-        yield
 
 
 class Checkout:
@@ -91,11 +65,8 @@ class Checkout:
         self.ledger = ledger
         self.clients = clients
         self.admission = admission or Admission(16, queue=64, wait=1.0)
-        self.hold_for = hold_for  # how long an order's confirmed reservation is held
+        self.reservations = Reservations(clients, hold_for=hold_for)
         self.detached = Detached("checkout")
-
-    def _product_stub(self) -> pb_product.ProductServiceStub:
-        return self.clients.stub(pb_product.ProductServiceStub, "product")
 
     async def create(
         self, user_id: str, lines: Sequence[tuple[str, int]], *, from_cart: bool, key: str
@@ -110,12 +81,12 @@ class Checkout:
         remaining = current_call().remaining()
         deadline = loop.time() + min(CLAIM_WAIT, remaining if remaining is not None else CLAIM_WAIT)
         while True:
-            order_id = new_id()
-            claim = await self.ledger.claim(user_id, key, fingerprint, order_id)
-            if claim is None:
-                return await self.detached.run(
-                    self._create_claimed(order_id, user_id, key, requested, from_cart)
-                )
+            outcome = await self.detached.run(
+                self._claim_and_create(new_id(), user_id, key, fingerprint, requested, from_cart)
+            )
+            if isinstance(outcome, domain.Order):
+                return outcome
+            claim = outcome
             if claim.fingerprint and claim.fingerprint != fingerprint:
                 raise AlreadyExists(
                     "this idempotency key was used for a different order request",
@@ -132,6 +103,23 @@ class Checkout:
             if loop.time() > deadline:
                 raise Aborted("a request with this idempotency key is still in progress; retry")
             await asyncio.sleep(POLL_INTERVAL)
+
+    async def _claim_and_create(
+        self,
+        order_id: str,
+        user_id: str,
+        key: str,
+        fingerprint: str,
+        requested: list[tuple[str, int]],
+        from_cart: bool,
+    ) -> domain.Order | Claim:
+        """Claim the key and, if it was free, create the order: one unit of work
+        the caller's cancellation cannot split (a claim nobody works on would
+        answer its retries "in progress" until it went stale)."""
+        claim = await self.ledger.claim(user_id, key, fingerprint, order_id)
+        if claim is not None:
+            return claim  # someone else's
+        return await self._create_claimed(order_id, user_id, key, requested, from_cart)
 
     async def _create_claimed(
         self,
@@ -159,8 +147,8 @@ class Checkout:
             if remaining is not None and remaining <= 0:
                 # Nobody waits for this order any more: reserve nothing.
                 raise DeadlineExceeded("the request ran out of time before stock was reserved")
-            await self._reserve(order_id, lines)
-        with _unbounded_by_caller():
+            await self.reservations.reserve(order_id, lines)
+        with unbounded_by_caller():
             order = await self._place(order_id, user_id, lines, total)
         if from_cart:
             await self._clear_cart(user_id)
@@ -175,7 +163,7 @@ class Checkout:
     ) -> domain.Order:
         """Confirm the reservation, then write the order: both or neither."""
         try:
-            await self._confirm(order_id)
+            await self.reservations.confirm(order_id)
             return await self.store.create(
                 order_id, user_id, lines, total, on_created=events.order_created
             )
@@ -184,7 +172,7 @@ class Checkout:
             found = await self._written(order_id)
             if found is not None:
                 return found
-            await self._release(order_id)
+            await self.reservations.release(order_id)
             if isinstance(exc, FailedPrecondition) and exc.details.get("reason") == (
                 "reservation_expired"
             ):
@@ -211,7 +199,7 @@ class Checkout:
         self, requested: list[tuple[str, int]]
     ) -> tuple[tuple[domain.Line, ...], Money]:
         """All products in one batched GetProducts call, at their current prices."""
-        loader = product_loader(self._product_stub())
+        loader = product_loader(self.reservations.stub())
         found = await loader.load_many(pid for pid, _ in requested)
         infos: dict[str, domain.ProductInfo | None] = {}
         for (pid, _), product in zip(requested, found, strict=True):
@@ -229,52 +217,6 @@ class Checkout:
                 )
             )
         return domain.price_lines(requested, infos)
-
-    async def _reserve(self, order_id: str, lines: Sequence[domain.Line]) -> None:
-        request = pb_product.ReserveStockRequest(
-            reservation_id=order_id,
-            lines=[
-                pb_product.StockLine(product_id=x.product_id, quantity=x.quantity) for x in lines
-            ],
-        )
-        try:
-            await self._product_stub().reserve_stock(request)
-        except _TRANSIENT:
-            # The reservation may have landed although the answer did not.
-            with _unbounded_by_caller():
-                await self._release(order_id)
-            raise
-
-    async def _confirm(self, order_id: str) -> None:
-        """Hold the reservation until the order's payment deadline (and a margin)."""
-        request = pb_product.ConfirmReservationRequest(
-            reservation_id=order_id, hold_until=utcnow() + self.hold_for
-        )
-        stub = self._product_stub()
-        await with_retry(
-            lambda: stub.confirm_reservation(request),
-            is_retryable=_transient,
-            max_attempts=CONFIRM_ATTEMPTS,
-        )
-
-    async def _release(self, order_id: str) -> None:
-        """Release a reservation no order holds; retried until acknowledged, within
-        bounds. What is still held after that, its lease gives back."""
-        stub = self._product_stub()
-        request = pb_product.ReservationRequest(reservation_id=order_id)
-        try:
-            await with_retry(
-                lambda: stub.release_stock(request),
-                is_retryable=_transient,
-                backoff=RELEASE_BACKOFF,
-                max_attempts=RELEASE_ATTEMPTS,
-            )
-        except NotFound:
-            pass  # nothing was reserved
-        except RetriesExhausted as exc:
-            log.warning("reservation %s not released (%s); its lease will return it", order_id, exc)
-        except ServiceError as exc:
-            log.error("reservation of unsaved order %s not released: %s", order_id, exc)
 
     async def _clear_cart(self, user_id: str) -> None:
         try:
