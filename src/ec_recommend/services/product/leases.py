@@ -24,13 +24,8 @@ import sqlalchemy as sa
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import FailedPrecondition, NotFound
 from ec_recommend.platform.storage import Database
-from ec_recommend.services.product.store import (
-    EXPIRED,
-    RELEASED,
-    RESERVED,
-    move_units,
-    reservations,
-)
+from ec_recommend.services.product.reservations import move_units
+from ec_recommend.services.product.tables import EXPIRED, RELEASED, RESERVED, reservations
 
 log = logging.getLogger(__name__)
 
