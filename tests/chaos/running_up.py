@@ -58,7 +58,13 @@ class UpProcess:
 
     @property
     def storage(self) -> StorageConfig:
-        return StorageConfig(data_dir=self.data_dir)
+        """Where this system keeps its data (as the invariants read it)."""
+        return StorageConfig(
+            data_dir=self.data_dir,
+            database_url=self.env.get("EC_DATABASE_URL") or None,
+            schema_prefix=self.env.get("EC_SCHEMA_PREFIX", ""),
+            pool_size=2,
+        )
 
     def start(self) -> None:
         endpoints_file = self.data_dir / "endpoints.json"

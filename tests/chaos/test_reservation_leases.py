@@ -22,6 +22,7 @@ import pytest_asyncio
 from ec_recommend.client import Client
 from tests.chaos.invariants import check_stock_eventually, order_count, stock_levels
 from tests.chaos.running_up import UpProcess, running_up
+from tests.conftest import POSTGRES_URL, _drop_schemas, require_service
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio]
 
@@ -44,6 +45,24 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
     # One per scenario: units one scenario left held must not fail the next.
     with running_up(tmp_path_factory.mktemp("leases"), SETTINGS) as process:
         yield process
+
+
+@pytest_asyncio.fixture
+async def pg_up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[UpProcess]:
+    """The same system on PostgreSQL (truly concurrent writers), in its own schemas."""
+    require_service(POSTGRES_URL, 5432, "PostgreSQL")
+    prefix = f"c{uuid.uuid4().hex[:10]}_"
+    settings = {
+        **SETTINGS,
+        "EC_DATABASE_URL": POSTGRES_URL,
+        "EC_SCHEMA_PREFIX": prefix,
+        "EC_DB_POOL_SIZE": "2",  # thirteen databases share the server's connections
+    }
+    try:
+        with running_up(tmp_path_factory.mktemp("leases-pg"), settings) as process:
+            yield process
+    finally:
+        await _drop_schemas(prefix)
 
 
 @pytest.fixture
@@ -128,6 +147,12 @@ async def shop(up: UpProcess) -> AsyncIterator[Shop]:
 
 
 @pytest_asyncio.fixture
+async def pg_shop(pg_up: UpProcess) -> AsyncIterator[Shop]:
+    async for opened in _shop(pg_up):
+        yield opened
+
+
+@pytest_asyncio.fixture
 async def narrow_shop(narrow_up: UpProcess) -> AsyncIterator[Shop]:
     async for opened in _shop(narrow_up):
         yield opened
@@ -141,6 +166,16 @@ def _no_server_errors(statuses: list[int]) -> None:
 async def test_short_deadlines_interleaved_with_normal_creates_hold_no_unit_for_nobody(
     up: UpProcess, shop: Shop
 ) -> None:
+    await _short_deadlines_then_check(up, shop)
+
+
+async def test_short_deadlines_on_postgresql_hold_no_unit_for_nobody(
+    pg_up: UpProcess, pg_shop: Shop
+) -> None:
+    await _short_deadlines_then_check(pg_up, pg_shop)
+
+
+async def _short_deadlines_then_check(up: UpProcess, shop: Shop) -> None:
     before = await stock_levels(up.storage)
     statuses: list[int] = []
     for wave in range(8):
