@@ -174,3 +174,24 @@ async def test_a_caller_cancelled_just_after_claiming_its_key_still_gets_its_ord
         order = await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="k-3")
     assert order.status == domain.PENDING_PAYMENT
     assert await shop.stock(tea.id) == (3, 2)
+
+
+async def test_a_confirmation_that_keeps_failing_answers_its_typed_error(shop) -> None:
+    shop, checkout = shop
+    tea = await shop.product(stock=5)
+    stub = checkout.reservations.stub()
+
+    class NoConfirmations:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(stub, name)
+
+        async def confirm_reservation(self, request: Any) -> Any:
+            raise errors.Unavailable("the product database has no connection free", retry_after="2")
+
+    refusing = NoConfirmations()
+    checkout.reservations.stub = lambda: refusing  # type: ignore[assignment,method-assign,return-value]
+    buyer = new_user()
+    with acting_as(buyer), pytest.raises(errors.Unavailable) as refused:
+        await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="k-4")
+    assert refused.value.details["retry_after"] == "2"  # a 503 with its hint, never a 500
+    assert await shop.stock(tea.id) == (5, 0)  # no order, so its reservation was released

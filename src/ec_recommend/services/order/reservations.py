@@ -82,11 +82,14 @@ class Reservations:
             reservation_id=order_id, hold_until=utcnow() + self.hold_for
         )
         stub = self.stub()
-        await with_retry(
-            lambda: stub.confirm_reservation(request),
-            is_retryable=_transient,
-            max_attempts=CONFIRM_ATTEMPTS,
-        )
+        try:
+            await with_retry(
+                lambda: stub.confirm_reservation(request),
+                is_retryable=_transient,
+                max_attempts=CONFIRM_ATTEMPTS,
+            )
+        except RetriesExhausted as exc:
+            raise exc.last from None  # the typed error (e.g. UNAVAILABLE with its retry hint)
 
     async def release(self, order_id: str) -> None:
         """Release a reservation no order holds; never raises."""
