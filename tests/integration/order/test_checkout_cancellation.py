@@ -195,3 +195,30 @@ async def test_a_confirmation_that_keeps_failing_answers_its_typed_error(shop) -
         await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="k-4")
     assert refused.value.details["retry_after"] == "2"  # a 503 with its hint, never a 500
     assert await shop.stock(tea.id) == (5, 0)  # no order, so its reservation was released
+
+
+async def test_a_failed_write_is_checked_until_the_store_answers_then_released(shop) -> None:
+    shop, checkout = shop
+    tea = await shop.product(stock=5)
+    store = checkout.store
+    get_many = store.get_many
+    refusals = 2
+
+    async def fail(*args: Any, **kwargs: Any) -> domain.Order:
+        raise errors.Unavailable("the order database has no connection free", retry_after="1")
+
+    async def busy_then_read(*args: Any, **kwargs: Any) -> list[domain.Order]:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise errors.Unavailable("the order database has no connection free")
+        return await get_many(*args, **kwargs)
+
+    store.create = fail  # type: ignore[method-assign]
+    store.get_many = busy_then_read  # type: ignore[method-assign]
+    buyer = new_user()
+    with acting_as(buyer), pytest.raises(errors.Unavailable):
+        await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="")
+    assert refusals == 0
+    # No order was written: the (confirmed, long-held) reservation was released.
+    assert await shop.stock(tea.id) == (5, 0)

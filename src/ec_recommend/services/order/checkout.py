@@ -35,6 +35,7 @@ from ec_recommend.platform.errors import (
 )
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
+from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.rpc.dataloader import product_loader
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 CLAIM_WAIT = 10.0  # longest we wait for a concurrent request holding our key
 CLAIM_STALE = timedelta(minutes=2)  # a claim this old without its order was abandoned
 POLL_INTERVAL = 0.05
+# Reading back whether an order was written, after its write failed.
+WRITTEN_ATTEMPTS = 8
+WRITTEN_BACKOFF = Backoff(initial_delay=0.1, max_delay=2.0)
 
 
 class Checkout:
@@ -169,7 +173,7 @@ class Checkout:
             )
         except Exception as exc:
             # The order's commit may have landed although its answer did not.
-            found = await self._written(order_id)
+            found = await self._written(order_id, exc)
             if found is not None:
                 return found
             await self.reservations.release(order_id)
@@ -182,9 +186,23 @@ class Checkout:
                 ) from None
             raise
 
-    async def _written(self, order_id: str) -> domain.Order | None:
-        # If even this read fails, the reservation stays: its lease decides.
-        found = await self.store.get_many([order_id])
+    async def _written(self, order_id: str, failure: Exception) -> domain.Order | None:
+        """Whether the order's commit landed, asked until the store answers (within
+        bounds). If it never does, ``failure`` stands and the reservation stays held."""
+        try:
+            found = await with_retry(
+                lambda: self.store.get_many([order_id]),
+                is_retryable=lambda _: True,  # any failure to read: the answer is still unknown
+                backoff=WRITTEN_BACKOFF,
+                max_attempts=WRITTEN_ATTEMPTS,
+            )
+        except RetriesExhausted as exc:
+            log.error(
+                "could not tell whether order %s was written (%s); its stock stays reserved",
+                order_id,
+                exc.last,
+            )
+            raise failure from None
         return found[0] if found else None
 
     async def _cart_lines(self, user_id: str) -> list[tuple[str, int]]:

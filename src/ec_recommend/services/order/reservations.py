@@ -8,6 +8,7 @@ acknowledged within bounds (what is still held after that, the lease returns).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,8 +36,9 @@ DEFAULT_HOLD = timedelta(seconds=1800 + 300)  # payment timeout + lease, as conf
 
 # Stock calls that may have failed without a verdict: worth another try.
 _TRANSIENT = (Unavailable, DeadlineExceeded, Internal, Aborted)
-# Release: a few tries over about half a minute; what is left, the lease returns.
-RELEASE_ATTEMPTS = 6
+# Release: tries for a minute. A confirmed reservation's lease runs to the
+# payment deadline, so giving up early would hold its units that long.
+RELEASE_WITHIN = 60.0
 RELEASE_BACKOFF = Backoff(initial_delay=0.2, max_delay=5.0)
 CONFIRM_ATTEMPTS = 3
 
@@ -100,7 +102,8 @@ class Reservations:
                 lambda: stub.release_stock(request),
                 is_retryable=_transient,
                 backoff=RELEASE_BACKOFF,
-                max_attempts=RELEASE_ATTEMPTS,
+                max_attempts=None,
+                deadline=asyncio.get_running_loop().time() + RELEASE_WITHIN,
             )
         except NotFound:
             pass  # nothing was reserved
