@@ -15,6 +15,7 @@ deadlines, a full connection pool):
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -171,3 +172,27 @@ async def unhandled_paid_events(storage: StorageConfig) -> dict[str, list[str]]:
         if lost:
             missing[consumer] = lost
     return missing
+
+
+async def check_stock_eventually(
+    storage: StorageConfig, before: dict[str, Stock], *, timeout: float, interval: float = 0.5
+) -> None:
+    """``check_stock`` polled until it holds (leases and timeouts must run out
+    first), or its last failure once ``timeout`` seconds have passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await check_stock(storage, before)
+            return
+        except AssertionError:
+            if loop.time() > deadline:
+                raise
+        await asyncio.sleep(interval)
+
+
+async def order_count(storage: StorageConfig) -> int:
+    """Orders of any status in the order service's store."""
+    async with open_database(storage, "order", []) as db, db.reading() as conn:
+        rows = await conn.execute(sa.select(sa.func.count()).select_from(order_tables.orders))
+        return int(rows.scalar_one())

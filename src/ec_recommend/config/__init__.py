@@ -12,6 +12,7 @@ from ec_recommend.config.gateway import GatewayConfig
 from ec_recommend.config.loader import Config, auth_config_from_env
 from ec_recommend.config.orders import OrderConfig
 from ec_recommend.config.realtime import RealtimeConfig
+from ec_recommend.config.stock import StockConfig
 from ec_recommend.config.storage import SERVICE_NAMES, Endpoint, RpcConfig, StorageConfig
 from ec_recommend.config.telemetry import TelemetryConfig
 from ec_recommend.config.tls import TlsConfig
@@ -30,6 +31,7 @@ __all__ = [
     "OrderConfig",
     "RealtimeConfig",
     "RpcConfig",
+    "StockConfig",
     "StorageConfig",
     "TelemetryConfig",
     "TlsConfig",

@@ -26,6 +26,7 @@ from ec_recommend.config.events import (
 from ec_recommend.config.gateway import GatewayConfig, gateway_config
 from ec_recommend.config.orders import OrderConfig, order_config
 from ec_recommend.config.realtime import RealtimeConfig, realtime_config
+from ec_recommend.config.stock import StockConfig, stock_config
 from ec_recommend.config.storage import RpcConfig, StorageConfig, rpc_config, storage_config
 from ec_recommend.config.telemetry import TelemetryConfig, telemetry_config
 from ec_recommend.config.tls import TlsConfig, tls_config
@@ -41,6 +42,7 @@ class Config:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     order: OrderConfig = field(default_factory=OrderConfig)
+    stock: StockConfig = field(default_factory=StockConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     notification: NotificationConfig = field(default_factory=NotificationConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -106,6 +108,7 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         telemetry=telemetry_config(section("telemetry")),
         auth=auth_config(section("auth"), profile),
         order=order,
+        stock=stock_config(section("stock")),
         events=events_config(section("events"), profile),
         notification=notification_config(section("notification"), profile),
         cache=cache_config(section("cache")),

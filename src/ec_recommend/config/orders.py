@@ -18,6 +18,10 @@ class OrderConfig:
     # A payment attempt PROCESSING longer than this was abandoned (its caller's
     # process died): a retry or the sweep asks the provider how it ended.
     payment_resolve_after: float = 30.0
+    # Beyond those, at most this many wait for a turn, each at most this long;
+    # the rest are shed at once (503 + Retry-After) rather than time out late.
+    checkout_queue: int = 64
+    checkout_queue_wait: float = 1.0
 
 
 def order_config(section: Section) -> OrderConfig:
@@ -32,6 +36,8 @@ def order_config(section: Section) -> OrderConfig:
         payment_resolve_after=section.seconds(
             "payment_resolve_after", "EC_PAYMENT_RESOLVE_AFTER", 30.0
         ),
+        checkout_queue=section.count("checkout_queue", "EC_CHECKOUT_QUEUE", 64, allow_zero=True),
+        checkout_queue_wait=section.seconds("checkout_queue_wait", "EC_CHECKOUT_QUEUE_WAIT", 1.0),
     )
     if config.payment_resolve_after <= config.payment_call_timeout:
         # Resolving an attempt whose call may still be running could miss its charge.

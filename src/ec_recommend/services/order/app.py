@@ -8,9 +8,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.registry import ServiceEnv
+from ec_recommend.services.order.admission import Admission
 from ec_recommend.services.order.attempts import PaymentTiming
 from ec_recommend.services.order.checkout import Checkout
 from ec_recommend.services.order.fulfilment import Fulfilment
@@ -48,11 +50,22 @@ async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
         store = OrderStore(db)
         ledger = Ledger(db)
         fulfilment = Fulfilment(store, ledger, env.clients, provider, timing)
-        service = OrderService(
+        checkout = Checkout(
             store,
-            Checkout(store, ledger, env.clients, concurrency=settings.checkout_concurrency),
-            fulfilment,
+            ledger,
+            env.clients,
+            admission=Admission(
+                settings.checkout_concurrency,
+                queue=settings.checkout_queue,
+                wait=settings.checkout_queue_wait,
+            ),
+            # An order's stock is held past its payment deadline by one more
+            # lease, so the timeout sweep, not the lease, decides its fate.
+            hold_for=timedelta(
+                seconds=settings.payment_timeout + env.config.stock.reservation_lease
+            ),
         )
+        service = OrderService(store, checkout, fulfilment)
         sweeper = asyncio.create_task(
             _sweep_forever(fulfilment, settings.payment_timeout, settings.sweep_interval),
             name="order-payment-timeout-sweep",
@@ -62,5 +75,7 @@ async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
         finally:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
-            # Attempts whose callers went away end before the database closes.
+            # Checkouts and payment attempts whose callers left finish before
+            # the database closes.
+            await checkout.detached.drain(env.config.rpc.drain_timeout)
             await fulfilment.drain()

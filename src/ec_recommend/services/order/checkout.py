@@ -6,6 +6,13 @@ under a unique constraint before any work happens: of two concurrent
 requests with one key exactly one does the work, the other waits for its
 order. A request that fails frees its claim, and releases any stock it
 reserved, so a retry starts clean.
+
+The reservation is a lease. Before the order row is written, the checkout
+confirms it until the order's payment deadline (plus a margin), so an order
+never outlives its stock; a reservation whose order never got written runs
+out and returns its units by itself. The work runs detached from the
+caller's cancellation (a client's deadline running out, a client going
+away): the order's commit and the reservation's fate always agree.
 """
 
 from __future__ import annotations
@@ -13,30 +20,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import timedelta
 
 from ec_recommend._gen.ecommerce import cart as pb_cart
-from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.detached import Detached
 from ec_recommend.platform.errors import (
     Aborted,
     AlreadyExists,
     DeadlineExceeded,
     FailedPrecondition,
-    Internal,
     InvalidArgument,
-    NotFound,
     ServiceError,
-    Unavailable,
 )
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
+from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.rpc.client import ClientFactory
-from ec_recommend.platform.rpc.context import call_scope, current_call
+from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.rpc.dataloader import product_loader
 from ec_recommend.services.order import domain, events
-from ec_recommend.services.order.ledger import Ledger
+from ec_recommend.services.order.admission import Admission
+from ec_recommend.services.order.ledger import Claim, Ledger
+from ec_recommend.services.order.reservations import DEFAULT_HOLD, Reservations, unbounded_by_caller
 from ec_recommend.services.order.store import OrderStore
 
 log = logging.getLogger(__name__)
@@ -44,23 +50,27 @@ log = logging.getLogger(__name__)
 CLAIM_WAIT = 10.0  # longest we wait for a concurrent request holding our key
 CLAIM_STALE = timedelta(minutes=2)  # a claim this old without its order was abandoned
 POLL_INTERVAL = 0.05
+# Reading back whether an order was written, after its write failed.
+WRITTEN_ATTEMPTS = 8
+WRITTEN_BACKOFF = Backoff(initial_delay=0.1, max_delay=2.0)
 
 
 class Checkout:
     def __init__(
-        self, store: OrderStore, ledger: Ledger, clients: ClientFactory, *, concurrency: int = 16
+        self,
+        store: OrderStore,
+        ledger: Ledger,
+        clients: ClientFactory,
+        *,
+        admission: Admission | None = None,
+        hold_for: timedelta = DEFAULT_HOLD,
     ) -> None:
         self.store = store
         self.ledger = ledger
         self.clients = clients
-        # A bulkhead in front of ProductService's stock writes: under a rush
-        # only this many checkouts price and reserve at once, so the later
-        # ones see the stock the earlier ones took and fail fast without a
-        # doomed reservation.
-        self._admission = asyncio.Semaphore(concurrency)
-
-    def _product_stub(self) -> pb_product.ProductServiceStub:
-        return self.clients.stub(pb_product.ProductServiceStub, "product")
+        self.admission = admission or Admission(16, queue=64, wait=1.0)
+        self.reservations = Reservations(clients, hold_for=hold_for)
+        self.detached = Detached("checkout")
 
     async def create(
         self, user_id: str, lines: Sequence[tuple[str, int]], *, from_cart: bool, key: str
@@ -69,20 +79,18 @@ class Checkout:
             raise InvalidArgument("give items or from_cart, not both", field="items")
         requested = [] if from_cart else domain.validate_lines(lines)
         if not key:
-            return await self._create(new_id(), user_id, requested, from_cart)
+            return await self.detached.run(self._create(new_id(), user_id, requested, from_cart))
         fingerprint = domain.request_fingerprint(requested, from_cart)
         loop = asyncio.get_running_loop()
         remaining = current_call().remaining()
         deadline = loop.time() + min(CLAIM_WAIT, remaining if remaining is not None else CLAIM_WAIT)
         while True:
-            order_id = new_id()
-            claim = await self.ledger.claim(user_id, key, fingerprint, order_id)
-            if claim is None:
-                try:
-                    return await self._create(order_id, user_id, requested, from_cart)
-                except BaseException:
-                    await asyncio.shield(self.ledger.drop_claim(user_id, key, order_id))
-                    raise
+            outcome = await self.detached.run(
+                self._claim_and_create(new_id(), user_id, key, fingerprint, requested, from_cart)
+            )
+            if isinstance(outcome, domain.Order):
+                return outcome
+            claim = outcome
             if claim.fingerprint and claim.fingerprint != fingerprint:
                 raise AlreadyExists(
                     "this idempotency key was used for a different order request",
@@ -100,24 +108,102 @@ class Checkout:
                 raise Aborted("a request with this idempotency key is still in progress; retry")
             await asyncio.sleep(POLL_INTERVAL)
 
+    async def _claim_and_create(
+        self,
+        order_id: str,
+        user_id: str,
+        key: str,
+        fingerprint: str,
+        requested: list[tuple[str, int]],
+        from_cart: bool,
+    ) -> domain.Order | Claim:
+        """Claim the key and, if it was free, create the order: one unit of work
+        the caller's cancellation cannot split (a claim nobody works on would
+        answer its retries "in progress" until it went stale)."""
+        claim = await self.ledger.claim(user_id, key, fingerprint, order_id)
+        if claim is not None:
+            return claim  # someone else's
+        return await self._create_claimed(order_id, user_id, key, requested, from_cart)
+
+    async def _create_claimed(
+        self,
+        order_id: str,
+        user_id: str,
+        key: str,
+        requested: list[tuple[str, int]],
+        from_cart: bool,
+    ) -> domain.Order:
+        try:
+            return await self._create(order_id, user_id, requested, from_cart)
+        except BaseException:
+            # No order was written (``_place`` checked): a retry may start afresh.
+            await self.ledger.drop_claim(user_id, key, order_id)
+            raise
+
     async def _create(
         self, order_id: str, user_id: str, requested: list[tuple[str, int]], from_cart: bool
     ) -> domain.Order:
         if from_cart:
             requested = await self._cart_lines(user_id)
-        async with self._admission:
+        async with self.admission.slot(current_call().remaining()):
             lines, total = await self._price(requested)
-            await self._reserve(order_id, lines)
-        try:
-            order = await self.store.create(
-                order_id, user_id, lines, total, on_created=events.order_created
-            )
-        except BaseException:
-            await asyncio.shield(self._release(order_id))
-            raise
+            remaining = current_call().remaining()
+            if remaining is not None and remaining <= 0:
+                # Nobody waits for this order any more: reserve nothing.
+                raise DeadlineExceeded("the request ran out of time before stock was reserved")
+            await self.reservations.reserve(order_id, lines)
+        with unbounded_by_caller():
+            order = await self._place(order_id, user_id, lines, total)
         if from_cart:
             await self._clear_cart(user_id)
         return order
+
+    async def _place(
+        self,
+        order_id: str,
+        user_id: str,
+        lines: tuple[domain.Line, ...],
+        total: Money,
+    ) -> domain.Order:
+        """Confirm the reservation, then write the order: both or neither."""
+        try:
+            await self.reservations.confirm(order_id)
+            return await self.store.create(
+                order_id, user_id, lines, total, on_created=events.order_created
+            )
+        except Exception as exc:
+            # The order's commit may have landed although its answer did not.
+            found = await self._written(order_id, exc)
+            if found is not None:
+                return found
+            await self.reservations.release(order_id)
+            if isinstance(exc, FailedPrecondition) and exc.details.get("reason") == (
+                "reservation_expired"
+            ):
+                raise Aborted(
+                    "the stock reservation ran out before the order was placed; retry",
+                    reason="reservation_expired",
+                ) from None
+            raise
+
+    async def _written(self, order_id: str, failure: Exception) -> domain.Order | None:
+        """Whether the order's commit landed, asked until the store answers (within
+        bounds). If it never does, ``failure`` stands and the reservation stays held."""
+        try:
+            found = await with_retry(
+                lambda: self.store.get_many([order_id]),
+                is_retryable=lambda _: True,  # any failure to read: the answer is still unknown
+                backoff=WRITTEN_BACKOFF,
+                max_attempts=WRITTEN_ATTEMPTS,
+            )
+        except RetriesExhausted as exc:
+            log.error(
+                "could not tell whether order %s was written (%s); its stock stays reserved",
+                order_id,
+                exc.last,
+            )
+            raise failure from None
+        return found[0] if found else None
 
     async def _cart_lines(self, user_id: str) -> list[tuple[str, int]]:
         cart = await self.clients.stub(pb_cart.CartServiceStub, "cart").get_cart(
@@ -131,7 +217,7 @@ class Checkout:
         self, requested: list[tuple[str, int]]
     ) -> tuple[tuple[domain.Line, ...], Money]:
         """All products in one batched GetProducts call, at their current prices."""
-        loader = product_loader(self._product_stub())
+        loader = product_loader(self.reservations.stub())
         found = await loader.load_many(pid for pid, _ in requested)
         infos: dict[str, domain.ProductInfo | None] = {}
         for (pid, _), product in zip(requested, found, strict=True):
@@ -149,32 +235,6 @@ class Checkout:
                 )
             )
         return domain.price_lines(requested, infos)
-
-    async def _reserve(self, order_id: str, lines: Sequence[domain.Line]) -> None:
-        request = pb_product.ReserveStockRequest(
-            reservation_id=order_id,
-            lines=[
-                pb_product.StockLine(product_id=x.product_id, quantity=x.quantity) for x in lines
-            ],
-        )
-        try:
-            await self._product_stub().reserve_stock(request)
-        except (Unavailable, DeadlineExceeded, Internal):
-            # The reservation may have landed although the answer did not.
-            await asyncio.shield(self._release(order_id))
-            raise
-
-    async def _release(self, order_id: str) -> None:
-        # Not bounded by the caller's deadline: it may be what just ran out.
-        with call_scope(replace(current_call(), deadline=None)):
-            try:
-                await self._product_stub().release_stock(
-                    pb_product.ReservationRequest(reservation_id=order_id)
-                )
-            except NotFound:
-                pass  # nothing was reserved
-            except ServiceError as exc:
-                log.error("reservation of unsaved order %s not released: %s", order_id, exc)
 
     async def _clear_cart(self, user_id: str) -> None:
         try:

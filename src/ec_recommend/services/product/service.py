@@ -13,9 +13,11 @@ from ec_recommend.platform.money import money_from_pb
 from ec_recommend.platform.paging import parse_page
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.services.product import domain
+from ec_recommend.services.product.leases import Leases
 from ec_recommend.services.product.store import (
     COMMITTED,
     RELEASED,
+    RESERVED,
     RESTOCKED,
     SORT_COLUMNS,
     ProductStore,
@@ -70,8 +72,9 @@ def _images(images: Sequence[pb.ProductImage]) -> tuple[domain.Image, ...]:
 
 
 class ProductService(pb.ProductServiceBase):
-    def __init__(self, store: ProductStore) -> None:
+    def __init__(self, store: ProductStore, leases: Leases | None = None) -> None:
         self.store = store
+        self.leases = leases or Leases(store.db)
 
     async def get_product(self, message: pb.GetProductRequest) -> pb.Product:
         product_id = require_id(message.product_id, "product_id")
@@ -213,6 +216,18 @@ class ProductService(pb.ProductServiceBase):
         state = await self.store.reserve(reservation_id, list(merged.items()))
         return await self._reservation_response(reservation_id, state)
 
+    async def confirm_reservation(
+        self, message: pb.ConfirmReservationRequest
+    ) -> pb.ReserveStockResponse:
+        reservation_id = _require_reservation_id(message.reservation_id)
+        if message.hold_until is None:
+            raise InvalidArgument("hold_until is required", field="hold_until")
+        lease = await self.leases.confirm(reservation_id, aware(message.hold_until))
+        # No stock levels: this is on every checkout's path, and nothing changed them.
+        return pb.ReserveStockResponse(
+            reservation_id=reservation_id, state=lease.state, expires_at=lease.expires_at
+        )
+
     async def release_stock(self, message: pb.ReservationRequest) -> pb.ReserveStockResponse:
         return await self._transition(message, RELEASED)
 
@@ -232,10 +247,13 @@ class ProductService(pb.ProductServiceBase):
     async def _reservation_response(
         self, reservation_id: str, state: str
     ) -> pb.ReserveStockResponse:
-        ids = await self.store.reservation_products(reservation_id)
-        products = await self.store.get_many(ids)
+        reservation = await self.store.reservation(reservation_id)
+        products = await self.store.get_many(reservation.product_ids)
         return pb.ReserveStockResponse(
-            reservation_id=reservation_id, state=state, stock=[stock_to_pb(p) for p in products]
+            reservation_id=reservation_id,
+            state=state,
+            stock=[stock_to_pb(p) for p in products],
+            expires_at=reservation.expires_at if state == RESERVED else None,
         )
 
     async def create_review(self, message: pb.CreateReviewRequest) -> pb.Review:

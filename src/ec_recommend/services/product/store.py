@@ -1,79 +1,67 @@
-"""Product tables and the queries on them.
+"""The product service's store: products and reviews, and (from
+``StockReservations``) stock reservations.
 
 Stock changes are single conditional UPDATEs (``... WHERE available >= n``),
-so concurrent reservations can never oversell on either engine; a multi-line
-reservation runs in one unit of work and leaves nothing behind if any line is
-short.
+so a change can never take stock below zero on either engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import AlreadyExists, FailedPrecondition, NotFound
-from ec_recommend.platform.events.outbox import outbox_migration
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.paging import Page
-from ec_recommend.platform.storage import Database, Migration, UnitOfWork
-from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.platform.storage import UnitOfWork
 from ec_recommend.services.product import domain, events
+from ec_recommend.services.product.reservations import (
+    DEFAULT_LEASE,
+    Reservation,
+    StockReservations,
+    move_units,
+    stock_move,
+)
+from ec_recommend.services.product.tables import (
+    COMMITTED,
+    EXPIRED,
+    MIGRATIONS,
+    RELEASED,
+    RESERVED,
+    RESTOCKED,
+    load_product,
+    metadata,
+    products,
+    reservations,
+    reviews,
+    status_after,
+    to_product,
+)
 
-metadata = sa.MetaData()
-
-products = sa.Table(
+# Names other modules import from here.
+__all__ = [
+    "COMMITTED",
+    "DEFAULT_LEASE",
+    "EXPIRED",
+    "MIGRATIONS",
+    "RELEASED",
+    "RESERVED",
+    "RESTOCKED",
+    "SORT_COLUMNS",
+    "ProductStore",
+    "Reservation",
+    "metadata",
+    "move_units",
     "products",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("seller_id", sa.String(64), nullable=False, index=True),
-    sa.Column("name", sa.String(domain.MAX_NAME), nullable=False),
-    sa.Column("description", sa.Text, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("base_price", sa.BigInteger, nullable=False),
-    sa.Column("sale_price", sa.BigInteger, nullable=True),
-    sa.Column("available", sa.Integer, nullable=False),
-    sa.Column("reserved", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("sold", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
-    sa.Column("images", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("available >= 0", name="available_not_negative"),
-    sa.CheckConstraint("reserved >= 0", name="reserved_not_negative"),
-)
-
-reservations = sa.Table(
-    "stock_reservations",
-    metadata,
-    sa.Column("reservation_id", sa.String(100), primary_key=True),
-    sa.Column("product_id", sa.String(36), primary_key=True),
-    sa.Column("quantity", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-reviews = sa.Table(
+    "reservations",
     "reviews",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("product_id", sa.String(36), nullable=False),
-    sa.Column("user_id", sa.String(64), nullable=False),
-    sa.Column("rating", sa.Integer, nullable=False),
-    sa.Column("comment", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("product_id", "user_id", name="one_review_per_user"),
-    sa.Index("reviews_by_product", "product_id", "created_at"),
-)
-
-MIGRATIONS = [Migration(1, create_tables(metadata)), outbox_migration(2)]
-
-RESERVED, RELEASED, COMMITTED, RESTOCKED = "reserved", "released", "committed", "restocked"
+    "stock_move",
+]
 
 _effective_price = sa.func.coalesce(products.c.sale_price, products.c.base_price)
 SORT_COLUMNS: dict[str, Any] = {
@@ -90,41 +78,11 @@ _BY_ID = sa.select(products).where(products.c.id == sa.bindparam("product_id"))
 _BY_IDS = sa.select(products).where(products.c.id.in_(sa.bindparam("product_ids", expanding=True)))
 
 
-def _status_after(available: Any) -> Any:
-    """SQL for the status a product has once ``available`` units remain."""
-    return sa.case(
-        (products.c.status == domain.ARCHIVED, domain.ARCHIVED),
-        (available > 0, domain.ACTIVE),
-        else_=domain.OUT_OF_STOCK,
-    )
-
-
-def _to_product(row: Any) -> domain.Product:
-    sale = None if row.sale_price is None else Money(row.sale_price, row.currency)
-    return domain.Product(
-        id=row.id,
-        seller_id=row.seller_id,
-        name=row.name,
-        description=row.description,
-        base_price=Money(row.base_price, row.currency),
-        sale_price=sale,
-        available=row.available,
-        reserved=row.reserved,
-        status=row.status,
-        images=tuple(domain.Image(i["url"], i.get("alt_text", "")) for i in row.images),
-        created_at=aware(row.created_at),
-        updated_at=aware(row.updated_at),
-    )
-
-
 def _images(images: Sequence[domain.Image]) -> list[dict[str, str]]:
     return [{"url": i.url, "alt_text": i.alt_text} for i in images]
 
 
-class ProductStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
+class ProductStore(StockReservations):
     async def create(
         self,
         *,
@@ -168,7 +126,7 @@ class ProductStore:
         row = await self.db.read(read)  # by primary key: bounded
         if row is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
-        return _to_product(row)
+        return to_product(row)
 
     async def get_many(self, product_ids: Sequence[str]) -> list[domain.Product]:
         if not product_ids:
@@ -178,7 +136,7 @@ class ProductStore:
             return conn.execute(_BY_IDS, {"product_ids": list(set(product_ids))}).all()
 
         rows = await self.db.read(read)  # by primary key, at most MAX_BATCH ids: bounded
-        by_id = {row.id: _to_product(row) for row in rows}
+        by_id = {row.id: to_product(row) for row in rows}
         return [by_id[pid] for pid in dict.fromkeys(product_ids) if pid in by_id]
 
     async def list_page(
@@ -202,7 +160,7 @@ class ProductStore:
         async with self.db.reading() as conn:
             rows = (await conn.execute(query)).all()
             total = (await conn.execute(count)).scalar_one()
-        return [_to_product(row) for row in rows], int(total)
+        return [to_product(row) for row in rows], int(total)
 
     async def update(self, product_id: str, changes: dict[str, Any]) -> domain.Product:
         """Apply already-validated column changes; status follows stock."""
@@ -229,7 +187,7 @@ class ProductStore:
             sa.update(products)
             .where(products.c.id == product_id)
             .values(
-                available=new_available, status=_status_after(new_available), updated_at=utcnow()
+                available=new_available, status=status_after(new_available), updated_at=utcnow()
             )
         )
         if delta is not None and delta < 0:
@@ -248,146 +206,6 @@ class ProductStore:
                 await events.product_out_of_stock(uow, product)
             await uow.commit()
         return product
-
-    async def reserve(self, reservation_id: str, lines: Sequence[tuple[str, int]]) -> str:
-        """Reserve every line or none; repeating a reservation id is a no-op."""
-        try:
-            return await self._reserve(reservation_id, lines)
-        except IntegrityError:
-            # A concurrent request with the same reservation id won the race.
-            async with self.db.unit_of_work() as uow:
-                state = await self._reservation_state(uow, reservation_id)
-            if state is None:
-                raise
-            return state
-
-    async def _reserve(self, reservation_id: str, lines: Sequence[tuple[str, int]]) -> str:
-        async with self.db.unit_of_work() as uow:
-            existing = await self._reservation_state(uow, reservation_id)
-            if existing is not None:
-                return existing
-            now = utcnow()
-            # A stable lock order keeps two multi-line reservations from deadlocking.
-            for product_id, quantity in sorted(lines):
-                remaining = products.c.available - quantity
-                result = await uow.execute(
-                    sa.update(products)
-                    .where(
-                        products.c.id == product_id,
-                        products.c.available >= quantity,
-                        products.c.status != domain.ARCHIVED,
-                    )
-                    .values(
-                        available=remaining,
-                        reserved=products.c.reserved + quantity,
-                        status=_status_after(remaining),
-                        updated_at=now,
-                    )
-                )
-                if result.rowcount == 0:
-                    await self._explain_short_line(uow, product_id, quantity)
-                await uow.execute(
-                    sa.insert(reservations).values(
-                        reservation_id=reservation_id,
-                        product_id=product_id,
-                        quantity=quantity,
-                        state=RESERVED,
-                        updated_at=now,
-                    )
-                )
-            # Availability only drops here, so a product at zero just sold out.
-            for product_id, _ in sorted(lines):
-                product = await self._get(uow, product_id)
-                if product.available == 0:
-                    await events.product_out_of_stock(uow, product)
-            await uow.commit()
-        return RESERVED
-
-    async def _explain_short_line(self, uow: UnitOfWork, product_id: str, quantity: int) -> None:
-        product = await self._get(uow, product_id)
-        if product.status == domain.ARCHIVED:
-            raise FailedPrecondition(
-                f"product {product_id} is no longer sold",
-                product_id=product_id,
-                reason="product_archived",
-            )
-        raise FailedPrecondition(
-            f"only {product.available} of product {product_id} available, {quantity} requested",
-            product_id=product_id,
-            reason="insufficient_stock",
-            available=str(product.available),
-            requested=str(quantity),
-        )
-
-    async def transition(self, reservation_id: str, target: str) -> str:
-        """Move a reservation to released, committed or restocked; idempotent."""
-        allowed_from = {RELEASED: RESERVED, COMMITTED: RESERVED, RESTOCKED: COMMITTED}[target]
-        async with self.db.unit_of_work() as uow:
-            rows = (
-                await uow.execute(
-                    sa.select(reservations).where(reservations.c.reservation_id == reservation_id)
-                )
-            ).all()
-            if not rows:
-                raise NotFound(
-                    f"reservation {reservation_id} not found", reservation_id=reservation_id
-                )
-            state = str(rows[0].state)
-            if state == target:
-                return state
-            if state != allowed_from:
-                raise FailedPrecondition(
-                    f"reservation {reservation_id} is {state}, cannot become {target}",
-                    reservation_id=reservation_id,
-                )
-            now = utcnow()
-            for row in sorted(rows, key=lambda r: r.product_id):
-                await uow.execute(self._stock_move(target, row.product_id, row.quantity, now))
-            await uow.execute(
-                sa.update(reservations)
-                .where(reservations.c.reservation_id == reservation_id)
-                .values(state=target, updated_at=now)
-            )
-            if target in (RELEASED, RESTOCKED):  # units are buyable again
-                for row in sorted(rows, key=lambda r: r.product_id):
-                    product = await self._get(uow, row.product_id)
-                    await events.product_updated(uow, product, ["available"])
-            await uow.commit()
-        return target
-
-    @staticmethod
-    def _stock_move(target: str, product_id: str, quantity: int, now: datetime) -> sa.Update:
-        if target == RELEASED:
-            available = products.c.available + quantity
-            values = {
-                "available": available,
-                "reserved": products.c.reserved - quantity,
-                "status": _status_after(available),
-            }
-        elif target == COMMITTED:
-            values = {
-                "reserved": products.c.reserved - quantity,
-                "sold": products.c.sold + quantity,
-            }
-        else:
-            available = products.c.available + quantity
-            values = {
-                "available": available,
-                "sold": products.c.sold - quantity,
-                "status": _status_after(available),
-            }
-        return (
-            sa.update(products).where(products.c.id == product_id).values(**values, updated_at=now)
-        )
-
-    async def reservation_products(self, reservation_id: str) -> list[str]:
-        async with self.db.reading() as conn:
-            rows = await conn.execute(
-                sa.select(reservations.c.product_id).where(
-                    reservations.c.reservation_id == reservation_id
-                )
-            )
-            return [row.product_id for row in rows]
 
     async def create_review(
         self, product_id: str, user_id: str, rating: int, comment: str
@@ -442,18 +260,4 @@ class ProductStore:
         return list(rows), int(total)
 
     async def _get(self, uow: UnitOfWork, product_id: str) -> domain.Product:
-        row = (await uow.execute(sa.select(products).where(products.c.id == product_id))).first()
-        if row is None:
-            raise NotFound(f"product {product_id} not found", product_id=product_id)
-        return _to_product(row)
-
-    @staticmethod
-    async def _reservation_state(uow: UnitOfWork, reservation_id: str) -> str | None:
-        row = (
-            await uow.execute(
-                sa.select(reservations.c.state)
-                .where(reservations.c.reservation_id == reservation_id)
-                .limit(1)
-            )
-        ).first()
-        return None if row is None else str(row.state)
+        return await load_product(uow, product_id)

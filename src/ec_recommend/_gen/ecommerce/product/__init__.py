@@ -4,6 +4,7 @@
 # This file has been @generated
 
 __all__ = (
+    "ConfirmReservationRequest",
     "CreateProductRequest",
     "CreateReviewRequest",
     "GetProductRequest",
@@ -96,6 +97,20 @@ class StockOperation(betterproto2.Enum):
             "STOCK_OPERATION_RELEASE": 4,
             "STOCK_OPERATION_COMMIT": 5,
         }
+
+
+@dataclass(eq=False, repr=False)
+class ConfirmReservationRequest(betterproto2.Message):
+    reservation_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    hold_until: "datetime.datetime | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+
+
+default_message_pool.register_message(
+    "ecommerce.product", "ConfirmReservationRequest", ConfirmReservationRequest
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -306,10 +321,17 @@ class ReserveStockResponse(betterproto2.Message):
 
     state: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
     """
-    reserved | released | committed | restocked
+    reserved | released | committed | restocked | expired
     """
 
     stock: "list[StockResponse]" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    expires_at: "datetime.datetime | None" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+    """
+    When a held (reserved) reservation's lease runs out; unset otherwise.
+    """
 
 
 default_message_pool.register_message(
@@ -573,10 +595,36 @@ class ProductServiceStub(betterproto2_grpclib.ServiceStub):
     ) -> "ReserveStockResponse":
         """
         All-or-nothing reservation of several lines under one reservation id.
+        A reservation is a lease: unless confirmed, it expires after the
+        product service's reservation lease and its units return to stock.
         """
 
         return await self._unary_unary(
             "/ecommerce.product.ProductService/ReserveStock",
+            message,
+            ReserveStockResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def confirm_reservation(
+        self,
+        message: "ConfirmReservationRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ReserveStockResponse":
+        """
+        Extends a reservation's lease to hold_until (never shortens it);
+        idempotent. FAILED_PRECONDITION (reason reservation_expired) when the
+        lease already ran out and the units went back to stock. The answer
+        carries the state and expiry, not stock levels.
+        """
+
+        return await self._unary_unary(
+            "/ecommerce.product.ProductService/ConfirmReservation",
             message,
             ReserveStockResponse,
             timeout=timeout,
@@ -593,7 +641,9 @@ class ProductServiceStub(betterproto2_grpclib.ServiceStub):
         metadata: "MetadataLike | None" = None,
     ) -> "ReserveStockResponse":
         """
-        Release or commit every line of a reservation; idempotent.
+        Release or commit every line of a reservation; idempotent. Releasing an
+        expired reservation is a no-op; committing one takes its units again
+        (FAILED_PRECONDITION, reason reservation_expired, when they are gone).
         """
 
         return await self._unary_unary(
@@ -727,13 +777,29 @@ class ProductServiceBase(betterproto2_grpclib.ServiceBase):
     async def reserve_stock(self, message: "ReserveStockRequest") -> "ReserveStockResponse":
         """
         All-or-nothing reservation of several lines under one reservation id.
+        A reservation is a lease: unless confirmed, it expires after the
+        product service's reservation lease and its units return to stock.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def confirm_reservation(
+        self, message: "ConfirmReservationRequest"
+    ) -> "ReserveStockResponse":
+        """
+        Extends a reservation's lease to hold_until (never shortens it);
+        idempotent. FAILED_PRECONDITION (reason reservation_expired) when the
+        lease already ran out and the units went back to stock. The answer
+        carries the state and expiry, not stock levels.
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def release_stock(self, message: "ReservationRequest") -> "ReserveStockResponse":
         """
-        Release or commit every line of a reservation; idempotent.
+        Release or commit every line of a reservation; idempotent. Releasing an
+        expired reservation is a no-op; committing one takes its units again
+        (FAILED_PRECONDITION, reason reservation_expired, when they are gone).
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
@@ -827,6 +893,14 @@ class ProductServiceBase(betterproto2_grpclib.ServiceBase):
         request = await stream.recv_message()
         assert request is not None
         response = await self.reserve_stock(request)
+        await stream.send_message(response)
+
+    async def __rpc_confirm_reservation(
+        self, stream: "grpclib.server.Stream[ConfirmReservationRequest, ReserveStockResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.confirm_reservation(request)
         await stream.send_message(response)
 
     async def __rpc_release_stock(
@@ -923,6 +997,12 @@ class ProductServiceBase(betterproto2_grpclib.ServiceBase):
                 self.__rpc_reserve_stock,
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ReserveStockRequest,
+                ReserveStockResponse,
+            ),
+            "/ecommerce.product.ProductService/ConfirmReservation": grpclib.const.Handler(
+                self.__rpc_confirm_reservation,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ConfirmReservationRequest,
                 ReserveStockResponse,
             ),
             "/ecommerce.product.ProductService/ReleaseStock": grpclib.const.Handler(

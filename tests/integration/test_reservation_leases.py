@@ -1,0 +1,230 @@
+"""Reservation leases on SQLite and PostgreSQL: an expired reservation returns
+its units exactly once, a confirmed one is held, and concurrent sweeps (two
+product replicas on one database) never return a unit twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+
+from ec_recommend.config import StorageConfig
+from ec_recommend.platform import errors
+from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.money import Money
+from ec_recommend.platform.storage import Database, open_database
+from ec_recommend.platform.storage.database import Migration, create_tables
+from ec_recommend.services.product import store as product_store
+from ec_recommend.services.product.leases import Lease, Leases
+from ec_recommend.services.product.store import EXPIRED, RELEASED, RESERVED, ProductStore
+
+pytestmark = pytest.mark.asyncio
+
+LATER = timedelta(minutes=10)
+
+
+@pytest_asyncio.fixture
+async def db(storage: StorageConfig) -> AsyncIterator[Database]:
+    async with open_database(storage, "product", product_store.MIGRATIONS) as database:
+        yield database
+
+
+async def _product(store: ProductStore, stock: int = 10) -> str:
+    product = await store.create(
+        seller_id="s-1",
+        name="Tea",
+        description="",
+        base_price=Money(1000),
+        sale_price=None,
+        stock=stock,
+        images=(),
+    )
+    return product.id
+
+
+async def _levels(store: ProductStore, product_id: str) -> tuple[int, int]:
+    product = await store.get(product_id)
+    return product.available, product.reserved
+
+
+async def test_an_unconfirmed_reservation_expires_once_and_returns_its_units(db) -> None:
+    store = ProductStore(db, reservation_lease=60)
+    tea, cup = await _product(store), await _product(store)
+    await store.reserve("order-1", [(tea, 3), (cup, 1)])
+    leases = Leases(db)
+    assert await leases.expire_due() == []  # the lease still runs
+    assert await _levels(store, tea) == (7, 3)
+
+    assert await leases.expire_due(utcnow() + LATER) == ["order-1"]
+    assert await leases.expire_due(utcnow() + LATER) == []  # never twice
+    assert await _levels(store, tea) == (10, 0)
+    assert await _levels(store, cup) == (10, 0)
+    assert (await store.reservation("order-1")).state == EXPIRED
+    # Its order's own release, arriving late, finds nothing more to give back.
+    assert await store.transition("order-1", RELEASED) == RELEASED
+    assert await _levels(store, tea) == (10, 0)
+    assert await Leases(db).expire_due(utcnow() + LATER) == []
+
+
+async def test_an_order_paid_after_its_lease_ran_out_takes_its_units_again(db) -> None:
+    store = ProductStore(db, reservation_lease=1)
+    tea, cup = await _product(store, stock=3), await _product(store, stock=3)
+    await store.reserve("late", [(tea, 2), (cup, 1)])
+    await store.reserve("too-late", [(tea, 1), (cup, 1)])
+    assert sorted(await Leases(db).expire_due(utcnow() + LATER)) == ["late", "too-late"]
+    await store.reserve("meanwhile", [(tea, 2)])  # someone else bought the units
+
+    assert await store.transition("too-late", product_store.COMMITTED) == product_store.COMMITTED
+    assert await store.transition("too-late", product_store.COMMITTED) == product_store.COMMITTED
+    with pytest.raises(errors.FailedPrecondition) as gone:
+        await store.transition("late", product_store.COMMITTED)
+    assert gone.value.details["reason"] == "reservation_expired"
+    assert gone.value.details["product_id"] == tea
+    assert (await store.reservation("late")).state == EXPIRED  # nothing moved
+    assert (await store.get(tea)).available == 0
+    assert (await store.get(cup)).available == 2
+    tea_now = await store.get(tea)
+    assert (tea_now.available, tea_now.reserved) == (0, 2)  # "meanwhile" holds 2, 1 sold
+
+
+async def test_a_confirmed_reservation_is_held_until_its_hold_runs_out(db) -> None:
+    store = ProductStore(db, reservation_lease=1)
+    tea = await _product(store)
+    await store.reserve("order-1", [(tea, 2)])
+    leases = Leases(db)
+    hold = utcnow() + LATER
+    assert await leases.confirm("order-1", hold) == Lease(RESERVED, hold)
+    shorter = await leases.confirm("order-1", hold - timedelta(minutes=5))
+    assert shorter.state == RESERVED and shorter.expires_at is not None
+    assert abs(shorter.expires_at - hold) < timedelta(seconds=1)  # never shortened
+    assert await leases.expire_due(utcnow() + timedelta(minutes=9)) == []
+    assert await _levels(store, tea) == (8, 2)
+    expires = (await store.reservation("order-1")).expires_at
+    assert expires is not None and abs(expires - hold) < timedelta(seconds=1)
+
+    assert await leases.expire_due(hold + timedelta(seconds=1)) == ["order-1"]
+    assert await _levels(store, tea) == (10, 0)
+    with pytest.raises(errors.FailedPrecondition) as expired:
+        await leases.confirm("order-1", hold + LATER)
+    assert expired.value.details["reason"] == "reservation_expired"
+    await store.reserve("order-3", [(tea, 1)])
+    await store.transition("order-3", RELEASED)
+    with pytest.raises(errors.FailedPrecondition) as released:
+        await leases.confirm("order-3", hold)
+    assert released.value.details["reason"] == "reservation_released"
+    with pytest.raises(errors.NotFound):
+        await leases.confirm("order-2", hold)
+
+
+async def test_a_committed_reservation_never_expires(db) -> None:
+    store = ProductStore(db, reservation_lease=1)
+    tea = await _product(store)
+    await store.reserve("order-1", [(tea, 2)])
+    await store.transition("order-1", product_store.COMMITTED)
+    assert await Leases(db).expire_due(utcnow() + LATER) == []
+    product = await store.get(tea)
+    assert (product.available, product.reserved) == (8, 0)
+    confirmed = await Leases(db).confirm("order-1", utcnow() + LATER)
+    assert confirmed == Lease(product_store.COMMITTED, None)
+
+
+async def test_concurrent_sweeps_return_each_unit_once(storage: StorageConfig) -> None:
+    # Two replicas: two engines (pools) on one database, sweeping at once.
+    async with (
+        open_database(storage, "product", product_store.MIGRATIONS) as first,
+        open_database(storage, "product", product_store.MIGRATIONS) as second,
+    ):
+        store = ProductStore(first, reservation_lease=1)
+        tea = await _product(store, stock=100)
+        for n in range(40):
+            await store.reserve(f"order-{n}", [(tea, 2)])
+        sweeps = [Leases(db).expire_due(utcnow() + LATER) for db in (first, second) * 2]
+        results = await asyncio.gather(*sweeps)
+        swept = [rid for result in results for rid in result]
+        assert sorted(swept) == sorted(f"order-{n}" for n in range(40))
+        assert await _levels(store, tea) == (100, 0)
+
+
+async def test_confirmation_racing_the_sweep_either_holds_or_fails(db) -> None:
+    store = ProductStore(db, reservation_lease=1)
+    tea = await _product(store, stock=100)
+    for n in range(20):
+        await store.reserve(f"order-{n}", [(tea, 1)])
+    leases = Leases(db)
+    now = utcnow() + timedelta(seconds=30)
+
+    async def confirm(n: int) -> bool:
+        try:
+            await leases.confirm(f"order-{n}", now + LATER)
+        except errors.FailedPrecondition:
+            return False
+        return True
+
+    swept, *confirmed = await asyncio.gather(
+        leases.expire_due(now), *(confirm(n) for n in range(20))
+    )
+    held = {f"order-{n}" for n, ok in enumerate(confirmed) if ok}
+    assert held.isdisjoint(swept) and len(held) + len(swept) == 20
+    assert await _levels(store, tea) == (100 - len(held), len(held))
+
+
+async def test_an_existing_database_gains_leases_and_keeps_its_reservations(
+    storage: StorageConfig,
+) -> None:
+    # The schema before leases: version 2, reservations without expires_at.
+    old = sa.MetaData()
+    for table in product_store.metadata.tables.values():
+        if table is not product_store.reservations:
+            table.to_metadata(old)
+    sa.Table(
+        "stock_reservations",
+        old,
+        sa.Column("reservation_id", sa.String(100), primary_key=True),
+        sa.Column("product_id", sa.String(36), primary_key=True),
+        sa.Column("quantity", sa.Integer, nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    before = [Migration(1, create_tables(old)), product_store.MIGRATIONS[1]]
+    async with open_database(storage, "product", before) as db, db.unit_of_work() as uow:
+        now = utcnow()
+        await uow.execute(
+            sa.insert(old.tables["products"]).values(
+                id="p-1",
+                seller_id="s-1",
+                name="Tea",
+                description="",
+                currency="JPY",
+                base_price=1000,
+                available=8,
+                reserved=2,
+                sold=0,
+                status="active",
+                images=[],
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await uow.execute(
+            sa.insert(old.tables["stock_reservations"]).values(
+                reservation_id="legacy",
+                product_id="p-1",
+                quantity=2,
+                state=RESERVED,
+                updated_at=now,
+            )
+        )
+        await uow.commit()
+    async with open_database(storage, "product", product_store.MIGRATIONS) as db:
+        store = ProductStore(db)
+        # Reserved before leases existed: held until its order moves it.
+        assert await Leases(db).expire_due(utcnow() + LATER) == []
+        await store.reserve("new", [("p-1", 1)])
+        assert (await store.reservation("new")).expires_at is not None
+        assert await Leases(db).expire_due(utcnow() + LATER) == ["new"]
+        assert await store.transition("legacy", RELEASED) == RELEASED
+        assert await _levels(store, "p-1") == (10, 0)
