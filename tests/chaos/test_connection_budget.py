@@ -24,8 +24,7 @@ from typing import Any
 
 import pytest
 
-import ec_recommend.config
-from ec_recommend.config import Config, StorageConfig
+from ec_recommend.config import StockConfig, StorageConfig
 from tests.chaos.invariants import check_stock, stock_levels
 from tests.conftest import POSTGRES_URL, wait_for
 from tests.integration.gateway.conftest import GatewayUnderTest, gateway_config, running_gateway
@@ -36,15 +35,6 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.chaos]
 SERVICES = ("user", "product", "cart", "order")
 BUYERS = 40
 EXPECTED = {200, 201, 402, 409, 503}  # 409: sold out; 402 never happens with tok_visa
-
-
-def _short_leases(config: Config) -> Config | None:
-    """``config`` with reservations that run out in seconds; None without leases."""
-    stock_config = getattr(ec_recommend.config, "StockConfig", None)
-    if stock_config is None:
-        return None
-    short = stock_config(reservation_lease=3.0, lease_sweep_interval=0.2)
-    return replace(config, stock=short)  # type: ignore[call-arg]
 
 
 async def _stock_holds(storage: StorageConfig, before: dict[str, Any]) -> bool:
@@ -110,10 +100,11 @@ async def test_exhausted_connections_answer_503_with_a_retry_hint_and_lose_no_st
             pool_timeout=0.25,
         )
         config = replace(gateway_config(tmp_path), storage=storage)
-        leased = _short_leases(config)
+        # reservations of refused checkouts run out in seconds
+        config = replace(config, stock=StockConfig(reservation_lease=3.0, lease_sweep_interval=0.2))
         # the invariants read the same schemas as the superuser, outside the budget
         observer = replace(storage, database_url=POSTGRES_URL)
-        async with running_gateway(leased or config, SERVICES) as gateway:
+        async with running_gateway(config, SERVICES) as gateway:
             product_id = await _product(gateway, stock=BUYERS)
             before = await stock_levels(observer)
 
@@ -131,10 +122,6 @@ async def test_exhausted_connections_answer_503_with_a_retry_hint_and_lose_no_st
                 assert body["code"] == "SERVICE_UNAVAILABLE"
                 assert hint.isdigit() and int(hint) >= 1, f"503 without Retry-After: {body}"
 
-            if leased is None:
-                if not await _stock_holds(observer, before):
-                    pytest.xfail("units of refused releases wait for reservation leases (part 1)")
-                return
             # the sweep runs in the product service: leave it running meanwhile
             await wait_for(lambda: _stock_holds(observer, before), timeout=40, interval=0.5)
         await check_stock(observer, before)
