@@ -56,7 +56,6 @@ async def pg_up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[UpPro
         **SETTINGS,
         "EC_DATABASE_URL": POSTGRES_URL,
         "EC_SCHEMA_PREFIX": prefix,
-        "EC_DB_POOL_SIZE": "2",  # thirteen databases share the server's connections
     }
     try:
         with running_up(tmp_path_factory.mktemp("leases-pg"), settings) as process:

@@ -12,11 +12,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from ec_recommend._gen.ecommerce import cart as pb_cart
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.config import Config, RpcConfig, StorageConfig
 from ec_recommend.platform.rpc.context import CallContext, call_scope
+from ec_recommend.platform.storage import open_database
+from ec_recommend.platform.storage.engines import CONSUMERS_POOL
 from ec_recommend.runtime.host import host_services
 from ec_recommend.runtime.registry import available_services
 from tests.postgres_roles import postgres_role
@@ -57,3 +60,28 @@ async def test_every_service_in_one_process_shares_one_bounded_pool(tmp_path: Pa
                 await burst
                 peak = max(peak, await role.connections())
         assert peak <= POOL_SIZE + MAX_OVERFLOW
+
+
+async def test_consumers_holding_every_connection_never_starve_the_services(
+    tmp_path: Path,
+) -> None:
+    """A consumer's handler holds its unit of work while it calls a service
+    hosted in the same process; were they one pool, handlers holding every
+    connection would wait for services that wait for a connection."""
+    async with postgres_role() as role:
+        storage = StorageConfig(
+            data_dir=tmp_path,
+            database_url=role.url,
+            schema_prefix=f"t{uuid.uuid4().hex[:8]}_",
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=1.0,
+        )
+        async with (
+            open_database(storage, "inventory", [], pool_group=CONSUMERS_POOL) as inbox,
+            open_database(storage, "product", []) as service,
+            inbox.unit_of_work() as handler,  # every consumer connection, held
+        ):
+            await handler.execute(sa.text("SELECT 1"))
+            async with service.reading() as conn:  # the service still gets one
+                assert (await conn.execute(sa.text("SELECT 1"))).scalar_one() == 1

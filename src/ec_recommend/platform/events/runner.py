@@ -18,6 +18,7 @@ from ec_recommend.platform.events.topology import TopologyError, load_topology
 from ec_recommend.platform.events.worker import ConsumerWorker
 from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.storage import open_database
+from ec_recommend.platform.storage.engines import CONSUMERS_POOL
 from ec_recommend.platform.telemetry.metrics import process_metrics
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,12 @@ async def running_consumers(
         workers = []
         for subscription in subscriptions:
             db = await stack.enter_async_context(
-                open_database(storage, subscription.database, subscription.migrations)
+                open_database(
+                    storage,
+                    subscription.database,
+                    subscription.migrations,
+                    pool_group=CONSUMERS_POOL,
+                )
             )
             await ensure_inbox(db)
             workers.append(ConsumerWorker(subscription, db, sqs, events))

@@ -43,7 +43,7 @@ from sqlalchemy.sql import Executable
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.storage.availability import open_connection
-from ec_recommend.platform.storage.engines import shared_engine
+from ec_recommend.platform.storage.engines import SERVICES_POOL, shared_engine
 from ec_recommend.platform.storage.inline_reads import InlineReader
 from ec_recommend.platform.telemetry.database import instrument_engine
 
@@ -236,12 +236,17 @@ def _async_url(url: str) -> str:
 
 @asynccontextmanager
 async def open_database(
-    config: StorageConfig, service: str, migrations: Sequence[Migration]
+    config: StorageConfig,
+    service: str,
+    migrations: Sequence[Migration],
+    *,
+    pool_group: str = SERVICES_POOL,
 ) -> AsyncIterator[Database]:
-    """Open (creating and migrating) the database of ``service``."""
+    """Open (creating and migrating) the database of ``service``; on PostgreSQL
+    from the process's shared pool of ``pool_group``."""
     url = _async_url(config.database_url) if config.database_url else None
     if url is not None and url.startswith("postgresql"):
-        async with shared_engine(url, config) as server:
+        async with shared_engine(url, config, pool_group) as server:
             schema = _schema_name(config, service)
             async with server.begin() as conn:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))

@@ -1,11 +1,17 @@
-"""One engine, one pool, per database server and process.
+"""One pool per database server, process and group.
 
-Every service and consumer a process hosts on the same PostgreSQL server
-shares one ``AsyncEngine``; each keeps its own schema through
-``schema_translate_map`` on a view of it. So a process holds at most
-``pool_size + max_overflow`` connections, however many services it hosts
-(``up`` once held 13 pools of 10). The engine lives while any database
-opened on it is open, and belongs to the event loop that created it.
+Every service a process hosts on the same PostgreSQL server shares one
+``AsyncEngine``; each keeps its own schema through ``schema_translate_map``
+on a view of it. So a process holds at most ``pool_size + max_overflow``
+connections for its services however many it hosts (``up`` once held 13
+pools of 10), and as many again for its event consumers.
+
+Consumers have a pool of their own because a handler holds its unit of work
+(inbox and effects in one transaction) while it calls services, which may be
+hosted in the same process: in one pool, handlers holding every connection
+would wait for services waiting for a connection. The engine lives while
+any database opened on it is open, and belongs to the event loop that
+created it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.telemetry.database import report_pool
 
-POOL_LABEL = "shared"  # the pool gauges' ``service`` label for a shared pool
+SERVICES_POOL = "services"
+CONSUMERS_POOL = "consumers"
 
 
 @dataclass
@@ -30,14 +37,18 @@ class _Shared:
     unreport: Callable[[], None]
 
 
-_engines: dict[tuple[str, int, int, float, int], _Shared] = {}
+_engines: dict[tuple[str, str, int, int, float, int], _Shared] = {}
 
 
 @asynccontextmanager
-async def shared_engine(url: str, config: StorageConfig) -> AsyncIterator[AsyncEngine]:
-    """The process's engine for ``url``: created on first use, disposed after the last."""
+async def shared_engine(
+    url: str, config: StorageConfig, group: str = SERVICES_POOL
+) -> AsyncIterator[AsyncEngine]:
+    """The process's engine for ``url`` and ``group``: created on first use,
+    disposed after the last."""
     key = (
         url,
+        group,
         config.pool_size,
         config.max_overflow,
         config.pool_timeout,
@@ -52,7 +63,7 @@ async def shared_engine(url: str, config: StorageConfig) -> AsyncIterator[AsyncE
             pool_timeout=config.pool_timeout,
             pool_pre_ping=False,
         )
-        shared = _engines[key] = _Shared(engine, 0, report_pool(engine, POOL_LABEL))
+        shared = _engines[key] = _Shared(engine, 0, report_pool(engine, f"shared-{group}"))
     shared.users += 1
     try:
         yield shared.engine

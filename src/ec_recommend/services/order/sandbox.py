@@ -10,7 +10,6 @@ leave no record.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,13 +61,10 @@ refunds = sa.Table(
 MIGRATIONS = [Migration(1, create_tables(metadata))]
 
 
-SANDBOX_POOL = 1  # connections (plus as many overflow) on PostgreSQL: a test stand-in's share
-
-
 @asynccontextmanager
 async def open_sandbox(storage: StorageConfig) -> AsyncIterator[SandboxPaymentProvider]:
-    small = dataclasses.replace(storage, pool_size=min(storage.pool_size, SANDBOX_POOL))
-    async with open_database(small, SERVICE, MIGRATIONS) as db:
+    # on PostgreSQL, from the order service's process pool, within its budget
+    async with open_database(storage, SERVICE, MIGRATIONS) as db:
         yield SandboxPaymentProvider(db)
 
 
