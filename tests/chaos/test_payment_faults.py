@@ -62,7 +62,7 @@ async def test_pays_cancelled_at_any_point_all_end_and_pay_again(services, confi
         again = await asyncio.gather(*(fulfilment.pay(o, "tok_visa") for o in wanted))
         assert {p.status for p in again} == {SUCCEEDED}
 
-        await fulfilment.drain()
+        await fulfilment.drain(30)
         await fulfilment.sweep(payment_timeout=3600)
         assert await invariants.payments_in_flight(config.storage, timedelta(0)) == []
         for n, order in enumerate(orders):

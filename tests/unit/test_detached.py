@@ -62,3 +62,23 @@ async def test_drain_cancels_what_outlasts_it() -> None:
     assert len(detached) == 0
     with pytest.raises(asyncio.CancelledError):
         await caller
+
+
+async def test_keyed_work_is_found_while_it_runs_and_runs_once_per_key() -> None:
+    detached = Detached("payment")
+    started, proceed = asyncio.Event(), asyncio.Event()
+
+    async def attempt() -> str:
+        started.set()
+        await proceed.wait()
+        return "paid"
+
+    first = asyncio.create_task(detached.run(attempt(), key="order-1"))
+    await started.wait()
+    assert detached.running("order-1") is not None
+    assert detached.running("order-2") is None
+    with pytest.raises(RuntimeError, match="already running"):
+        await detached.run(attempt(), key="order-1")
+    proceed.set()
+    assert await first == "paid"
+    assert detached.running("order-1") is None

@@ -4,8 +4,9 @@ A request handler is cancelled when its client's deadline runs out or the
 client goes away. Some work must not stop half-way then (an order's commit
 and the fate of its stock reservation must agree), so it runs as its own
 task: the caller awaits it through ``asyncio.shield`` and, if cancelled, just
-stops waiting. ``drain`` lets the owner wait for what is still running
-before it closes the resources that work uses.
+stops waiting. Work may carry a key (one payment attempt per order): while
+it runs, ``running(key)`` finds it. ``drain`` lets the owner wait for what
+is still running before it closes the resources that work uses.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from ec_recommend.platform.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -24,23 +27,40 @@ class Detached:
     def __init__(self, name: str) -> None:
         self.name = name
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._keyed: dict[str, asyncio.Task[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def run(self, work: Coroutine[Any, Any, T]) -> T:
-        """``await work`` that the caller's cancellation does not interrupt."""
-        task = asyncio.create_task(work, name=self.name)
+    def running(self, key: str) -> asyncio.Task[Any] | None:
+        """The work started under ``key`` while it runs, else None."""
+        return self._keyed.get(key)
+
+    async def run(self, work: Coroutine[Any, Any, T], *, key: str | None = None) -> T:
+        """``await work`` that the caller's cancellation does not interrupt.
+
+        Raises RuntimeError when work under ``key`` is already running."""
+        if key is not None and key in self._keyed:
+            work.close()
+            raise RuntimeError(f"{self.name}: work for {key} is already running")
+        task = asyncio.create_task(work, name=self.name if key is None else f"{self.name}-{key}")
         self._tasks.add(task)
-        task.add_done_callback(self._finished)
+        if key is not None:
+            self._keyed[key] = task
+        task.add_done_callback(lambda done: self._finished(done, key))
         return await asyncio.shield(task)
 
-    def _finished(self, task: asyncio.Task[Any]) -> None:
+    def _finished(self, task: asyncio.Task[Any], key: str | None) -> None:
         self._tasks.discard(task)
-        # Read the outcome, so one nobody awaited any more is not reported
-        # as "never retrieved"; the work logs what it needs to itself.
+        if key is not None and self._keyed.get(key) is task:
+            del self._keyed[key]
+        # Read the outcome, so one nobody awaited any more is not reported as
+        # "never retrieved"; expected errors are the caller's to hear, a bug
+        # is logged here in case its caller has gone.
         if not task.cancelled():
-            task.exception()
+            error = task.exception()
+            if error is not None and not isinstance(error, ServiceError):
+                log.warning("%s: detached work failed: %r", self.name, error)
 
     async def drain(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for running work, then cancel the rest."""

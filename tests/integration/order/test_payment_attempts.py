@@ -107,7 +107,7 @@ async def desk(services, config: Config) -> AsyncIterator[Desk]:
             fulfilment,
             Checkout(store, ledger, hosted.clients),
         )
-        await fulfilment.drain()
+        await fulfilment.drain(30)
 
 
 async def test_a_caller_cancelled_mid_charge_leaves_the_attempt_to_finish(services, config) -> None:
@@ -129,7 +129,7 @@ async def test_a_caller_cancelled_mid_charge_leaves_the_attempt_to_finish(servic
             return (await d.store.get(order.id)).status == domain.PAID
 
         await wait_for(paid)
-        await d.fulfilment.drain()
+        await d.fulfilment.drain(30)
         # Settled by the attempt itself, not limited by the budget of a caller long gone.
         assert (await d.store.get(order.id)).stock_state == domain.STOCK_COMMITTED
         assert await d.shop.stock(product.id) == (4, 0)

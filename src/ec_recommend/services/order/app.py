@@ -78,4 +78,4 @@ async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
             # Checkouts and payment attempts whose callers left finish before
             # the database closes.
             await checkout.detached.drain(env.config.rpc.drain_timeout)
-            await fulfilment.drain()
+            await fulfilment.drain(env.config.rpc.drain_timeout)

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.detached import Detached
 from ec_recommend.platform.errors import Aborted, FailedPrecondition, ServiceError, Unavailable
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.rpc.context import call_scope, current_call
@@ -37,8 +38,11 @@ POLL = Backoff(initial_delay=0.05, max_delay=0.5, multiplier=1.5)
 PROVIDER_RETRY = Backoff(initial_delay=0.2, max_delay=2.0)
 
 
-class InFlight(Exception):
+class InFlight(Aborted):
     """Another attempt of this order is PROCESSING; look again shortly."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__("a payment for this order is in progress", order_id=order_id)
 
 
 class Cashier:
@@ -56,8 +60,7 @@ class Cashier:
         self.provider = provider
         self.settle = settle
         self.timing = timing
-        self._running: dict[str, asyncio.Task[Any]] = {}  # order id -> its attempt's work
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._work = Detached("payment")  # one attempt's work per order id
 
     async def pay(self, order: domain.Order, token: str) -> Payment:
         """Charge the order's total once; a repeated call returns the first success."""
@@ -79,7 +82,7 @@ class Cashier:
             ) from exc.last
 
     async def _pay_once(self, order_id: str, token: str, deadline: float) -> Payment:
-        running = self._running.get(order_id)
+        running = self._work.running(order_id)
         if running is not None:
             # Wait for the attempt in flight here, no longer than our budget.
             remaining = deadline - asyncio.get_running_loop().time()
@@ -110,31 +113,18 @@ class Cashier:
 
     async def _drive(self, order_id: str, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` to its end even if our caller is cancelled meanwhile."""
-        if order_id in self._running:
+        if self._work.running(order_id) is not None:
             work.close()
             raise InFlight(order_id)
-        task = asyncio.create_task(_beyond_the_caller(work), name=f"payment-{order_id}")
-        self._running[order_id] = task
-        self._tasks.add(task)
-        task.add_done_callback(lambda done: self._finished(order_id, done))
-        return await asyncio.shield(task)
-
-    def _finished(self, order_id: str, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if self._running.get(order_id) is task:
-            del self._running[order_id]
-        if not task.cancelled():
-            error = task.exception()  # retrieved, so an abandoned task is not reported twice
-            if error is not None and not isinstance(error, ServiceError | InFlight):
-                log.warning("payment work for order %s failed: %r", order_id, error)
+        return await self._work.run(_beyond_the_caller(work), key=order_id)
 
     def is_paying(self, order_id: str) -> bool:
         """True while this process runs payment work for the order."""
-        return order_id in self._running
+        return self._work.running(order_id) is not None
 
-    async def drain(self) -> None:
+    async def drain(self, timeout: float) -> None:
         """Wait for attempts still running (their callers may have gone)."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._work.drain(timeout)
 
     # -- one attempt -------------------------------------------------------
 

@@ -128,8 +128,8 @@ class Fulfilment:
         """Charge the order's total once; a repeated call returns the first success."""
         return await self.cashier.pay(order, token)
 
-    async def drain(self) -> None:
-        await self.cashier.drain()
+    async def drain(self, timeout: float) -> None:
+        await self.cashier.drain(timeout)
 
     # -- timeouts ----------------------------------------------------------
 
