@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from grpclib.metadata import Deadline
 
+from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.config import Config
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import Aborted, FailedPrecondition, PaymentDeclined
@@ -28,7 +29,7 @@ from ec_recommend.services.order.fulfilment import Fulfilment
 from ec_recommend.services.order.ledger import Ledger, Payment
 from ec_recommend.services.order.sandbox import SandboxPaymentProvider, open_sandbox
 from ec_recommend.services.order.store import OrderStore
-from ec_recommend.services.order.tables import MIGRATIONS, payments
+from ec_recommend.services.order.tables import MIGRATIONS, payments, refunds
 from tests.conftest import wait_for
 from tests.integration.order.shop import Shop, new_user
 
@@ -262,3 +263,32 @@ async def test_a_second_payment_answers_in_progress_within_its_own_deadline(
         d.provider.gate.set()
         paid = await first
         assert await d.fulfilment.pay(order, "tok_visa") == paid  # then the same success
+
+
+async def test_a_paid_order_whose_stock_is_no_longer_held_is_cancelled_and_refunded(
+    services, config
+) -> None:
+    """Its reservation ran out (the order service was down past the lease) and
+    the units were sold to someone else: the buyer must not pay for nothing."""
+    async with desk(services, config) as d:
+        product = await d.shop.product(stock=1)
+        order = await d.order(product.id)
+        with call_scope(CallContext()):  # what the lease sweep does, as an internal caller
+            await d.shop.products.release_stock(
+                pb_product.ReservationRequest(reservation_id=order.id)
+            )
+        await d.order(product.id)  # someone else takes the unit
+
+        await d.fulfilment.pay(order, "tok_visa")
+
+        settled = await d.store.get(order.id)
+        assert settled.status == domain.CANCELLED
+        assert settled.stock_state == domain.STOCK_RELEASED
+        async with d.db.reading() as conn:
+            refunded = (
+                await conn.execute(
+                    sa.select(refunds.c.order_id).where(refunds.c.order_id == order.id)
+                )
+            ).all()
+        assert refunded, "the charge was kept without a refund record"
+        assert await d.shop.stock(product.id) == (0, 1)  # the other buyer's unit, untouched

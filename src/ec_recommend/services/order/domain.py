@@ -44,6 +44,8 @@ STOCK_RESERVED, STOCK_RELEASED, STOCK_COMMITTED, STOCK_RESTOCKED = (
 
 # The cancel reason of the payment timeout; it cancels only unpaid orders.
 PAYMENT_TIMEOUT = "payment_timeout"
+# The cancel reason of a paid order whose reserved units were returned meanwhile.
+STOCK_NOT_HELD = "stock_not_held"
 
 MAX_LINES = 100
 MAX_LINE_QUANTITY = 1000

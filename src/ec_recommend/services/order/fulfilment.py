@@ -120,6 +120,11 @@ class Fulfilment:
                 break
             await self.store.set_stock_state(order.id, order.stock_state, reached)
             order = await self.store.get(order.id)
+        if order.status == domain.PAID and order.stock_state == domain.STOCK_RELEASED:
+            # Paid for units it no longer holds (its lease ran out while the
+            # order service was away and they were sold): never keep the money.
+            log.error("order %s was paid but its stock is gone; refunding it", order.id)
+            return await self.change_status(order, domain.CANCELLED, domain.STOCK_NOT_HELD)
         return order
 
     # -- payment -----------------------------------------------------------
