@@ -12,10 +12,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.retry import Backoff, with_retry
 
 T = TypeVar("T")
 
@@ -78,16 +80,20 @@ async def run_passes(
     except on cancellation.
     """
     since: datetime | None = None
+    waits = Backoff(initial_delay=retry, max_delay=retry, jitter=0.1)
+
+    def report(attempt: int, exc: Exception, delay: float) -> None:
+        log.warning("%s, retrying in %.0fs: %s", failed, delay, exc)
+
     while True:
         started = utcnow()
-        try:
-            count = await one_pass(since)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("%s, retrying in %.0fs: %s", failed, retry, exc)
-            await asyncio.sleep(retry)
-            continue
+        count = await with_retry(
+            partial(one_pass, since),
+            is_retryable=lambda exc: True,  # a pass never gives up; cancelling it stops it
+            backoff=waits,
+            max_attempts=None,
+            on_retry=report,
+        )
         if count:
             log.info(done, count)
         since = started - overlap

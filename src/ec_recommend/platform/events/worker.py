@@ -30,7 +30,7 @@ from ec_recommend.platform.telemetry.tracing import record_failure
 log = logging.getLogger(__name__)
 
 _RECEIVE_LINGER = 0.02  # seconds to wait for more free slots before receiving
-_RESOLVE_BACKOFF = Backoff(initial_delay=0.2, max_delay=10.0)
+_BROKER_BACKOFF = Backoff(initial_delay=0.2, max_delay=10.0)  # a queue or broker not there yet
 _STATUS = {"handled": "success", "duplicates": "duplicate", "ignored": "ignored"}
 
 
@@ -113,7 +113,7 @@ class ConsumerWorker:
             await with_retry(
                 resolve,
                 is_retryable=lambda exc: isinstance(exc, (BotoCoreError, ClientError, OSError)),
-                backoff=_RESOLVE_BACKOFF,
+                backoff=_BROKER_BACKOFF,
                 max_attempts=None,
                 may_retry=lambda: not self._stopping.is_set(),
                 on_retry=report,
@@ -129,7 +129,7 @@ class ConsumerWorker:
 
     async def _receive_loop(self) -> None:
         stopping = asyncio.create_task(self._stopping.wait())
-        failures = 0
+        waits = _BROKER_BACKOFF.delays()
         try:
             while not self._stopping.is_set():
                 free = await self._free_slots()
@@ -141,12 +141,13 @@ class ConsumerWorker:
                     break
                 try:
                     messages = receive.result()
-                    failures = 0
+                    waits = _BROKER_BACKOFF.delays()  # the next failure starts afresh
                 except (BotoCoreError, ClientError, OSError) as exc:
+                    # Not with_retry: a receive is a loop step that owns handler
+                    # slots and races shutdown; the waits follow its schedule.
                     self._release(free)
-                    failures += 1
                     log.warning("%s: receive failed (%s)", self.name, exc)
-                    await self._pause(min(0.1 * 2**failures, 10.0))
+                    await self._pause(next(waits))
                     continue
                 self._release(free - len(messages))
                 for message in messages:

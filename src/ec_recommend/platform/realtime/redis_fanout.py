@@ -25,10 +25,12 @@ from ec_recommend.platform.events.envelope import Event, encode
 from ec_recommend.platform.events.topology import Topology
 from ec_recommend.platform.realtime.fanout import OnEvent, deliver_bodies
 from ec_recommend.platform.realtime.feed import QueueFeed
+from ec_recommend.platform.retry import Backoff, with_retry
 
 log = logging.getLogger(__name__)
 
 RELAY_QUEUE = "ws-relay-queue"
+_RESUBSCRIBE = Backoff(initial_delay=1.0, max_delay=1.0)  # Redis back: resubscribe soon
 
 
 class RedisFanout:
@@ -55,7 +57,8 @@ class RedisFanout:
         ``tried`` is set after the first attempt, whatever its outcome;
         ``subscribed`` tells which.
         """
-        while True:
+
+        async def follow() -> None:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.channel)
@@ -70,7 +73,15 @@ class RedisFanout:
                     log.warning("realtime: no Redis subscription (%s); retrying", exc)
                 self.subscribed = False
                 tried.set()
-                await asyncio.sleep(1.0)
+                raise
+
+        while True:  # a subscription that ends without an error is taken again
+            await with_retry(
+                follow,
+                is_retryable=lambda exc: isinstance(exc, RedisError | OSError),
+                backoff=_RESUBSCRIBE,
+                max_attempts=None,
+            )
 
 
 @asynccontextmanager

@@ -47,9 +47,15 @@ from ec_recommend.services.order.store import OrderStore
 
 log = logging.getLogger(__name__)
 
+
+class _KeyBusy(Exception):
+    """Another request holds this idempotency key and has no order yet."""
+
+
 CLAIM_WAIT = 10.0  # longest we wait for a concurrent request holding our key
 CLAIM_STALE = timedelta(minutes=2)  # a claim this old without its order was abandoned
-POLL_INTERVAL = 0.05
+# waiting for a concurrent request holding our key
+CLAIM_POLL = Backoff(initial_delay=0.05, max_delay=0.05, jitter=0.2)
 # Reading back whether an order was written, after its write failed.
 WRITTEN_ATTEMPTS = 8
 WRITTEN_BACKOFF = Backoff(initial_delay=0.1, max_delay=2.0)
@@ -81,10 +87,8 @@ class Checkout:
         if not key:
             return await self.detached.run(self._create(new_id(), user_id, requested, from_cart))
         fingerprint = domain.request_fingerprint(requested, from_cart)
-        loop = asyncio.get_running_loop()
-        remaining = current_call().remaining()
-        deadline = loop.time() + min(CLAIM_WAIT, remaining if remaining is not None else CLAIM_WAIT)
-        while True:
+
+        async def claim_or_find() -> domain.Order:
             outcome = await self.detached.run(
                 self._claim_and_create(new_id(), user_id, key, fingerprint, requested, from_cart)
             )
@@ -103,10 +107,23 @@ class Checkout:
                 if claim.created_at is not None and utcnow() - claim.created_at > CLAIM_STALE:
                     # Its holder died mid-request (no call lives this long): take over.
                     await self.ledger.drop_claim(user_id, key, claim.order_id)
-                    continue
-            if loop.time() > deadline:
-                raise Aborted("a request with this idempotency key is still in progress; retry")
-            await asyncio.sleep(POLL_INTERVAL)
+                    raise _KeyBusy()  # claim it again at once
+            raise _KeyBusy()
+
+        remaining = current_call().remaining()
+        wait = min(CLAIM_WAIT, remaining if remaining is not None else CLAIM_WAIT)
+        try:
+            return await with_retry(
+                claim_or_find,
+                is_retryable=lambda exc: isinstance(exc, _KeyBusy),
+                backoff=CLAIM_POLL,
+                max_attempts=None,
+                deadline=asyncio.get_running_loop().time() + wait,
+            )
+        except RetriesExhausted as exc:
+            raise Aborted(
+                "a request with this idempotency key is still in progress; retry"
+            ) from exc.last
 
     async def _claim_and_create(
         self,
