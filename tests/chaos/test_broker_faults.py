@@ -86,7 +86,7 @@ def moto_child(up: subprocess.Popen[bytes]) -> int:
     for task in Path(f"/proc/{up.pid}/task").iterdir():
         for pid in (task / "children").read_text().split():
             with suppress(OSError):
-                if b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if b"moto_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     return int(pid)
     raise AssertionError("up runs no moto server child")
 

@@ -71,7 +71,7 @@ async def start_moto(
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "moto.server",
+        "ec_recommend.runtime.moto_main",  # moto's server, patched for large backlogs
         "-H",
         host,
         "-p",
