@@ -11,8 +11,9 @@
 
 2. Orders through the gateway (``--gateway``): ``ec-recommend up`` in a child
    process; ``--concurrency`` logged-in buyers each create an order and pay
-   it with tok_visa, in a closed loop for ``--seconds``. Prints orders/s and
-   p50/p99 latency of create+pay.
+   it with tok_visa, in a closed loop for ``--seconds``. Prints orders/s,
+   p50/p99 latency of create+pay, and the CPU per order spent by ``up``'s
+   own process and by its local broker (moto) over the run, read from /proc.
 Usage: python scripts/bench/checkout.py [--items 20] [--rounds 200]
        [--gateway] [--concurrency 16] [--seconds 10]
 """
@@ -99,9 +100,25 @@ async def bench_dataloader(items: int, rounds: int) -> None:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid(up_pid: int) -> int | None:
+    """The local broker (moto) that ``up`` runs as its child."""
+    for task in Path(f"/proc/{up_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with suppress(OSError):
+                if b"moto" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return int(pid)
+    return None
+
+
 @asynccontextmanager
-async def running_system(data_dir: Path) -> AsyncIterator[str]:
-    """``ec-recommend up`` as a child process; yields the gateway URL."""
+async def running_system(data_dir: Path) -> AsyncIterator[tuple[str, int]]:
+    """``ec-recommend up`` as a child process; yields the gateway URL and its pid."""
     env = dict(os.environ, EC_TRUSTED_PROXIES="127.0.0.1", EC_LOG_LEVEL="WARNING")
     with (data_dir / "up.log").open("wb") as log:
         child = await asyncio.create_subprocess_exec(
@@ -127,7 +144,7 @@ async def running_system(data_dir: Path) -> AsyncIterator[str]:
                 if time.monotonic() > deadline:
                     raise SystemExit("the gateway did not become ready")
                 await asyncio.sleep(0.2)
-        yield url
+        yield url, child.pid
     finally:
         child.send_signal(signal.SIGINT)
         try:
@@ -147,7 +164,7 @@ async def _account(url: str, role: str, n: int) -> Client:
 
 async def bench_gateway(concurrency: int, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as data_dir:
-        async with running_system(Path(data_dir)) as url:
+        async with running_system(Path(data_dir)) as (url, up_pid):
             seller = await _account(url, "seller", 0)
             buyers = [await _account(url, "customer", n + 1) for n in range(concurrency)]
             product = await seller.create_product("Bench beans", 1200, 1_000_000)
@@ -161,9 +178,13 @@ async def bench_gateway(concurrency: int, seconds: float) -> None:
                     await client.pay(order["id"], "tok_visa")
                     latencies.append(time.perf_counter() - started)
 
+            moto = broker_pid(up_pid)
+            cpu_before = cpu_seconds(up_pid), cpu_seconds(moto) if moto else 0.0
             started = time.perf_counter()
             await asyncio.gather(*(buy(b) for b in buyers))
             elapsed = time.perf_counter() - started
+            cpu_up = cpu_seconds(up_pid) - cpu_before[0]
+            cpu_broker = (cpu_seconds(moto) - cpu_before[1]) if moto else 0.0
             for client in [seller, *buyers]:
                 await client.close()
     latencies.sort()
@@ -173,6 +194,12 @@ async def bench_gateway(concurrency: int, seconds: float) -> None:
         f"  {len(latencies) / elapsed:9.1f} orders/s  "
         f"p50 {statistics.median(latencies) * 1000:.0f} ms  p99 {p99 * 1000:.0f} ms  "
         f"({len(latencies)} orders)"
+    )
+    orders = max(len(latencies), 1)
+    print(
+        f"  CPU per order: up {cpu_up / orders * 1000:.1f} ms, "
+        f"local broker {cpu_broker / orders * 1000:.1f} ms "
+        "(over the run; events still in flight at its end are not counted)"
     )
 
 
