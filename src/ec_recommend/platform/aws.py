@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 
 from ec_recommend.runtime.local_aws import LOCAL_CREDENTIALS
+
+# One session per event loop: a session's loader caches the service models
+# (botocore's JSON API descriptions), so clients of one session share them.
+# A session per client loaded them again each time: ~4 MB per client, about
+# a third of ``up``'s memory. Per loop, because a session's credential
+# refresh holds asyncio primitives bound to the loop that first used them.
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AioSession] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _session() -> AioSession:
+    loop = asyncio.get_running_loop()
+    session = _SESSIONS.get(loop)
+    if session is None:
+        session = _SESSIONS[loop] = get_session()
+    return session
 
 
 @asynccontextmanager
@@ -22,7 +41,7 @@ async def open_aws_client(
     elsewhere; in production the default credential chain applies.
     """
     credentials = LOCAL_CREDENTIALS if endpoint_url else {}
-    async with get_session().create_client(
+    async with _session().create_client(
         service,  # type: ignore[call-overload]
         region_name=region,
         endpoint_url=endpoint_url,
