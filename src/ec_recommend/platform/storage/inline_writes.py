@@ -158,4 +158,9 @@ def _tune_write_connection(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:
         # Take the write lock at BEGIN so a transaction never has to upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver's connection: a statement through SQLAlchemy costs
+        # more than the BEGIN itself.
+        try:
+            conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise sa_exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
