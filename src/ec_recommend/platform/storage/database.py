@@ -8,7 +8,10 @@ one engine (and pool) the process shares per server (``engines``). A
 connection that cannot be had is ``errors.Unavailable`` (``availability``).
 
 SQLite allows one writer at a time; rather than let concurrent writers fail
-with "database is locked", write units of work queue on an asyncio lock.
+with "database is locked", write units of work queue on an asyncio lock (one
+per file, ``inline_writes.write_lock``) and run on the loop's thread
+(``inline_writes``); reads by key do too (``inline_reads``). Migrations and
+``reading()`` (scans) stay on aiosqlite's thread.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Engine,
     Integer,
     MetaData,
     Table,
@@ -41,10 +46,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Executable
 
 from ec_recommend.config import StorageConfig
+from ec_recommend.platform import errors
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.storage.availability import open_connection
 from ec_recommend.platform.storage.engines import SERVICES_POOL, shared_engine
 from ec_recommend.platform.storage.inline_reads import InlineReader
+from ec_recommend.platform.storage.inline_writes import (
+    InlineConnection,
+    InlineWriter,
+    is_busy,
+    write_lock,
+)
 from ec_recommend.platform.telemetry.database import instrument_engine
 
 log = logging.getLogger(__name__)
@@ -52,6 +65,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# While another process writes the file, look again soon: its transactions
+# are short, and the loop must not wait in SQLite's busy handler meanwhile.
+_WRITER_BUSY_BACKOFF = Backoff(initial_delay=0.002, max_delay=0.1, multiplier=2.0, jitter=0.5)
+
+# A passive checkpoint (off the loop) after this many inline commits: about
+# as often as SQLite's default autocheckpoint (1,000 pages) for small writes.
+CHECKPOINT_EVERY = 250
 
 
 @dataclass(frozen=True)
@@ -65,7 +86,7 @@ class Migration:
 class UnitOfWork:
     """One transaction. It rolls back unless ``commit()`` was called."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection | InlineConnection) -> None:
         self.connection = connection
         self.committed = False
 
@@ -86,18 +107,32 @@ class Database:
         inline_reader: InlineReader | None = None,
         *,
         connect_wait: float = 5.0,
+        inline_writer: InlineWriter | None = None,
+        path: Path | None = None,
     ) -> None:
         self.engine = engine
         self.service = service
         self.schema = schema
         self.dialect = engine.dialect.name
-        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._write_lock: asyncio.Lock | None = None
+        if self.dialect == "sqlite":
+            self._write_lock = write_lock(path) if path is not None else asyncio.Lock()
         self._inline_reader = inline_reader
+        self._inline_writer = inline_writer
+        self._path = path
         self._connect_wait = connect_wait  # the pool's timeout
+        self._commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
 
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
+
+    @property
+    def engines(self) -> list[Engine]:
+        """Every engine this database runs statements on (to observe them all)."""
+        inline = [e for e in (self._inline_writer, self._inline_reader) if e is not None]
+        return [self.engine.sync_engine, *(e.engine for e in inline)]
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
@@ -111,6 +146,62 @@ class Database:
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """A write transaction; nothing sticks unless the block commits."""
+        if self._inline_writer is None:
+            async with self._async_unit_of_work() as uow:
+                yield uow
+            return
+        async with self._write_lock:  # type: ignore[union-attr]  # SQLite has one
+            conn = await self._begin_inline(self._inline_writer)
+            uow = UnitOfWork(conn)
+            try:
+                yield uow
+            finally:
+                if not uow.committed and conn.in_transaction():
+                    await conn.rollback()
+        if uow.committed:
+            self._committed()
+
+    async def _begin_inline(self, writer: InlineWriter) -> InlineConnection:
+        """BEGIN IMMEDIATE on the writer, retried while another process writes
+        for as long as a pool would wait; then ``Unavailable``, like a pool."""
+
+        async def attempt() -> InlineConnection:
+            return writer.begin()
+
+        loop = asyncio.get_running_loop()
+        try:
+            return await with_retry(
+                attempt,
+                is_retryable=is_busy,
+                backoff=_WRITER_BUSY_BACKOFF,
+                max_attempts=None,
+                deadline=loop.time() + self._connect_wait,
+            )
+        except RetriesExhausted as exhausted:
+            log.warning("%s: the database stays locked by another writer", self.service)
+            raise errors.Unavailable(
+                f"the {self.service} database is locked by another writer; retry later",
+                reason="database_busy",
+                retry_after="1",
+            ) from exhausted.last
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY or self._path is None:
+            return
+        if self._checkpoint is None or self._checkpoint.done():
+            self._checkpoint = asyncio.create_task(
+                asyncio.to_thread(_checkpoint, self._path), name=f"checkpoint-{self.service}"
+            )
+
+    async def close(self) -> None:
+        """Wait for a checkpoint under way (the engines are the caller's)."""
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
+
+    @asynccontextmanager
+    async def _async_unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """A write transaction on the async engine (PostgreSQL; SQLite's migrations)."""
         if self._write_lock is None:
             async with self._connect() as conn:
                 uow = UnitOfWork(conn)
@@ -157,7 +248,10 @@ class Database:
             Column("version", Integer, primary_key=True),
             Column("applied_at", DateTime(timezone=True), nullable=False),
         )
-        async with self.unit_of_work() as uow:
+        # On the async engine: a migration step is written against AsyncConnection
+        # and may be long (a table rebuild); it need not block the loop.
+        async with self._async_unit_of_work() as uow:
+            assert isinstance(uow.connection, AsyncConnection)
             await uow.connection.run_sync(versions.create_all)
             current = (
                 await uow.execute(select(table.c.version).order_by(table.c.version.desc()))
@@ -267,6 +361,7 @@ async def open_database(
             pool_timeout=config.pool_timeout,
         )
         reader = None
+        writer = None
     else:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         path = Path(config.data_dir) / f"{service}.db"
@@ -278,18 +373,31 @@ async def open_database(
         )
         _tune_sqlite(engine)
         reader = InlineReader(path)
+        writer = InlineWriter(path)
     uninstrument = instrument_engine(engine, service)
-    uninstrument_reads = (
-        instrument_engine(reader.engine, service, pool_gauge=False) if reader else None
+    uninstrument_inline = [
+        instrument_engine(inline.engine, service, pool_gauge=False)
+        for inline in (reader, writer)
+        if inline is not None
+    ]
+    database = Database(
+        engine,
+        service,
+        None,
+        reader,
+        connect_wait=config.pool_timeout,
+        inline_writer=writer,
+        path=path if reader is not None else None,
     )
     try:
-        database = Database(engine, service, None, reader, connect_wait=config.pool_timeout)
         yield await _migrated(database, migrations)
     finally:
-        if reader is not None:
-            reader.close()
-        if uninstrument_reads is not None:
-            uninstrument_reads()
+        await database.close()
+        for inline in (writer, reader):
+            if inline is not None:
+                inline.close()
+        for undo in uninstrument_inline:
+            undo()
         uninstrument()
         await engine.dispose()
 
@@ -297,6 +405,18 @@ async def open_database(
 async def _migrated(database: Database, migrations: Sequence[Migration]) -> Database:
     await database.migrate(migrations)
     return database
+
+
+def _checkpoint(path: Path) -> None:
+    """Copy what the WAL holds into the database file, as far as no reader
+    needs it (PASSIVE: never waits); run in a worker thread."""
+    connection = sqlite3.connect(path, timeout=0)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.OperationalError as exc:
+        log.debug("checkpoint of %s skipped: %s", path, exc)
+    finally:
+        connection.close()
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -72,4 +72,6 @@ def _tune_read_connection(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # On the driver's connection: a statement through SQLAlchemy costs
+        # more than the BEGIN itself, which takes no lock and cannot fail busy.
+        conn.connection.driver_connection.execute("BEGIN")

@@ -68,7 +68,7 @@ class Cashier:
         deadline = loop.time() + attempts.wait_budget(self.timing, current_call().remaining())
         try:
             return await with_retry(
-                lambda: self._pay_once(order.id, token, deadline),
+                lambda: self._pay_once(order, token, deadline),
                 is_retryable=lambda exc: isinstance(exc, InFlight),
                 backoff=POLL,
                 max_attempts=None,
@@ -81,7 +81,8 @@ class Cashier:
                 retry_after="1",
             ) from exc.last
 
-    async def _pay_once(self, order_id: str, token: str, deadline: float) -> Payment:
+    async def _pay_once(self, order: domain.Order, token: str, deadline: float) -> Payment:
+        order_id = order.id
         running = self._work.running(order_id)
         if running is not None:
             # Wait for the attempt in flight here, no longer than our budget.
@@ -93,23 +94,7 @@ class Cashier:
             if isinstance(result, Payment) and result.status == SUCCEEDED:
                 return result
             raise InFlight(order_id)  # it failed (its own caller hears why): look again
-        # Order first: PAID and its payment's SUCCEEDED commit together, so a
-        # PAID order read here has its successful payment visible below.
-        order = await self.store.get(order_id)
-        live = await self.ledger.live_payment(order_id)
-        if live is not None and live.status == SUCCEEDED:
-            return live
-        if order.status != domain.PENDING_PAYMENT:
-            raise FailedPrecondition(
-                f"the order is {order.status}; only unpaid orders can be paid",
-                reason="not_payable",
-                status=order.status,
-            )
-        if live is None:
-            return await self._drive(order_id, self._attempt(order, token))
-        if attempts.is_abandoned(live.started_at, utcnow(), self.timing):
-            await self._drive(order_id, self._resolve(live))
-        raise InFlight(order_id)
+        return await self._drive(order_id, self._attempt(order, token))
 
     async def _drive(self, order_id: str, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` to its end even if our caller is cancelled meanwhile."""
@@ -129,7 +114,26 @@ class Cashier:
     # -- one attempt -------------------------------------------------------
 
     async def _attempt(self, order: domain.Order, token: str) -> Payment:
-        payment = await self.ledger.start_payment(order.id, order.total)
+        """Start a charge and see it to its end, unless the order has one live
+        (the first success is the answer) or can no longer be paid.
+
+        ``order`` may be stale but for its id, total and lines (which never
+        change): its status and live charge are read as the attempt starts."""
+        start = await self.ledger.begin_attempt(order.id, order.total)
+        live = start.live
+        if live is not None:
+            if live.status == SUCCEEDED:
+                return live
+            if attempts.is_abandoned(live.started_at, utcnow(), self.timing):
+                await self._resolve(live)
+            raise InFlight(order.id)
+        if start.status:
+            raise FailedPrecondition(
+                f"the order is {start.status}; only unpaid orders can be paid",
+                reason="not_payable",
+                status=start.status,
+            )
+        payment = start.started
         if payment is None:
             raise InFlight(order.id)  # another process started one first
         try:
@@ -151,10 +155,13 @@ class Cashier:
                 payment.id, declined=ending.status == "declined", reason=ending.reason
             )
             raise
-        return await self._charged(payment, provider_id)
+        return await self._charged(payment, provider_id, order.items)
 
-    async def _charged(self, payment: Payment, provider_id: str) -> Payment:
-        """End a charged attempt: the order PAID, or the charge refunded."""
+    async def _charged(
+        self, payment: Payment, provider_id: str, items: tuple[domain.Line, ...] | None = None
+    ) -> Payment:
+        """End a charged attempt: the order PAID, or the charge refunded.
+        ``items``: the order's lines, when known."""
 
         async def mark_succeeded(uow: UnitOfWork) -> None:
             await self.ledger.succeed(uow, payment.id, provider_id)
@@ -167,6 +174,7 @@ class Cashier:
                 payment_id=payment.id,
                 also=mark_succeeded,
                 on_changed=events.order_paid,
+                items=items,
             )
         except AttemptEnded:
             return await self._ended_elsewhere(payment, provider_id)

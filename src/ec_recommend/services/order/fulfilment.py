@@ -53,7 +53,11 @@ class Fulfilment:
                 updated = await self._cancel(order, reason)
             else:
                 updated = await self.store.change_status(
-                    order.id, order.status, target, on_changed=events.ON_STATUS[target]
+                    order.id,
+                    order.status,
+                    target,
+                    on_changed=events.ON_STATUS[target],
+                    items=order.items,
                 )
             if updated is not None:
                 return await self.settle(updated)
@@ -80,6 +84,7 @@ class Fulfilment:
             reason=reason,
             also=record_refund,
             on_changed=record_event,
+            items=order.items,
         )
         if updated is not None:
             for refund_id, payment in refunds:
@@ -118,8 +123,9 @@ class Fulfilment:
             except ServiceError as exc:
                 log.warning("stock of order %s not settled yet: %s", order.id, exc)
                 break
-            await self.store.set_stock_state(order.id, order.stock_state, reached)
-            order = await self.store.get(order.id)
+            # The row as the compare-and-set left it; read again only if it lost.
+            moved = await self.store.set_stock_state(order, reached)
+            order = moved if moved is not None else await self.store.get(order.id)
         if order.status == domain.PAID and order.stock_state == domain.STOCK_RELEASED:
             # Paid for units it no longer holds (its lease ran out while the
             # order service was away and they were sold): never keep the money.

@@ -15,12 +15,14 @@ from ec_recommend.platform.errors import AlreadyExists
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.storage import Database, UnitOfWork
+from ec_recommend.services.order import domain
 from ec_recommend.services.order.tables import (
     DECLINED,
     FAILED,
     PROCESSING,
     SUCCEEDED,
     idempotency_keys,
+    orders,
     payment_keys,
     payments,
     refunds,
@@ -63,6 +65,17 @@ class AttemptEnded(Exception):
     """The payment attempt was already ended (by a concurrent resolver)."""
 
 
+@dataclass(frozen=True)
+class AttemptStart:
+    """What starting a charge found: ``started`` (ours, PROCESSING), else the
+    order's ``live`` charge (in flight or succeeded), else the ``status`` of
+    an order that can no longer be paid. All empty: a racing start won."""
+
+    started: Payment | None = None
+    live: Payment | None = None
+    status: str = ""
+
+
 class Ledger:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -90,14 +103,10 @@ class Ledger:
             return existing or Claim(fingerprint="", order_id="")
 
     async def find_claim(self, user_id: str, key: str) -> Claim | None:
-        async with self.db.reading() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(idempotency_keys).where(
-                        idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
-                    )
-                )
-            ).first()
+        query = sa.select(idempotency_keys).where(
+            idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
+        )
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         if row is None:
             return None
         return Claim(row.fingerprint, row.order_id, aware(row.created_at))
@@ -129,14 +138,10 @@ class Ledger:
             return
         except IntegrityError:
             pass
-        async with self.db.reading() as conn:
-            bound = (
-                await conn.execute(
-                    sa.select(payment_keys.c.fingerprint).where(
-                        payment_keys.c.order_id == order_id, payment_keys.c.key == key
-                    )
-                )
-            ).scalar_one_or_none()
+        query = sa.select(payment_keys.c.fingerprint).where(
+            payment_keys.c.order_id == order_id, payment_keys.c.key == key
+        )
+        bound = await self.db.read(lambda conn: conn.execute(query).scalar_one_or_none())
         if bound is not None and bound != fingerprint:
             raise AlreadyExists(
                 "this idempotency key was used for a different payment request",
@@ -145,41 +150,66 @@ class Ledger:
 
     async def start_payment(self, order_id: str, amount: Money) -> Payment | None:
         """Record a charge in flight; None when another is in flight or succeeded."""
-        now = utcnow()
-        payment_id = new_id()
-        values = {
-            "id": payment_id,
-            "order_id": order_id,
-            "status": PROCESSING,
-            "amount": amount.amount,
-            "currency": amount.currency,
-            "created_at": now,
-            "updated_at": now,
-        }
         try:
             async with self.db.unit_of_work() as uow:
-                await uow.execute(sa.insert(payments).values(**values))
+                payment = await self._insert_attempt(uow, order_id, amount)
                 await uow.commit()
         except IntegrityError:
             return None
+        return payment
+
+    async def begin_attempt(self, order_id: str, amount: Money) -> AttemptStart:
+        """Start a charge of an unpaid order that has none live, in one transaction
+        with the checks: the order's status and its live charge."""
+        live_query = sa.select(payments).where(
+            payments.c.order_id == order_id, payments.c.status.in_(_live())
+        )
+        try:
+            async with self.db.unit_of_work() as uow:
+                # Order first, as a reader would: PAID and its payment's
+                # SUCCEEDED commit together.
+                status = (
+                    await uow.execute(sa.select(orders.c.status).where(orders.c.id == order_id))
+                ).scalar_one()
+                live = (await uow.execute(live_query)).first()
+                if live is not None:
+                    return AttemptStart(live=_payment(live))
+                if status != domain.PENDING_PAYMENT:
+                    return AttemptStart(status=status)
+                started = await self._insert_attempt(uow, order_id, amount)
+                await uow.commit()
+        except IntegrityError:
+            return AttemptStart()  # another process started one first
+        return AttemptStart(started=started)
+
+    @staticmethod
+    async def _insert_attempt(uow: UnitOfWork, order_id: str, amount: Money) -> Payment:
+        now = utcnow()
+        payment_id = new_id()
+        await uow.execute(
+            sa.insert(payments).values(
+                id=payment_id,
+                order_id=order_id,
+                status=PROCESSING,
+                amount=amount.amount,
+                currency=amount.currency,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         return Payment(payment_id, order_id, PROCESSING, amount, "", "", now)
 
     async def live_payment(self, order_id: str) -> Payment | None:
         """The order's charge in flight or succeeded, if any."""
-        async with self.db.reading() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(payments).where(
-                        payments.c.order_id == order_id, payments.c.status.in_(_live())
-                    )
-                )
-            ).first()
+        query = sa.select(payments).where(
+            payments.c.order_id == order_id, payments.c.status.in_(_live())
+        )
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         return None if row is None else _payment(row)
 
     async def payment(self, payment_id: str) -> Payment:
-        async with self.db.reading() as conn:
-            row = (await conn.execute(sa.select(payments).where(payments.c.id == payment_id))).one()
-        return _payment(row)
+        query = sa.select(payments).where(payments.c.id == payment_id)
+        return _payment(await self.db.read(lambda conn: conn.execute(query).one()))
 
     async def stale_attempts(self, started_before: datetime, limit: int = 100) -> list[Payment]:
         """Attempts still PROCESSING that started before ``started_before``."""

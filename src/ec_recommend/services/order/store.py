@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,40 +57,56 @@ class OrderReader:
     ) -> list[domain.Order]:
         if not order_ids:
             return []
+        load = partial(_load, order_ids)
         if uow is not None:
-            return await self._load(uow.connection, order_ids)
-        async with self.db.reading() as conn:
-            return await self._load(conn, order_ids)
+            return await uow.connection.run_sync(load)
+        return await self.db.read(load)  # by key: bounded
 
-    @staticmethod
-    async def _load(conn: Any, order_ids: Sequence[str]) -> list[domain.Order]:
-        rows = (await conn.execute(sa.select(orders).where(orders.c.id.in_(order_ids)))).all()
-        item_rows = (
-            await conn.execute(
-                sa.select(order_items)
-                .where(order_items.c.order_id.in_(order_ids))
-                .order_by(order_items.c.order_id, order_items.c.line_no)
-            )
-        ).all()
-        items: dict[str, list[Any]] = {}
-        for item in item_rows:
-            items.setdefault(item.order_id, []).append(item)
-        by_id = {
-            row.id: domain.Order(
-                id=row.id,
-                order_number=row.order_number,
-                user_id=row.user_id,
-                status=row.status,
-                total=Money(row.total_amount, row.currency),
-                items=tuple(_line(i, row.currency) for i in items.get(row.id, [])),
-                stock_state=row.stock_state,
-                payment_id=row.payment_id or "",
-                created_at=aware(row.created_at),
-                updated_at=aware(row.updated_at),
-            )
-            for row in rows
-        }
-        return [by_id[oid] for oid in order_ids if oid in by_id]
+
+# Each order with its lines, in one statement (lines never change after create).
+_ORDER_WITH_LINES = sa.select(
+    orders,
+    order_items.c.line_no,
+    order_items.c.product_id,
+    order_items.c.seller_id,
+    order_items.c.name,
+    order_items.c.quantity,
+    order_items.c.unit_price,
+).select_from(orders.outerjoin(order_items, order_items.c.order_id == orders.c.id))
+
+
+def _load(order_ids: Sequence[str], conn: sa.Connection) -> list[domain.Order]:
+    rows = conn.execute(
+        _ORDER_WITH_LINES.where(orders.c.id.in_(order_ids)).order_by(
+            orders.c.id, order_items.c.line_no
+        )
+    ).all()
+    by_id: dict[str, list[Any]] = {}
+    for row in rows:
+        by_id.setdefault(row.id, []).append(row)
+    found = {oid: _order(lines[0], lines) for oid, lines in by_id.items()}
+    return [found[oid] for oid in order_ids if oid in found]
+
+
+def _order(
+    row: Any, lines: Sequence[Any], items: tuple[domain.Line, ...] | None = None
+) -> domain.Order:
+    """The order of an ``orders`` row; its lines from ``lines`` (joined rows)
+    unless ``items`` gives them."""
+    if items is None:
+        items = tuple(_line(line, row.currency) for line in lines if line.line_no is not None)
+    return domain.Order(
+        id=row.id,
+        order_number=row.order_number,
+        user_id=row.user_id,
+        status=row.status,
+        total=Money(row.total_amount, row.currency),
+        items=items,
+        stock_state=row.stock_state,
+        payment_id=row.payment_id or "",
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
+    )
 
 
 class OrderStore(OrderReader):
@@ -106,10 +123,11 @@ class OrderStore(OrderReader):
         async with self.db.unit_of_work() as uow:
             result = await uow.execute(sa.insert(order_numbers).values(order_id=order_id))
             seq = int(result.inserted_primary_key[0])  # type: ignore[index]
+            number = domain.order_number(now, seq)
             await uow.execute(
                 sa.insert(orders).values(
                     id=order_id,
-                    order_number=domain.order_number(now, seq),
+                    order_number=number,
                     user_id=user_id,
                     status=domain.PENDING_PAYMENT,
                     currency=total.currency,
@@ -134,7 +152,19 @@ class OrderStore(OrderReader):
                     for n, line in enumerate(lines)
                 ],
             )
-            order = await self.get(order_id, uow)
+            # What was just written, not read back: the row holds nothing else.
+            order = domain.Order(
+                id=order_id,
+                order_number=number,
+                user_id=user_id,
+                status=domain.PENDING_PAYMENT,
+                total=total,
+                items=tuple(lines),
+                stock_state=domain.STOCK_RESERVED,
+                payment_id="",
+                created_at=now,
+                updated_at=now,
+            )
             await on_created(uow, order)
             await uow.commit()
         return order
@@ -149,36 +179,53 @@ class OrderStore(OrderReader):
         reason: str | None = None,
         payment_id: str | None = None,
         also: Callable[[UnitOfWork], Awaitable[None]] | None = None,
+        items: tuple[domain.Line, ...] | None = None,
     ) -> domain.Order | None:
-        """Move ``current`` → ``target``; None when the order is no longer ``current``."""
+        """Move ``current`` → ``target``; None when the order is no longer ``current``.
+
+        ``items``, the order's lines when the caller has them (they never
+        change), spare reading them back.
+        """
         values: dict[str, Any] = {"status": target, "updated_at": utcnow()}
         if reason is not None:
             values["cancel_reason"] = reason[:200]
         if payment_id is not None:
             values["payment_id"] = payment_id
         async with self.db.unit_of_work() as uow:
-            result = await uow.execute(
-                sa.update(orders)
-                .where(orders.c.id == order_id, orders.c.status == current)
-                .values(**values)
-            )
-            if result.rowcount == 0:
+            row = (
+                await uow.execute(
+                    sa.update(orders)
+                    .where(orders.c.id == order_id, orders.c.status == current)
+                    .values(**values)
+                    .returning(*orders.c)
+                )
+            ).first()
+            if row is None:
                 return None
             if also is not None:
                 await also(uow)
-            order = await self.get(order_id, uow)
+            if items is None:
+                order = await self.get(order_id, uow)
+            else:
+                order = _order(row, (), items)
             await on_changed(uow, order)
             await uow.commit()
         return order
 
-    async def set_stock_state(self, order_id: str, current: str, target: str) -> None:
+    async def set_stock_state(self, order: domain.Order, target: str) -> domain.Order | None:
+        """Move the order's stock state from what ``order`` says to ``target``;
+        the order as it now is, or None when its stock state had changed."""
         async with self.db.unit_of_work() as uow:
-            await uow.execute(
-                sa.update(orders)
-                .where(orders.c.id == order_id, orders.c.stock_state == current)
-                .values(stock_state=target)
-            )
+            row = (
+                await uow.execute(
+                    sa.update(orders)
+                    .where(orders.c.id == order.id, orders.c.stock_state == order.stock_state)
+                    .values(stock_state=target)
+                    .returning(*orders.c)
+                )
+            ).first()
             await uow.commit()
+        return None if row is None else _order(row, (), order.items)
 
     async def list_page(
         self, page: Page, *, user_id: str = "", seller_id: str = "", status: str = ""
