@@ -11,11 +11,20 @@
 
 2. Orders through the gateway (``--gateway``): ``ec-recommend up`` in a child
    process; ``--concurrency`` logged-in buyers each create an order and pay
-   it with tok_visa, in a closed loop for ``--seconds``. Prints orders/s,
-   p50/p99 latency of create+pay, and the CPU per order spent by ``up``'s
-   own process and by its local broker (moto) over the run, read from /proc.
+   it with tok_visa, in a closed loop for ``--seconds``; then the bench
+   waits until every event of the run is handled (outboxes empty, subscriber
+   queues drained). Prints orders/s (while buying and with every event
+   handled), p50/p99 latency of create+pay, the CPU per order of ``up``'s own
+   process and of its local broker (moto), read from /proc, and the broker
+   calls per order, total and by action, as the broker counted them
+   (``/_ec/calls``); CPU and calls include the tail after the buyers stop.
+   ``--postgres``: on PostgreSQL (fresh schemas, dropped after).
+   ``--split``: on PostgreSQL, ``ec-recommend serve`` over two processes
+   (gateway, user, product, cart | order, the other services and every
+   consumer) and one moto child; CPU per order of each and together.
 Usage: python scripts/bench/checkout.py [--items 20] [--rounds 200]
-       [--gateway] [--concurrency 16] [--seconds 10]
+       [--gateway [--postgres | --split]] [--concurrency 16] [--seconds 10]
+       [--no-dataloader]
 """
 
 from __future__ import annotations
@@ -32,15 +41,24 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
+
+import aiohttp
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.client import Client
-from ec_recommend.config import Config, StorageConfig
+from ec_recommend.config import Config, EventsConfig, NotificationConfig, StorageConfig
 from ec_recommend.platform.rpc.dataloader import product_loader
+from ec_recommend.runtime.broker_calls import MOTO_API
 from ec_recommend.runtime.host import host_services
+from ec_recommend.runtime.local_aws import LocalAws, free_port, start_moto, stop_moto
+from ec_recommend.runtime.quiescence import broker_report, calls_between, wait_until_handled
+from ec_recommend.runtime.registry import CONSUMERS, SERVICES
+
+POSTGRES_URL = os.environ.get("EC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 async def _timed(rounds: int, price_cart: Callable[[], Awaitable[object]]) -> float:
@@ -116,10 +134,56 @@ def broker_pid(up_pid: int) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class Storage:
+    """Where the system under test keeps its data: env for ``up``, config for readers."""
+
+    env: dict[str, str]
+    config: StorageConfig
+
+
 @asynccontextmanager
-async def running_system(data_dir: Path) -> AsyncIterator[tuple[str, int]]:
-    """``ec-recommend up`` as a child process; yields the gateway URL and its pid."""
-    env = dict(os.environ, EC_TRUSTED_PROXIES="127.0.0.1", EC_LOG_LEVEL="WARNING")
+async def bench_storage(data_dir: Path, postgres: bool) -> AsyncIterator[Storage]:
+    """SQLite files in ``data_dir``, or fresh schemas on PostgreSQL (dropped after)."""
+    if not postgres:
+        yield Storage({}, StorageConfig(data_dir=data_dir, pool_size=2))
+        return
+    prefix = f"bench{uuid.uuid4().hex[:8]}_"
+    env = {"EC_DATABASE_URL": POSTGRES_URL, "EC_SCHEMA_PREFIX": prefix}
+    config = StorageConfig(
+        data_dir=data_dir, database_url=POSTGRES_URL, schema_prefix=prefix, pool_size=2
+    )
+    try:
+        yield Storage(env, config)
+    finally:
+        await _drop_schemas(prefix)
+
+
+async def _drop_schemas(prefix: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        rows = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", prefix + "%"
+        )
+        for row in rows:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{row["nspname"]}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class System:
+    gateway_url: str
+    broker_url: str
+    pids: dict[str, int]  # the project's processes by role, and "broker" (moto)
+
+
+@asynccontextmanager
+async def running_system(data_dir: Path, extra_env: dict[str, str]) -> AsyncIterator[System]:
+    """``ec-recommend up`` as a child process."""
+    env = dict(os.environ, EC_TRUSTED_PROXIES="127.0.0.1", EC_LOG_LEVEL="WARNING", **extra_env)
     with (data_dir / "up.log").open("wb") as log:
         child = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "ec_recommend.cli", "up", "--port", "0", "--no-demo"],
@@ -129,29 +193,122 @@ async def running_system(data_dir: Path) -> AsyncIterator[tuple[str, int]]:
             env=env,
         )
     try:
-        endpoints = data_dir / "endpoints.json"
+        endpoints_file = data_dir / "endpoints.json"
         deadline = time.monotonic() + 120
-        url = ""
-        while not url:
+        endpoints: dict[str, str] = {}
+        while not endpoints:
             if child.returncode is not None or time.monotonic() > deadline:
                 raise SystemExit(f"ec-recommend up did not start; see {data_dir / 'up.log'}")
-            if endpoints.exists():
-                with suppress(ValueError, KeyError):
-                    url = json.loads(endpoints.read_text(encoding="utf-8"))["gateway_url"]
+            if endpoints_file.exists():
+                with suppress(ValueError):
+                    endpoints = json.loads(endpoints_file.read_text(encoding="utf-8"))
             await asyncio.sleep(0.2)
+        url = endpoints["gateway_url"]
         async with Client(url) as probe:
             while not await probe.ready():
                 if time.monotonic() > deadline:
                     raise SystemExit("the gateway did not become ready")
                 await asyncio.sleep(0.2)
-        yield url, child.pid
+        moto = broker_pid(child.pid)
+        pids = {"up": child.pid, **({"broker": moto} if moto else {})}
+        yield System(url, endpoints["aws_endpoint_url"], pids)
     finally:
+        await _stop(child)
+
+
+async def _stop(child: asyncio.subprocess.Process) -> None:
+    if child.returncode is None:
         child.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(child.wait(), 30)
-        except TimeoutError:
-            child.kill()
-            await child.wait()
+    try:
+        await asyncio.wait_for(child.wait(), 30)
+    except TimeoutError:
+        child.kill()
+        await child.wait()
+
+
+# ``--split``: the system as ``serve`` over two processes (one broker for both).
+_FRONT = ["gateway", "user", "product", "cart"]
+SPLIT = {
+    "front": _FRONT,
+    "back": [
+        name for name in dict.fromkeys(["order", *SERVICES, *CONSUMERS]) if name not in _FRONT
+    ],
+}
+
+
+async def _local_aws_env(aws: LocalAws) -> dict[str, str]:
+    """The Cognito pool, the SNS/SQS topology and the SES sender on ``aws``; the
+    variables that point ``serve`` at them (what ``up`` does in-process)."""
+    from ec_recommend.platform.auth.provision import provision_user_pool
+    from ec_recommend.platform.aws import open_aws_client
+    from ec_recommend.platform.events.provision import provision
+    from ec_recommend.platform.events.topology import load_topology
+
+    pool = await provision_user_pool(aws)
+    events = EventsConfig(enabled=True, endpoint_url=aws.endpoint_url, region=aws.region)
+    await provision(events, load_topology())
+    async with open_aws_client("ses", region=aws.region, endpoint_url=aws.endpoint_url) as ses:
+        await ses.verify_email_identity(EmailAddress=NotificationConfig().sender)
+    return {
+        "EC_AWS_ENDPOINT_URL": aws.endpoint_url,
+        "EC_AWS_REGION": aws.region,
+        "EC_COGNITO_ENDPOINT_URL": aws.endpoint_url,
+        "EC_COGNITO_REGION": aws.region,
+        "EC_COGNITO_USER_POOL_ID": pool.user_pool_id,
+        "EC_COGNITO_CLIENT_ID": pool.client_id,
+        "EC_ALLOW_SELLER_SIGNUP": "1",
+        "EC_COGNITO_AUTO_CONFIRM": "1",
+    }
+
+
+@asynccontextmanager
+async def split_system(data_dir: Path, extra_env: dict[str, str]) -> AsyncIterator[System]:
+    """``ec-recommend serve`` in two processes (SPLIT), each service on a fixed port
+    the other process reaches through ``EC_ENDPOINTS_<SERVICE>``."""
+    ports = {name: free_port() for names in SPLIT.values() for name in names if name in SERVICES}
+    async with AsyncExitStack() as stack:
+        child, aws = await start_moto()
+        stack.push_async_callback(stop_moto, child)
+        base = dict(
+            os.environ,
+            EC_TRUSTED_PROXIES="127.0.0.1",
+            EC_LOG_LEVEL="WARNING",
+            **extra_env,
+            **await _local_aws_env(aws),
+        )
+        processes: dict[str, asyncio.subprocess.Process] = {}
+        for role, names in SPLIT.items():
+            env = dict(base)
+            for name, port in ports.items():
+                key = "PORT" if name in names else "ENDPOINTS"
+                env[f"EC_{key}_{name.upper()}"] = (
+                    str(port) if name in names else f"127.0.0.1:{port}"
+                )
+            with (data_dir / f"{role}.log").open("wb") as log:
+                processes[role] = await asyncio.create_subprocess_exec(
+                    *[sys.executable, "-m", "ec_recommend.cli", "serve", *names],
+                    *["--data-dir", str(data_dir)],
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=log,
+                    env=env,
+                )
+            stack.push_async_callback(_stop, processes[role])
+        ready = {}
+        for role, process in processes.items():
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), 120)
+            if not line:
+                raise SystemExit(f"serve {role} did not start; see {data_dir / f'{role}.log'}")
+            ready[role] = json.loads(line)
+        url = ready["front"]["gateway_url"]
+        async with Client(url) as probe:
+            deadline = time.monotonic() + 60
+            while not await probe.ready():
+                if time.monotonic() > deadline:
+                    raise SystemExit("the gateway did not become ready")
+                await asyncio.sleep(0.2)
+        pids = {role: process.pid for role, process in processes.items()}
+        yield System(url, aws.endpoint_url, {**pids, "broker": child.pid})
 
 
 async def _account(url: str, role: str, n: int) -> Client:
@@ -162,12 +319,61 @@ async def _account(url: str, role: str, n: int) -> Client:
     return client
 
 
-async def bench_gateway(concurrency: int, seconds: float) -> None:
-    with tempfile.TemporaryDirectory() as data_dir:
-        async with running_system(Path(data_dir)) as (url, up_pid):
+class CpuMeter:
+    """CPU seconds of each process of the system since the meter was made."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = self.read()
+
+    def read(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def spent(self) -> dict[str, float]:
+        now = self.read()
+        return {name: now[name] - self.start[name] for name in now}
+
+
+def _per_order(calls: dict[str, dict[str, int]], orders: int) -> tuple[float, str]:
+    """AWS calls per order (moto's own API left out) and the breakdown, largest first."""
+    by_action = [
+        (n / orders, f"{service}:{action}")
+        for service, actions in calls.items()
+        if service != MOTO_API
+        for action, n in actions.items()
+    ]
+    by_action.sort(reverse=True)
+    total = sum(n for n, _name in by_action)
+    return total, ", ".join(f"{name} {n:.2f}" for n, name in by_action)
+
+
+def _cpu_line(spent: dict[str, float], orders: int) -> str:
+    """ms per order of each process, and of the project's processes together."""
+    ours = {name: seconds for name, seconds in spent.items() if name != "broker"}
+    parts = [f"{name} {seconds / orders * 1000:.1f}" for name, seconds in ours.items()]
+    if len(ours) > 1:
+        parts.append(f"together {sum(ours.values()) / orders * 1000:.1f}")
+    parts.append(f"local broker {spent.get('broker', 0.0) / orders * 1000:.1f}")
+    return ", ".join(parts) + " ms"
+
+
+async def bench_gateway(
+    concurrency: int, seconds: float, *, postgres: bool, split: bool, drain_timeout: float
+) -> None:
+    system_of = split_system if split else running_system
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        async with (
+            bench_storage(data_dir, postgres) as storage,
+            system_of(data_dir, storage.env) as system,
+            aiohttp.ClientSession() as session,
+        ):
+            url = system.gateway_url
             seller = await _account(url, "seller", 0)
             buyers = [await _account(url, "customer", n + 1) for n in range(concurrency)]
             product = await seller.create_product("Bench beans", 1200, 1_000_000)
+            # Sign-ups and the product's events settle before the measured run.
+            await wait_until_handled(storage.config, system.broker_url, timeout=drain_timeout)
             latencies: list[float] = []
             stop = time.perf_counter() + seconds
 
@@ -178,29 +384,43 @@ async def bench_gateway(concurrency: int, seconds: float) -> None:
                     await client.pay(order["id"], "tok_visa")
                     latencies.append(time.perf_counter() - started)
 
-            moto = broker_pid(up_pid)
-            cpu_before = cpu_seconds(up_pid), cpu_seconds(moto) if moto else 0.0
+            calls_before = await broker_report(session, system.broker_url)
+            cpu = CpuMeter(system.pids)
             started = time.perf_counter()
             await asyncio.gather(*(buy(b) for b in buyers))
-            elapsed = time.perf_counter() - started
-            cpu_up = cpu_seconds(up_pid) - cpu_before[0]
-            cpu_broker = (cpu_seconds(moto) - cpu_before[1]) if moto else 0.0
+            buying = time.perf_counter() - started
+            cpu_buying = cpu.spent()
+            calls_after = await wait_until_handled(
+                storage.config, system.broker_url, timeout=drain_timeout
+            )
+            handled = time.perf_counter() - started
+            cpu_all = cpu.spent()
             for client in [seller, *buyers]:
                 await client.close()
+    orders = max(len(latencies), 1)
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    print(f"Gateway: create + pay with {concurrency} concurrent buyers for {seconds:.0f}s")
+    engine = "PostgreSQL" if postgres else "SQLite"
+    shape = "serve over two processes" if split else "up"
     print(
-        f"  {len(latencies) / elapsed:9.1f} orders/s  "
-        f"p50 {statistics.median(latencies) * 1000:.0f} ms  p99 {p99 * 1000:.0f} ms  "
-        f"({len(latencies)} orders)"
+        f"Gateway ({shape}, {engine}): create + pay with {concurrency} concurrent buyers "
+        f"for {seconds:.0f}s"
     )
-    orders = max(len(latencies), 1)
     print(
-        f"  CPU per order: up {cpu_up / orders * 1000:.1f} ms, "
-        f"local broker {cpu_broker / orders * 1000:.1f} ms "
-        "(over the run; events still in flight at its end are not counted)"
+        f"  {len(latencies) / buying:9.1f} orders/s while buying, "
+        f"{len(latencies) / handled:.1f} orders/s with every event handled "
+        f"(+{handled - buying:.1f}s)  p50 {statistics.median(latencies) * 1000:.0f} ms  "
+        f"p99 {p99 * 1000:.0f} ms  ({len(latencies)} orders)"
     )
+    print(f"  CPU per order, every event handled: {_cpu_line(cpu_all, orders)}")
+    print(f"  CPU per order, while buying:        {_cpu_line(cpu_buying, orders)}")
+    total, breakdown = _per_order(calls_between(calls_before, calls_after), orders)
+    print(f"  broker calls per order: {total:.2f}  ({breakdown})")
+    if calls_after.dead_letters() or calls_after.parked():
+        print(
+            f"  left in the broker: {calls_after.dead_letters()} dead-lettered, "
+            f"{calls_after.parked()} parked (delayed) messages"
+        )
 
 
 def main() -> None:
@@ -210,10 +430,32 @@ def main() -> None:
     parser.add_argument("--gateway", action="store_true", help="also orders/s through HTTP")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--postgres", action="store_true", help=f"--gateway on PostgreSQL ({POSTGRES_URL})"
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="--gateway with serve over two processes (gateway, user, product, cart | the rest); "
+        "implies --postgres",
+    )
+    parser.add_argument(
+        "--drain-timeout", type=float, default=120.0, help="longest wait for events to settle"
+    )
+    parser.add_argument("--no-dataloader", action="store_true", help="skip the DataLoader bench")
     args = parser.parse_args()
-    asyncio.run(bench_dataloader(args.items, args.rounds))
+    if not args.no_dataloader:
+        asyncio.run(bench_dataloader(args.items, args.rounds))
     if args.gateway:
-        asyncio.run(bench_gateway(args.concurrency, args.seconds))
+        asyncio.run(
+            bench_gateway(
+                args.concurrency,
+                args.seconds,
+                postgres=args.postgres or args.split,
+                split=args.split,
+                drain_timeout=args.drain_timeout,
+            )
+        )
 
 
 if __name__ == "__main__":

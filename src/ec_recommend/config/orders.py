@@ -11,8 +11,8 @@ from ec_recommend.config.values import ConfigError, Section
 class OrderConfig:
     """Order rules: how long an order may stay unpaid, how often that is checked."""
 
-    payment_timeout: float = 1800.0
-    sweep_interval: float = 30.0
+    payment_timeout: float = 1800.0  # an unpaid order is cancelled at its deadline
+    sweep_interval: float = 30.0  # the full sweep (abandoned attempts, stock, refunds)
     checkout_concurrency: int = 16  # checkouts reserving stock at once, per process
     payment_call_timeout: float = 10.0  # longest one call to the payment provider may take
     # A payment attempt PROCESSING longer than this was abandoned (its caller's

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ec_recommend.runtime import broker_calls
+
 PATCHED_MAJOR = "5"
 
 
@@ -42,6 +44,7 @@ def main() -> None:
     from moto.server import main as moto_server
 
     patch_moto()
+    broker_calls.install()  # GET /_ec/calls: what the broker served, for benches and tests
     moto_server(sys.argv[1:])
 
 

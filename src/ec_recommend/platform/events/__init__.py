@@ -15,6 +15,7 @@ from ec_recommend.platform.events.envelope import (
     UnknownEventType,
     decode,
     encode,
+    new_encoded_event,
     new_event,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "UnknownEventType",
     "decode",
     "encode",
+    "new_encoded_event",
     "new_event",
 ]

@@ -5,8 +5,10 @@ Body of every SNS/SQS message (seed section 5.1)::
     {"id", "type", "timestamp", "source", "data", "metadata"}
 
 ``data`` is the proto message of ``type`` rendered as proto3 JSON (camelCase
-keys). ``decode`` checks everything a handler relies on, so a handler never
-sees a half-valid event: a bad body raises ``MalformedEvent``, a type we do
+keys), by ``proto_json`` (what betterproto2's ``to_dict`` gives, much cheaper);
+``new_encoded_event`` makes an event and its body rendering the payload once.
+``decode`` checks everything a handler relies on, so a handler never sees a
+half-valid event: a bad body raises ``MalformedEvent``, a type we do
 not know raises ``UnknownEventType``.
 """
 
@@ -22,6 +24,7 @@ import betterproto2
 
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.events.proto_json import to_json_dict
 from ec_recommend.platform.ids import new_id
 
 EVENT_TYPES: Mapping[str, type[betterproto2.Message]] = {
@@ -102,26 +105,49 @@ def new_event(
     metadata: Mapping[str, str] | None = None,
 ) -> Event:
     """A fresh event with a new id and the current time; checks the payload type."""
+    _checked_data(event_type, data)
+    return Event(new_id(), event_type, utcnow(), source, data, dict(metadata or {}))
+
+
+def new_encoded_event(
+    event_type: str,
+    data: betterproto2.Message,
+    *,
+    source: str,
+    metadata: Mapping[str, str] | None = None,
+) -> tuple[Event, str]:
+    """``new_event`` and its message body, the payload rendered once (checked and encoded)."""
+    rendered = _checked_data(event_type, data)
+    event = Event(new_id(), event_type, utcnow(), source, data, dict(metadata or {}))
+    return event, _body(event, rendered)
+
+
+def encode(event: Event) -> str:
+    return _body(event, to_json_dict(event.data))
+
+
+def _checked_data(event_type: str, data: betterproto2.Message) -> dict[str, Any]:
+    """The payload as proto3 JSON, once it is the type's message with its required keys."""
     expected = EVENT_TYPES.get(event_type)
     if expected is None:
         raise UnknownEventType(event_type)
     if not isinstance(data, expected):
         raise TypeError(f"{event_type} carries {expected.__name__}, got {type(data).__name__}")
-    rendered = data.to_dict()
+    rendered = to_json_dict(data)
     missing = [key for key in REQUIRED_DATA.get(event_type, ()) if not rendered.get(key)]
     if missing:
         raise MalformedEvent(f"{event_type}: data is missing {', '.join(missing)}")
-    return Event(new_id(), event_type, utcnow(), source, data, dict(metadata or {}))
+    return rendered
 
 
-def encode(event: Event) -> str:
+def _body(event: Event, rendered: dict[str, Any]) -> str:
     return json.dumps(
         {
             "id": event.id,
             "type": event.type,
             "timestamp": aware(event.timestamp).isoformat(),
             "source": event.source,
-            "data": event.data.to_dict(),
+            "data": rendered,
             "metadata": dict(event.metadata),
         },
         separators=(",", ":"),

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ec_recommend.platform.clock import utcnow
-from ec_recommend.platform.events.envelope import CORRELATION_ID, encode, new_event
+from ec_recommend.platform.events.envelope import CORRELATION_ID, new_encoded_event
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.storage import Migration, UnitOfWork
 from ec_recommend.platform.telemetry.tracing import trace_headers
@@ -63,12 +63,12 @@ async def record_event(
     request_id = current_call().request_id
     if request_id:
         merged.setdefault(CORRELATION_ID, request_id)
-    event = new_event(event_type, data, source=source, metadata=merged)
+    event, body = new_encoded_event(event_type, data, source=source, metadata=merged)
     await uow.execute(
         sa.insert(outbox).values(
             id=event.id,
             event_type=event.type,
-            body=encode(event),
+            body=body,
             created_at=utcnow(),
             sent_at=None,
             attempts=0,

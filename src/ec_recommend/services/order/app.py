@@ -1,6 +1,6 @@
 """Composition of the order service: database, clients, payment provider,
-handler, and the periodic sweep that enforces the payment timeout and ends
-abandoned payment attempts."""
+handler, and the sweeper that cancels unpaid orders at their payment deadline
+and periodically ends abandoned payment attempts (``sweeper``)."""
 
 from __future__ import annotations
 
@@ -20,20 +20,10 @@ from ec_recommend.services.order.ledger import Ledger
 from ec_recommend.services.order.sandbox import open_sandbox
 from ec_recommend.services.order.service import OrderService
 from ec_recommend.services.order.store import OrderStore
+from ec_recommend.services.order.sweeper import PaymentDeadlines
 from ec_recommend.services.order.tables import MIGRATIONS
 
 log = logging.getLogger(__name__)
-
-
-async def _sweep_forever(fulfilment: Fulfilment, timeout: float, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            cancelled = await fulfilment.sweep(timeout)
-            if cancelled:
-                log.info("cancelled %d order(s) unpaid after %.0fs", cancelled, timeout)
-        except Exception:
-            log.exception("order sweep failed; retrying next interval")
 
 
 @asynccontextmanager
@@ -66,10 +56,13 @@ async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
             ),
         )
         service = OrderService(store, checkout, fulfilment)
-        sweeper = asyncio.create_task(
-            _sweep_forever(fulfilment, settings.payment_timeout, settings.sweep_interval),
-            name="order-payment-timeout-sweep",
+        deadlines = PaymentDeadlines(
+            fulfilment,
+            store,
+            payment_timeout=settings.payment_timeout,
+            interval=settings.sweep_interval,
         )
+        sweeper = asyncio.create_task(deadlines.run(), name="order-payment-timeout-sweep")
         try:
             yield [service]
         finally:

@@ -9,7 +9,7 @@ so a failed call never leaves stock stuck.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.platform.clock import utcnow
@@ -26,6 +26,7 @@ from ec_recommend.services.order.store import OrderStore
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 5
+_CANCEL_BATCH = 100
 DEFAULT_TIMING = PaymentTiming()
 
 
@@ -148,17 +149,7 @@ class Fulfilment:
         """End abandoned payment attempts, cancel orders unpaid past the timeout,
         settle lagging stock and retry refunds the provider has not confirmed."""
         await self.cashier.resolve_abandoned()
-        cancelled = 0
-        cutoff = utcnow() - timedelta(seconds=payment_timeout)
-        for order_id in await self.store.expired_unpaid(cutoff):
-            if await self.ledger.live_payment(order_id) is not None:
-                continue  # a charge is in flight; it ends (or is resolved) first
-            order = await self.store.get(order_id)
-            try:
-                await self.change_status(order, domain.CANCELLED, domain.PAYMENT_TIMEOUT)
-                cancelled += 1
-            except (FailedPrecondition, Aborted):
-                continue  # paid or cancelled meanwhile
+        cancelled = await self.cancel_unpaid(utcnow() - timedelta(seconds=payment_timeout))
         for order in await self.store.unsettled():
             if self.cashier.is_paying(order.id):
                 continue  # the payment settles its own order; two moves would race
@@ -166,3 +157,28 @@ class Fulfilment:
         for refund_id, payment in await self.ledger.pending_refunds():
             await self.cashier.refund_now(refund_id, payment)
         return cancelled
+
+    async def cancel_unpaid(self, created_before: datetime) -> int:
+        """Cancel the orders created before ``created_before`` that are still unpaid.
+
+        An order with a charge in flight is left as it is: the charge ends
+        (or is resolved) first, and a later pass looks at it again.
+        """
+        cancelled = left = 0
+        while True:
+            # Orders cancelled here drop out of the query; those left stay at its front.
+            batch = await self.store.expired_unpaid(created_before, _CANCEL_BATCH, offset=left)
+            for order_id in batch:
+                if await self.ledger.live_payment(order_id) is not None:
+                    left += 1
+                    continue
+                order = await self.store.get(order_id)
+                try:
+                    await self.change_status(order, domain.CANCELLED, domain.PAYMENT_TIMEOUT)
+                    cancelled += 1
+                except FailedPrecondition:
+                    continue  # paid or cancelled meanwhile
+                except Aborted:
+                    left += 1  # changed meanwhile; the next sweep looks again
+            if len(batch) < _CANCEL_BATCH:
+                return cancelled

@@ -255,7 +255,9 @@ class OrderStore(OrderReader):
             total = (await conn.execute(count)).scalar_one()
         return await self.get_many(ids), int(total)
 
-    async def expired_unpaid(self, created_before: datetime, limit: int = 100) -> list[str]:
+    async def expired_unpaid(
+        self, created_before: datetime, limit: int = 100, *, offset: int = 0
+    ) -> list[str]:
         async with self.db.reading() as conn:
             rows = await conn.execute(
                 sa.select(orders.c.id)
@@ -263,10 +265,21 @@ class OrderStore(OrderReader):
                     orders.c.status == domain.PENDING_PAYMENT,
                     orders.c.created_at < created_before,
                 )
-                .order_by(orders.c.created_at)
+                .order_by(orders.c.created_at, orders.c.id)
                 .limit(limit)
+                .offset(offset)
             )
             return [row.id for row in rows]
+
+    async def earliest_unpaid(self, created_from: datetime | None = None) -> datetime | None:
+        """When the oldest order still unpaid was created (at or after ``created_from``)."""
+        conditions = [orders.c.status == domain.PENDING_PAYMENT]
+        if created_from is not None:
+            conditions.append(orders.c.created_at >= created_from)
+        async with self.db.reading() as conn:
+            query = sa.select(sa.func.min(orders.c.created_at)).where(*conditions)
+            earliest = (await conn.execute(query)).scalar_one()
+        return None if earliest is None else aware(earliest)
 
     async def unsettled(self, limit: int = 100) -> list[domain.Order]:
         """Orders whose stock reservation lags behind their status (a failed call)."""

@@ -7,6 +7,8 @@ Uniqueness that idempotency depends on is enforced here: one claim per
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import CreateIndex
 
 from ec_recommend.platform.events.outbox import outbox_migration
 from ec_recommend.platform.storage import Migration
@@ -30,6 +32,9 @@ orders = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# The payment timeout's schedule: the earliest unpaid order, found without a scan.
+unpaid_by_age = sa.Index("orders_status_created_at", orders.c.status, orders.c.created_at)
 
 order_items = sa.Table(
     "order_items",
@@ -108,8 +113,16 @@ refunds = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+
+async def _add_unpaid_by_age(conn: AsyncConnection) -> None:
+    # A fresh database has it from create_tables; IF NOT EXISTS rather than
+    # checkfirst, whose look-up ignores the schema a PostgreSQL service maps to.
+    await conn.execute(CreateIndex(unpaid_by_age, if_not_exists=True))
+
+
 MIGRATIONS = [
     Migration(1, create_tables(metadata)),
     outbox_migration(2),
     Migration(3, create_tables(metadata)),  # adds payment_idempotency_keys
+    Migration(4, _add_unpaid_by_age),
 ]

@@ -1,0 +1,60 @@
+"""Broker calls per order in a quiet run, as the local broker counted them.
+
+One order is created and paid through ``up``; once every event it caused is
+handled, the calls the broker served in between are what one order costs.
+The counts are deterministic except for the consumers' ReceiveMessage long
+polls and the periodic DLQ depth reads (GetQueueAttributes), whose numbers
+depend on time: those are left out. When a change makes an order cheaper,
+lower the expected counts here; the issue's goal is at most 2 calls per
+order.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from ec_recommend.config import StorageConfig
+from ec_recommend.runtime.quiescence import broker_report, calls_between, wait_until_handled
+from tests.e2e.conftest import System
+
+pytestmark = pytest.mark.asyncio
+
+TIME_DEPENDENT = {("sqs", "ReceiveMessage"), ("sqs", "GetQueueAttributes")}
+
+# Observed at the start of issue 11: create + pay of one order, each step settled.
+EXPECTED_PER_ORDER = {
+    ("sns", "PublishBatch"): 2,  # order.created, order.paid: one relay pass each
+    ("sqs", "DeleteMessageBatch"): 10,  # one per delivery: every subscriber queue, each event
+    ("ses", "SendEmail"): 2,  # order.paid: the customer's confirmation, the seller's notice
+    ("sqs", "SendMessage"): 1,  # the payment timeout parked as a delayed message
+}
+
+
+async def test_one_paid_order_costs_a_known_number_of_broker_calls(system: System) -> None:
+    storage = StorageConfig(data_dir=system.running.data_dir, pool_size=2)
+    broker = str(system.endpoints["aws_endpoint_url"])
+    seller = await system.seller()
+    buyer = await system.customer()
+    product = await seller.create_product("Counted beans", 1500, 10)
+
+    async def buy() -> None:
+        # Each step settles before the next, so no relay pass or receive
+        # happens to carry two steps' events at once.
+        order = await buyer.create_order([(product["id"], 1)])
+        await wait_until_handled(storage, broker, timeout=60)
+        await buyer.pay(order["id"], "tok_visa")
+
+    await buy()  # the first order warms up what is looked up once (topic ARNs, queue URLs)
+    await wait_until_handled(storage, broker, timeout=60)
+    async with aiohttp.ClientSession() as session:
+        before = await broker_report(session, broker)
+    await buy()
+    after = await wait_until_handled(storage, broker, timeout=60)
+    made = {
+        (service, action): n
+        for service, actions in calls_between(before, after).items()
+        for action, n in actions.items()
+        if service != "moto-api" and (service, action) not in TIME_DEPENDENT
+    }
+    assert made == EXPECTED_PER_ORDER
