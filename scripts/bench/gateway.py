@@ -4,10 +4,16 @@
 A server child process (uvloop) hosts the user and product services, the
 gateway in front of them (RS256 token verified against a JWKS, identity
 resolution, rate limiting, routing, schema, transcoding, gRPC call) and, on
-another port, a bare aiohttp handler returning the same JSON bytes. This
-process is the load generator: the same aiohttp client, concurrency and
-duration against each target, in the same run. Prints requests/s, p50 and
-p99 latency of both and the ratios.
+another port, a bare aiohttp handler returning the same JSON bytes. The
+gateway runs twice: "uncached" (no product events, so no read cache: every
+GET calls ProductService) and "cached" (the in-process product cache, as
+``up`` runs it). This process is the load generator: the same aiohttp
+client, concurrency and duration against each target, in alternating
+rounds of the same run. Prints requests/s, p50 and p99 latency of each and
+the ratios against bare.
+
+"activity" measures, in this process, the request-path CPU of recording one
+product view (``ActivitySender.product_view``), the figure the issue bounds.
 
 Two more server children run the same gateway with the OpenTelemetry SDK as
 ``ec-recommend serve`` installs it: "ids" without an OTLP endpoint (spans get
@@ -15,7 +21,7 @@ ids for the logs but record nothing), "exported" with one (spans recorded and
 batched over OTLP/HTTP to a stand-in collector in this process). "gateway"
 has no SDK at all (no-op spans).
 
-Usage: python scripts/bench/gateway.py [--seconds 12] [--concurrency 32]
+Usage: python scripts/bench/gateway.py [--seconds 12] [--concurrency 32] [--no-tracing]
 """
 
 from __future__ import annotations
@@ -132,11 +138,26 @@ async def serve(data_dir: Path) -> None:
                 services=("user", "product"),
             )
         )
-        async with serving(app, "127.0.0.1", 0) as gateway_url:
+        cached_app = create_app(
+            GatewaySetup(
+                config=config,
+                verifier=lambda: TokenVerifier(
+                    jwks_url=f"{bare_url}/jwks.json", issuer=ISSUER, client_id=CLIENT_ID
+                ),
+                clients=hosted.clients,
+                services=("user", "product"),
+            )
+        )
+        cached_app.on_startup.append(_with_read_cache)
+        async with (
+            serving(app, "127.0.0.1", 0) as gateway_url,
+            serving(cached_app, "127.0.0.1", 0) as cached_url,
+        ):
             print(
                 json.dumps(
                     {
                         "gateway": f"{gateway_url}/api/v1/products/{product.id}",
+                        "cached": f"{cached_url}/api/v1/products/{product.id}",
                         "bare": f"{bare_url}/api/v1/products/{product.id}",
                         "token": _token(private),
                     }
@@ -144,6 +165,39 @@ async def serve(data_dir: Path) -> None:
                 flush=True,
             )
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+async def _with_read_cache(app: Any) -> None:
+    """The in-process product cache ``up`` runs (there product events invalidate
+    it; here nothing changes the product, so a long TTL keeps every GET a hit)."""
+    from ec_recommend.platform.cache import LocalProductCache
+    from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
+
+    app[PRODUCT_CACHE] = LocalProductCache(ttl=3600.0, max_entries=1000)
+
+
+def activity_cost(views: int = 20_000) -> tuple[float, float]:
+    """Request-path CPU of one product view, and of encoding it for SQS (microseconds).
+
+    The sender is not started, so nothing is sent: ``product_view`` is the
+    part a request pays; the encoding is what the sender pays later.
+    """
+    from ec_recommend.config import EventsConfig
+    from ec_recommend.platform.events.activity import ActivitySender
+
+    sender = ActivitySender(EventsConfig(), capacity=views + 1)
+    user = str(uuid.uuid4())
+    product = str(uuid.uuid4())
+    started = time.process_time()
+    for _ in range(views):
+        sender.product_view(product_id=product, user_id=user)
+    recorded = (time.process_time() - started) / views * 1e6
+    encode_all = getattr(sender, "encode_pending", None)
+    if encode_all is None:
+        return recorded, 0.0  # encoded while recording
+    started = time.process_time()
+    encode_all()
+    return recorded, (time.process_time() - started) / views * 1e6
 
 
 # -- load generator ----------------------------------------------------------
@@ -253,50 +307,85 @@ async def _span_sink() -> AsyncIterator[tuple[str, list[int]]]:
         await runner.cleanup()
 
 
-async def run(seconds: float, concurrency: int) -> None:
+async def _rounds(
+    targets: list[tuple[str, str, dict[str, str]]], seconds: float, concurrency: int
+) -> list[Result]:
+    """Each target in 3 alternating rounds, so a load spike on a shared machine
+    hits all of them alike."""
+    measured: dict[str, list[Result]] = {name: [] for name, _, _ in targets}
+    for _ in range(3):
+        for name, url, headers in targets:
+            measured[name].append(await load(name, url, headers, seconds / 3, concurrency))
+    return [_merged(measured[name]) for name, _, _ in targets]
+
+
+def _ratio(result: Result, base: Result) -> str:
+    return (
+        f"{result.name}/{base.name}: throughput x{result.rate / base.rate:.2f}, "
+        f"p50 x{result.percentile(0.5) / base.percentile(0.5):.1f}, "
+        f"p99 x{result.percentile(0.99) / base.percentile(0.99):.1f}"
+    )
+
+
+async def run(seconds: float, concurrency: int, tracing: bool) -> None:
+    recorded, encoded = activity_cost()
     with (
         tempfile.TemporaryDirectory() as plain_dir,
+        tempfile.TemporaryDirectory() as tracing_dir,
         tempfile.TemporaryDirectory() as sdk_dir,
         tempfile.TemporaryDirectory() as traced_dir,
     ):
+        async with _server(plain_dir) as ready:
+            auth = {"Authorization": f"Bearer {ready['token']}"}
+            async with aiohttp.ClientSession() as session:
+                async with session.get(ready["bare"]) as response:
+                    via_bare = await response.json()
+                for target in ("gateway", "cached"):
+                    async with session.get(ready[target], headers=auth) as response:
+                        assert await response.json() == via_bare, f"{target} differs from bare"
+            bare, uncached, cached = await _rounds(
+                [
+                    ("bare", ready["bare"], auth),
+                    ("uncached", ready["gateway"], auth),
+                    ("cached", ready["cached"], auth),
+                ],
+                seconds,
+                concurrency,
+            )
+        print(
+            f"GET /api/v1/products/{{id}}, {concurrency} concurrent clients, "
+            f"{seconds:.0f}s each in 3 alternating rounds"
+        )
+        for result in (bare, uncached, cached):
+            print(result.line())
+        print(_ratio(uncached, bare))
+        print(_ratio(cached, bare))
+        print(
+            f"activity: product_view {recorded:.1f} us of request-path CPU, "
+            f"encoding by the sender {encoded:.1f} us"
+        )
+        if not tracing:
+            return
         async with (
             _span_sink() as (sink_url, exports),
-            _server(plain_dir) as ready,
+            _server(tracing_dir) as plain,
             _server(sdk_dir, "--sdk") as sdk_only,
             _server(traced_dir, "--otlp", sink_url) as traced,
         ):
-            auth = {"Authorization": f"Bearer {ready['token']}"}
-            async with aiohttp.ClientSession() as session:
-                async with session.get(ready["gateway"], headers=auth) as response:
-                    via_gateway = await response.json()
-                async with session.get(ready["bare"]) as response:
-                    via_bare = await response.json()
-            assert via_gateway == via_bare, "the two targets must return the same JSON"
-            bare = await load("bare", ready["bare"], auth, seconds, concurrency)
-            gateway = await load("gateway", ready["gateway"], auth, seconds, concurrency)
-            # The tracing variants alternate with "gateway" in short rounds, so
-            # a load spike on a shared machine hits all of them alike.
-            sdk_auth = {"Authorization": f"Bearer {sdk_only['token']}"}
-            traced_auth = {"Authorization": f"Bearer {traced['token']}"}
-            rounds = [
-                ("gateway", ready["gateway"], auth),
-                ("ids", sdk_only["gateway"], sdk_auth),
-                ("exported", traced["gateway"], traced_auth),
-            ]
-            measured: dict[str, list[Result]] = {name: [] for name, _, _ in rounds}
-            for _ in range(3):
-                for name, url, headers in rounds:
-                    measured[name].append(await load(name, url, headers, seconds / 3, concurrency))
-            baseline, ids, exported = (_merged(measured[name]) for name, _, _ in rounds)
-    print(f"GET /api/v1/products/{{id}}, {concurrency} concurrent clients, {seconds:.0f}s each")
-    print(bare.line())
-    print(gateway.line())
-    print(
-        f"gateway/bare: throughput x{gateway.rate / bare.rate:.2f}, "
-        f"p50 x{gateway.percentile(0.5) / bare.percentile(0.5):.1f}, "
-        f"p99 x{gateway.percentile(0.99) / bare.percentile(0.99):.1f}"
-    )
-    print("tracing, 3 alternating rounds each:")
+            baseline, ids, exported = await _rounds(
+                [
+                    ("gateway", plain["gateway"], {"Authorization": f"Bearer {plain['token']}"}),
+                    ("ids", sdk_only["gateway"], {"Authorization": f"Bearer {sdk_only['token']}"}),
+                    (
+                        "exported",
+                        traced["gateway"],
+                        {"Authorization": f"Bearer {traced['token']}"},
+                    ),
+                ],
+                seconds,
+                concurrency,
+            )
+    print("tracing (uncached), 3 alternating rounds each:")
     for result in (baseline, ids, exported):
         print(result.line())
     print(
@@ -330,6 +419,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--no-tracing", action="store_true", help="skip the tracing variants (shorter)"
+    )
     parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--sdk", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--otlp", metavar="URL", help=argparse.SUPPRESS)
@@ -338,7 +430,7 @@ def main() -> None:
         with _tracing(args.sdk, args.otlp):
             uvloop.run(serve(Path(args.serve)))
     else:
-        uvloop.run(run(args.seconds, args.concurrency))
+        uvloop.run(run(args.seconds, args.concurrency, not args.no_tracing))
 
 
 if __name__ == "__main__":
