@@ -41,7 +41,7 @@ from ec_recommend.platform.gateway.keys import (
     REQUEST_ID,
     Gateway,
 )
-from ec_recommend.platform.gateway.middleware import errors_middleware, policy_middleware
+from ec_recommend.platform.gateway.middleware import gateway_middleware
 from ec_recommend.platform.gateway.openapi import openapi_document
 from ec_recommend.platform.gateway.outcomes import timed_out
 from ec_recommend.platform.gateway.ratelimit import Tier, Tiers, open_rate_limiter
@@ -51,7 +51,7 @@ from ec_recommend.platform.realtime.setup import add_realtime
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.security.tls import GATEWAY as GATEWAY_IDENTITY
-from ec_recommend.platform.telemetry.http import http_middleware, metrics_handler
+from ec_recommend.platform.telemetry.http import metrics_handler
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,11 @@ def tiers_of(config: GatewayConfig) -> Tiers:
 
 
 def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> web.Application:
-    """The gateway app; ``middlewares`` run inside the error and policy layers."""
+    """The gateway app; ``middlewares`` run inside the telemetry, error and policy layer."""
     routes = setup.routes or load_routes()
     app = web.Application(
         client_max_size=setup.config.gateway.max_body_bytes,
-        # Telemetry outermost: it sees the final status of every response.
-        middlewares=[
-            http_middleware("gateway"),
-            errors_middleware,
-            policy_middleware,
-            *middlewares,
-        ],
+        middlewares=[gateway_middleware(), *middlewares],
     )
 
     async def resources(app: web.Application) -> Any:
@@ -166,8 +160,11 @@ def mark_ready(app: web.Application) -> None:
 
 
 def render(result: Any, status: int) -> web.Response:
+    """A handler's result as the response: None is 204, bytes are rendered JSON already."""
     if result is None:
         return web.Response(status=204)
+    if isinstance(result, bytes):
+        return web.Response(status=status, body=result, content_type=JSON)
     if isinstance(result, betterproto2.Message):
         from ec_recommend.platform.gateway.transcode import message_to_json
 
@@ -229,6 +226,10 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
             raise errors.InvalidArgument(
                 "Idempotency-Key: 1 to 200 visible ASCII characters", field="Idempotency-Key"
             )
+        if endpoint.peek is not None:
+            cached = endpoint.peek(request, identity)
+            if cached is not None:
+                return web.Response(status=endpoint.status, body=cached, content_type=JSON)
         gateway = request.app[GATEWAY]
         api_request = ApiRequest(
             http=request,

@@ -19,7 +19,10 @@ import yaml
 from ec_recommend.platform.gateway.schema import Object
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from ec_recommend.platform.gateway.request import ApiRequest
+    from ec_recommend.platform.rpc.context import Identity
 
 AuthMode = Literal["required", "optional", "none"]
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
@@ -92,6 +95,9 @@ def parse_routes(document: Any) -> RouteTable:
 
 
 Handler = Callable[["ApiRequest"], Awaitable[Any]]
+# Answers from this process's memory (rendered JSON) or returns None; runs
+# after auth and input checks, before any deadline is set up.
+Peek = Callable[["web.Request", "Identity | None"], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ class Endpoint:
     auth: AuthMode | None = None
     idempotent: bool = False
     errors: Sequence[int] = ()
+    peek: Peek | None = None
 
     @property
     def operation_id(self) -> str:
