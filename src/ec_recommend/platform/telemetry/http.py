@@ -52,7 +52,7 @@ def route_template(request: web.Request) -> str:
     return str(resource.canonical) if resource is not None else UNMATCHED
 
 
-def _server_span(request: web.Request, method: str) -> Any:
+def server_span(request: web.Request, method: str) -> Any:
     parent = extract(request.headers)
     if not sdk_installed():
         return continue_trace(parent)  # no span to describe: skip the attributes
@@ -85,7 +85,7 @@ def http_middleware(service: str = "gateway", metrics: Metrics | None = None) ->
         recorder.http_started(service)
         component = current_component.set(service)
         try:
-            with _server_span(request, method) as span:
+            with server_span(request, method) as span:
                 try:
                     response = await handler(request)
                     status, headers = response.status, response.headers
