@@ -15,11 +15,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
@@ -53,9 +54,12 @@ def route_template(request: web.Request) -> str:
 
 
 def server_span(request: web.Request, method: str) -> Any:
-    parent = extract(request.headers)
     if not sdk_installed():
-        return continue_trace(parent)  # no span to describe: skip the attributes
+        if "traceparent" not in request.headers:
+            # No SDK and no trace to continue: a no-op span, nothing to make current.
+            return nullcontext(INVALID_SPAN)
+        return continue_trace(extract(request.headers))  # no span to describe: no attributes
+    parent = extract(request.headers)
     return tracer.start_as_current_span(
         method,
         context=parent,
