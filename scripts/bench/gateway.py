@@ -21,7 +21,11 @@ ids for the logs but record nothing), "exported" with one (spans recorded and
 batched over OTLP/HTTP to a stand-in collector in this process). "gateway"
 has no SDK at all (no-op spans).
 
+"cached xN" (``--workers N``) is the cached gateway served by N processes on
+one port: this one and N-1 gateway worker processes (``up --workers N``).
+
 Usage: python scripts/bench/gateway.py [--seconds 12] [--concurrency 32] [--no-tracing]
+                                        [--workers 2]
 """
 
 from __future__ import annotations
@@ -79,7 +83,59 @@ def _token(private: dict[str, Any]) -> str:
     return str(jwt.encode(claims, private, algorithm="RS256", headers={"kid": private["kid"]}))
 
 
-async def serve(data_dir: Path) -> None:
+def bench_worker_setup(config: Any, services: Any) -> Any:
+    """A gateway worker's setup (imported by the worker as ``gateway``): the
+    bench's JWKS from ``config.auth``, the product cache on."""
+    from ec_recommend.platform.auth.verifier import TokenVerifier
+    from ec_recommend.platform.gateway.app import GatewaySetup
+
+    auth = config.auth
+    return GatewaySetup(
+        config=config,
+        verifier=lambda: TokenVerifier(
+            jwks_url=auth.jwks_url, issuer=auth.issuer, client_id=auth.client_id
+        ),
+        services=tuple(services),
+        product_cache=True,
+    )
+
+
+@asynccontextmanager
+async def _gateway_workers(
+    config: Any, bare_url: str, hosted: Any, workers: int
+) -> AsyncIterator[str | None]:
+    """The cached gateway in this process and ``workers - 1`` worker processes."""
+    if workers <= 1:
+        yield None
+        return
+    from ec_recommend.platform.gateway.app import create_app, serving
+    from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
+    from ec_recommend.platform.gateway.workers import GatewayWorkers, worker_spec
+
+    config = replace(
+        config,
+        auth=replace(
+            config.auth, jwks_url=f"{bare_url}/jwks.json", issuer=ISSUER, client_id=CLIENT_ID
+        ),
+        cache=replace(config.cache, ttl=3600.0),
+        log_level="WARNING",  # as this process, which configures no logging (no access log)
+    )
+    services = ("user", "product")
+    app = create_app(replace(bench_worker_setup(config, services), clients=hosted.clients))
+    async with serving(app, "127.0.0.1", 0, reuse_port=True) as url:
+        spec = worker_spec(
+            config,
+            port=int(url.rsplit(":", 1)[1]),
+            endpoints=hosted.endpoints(),
+            services=services,
+            setup="gateway:bench_worker_setup",
+            traced=False,  # as this process: no OpenTelemetry SDK
+        )
+        async with GatewayWorkers(spec, workers - 1, app[PRODUCT_CACHE]):
+            yield url
+
+
+async def serve(data_dir: Path, workers: int) -> None:
     from aiohttp import web
 
     from ec_recommend._gen.ecommerce import common as pb_common
@@ -152,12 +208,14 @@ async def serve(data_dir: Path) -> None:
         async with (
             serving(app, "127.0.0.1", 0) as gateway_url,
             serving(cached_app, "127.0.0.1", 0) as cached_url,
+            _gateway_workers(config, bare_url, hosted, workers) as workers_url,
         ):
             print(
                 json.dumps(
                     {
                         "gateway": f"{gateway_url}/api/v1/products/{product.id}",
                         "cached": f"{cached_url}/api/v1/products/{product.id}",
+                        "workers": workers_url and f"{workers_url}/api/v1/products/{product.id}",
                         "bare": f"{bare_url}/api/v1/products/{product.id}",
                         "token": _token(private),
                     }
@@ -327,7 +385,7 @@ def _ratio(result: Result, base: Result) -> str:
     )
 
 
-async def run(seconds: float, concurrency: int, tracing: bool) -> None:
+async def run(seconds: float, concurrency: int, tracing: bool, workers: int) -> None:
     recorded, encoded = activity_cost()
     with (
         tempfile.TemporaryDirectory() as plain_dir,
@@ -335,20 +393,18 @@ async def run(seconds: float, concurrency: int, tracing: bool) -> None:
         tempfile.TemporaryDirectory() as sdk_dir,
         tempfile.TemporaryDirectory() as traced_dir,
     ):
-        async with _server(plain_dir) as ready:
+        async with _server(plain_dir, "--workers", str(workers)) as ready:
             auth = {"Authorization": f"Bearer {ready['token']}"}
             async with aiohttp.ClientSession() as session:
                 async with session.get(ready["bare"]) as response:
                     via_bare = await response.json()
-                for target in ("gateway", "cached"):
+                targets = [t for t in ("gateway", "cached", "workers") if ready.get(t)]
+                for target in targets:
                     async with session.get(ready[target], headers=auth) as response:
                         assert await response.json() == via_bare, f"{target} differs from bare"
-            bare, uncached, cached = await _rounds(
-                [
-                    ("bare", ready["bare"], auth),
-                    ("uncached", ready["gateway"], auth),
-                    ("cached", ready["cached"], auth),
-                ],
+            names = {"gateway": "uncached", "cached": "cached", "workers": f"cached x{workers}"}
+            bare, *measured = await _rounds(
+                [("bare", ready["bare"], auth)] + [(names[t], ready[t], auth) for t in targets],
                 seconds,
                 concurrency,
             )
@@ -356,10 +412,10 @@ async def run(seconds: float, concurrency: int, tracing: bool) -> None:
             f"GET /api/v1/products/{{id}}, {concurrency} concurrent clients, "
             f"{seconds:.0f}s each in 3 alternating rounds"
         )
-        for result in (bare, uncached, cached):
+        for result in (bare, *measured):
             print(result.line())
-        print(_ratio(uncached, bare))
-        print(_ratio(cached, bare))
+        for result in measured:
+            print(_ratio(result, bare))
         print(
             f"activity: product_view {recorded:.1f} us of request-path CPU, "
             f"encoding by the sender {encoded:.1f} us"
@@ -422,15 +478,21 @@ def main() -> None:
     parser.add_argument(
         "--no-tracing", action="store_true", help="skip the tracing variants (shorter)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also measure the cached gateway served by N processes (SO_REUSEPORT)",
+    )
     parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--sdk", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--otlp", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         with _tracing(args.sdk, args.otlp):
-            uvloop.run(serve(Path(args.serve)))
+            uvloop.run(serve(Path(args.serve), args.workers))
     else:
-        uvloop.run(run(args.seconds, args.concurrency, not args.no_tracing))
+        uvloop.run(run(args.seconds, args.concurrency, not args.no_tracing, args.workers))
 
 
 if __name__ == "__main__":

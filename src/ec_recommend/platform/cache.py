@@ -70,6 +70,9 @@ class LocalProductCache:
         self._invalidations: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
+        # Told of every invalidation made here, so it can reach the other
+        # gateway processes' caches (gateway/workers.py).
+        self.listeners: list[Callable[[str], None]] = []
 
     def get(self, product_id: str) -> bytes | None:
         entry = self._entries.get(product_id)
@@ -103,6 +106,13 @@ class LocalProductCache:
         return body
 
     async def invalidate(self, product_id: str) -> None:
+        self.drop(product_id)
+        for listener in self.listeners:
+            listener(product_id)
+
+    def drop(self, product_id: str) -> None:
+        """Invalidate without telling the listeners: for an invalidation that
+        was made elsewhere and reached this process."""
         self._entries.pop(product_id, None)
         # Counted only while a load could be in flight; bounded like the entries.
         self._invalidations[product_id] = self._invalidations.get(product_id, 0) + 1

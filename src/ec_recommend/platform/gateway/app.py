@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +69,9 @@ class GatewaySetup:
 
     ``clients`` is shared with services hosted in the same process; without
     it the gateway dials ``config.rpc.endpoints`` itself. ``services`` are the ones
-    ``/readyz`` checks.
+    ``/readyz`` checks. ``product_cache``: None caches products only while
+    product events flow to invalidate the cache; True caches anyway (where
+    invalidations reach the cache another way, e.g. from a parent process).
     """
 
     config: Config
@@ -79,6 +81,7 @@ class GatewaySetup:
     services: Sequence[str] = ()
     routes: RouteTable | None = None
     ready: bool = True
+    product_cache: bool | None = None
 
 
 def tiers_of(config: GatewayConfig) -> Tiers:
@@ -133,9 +136,12 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
                         setup.config.events, queues=topology.direct_queues(ACTIVITY_TYPE)
                     )
                 )
-            # Cached only while product events flow to invalidate it.
+            # Cached only while product events flow to invalidate it, unless told.
+            invalidated = setup.product_cache
+            if invalidated is None:
+                invalidated = setup.config.events.enabled
             app[PRODUCT_CACHE] = await stack.enter_async_context(
-                open_product_cache(setup.config.cache, invalidated=setup.config.events.enabled)
+                open_product_cache(setup.config.cache, invalidated=invalidated)
             )
             yield
 
@@ -282,12 +288,18 @@ def cognito_setup(
 
 
 @asynccontextmanager
-async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
-    """Serve ``app`` on ``host:port`` (0 = a free port); yields its base URL."""
+async def serving(
+    app: web.Application, host: str, port: int, *, reuse_port: bool = False
+) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host:port`` (0 = a free port); yields its base URL.
+
+    ``reuse_port``: other processes may listen on the same port (SO_REUSEPORT);
+    the kernel spreads connections over them (gateway workers).
+    """
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         bound = runner.addresses[0][1]
         yield f"http://{host}:{bound}"
     finally:
@@ -299,15 +311,39 @@ ROUTED_SERVICES = ("user", "product", "cart", "order", "search", "recommendation
 
 @asynccontextmanager
 async def served_gateway(
-    config: Config, clients: ClientFactory, hosted: Sequence[str] = ()
+    config: Config,
+    clients: ClientFactory,
+    hosted: Mapping[str, str] | Sequence[str] = (),
+    *,
+    workers: int = 1,
 ) -> AsyncIterator[str]:
     """The gateway of ``ec-recommend serve gateway``: Cognito auth, on ``config.gateway``.
 
-    /readyz checks the routed services this process hosts or has endpoints for.
+    ``hosted`` names the services this process hosts (with their addresses,
+    which ``workers`` > 1 worker processes dial). /readyz checks the routed
+    services this process hosts or has endpoints for.
     """
-    reachable = set(hosted) | set(config.rpc.endpoints)
-    setup = cognito_setup(
-        config, clients=clients, services=[n for n in ROUTED_SERVICES if n in reachable]
+    from ec_recommend.platform.cache import LocalProductCache
+    from ec_recommend.platform.gateway.workers import (
+        GatewayWorkers,
+        per_process_limits,
+        worker_spec,
     )
-    async with serving(create_app(setup), config.gateway.host, config.gateway.port) as url:
-        yield url
+
+    reachable = set(hosted) | set(config.rpc.endpoints)
+    services = [n for n in ROUTED_SERVICES if n in reachable]
+    config = per_process_limits(config, workers)
+    app = create_app(cognito_setup(config, clients=clients, services=services))
+    host = config.gateway.host
+    async with serving(app, host, config.gateway.port, reuse_port=workers > 1) as url:
+        if workers <= 1:
+            yield url
+            return
+        addresses = dict(hosted) if isinstance(hosted, Mapping) else {}
+        spec = worker_spec(
+            config, port=int(url.rsplit(":", 1)[1]), endpoints=addresses, services=services
+        )
+        cache = app[PRODUCT_CACHE]
+        local = cache if isinstance(cache, LocalProductCache) else None
+        async with GatewayWorkers(spec, workers - 1, local):
+            yield url
