@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -268,10 +270,16 @@ class Result:
     seconds: float
     latencies: list[float]
     errors: int
+    cpu: float = 0.0  # seconds of the server child's CPU (its workers' included)
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_per_request(self) -> float:
+        """Microseconds of server CPU per request (all targets share the child, one at a time)."""
+        return self.cpu / max(1, self.requests) * 1e6
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -280,12 +288,36 @@ class Result:
     def line(self) -> str:
         return (
             f"{self.name:<8} {self.rate:>9.0f} req/s   p50 {self.percentile(0.5):6.2f} ms"
-            f"   p99 {self.percentile(0.99):6.2f} ms   errors {self.errors}"
+            f"   p99 {self.percentile(0.99):6.2f} ms"
+            f"   server CPU {self.cpu_per_request:5.0f} us/req   errors {self.errors}"
         )
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds of ``pid`` and of its live children (gateway workers)."""
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                pids += [int(child) for child in children.read().split()]
+    for one in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{one}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
+
+
 async def load(
-    name: str, url: str, headers: dict[str, str], seconds: float, concurrency: int
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    seconds: float,
+    concurrency: int,
+    server_pid: int | None = None,
 ) -> Result:
     connector = aiohttp.TCPConnector(limit=concurrency)
     latencies: list[float] = []
@@ -306,10 +338,12 @@ async def load(
         warm = time.perf_counter() + min(2.0, seconds / 4)
         await asyncio.gather(*(worker(warm, False) for _ in range(concurrency)))
         started = time.perf_counter()
+        cpu = _cpu_of(server_pid) if server_pid else 0.0
         until = started + seconds
         await asyncio.gather(*(worker(until, True) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return Result(name, len(latencies), elapsed, latencies, errors)
+        cpu = _cpu_of(server_pid) - cpu if server_pid else 0.0
+    return Result(name, len(latencies), elapsed, latencies, errors, cpu)
 
 
 def _merged(results: list[Result]) -> Result:
@@ -319,11 +353,12 @@ def _merged(results: list[Result]) -> Result:
         sum(r.seconds for r in results),
         [latency for r in results for latency in r.latencies],
         sum(r.errors for r in results),
+        sum(r.cpu for r in results),
     )
 
 
 @asynccontextmanager
-async def _server(data_dir: str, *options: str) -> AsyncIterator[dict[str, str]]:
+async def _server(data_dir: str, *options: str) -> AsyncIterator[dict[str, Any]]:
     """A server child (``--serve``) until the block ends; yields its URLs and token."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -336,8 +371,8 @@ async def _server(data_dir: str, *options: str) -> AsyncIterator[dict[str, str]]
     )
     assert child.stdout is not None and child.stdin is not None
     try:
-        ready: dict[str, str] = json.loads(await child.stdout.readline())
-        yield ready
+        ready: dict[str, Any] = json.loads(await child.stdout.readline())
+        yield {**ready, "pid": child.pid}
     finally:
         child.stdin.close()
         await asyncio.wait_for(child.wait(), 30)
@@ -366,22 +401,23 @@ async def _span_sink() -> AsyncIterator[tuple[str, list[int]]]:
 
 
 async def _rounds(
-    targets: list[tuple[str, str, dict[str, str]]], seconds: float, concurrency: int
+    targets: list[tuple[str, str, dict[str, str], int]], seconds: float, concurrency: int
 ) -> list[Result]:
-    """Each target in 3 alternating rounds, so a load spike on a shared machine
-    hits all of them alike."""
-    measured: dict[str, list[Result]] = {name: [] for name, _, _ in targets}
+    """Each target (name, url, headers, server pid) in 3 alternating rounds, so
+    a load spike on a shared machine hits all of them alike."""
+    measured: dict[str, list[Result]] = {name: [] for name, *_ in targets}
     for _ in range(3):
-        for name, url, headers in targets:
-            measured[name].append(await load(name, url, headers, seconds / 3, concurrency))
-    return [_merged(measured[name]) for name, _, _ in targets]
+        for name, url, headers, pid in targets:
+            measured[name].append(await load(name, url, headers, seconds / 3, concurrency, pid))
+    return [_merged(measured[name]) for name, *_ in targets]
 
 
 def _ratio(result: Result, base: Result) -> str:
     return (
         f"{result.name}/{base.name}: throughput x{result.rate / base.rate:.2f}, "
         f"p50 x{result.percentile(0.5) / base.percentile(0.5):.1f}, "
-        f"p99 x{result.percentile(0.99) / base.percentile(0.99):.1f}"
+        f"p99 x{result.percentile(0.99) / base.percentile(0.99):.1f}, "
+        f"server CPU/request x{result.cpu_per_request / base.cpu_per_request:.2f}"
     )
 
 
@@ -404,7 +440,8 @@ async def run(seconds: float, concurrency: int, tracing: bool, workers: int) -> 
                         assert await response.json() == via_bare, f"{target} differs from bare"
             names = {"gateway": "uncached", "cached": "cached", "workers": f"cached x{workers}"}
             bare, *measured = await _rounds(
-                [("bare", ready["bare"], auth)] + [(names[t], ready[t], auth) for t in targets],
+                [("bare", ready["bare"], auth, ready["pid"])]
+                + [(names[t], ready[t], auth, ready["pid"]) for t in targets],
                 seconds,
                 concurrency,
             )
@@ -430,12 +467,23 @@ async def run(seconds: float, concurrency: int, tracing: bool, workers: int) -> 
         ):
             baseline, ids, exported = await _rounds(
                 [
-                    ("gateway", plain["gateway"], {"Authorization": f"Bearer {plain['token']}"}),
-                    ("ids", sdk_only["gateway"], {"Authorization": f"Bearer {sdk_only['token']}"}),
+                    (
+                        "gateway",
+                        plain["gateway"],
+                        {"Authorization": f"Bearer {plain['token']}"},
+                        plain["pid"],
+                    ),
+                    (
+                        "ids",
+                        sdk_only["gateway"],
+                        {"Authorization": f"Bearer {sdk_only['token']}"},
+                        sdk_only["pid"],
+                    ),
                     (
                         "exported",
                         traced["gateway"],
                         {"Authorization": f"Bearer {traced['token']}"},
+                        traced["pid"],
                     ),
                 ],
                 seconds,
