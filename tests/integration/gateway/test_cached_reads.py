@@ -138,3 +138,25 @@ async def test_views_are_recorded_on_hits_and_misses(tmp_path: Path) -> None:
     assert [(v.activity, v.product_id) for v in views] == [("product_view", product_id)] * 2
     assert views[0].user_id == ""  # anonymous
     assert views[1].user_id != ""  # alice's user id, on the cache hit
+
+
+async def test_a_hit_sets_up_no_deadline_or_timeout(
+    cached: tuple[GatewayUnderTest, LocalProductCache], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ec_recommend.platform.gateway import app as gateway_app
+
+    timeouts: list[float] = []
+    real_timeout = gateway_app.asyncio.timeout
+
+    def counting_timeout(delay: float) -> object:
+        timeouts.append(delay)
+        return real_timeout(delay)
+
+    gateway, _ = cached
+    path = f"/api/v1/products/{await _create(gateway)}"
+    monkeypatch.setattr(gateway_app.asyncio, "timeout", counting_timeout)
+    assert (await gateway.http.get(path)).status == 200  # miss: the service call has a budget
+    after_miss = len(timeouts)
+    assert after_miss >= 1
+    assert (await gateway.http.get(path)).status == 200  # hit
+    assert len(timeouts) == after_miss
