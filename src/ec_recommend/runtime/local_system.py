@@ -238,11 +238,16 @@ async def local_system(
         edge = per_process_limits(config, workers)
         app = create_app(cognito_setup(edge, clients=hosted.clients, services=names, ready=False))
         app[BROKER_STATE] = broker.state
+        # Workers are waited for after this gateway's own shutdown, told to stop before it.
+        workers_exit = await stack.enter_async_context(AsyncExitStack())
         gateway_url = await stack.enter_async_context(
             serving(app, host, port, reuse_port=workers > 1)
         )
         if workers > 1:
-            await stack.enter_async_context(_workers(edge, app, gateway_url, hosted, workers))
+            started = await workers_exit.enter_async_context(
+                _workers(edge, app, gateway_url, hosted, workers)
+            )
+            stack.callback(started.begin_stop)
         endpoints = {"gateway_url": gateway_url, **facts}
         # Written aside and renamed, so a reader never sees half a file.
         partial = path.with_suffix(".json.partial")

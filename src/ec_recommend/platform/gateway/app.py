@@ -335,15 +335,21 @@ async def served_gateway(
     config = per_process_limits(config, workers)
     app = create_app(cognito_setup(config, clients=clients, services=services))
     host = config.gateway.host
-    async with serving(app, host, config.gateway.port, reuse_port=workers > 1) as url:
-        if workers <= 1:
-            yield url
-            return
-        addresses = dict(hosted) if isinstance(hosted, Mapping) else {}
-        spec = worker_spec(
-            config, port=int(url.rsplit(":", 1)[1]), endpoints=addresses, services=services
+    async with AsyncExitStack() as stack:
+        # Workers are waited for after this gateway's own shutdown, told to stop before it.
+        workers_exit = await stack.enter_async_context(AsyncExitStack())
+        url = await stack.enter_async_context(
+            serving(app, host, config.gateway.port, reuse_port=workers > 1)
         )
-        cache = app[PRODUCT_CACHE]
-        local = cache if isinstance(cache, LocalProductCache) else None
-        async with GatewayWorkers(spec, workers - 1, local):
-            yield url
+        if workers > 1:
+            addresses = dict(hosted) if isinstance(hosted, Mapping) else {}
+            spec = worker_spec(
+                config, port=int(url.rsplit(":", 1)[1]), endpoints=addresses, services=services
+            )
+            cache = app[PRODUCT_CACHE]
+            local = cache if isinstance(cache, LocalProductCache) else None
+            started = await workers_exit.enter_async_context(
+                GatewayWorkers(spec, workers - 1, local)
+            )
+            stack.callback(started.begin_stop)
+        yield url

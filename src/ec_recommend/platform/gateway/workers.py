@@ -171,10 +171,17 @@ class GatewayWorkers:
     ) -> None:
         await self._stop()
 
-    async def _stop(self) -> None:
+    def begin_stop(self) -> None:
+        """Tell every worker to stop, without waiting: the parent's own gateway
+        can shut down meanwhile (exiting the context waits for the workers)."""
         self._stopping = True
         if self.cache is not None and self._forward in self.cache.listeners:
             self.cache.listeners.remove(self._forward)
+        for worker in self._workers:
+            worker.begin_stop()
+
+    async def _stop(self) -> None:
+        self.begin_stop()
         await asyncio.gather(*(worker.stop() for worker in self._workers))
 
     def _forward(self, product_id: str) -> None:
@@ -274,15 +281,20 @@ class _Worker:
                 continue
             self.owner.restarts += 1
 
-    async def stop(self) -> None:
+    def begin_stop(self) -> None:
         if self._supervisor is not None:
             self._supervisor.cancel()
+        process = self.process
+        if process is not None and process.stdin is not None:
+            process.stdin.close()  # the worker stops when its stdin closes
+
+    async def stop(self) -> None:
+        self.begin_stop()
+        if self._supervisor is not None:
             await asyncio.gather(self._supervisor, return_exceptions=True)
         process = self.process
         if process is None:
             return
-        if process.stdin is not None:
-            process.stdin.close()  # the worker stops when its stdin closes
         try:
             await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
         except TimeoutError:
