@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 COGNITO_SETUP = "ec_recommend.platform.gateway.workers:cognito_worker_setup"
 _READY_TIMEOUT = 60.0
 _STOP_TIMEOUT = 10.0
-_RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+_RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # seconds, while it keeps crashing
+_STABLE_AFTER = 60.0
 _SPEC_LIMIT = 16 * 1024 * 1024  # bytes of one stdin line (the pickled spec)
 
 # (config, services /readyz checks) -> GatewaySetup; named "module:function"
@@ -149,6 +150,10 @@ class GatewayWorkers:
         return [w.process.pid for w in self._workers if w.process is not None]
 
     async def __aenter__(self) -> GatewayWorkers:
+        # Forwarding starts first: a worker may cache as soon as it listens.
+        # (Ids sent before it reads them queue behind its spec on stdin.)
+        if self.cache is not None:
+            self.cache.listeners.append(self._forward)
         try:
             for index in range(self.count):
                 worker = _Worker(self, index)
@@ -157,8 +162,6 @@ class GatewayWorkers:
         except BaseException:
             await self._stop()
             raise
-        if self.cache is not None:
-            self.cache.listeners.append(self._forward)
         for worker in self._workers:
             worker.supervise()
         return self
@@ -255,13 +258,17 @@ class _Worker:
                 await self.owner._invalidate(message["invalidate"])
 
     async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
         crashes = 0
         while True:
             process = self.process
             assert process is not None
+            since = loop.time()
             code = await process.wait()
             if self.owner._stopping:
                 return
+            if loop.time() - since > _STABLE_AFTER:
+                crashes = 0  # it had been running well: not a crash loop
             delay = _RESTART_DELAYS[min(crashes, len(_RESTART_DELAYS) - 1)]
             crashes += 1
             log.error(
@@ -276,8 +283,8 @@ class _Worker:
                 return
             try:
                 await self.start()
-            except RuntimeError as exc:
-                log.error("%s", exc)
+            except Exception:
+                log.exception("gateway worker %d: cannot start it again", self.index)
                 continue
             self.owner.restarts += 1
 
