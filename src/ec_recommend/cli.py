@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         "under <data-dir>/certs (created on first use)",
     )
     up.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+    up.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="gateway processes sharing the port (SO_REUSEPORT): this one and N-1 workers",
+    )
 
     serve = commands.add_parser(
         "serve",
@@ -79,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--data-dir", type=Path, default=None, help="where SQLite files live")
     serve.add_argument("--config", type=Path, default=None, help="YAML configuration file")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="with gateway: gateway processes sharing its port, this one and N-1 workers",
+    )
 
     certs = commands.add_parser(
         "certs",
@@ -93,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     certs.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     add_event_commands(commands)
     return parser
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError("a number of processes from 1 to 64")
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         services = [name for name in args.services if name in available_services()]
         gateway = "gateway" in args.services
-        return process.run(_serve(config, services, consumers, gateway=gateway))
+        if args.workers > 1 and not gateway:
+            print("ec-recommend: --workers is for the gateway: serve gateway", file=sys.stderr)
+            return 2
+        return process.run(
+            _serve(config, services, consumers, gateway=gateway, workers=args.workers)
+        )
     return process.run(_up(config, args))
 
 
@@ -155,7 +182,12 @@ def _certs_init(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    config: Config, names: Sequence[str], consumers: Sequence[str] = (), *, gateway: bool = False
+    config: Config,
+    names: Sequence[str],
+    consumers: Sequence[str] = (),
+    *,
+    gateway: bool = False,
+    workers: int = 1,
 ) -> int:
     from ec_recommend.platform.security.tls import GATEWAY
     from ec_recommend.platform.telemetry.endpoint import serve_metrics
@@ -170,7 +202,9 @@ async def _serve(
             env = ServiceEnv(config=config, clients=hosted.clients)
             async with (
                 hosted_consumers(config, env, consumers),
-                _gateway(config, hosted.clients, names, gateway) as gateway_url,
+                _gateway(
+                    config, hosted.clients, hosted.endpoints(), gateway, workers
+                ) as gateway_url,
             ):
                 process.report_ready(
                     services=hosted.endpoints(),
@@ -188,15 +222,19 @@ async def _serve(
 
 @asynccontextmanager
 async def _gateway(
-    config: Config, clients: ClientFactory, hosted: Sequence[str], enabled: bool
+    config: Config,
+    clients: ClientFactory,
+    hosted: Mapping[str, str],
+    enabled: bool,
+    workers: int = 1,
 ) -> AsyncIterator[str | None]:
-    """The REST gateway in this process when ``serve gateway`` asked for it."""
+    """The REST gateway in this process (and its workers) when ``serve gateway`` asked."""
     if not enabled:
         yield None
         return
     from ec_recommend.platform.gateway.app import served_gateway
 
-    async with served_gateway(config, clients, hosted) as url:
+    async with served_gateway(config, clients, hosted, workers=workers) as url:
         yield url
 
 
@@ -205,7 +243,7 @@ async def _up(config: Config, args: argparse.Namespace) -> int:
 
     async def body(stop: asyncio.Event) -> None:
         async with local_system(
-            config, host=args.host, port=args.port, demo=not args.no_demo
+            config, host=args.host, port=args.port, demo=not args.no_demo, workers=args.workers
         ) as system:
             process.report_ready(
                 **system.endpoints,

@@ -1,6 +1,11 @@
 """Product read cache: in-process (TTL + LRU) by default, Redis when configured.
 
-Reads go through ``ProductCache.read_through``; product events invalidate
+An entry is the response body the gateway serves for the product (rendered
+JSON bytes): a hit is answered as it is, without parsing a protobuf and
+rendering it again. The cache itself treats entries as opaque bytes.
+
+Reads go through ``ProductCache.read_through``; ``peek`` answers a hit
+without awaiting anything (in-process only). Product events invalidate
 entries (the cache-invalidation consumer), so a change is visible on the next
 read after its event is handled. The TTL bounds staleness where an
 invalidation cannot reach (another process's in-process cache).
@@ -18,18 +23,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.config import CacheConfig
 
-Loader = Callable[[], Awaitable[pb.Product]]
+Loader = Callable[[], Awaitable[bytes]]
 
-KEY_PREFIX = "ec:product:"
+# Entries are rendered JSON; the "ec:product:" keys of older versions held
+# protobuf and are left to expire.
+KEY_PREFIX = "ec:product-json:"
 VERSION_PREFIX = "ec:product-version:"
 VERSION_TTL = 86_400  # outlives any load in flight
 
 
 class ProductCache(Protocol):
-    async def read_through(self, product_id: str, load: Loader) -> pb.Product: ...
+    def peek(self, product_id: str) -> bytes | None:
+        """A fresh entry held in this process, else None (then use read_through)."""
+        ...
+
+    async def read_through(self, product_id: str, load: Loader) -> bytes: ...
 
     async def invalidate(self, product_id: str) -> None: ...
 
@@ -37,7 +47,10 @@ class ProductCache(Protocol):
 class PassThrough:
     """No caching: for a gateway whose cache no product event would invalidate."""
 
-    async def read_through(self, product_id: str, load: Loader) -> pb.Product:
+    def peek(self, product_id: str) -> bytes | None:
+        return None
+
+    async def read_through(self, product_id: str, load: Loader) -> bytes:
         return await load()
 
     async def invalidate(self, product_id: str) -> None:
@@ -57,34 +70,49 @@ class LocalProductCache:
         self._invalidations: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
+        # Told of every invalidation made here, so it can reach the other
+        # gateway processes' caches (gateway/workers.py).
+        self.listeners: list[Callable[[str], None]] = []
 
-    def get(self, product_id: str) -> pb.Product | None:
+    def get(self, product_id: str) -> bytes | None:
         entry = self._entries.get(product_id)
         if entry is None or entry[0] <= self._clock():
             self._entries.pop(product_id, None)
             return None
         self._entries.move_to_end(product_id)
-        return pb.Product.parse(entry[1])
+        return entry[1]
 
-    def put(self, product_id: str, product: pb.Product) -> None:
-        self._entries[product_id] = (self._clock() + self.ttl, bytes(product))
+    def put(self, product_id: str, body: bytes) -> None:
+        self._entries[product_id] = (self._clock() + self.ttl, body)
         self._entries.move_to_end(product_id)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    async def read_through(self, product_id: str, load: Loader) -> pb.Product:
+    def peek(self, product_id: str) -> bytes | None:
         cached = self.get(product_id)
         if cached is not None:
             self.hits += 1
+        return cached
+
+    async def read_through(self, product_id: str, load: Loader) -> bytes:
+        cached = self.peek(product_id)
+        if cached is not None:
             return cached
         self.misses += 1
         seen = self._invalidations.get(product_id, 0)
-        product = await load()
+        body = await load()
         if self._invalidations.get(product_id, 0) == seen:
-            self.put(product_id, product)
-        return product
+            self.put(product_id, body)
+        return body
 
     async def invalidate(self, product_id: str) -> None:
+        self.drop(product_id)
+        for listener in self.listeners:
+            listener(product_id)
+
+    def drop(self, product_id: str) -> None:
+        """Invalidate without telling the listeners: for an invalidation that
+        was made elsewhere and reached this process."""
         self._entries.pop(product_id, None)
         # Counted only while a load could be in flight; bounded like the entries.
         self._invalidations[product_id] = self._invalidations.get(product_id, 0) + 1
@@ -111,16 +139,19 @@ class RedisProductCache:
         self.ttl_ms = max(1, int(ttl * 1000))
         self._set_if_unchanged = redis.register_script(_SET_IF_UNCHANGED)
 
-    async def read_through(self, product_id: str, load: Loader) -> pb.Product:
+    def peek(self, product_id: str) -> bytes | None:
+        return None  # every read asks Redis
+
+    async def read_through(self, product_id: str, load: Loader) -> bytes:
         key, version_key = KEY_PREFIX + product_id, VERSION_PREFIX + product_id
         cached, version = await self._redis.mget(key, version_key)
         if cached is not None:
-            return pb.Product.parse(cached)
-        product = await load()
+            return bytes(cached)
+        body = await load()
         await self._set_if_unchanged(
-            keys=[key, version_key], args=[version or b"", bytes(product), self.ttl_ms]
+            keys=[key, version_key], args=[version or b"", body, self.ttl_ms]
         )
-        return product
+        return body
 
     async def invalidate(self, product_id: str) -> None:
         version_key = VERSION_PREFIX + product_id

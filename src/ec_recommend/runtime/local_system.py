@@ -30,6 +30,7 @@ from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.gateway.app import cognito_setup, create_app, mark_ready, serving
 from ec_recommend.platform.gateway.health import BROKER_STATE
+from ec_recommend.platform.gateway.workers import GatewayWorkers, per_process_limits, worker_spec
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.runtime import replay_window
@@ -192,8 +193,15 @@ async def _demo_accounts(config: Config) -> dict[str, str]:
 
 @asynccontextmanager
 async def local_system(
-    config: Config, *, host: str = "127.0.0.1", port: int = 8080, demo: bool = True
+    config: Config,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    demo: bool = True,
+    workers: int = 1,
 ) -> AsyncIterator[LocalSystem]:
+    """``workers`` > 1: the gateway also runs in workers - 1 more processes on its
+    port (platform/gateway/workers.py), dialling the services hosted here."""
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "endpoints.json"
@@ -227,9 +235,19 @@ async def local_system(
             from ec_recommend.runtime.demo import load_demo_data
 
             await load_demo_data(hosted.clients, subjects)
-        app = create_app(cognito_setup(config, clients=hosted.clients, services=names, ready=False))
+        edge = per_process_limits(config, workers)
+        app = create_app(cognito_setup(edge, clients=hosted.clients, services=names, ready=False))
         app[BROKER_STATE] = broker.state
-        gateway_url = await stack.enter_async_context(serving(app, host, port))
+        # Workers are waited for after this gateway's own shutdown, told to stop before it.
+        workers_exit = await stack.enter_async_context(AsyncExitStack())
+        gateway_url = await stack.enter_async_context(
+            serving(app, host, port, reuse_port=workers > 1)
+        )
+        if workers > 1:
+            started = await workers_exit.enter_async_context(
+                _workers(edge, app, gateway_url, hosted, workers)
+            )
+            stack.callback(started.begin_stop)
         endpoints = {"gateway_url": gateway_url, **facts}
         # Written aside and renamed, so a reader never sees half a file.
         partial = path.with_suffix(".json.partial")
@@ -238,6 +256,25 @@ async def local_system(
         mark_ready(app)
         log.info("gateway listening on %s; endpoints in %s", gateway_url, path)
         yield LocalSystem(endpoints, path)
+
+
+def _workers(
+    config: Config, app: Any, gateway_url: str, hosted: Any, workers: int
+) -> GatewayWorkers:
+    """The gateway's worker processes: the same gateway, dialling the services here."""
+    from ec_recommend.platform.cache import LocalProductCache
+    from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
+
+    spec = worker_spec(
+        config,
+        port=int(gateway_url.rsplit(":", 1)[1]),
+        endpoints=hosted.endpoints(),
+        services=available_services(),
+    )
+    cache = app[PRODUCT_CACHE]
+    return GatewayWorkers(
+        spec, workers - 1, cache if isinstance(cache, LocalProductCache) else None
+    )
 
 
 async def _replay(

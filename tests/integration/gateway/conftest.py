@@ -19,7 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from ec_recommend.config import Config, GatewayConfig, RpcConfig, StorageConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.auth.context import AuthContext, permissions_for
+from ec_recommend.platform.cache import ProductCache
+from ec_recommend.platform.events.activity import ActivitySender
 from ec_recommend.platform.gateway.app import AccountsFactory, GatewaySetup, create_app
+from ec_recommend.platform.gateway.keys import ACTIVITY, PRODUCT_CACHE
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime.host import host_services
 
@@ -96,7 +99,12 @@ async def running_gateway(
     config: Config,
     services: Sequence[str] = ("user", "product"),
     accounts: AccountsFactory | None = None,
+    *,
+    product_cache: ProductCache | None = None,
+    activity: ActivitySender | None = None,
 ) -> AsyncIterator[GatewayUnderTest]:
+    """``product_cache`` replaces the pass-through a gateway without product
+    events gets; ``activity`` (not started, so nothing is sent) records views."""
     verifier = StaticVerifier()
     async with (
         CountingClients({}, pool_size=1, timeout=config.rpc.default_timeout) as clients,
@@ -111,6 +119,14 @@ async def running_gateway(
                 services=tuple(services),
             )
         )
+
+        async def replace_resources(app: Any) -> None:
+            if product_cache is not None:
+                app[PRODUCT_CACHE] = product_cache
+            if activity is not None:
+                app[ACTIVITY] = activity
+
+        app.on_startup.append(replace_resources)  # after create_app's own resources
         async with TestClient(TestServer(app)) as http:
             yield GatewayUnderTest(http=http, clients=clients, verifier=verifier, app=app)
 

@@ -126,3 +126,59 @@ async def test_two_gateway_processes_share_one_redis_budget(
         for child, _ in children:
             child.send_signal(signal.SIGTERM)
             await asyncio.wait_for(child.wait(), 30)
+
+
+async def test_serve_gateway_with_workers_shares_the_port_and_stops_them(
+    local_aws: LocalAws, tmp_path: Path
+) -> None:
+    import aiohttp
+
+    pool = await provision_user_pool(local_aws, f"serve-{uuid.uuid4().hex[:8]}")
+    env = {
+        **os.environ,
+        "EC_COGNITO_USER_POOL_ID": pool.user_pool_id,
+        "EC_COGNITO_CLIENT_ID": pool.client_id,
+        "EC_COGNITO_ENDPOINT_URL": local_aws.endpoint_url,
+        "EC_COGNITO_REGION": local_aws.region,
+        "EC_COGNITO_AUTO_CONFIRM": "true",
+        "EC_GATEWAY_PORT": str(free_port()),
+        "EC_LOG_LEVEL": "WARNING",
+    }
+    for name in list(env):
+        if name.startswith("EC_AWS_") or name == "EC_PROFILE":
+            del env[name]
+    command = ["serve", "user", "product", "gateway", "--workers", "2"]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ec_recommend.cli",
+        *command,
+        "--data-dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert child.stdout is not None
+    try:
+        ready = json.loads(await asyncio.wait_for(child.stdout.readline(), 60))
+        url = ready["gateway_url"]
+        pids = set()
+        for _ in range(40):  # fresh connections: all on one process with probability 2**-39
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with (
+                aiohttp.ClientSession(connector=connector) as session,
+                session.get(f"{url}/healthz") as response,
+            ):
+                pids.add((await response.json())["pid"])
+        assert len(pids) == 2 and child.pid in pids
+        (worker,) = pids - {child.pid}
+        async with Client(url) as api:  # the workers reach the services here over gRPC
+            await api.signup("workers@example.com", "Passw0rd-served")
+            await api.login("workers@example.com", "Passw0rd-served")
+            assert (await api.me())["email"] == "workers@example.com"
+    finally:
+        child.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(child.wait(), 30)
+    assert code == 0
+    with pytest.raises(ProcessLookupError):  # stopped and reaped before its parent exited
+        os.kill(worker, 0)

@@ -21,8 +21,15 @@ class Clock:
         return self.now
 
 
-def product(pid: str, price: int) -> pb.Product:
-    return pb.Product(id=pid, name="n", base_price=pb_common.Money(amount=price, currency="JPY"))
+def product(pid: str, price: int) -> bytes:
+    """An entry: the cache holds opaque bytes (the gateway's rendered JSON)."""
+    return bytes(
+        pb.Product(id=pid, name="n", base_price=pb_common.Money(amount=price, currency="JPY"))
+    )
+
+
+def price(entry: bytes) -> int:
+    return pb.Product.parse(entry).base_price.amount
 
 
 class Loader:
@@ -30,7 +37,7 @@ class Loader:
         self.price = 100
         self.calls = 0
 
-    async def __call__(self) -> pb.Product:
+    async def __call__(self) -> bytes:
         self.calls += 1
         return product("p", self.price)
 
@@ -38,12 +45,22 @@ class Loader:
 async def test_hits_until_the_ttl_expires() -> None:
     clock, load = Clock(), Loader()
     cache = LocalProductCache(ttl=10, max_entries=10, clock=clock)
-    assert (await cache.read_through("p", load)).base_price.amount == 100
+    assert price(await cache.read_through("p", load)) == 100
     load.price = 200
-    assert (await cache.read_through("p", load)).base_price.amount == 100
+    assert price(await cache.read_through("p", load)) == 100
     clock.now = 10.5
-    assert (await cache.read_through("p", load)).base_price.amount == 200
+    assert price(await cache.read_through("p", load)) == 200
     assert load.calls == 2 and (cache.hits, cache.misses) == (1, 2)
+
+
+async def test_peek_answers_a_fresh_entry_without_loading() -> None:
+    clock, load = Clock(), Loader()
+    cache = LocalProductCache(ttl=10, max_entries=10, clock=clock)
+    assert cache.peek("p") is None
+    entry = await cache.read_through("p", load)
+    assert cache.peek("p") == entry
+    clock.now = 10.5
+    assert cache.peek("p") is None and load.calls == 1
 
 
 async def test_invalidation_makes_the_next_read_fresh() -> None:
@@ -52,7 +69,7 @@ async def test_invalidation_makes_the_next_read_fresh() -> None:
     await cache.read_through("p", load)
     load.price = 300
     await cache.invalidate("p")
-    assert (await cache.read_through("p", load)).base_price.amount == 300
+    assert price(await cache.read_through("p", load)) == 300
 
 
 async def test_least_recently_used_entry_is_evicted() -> None:
@@ -69,7 +86,7 @@ async def test_a_load_racing_an_invalidation_is_not_stored() -> None:
     cache = LocalProductCache(ttl=60, max_entries=10, clock=Clock())
     loading, release = asyncio.Event(), asyncio.Event()
 
-    async def slow_old_value() -> pb.Product:
+    async def slow_old_value() -> bytes:
         loading.set()
         await release.wait()
         return product("p", 100)  # read before the change
@@ -78,5 +95,5 @@ async def test_a_load_racing_an_invalidation_is_not_stored() -> None:
     await loading.wait()
     await cache.invalidate("p")  # the change's event arrives meanwhile
     release.set()
-    assert (await reader).base_price.amount == 100
+    assert price(await reader) == 100
     assert cache.get("p") is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +41,7 @@ from ec_recommend.platform.gateway.keys import (
     REQUEST_ID,
     Gateway,
 )
-from ec_recommend.platform.gateway.middleware import errors_middleware, policy_middleware
+from ec_recommend.platform.gateway.middleware import gateway_middleware
 from ec_recommend.platform.gateway.openapi import openapi_document
 from ec_recommend.platform.gateway.outcomes import timed_out
 from ec_recommend.platform.gateway.ratelimit import Tier, Tiers, open_rate_limiter
@@ -51,7 +51,7 @@ from ec_recommend.platform.realtime.setup import add_realtime
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.security.tls import GATEWAY as GATEWAY_IDENTITY
-from ec_recommend.platform.telemetry.http import http_middleware, metrics_handler
+from ec_recommend.platform.telemetry.http import metrics_handler
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ class GatewaySetup:
 
     ``clients`` is shared with services hosted in the same process; without
     it the gateway dials ``config.rpc.endpoints`` itself. ``services`` are the ones
-    ``/readyz`` checks.
+    ``/readyz`` checks. ``product_cache``: None caches products only while
+    product events flow to invalidate the cache; True caches anyway (where
+    invalidations reach the cache another way, e.g. from a parent process).
     """
 
     config: Config
@@ -79,6 +81,7 @@ class GatewaySetup:
     services: Sequence[str] = ()
     routes: RouteTable | None = None
     ready: bool = True
+    product_cache: bool | None = None
 
 
 def tiers_of(config: GatewayConfig) -> Tiers:
@@ -91,17 +94,11 @@ def tiers_of(config: GatewayConfig) -> Tiers:
 
 
 def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> web.Application:
-    """The gateway app; ``middlewares`` run inside the error and policy layers."""
+    """The gateway app; ``middlewares`` run inside the telemetry, error and policy layer."""
     routes = setup.routes or load_routes()
     app = web.Application(
         client_max_size=setup.config.gateway.max_body_bytes,
-        # Telemetry outermost: it sees the final status of every response.
-        middlewares=[
-            http_middleware("gateway"),
-            errors_middleware,
-            policy_middleware,
-            *middlewares,
-        ],
+        middlewares=[gateway_middleware(), *middlewares],
     )
 
     async def resources(app: web.Application) -> Any:
@@ -139,9 +136,12 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
                         setup.config.events, queues=topology.direct_queues(ACTIVITY_TYPE)
                     )
                 )
-            # Cached only while product events flow to invalidate it.
+            # Cached only while product events flow to invalidate it, unless told.
+            invalidated = setup.product_cache
+            if invalidated is None:
+                invalidated = setup.config.events.enabled
             app[PRODUCT_CACHE] = await stack.enter_async_context(
-                open_product_cache(setup.config.cache, invalidated=setup.config.events.enabled)
+                open_product_cache(setup.config.cache, invalidated=invalidated)
             )
             yield
 
@@ -166,8 +166,11 @@ def mark_ready(app: web.Application) -> None:
 
 
 def render(result: Any, status: int) -> web.Response:
+    """A handler's result as the response: None is 204, bytes are rendered JSON already."""
     if result is None:
         return web.Response(status=204)
+    if isinstance(result, bytes):
+        return web.Response(status=status, body=result, content_type=JSON)
     if isinstance(result, betterproto2.Message):
         from ec_recommend.platform.gateway.transcode import message_to_json
 
@@ -229,6 +232,10 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
             raise errors.InvalidArgument(
                 "Idempotency-Key: 1 to 200 visible ASCII characters", field="Idempotency-Key"
             )
+        if endpoint.peek is not None:
+            cached = endpoint.peek(request, identity)
+            if cached is not None:
+                return web.Response(status=endpoint.status, body=cached, content_type=JSON)
         gateway = request.app[GATEWAY]
         api_request = ApiRequest(
             http=request,
@@ -281,12 +288,18 @@ def cognito_setup(
 
 
 @asynccontextmanager
-async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
-    """Serve ``app`` on ``host:port`` (0 = a free port); yields its base URL."""
+async def serving(
+    app: web.Application, host: str, port: int, *, reuse_port: bool = False
+) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host:port`` (0 = a free port); yields its base URL.
+
+    ``reuse_port``: other processes may listen on the same port (SO_REUSEPORT);
+    the kernel spreads connections over them (gateway workers).
+    """
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         bound = runner.addresses[0][1]
         yield f"http://{host}:{bound}"
     finally:
@@ -298,15 +311,45 @@ ROUTED_SERVICES = ("user", "product", "cart", "order", "search", "recommendation
 
 @asynccontextmanager
 async def served_gateway(
-    config: Config, clients: ClientFactory, hosted: Sequence[str] = ()
+    config: Config,
+    clients: ClientFactory,
+    hosted: Mapping[str, str] | Sequence[str] = (),
+    *,
+    workers: int = 1,
 ) -> AsyncIterator[str]:
     """The gateway of ``ec-recommend serve gateway``: Cognito auth, on ``config.gateway``.
 
-    /readyz checks the routed services this process hosts or has endpoints for.
+    ``hosted`` names the services this process hosts (with their addresses,
+    which ``workers`` > 1 worker processes dial). /readyz checks the routed
+    services this process hosts or has endpoints for.
     """
-    reachable = set(hosted) | set(config.rpc.endpoints)
-    setup = cognito_setup(
-        config, clients=clients, services=[n for n in ROUTED_SERVICES if n in reachable]
+    from ec_recommend.platform.cache import LocalProductCache
+    from ec_recommend.platform.gateway.workers import (
+        GatewayWorkers,
+        per_process_limits,
+        worker_spec,
     )
-    async with serving(create_app(setup), config.gateway.host, config.gateway.port) as url:
+
+    reachable = set(hosted) | set(config.rpc.endpoints)
+    services = [n for n in ROUTED_SERVICES if n in reachable]
+    config = per_process_limits(config, workers)
+    app = create_app(cognito_setup(config, clients=clients, services=services))
+    host = config.gateway.host
+    async with AsyncExitStack() as stack:
+        # Workers are waited for after this gateway's own shutdown, told to stop before it.
+        workers_exit = await stack.enter_async_context(AsyncExitStack())
+        url = await stack.enter_async_context(
+            serving(app, host, config.gateway.port, reuse_port=workers > 1)
+        )
+        if workers > 1:
+            addresses = dict(hosted) if isinstance(hosted, Mapping) else {}
+            spec = worker_spec(
+                config, port=int(url.rsplit(":", 1)[1]), endpoints=addresses, services=services
+            )
+            cache = app[PRODUCT_CACHE]
+            local = cache if isinstance(cache, LocalProductCache) else None
+            started = await workers_exit.enter_async_context(
+                GatewayWorkers(spec, workers - 1, local)
+            )
+            stack.callback(started.begin_stop)
         yield url

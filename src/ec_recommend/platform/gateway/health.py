@@ -18,6 +18,7 @@ gateway unready: writes still commit, their events wait in the outbox.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 from aiohttp import web
@@ -43,7 +44,8 @@ async def _serving(clients: ClientFactory, service: str) -> bool:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # The pid tells gateway processes sharing a port apart (``--workers``).
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 def _with_broker(request: web.Request, body: dict[str, object]) -> dict[str, object]:

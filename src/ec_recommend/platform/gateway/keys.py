@@ -41,7 +41,6 @@ class Gateway:
 GATEWAY = web.AppKey("ec_gateway", Gateway)
 REQUEST_ID = web.RequestKey("ec_request_id", str)
 IDENTITY = web.RequestKey("ec_identity", Identity)  # absent for anonymous callers
-RESPONSE_HEADERS = web.RequestKey("ec_response_headers", dict[str, str])  # type: ignore[arg-type]
 PRODUCT_CACHE = web.AppKey("ec_product_cache", ProductCache)  # platform/cache.py
 # analytics.user_activity sender (platform/events/activity.py); absent without events
 ACTIVITY = web.AppKey("ec_activity", ActivitySender)

@@ -9,7 +9,7 @@ handler with the schemas that validate its input and describe it in OpenAPI.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,7 +19,10 @@ import yaml
 from ec_recommend.platform.gateway.schema import Object
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from ec_recommend.platform.gateway.request import ApiRequest
+    from ec_recommend.platform.rpc.context import Identity
 
 AuthMode = Literal["required", "optional", "none"]
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
@@ -49,14 +52,26 @@ class RouteRule:
 @dataclass(frozen=True)
 class RouteTable:
     rules: tuple[RouteRule, ...]
+    _tests: tuple[tuple[str, str | None, RouteRule], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # The longest prefix wins, so a specific rule can refine a general one:
+        # tried longest first (ties in file order), the first match is the one.
+        # Checked on every request, so the tests are plain string operations.
+        ordered = sorted(self.rules, key=lambda rule: -len(rule.prefix))
+        tests = tuple(
+            (rule.prefix, rule.prefix + "/" if rule.path.endswith("/*") else None, rule)
+            for rule in ordered
+        )
+        object.__setattr__(self, "_tests", tests)
 
     def match(self, path: str) -> RouteRule | None:
-        # the longest prefix wins, so a specific rule can refine a general one
-        best: RouteRule | None = None
-        for rule in self.rules:
-            if rule.matches(path) and (best is None or len(rule.prefix) > len(best.prefix)):
-                best = rule
-        return best
+        for exact, under, rule in self._tests:
+            if path == exact or (under is not None and path.startswith(under)):
+                return rule
+        return None
 
 
 def load_routes(path: Path | None = None) -> RouteTable:
@@ -92,6 +107,9 @@ def parse_routes(document: Any) -> RouteTable:
 
 
 Handler = Callable[["ApiRequest"], Awaitable[Any]]
+# Answers from this process's memory (rendered JSON) or returns None; runs
+# after auth and input checks, before any deadline is set up.
+Peek = Callable[["web.Request", "Identity | None"], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -116,6 +134,7 @@ class Endpoint:
     auth: AuthMode | None = None
     idempotent: bool = False
     errors: Sequence[int] = ()
+    peek: Peek | None = None
 
     @property
     def operation_id(self) -> str:

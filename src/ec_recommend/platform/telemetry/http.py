@@ -15,11 +15,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
@@ -52,10 +53,13 @@ def route_template(request: web.Request) -> str:
     return str(resource.canonical) if resource is not None else UNMATCHED
 
 
-def _server_span(request: web.Request, method: str) -> Any:
-    parent = extract(request.headers)
+def server_span(request: web.Request, method: str) -> Any:
     if not sdk_installed():
-        return continue_trace(parent)  # no span to describe: skip the attributes
+        if "traceparent" not in request.headers:
+            # No SDK and no trace to continue: a no-op span, nothing to make current.
+            return nullcontext(INVALID_SPAN)
+        return continue_trace(extract(request.headers))  # no span to describe: no attributes
+    parent = extract(request.headers)
     return tracer.start_as_current_span(
         method,
         context=parent,
@@ -85,7 +89,7 @@ def http_middleware(service: str = "gateway", metrics: Metrics | None = None) ->
         recorder.http_started(service)
         component = current_component.set(service)
         try:
-            with _server_span(request, method) as span:
+            with server_span(request, method) as span:
                 try:
                     response = await handler(request)
                     status, headers = response.status, response.headers

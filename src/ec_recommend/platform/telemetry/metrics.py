@@ -14,7 +14,7 @@ registered with ``on_scrape``, which run just before each rendering.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from aioprometheus.collectors import Counter, Gauge, Histogram, Registry
 from aioprometheus.renderer import render
@@ -146,6 +146,14 @@ class Metrics:
     def http_finished(self, service: str) -> None:
         self.http_in_flight.dec({"service": service})
 
+    def http_route(self, service: str, endpoint: str, method: str) -> HttpRoute:
+        """``observe_http`` for one route, with its label lookups done once."""
+        return HttpRoute(self, service, endpoint, method)
+
+    def http_in_flight_of(self, service: str) -> InFlight:
+        """``http_started``/``http_finished`` for one service, its labels resolved once."""
+        return InFlight(self.http_in_flight, {"service": service})
+
     def rate_limit_rejected(self, tier: str) -> None:
         self.rate_limited.inc({"tier": tier})
 
@@ -203,6 +211,53 @@ class Metrics:
         # Always text: every Prometheus scraper accepts it.
         body, headers = render(self.registry, [])
         return body, str(headers["Content-Type"])
+
+
+class InFlight:
+    """A gauge child: aioprometheus turns a label dict into its key (sorted JSON)
+    on every update; this keeps the key and updates the value where it lives."""
+
+    __slots__ = ("_key", "_store")
+
+    def __init__(self, gauge: Gauge, labels: dict[str, str]) -> None:
+        gauge.set(labels, gauge.values.get(labels, 0))  # validated and present from now on
+        self._store = gauge.values.store
+        self._key = gauge.values.__keytransform__(labels)  # type: ignore[no-untyped-call]
+
+    def inc(self) -> None:
+        self._store[self._key] += 1
+
+    def dec(self) -> None:
+        self._store[self._key] -= 1
+
+
+class HttpRoute:
+    """``http_request_total`` and ``http_request_duration_seconds`` children of one
+    service, endpoint and method; the same series ``observe_http`` records."""
+
+    __slots__ = ("_histogram", "_labels", "_metrics", "_totals")
+
+    def __init__(self, metrics: Metrics, service: str, endpoint: str, method: str) -> None:
+        self._metrics = metrics
+        self._labels = {"service": service, "endpoint": endpoint, "method": method}
+        self._histogram: Any = None  # created by the first observation, as observe_http does
+        self._totals: dict[int, bytes | str] = {}
+
+    def observe(self, status: int, seconds: float) -> None:
+        totals = self._metrics.http_request_total
+        key = self._totals.get(status)
+        if key is None:
+            labels = {**self._labels, "status": str(status)}
+            totals.inc(labels)
+            self._totals[status] = totals.values.__keytransform__(labels)  # type: ignore[no-untyped-call]
+        else:
+            totals.values.store[key] += 1
+        if self._histogram is None:
+            durations = self._metrics.http_request_duration
+            durations.observe(self._labels, seconds)
+            self._histogram = durations.get_value(self._labels)
+        else:
+            self._histogram.observe(seconds)
 
 
 _process_metrics: Metrics | None = None

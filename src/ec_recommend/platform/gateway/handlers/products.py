@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+from aiohttp import web
+
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
-from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
+from ec_recommend.platform.gateway.keys import ACTIVITY, PRODUCT_CACHE
 from ec_recommend.platform.gateway.request import ApiRequest, paged
 from ec_recommend.platform.gateway.routes import Endpoint
 from ec_recommend.platform.gateway.schema import (
@@ -20,6 +23,7 @@ from ec_recommend.platform.gateway.schema import (
 )
 from ec_recommend.platform.gateway.transcode import message_to_json
 from ec_recommend.platform.ids import require_id
+from ec_recommend.platform.rpc.context import Identity
 
 PRODUCT = "product"
 STATUSES = ("active", "out_of_stock", "archived")
@@ -96,19 +100,35 @@ async def list_products(request: ApiRequest) -> dict[str, Any]:
     return paged([message_to_json(p) for p in response.products], response.page)
 
 
-async def get_product(request: ApiRequest) -> pb.Product:
-    # Read through the product cache (platform/cache.py); product events and
-    # this gateway's own writes invalidate it. Canonical ids, so an event's id
-    # finds the entry.
+def peek_product(request: web.Request, identity: Identity | None) -> bytes | None:
+    """A cache hit, answered from memory. Entries are keyed by canonical id, so
+    an id in any other spelling misses here and is checked by ``get_product``."""
+    product_id = request.match_info["product_id"]
+    body = request.app[PRODUCT_CACHE].peek(product_id)
+    if body is not None:
+        activity = request.app.get(ACTIVITY)
+        if activity is not None:
+            activity.product_view(
+                product_id=product_id, user_id="" if identity is None else identity.user_id
+            )
+    return body
+
+
+async def get_product(request: ApiRequest) -> bytes:
+    # Read through the product cache (platform/cache.py), which holds the
+    # rendered response; product events and this gateway's own writes
+    # invalidate it. Canonical ids, so an event's id finds the entry.
     product_id = require_id(request.params["product_id"], "product_id")
-    product = await request.http.app[PRODUCT_CACHE].read_through(
-        product_id,
-        lambda: _products(request).get_product(pb.GetProductRequest(product_id=product_id)),
-    )
+
+    async def load() -> bytes:
+        product = await _products(request).get_product(pb.GetProductRequest(product_id=product_id))
+        return orjson.dumps(message_to_json(product))
+
+    body = await request.http.app[PRODUCT_CACHE].read_through(product_id, load)
     activity = request.activity()
     if activity is not None:
         activity.product_view(product_id=product_id, user_id=request.user_id)
-    return product
+    return body
 
 
 async def _invalidate(request: ApiRequest, product_id: str) -> None:
@@ -217,7 +237,7 @@ ENDPOINTS = (
         status=201,
         auth="required",
     ),
-    Endpoint("GET", ONE, get_product, "A product", response=pb.Product),
+    Endpoint("GET", ONE, get_product, "A product", response=pb.Product, peek=peek_product),
     Endpoint(
         "PUT",
         ONE,
