@@ -270,3 +270,15 @@ async def test_the_presented_identity_is_what_a_handshake_reads_from_the_certifi
     tls = ClientTls(strict, "gateway")
     assert tls.presented_service(None) == "gateway"
     assert tls.presented_service("order") == "order"
+
+
+@PATHS
+async def test_large_messages_cross_intact_past_the_flow_control_windows(
+    in_process: bool,
+) -> None:
+    name = "名" * 400_000  # 1.2 MB: many HTTP/2 windows and frames on a socket
+    async with hosted(in_process) as h:
+        replies = await asyncio.gather(
+            *(h.stub.create_product(pb.CreateProductRequest(name=name)) for _ in range(3))
+        )
+    assert [reply.name == name for reply in replies] == [True] * 3
