@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.mesh import load_mesh
 from ec_recommend.platform.rpc.observers import MeshObserver
 from ec_recommend.platform.rpc.server import RpcServer
+from ec_recommend.platform.security import tls as tls_module
 from ec_recommend.platform.security.allowlist import service_identity_middleware
 from ec_recommend.platform.security.certs import init_certificates
 from ec_recommend.platform.security.identity import acting_as
@@ -282,3 +284,21 @@ async def test_large_messages_cross_intact_past_the_flow_control_windows(
             *(h.stub.create_product(pb.CreateProductRequest(name=name)) for _ in range(3))
         )
     assert [reply.name == name for reply in replies] == [True] * 3
+
+
+async def test_a_connection_s_peer_certificate_is_read_once(
+    strict: TlsConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str | None] = []
+
+    def counting(cert: Any) -> str | None:
+        decoded.append(peer_service(cert))
+        return decoded[-1]
+
+    monkeypatch.setattr(tls_module, "peer_service", counting)
+    async with hosted(False, strict) as h:
+        with acting_as("order"):
+            for _ in range(5):
+                await h.stub.reserve_stock(RESERVE)
+        assert h.server.connections_accepted == 1  # pool_size=1
+    assert decoded == ["order"]  # five calls, one connection, one certificate read
