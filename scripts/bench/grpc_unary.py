@@ -5,15 +5,29 @@ Each variant runs its server in a child process (so server and client do not
 share one interpreter) and is driven by the same closed-loop load: N
 concurrent callers for a fixed time. Variants:
 
-  bare   grpcio aio server + grpcio aio client, the message served from memory
-  ours   RpcServer (health, context, error translation, drain) + ClientFactory
-         stub (pooled channels, metadata, deadlines), the same message from memory
-  full   ours, with the real ProductService reading SQLite
-  mtls   ours with every mesh policy of mesh.yaml (deadline, retry bookkeeping
-         and budget, circuit breaker, balancer) plus STRICT mTLS and the
-         allow-list middleware, with development certificates
+  bare   grpcio aio server + grpcio aio client (asyncio), the same betterproto2
+         messages, the reply served from memory
+  ours   RpcServer with every server policy as host_services installs them
+         (health, drain, call context, telemetry middleware, allow-list,
+         error translation) + a ClientFactory stub with every mesh policy of
+         mesh.yaml (deadline and budget, retry bookkeeping, circuit breaker,
+         balancer, pooled channels, metrics, tracing), plain; uvloop, as
+         services run; the same message from memory
+  mtls   ours under STRICT mTLS with development certificates
+  full   ours with the real ProductService reading SQLite (host_services)
 
-Prints requests/s and p50/p99 latency of each and the ratio ours/bare.
+and, in this process (no child), the cost per call of a service hosted in
+the same process, one caller at a time (CPU of both sides in one loop):
+
+  local     the client calls the server in process (platform/rpc/local.py)
+  loopback  the same server and client over loopback gRPC (EC_RPC_IN_PROCESS=0)
+
+Prints requests/s, p50/p99 latency and CPU per call (client process and
+server process, from /proc) of each, the ratios ours/bare and mtls/ours in
+throughput and in CPU per call, and local vs loopback in µs per call. On a
+shared machine throughput follows the neighbours' load (and grpcio's
+C-core threads get a bigger share of a busy machine than one Python
+thread); CPU per call is the steadier figure.
 Usage: python scripts/bench/grpc_unary.py [--seconds 5] [--concurrency 32]
 """
 
@@ -75,10 +89,31 @@ class MemoryProducts(pb.ProductServiceBase):
         return PRODUCT
 
 
-async def serve_ours(port: int) -> None:
+def policed_server(port: int, tls: object = None) -> object:
+    """RpcServer for MemoryProducts with the middlewares host_services installs."""
+    from ec_recommend.config import TlsConfig
+    from ec_recommend.platform.rpc.mesh import load_mesh
     from ec_recommend.platform.rpc.server import RpcServer
+    from ec_recommend.platform.security.allowlist import service_identity_middleware
+    from ec_recommend.platform.security.tls import server_context
+    from ec_recommend.platform.telemetry.rpc import server_middleware
 
-    async with RpcServer("product", [MemoryProducts()], port=port):
+    tls = tls if isinstance(tls, TlsConfig) else TlsConfig()
+    policy = load_mesh().policy("product")
+    return RpcServer(
+        "product",
+        [MemoryProducts()],
+        port=port,
+        ssl_context=server_context(tls, "product"),
+        middlewares=[
+            server_middleware("product"),
+            service_identity_middleware("product", policy, tls),
+        ],
+    )
+
+
+async def serve_ours(port: int) -> None:
+    async with policed_server(port):  # type: ignore[attr-defined]
         print("ready", flush=True)
         await asyncio.Event().wait()
 
@@ -118,22 +153,7 @@ def _bench_tls() -> object:
 
 
 async def serve_mtls(port: int) -> None:
-    from ec_recommend.config import TlsConfig
-    from ec_recommend.platform.rpc.mesh import load_mesh
-    from ec_recommend.platform.rpc.server import RpcServer
-    from ec_recommend.platform.security.allowlist import service_identity_middleware
-    from ec_recommend.platform.security.tls import server_context
-
-    tls = _bench_tls()
-    assert isinstance(tls, TlsConfig)
-    policy = load_mesh().policy("product")
-    async with RpcServer(
-        "product",
-        [MemoryProducts()],
-        port=port,
-        ssl_context=server_context(tls, "product"),
-        middlewares=[service_identity_middleware("product", policy, tls)],
-    ):
+    async with policed_server(port, _bench_tls()):  # type: ignore[attr-defined]
         print("ready", flush=True)
         await asyncio.Event().wait()
 
@@ -165,6 +185,7 @@ async def drive(call: Call, seconds: float, concurrency: int) -> dict[str, float
     elapsed = time.perf_counter() - began
     latencies.sort()
     return {
+        "calls": len(latencies) + 50,
         "rps": len(latencies) / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
@@ -209,12 +230,41 @@ async def mtls_client(port: int, product_id: str, seconds: float, conc: int) -> 
 CLIENTS = {"bare": bare_client, "ours": our_client, "full": our_client, "mtls": mtls_client}
 
 
+async def same_process(in_process: bool, calls: int) -> dict[str, float]:
+    """µs per GetProduct to a server hosted in this process, one call at a time."""
+    from ec_recommend.config import Endpoint
+    from ec_recommend.platform.rpc.client import ClientFactory
+    from ec_recommend.platform.rpc.server import RpcServer
+
+    server = policed_server(0)
+    assert isinstance(server, RpcServer)
+    async with server, ClientFactory({"product": [Endpoint("127.0.0.1", server.port)]}) as clients:
+        if in_process:
+            clients.host_locally(server)
+        stub = clients.stub(pb.ProductServiceStub, "product")
+        request = pb.GetProductRequest(product_id=PRODUCT.id)
+        for _ in range(200):  # warm up
+            await stub.get_product(request)
+        cpu, began = time.process_time(), time.perf_counter()
+        for _ in range(calls):
+            await stub.get_product(request)
+        wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    return {"us_per_call": wall / calls * 1e6, "cpu_us_per_call": cpu / calls * 1e6}
+
+
 def free_port() -> int:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system, all threads) process ``pid`` has used."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(variant: str, seconds: float, concurrency: int) -> dict[str, float]:
@@ -233,33 +283,79 @@ async def measure(variant: str, seconds: float, concurrency: int) -> dict[str, f
         line = (await child.stdout.readline()).decode()
         product_id = json.loads(line)["product_id"] if line.startswith("{") else PRODUCT.id
         client = CLIENTS[variant]
-        return await client(port, product_id, seconds, concurrency)
+        cpu = time.process_time(), process_cpu(child.pid)
+        result = await client(port, product_id, seconds, concurrency)
+        client_cpu = time.process_time() - cpu[0]
+        server_cpu = process_cpu(child.pid) - cpu[1]
+        result["client_cpu_us"] = client_cpu / result["calls"] * 1e6
+        result["server_cpu_us"] = server_cpu / result["calls"] * 1e6
+        return result
     finally:
         child.terminate()
         await child.wait()
 
 
-async def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> None:
+    import uvloop
+
     results = {}
     for variant in args.variants:
-        results[variant] = await measure(variant, args.seconds, args.concurrency)
-        r = results[variant]
+        if variant in ("local", "loopback"):
+            calls = max(500, int(args.seconds * 1000))
+            r = uvloop.run(same_process(variant == "local", calls))
+            print(
+                f"{variant:>8}: {r['us_per_call']:7.0f} µs/call  "
+                f"(CPU {r['cpu_us_per_call']:.0f} µs/call, client and server)",
+                flush=True,
+            )
+            results[variant] = r
+            continue
+        # grpcio's aio runs on asyncio's own loop; ours on uvloop, as services do
+        runner = asyncio.run if variant == "bare" else uvloop.run
+        results[variant] = r = runner(measure(variant, args.seconds, args.concurrency))
         print(
-            f"{variant:>5}: {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-            f"p99 {r['p99_ms']:6.2f} ms",
+            f"{variant:>8}: {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+            f"p99 {r['p99_ms']:6.2f} ms  CPU/call: client {r['client_cpu_us']:4.0f} µs, "
+            f"server {r['server_cpu_us']:4.0f} µs",
             flush=True,
         )
+
+    def cpu(r: dict[str, float]) -> float:
+        return r["client_cpu_us"] + r["server_cpu_us"]
+
+    # On a loaded machine requests/s swing with the neighbours' load; CPU per
+    # call (both processes) is the steadier measure of what a call costs.
     if "bare" in results:
+        bare = results["bare"]
         for variant, r in results.items():
-            if variant != "bare":
-                print(f"ratio {variant}/bare: {r['rps'] / results['bare']['rps']:.2f}")
+            if "rps" in r and variant != "bare":
+                print(
+                    f"ratio {variant}/bare: throughput {r['rps'] / bare['rps']:.2f}, "
+                    f"CPU per call {cpu(bare) / cpu(r):.2f}"
+                )
+    if "ours" in results and "mtls" in results:
+        ours, mtls = results["ours"], results["mtls"]
+        print(
+            f"ratio mtls/ours (STRICT/plain): throughput {mtls['rps'] / ours['rps']:.2f}, "
+            f"CPU per call {cpu(ours) / cpu(mtls):.2f}"
+        )
+    if "local" in results and "loopback" in results:
+        local, loopback = results["local"], results["loopback"]
+        print(
+            f"in process vs loopback: x{loopback['us_per_call'] / local['us_per_call']:.1f} "
+            f"faster ({loopback['us_per_call']:.0f} -> {local['us_per_call']:.0f} µs/call)"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--variants", nargs="+", default=["bare", "ours", "full", "mtls"])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["bare", "ours", "mtls", "full", "local", "loopback"],
+    )
     parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -278,4 +374,4 @@ if __name__ == "__main__":
         runner = asyncio.run if args.serve == "bare" else uvloop.run
         runner(SERVERS[args.serve](args.port))
     else:
-        asyncio.run(main(args))
+        main(args)

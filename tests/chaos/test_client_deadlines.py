@@ -25,11 +25,11 @@ SERVICES = ("user", "product", "cart", "order")
 SHORT_DEADLINES = ("0.001", "0.002", "0.003", "0.005", "0.008", "0.013", "0.021", "0.034")
 
 
-def chaos_config(storage: StorageConfig) -> Config:
+def chaos_config(storage: StorageConfig, *, in_process: bool = True) -> Config:
     # the packaged anonymous tier (100 a minute): the fault stays well inside it
     return Config(
         storage=storage,
-        rpc=RpcConfig(drain_timeout=2.0, default_timeout=5.0),
+        rpc=RpcConfig(drain_timeout=2.0, default_timeout=5.0, in_process=in_process),
         gateway=replace(GatewayConfig(), rate_limit_anonymous=100),
     )
 
@@ -39,10 +39,13 @@ async def short_get(gateway: GatewayUnderTest, timeout: str) -> tuple[int, dict[
     return response.status, await response.json()
 
 
+# The deadline runs out in the services' own process, or on the way over loopback.
+@pytest.mark.parametrize("in_process", [True, False], ids=["in_process", "socket"])
 async def test_short_client_deadlines_never_open_a_circuit(
-    storage: StorageConfig, tmp_path: Path
+    storage: StorageConfig, tmp_path: Path, in_process: bool
 ) -> None:
-    async with running_gateway(chaos_config(storage), SERVICES) as gateway:
+    config = chaos_config(storage, in_process=in_process)
+    async with running_gateway(config, SERVICES) as gateway:
         http, seller = gateway.http, gateway.auth("seller-a")
         created = await http.post(
             "/api/v1/products",

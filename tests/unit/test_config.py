@@ -31,6 +31,11 @@ def test_endpoints_from_environment() -> None:
     assert [str(e) for e in config.rpc.endpoints["user"]] == ["10.0.0.1:5001", "10.0.0.2:5001"]
 
 
+def test_hosted_services_call_in_process_unless_told_otherwise() -> None:
+    assert Config.from_env({}).rpc.in_process is True
+    assert Config.from_env({"EC_RPC_IN_PROCESS": "0"}).rpc.in_process is False
+
+
 def test_the_database_budget_of_a_process() -> None:
     default = Config.from_env({}).storage
     assert (default.pool_size, default.max_overflow, default.pool_timeout) == (10, 10, 5.0)

@@ -53,6 +53,8 @@ class RpcConfig:
 
     ``ports`` gives the listening port of each hosted service (0 = ephemeral);
     ``endpoints`` where to reach services that this process does not host.
+    ``in_process``: services hosted together call each other directly
+    (platform/rpc/local.py); False sends those calls over sockets too.
     """
 
     host: str = "127.0.0.1"
@@ -61,6 +63,7 @@ class RpcConfig:
     pool_size: int = 2
     drain_timeout: float = 10.0
     default_timeout: float = 10.0
+    in_process: bool = True
 
 
 def storage_config(section: Section) -> StorageConfig:
@@ -107,4 +110,5 @@ def rpc_config(section: Section) -> RpcConfig:
         pool_size=section.count("pool_size", "EC_RPC_POOL_SIZE", 2),
         drain_timeout=section.seconds("drain_timeout", "EC_DRAIN_TIMEOUT", 10.0),
         default_timeout=section.seconds("default_timeout", "EC_RPC_TIMEOUT", 10.0),
+        in_process=section.flag("in_process", "EC_RPC_IN_PROCESS", True),
     )

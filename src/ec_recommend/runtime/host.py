@@ -1,8 +1,11 @@
 """Run any set of services in one process, on one event loop.
 
-Each service gets its own gRPC server and port. Services hosted together
-reach each other through the same client factory as remote ones, at the
-ports they actually bound, under the mesh policies and mTLS of the config.
+Each service gets its own gRPC server and port (for other processes).
+Services hosted together reach each other through the same client factory
+as remote ones, under the mesh policies and identities of the config, but
+in process: straight to the server's pipeline, without sockets
+(platform/rpc/local.py). ``rpc.in_process: false`` (``EC_RPC_IN_PROCESS=0``)
+sends them over loopback to the ports they bound, with mTLS when configured.
 Shutdown drains every server at once, closes the servers, then the services'
 resources (databases, stores) and finally the client channels. A gateway
 hosted in the same process must stop first: enter it inside this block.
@@ -81,6 +84,8 @@ async def host_services(
             )
             if name not in config.rpc.endpoints:
                 clients.add_endpoints(name, [Endpoint(config.rpc.host, server.port)])
+            if config.rpc.in_process:
+                clients.host_locally(server)
             servers[name] = server
         relays: list[OutboxRelay] = []
         if config.events.enabled and env.outboxes:

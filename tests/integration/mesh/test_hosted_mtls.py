@@ -18,12 +18,13 @@ from ec_recommend.runtime.host import host_services
 pytestmark = pytest.mark.asyncio
 
 
+@pytest.mark.parametrize("in_process", [False, True], ids=["socket", "in_process"])
 async def test_services_talk_mtls_and_the_allow_list_follows_the_acting_service(
-    tmp_path: Path,
+    tmp_path: Path, in_process: bool
 ) -> None:
     config = Config(
         storage=StorageConfig(data_dir=tmp_path / "data"),
-        rpc=RpcConfig(drain_timeout=2.0),
+        rpc=RpcConfig(drain_timeout=2.0, in_process=in_process),
         tls=dev_tls_config(tmp_path / "certs"),
     )
     assert (tmp_path / "certs" / "ca.crt").exists()
@@ -58,3 +59,5 @@ async def test_services_talk_mtls_and_the_allow_list_follows_the_acting_service(
             await products.commit_stock(pb.ReservationRequest(reservation_id="r3"))
         stock = await products.get_stock(pb.GetProductRequest(product_id=product.id))
         assert (stock.reserved_stock, stock.available_stock) == (0, 4)
+        accepted = sum(server.connections_accepted for server in hosted.servers.values())
+        assert (accepted == 0) is in_process

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.asyncio
 async def test_order_service_calls_product_over_every_pooled_connection(
     services, config: Config
 ) -> None:
-    pooled = dataclasses.replace(config, rpc=dataclasses.replace(config.rpc, pool_size=3))
+    # over sockets: services hosted together would otherwise call each other in process
+    rpc = dataclasses.replace(config.rpc, pool_size=3, in_process=False)
+    pooled = dataclasses.replace(config, rpc=rpc)
     async with services("product", "cart", "order", config_override=pooled) as hosted:
         shop = Shop(hosted)
         product = await shop.product(stock=100)

@@ -10,6 +10,9 @@ breaker, retries with backoff and a retry budget (idempotent methods only),
 round robin over healthy endpoints and pooled connections (seed 10.1), and
 mTLS with the caller's service certificate. Failures become the typed errors
 of ``platform.errors``.
+
+A service hosted in this process (``host_locally``) is called directly, under
+the same policies, with no socket in between: see ``local.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from betterproto2.grpclib.grpclib_client import MetadataLike, ServiceStub
 from grpclib.client import Channel
@@ -45,10 +48,14 @@ from ec_recommend.platform.rpc.retry import (
     refused_for_dependency,
 )
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, from_grpc_error
+from ec_recommend.platform.rpc.transport import CoalescingChannel
 from ec_recommend.platform.security.identity import current_actor
 from ec_recommend.platform.security.tls import ClientTls
 from ec_recommend.platform.telemetry.mesh import MeshMetrics
 from ec_recommend.platform.telemetry.rpc import client_span
+
+if TYPE_CHECKING:
+    from ec_recommend.platform.rpc.server import RpcServer
 
 StubT = TypeVar("StubT", bound=ServiceStub)
 
@@ -82,6 +89,7 @@ class CallInvoker:
         *,
         observers: MeshObserver | None = None,
         identity: ClientTls | None = None,
+        local: RpcServer | None = None,
     ) -> None:
         self.service = service
         self.balancer = balancer
@@ -96,6 +104,11 @@ class CallInvoker:
         )
         self.budget = RetryBudgetBucket(policy.budget)
         self._tls = identity
+        # the server of ``service`` when this process hosts it: calls go straight to it
+        self.local = local
+        self._codec = FastProtoCodec()
+        self._backoff = policy.retry.backoff
+        self._methods: dict[str, str] = {}  # route -> method name, once per route
 
     @property
     def pool(self) -> Balancer:
@@ -134,7 +147,9 @@ class CallInvoker:
             pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
             outgoing.extend((str(k), v) for k, v in pairs)  # type: ignore[misc]
         limits = self.time_limits(timeout)
-        method = route.rsplit("/", 1)[-1]
+        method = self._methods.get(route)
+        if method is None:
+            method = self._methods[route] = route.rsplit("/", 1)[-1]
         has_key = bool(call.idempotency_key or getattr(request, "idempotency_key", ""))
         idempotent = self.policy.is_idempotent(method, has_key=has_key)
         retry = self.policy.retry
@@ -161,7 +176,7 @@ class CallInvoker:
             return await with_retry(
                 one_try,
                 is_retryable=retryable,
-                backoff=retry.backoff,
+                backoff=self._backoff,
                 max_attempts=retry.max_retries + 1,
                 deadline=asyncio.get_running_loop().time() + limits.time_remaining(),
                 may_retry=self.budget.try_spend,
@@ -204,26 +219,23 @@ class CallInvoker:
             trial = self.breaker.admit()
         except CircuitOpen as exc:
             raise _AttemptFailed(exc, sent=False) from None
-        endpoint = self.balancer.choose()
-        channel = self.balancer.channel(endpoint, self._identity())
+        endpoint: EndpointState | None = None
         sent = False
         try:
-            if not channel._connected:  # grpclib's own check; connected is the hot path
-                try:
-                    async with asyncio.timeout(deadline.time_remaining()):
-                        await channel.__connect__()
-                except TimeoutError:
-                    if limit.callers:
-                        raise errors.DeadlineExceeded(
-                            f"no time left to connect to {self.service}"
-                        ) from None
-                    raise errors.Unavailable(f"{self.service} is unreachable: timed out") from None
-                except OSError as exc:
-                    raise errors.Unavailable(f"{self.service} is unreachable: {exc}") from None
-            sent = True
-            response = await self._exchange(
-                channel, route, request, response_type, outgoing, deadline
-            )
+            if self.local is not None:
+                sent = True
+                response = await self._exchange_local(
+                    self.local, route, request, response_type, outgoing, deadline
+                )
+            else:
+                endpoint = self.balancer.choose()
+                channel = self.balancer.channel(endpoint, self._identity())
+                if not channel._connected:  # grpclib's own check; connected is the hot path
+                    await self._connect(channel, deadline, limit)
+                sent = True
+                response = await self._exchange(
+                    channel, route, request, response_type, outgoing, deadline
+                )
         except errors.ServiceError as exc:
             callers_budget = limit.callers and exc.code == "DEADLINE_EXCEEDED"
             if callers_budget:
@@ -240,8 +252,42 @@ class CallInvoker:
             self.breaker.abandon(trial=trial)
             raise
         self.breaker.success()
-        self.balancer.success(endpoint)
+        if endpoint is not None:
+            self.balancer.success(endpoint)
         return response
+
+    async def _connect(self, channel: Channel, deadline: Deadline, limit: TryDeadline) -> None:
+        try:
+            async with asyncio.timeout(deadline.time_remaining()):
+                await channel.__connect__()
+        except TimeoutError:
+            if limit.callers:
+                raise errors.DeadlineExceeded(
+                    f"no time left to connect to {self.service}"
+                ) from None
+            raise errors.Unavailable(f"{self.service} is unreachable: timed out") from None
+        except OSError as exc:
+            raise errors.Unavailable(f"{self.service} is unreachable: {exc}") from None
+
+    async def _exchange_local(
+        self,
+        server: RpcServer,
+        route: str,
+        request: Any,
+        response_type: type[Any],
+        outgoing: Sequence[tuple[str, Any]],
+        deadline: Deadline,
+    ) -> Any:
+        codec = self._codec
+        try:
+            reply = await server.call_local(
+                route, codec.encode(request, type(request)), outgoing, deadline, self._caller()
+            )
+        except GRPCError as exc:
+            raise from_grpc_error(exc) from None
+        if reply is None:
+            raise errors.Internal(f"{self.service} sent no response")
+        return codec.decode(reply, response_type)
 
     async def _exchange(
         self,
@@ -273,11 +319,13 @@ class CallInvoker:
             raise errors.Internal(f"{self.service} sent no response")
         return response
 
-    def _record(self, endpoint: EndpointState, error: errors.ServiceError) -> None:
+    def _record(self, endpoint: EndpointState | None, error: errors.ServiceError) -> None:
         if counts_as_failure(error):
             self.breaker.failure()
         else:
             self.breaker.success()
+        if endpoint is None:  # in process: no endpoint to eject
+            return
         if error.code == "UNAVAILABLE" and not refused_for_dependency(error):
             self.balancer.failure(endpoint)
         else:
@@ -285,6 +333,12 @@ class CallInvoker:
 
     def _identity(self) -> str | None:
         return None if self._tls is None else self._tls.identity_for(current_actor())
+
+    def _caller(self) -> str | None:
+        """Who an in-process call comes from: what its certificate would say."""
+        if self._tls is None:
+            return None
+        return self._tls.presented_service(self._tls.identity_for(current_actor()))
 
     def health(self) -> dict[str, Any]:
         return {"circuit": self.breaker.state.value, "endpoints": self.balancer.report()}
@@ -314,6 +368,7 @@ class ClientFactory:
         self.observers = Observers()
         self.observers.observers.append(MeshMetrics())
         self._invokers: dict[str, CallInvoker] = {}
+        self._local: dict[str, RpcServer] = {}
 
     @classmethod
     def from_config(
@@ -344,6 +399,17 @@ class ClientFactory:
             raise RuntimeError(f"clients of {service} already exist")
         self._endpoints[service] = tuple(endpoints)
 
+    def host_locally(self, server: RpcServer) -> None:
+        """Call ``server.service`` in process from now on: its server is ``server``.
+
+        Its endpoints (if any) stay registered for health reports, but calls
+        no longer use them.
+        """
+        self._local[server.service] = server
+        invoker = self._invokers.get(server.service)
+        if invoker is not None:
+            invoker.local = server
+
     def invoker(self, service: str) -> CallInvoker:
         invoker = self._invokers.get(service)
         if invoker is None:
@@ -360,7 +426,12 @@ class ClientFactory:
                 on_health=self.observers.endpoint_health,
             )
             invoker = CallInvoker(
-                service, balancer, policy, observers=self.observers, identity=self._tls
+                service,
+                balancer,
+                policy,
+                observers=self.observers,
+                identity=self._tls,
+                local=self._local.get(service),
             )
             self._invokers[service] = invoker
         return invoker
@@ -371,7 +442,7 @@ class ClientFactory:
             context = self._tls.context(identity)
         # With TLS, the server must prove it is ``service``, whatever its address.
         config = Configuration(ssl_target_name_override=service) if context else None
-        return Channel(
+        return CoalescingChannel(
             endpoint.host,
             endpoint.port,
             ssl=context,

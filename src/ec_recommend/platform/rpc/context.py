@@ -3,10 +3,11 @@ deadline. Servers set it from metadata; clients forward it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Generic, TypeVar
 
 from grpclib.metadata import Deadline
 
@@ -89,6 +90,37 @@ class CallContext:
         )
 
 
+T = TypeVar("T")
+
+
+class VarScope(Generic[T]):
+    """``with VarScope(var, value):`` ``var`` holds ``value`` inside the block.
+
+    A class rather than ``@contextmanager``: it runs on every call a server
+    serves, where a generator-based one costs about three times as much.
+    """
+
+    __slots__ = ("_token", "_value", "_var")
+
+    def __init__(self, var: ContextVar[T], value: T) -> None:
+        self._var = var
+        self._value = value
+        self._token: Token[T] | None = None
+
+    def __enter__(self) -> T:
+        self._token = self._var.set(self._value)
+        return self._value
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._token is not None
+        self._var.reset(self._token)
+
+
 _NO_CALL = CallContext()
 _current: ContextVar[CallContext] = ContextVar("ec_call_context", default=_NO_CALL)
 
@@ -97,11 +129,6 @@ def current_call() -> CallContext:
     return _current.get()
 
 
-@contextmanager
-def call_scope(context: CallContext) -> Iterator[CallContext]:
+def call_scope(context: CallContext) -> VarScope[CallContext]:
     """Make ``context`` the current call for the code inside the block."""
-    token = _current.set(context)
-    try:
-        yield context
-    finally:
-        _current.reset(token)
+    return VarScope(_current, context)

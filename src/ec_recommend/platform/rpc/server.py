@@ -5,47 +5,71 @@ Shutdown drains before it closes: health turns NOT_SERVING, the listening
 socket stops accepting, requests arriving on open connections get
 UNAVAILABLE (so a client retries elsewhere), and in-flight requests get up to
 ``drain_timeout`` to finish before whatever is left is cancelled.
+
+Every call, whether it came over a socket or from a client in this process
+(``call_local``, see ``local.py``), runs through the one pipeline of
+``serve``: drain check, call context, the middlewares (telemetry, the
+allow-list by caller identity), error translation to a status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import ssl
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
+from grpclib.const import Handler as MethodHandler
 from grpclib.const import Status
-from grpclib.events import RecvRequest, listen
 from grpclib.exceptions import GRPCError
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
+from grpclib.metadata import Deadline
 from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
 from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.codec import FastProtoCodec
 from ec_recommend.platform.rpc.context import CallContext, call_scope
+from ec_recommend.platform.rpc.local import LocalStream, wire_error, wire_metadata
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, to_grpc_error
+from ec_recommend.platform.rpc.transport import coalesce_writes
+from ec_recommend.platform.security.tls import PeerIdentities
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServerCall:
     """What middleware sees of an incoming call."""
 
     service: str
     method: str  # full gRPC path, e.g. /ecommerce.product.ProductService/GetProduct
-    stream: Stream[Any, Any]
-    peer_cert: dict[str, Any] | None
+    stream: Stream[Any, Any] | LocalStream
+    # the caller's service identity, as its certificate names it (None: TLS
+    # off, or a PERMISSIVE caller without a certificate)
+    caller: str | None
 
 
 Handler = Callable[[], Awaitable[None]]
 ServerMiddleware = Callable[[ServerCall, Handler], Awaitable[None]]
+MethodFunc = Callable[[Any], Awaitable[None]]
+
+
+class _Served:
+    """A grpclib handler whose methods all run through ``RpcServer.serve``."""
+
+    def __init__(self, mapping: Mapping[str, MethodHandler]) -> None:
+        self._mapping = dict(mapping)
+
+    def __mapping__(self) -> dict[str, MethodHandler]:
+        return self._mapping
 
 
 class RpcServer:
@@ -71,13 +95,31 @@ class RpcServer:
         self._ssl = ssl_context
         self._serving = ServiceStatus()
         self._health = Health({handler: [self._serving] for handler in self._handlers})
-        self._server = Server(
-            [*self._handlers, self._health],
-            codec=FastProtoCodec(),
-            status_details_codec=ErrorDetailsCodec(),
+        # route -> the service's own method; both transports look calls up here
+        self.methods: dict[str, MethodHandler] = {}
+        for handler in self._handlers:
+            self.methods.update(handler.__mapping__())
+        served = _Served(
+            {
+                route: MethodHandler(
+                    self._from_socket(route, method.func),
+                    method.cardinality,
+                    method.request_type,
+                    method.reply_type,
+                )
+                for route, method in self.methods.items()
+            }
         )
-        listen(self._server, RecvRequest, self._on_request)
+        self.codec = FastProtoCodec()
+        self._server = Server(
+            [served, self._health], codec=self.codec, status_details_codec=ErrorDetailsCodec()
+        )
+        self._peers = PeerIdentities()
+        self._local_calls: set[asyncio.Task[None]] = set()
+        # what the server's own calls run in: a copy of the context it started in
+        self._context = contextvars.copy_context()
         self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+        self.connections_accepted = 0  # in-process calls open none
         self._track_connections()
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -90,6 +132,9 @@ class RpcServer:
         return f"{self._host}:{self.port}"
 
     async def __aenter__(self) -> Self:
+        # Calls over sockets run in copies of the context the listener started
+        # in (asyncio captures it); in-process calls get the same.
+        self._context = contextvars.copy_context()
         await self._server.start(self._host, self._requested_port, ssl=self._ssl)
         sockets = self._listening_server().sockets
         self.port = int(sockets[0].getsockname()[1])
@@ -112,6 +157,8 @@ class RpcServer:
             processor = getattr(connection, "processor", None)  # None: handshake failed
             if processor is not None:
                 processor.close("server stopped")
+        for task in list(self._local_calls):
+            task.cancel()
         log.info("stopped %s", self.service)
 
     async def drain(self) -> None:
@@ -135,8 +182,9 @@ class RpcServer:
         make_protocol = self._server._protocol_factory
 
         def tracked() -> H2Protocol:
-            protocol = make_protocol()
+            protocol = coalesce_writes(make_protocol())
             self._connections.add(protocol)
+            self.connections_accepted += 1
             return protocol
 
         self._server._protocol_factory = tracked  # type: ignore[method-assign]
@@ -152,50 +200,110 @@ class RpcServer:
         server: asyncio.Server = self._server._server  # type: ignore[attr-defined,assignment]
         return server
 
-    async def _on_request(self, event: RecvRequest) -> None:
-        if event.method_name.startswith("/grpc.health."):
+    def _from_socket(self, method: str, func: MethodFunc) -> MethodFunc:
+        """``func`` as grpclib calls it for a request that came over a connection."""
+
+        async def served(stream: Stream[Any, Any]) -> None:
+            caller = None
+            if self._ssl is not None:
+                # grpclib's Peer.cert() would decode the certificate on every call
+                caller = self._peers.of(stream.peer._transport.get_extra_info("ssl_object"))
+            await self.serve(method, func, stream, caller)
+
+        return served
+
+    async def serve(
+        self,
+        method: str,
+        func: MethodFunc,
+        stream: Stream[Any, Any] | LocalStream,
+        caller: str | None,
+    ) -> None:
+        """Run one call of ``method`` (``func``, the service's own) for ``caller``.
+
+        Raises GRPCError for every failure: the status the client receives.
+        """
+        if self._draining:
+            # "draining": the call did no work, so any client may retry it elsewhere
+            raise GRPCError(
+                Status.UNAVAILABLE, f"{self.service} is shutting down", {"reason": "draining"}
+            )
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            with call_scope(CallContext.from_metadata(stream.metadata or (), stream.deadline)):
+                handler: Handler = partial(func, stream)
+                if self._middlewares:
+                    call = ServerCall(self.service, method, stream, caller)
+                    # partials, not closures: no coroutine frame of their own
+                    for middleware in reversed(self._middlewares):
+                        handler = partial(middleware, call, handler)
+                await handler()
+        except errors.ServiceError as exc:
+            raise to_grpc_error(exc) from None
+        except (GRPCError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("%s %s failed", self.service, method)
+            raise GRPCError(Status.INTERNAL, "internal error") from None
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def call_local(
+        self,
+        method: str,
+        request: bytes,
+        metadata: Sequence[tuple[str, str | bytes]],
+        deadline: Deadline | None,
+        caller: str | None,
+    ) -> bytes | None:
+        """One call from a client in this process: ``request`` encoded, the reply encoded.
+
+        Like a call over a socket, it runs in its own task, in a copy of the
+        server's context (nothing of the caller's leaks in but what travels
+        as metadata), is cancelled with its caller, and ends at ``deadline``
+        with DEADLINE_EXCEEDED. Failures raise GRPCError.
+        """
+        entry = self.methods.get(method)
+        if entry is None:
+            raise GRPCError(Status.UNIMPLEMENTED, "Method not found")
+        stream = LocalStream(
+            self.codec,
+            request,
+            entry.request_type,
+            entry.reply_type,
+            wire_metadata(metadata),
+            deadline,
+        )
+        task = asyncio.get_running_loop().create_task(
+            self._serve_local(method, entry.func, stream, caller), context=self._context.copy()
+        )
+        self._local_calls.add(task)
+        task.add_done_callback(self._local_calls.discard)
+        try:
+            await task
+        except GRPCError as exc:
+            raise wire_error(exc) from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the caller was cancelled (and the call with it)
+            # the server stopped and cancelled the call, as closing a connection does
+            raise GRPCError(Status.UNAVAILABLE, f"{self.service} stopped") from None
+        return stream.reply
+
+    async def _serve_local(
+        self, method: str, func: MethodFunc, stream: LocalStream, caller: str | None
+    ) -> None:
+        deadline = stream.deadline
+        if deadline is None:
+            await self.serve(method, func, stream, caller)
             return
-        method_func = event.method_func
-        method = event.method_name
-        deadline = event.deadline
-        call_context = CallContext.from_metadata(event.metadata, deadline)
-        peer_cert = event.peer.cert() if self._ssl is not None else None
-
-        async def guarded(stream: Stream[Any, Any]) -> None:
-            if self._draining:
-                # "draining": the call did no work, so any client may retry it elsewhere
-                raise GRPCError(
-                    Status.UNAVAILABLE, f"{self.service} is shutting down", {"reason": "draining"}
-                )
-            self._inflight += 1
-            self._idle.clear()
-            try:
-                with call_scope(call_context):
-                    call = ServerCall(self.service, method, stream, peer_cert)
-                    await self._run_chain(call, lambda: method_func(stream))
-            except errors.ServiceError as exc:
-                raise to_grpc_error(exc) from None
-            except (GRPCError, asyncio.CancelledError):
-                raise
-            except Exception:
-                log.exception("%s %s failed", self.service, method)
-                raise GRPCError(Status.INTERNAL, "internal error") from None
-            finally:
-                self._inflight -= 1
-                if self._inflight == 0:
-                    self._idle.set()
-
-        event.method_func = guarded
-
-    async def _run_chain(self, call: ServerCall, handler: Handler) -> None:
-        chain = handler
-        for middleware in reversed(self._middlewares):
-            chain = _bind(middleware, call, chain)
-        await chain()
-
-
-def _bind(middleware: ServerMiddleware, call: ServerCall, inner: Handler) -> Handler:
-    async def run() -> None:
-        await middleware(call, inner)
-
-    return run
+        try:
+            async with asyncio.timeout(deadline.time_remaining()):
+                await self.serve(method, func, stream, caller)
+        except TimeoutError:
+            # as grpclib's server answers a call that ran past its deadline
+            raise GRPCError(Status.DEADLINE_EXCEEDED) from None

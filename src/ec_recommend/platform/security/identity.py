@@ -10,9 +10,9 @@ them (the gateway) presents the client factory's own identity.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
+
+from ec_recommend.platform.rpc.context import VarScope
 
 _acting: ContextVar[str | None] = ContextVar("ec_acting_service", default=None)
 
@@ -21,10 +21,6 @@ def current_actor() -> str | None:
     return _acting.get()
 
 
-@contextmanager
-def acting_as(service: str) -> Iterator[None]:
-    token = _acting.set(service)
-    try:
-        yield
-    finally:
-        _acting.reset(token)
+def acting_as(service: str) -> VarScope[str | None]:
+    """``with acting_as("order"):`` calls made inside present order's certificate."""
+    return VarScope(_acting, service)

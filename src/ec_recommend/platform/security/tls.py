@@ -10,9 +10,13 @@ service they act for and verify that the server is the service they dial
 from __future__ import annotations
 
 import ssl
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from ec_recommend.config import SERVICE_NAMES, ConfigError, TlsConfig
 from ec_recommend.platform.security.certs import SPIFFE_PREFIX, init_certificates
@@ -73,6 +77,7 @@ class ClientTls:
         self.identity = identity
         self._contexts: dict[str | None, ssl.SSLContext] = {}
         self._identities: dict[str, str | None] = {}
+        self._presented: dict[str | None, str | None] = {}
 
     def identity_for(self, actor: str | None) -> str | None:
         """Whose certificate a call made while acting as ``actor`` presents."""
@@ -83,6 +88,19 @@ class ClientTls:
             has_own = cert_dir is not None and (cert_dir / f"{actor}.crt").exists()
             self._identities[actor] = actor if has_own else None
         return self._identities[actor]
+
+    def presented_service(self, identity: str | None) -> str | None:
+        """The service identity a server reads from the certificate of ``identity``.
+
+        What ``peer_service`` makes of that certificate after a handshake,
+        read from the file once: an in-process call presents it without one.
+        """
+        identity = identity or self.identity
+        if identity not in self._presented:
+            if identity is None and self.config.cert is None:
+                self.context(identity)  # raises the ConfigError that names the fix
+            self._presented[identity] = certificate_service(_files(self.config, identity)[0])
+        return self._presented[identity]
 
     def context(self, identity: str | None) -> ssl.SSLContext:
         identity = identity or self.identity
@@ -114,6 +132,47 @@ def peer_service(cert: Mapping[str, Any] | None) -> str | None:
             if key == "commonName":
                 return str(value)
     return None
+
+
+def certificate_service(path: Path) -> str | None:
+    """``peer_service`` of the certificate in the PEM file ``path``."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"tls: cannot read certificate {path}: {exc}") from exc
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        names = None
+    if names is not None:
+        for uri in names.get_values_for_type(x509.UniformResourceIdentifier):
+            if uri.startswith(SPIFFE_PREFIX):
+                return uri.removeprefix(SPIFFE_PREFIX)
+    for attribute in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+        return str(attribute.value)
+    return None
+
+
+class PeerIdentities:
+    """The service identity of each TLS connection's peer, read once per connection.
+
+    ``getpeercert()`` decodes the whole certificate into a dict on every
+    call; a connection's peer never changes, so the first call on it pays
+    for all. Keyed weakly by the connection's SSL object: entries go with it.
+    """
+
+    def __init__(self) -> None:
+        self._known: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
+
+    def of(self, ssl_object: Any) -> str | None:
+        """The peer service of the connection ``ssl_object`` (None: no TLS or no cert)."""
+        if ssl_object is None:
+            return None
+        try:
+            return self._known[ssl_object]
+        except KeyError:
+            service = self._known[ssl_object] = peer_service(ssl_object.getpeercert())
+            return service
 
 
 def certificate_names() -> list[str]:

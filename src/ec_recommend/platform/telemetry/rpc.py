@@ -121,8 +121,13 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
             set_status_on_exception=False,
         )
 
+    methods: dict[str, tuple[str, str]] = {}  # route -> split_method(route), once per route
+
     async def middleware(call: ServerCall, call_next: Handler) -> None:
-        rpc_service, rpc_method = split_method(call.method)
+        split = methods.get(call.method)
+        if split is None:
+            split = methods[call.method] = split_method(call.method)
+        rpc_service, rpc_method = split
         started = time.perf_counter()
         status = Status.OK
         component = current_component.set(service)
