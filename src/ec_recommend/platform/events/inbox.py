@@ -1,6 +1,15 @@
-"""The inbox: which events a consumer has applied, so each takes effect once."""
+"""The inbox: which events a consumer has applied, so each takes effect once.
+
+``event_inbox`` holds a row per applied event. ``event_effects_pending``
+marks those whose side effect (``Handler.effect``) has not completed yet:
+written in the same transaction as the inbox row, removed once the effect
+ran, so a redelivered event whose effect is still pending runs it again.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -19,36 +28,104 @@ inbox = sa.Table(
     sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+effects_pending = sa.Table(
+    "event_effects_pending",
+    inbox_metadata,
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(256), primary_key=True),
+)
+
 
 async def ensure_inbox(db: Database) -> None:
-    """Create the inbox table if missing (outside the consumer's own migrations)."""
+    """Create the inbox tables if missing (outside the consumer's own migrations)."""
     async with db.unit_of_work() as uow:
         await uow.connection.run_sync(inbox_metadata.create_all)
         await uow.commit()
 
 
-async def claim(uow: UnitOfWork, consumer: str, event_id: str, event_type: str) -> bool:
-    """Record the event as applied within ``uow``; False if it already was.
+@dataclass(frozen=True)
+class Claimed:
+    """Which of a batch's event ids are new, and which were applied with an effect pending."""
 
-    On PostgreSQL a concurrent claim of the same event waits on the primary
-    key until the first commits, then fails here: the effect stays single.
+    new: frozenset[str]
+    effect_pending: frozenset[str]
+
+
+async def claim_batch(
+    uow: UnitOfWork,
+    consumer: str,
+    events: Sequence[tuple[str, str]],
+    with_effect: Collection[str],
+) -> Claimed:
+    """Record ``events`` (id, type) as applied within ``uow``: two statements a batch.
+
+    Ids in ``with_effect`` also get a pending-effect mark. Ids already in the
+    inbox are not new; those of them still marked are returned as
+    ``effect_pending``. On PostgreSQL a concurrent claim of the same event
+    waits on the primary key until the first commits, then fails with
+    ``IntegrityError``, which spoils the transaction: the caller rolls back
+    and retries the events one by one.
     """
-    seen = await uow.execute(
-        sa.select(inbox.c.event_id).where(
-            inbox.c.consumer == consumer, inbox.c.event_id == event_id
-        )
-    )
-    if seen.first() is not None:
-        return False
-    try:
-        await uow.execute(
-            sa.insert(inbox).values(
-                consumer=consumer, event_id=event_id, event_type=event_type, handled_at=utcnow()
+    ids = list(dict.fromkeys(event_id for event_id, _ in events))
+    seen = {
+        row.event_id
+        for row in await uow.execute(
+            sa.select(inbox.c.event_id).where(
+                inbox.c.consumer == consumer, inbox.c.event_id.in_(ids)
             )
         )
+    }
+    pending: set[str] = set()
+    if seen:
+        pending = {
+            row.event_id
+            for row in await uow.execute(
+                sa.select(effects_pending.c.event_id).where(
+                    effects_pending.c.consumer == consumer,
+                    effects_pending.c.event_id.in_(sorted(seen)),
+                )
+            )
+        }
+    types = dict(events)
+    new = [event_id for event_id in ids if event_id not in seen]
+    if new:
+        now = utcnow()
+        await uow.execute(
+            sa.insert(inbox),
+            [
+                {"consumer": consumer, "event_id": i, "event_type": types[i], "handled_at": now}
+                for i in new
+            ],
+        )
+        marked = [i for i in new if i in with_effect]
+        if marked:
+            await uow.execute(
+                sa.insert(effects_pending), [{"consumer": consumer, "event_id": i} for i in marked]
+            )
+    return Claimed(frozenset(new), frozenset(pending))
+
+
+async def effects_done(db: Database, consumer: str, event_ids: Collection[str]) -> None:
+    """Clear the pending marks of effects that completed (one short transaction)."""
+    if not event_ids:
+        return
+    async with db.unit_of_work() as uow:
+        await uow.execute(
+            sa.delete(effects_pending).where(
+                effects_pending.c.consumer == consumer,
+                effects_pending.c.event_id.in_(sorted(event_ids)),
+            )
+        )
+        await uow.commit()
+
+
+async def claim(uow: UnitOfWork, consumer: str, event_id: str, event_type: str) -> bool:
+    """Record one event as applied within ``uow``; False if it already was."""
+    try:
+        claimed = await claim_batch(uow, consumer, [(event_id, event_type)], ())
     except IntegrityError:
         return False  # the transaction is spoiled; the caller rolls back
-    return True
+    return event_id in claimed.new
 
 
 async def applied(db: Database, consumer: str) -> int:
@@ -56,3 +133,12 @@ async def applied(db: Database, consumer: str) -> int:
     async with db.reading() as conn:
         query = sa.select(sa.func.count()).select_from(inbox).where(inbox.c.consumer == consumer)
         return int((await conn.execute(query)).scalar_one())
+
+
+async def pending_effects(db: Database, consumer: str) -> set[str]:
+    """Ids of applied events whose effect has not completed (for tests and invariants)."""
+    async with db.reading() as conn:
+        rows = await conn.execute(
+            sa.select(effects_pending.c.event_id).where(effects_pending.c.consumer == consumer)
+        )
+        return {row.event_id for row in rows}
