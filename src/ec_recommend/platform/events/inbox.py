@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ec_recommend.platform.clock import utcnow
@@ -51,30 +53,40 @@ class Claimed:
     effect_pending: frozenset[str]
 
 
+def _insert(uow: UnitOfWork, table: sa.Table) -> Any:
+    """An INSERT with ``on_conflict_do_nothing`` for the unit of work's engine."""
+    if uow.connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 async def claim_batch(
     uow: UnitOfWork,
     consumer: str,
     events: Sequence[tuple[str, str]],
     with_effect: Collection[str],
 ) -> Claimed:
-    """Record ``events`` (id, type) as applied within ``uow``: two statements a batch.
+    """Record ``events`` (id, type) as applied within ``uow``; usually one statement a batch.
 
-    Ids in ``with_effect`` also get a pending-effect mark. Ids already in the
-    inbox are not new; those of them still marked are returned as
-    ``effect_pending``. On PostgreSQL a concurrent claim of the same event
-    waits on the primary key until the first commits, then fails with
-    ``IntegrityError``, which spoils the transaction: the caller rolls back
-    and retries the events one by one.
+    Ids in ``with_effect`` also get a pending-effect mark (a second
+    statement). Ids already in the inbox are not new; those of them still
+    marked are returned as ``effect_pending``. On PostgreSQL a concurrent
+    claim of the same event waits on the primary key until the first
+    commits, then finds it there: the effect stays single.
     """
-    ids = list(dict.fromkeys(event_id for event_id, _ in events))
-    seen = {
-        row.event_id
-        for row in await uow.execute(
-            sa.select(inbox.c.event_id).where(
-                inbox.c.consumer == consumer, inbox.c.event_id.in_(ids)
-            )
-        )
-    }
+    types = dict(events)
+    now = utcnow()
+    # One statement whatever the batch size (executemany, "insertmanyvalues"),
+    # so its compiled form is cached instead of compiled for every batch.
+    inserted = await uow.execute(
+        _insert(uow, inbox).on_conflict_do_nothing().returning(inbox.c.event_id),
+        [
+            {"consumer": consumer, "event_id": i, "event_type": t, "handled_at": now}
+            for i, t in types.items()
+        ],
+    )
+    new = {row.event_id for row in inserted}
+    seen = sorted(set(types) - new)
     pending: set[str] = set()
     if seen:
         pending = {
@@ -82,26 +94,15 @@ async def claim_batch(
             for row in await uow.execute(
                 sa.select(effects_pending.c.event_id).where(
                     effects_pending.c.consumer == consumer,
-                    effects_pending.c.event_id.in_(sorted(seen)),
+                    effects_pending.c.event_id.in_(seen),
                 )
             )
         }
-    types = dict(events)
-    new = [event_id for event_id in ids if event_id not in seen]
-    if new:
-        now = utcnow()
+    marked = [i for i in types if i in new and i in with_effect]
+    if marked:
         await uow.execute(
-            sa.insert(inbox),
-            [
-                {"consumer": consumer, "event_id": i, "event_type": types[i], "handled_at": now}
-                for i in new
-            ],
+            sa.insert(effects_pending), [{"consumer": consumer, "event_id": i} for i in marked]
         )
-        marked = [i for i in new if i in with_effect]
-        if marked:
-            await uow.execute(
-                sa.insert(effects_pending), [{"consumer": consumer, "event_id": i} for i in marked]
-            )
     return Claimed(frozenset(new), frozenset(pending))
 
 
