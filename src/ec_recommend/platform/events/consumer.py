@@ -35,9 +35,10 @@ from ec_recommend.platform.storage import Database, Migration, UnitOfWork
 
 T = TypeVar("T")
 
-Apply = Callable[[Event, UnitOfWork], Awaitable[None]]
+Apply = Callable[[Event, UnitOfWork], Awaitable[bool | None]]
 """Applies one event's local writes inside ``uow`` (the runtime commits). No
-network calls: the transaction is shared by the whole batch. Raise to retry."""
+network calls: the transaction is shared by the whole batch. Return False
+when this event needs no effect (say, it booked nothing new); raise to retry."""
 
 
 class EffectScope:

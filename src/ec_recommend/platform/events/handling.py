@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 from ec_recommend.platform.events.consumer import EffectScope, Handler
 from ec_recommend.platform.events.envelope import Event
-from ec_recommend.platform.events.inbox import Claimed, claim_batch, effects_done
+from ec_recommend.platform.events.inbox import (
+    Claimed,
+    claim_batch,
+    effects_done,
+    mark_effects_pending,
+)
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.storage import Database
 
@@ -88,21 +93,23 @@ async def handle_batch(
     firsts, outcomes = plan(events, handlers)
     if not firsts:
         return outcomes
+    effects_due: set[int] = set()
     try:
-        claimed = await _apply(db, consumer, handlers, events, firsts, phase)
-        _settle(events, firsts, claimed, outcomes)
+        applied = await _apply(db, consumer, handlers, events, firsts, phase)
+        _settle(events, firsts, applied, outcomes, effects_due)
     except Exception as exc:
         if len(firsts) == 1:
             outcomes[firsts[0]] = Outcome(FAILED, exc)
         else:
             for index in firsts:
                 try:
-                    claimed = await _apply(db, consumer, handlers, events, [index], phase)
+                    applied = await _apply(db, consumer, handlers, events, [index], phase)
                 except Exception as exc:
                     outcomes[index] = Outcome(FAILED, exc)
                 else:
-                    _settle(events, [index], claimed, outcomes)
-    await _run_effects(db, consumer, handlers, events, firsts, outcomes, phase)
+                    _settle(events, [index], applied, outcomes, effects_due)
+    due = [index for index in firsts if index in effects_due]
+    await _run_effects(db, consumer, handlers, events, due, outcomes, phase)
     return outcomes
 
 
@@ -113,32 +120,46 @@ async def _apply(
     events: Sequence[Event],
     indices: Sequence[int],
     phase: Phase,
-) -> Claimed:
-    with_effect = {events[i].id for i in indices if handlers[events[i].type].effect is not None}
+) -> tuple[Claimed, set[str]]:
+    """One transaction: claim, apply, mark pending effects; the claim and the ids marked."""
+    marked: set[str] = set()
     async with db.unit_of_work() as uow:
         claimed = await claim_batch(
-            uow, consumer, [(events[i].id, events[i].type) for i in indices], with_effect
+            uow, consumer, [(events[i].id, events[i].type) for i in indices]
         )
         for index in indices:
             event = events[index]
-            apply = handlers[event.type].apply
-            if apply is None or event.id not in claimed.new:
+            if event.id not in claimed.new:
                 continue
-            with phase(index), _scope_of(event):
-                await apply(event, uow)
+            handler = handlers[event.type]
+            wanted: bool | None = None
+            if handler.apply is not None:
+                with phase(index), _scope_of(event):
+                    wanted = await handler.apply(event, uow)
+            if handler.effect is not None and wanted is not False:
+                marked.add(event.id)
+        await mark_effects_pending(uow, consumer, marked)
         await uow.commit()
-    return claimed
+    return claimed, marked
 
 
 def _settle(
-    events: Sequence[Event], indices: Sequence[int], claimed: Claimed, outcomes: list[Outcome]
+    events: Sequence[Event],
+    indices: Sequence[int],
+    applied: tuple[Claimed, set[str]],
+    outcomes: list[Outcome],
+    effects_due: set[int],
 ) -> None:
+    claimed, marked = applied
     for index in indices:
         event_id = events[index].id
         if event_id in claimed.effect_pending:
             outcomes[index] = Outcome(HANDLED, effect_rerun=True)
+            effects_due.add(index)
         elif event_id not in claimed.new:
             outcomes[index] = Outcome(DUPLICATE)
+        elif event_id in marked:
+            effects_due.add(index)
 
 
 async def _run_effects(
@@ -146,15 +167,10 @@ async def _run_effects(
     consumer: str,
     handlers: Mapping[str, Handler],
     events: Sequence[Event],
-    firsts: Sequence[int],
+    due: Sequence[int],
     outcomes: list[Outcome],
     phase: Phase,
 ) -> None:
-    due = [
-        index
-        for index in firsts
-        if outcomes[index].status == HANDLED and handlers[events[index].type].effect is not None
-    ]
     if not due:
         return
     scope = EffectScope(db)

@@ -60,19 +60,13 @@ def _insert(uow: UnitOfWork, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
-async def claim_batch(
-    uow: UnitOfWork,
-    consumer: str,
-    events: Sequence[tuple[str, str]],
-    with_effect: Collection[str],
-) -> Claimed:
-    """Record ``events`` (id, type) as applied within ``uow``; usually one statement a batch.
+async def claim_batch(uow: UnitOfWork, consumer: str, events: Sequence[tuple[str, str]]) -> Claimed:
+    """Record ``events`` (id, type) as applied within ``uow``; one statement a batch.
 
-    Ids in ``with_effect`` also get a pending-effect mark (a second
-    statement). Ids already in the inbox are not new; those of them still
-    marked are returned as ``effect_pending``. On PostgreSQL a concurrent
-    claim of the same event waits on the primary key until the first
-    commits, then finds it there: the effect stays single.
+    Ids already in the inbox are not new; those of them whose effect is
+    still pending are returned as ``effect_pending``. On PostgreSQL a
+    concurrent claim of the same event waits on the primary key until the
+    first commits, then finds it there: the effect stays single.
     """
     types = dict(events)
     now = utcnow()
@@ -98,12 +92,15 @@ async def claim_batch(
                 )
             )
         }
-    marked = [i for i in types if i in new and i in with_effect]
-    if marked:
-        await uow.execute(
-            sa.insert(effects_pending), [{"consumer": consumer, "event_id": i} for i in marked]
-        )
     return Claimed(frozenset(new), frozenset(pending))
+
+
+async def mark_effects_pending(uow: UnitOfWork, consumer: str, event_ids: Collection[str]) -> None:
+    """Note within ``uow`` that these applied events still have an effect to run."""
+    if event_ids:
+        await uow.execute(
+            sa.insert(effects_pending), [{"consumer": consumer, "event_id": i} for i in event_ids]
+        )
 
 
 async def effects_done(db: Database, consumer: str, event_ids: Collection[str]) -> None:
@@ -123,7 +120,7 @@ async def effects_done(db: Database, consumer: str, event_ids: Collection[str]) 
 async def claim(uow: UnitOfWork, consumer: str, event_id: str, event_type: str) -> bool:
     """Record one event as applied within ``uow``; False if it already was."""
     try:
-        claimed = await claim_batch(uow, consumer, [(event_id, event_type)], ())
+        claimed = await claim_batch(uow, consumer, [(event_id, event_type)])
     except IntegrityError:
         return False  # the transaction is spoiled; the caller rolls back
     return event_id in claimed.new
