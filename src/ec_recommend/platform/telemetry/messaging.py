@@ -242,14 +242,16 @@ class MessageHandling:
             record_failure(self.span, failure)
         self.span.set_attribute("ec.outcome", status)
         self._recorder.message_processed(self.queue, status)
-        access_log.debug(
-            "%s %s %s %s %.1fms",
-            self.queue,
-            self.event_type or "?",
-            self.event_id or "?",
-            status,
-            (time.perf_counter() - self.started) * 1000,
-        )
+        if access_log.isEnabledFor(logging.DEBUG):
+            with self.active():  # the line carries the message's trace and consumer
+                access_log.debug(
+                    "%s %s %s %s %.1fms",
+                    self.queue,
+                    self.event_type or "?",
+                    self.event_id or "?",
+                    status,
+                    (time.perf_counter() - self.started) * 1000,
+                )
         self.span.end()
 
 
