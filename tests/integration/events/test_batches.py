@@ -119,7 +119,7 @@ async def test_a_failing_message_is_redelivered_alone_and_the_rest_of_its_batch_
 async def test_an_effect_that_failed_after_the_commit_runs_again_and_only_it(
     provisioned: ProvisionReport,
     events_config: EventsConfig,
-    sqlite_storage: StorageConfig,
+    storage: StorageConfig,
     sqs: Any,
 ) -> None:
     attempts: Counter[str] = Counter()
@@ -134,7 +134,7 @@ async def test_an_effect_that_failed_after_the_commit_runs_again_and_only_it(
     event = product_event()
     await send_batch(sqs, events_config, [event])
     sub = subscription(QUEUE, {"product.updated": Handler(count_effect, effect)})
-    async with running_consumers(sqlite_storage, events_config, [sub]) as (worker,):
+    async with running_consumers(storage, events_config, [sub]) as (worker,):
         await wait_for(lambda: worker.stats.effects_retried == 1, timeout=20)
         await wait_for(lambda: depth_is(sqs, events_config, QUEUE, 0), timeout=10)
         assert await effect_counts(worker) == {event.id: 1}  # local writes once

@@ -39,9 +39,10 @@ async def running_consumers(
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate consumer names in {names}")
     async with AsyncExitStack() as stack:
-        # Per worker: its long poll, the acknowledgement of two batches in
-        # flight, its keeper. Connections are kept alive, so few are opened.
-        pool = 4 * len(subscriptions) or 1
+        # Per worker: its long poll, the acknowledgements of the batches in
+        # flight (small batches when the queue is quiet), its keeper. They are
+        # opened on demand and kept alive, so a quiet worker holds few.
+        pool = 8 * len(subscriptions) or 1
         sqs = await stack.enter_async_context(aws_client("sqs", events, pool=pool))
         workers = []
         for subscription in subscriptions:
