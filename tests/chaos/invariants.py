@@ -136,7 +136,6 @@ async def payment_problems(storage: StorageConfig) -> list[str]:
 # Who applies order.paid (consumer name, its database), as registered in
 # runtime.registry.CONSUMERS; each one's inbox records every event it applied.
 PAID_SUBSCRIBERS = (
-    ("inventory", "inventory"),
     ("notification", "notification"),
     ("analytics", "analytics"),
     ("seller", "seller"),
@@ -148,9 +147,9 @@ async def unhandled_paid_events(storage: StorageConfig) -> dict[str, list[str]]:
     """Per subscriber, the ids of order.paid events in the order outbox it has not applied.
 
     Empty when every event of every paid order reached every subscriber
-    (after a replay where a broker lost them).
+    (after a replay where a broker lost them) and its side effect completed.
     """
-    from ec_recommend.platform.events.inbox import inbox
+    from ec_recommend.platform.events.inbox import effects_pending, inbox
     from ec_recommend.platform.events.outbox import outbox
 
     async with open_database(storage, "order", []) as db, db.reading() as conn:
@@ -168,7 +167,11 @@ async def unhandled_paid_events(storage: StorageConfig) -> dict[str, list[str]]:
                     inbox.c.consumer == consumer, inbox.c.event_type == "order.paid"
                 )
             )
-            lost = sorted(paid - {row.event_id for row in rows})
+            pending = await conn.execute(
+                sa.select(effects_pending.c.event_id).where(effects_pending.c.consumer == consumer)
+            )
+            applied = {row.event_id for row in rows} - {row.event_id for row in pending}
+            lost = sorted(paid - applied)
         if lost:
             missing[consumer] = lost
     return missing

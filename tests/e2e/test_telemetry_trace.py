@@ -207,8 +207,8 @@ async def test_order_and_payment_form_one_trace_down_to_the_consumers(tmp_path: 
                     (s.name, s.attributes.get("ec.event_type")) for s in collector.trace(TRACE)
                 }
                 return {
-                    ("process order-processing-queue", "order.created"),
-                    ("process order-processing-queue", "order.paid"),
+                    ("process analytics-event-queue", "order.created"),
+                    ("process analytics-event-queue", "order.paid"),
                     ("process email-notification-queue", "order.paid"),
                 } <= names
 
@@ -259,8 +259,8 @@ async def test_order_and_payment_form_one_trace_down_to_the_consumers(tmp_path: 
     assert pay in ancestors(spans, paid_producer[0])
     # consumers continue the producer's trace as its children
     for queue, event_type, producer in (
-        ("order-processing-queue", "order.created", created_producer[0]),
-        ("order-processing-queue", "order.paid", paid_producer[0]),
+        ("analytics-event-queue", "order.created", created_producer[0]),
+        ("analytics-event-queue", "order.paid", paid_producer[0]),
         ("email-notification-queue", "order.paid", paid_producer[0]),
     ):
         consumers = [
@@ -335,7 +335,7 @@ def check_metrics(text: str, *, order_id: str, product_id: str) -> None:
             text, "grpc_request_duration_seconds_count", service=service, method=method, status="OK"
         )
         assert calls is not None and calls >= 1, (service, method)
-    for queue, at_least in (("order-processing-queue", 2), ("email-notification-queue", 1)):
+    for queue, at_least in (("analytics-event-queue", 2), ("email-notification-queue", 1)):
         handled = sample(text, "queue_message_processed_total", queue=queue, status="success")
         assert handled is not None and handled >= 1, queue
         # every outcome (an event type a consumer ignores too) is counted

@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 
 from ec_recommend.consumers.catalogue import PRODUCT_EVENTS, product_id_of
 from ec_recommend.platform.cache import ProductCache, open_product_cache
-from ec_recommend.platform.events.consumer import Handler, Subscription
+from ec_recommend.platform.events.consumer import EffectScope, Handler, Subscription
 from ec_recommend.platform.events.envelope import Event
-from ec_recommend.platform.storage import Migration, UnitOfWork
+from ec_recommend.platform.storage import Migration
 from ec_recommend.runtime.registry import ServiceEnv
 
 QUEUE = "cache-invalidation-queue"
@@ -27,11 +27,12 @@ class CacheInvalidator:
     def __init__(self, cache: ProductCache) -> None:
         self.cache = cache
 
-    async def on_product_event(self, event: Event, uow: UnitOfWork) -> None:
+    async def on_product_event(self, event: Event, scope: EffectScope) -> None:
         await self.cache.invalidate(product_id_of(event))
 
     def handlers(self) -> dict[str, Handler]:
-        return dict.fromkeys(PRODUCT_EVENTS, self.on_product_event)
+        # An effect: the cache may be Redis, and dropping an entry twice is harmless.
+        return dict.fromkeys(PRODUCT_EVENTS, Handler(effect=self.on_product_event))
 
 
 @asynccontextmanager

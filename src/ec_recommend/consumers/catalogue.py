@@ -12,6 +12,7 @@ from __future__ import annotations
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.platform.errors import NotFound
+from ec_recommend.platform.events.consumer import EffectScope
 from ec_recommend.platform.events.envelope import Event
 
 PRODUCT_EVENTS = ("product.created", "product.updated", "product.out_of_stock", "review.created")
@@ -27,9 +28,17 @@ def product_id_of(event: Event) -> str:
 
 
 async def current_product(
-    products: pb_product.ProductServiceStub, product_id: str
+    products: pb_product.ProductServiceStub, product_id: str, scope: EffectScope | None = None
 ) -> pb_product.Product | None:
-    """The product as ProductService has it now; None if it no longer exists."""
+    """The product as ProductService has it now; None if it no longer exists.
+
+    Within ``scope``, asked once per received batch (several events of one
+    product in a batch all want its current state).
+    """
+    if scope is not None:
+        return await scope.once(
+            ("product", product_id), lambda: current_product(products, product_id)
+        )
     try:
         return await products.get_product(pb_product.GetProductRequest(product_id=product_id))
     except NotFound:

@@ -1,10 +1,15 @@
 """The notification subscriber (email-notification-queue): customer emails.
 
 welcome (user.created), order confirmation (order.paid), shipped and
-cancelled. Each email has a key (kind + user or order) recorded in the same
-unit of work as the inbox row, so a redelivered or duplicated event never
-sends twice. A failed send raises: nothing commits, the message comes back,
-and after ``max_receive_count`` receives it is dead-lettered.
+cancelled. Sending is an effect, outside any transaction: it looks the
+customer up (once per received batch), sends, then records the email's key
+(kind + user or order) in ``sent_emails``. A key already recorded is never
+sent again, and the effects of one batch share a key's send. SES has no
+idempotency key, so delivery is at least once: a crash between SES accepting
+the message and the key's commit, or two batches racing on one key, sends
+twice. A failed send raises: the key stays unrecorded, the event comes back
+and only its effect runs again; after ``max_receive_count`` receives it is
+dead-lettered.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from ec_recommend.consumers.email import EmailSender
 from ec_recommend.consumers.recipients import Recipients
 from ec_recommend.consumers.settings import configured_email_sender
 from ec_recommend.platform.clock import utcnow
-from ec_recommend.platform.events.consumer import Handler, Subscription
+from ec_recommend.platform.events.consumer import EffectScope, Handler, Subscription
 from ec_recommend.platform.events.envelope import Event
-from ec_recommend.platform.storage import Migration, UnitOfWork
+from ec_recommend.platform.storage import Migration
 from ec_recommend.platform.storage.database import create_tables
 from ec_recommend.runtime.registry import ServiceEnv
 
@@ -48,41 +53,38 @@ MIGRATIONS: Sequence[Migration] = (Migration(1, create_tables(metadata)),)
 
 
 async def send_once(
-    uow: UnitOfWork,
+    scope: EffectScope,
     sender: EmailSender,
     key: str,
     compose: Callable[[], Awaitable[templates.Email | None]],
 ) -> bool:
-    """Send the email of ``key`` unless it was sent already; True if sent now.
+    """Send the email of ``key`` unless it was sent already; True if sent now."""
 
-    The key row is written before sending and commits only with the rest of
-    the unit of work; if sending fails it rolls back with it. Writing it first
-    also makes a concurrent duplicate (another event for the same email) wait
-    on the key instead of sending too.
-    """
-    sent = sa.select(sent_emails.c.email_key).where(sent_emails.c.email_key == key)
-    if (await uow.execute(sent)).first() is not None:
-        return False
-    email = await compose()
-    if email is None:
-        return False
-    claimed = await insert_once(
-        uow,
-        sent_emails,
-        sent_emails.c.email_key,
-        email_key=key,
-        recipient=email.to,
-        subject=email.subject[:500],
-        message_id="",
-        sent_at=utcnow(),
-    )
-    if not claimed:
-        return False
-    message_id = await sender.send(email)
-    await uow.execute(
-        sa.update(sent_emails).where(sent_emails.c.email_key == key).values(message_id=message_id)
-    )
-    return True
+    async def send() -> bool:
+        sent = sa.select(sent_emails.c.email_key).where(sent_emails.c.email_key == key)
+        async with scope.db.reading() as conn:
+            if (await conn.execute(sent)).first() is not None:
+                return False
+        email = await compose()
+        if email is None:
+            return False
+        message_id = await sender.send(email)
+        async with scope.db.unit_of_work() as uow:
+            await insert_once(
+                uow,
+                sent_emails,
+                sent_emails.c.email_key,
+                email_key=key,
+                recipient=email.to,
+                subject=email.subject[:500],
+                message_id=message_id,
+                sent_at=utcnow(),
+            )
+            await uow.commit()
+        return True
+
+    # Two events of one batch that mean the same email send it once.
+    return await scope.once(("email", key), send)
 
 
 class Notifier:
@@ -90,42 +92,42 @@ class Notifier:
         self.sender = sender
         self.recipients = recipients
 
-    async def on_user_created(self, event: Event, uow: UnitOfWork) -> None:
+    async def on_user_created(self, event: Event, scope: EffectScope) -> None:
         created = event.data
         assert isinstance(created, pb.UserCreated)
 
         async def compose() -> templates.Email | None:
-            email = created.email or await self.recipients.user_email(created.user_id)
+            email = created.email or await self.recipients.user_email(created.user_id, scope)
             return templates.welcome(email, created.display_name) if email else None
 
-        await send_once(uow, self.sender, f"welcome:{created.user_id}", compose)
+        await send_once(scope, self.sender, f"welcome:{created.user_id}", compose)
 
-    async def on_order_paid(self, event: Event, uow: UnitOfWork) -> None:
+    async def on_order_paid(self, event: Event, scope: EffectScope) -> None:
         paid = event.data
         assert isinstance(paid, pb.OrderPaid) and paid.order is not None
         order = paid.order
         await self._email_customer(
-            uow,
+            scope,
             f"order-confirmed:{order.id}",
             order,
             lambda to: templates.order_confirmed(to, order),
         )
 
-    async def on_order_shipped(self, event: Event, uow: UnitOfWork) -> None:
+    async def on_order_shipped(self, event: Event, scope: EffectScope) -> None:
         shipped = event.data
         assert isinstance(shipped, pb.OrderShipped) and shipped.order is not None
         order = shipped.order
         await self._email_customer(
-            uow, f"order-shipped:{order.id}", order, lambda to: templates.order_shipped(to, order)
+            scope, f"order-shipped:{order.id}", order, lambda to: templates.order_shipped(to, order)
         )
 
-    async def on_order_cancelled(self, event: Event, uow: UnitOfWork) -> None:
+    async def on_order_cancelled(self, event: Event, scope: EffectScope) -> None:
         cancelled = event.data
         assert isinstance(cancelled, pb.OrderCancelled) and cancelled.order is not None
         order = cancelled.order
         refunded = cancelled.refunded
         await self._email_customer(
-            uow,
+            scope,
             f"order-cancelled:{order.id}",
             order,
             lambda to: templates.order_cancelled(to, order, refunded=refunded),
@@ -133,7 +135,7 @@ class Notifier:
 
     async def _email_customer(
         self,
-        uow: UnitOfWork,
+        scope: EffectScope,
         key: str,
         order: pb_order.Order,
         template: Callable[[str], templates.Email],
@@ -141,17 +143,17 @@ class Notifier:
         """Send the order's customer ``template`` once per ``key``; none without an address."""
 
         async def compose() -> templates.Email | None:
-            email = await self.recipients.user_email(order.user_id)
+            email = await self.recipients.user_email(order.user_id, scope)
             return template(email) if email else None
 
-        await send_once(uow, self.sender, key, compose)
+        await send_once(scope, self.sender, key, compose)
 
     def handlers(self) -> dict[str, Handler]:
         return {
-            "user.created": self.on_user_created,
-            "order.paid": self.on_order_paid,
-            "order.shipped": self.on_order_shipped,
-            "order.cancelled": self.on_order_cancelled,
+            "user.created": Handler(effect=self.on_user_created),
+            "order.paid": Handler(effect=self.on_order_paid),
+            "order.shipped": Handler(effect=self.on_order_shipped),
+            "order.cancelled": Handler(effect=self.on_order_cancelled),
         }
 
 

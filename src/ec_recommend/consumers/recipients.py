@@ -1,4 +1,8 @@
-"""Who an email goes to: users' addresses come from UserService."""
+"""Who an email goes to: users' addresses come from UserService.
+
+Lookups made within an ``EffectScope`` are asked once per received batch:
+ten emails of one batch to one customer cost one GetUser.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 
 from ec_recommend._gen.ecommerce import user as pb_user
 from ec_recommend.platform.errors import InvalidArgument, NotFound
+from ec_recommend.platform.events.consumer import EffectScope
 
 log = logging.getLogger(__name__)
 
@@ -14,8 +19,10 @@ class Recipients:
     def __init__(self, users: pb_user.UserServiceStub) -> None:
         self._users = users
 
-    async def user_email(self, user_id: str) -> str | None:
+    async def user_email(self, user_id: str, scope: EffectScope | None = None) -> str | None:
         """The address of an active user; None if the user is gone or deactivated."""
+        if scope is not None:
+            return await scope.once(("user_email", user_id), lambda: self.user_email(user_id))
         try:
             user = await self._users.get_user(pb_user.GetUserRequest(user_id=user_id))
         except NotFound:
@@ -25,8 +32,12 @@ class Recipients:
             return None
         return user.email
 
-    async def seller_email(self, seller_id: str) -> str | None:
+    async def seller_email(self, seller_id: str, scope: EffectScope | None = None) -> str | None:
         """A seller's address: the account that carries this seller id."""
+        if scope is not None:
+            return await scope.once(
+                ("seller_email", seller_id), lambda: self.seller_email(seller_id)
+            )
         try:
             user = await self._users.get_user(pb_user.GetUserRequest(seller_id=seller_id))
         except (NotFound, InvalidArgument):

@@ -18,9 +18,9 @@ from contextlib import asynccontextmanager
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.consumers.catalogue import PRODUCT_EVENTS, current_product, product_id_of
-from ec_recommend.platform.events.consumer import Handler, Subscription
+from ec_recommend.platform.events.consumer import EffectScope, Handler, Subscription
 from ec_recommend.platform.events.envelope import Event
-from ec_recommend.platform.storage import Migration, UnitOfWork, open_database
+from ec_recommend.platform.storage import Migration, open_database
 from ec_recommend.runtime.registry import ServiceEnv
 from ec_recommend.services.recommendation.store import MIGRATIONS as STORE_MIGRATIONS
 from ec_recommend.services.recommendation.store import RecommendationStore
@@ -36,7 +36,7 @@ class RecommendationUpdater:
         self.products = products
         self.store = store
 
-    async def on_order_paid(self, event: Event, uow: UnitOfWork) -> None:
+    async def on_order_paid(self, event: Event, scope: EffectScope) -> None:
         paid = event.data
         assert isinstance(paid, pb.OrderPaid) and paid.order is not None
         order = paid.order
@@ -47,30 +47,32 @@ class RecommendationUpdater:
             event.timestamp,
         )
 
-    async def on_order_cancelled(self, event: Event, uow: UnitOfWork) -> None:
+    async def on_order_cancelled(self, event: Event, scope: EffectScope) -> None:
         cancelled = event.data
         assert isinstance(cancelled, pb.OrderCancelled) and cancelled.order is not None
         # Only a refunded order was ever counted; an unpaid one never was, and
         # recording it still keeps a late order.paid from counting it.
         await self.store.record_cancelled_order(cancelled.order.id)
 
-    async def on_user_activity(self, event: Event, uow: UnitOfWork) -> None:
+    async def on_user_activity(self, event: Event, scope: EffectScope) -> None:
         activity = event.data
         assert isinstance(activity, pb.UserActivity)
         # Anonymous views and searches say nothing about a user's taste.
         if activity.activity == "product_view" and activity.user_id and activity.product_id:
             await self.store.record_view(activity.user_id, activity.product_id)
 
-    async def on_product_event(self, event: Event, uow: UnitOfWork) -> None:
-        product = await current_product(self.products, product_id_of(event))
+    async def on_product_event(self, event: Event, scope: EffectScope) -> None:
+        product = await current_product(self.products, product_id_of(event), scope)
         if product is not None:
             await self.store.upsert_product(snapshot_from_pb(product))
 
     def handlers(self) -> dict[str, Handler]:
-        table: dict[str, Handler] = dict.fromkeys(PRODUCT_EVENTS, self.on_product_event)
-        table["order.paid"] = self.on_order_paid
-        table["order.cancelled"] = self.on_order_cancelled
-        table["analytics.user_activity"] = self.on_user_activity
+        # Effects: the statistics live in the recommendation service's database
+        # (each write is idempotent: an order counts once, a snapshot keeps the newest).
+        table = dict.fromkeys(PRODUCT_EVENTS, Handler(effect=self.on_product_event))
+        table["order.paid"] = Handler(effect=self.on_order_paid)
+        table["order.cancelled"] = Handler(effect=self.on_order_cancelled)
+        table["analytics.user_activity"] = Handler(effect=self.on_user_activity)
         return table
 
 

@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.consumers.catalogue import PRODUCT_EVENTS, current_product, product_id_of
-from ec_recommend.platform.events.consumer import Handler, Subscription
+from ec_recommend.platform.events.consumer import EffectScope, Handler, Subscription
 from ec_recommend.platform.events.envelope import Event
-from ec_recommend.platform.storage import Migration, UnitOfWork, open_database
+from ec_recommend.platform.storage import Migration, open_database
 from ec_recommend.runtime.registry import ServiceEnv
 from ec_recommend.services.search.index import SearchIndex, open_search_index
 from ec_recommend.services.search.service import snapshot_from_pb
@@ -32,16 +32,17 @@ class SearchIndexer:
         self.products = products
         self.index = index
 
-    async def on_product_event(self, event: Event, uow: UnitOfWork) -> None:
+    async def on_product_event(self, event: Event, scope: EffectScope) -> None:
         product_id = product_id_of(event)
-        product = await current_product(self.products, product_id)
+        product = await current_product(self.products, product_id, scope)
         if product is None:
             await self.index.remove(product_id)
         else:
             await self.index.upsert(snapshot_from_pb(product))
 
     def handlers(self) -> dict[str, Handler]:
-        return dict.fromkeys(PRODUCT_EVENTS, self.on_product_event)
+        # An effect: a gRPC read and another database; the snapshot upsert is idempotent.
+        return dict.fromkeys(PRODUCT_EVENTS, Handler(effect=self.on_product_event))
 
 
 @asynccontextmanager

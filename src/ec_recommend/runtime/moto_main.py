@@ -5,7 +5,8 @@ For every message it hands out, moto's SQS checks the queue's retention
 period by computing all of the queue's attributes, which counts every
 message the queue holds; receiving a backlog of n messages then costs
 O(n²), and the local broker, not the system, set how fast a backlog
-drained. The patch reads the one attribute it needs. It applies only to the
+drained. The patch reads the one attribute it needs. Connections are kept
+alive (``moto_keepalive``). It applies only to the
 moto major version it was written for; any other runs as it is.
 """
 
@@ -43,7 +44,10 @@ def patch_moto() -> bool:
 def main() -> None:
     from moto.server import main as moto_server
 
+    from ec_recommend.runtime.moto_keepalive import keep_connections_alive
+
     patch_moto()
+    keep_connections_alive()
     broker_calls.install()  # GET /_ec/calls: what the broker served, for benches and tests
     moto_server(sys.argv[1:])
 

@@ -15,7 +15,7 @@ from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend.platform.auth.context import AuthContext
 from ec_recommend.platform.errors import Unauthenticated
-from ec_recommend.platform.events.consumer import Handler
+from ec_recommend.platform.events.consumer import Apply, EffectScope, Handler, as_handler
 from ec_recommend.platform.events.envelope import Event, new_event
 from ec_recommend.platform.storage import Database
 
@@ -53,11 +53,17 @@ def order(
     )
 
 
-async def apply(db: Database, handler: Handler, evt: Event) -> None:
-    """What the runtime does around a handler, minus the inbox: one committed unit of work."""
-    async with db.unit_of_work() as uow:
-        await handler(evt, uow)
-        await uow.commit()
+async def apply(db: Database, handler: Handler | Apply, evt: Event) -> None:
+    """What the runtime does around a handler, minus the inbox: its local writes
+    in one committed unit of work, then (unless they declined it) its effect."""
+    handler = as_handler(handler)
+    wanted: bool | None = None
+    if handler.apply is not None:
+        async with db.unit_of_work() as uow:
+            wanted = await handler.apply(evt, uow)
+            await uow.commit()
+    if handler.effect is not None and wanted is not False:
+        await handler.effect(evt, EffectScope(db))
 
 
 async def sent_emails(endpoint_url: str, to: str) -> list[dict[str, Any]]:

@@ -32,15 +32,15 @@ async def _product(stub: pb.ProductServiceStub, stock: int) -> str:
     return product.id
 
 
-async def test_paid_commits_and_cancel_restocks_once(
-    config: Config, services: ServicesFactory
-) -> None:
+async def test_cancel_restocks_a_paid_order_once(config: Config, services: ServicesFactory) -> None:
+    """The order service commits a paid order's stock; a cancellation gives it back, once."""
     async with (
         services("product") as hosted,
         open_database(config.storage, "inventory", inventory.MIGRATIONS) as db,
     ):
         products = hosted.clients.stub(pb.ProductServiceStub, "product")
         handlers = inventory.Inventory(products).handlers()
+        assert "order.paid" not in handlers  # the order service commits, not this consumer
         product_id = await _product(products, 5)
         placed = order([(product_id, "seller-1", 2, 1200)], paid=True)
         await products.reserve_stock(
@@ -48,24 +48,20 @@ async def test_paid_commits_and_cancel_restocks_once(
                 reservation_id=placed.id, lines=[pb.StockLine(product_id=product_id, quantity=2)]
             )
         )
-        paid = event("order.paid", pb_events.OrderPaid(order=placed, payment_id="p"))
-        await apply(db, handlers["order.paid"], paid)
-        await apply(db, handlers["order.paid"], paid)  # redelivered: no second effect
+        await products.commit_stock(pb.ReservationRequest(reservation_id=placed.id))
         stock = await products.get_stock(pb.GetProductRequest(product_id=product_id))
         assert (stock.available_stock, stock.reserved_stock) == (3, 0)
-        with pytest.raises(FailedPrecondition):  # committed, so it can no longer be released
-            await products.release_stock(pb.ReservationRequest(reservation_id=placed.id))
 
         cancelled = event(
             "order.cancelled", pb_events.OrderCancelled(order=placed, reason="x", refunded=True)
         )
         await apply(db, handlers["order.cancelled"], cancelled)
-        await apply(db, handlers["order.cancelled"], cancelled)
+        await apply(db, handlers["order.cancelled"], cancelled)  # effect re-run: no change
         stock = await products.get_stock(pb.GetProductRequest(product_id=product_id))
         assert (stock.available_stock, stock.reserved_stock) == (5, 0)
 
 
-async def test_cancel_handled_before_the_payment_it_follows(
+async def test_cancel_releases_a_held_reservation(
     config: Config, services: ServicesFactory
 ) -> None:
     async with (
@@ -75,7 +71,7 @@ async def test_cancel_handled_before_the_payment_it_follows(
         products = hosted.clients.stub(pb.ProductServiceStub, "product")
         handlers = inventory.Inventory(products).handlers()
         product_id = await _product(products, 1)
-        placed = order([(product_id, "seller-1", 1, 1200)], paid=True)
+        placed = order([(product_id, "seller-1", 1, 1200)])
         await products.reserve_stock(
             pb.ReserveStockRequest(
                 reservation_id=placed.id, lines=[pb.StockLine(product_id=product_id, quantity=1)]
@@ -83,13 +79,13 @@ async def test_cancel_handled_before_the_payment_it_follows(
         )
         cancelled = event("order.cancelled", pb_events.OrderCancelled(order=placed))
         await apply(db, handlers["order.cancelled"], cancelled)
-        late_paid = event("order.paid", pb_events.OrderPaid(order=placed, payment_id="p"))
-        await apply(db, handlers["order.paid"], late_paid)  # logs, does not fail
         stock = await products.get_stock(pb.GetProductRequest(product_id=product_id))
         assert (stock.available_stock, stock.reserved_stock) == (1, 0)
+        with pytest.raises(FailedPrecondition):  # released, so it can no longer be committed
+            await products.commit_stock(pb.ReservationRequest(reservation_id=placed.id))
 
 
-async def test_payment_for_an_unknown_reservation_is_retried(
+async def test_cancel_of_an_unknown_reservation_is_retried(
     config: Config, services: ServicesFactory
 ) -> None:
     """No reservation means the order and the stock disagree: fail so it dead-letters."""
@@ -99,6 +95,6 @@ async def test_payment_for_an_unknown_reservation_is_retried(
     ):
         handlers = inventory.Inventory(hosted.clients.stub(pb.ProductServiceStub, "product"))
         placed = order([(str(uuid.uuid4()), "seller-1", 1, 100)], paid=True)
-        paid = event("order.paid", pb_events.OrderPaid(order=placed))
+        cancelled = event("order.cancelled", pb_events.OrderCancelled(order=placed))
         with pytest.raises(NotFound):
-            await apply(db, handlers.on_order_paid, paid)
+            await apply(db, handlers.handlers()["order.cancelled"], cancelled)

@@ -81,35 +81,3 @@ def test_product_events_name_their_product() -> None:
     paid = new_event("order.paid", pb_events.OrderPaid(order=pb_order.Order(id="o")), source="t")
     with pytest.raises(TypeError):
         product_id_of(paid)
-
-
-def test_payment_deadline_delay_is_within_what_sqs_allows() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from ec_recommend.consumers.payment_timeout import delay_until
-
-    now = datetime(2026, 11, 29, tzinfo=UTC)
-    assert delay_until(now + timedelta(seconds=1.2), now) == 2
-    assert delay_until(now - timedelta(seconds=5), now) == 0
-    assert delay_until(now + timedelta(hours=1), now) == 900
-
-
-CREATED = pb_events.OrderCreated(order=pb_order.Order(id="o"))
-
-
-def test_only_a_delayed_copy_carries_a_deadline() -> None:
-    from ec_recommend.consumers.payment_timeout import DEADLINE, deadline_of
-
-    original = new_event("order.created", CREATED, source="t")
-    assert deadline_of(original) is None
-    copy = new_event(
-        "order.created",
-        CREATED,
-        source="t",
-        metadata={DEADLINE: "2026-11-29T10:00:00+00:00"},
-    )
-    deadline = deadline_of(copy)
-    assert deadline is not None and deadline.hour == 10
-    broken = new_event("order.created", CREATED, source="t", metadata={DEADLINE: "x"})
-    with pytest.raises(ValueError):
-        deadline_of(broken)

@@ -69,9 +69,10 @@ async def on_order_paid(event: Event, uow: UnitOfWork) -> None:
 
 
 def handlers() -> dict[str, Handler]:
-    table: dict[str, Handler] = dict.fromkeys(COUNTED_TYPES, count)
-    table["analytics.user_activity"] = on_user_activity
-    table["order.paid"] = on_order_paid
+    """Local writes only: counting never leaves the consumer's database."""
+    table = dict.fromkeys(COUNTED_TYPES, Handler(apply=count))
+    table["analytics.user_activity"] = Handler(apply=on_user_activity)
+    table["order.paid"] = Handler(apply=on_order_paid)
     return table
 
 

@@ -1,10 +1,13 @@
 """The seller subscriber (seller-event-queue): sales ledger and new-order emails.
 
-order.paid writes one sale entry per order line and emails each seller its
-own lines; order.cancelled of a paid order writes the reversing entries.
-An email is sent only for lines this event added to the ledger, so a
-redelivered event neither double-books nor re-sends; a failed send rolls the
-entries back and the event is retried.
+order.paid writes one sale entry per order line (in the batch's
+transaction) and then, as an effect, emails each seller its own lines;
+order.cancelled of a paid order writes the reversing entries. Only an event
+that booked new lines has the effect, so a duplicate neither double-books
+nor re-sends. A failed send leaves the entries booked and the effect
+pending: the event comes back and the emails are sent again (at least once:
+a seller whose email went out before another's failed gets it twice).
+Sellers' addresses are asked once per received batch.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from ec_recommend.consumers.email import EmailSender
 from ec_recommend.consumers.recipients import Recipients
 from ec_recommend.consumers.seller import store
 from ec_recommend.consumers.settings import configured_email_sender
-from ec_recommend.platform.events.consumer import Handler, Subscription
+from ec_recommend.platform.events.consumer import EffectScope, Handler, Subscription
 from ec_recommend.platform.events.envelope import Event
 from ec_recommend.platform.storage import UnitOfWork
 from ec_recommend.runtime.registry import ServiceEnv
@@ -57,16 +60,22 @@ class SellerLedger:
         self.sender = sender
         self.recipients = recipients
 
-    async def on_order_paid(self, event: Event, uow: UnitOfWork) -> None:
+    async def book_sale(self, event: Event, uow: UnitOfWork) -> bool:
+        """Book the order's lines; True (email the sellers) if any was new."""
         paid = event.data
         assert isinstance(paid, pb.OrderPaid) and paid.order is not None
         order = paid.order
         new_lines = await store.record(
             uow, order.id, store.SALE, ledger_lines(order), event.timestamp
         )
-        await self._email_sellers(order, new_lines)
+        return bool(new_lines)
 
-    async def on_order_cancelled(self, event: Event, uow: UnitOfWork) -> None:
+    async def email_sellers(self, event: Event, scope: EffectScope) -> None:
+        paid = event.data
+        assert isinstance(paid, pb.OrderPaid) and paid.order is not None
+        await self._email_sellers(paid.order, ledger_lines(paid.order), scope)
+
+    async def book_reversal(self, event: Event, uow: UnitOfWork) -> None:
         cancelled = event.data
         assert isinstance(cancelled, pb.OrderCancelled) and cancelled.order is not None
         if not was_paid(cancelled):
@@ -76,19 +85,22 @@ class SellerLedger:
         )
 
     async def _email_sellers(
-        self, order: pb_order.Order, lines: Sequence[store.LedgerLine]
+        self, order: pb_order.Order, lines: Sequence[store.LedgerLine], scope: EffectScope
     ) -> None:
         items = list(order.items)
         by_seller = sorted(lines, key=lambda line: line.seller_id)
         for seller_id, seller_lines in groupby(by_seller, lambda line: line.seller_id):
-            email = await self.recipients.seller_email(seller_id)
+            email = await self.recipients.seller_email(seller_id, scope)
             if email is None:
                 continue
             own = [items[line.line_no - 1] for line in seller_lines]
             await self.sender.send(templates.seller_new_order(email, order, own))
 
     def handlers(self) -> dict[str, Handler]:
-        return {"order.paid": self.on_order_paid, "order.cancelled": self.on_order_cancelled}
+        return {
+            "order.paid": Handler(apply=self.book_sale, effect=self.email_sellers),
+            "order.cancelled": Handler(apply=self.book_reversal),
+        }
 
 
 @asynccontextmanager

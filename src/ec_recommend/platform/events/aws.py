@@ -19,7 +19,10 @@ async def aws_client(
     """An SNS/SQS client for ``config``; moto's credentials when an endpoint is set.
 
     ``fail_fast`` turns off botocore's own retries and shortens the connect
-    timeout, for callers (the relay) that retry with their own backoff.
+    timeout, for callers (the relay) that retry with their own backoff. At
+    most ``pool`` connections, kept alive between calls (the local broker
+    keeps them too) for longer than a long poll's wait, so a consumer's next
+    poll reuses one instead of opening TCP.
     """
     retries = {"max_attempts": 1 if fail_fast else 4, "mode": "standard"}
     client_config = AioConfig(
@@ -27,6 +30,7 @@ async def aws_client(
         read_timeout=max(30, config.consumer_wait_seconds + 10),
         retries=retries,  # type: ignore[arg-type]
         max_pool_connections=pool,
+        connector_args={"keepalive_timeout": float(config.consumer_wait_seconds + 20)},
     )
     async with open_aws_client(
         service, region=config.region, endpoint_url=config.endpoint_url, config=client_config

@@ -1,27 +1,89 @@
 """SQS consumer runtime: what every subscriber runs on.
 
-A ``Subscription`` names a queue, the consumer's own database and one handler
-per event type. The runtime long-polls the queue (batches of up to 10), runs
-up to ``concurrency`` handlers at once, extends a message's visibility while
-its handler works, and deletes (in batches) only after the handler's unit of
-work committed together with the inbox row that makes the effect happen once
-per event id. A failing handler's message is left for redelivery, so the
-queue's redrive policy moves poison messages to its DLQ; malformed or unknown
-messages are counted and left to dead-letter too. Shutdown stops receiving,
-lets in-flight handlers finish for a grace period and returns the rest
-(visibility 0).
+A ``Subscription`` names a queue, the consumer's own database and one
+``Handler`` per event type. The runtime long-polls the queue (batches of up
+to 10) and handles each received batch as a unit:
+
+1. one transaction: every new event's inbox row plus its handler's ``apply``
+   (local writes only, no network), committed together;
+2. after the commit, the handlers' ``effect``s (emails, gRPC calls, other
+   stores), concurrently, outside any transaction;
+3. one DeleteMessageBatch for every message that is done.
+
+An event whose effect has not completed keeps a pending mark next to its
+inbox row; a redelivery of it skips ``apply`` (already committed) and runs
+the effect again, so an effect runs at least once per event, and exactly
+once where the callee deduplicates on a key the effect passes (a reservation
+id, an email key). A failing ``apply`` leaves its message for redelivery (the
+rest of the batch is applied without it); so does a failing effect. The
+queue's redrive policy moves a message that keeps failing to its DLQ;
+malformed or unknown messages are counted and left to dead-letter too. A
+batch that runs long has its visibility extended as a whole. Shutdown stops
+receiving, lets in-flight batches finish for a grace period and returns the
+rest (visibility 0).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ec_recommend.platform.events.envelope import Event
-from ec_recommend.platform.storage import Migration, UnitOfWork
+from ec_recommend.platform.storage import Database, Migration, UnitOfWork
 
-Handler = Callable[[Event, UnitOfWork], Awaitable[None]]
-"""Applies one event inside ``uow``; the runtime commits. Raise to retry later."""
+T = TypeVar("T")
+
+Apply = Callable[[Event, UnitOfWork], Awaitable[bool | None]]
+"""Applies one event's local writes inside ``uow`` (the runtime commits). No
+network calls: the transaction is shared by the whole batch. Return False
+when this event needs no effect (say, it booked nothing new); raise to retry."""
+
+
+class EffectScope:
+    """What an effect gets besides its event: the consumer's database and a
+    cache shared by the effects of one received batch.
+
+    ``once`` memoizes a lookup (say, a user's address) for the batch, so ten
+    emails to one customer ask UserService once; a lookup that fails is not
+    cached.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._memo: dict[Any, asyncio.Future[Any]] = {}
+
+    async def once(self, key: Any, lookup: Callable[[], Awaitable[T]]) -> T:
+        pending = self._memo.get(key)
+        if pending is None:
+            pending = self._memo[key] = asyncio.ensure_future(lookup())
+        try:
+            return await asyncio.shield(pending)  # type: ignore[no-any-return]
+        except BaseException:
+            if self._memo.get(key) is pending and pending.done():
+                del self._memo[key]
+            raise
+
+
+Effect = Callable[[Event, EffectScope], Awaitable[None]]
+"""A side effect of one event, run after its ``apply`` committed, outside any
+transaction. At least once per event: it must be idempotent, ideally through
+a key the callee deduplicates on. Raise to retry (the event comes back and
+only the effect runs again)."""
+
+
+@dataclass(frozen=True)
+class Handler:
+    """How a consumer handles one event type: local writes, then a side effect."""
+
+    apply: Apply | None = None
+    effect: Effect | None = None
+
+
+def as_handler(handler: Handler | Apply) -> Handler:
+    """A plain coroutine function is a handler with local writes only."""
+    return handler if isinstance(handler, Handler) else Handler(apply=handler)
 
 
 @dataclass(frozen=True)
@@ -30,16 +92,18 @@ class Subscription:
 
     ``database`` names the consumer's own SQLite file / PostgreSQL schema;
     ``migrations`` create its tables (the runtime adds the inbox table itself).
-    An event type the queue delivers but ``handlers`` lacks is acknowledged
-    and counted as ignored. ``identity`` is the service identity (certificate)
-    its handlers' calls present: the consumer's registered name, else ``name``.
+    A handler is a ``Handler`` or, for local writes only, an ``Apply``
+    function. An event type the queue delivers but ``handlers`` lacks is
+    acknowledged and counted as ignored. ``identity`` is the service identity
+    (certificate) its handlers' calls present: the consumer's registered
+    name, else ``name``.
     """
 
     name: str
     queue: str
     database: str
     migrations: Sequence[Migration]
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[str, Handler | Apply]
     identity: str = ""
 
 
@@ -55,5 +119,7 @@ class ConsumerStats:
     malformed: int = 0
     unknown_type: int = 0
     returned: int = 0
-    extended: int = 0  # visibility extensions of messages still being handled
+    extended: int = 0  # visibility extensions of batches still being handled
+    effects_retried: int = 0  # redelivered events whose effect ran again
+    batches: int = 0
     by_type: dict[str, int] = field(default_factory=dict)

@@ -1,70 +1,58 @@
-"""Batched SQS deletes: a handled message's receipt waits a moment for company."""
+"""Acknowledging a batch: one DeleteMessageBatch, one ChangeMessageVisibilityBatch.
+
+A failed call is only logged: an undeleted message comes back after its
+visibility timeout and the consumer's inbox turns it into a no-op; a message
+whose visibility was not shortened comes back a little later than planned.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 log = logging.getLogger(__name__)
 
+MAX_ENTRIES = 10  # per SQS batch call
 
-class DeleteBatcher:
-    """Collects receipt handles and deletes them with DeleteMessageBatch (up to 10).
 
-    A receipt waits at most ``linger`` seconds for others to join its batch.
-    A failed delete is only logged: the message comes back after its
-    visibility timeout and the consumer's inbox turns it into a no-op.
-    """
+def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
+    return [items[i : i + MAX_ENTRIES] for i in range(0, len(items), MAX_ENTRIES)]
 
-    def __init__(self, sqs: Any, name: str, *, linger: float = 0.02) -> None:
-        self.sqs = sqs
-        self.name = name
-        self.linger = linger
-        self.queue_url = ""
-        self._receipts: asyncio.Queue[str] = asyncio.Queue()
 
-    def add(self, receipt: str) -> None:
-        self._receipts.put_nowait(receipt)
-
-    async def flush(self, timeout: float) -> bool:
-        """Wait until every added receipt was sent; False if that took too long."""
+async def delete_messages(sqs: Any, queue_url: str, name: str, receipts: Sequence[str]) -> None:
+    """Delete handled messages (one call per 10)."""
+    for chunk in _chunks(receipts):
+        entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
         try:
-            await asyncio.wait_for(self._receipts.join(), timeout=timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._receipts.get()]
-            deadline = loop.time() + self.linger
-            while len(batch) < 10:
-                if not self._receipts.empty():
-                    batch.append(self._receipts.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._receipts.get(), remaining))
-                except TimeoutError:
-                    break
-            try:
-                await self._delete(batch)
-            finally:
-                for _ in batch:
-                    self._receipts.task_done()
-
-    async def _delete(self, receipts: list[str]) -> None:
-        entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)]
-        try:
-            response = await self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            response = await sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
         except (BotoCoreError, ClientError, OSError) as exc:
-            log.warning("%s: delete of %d messages failed (%s)", self.name, len(entries), exc)
-            return
+            log.warning("%s: delete of %d messages failed (%s)", name, len(entries), exc)
+            continue
         for failure in response.get("Failed", []):
-            log.warning("%s: delete failed: %s", self.name, failure)
+            log.warning("%s: delete failed: %s", name, failure)
+
+
+async def set_visibilities(
+    sqs: Any, queue_url: str, name: str, timeouts: Sequence[tuple[str, int]]
+) -> bool:
+    """Set each (receipt, seconds) message's visibility (one call per 10); False on failure."""
+    ok = True
+    for chunk in _chunks(timeouts):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": receipt, "VisibilityTimeout": seconds}
+            for i, (receipt, seconds) in enumerate(chunk)
+        ]
+        try:
+            response = await sqs.change_message_visibility_batch(
+                QueueUrl=queue_url, Entries=entries
+            )
+        except (BotoCoreError, ClientError, OSError) as exc:
+            log.warning("%s: cannot change visibility (%s)", name, exc)
+            ok = False
+            continue
+        for failure in response.get("Failed", []):
+            log.warning("%s: visibility change failed: %s", name, failure)
+    return ok

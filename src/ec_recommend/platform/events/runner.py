@@ -39,8 +39,10 @@ async def running_consumers(
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate consumer names in {names}")
     async with AsyncExitStack() as stack:
-        # Enough connections for every handler's visibility calls plus a poll each.
-        pool = sum(events.consumer_concurrency + 2 for _ in subscriptions) or 1
+        # Per worker: its long poll, the acknowledgements of the batches in
+        # flight (small batches when the queue is quiet), its keeper. They are
+        # opened on demand and kept alive, so a quiet worker holds few.
+        pool = 8 * len(subscriptions) or 1
         sqs = await stack.enter_async_context(aws_client("sqs", events, pool=pool))
         workers = []
         for subscription in subscriptions:

@@ -1,9 +1,11 @@
 """The runtime behind ``consumer.Subscription``: one worker per queue.
 
 See ``consumer`` for the guarantees. Receiving asks for at most as many
-messages as the handlers plus one waiting batch can take; a waiting message's
-visibility is extended from the moment it arrives, so prefetching never lets
-it reappear. Deletes go out in batches of up to 10.
+messages as ``consumer_concurrency`` plus one prefetched batch can take; each
+received batch is one task (``handling.handle_batch``) that ends with one
+DeleteMessageBatch for its done messages and one ChangeMessageVisibilityBatch
+for its failed ones. A single keeper task per worker extends the visibility
+of batches that run long, a batch at a time.
 """
 
 from __future__ import annotations
@@ -11,21 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.config import EventsConfig
 from ec_recommend.platform.events.aws import queue_url
-from ec_recommend.platform.events.consumer import ConsumerStats, Subscription
-from ec_recommend.platform.events.deletes import DeleteBatcher
+from ec_recommend.platform.events.consumer import ConsumerStats, Subscription, as_handler
+from ec_recommend.platform.events.deletes import delete_messages, set_visibilities
 from ec_recommend.platform.events.envelope import Event, EventError, UnknownEventType, decode
-from ec_recommend.platform.events.inbox import claim
+from ec_recommend.platform.events.handling import FAILED, HANDLED, Outcome, handle_batch
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
-from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.storage import Database
-from ec_recommend.platform.telemetry.messaging import handling_message, record_lag
-from ec_recommend.platform.telemetry.tracing import record_failure
+from ec_recommend.platform.telemetry.messaging import MessageHandling, handling_message, record_lag
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,14 @@ def _prefetch(config: EventsConfig) -> int:
     return min(10, config.consumer_concurrency)
 
 
+@dataclass
+class _Batch:
+    """A received batch being handled: its receipts and when it was last made invisible."""
+
+    receipts: list[str]
+    invisible_since: float
+
+
 class ConsumerWorker:
     """Consumes one subscription's queue until ``stop()``."""
 
@@ -45,19 +54,18 @@ class ConsumerWorker:
         self, subscription: Subscription, db: Database, sqs: Any, config: EventsConfig
     ) -> None:
         self.subscription = subscription
+        self.handlers = {kind: as_handler(h) for kind, h in subscription.handlers.items()}
         self.db = db
         self.sqs = sqs
         self.config = config
         self.stats = ConsumerStats()
         self.queue_url = ""
         self.visibility_timeout = 30
-        # Handlers run at most ``consumer_concurrency`` at once; one more batch
-        # may wait, already received (and kept invisible), so the next receive
-        # overlaps the handlers instead of following them.
-        self._running = asyncio.Semaphore(config.consumer_concurrency)
+        # At most ``consumer_concurrency`` messages are being handled, and one
+        # more batch may wait, already received (and kept invisible), so the
+        # next receive overlaps the handling instead of following it.
         self._slots = asyncio.Semaphore(config.consumer_concurrency + _prefetch(config))
-        self._inflight: dict[asyncio.Task[None], str] = {}  # task -> receipt handle
-        self._deletes = DeleteBatcher(sqs, subscription.name)
+        self._inflight: dict[asyncio.Task[None], _Batch] = {}
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
 
@@ -73,27 +81,25 @@ class ConsumerWorker:
         self._stopping.set()
 
     async def run(self) -> None:
-        deleter = asyncio.create_task(self._deletes.run(), name=f"{self.name}-deletes")
+        keeper: asyncio.Task[None] | None = None
         try:
             if await self._resolve_queue():
+                keeper = asyncio.create_task(self._keep_invisible(), name=f"{self.name}-keeper")
                 self._ready.set()
                 await self._receive_loop()
         finally:
             self._ready.set()
             await self._drain()
-            if not await self._deletes.flush(self.config.shutdown_grace):
-                # Undeleted messages come back and the inbox makes them no-ops.
-                log.warning("%s: pending deletes abandoned at shutdown", self.name)
-            deleter.cancel()
-            with suppress(asyncio.CancelledError):
-                await deleter
+            if keeper is not None:
+                keeper.cancel()
+                with suppress(asyncio.CancelledError):
+                    await keeper
 
     async def _resolve_queue(self) -> bool:
         """Find the queue (waiting while it is not provisioned); False if stopped first."""
 
         async def resolve() -> None:
             self.queue_url = await queue_url(self.sqs, self.config, self.subscription.queue)
-            self._deletes.queue_url = self.queue_url
             attrs = await self.sqs.get_queue_attributes(
                 QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
             )
@@ -130,6 +136,7 @@ class ConsumerWorker:
     async def _receive_loop(self) -> None:
         stopping = asyncio.create_task(self._stopping.wait())
         waits = _BROKER_BACKOFF.delays()
+        loop = asyncio.get_running_loop()
         try:
             while not self._stopping.is_set():
                 free = await self._free_slots()
@@ -150,9 +157,10 @@ class ConsumerWorker:
                     await self._pause(next(waits))
                     continue
                 self._release(free - len(messages))
-                for message in messages:
-                    task = asyncio.create_task(self._handle(message))
-                    self._inflight[task] = message["ReceiptHandle"]
+                if messages:
+                    task = asyncio.create_task(self._handle_batch(messages))
+                    receipts = [m["ReceiptHandle"] for m in messages]
+                    self._inflight[task] = _Batch(receipts, loop.time())
                     task.add_done_callback(self._done)
         finally:
             stopping.cancel()
@@ -193,17 +201,18 @@ class ConsumerWorker:
                 await receive
             return
         with suppress(BotoCoreError, ClientError, OSError):
-            for message in receive.result():
-                await self._set_visibility(message["ReceiptHandle"], 0)
-                self.stats.returned += 1
+            messages = receive.result()
+            await self._set_visibilities([(m["ReceiptHandle"], 0) for m in messages])
+            self.stats.returned += len(messages)
 
     def _release(self, count: int) -> None:
         for _ in range(count):
             self._slots.release()
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.pop(task, None)
-        self._slots.release()
+        batch = self._inflight.pop(task, None)
+        if batch is not None:
+            self._release(len(batch.receipts))
 
     async def _receive(self, count: int) -> list[dict[str, Any]]:
         response = await self.sqs.receive_message(
@@ -217,58 +226,85 @@ class ConsumerWorker:
         self.stats.received += len(messages)
         return messages
 
-    async def _handle(self, message: dict[str, Any]) -> None:
-        receipt = message["ReceiptHandle"]
-        system = message.get("Attributes", {})
-        receives = int(system.get("ApproximateReceiveCount", "1"))
-        if "SentTimestamp" in system:
-            record_lag(self.subscription.queue, int(system["SentTimestamp"]) / 1000)
-        carrier = {
-            name: value["StringValue"]
-            for name, value in message.get("MessageAttributes", {}).items()
-            if "StringValue" in value
-        }
-        try:
-            event = decode(message["Body"])
-        except EventError as exc:
-            self._reject(message, exc, carrier)
-            # Nothing to retry: back at once, so it reaches the DLQ quickly.
-            await self._set_visibility(receipt, 0)
-            return
-        with handling_message(
-            self.subscription.queue,
-            consumer=self.name,
-            carrier=carrier or dict(event.metadata),
-            event_type=event.type,
-            event_id=event.id,
-        ) as outcome:
-            extender = asyncio.create_task(self._keep_invisible(receipt))
+    async def _handle_batch(self, messages: list[dict[str, Any]]) -> None:
+        """Handle one received batch, then acknowledge it: one delete, one visibility call."""
+        self.stats.batches += 1
+        later: list[tuple[str, int]] = []  # (receipt, seconds until it comes back)
+        accepted: list[tuple[dict[str, Any], Event, MessageHandling]] = []
+        for message in messages:
+            system = message.get("Attributes", {})
+            if "SentTimestamp" in system:
+                record_lag(self.subscription.queue, int(system["SentTimestamp"]) / 1000)
+            carrier = {
+                name: value["StringValue"]
+                for name, value in message.get("MessageAttributes", {}).items()
+                if "StringValue" in value
+            }
             try:
-                async with self._running:
-                    result = await self._apply(event)
-            except Exception as exc:
-                outcome.status = "error"
-                record_failure(outcome.span, exc)
-                self.stats.failed += 1
-                log.exception(
-                    "%s: handler for %s %s failed (receive %d)",
+                event = decode(message["Body"])
+            except EventError as exc:
+                self._reject(message, exc, carrier)
+                # Nothing to retry: back at once, so it reaches the DLQ quickly.
+                later.append((message["ReceiptHandle"], 0))
+                continue
+            handling = MessageHandling(
+                self.subscription.queue,
+                consumer=self.name,
+                carrier=carrier or dict(event.metadata),
+                event_type=event.type,
+                event_id=event.id,
+            )
+            accepted.append((message, event, handling))
+        outcomes: list[Outcome] = []
+        try:
+            if accepted:
+                outcomes = await handle_batch(
+                    self.db,
                     self.name,
-                    event.type,
-                    event.id,
-                    receives,
+                    self.handlers,
+                    [event for _, event, _ in accepted],
+                    phase=lambda index: accepted[index][2].active(),
                 )
-                # Retry sooner than the full visibility timeout, backing off per receive.
-                await self._set_visibility(
-                    receipt, min(self.visibility_timeout, 2 ** min(receives - 1, 12))
-                )
-                return
-            finally:
-                extender.cancel()
-            outcome.status = _STATUS[result]
-        setattr(self.stats, result, getattr(self.stats, result) + 1)
-        if result == "handled":
-            self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
-        self._deletes.add(receipt)
+        except BaseException as exc:
+            for _, _, handling in accepted:
+                handling.finish("error", exc)
+            raise
+        done: list[str] = []
+        for (message, event, handling), outcome in zip(accepted, outcomes, strict=True):
+            if outcome.status == FAILED:
+                later.append((message["ReceiptHandle"], self._retry_delay(message)))
+                self._failed(event, message, handling, outcome)
+                continue
+            handling.finish(_STATUS[outcome.status])
+            setattr(self.stats, outcome.status, getattr(self.stats, outcome.status) + 1)
+            if outcome.effect_rerun:
+                self.stats.effects_retried += 1
+            elif outcome.status == HANDLED:
+                self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
+            done.append(message["ReceiptHandle"])
+        if done:
+            await delete_messages(self.sqs, self.queue_url, self.name, done)
+        if later:
+            await self._set_visibilities(later)
+
+    def _retry_delay(self, message: dict[str, Any]) -> int:
+        """Retry sooner than the full visibility timeout, backing off per receive."""
+        receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        return min(self.visibility_timeout, int(2 ** min(receives - 1, 12)))
+
+    def _failed(
+        self, event: Event, message: dict[str, Any], handling: MessageHandling, outcome: Outcome
+    ) -> None:
+        handling.finish("error", outcome.error)
+        self.stats.failed += 1
+        log.error(
+            "%s: handler for %s %s failed (receive %s)",
+            self.name,
+            event.type,
+            event.id,
+            message.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
+            exc_info=outcome.error,
+        )
 
     def _reject(self, message: dict[str, Any], exc: EventError, carrier: dict[str, str]) -> None:
         with handling_message(
@@ -286,45 +322,41 @@ class ConsumerWorker:
             exc,
         )
 
-    async def _apply(self, event: Event) -> str:
-        handler = self.subscription.handlers.get(event.type)
-        if handler is None:
-            return "ignored"
-        with call_scope(CallContext(request_id=event.correlation_id or event.id)):
-            async with self.db.unit_of_work() as uow:
-                if not await claim(uow, self.name, event.id, event.type):
-                    return "duplicates"
-                await handler(event, uow)
-                await uow.commit()
-        return "handled"
+    async def _keep_invisible(self) -> None:
+        """Extend, a batch at a time, the visibility of batches handled for long.
 
-    async def _keep_invisible(self, receipt: str) -> None:
-        interval = max(self.visibility_timeout / 2, 0.5)
+        Woken every quarter timeout; a batch invisible for half its timeout
+        gets a fresh one, so a long handler never lets its messages reappear,
+        and a quick batch costs no call at all.
+        """
+        loop = asyncio.get_running_loop()
+        timeout = max(self.visibility_timeout, 1)
         while True:
-            await asyncio.sleep(interval)
-            await self._set_visibility(receipt, max(self.visibility_timeout, 1))
-            self.stats.extended += 1
+            await asyncio.sleep(timeout / 4)
+            now = loop.time()
+            due = [b for b in self._inflight.values() if now - b.invisible_since >= timeout / 2]
+            if not due:
+                continue
+            for batch in due:
+                batch.invisible_since = now
+            await self._set_visibilities([(r, timeout) for b in due for r in b.receipts])
+            self.stats.extended += len(due)
 
-    async def _set_visibility(self, receipt: str, seconds: int) -> None:
-        try:
-            await self.sqs.change_message_visibility(
-                QueueUrl=self.queue_url, ReceiptHandle=receipt, VisibilityTimeout=seconds
-            )
-        except (BotoCoreError, ClientError, OSError) as exc:
-            log.warning("%s: cannot change visibility (%s)", self.name, exc)
+    async def _set_visibilities(self, timeouts: list[tuple[str, int]]) -> None:
+        await set_visibilities(self.sqs, self.queue_url, self.name, timeouts)
 
     async def _drain(self) -> None:
-        """Let in-flight handlers finish within the grace period; return the rest."""
+        """Let in-flight batches finish within the grace period; return the rest."""
         if not self._inflight:
             return
         pending = set(self._inflight)
         _, late = await asyncio.wait(pending, timeout=self.config.shutdown_grace)
-        receipts = [self._inflight[t] for t in late if t in self._inflight]
+        receipts = [r for t in late if t in self._inflight for r in self._inflight[t].receipts]
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
-        for receipt in receipts:
-            await self._set_visibility(receipt, 0)
+        if receipts:
+            await self._set_visibilities([(receipt, 0) for receipt in receipts])
         self.stats.returned += len(receipts)
         if receipts:
             log.info("%s: returned %d unfinished messages to the queue", self.name, len(receipts))

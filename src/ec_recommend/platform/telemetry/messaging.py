@@ -159,6 +159,102 @@ class MessageOutcome:
     status: str = "success"
 
 
+class MessageHandling:
+    """The CONSUMER span and outcome count of one message handled in phases.
+
+    A batch applies its messages in one transaction and runs their side
+    effects later: each phase runs inside ``active()``, and ``finish`` ends
+    the span and counts the outcome once the message's fate is known.
+    ``carrier`` holds the trace headers that came with the message (message
+    attributes, or the envelope's metadata when attributes are missing).
+    """
+
+    def __init__(
+        self,
+        queue: str,
+        *,
+        consumer: str,
+        carrier: Mapping[str, str],
+        event_type: str = "",
+        event_id: str = "",
+        links: bool | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.queue = queue
+        self.consumer = consumer
+        self.event_type = event_type
+        self.event_id = event_id
+        self._recorder = metrics or process_metrics()
+        parent = extract(carrier)
+        context: Context | None = parent
+        span_links: list[Link] = []
+        if _consumer_links if links is None else links:
+            producer = trace.get_current_span(parent).get_span_context()
+            context = Context()  # a new trace, not the poller's ambient one
+            if producer.is_valid:
+                span_links.append(Link(producer))
+        attributes = {
+            "messaging.system": "aws_sqs",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": queue,
+            "messaging.consumer.group.name": consumer,
+        }
+        if event_id:
+            attributes["messaging.message.id"] = event_id
+        correlation = carrier.get(CORRELATION_ID)
+        if correlation:
+            attributes["messaging.message.conversation_id"] = correlation
+        if event_type:
+            attributes["ec.event_type"] = event_type
+        self.started = time.perf_counter()
+        self.span = tracer.start_span(
+            f"process {queue}",
+            context=context,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=span_links,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        self.finished = False
+
+    @contextmanager
+    def active(self) -> Iterator[Span]:
+        """Make the span current (and the consumer the component) for one phase."""
+        component = current_component.set(self.consumer)
+        try:
+            with trace.use_span(
+                self.span,
+                end_on_exit=False,
+                record_exception=False,
+                set_status_on_exception=False,
+            ):
+                yield self.span
+        finally:
+            current_component.reset(component)
+
+    def finish(self, status: str, failure: BaseException | None = None) -> None:
+        """End the span with ``status`` (``error`` records ``failure``); once."""
+        if self.finished:
+            return
+        self.finished = True
+        if failure is not None:
+            record_failure(self.span, failure)
+        self.span.set_attribute("ec.outcome", status)
+        self._recorder.message_processed(self.queue, status)
+        if access_log.isEnabledFor(logging.DEBUG):
+            with self.active():  # the line carries the message's trace and consumer
+                access_log.debug(
+                    "%s %s %s %s %.1fms",
+                    self.queue,
+                    self.event_type or "?",
+                    self.event_id or "?",
+                    status,
+                    (time.perf_counter() - self.started) * 1000,
+                )
+        self.span.end()
+
+
 @contextmanager
 def handling_message(
     queue: str,
@@ -175,60 +271,26 @@ def handling_message(
     ``carrier`` holds the trace headers that came with the message (message
     attributes, or the envelope's metadata when attributes are missing).
     """
-    recorder = metrics or process_metrics()
-    parent = extract(carrier)
-    context: Context | None = parent
-    span_links: list[Link] = []
-    if _consumer_links if links is None else links:
-        producer = trace.get_current_span(parent).get_span_context()
-        context = Context()  # a new trace, not the poller's ambient one
-        if producer.is_valid:
-            span_links.append(Link(producer))
-    attributes = {
-        "messaging.system": "aws_sqs",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": queue,
-        "messaging.consumer.group.name": consumer,
-    }
-    if event_id:
-        attributes["messaging.message.id"] = event_id
-    correlation = carrier.get(CORRELATION_ID)
-    if correlation:
-        attributes["messaging.message.conversation_id"] = correlation
-    if event_type:
-        attributes["ec.event_type"] = event_type
-    component = current_component.set(consumer)
-    started = time.perf_counter()
+    handling = MessageHandling(
+        queue,
+        consumer=consumer,
+        carrier=carrier,
+        event_type=event_type,
+        event_id=event_id,
+        links=links,
+        metrics=metrics,
+    )
+    outcome = MessageOutcome(handling.span)
+    failure: BaseException | None = None
     try:
-        with tracer.start_as_current_span(
-            f"process {queue}",
-            context=context,
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-            links=span_links,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            outcome = MessageOutcome(span)
-            try:
-                yield outcome
-            except BaseException as exc:
-                outcome.status = "error"
-                record_failure(span, exc)
-                raise
-            finally:
-                span.set_attribute("ec.outcome", outcome.status)
-                recorder.message_processed(queue, outcome.status)
-                access_log.debug(
-                    "%s %s %s %s %.1fms",
-                    queue,
-                    event_type or "?",
-                    event_id or "?",
-                    outcome.status,
-                    (time.perf_counter() - started) * 1000,
-                )
+        with handling.active():
+            yield outcome
+    except BaseException as exc:
+        outcome.status = "error"
+        failure = exc
+        raise
     finally:
-        current_component.reset(component)
+        handling.finish(outcome.status, failure)
 
 
 def record_lag(queue: str, sent_at_epoch: float, metrics: Metrics | None = None) -> None:

@@ -1,0 +1,178 @@
+"""Batches and effects against moto: one delete per batch, effects after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from ec_recommend.config import EventsConfig, StorageConfig
+from ec_recommend.platform.events.aws import queue_url
+from ec_recommend.platform.events.consumer import EffectScope, Handler
+from ec_recommend.platform.events.envelope import Event, encode
+from ec_recommend.platform.events.inbox import ensure_inbox, pending_effects
+from ec_recommend.platform.events.provision import ProvisionReport
+from ec_recommend.platform.events.runner import running_consumers
+from ec_recommend.platform.events.topology import Topology
+from ec_recommend.platform.events.worker import ConsumerWorker
+from ec_recommend.platform.storage import UnitOfWork, open_database
+from tests.conftest import wait_for
+from tests.integration.events.conftest import (
+    EFFECTS_MIGRATIONS,
+    count_effect,
+    depth_is,
+    effect_counts,
+    product_event,
+    stored_effects,
+    subscription,
+)
+
+pytestmark = pytest.mark.asyncio
+
+QUEUE = "search-index-queue"
+DLQ = "search-index-dlq"
+
+
+async def send_batch(sqs: Any, config: EventsConfig, events: list[Event]) -> None:
+    url = await queue_url(sqs, config, QUEUE)
+    for start in range(0, len(events), 10):
+        await sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "MessageBody": encode(e)}
+                for i, e in enumerate(events[start : start + 10])
+            ],
+        )
+
+
+class CountingSqs:
+    """An SQS client that counts the calls made through it."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._sqs, name)
+
+        async def call(**kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await method(**kwargs)
+
+        return call
+
+
+async def test_one_delete_per_received_batch_and_no_visibility_calls(
+    provisioned: ProvisionReport,
+    events_config: EventsConfig,
+    sqlite_storage: StorageConfig,
+    sqs: Any,
+) -> None:
+    events = [product_event(f"p-{i}") for i in range(25)]
+    await send_batch(sqs, events_config, events)
+    counting = CountingSqs(sqs)
+    sub = subscription(QUEUE, {"product.updated": count_effect})
+    async with open_database(sqlite_storage, "probe", EFFECTS_MIGRATIONS) as db:
+        await ensure_inbox(db)
+        worker = ConsumerWorker(sub, db, counting, events_config)
+        task = asyncio.create_task(worker.run())
+        await wait_for(lambda: worker.stats.handled == 25, timeout=30)
+        await wait_for(lambda: depth_is(sqs, events_config, QUEUE, 0), timeout=10)
+        worker.stop()
+        await task
+        assert await effect_counts(worker) == {e.id: 1 for e in events}
+    assert worker.stats.batches >= 3  # at most 10 a receive
+    assert counting.calls["delete_message_batch"] == worker.stats.batches
+    assert counting.calls["change_message_visibility"] == 0
+    assert counting.calls["change_message_visibility_batch"] == 0  # quick batches: no extension
+
+
+async def test_a_failing_message_is_redelivered_alone_and_the_rest_of_its_batch_deleted(
+    provisioned: ProvisionReport,
+    events_config: EventsConfig,
+    topology: Topology,
+    sqlite_storage: StorageConfig,
+    sqs: Any,
+) -> None:
+    async def handler(event: Event, uow: UnitOfWork) -> None:
+        if event.data.product_id == "poison":  # type: ignore[union-attr]
+            raise RuntimeError("cannot apply")
+        await count_effect(event, uow)
+
+    good = [product_event(f"g-{i}") for i in range(4)]
+    poison = product_event("poison")
+    await send_batch(sqs, events_config, [good[0], good[1], poison, good[2], good[3]])
+    sub = subscription(QUEUE, {"product.updated": handler})
+    async with running_consumers(sqlite_storage, events_config, [sub]) as (worker,):
+        await wait_for(lambda: worker.stats.handled == 4, timeout=20)
+        assert await effect_counts(worker) == {e.id: 1 for e in good}
+        # Only the poison message is left, delivered again until it dead-letters.
+        await wait_for(lambda: depth_is(sqs, events_config, DLQ, 1), timeout=30)
+        assert worker.stats.failed == topology.queue(QUEUE).max_receive_count
+        assert await depth_is(sqs, events_config, QUEUE, 0)
+        assert worker.stats.handled == 4 and worker.stats.duplicates == 0
+
+
+async def test_an_effect_that_failed_after_the_commit_runs_again_and_only_it(
+    provisioned: ProvisionReport,
+    events_config: EventsConfig,
+    storage: StorageConfig,
+    sqs: Any,
+) -> None:
+    attempts: Counter[str] = Counter()
+    sent: Counter[str] = Counter()
+
+    async def effect(event: Event, scope: EffectScope) -> None:
+        attempts[event.id] += 1
+        if attempts[event.id] == 1:
+            raise ConnectionError("the mail server is down")
+        sent[event.id] += 1
+
+    event = product_event()
+    await send_batch(sqs, events_config, [event])
+    sub = subscription(QUEUE, {"product.updated": Handler(count_effect, effect)})
+    async with running_consumers(storage, events_config, [sub]) as (worker,):
+        await wait_for(lambda: worker.stats.effects_retried == 1, timeout=20)
+        await wait_for(lambda: depth_is(sqs, events_config, QUEUE, 0), timeout=10)
+        assert await effect_counts(worker) == {event.id: 1}  # local writes once
+        assert (attempts[event.id], sent[event.id]) == (2, 1)
+        assert await pending_effects(worker.db, worker.name) == set()
+        assert (worker.stats.failed, worker.stats.handled) == (1, 1)
+
+
+async def test_a_redelivery_after_the_commit_but_before_the_effect_runs_the_effect_once(
+    provisioned: ProvisionReport,
+    events_config: EventsConfig,
+    sqlite_storage: StorageConfig,
+    sqs: Any,
+) -> None:
+    """The process stops between the inbox commit and the effect: the next one runs it."""
+    config = replace(events_config, shutdown_grace=0.3)
+    committed = asyncio.Event()
+    effects: Counter[str] = Counter()
+
+    async def never_done(event: Event, scope: EffectScope) -> None:
+        committed.set()
+        await asyncio.Event().wait()  # cut off by the shutdown
+
+    async def effect(event: Event, scope: EffectScope) -> None:
+        effects[event.id] += 1
+
+    event = product_event()
+    await send_batch(sqs, config, [event])
+    first = subscription(QUEUE, {"product.updated": Handler(count_effect, never_done)})
+    async with running_consumers(sqlite_storage, config, [first]) as (worker,):
+        await committed.wait()
+    assert worker.stats.returned == 1
+    assert await stored_effects(sqlite_storage) == {event.id: 1}  # the commit stands
+
+    second = subscription(QUEUE, {"product.updated": Handler(count_effect, effect)})
+    async with running_consumers(sqlite_storage, config, [second]) as (again,):
+        await wait_for(lambda: again.stats.effects_retried == 1, timeout=10)
+        await wait_for(lambda: depth_is(sqs, config, QUEUE, 0), timeout=10)
+        assert effects == {event.id: 1}
+        assert await effect_counts(again) == {event.id: 1}  # not applied twice
+        assert await pending_effects(again.db, again.name) == set()
