@@ -105,7 +105,7 @@ def _real_callers() -> dict[tuple[str, str], set[str]]:
 def test_the_scan_sees_the_known_callers() -> None:
     real = _real_callers()
     assert "order" in real[("product", "ReserveStock")]
-    assert "inventory" in real[("product", "CommitStock")]
+    assert "inventory" in real[("product", "RestockReservation")]
     assert GATEWAY in real[("user", "CreateUser")]
 
 
