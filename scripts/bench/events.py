@@ -13,9 +13,11 @@
    process, not counted) while it drains, and runtime/bare of both.
 2. Latency: ``--events`` events published one by one to SNS (PublishBatch of 1,
    as the relay does when idle) at ``--rate``/s; each is timed from publish to
-   the end of its handler's commit. Prints p50/p99.
+   the end of its handler's commit. Prints p50/p99 and receives per event
+   (``--linger`` sets the consumer's batch linger: 0 receives at once).
 
 Usage: python scripts/bench/events.py [--messages 2000] [--rounds 2] [--events 300] [--rate 50]
+       [--linger SECONDS]
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ async def _runtime(
 
 async def _latency(
     storage: StorageConfig, config: EventsConfig, sns: Any, topic_arn: str, events: int, rate: float
-) -> list[float]:
+) -> tuple[list[float], int]:
+    """Latencies, and the batches the consumer received them in."""
     published: dict[str, float] = {}
     latencies: list[float] = []
     all_done = asyncio.Event()
@@ -136,7 +139,7 @@ async def _latency(
             all_done.set()
 
     sub = Subscription("latency", QUEUE, "latency", [], {"product.updated": handler})
-    async with running_consumers(storage, config, [sub]):
+    async with running_consumers(storage, config, [sub]) as (worker,):
         for i in range(events):
             event = new_event("product.updated", pb.ProductUpdated(product_id=f"l-{i}"), source="b")
             published[event.id] = time.perf_counter()
@@ -154,7 +157,7 @@ async def _latency(
             )
             await asyncio.sleep(1 / rate)
         await asyncio.wait_for(all_done.wait(), timeout=120)
-    return latencies
+    return latencies, worker.stats.batches
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -171,6 +174,7 @@ async def main(args: argparse.Namespace) -> None:
             name_prefix=f"bench{uuid.uuid4().hex[:6]}-",
             consumer_wait_seconds=1,
             consumer_concurrency=args.concurrency,
+            consumer_batch_linger=args.linger,
         )
         report = await provision(config, load_topology().with_queue_settings(visibility_timeout=30))
         with tempfile.TemporaryDirectory() as data_dir:
@@ -205,7 +209,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 if args.events <= 0:
                     return
-                latencies = await _latency(
+                latencies, batches = await _latency(
                     storage,
                     config,
                     sns,
@@ -216,7 +220,9 @@ async def main(args: argparse.Namespace) -> None:
                 print(
                     f"publish->handled latency over {len(latencies)} events at {args.rate:g}/s: "
                     f"p50 {_pct(latencies, 0.5) * 1000:.1f} ms, "
-                    f"p99 {_pct(latencies, 0.99) * 1000:.1f} ms"
+                    f"p99 {_pct(latencies, 0.99) * 1000:.1f} ms, "
+                    f"{batches / len(latencies):.2f} receives (and deletes) per event "
+                    f"(linger {args.linger:g} s)"
                 )
 
 
@@ -227,4 +233,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--events", type=int, default=300)  # 0: skip the latency run
     parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--linger", type=float, default=EventsConfig.consumer_batch_linger)
     asyncio.run(main(parser.parse_args()))

@@ -74,6 +74,16 @@ def test_payment_attempt_timing_from_environment() -> None:
     assert (config.order.payment_call_timeout, config.order.payment_resolve_after) == (2.0, 6.0)
 
 
+def test_consumer_batch_linger_from_environment() -> None:
+    assert Config.from_env({}).events.consumer_batch_linger == 0.1
+    assert (
+        Config.from_env({"EC_CONSUMER_BATCH_LINGER": "0.05"}).events.consumer_batch_linger == 0.05
+    )
+    assert Config.from_env({"EC_CONSUMER_BATCH_LINGER": "0"}).events.consumer_batch_linger == 0.0
+    with pytest.raises(ConfigError, match="consumer_batch_linger"):
+        Config.from_env({"EC_CONSUMER_BATCH_LINGER": "-1"})
+
+
 def test_relay_pacing_from_environment() -> None:
     config = Config.from_env({"EC_RELAY_BATCH": "5", "EC_RELAY_CONCURRENCY": "3"})
     assert (config.events.relay_batch_size, config.events.relay_concurrency) == (5, 3)

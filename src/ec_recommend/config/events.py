@@ -29,6 +29,9 @@ class EventsConfig:
     relay_max_backoff: float = 30.0
     consumer_concurrency: int = 10  # one full receive batch
     consumer_wait_seconds: int = 10  # long poll; shutdown waits one out
+    # After a partial batch, wait this long before receiving again so the next
+    # batch is fuller (fewer receives and deletes per message); 0 disables.
+    consumer_batch_linger: float = 0.1
     shutdown_grace: float = 10.0
 
 
@@ -71,6 +74,9 @@ def events_config(section: Section, profile: str) -> EventsConfig:
         relay_max_backoff=section.seconds("relay_max_backoff", "EC_RELAY_MAX_BACKOFF", 30.0),
         consumer_concurrency=section.count("consumer_concurrency", "EC_CONSUMER_CONCURRENCY", 10),
         consumer_wait_seconds=wait,
+        consumer_batch_linger=section.seconds(
+            "consumer_batch_linger", "EC_CONSUMER_BATCH_LINGER", 0.1, allow_zero=True
+        ),
         shutdown_grace=section.seconds("shutdown_grace", "EC_EVENTS_SHUTDOWN_GRACE", 10.0),
     )
 

@@ -25,13 +25,13 @@ def positive_int(value: object, key: str, *, allow_zero: bool = False) -> int:
     return number
 
 
-def positive_float(value: object, key: str) -> float:
+def positive_float(value: object, key: str, *, allow_zero: bool = False) -> float:
     try:
         number = float(str(value))
     except ValueError:
         raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-    if number <= 0:
-        raise ConfigError(f"{key}: must be > 0, got {number}")
+    if number < 0 or (number == 0 and not allow_zero):
+        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {number}")
     return number
 
 
@@ -84,8 +84,10 @@ class Section:
     def count(self, key: str, env_key: str, default: int, *, allow_zero: bool = False) -> int:
         return positive_int(self.pick(key, env_key, default), self.key(key), allow_zero=allow_zero)
 
-    def seconds(self, key: str, env_key: str, default: float) -> float:
-        return positive_float(self.pick(key, env_key, default), self.key(key))
+    def seconds(self, key: str, env_key: str, default: float, *, allow_zero: bool = False) -> float:
+        return positive_float(
+            self.pick(key, env_key, default), self.key(key), allow_zero=allow_zero
+        )
 
     def flag(self, key: str, env_key: str, default: bool) -> bool:
         return parse_flag(self.pick(key, env_key, default), self.key(key))

@@ -122,4 +122,5 @@ class ConsumerStats:
     extended: int = 0  # visibility extensions of batches still being handled
     effects_retried: int = 0  # redelivered events whose effect ran again
     batches: int = 0
+    lingered: int = 0  # receives put off after a partial batch, to let a fuller one form
     by_type: dict[str, int] = field(default_factory=dict)

@@ -6,6 +6,12 @@ received batch is one task (``handling.handle_batch``) that ends with one
 DeleteMessageBatch for its done messages and one ChangeMessageVisibilityBatch
 for its failed ones. A single keeper task per worker extends the visibility
 of batches that run long, a batch at a time.
+
+Under load a receive returns whatever is there, often a few messages, and the
+next one follows at once: many small batches, each a receive and a delete.
+So after a partial batch the next receive lingers ``consumer_batch_linger``
+(see ``receive_delay``); an empty or full one does not, so an idle queue still
+long-polls and the first message after idle is handled at once.
 """
 
 from __future__ import annotations
@@ -33,6 +39,19 @@ log = logging.getLogger(__name__)
 _RECEIVE_LINGER = 0.02  # seconds to wait for more free slots before receiving
 _BROKER_BACKOFF = Backoff(initial_delay=0.2, max_delay=10.0)  # a queue or broker not there yet
 _STATUS = {"handled": "success", "duplicates": "duplicate", "ignored": "ignored"}
+
+
+def receive_delay(received: int, requested: int, linger: float) -> float:
+    """Seconds to wait before the next receive, given what the last one brought.
+
+    A partial batch means messages are arriving but the queue was drained:
+    waiting a little lets the next batch fill. An empty one means the queue is
+    idle (the long poll returns the next message as soon as it lands), and a
+    full one means more may be waiting already; neither should wait.
+    """
+    if linger <= 0 or received == 0 or received >= requested:
+        return 0.0
+    return linger
 
 
 def _prefetch(config: EventsConfig) -> int:
@@ -137,8 +156,15 @@ class ConsumerWorker:
         stopping = asyncio.create_task(self._stopping.wait())
         waits = _BROKER_BACKOFF.delays()
         loop = asyncio.get_running_loop()
+        delay = 0.0
         try:
             while not self._stopping.is_set():
+                if delay:
+                    # Before taking slots: a lingering receive holds none.
+                    self.stats.lingered += 1
+                    await self._pause(delay)
+                    if self._stopping.is_set():
+                        break
                 free = await self._free_slots()
                 receive = asyncio.create_task(self._receive(free))
                 await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -154,9 +180,11 @@ class ConsumerWorker:
                     # slots and races shutdown; the waits follow its schedule.
                     self._release(free)
                     log.warning("%s: receive failed (%s)", self.name, exc)
+                    delay = 0.0
                     await self._pause(next(waits))
                     continue
                 self._release(free - len(messages))
+                delay = receive_delay(len(messages), free, self.config.consumer_batch_linger)
                 if messages:
                     task = asyncio.create_task(self._handle_batch(messages))
                     receipts = [m["ReceiptHandle"] for m in messages]
