@@ -30,9 +30,7 @@ HANDLED: dict[str, set[str]] = {
     cache_invalidation.QUEUE: set(cache_invalidation.CacheInvalidator(NOTHING).handlers()),
     inventory.QUEUE: set(inventory.Inventory(NOTHING).handlers()),
     notification.QUEUE: set(notification.Notifier(NOTHING, NOTHING).handlers()),
-    recommendation.QUEUE: set(
-        recommendation.RecommendationUpdater(NOTHING, NOTHING).handlers()
-    ),
+    recommendation.QUEUE: set(recommendation.RecommendationUpdater(NOTHING, NOTHING).handlers()),
     search.QUEUE: set(search.SearchIndexer(NOTHING, NOTHING).handlers()),
     seller.QUEUE: set(seller.SellerLedger(NOTHING, NOTHING).handlers()),
 }

@@ -93,5 +93,5 @@ def test_packaged_mesh_file_is_valid_and_explicit_about_idempotency() -> None:
     assert not order.is_idempotent("CreateOrder", has_key=False)
     assert order.is_idempotent("CreateOrder", has_key=True)
     assert product.callers_of("ReserveStock") == {"order"}
-    assert product.callers_of("CommitStock") == {"order", "inventory"}
+    assert product.callers_of("CommitStock") == {"order"}
     assert product.callers_of("GetProduct") is None
