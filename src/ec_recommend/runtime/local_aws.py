@@ -70,6 +70,9 @@ async def start_moto(
     # a restarted child then gives the pool the id every issued token names.
     env.setdefault("MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY", "HASH")
     env.setdefault("MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY", "HASH")
+    # moto's server runs a thread per connection, all under one GIL: glibc's
+    # arena per thread only held memory (~6 MB of the broker's RSS).
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
