@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,12 +181,23 @@ class System:
 
 
 @asynccontextmanager
-async def running_system(data_dir: Path, extra_env: dict[str, str]) -> AsyncIterator[System]:
-    """``ec-recommend up`` as a child process."""
-    env = dict(os.environ, EC_TRUSTED_PROXIES="127.0.0.1", EC_LOG_LEVEL="WARNING", **extra_env)
+async def running_system(
+    data_dir: Path,
+    extra_env: dict[str, str],
+    *,
+    demo: bool = False,
+    log_level: str = "WARNING",
+    poll: float = 0.2,
+    up_args: Sequence[str] = (),
+) -> AsyncIterator[System]:
+    """``ec-recommend up`` as a child process (its log in ``<data_dir>/up.log``),
+    entered once ``/readyz`` answers 200 (checked every ``poll`` seconds)."""
+    env = dict(os.environ, EC_TRUSTED_PROXIES="127.0.0.1", EC_LOG_LEVEL=log_level, **extra_env)
     with (data_dir / "up.log").open("wb") as log:
         child = await asyncio.create_subprocess_exec(
-            *[sys.executable, "-m", "ec_recommend.cli", "up", "--port", "0", "--no-demo"],
+            *[sys.executable, "-m", "ec_recommend.cli", "up", "--port", "0"],
+            *([] if demo else ["--no-demo"]),
+            *up_args,
             *["--data-dir", str(data_dir)],
             stdout=subprocess.DEVNULL,
             stderr=log,
@@ -202,13 +213,13 @@ async def running_system(data_dir: Path, extra_env: dict[str, str]) -> AsyncIter
             if endpoints_file.exists():
                 with suppress(ValueError):
                     endpoints = json.loads(endpoints_file.read_text(encoding="utf-8"))
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(poll)
         url = endpoints["gateway_url"]
         async with Client(url) as probe:
             while not await probe.ready():
                 if time.monotonic() > deadline:
                     raise SystemExit("the gateway did not become ready")
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(poll)
         moto = broker_pid(child.pid)
         pids = {"up": child.pid, **({"broker": moto} if moto else {})}
         yield System(url, endpoints["aws_endpoint_url"], pids)
@@ -311,6 +322,17 @@ async def split_system(data_dir: Path, extra_env: dict[str, str]) -> AsyncIterat
         yield System(url, aws.endpoint_url, {**pids, "broker": child.pid})
 
 
+async def buy_until(client: Client, product_id: str, stop: float, latencies: list[float]) -> None:
+    """One buyer's closed loop: create an order of one ``product_id`` and pay it
+    with tok_visa until ``stop`` (perf_counter); each create+pay's seconds go to
+    ``latencies``."""
+    while time.perf_counter() < stop:
+        started = time.perf_counter()
+        order = await client.create_order([(product_id, 1)])
+        await client.pay(order["id"], "tok_visa")
+        latencies.append(time.perf_counter() - started)
+
+
 async def _account(url: str, role: str, n: int) -> Client:
     client = Client(url, headers={"X-Forwarded-For": f"10.9.{n // 256}.{n % 256}"})
     email = f"bench-{role}-{uuid.uuid4().hex[:10]}@example.com"
@@ -376,18 +398,10 @@ async def bench_gateway(
             await wait_until_handled(storage.config, system.broker_url, timeout=drain_timeout)
             latencies: list[float] = []
             stop = time.perf_counter() + seconds
-
-            async def buy(client: Client) -> None:
-                while time.perf_counter() < stop:
-                    started = time.perf_counter()
-                    order = await client.create_order([(product["id"], 1)])
-                    await client.pay(order["id"], "tok_visa")
-                    latencies.append(time.perf_counter() - started)
-
             calls_before = await broker_report(session, system.broker_url)
             cpu = CpuMeter(system.pids)
             started = time.perf_counter()
-            await asyncio.gather(*(buy(b) for b in buyers))
+            await asyncio.gather(*(buy_until(b, product["id"], stop, latencies) for b in buyers))
             buying = time.perf_counter() - started
             cpu_buying = cpu.spent()
             calls_after = await wait_until_handled(

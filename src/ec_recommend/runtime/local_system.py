@@ -92,6 +92,9 @@ async def _provision(
     subjects = await _demo_accounts(config) if demo else {}
     await _verify_sender(config)  # before the topology lets events reach the mailer
     report = await provision(config.events, load_topology(config.events.topology_path))
+    log.info(
+        "SNS/SQS topology: %d topics, %d queues", len(report.topic_arns), len(report.queue_urls)
+    )
     facts = {
         "aws_endpoint_url": aws.endpoint_url,
         "region": aws.region,
@@ -222,6 +225,7 @@ async def local_system(
                 config, ServiceEnv(config=config, clients=hosted.clients), list(CONSUMERS)
             )
         )
+        log.info("event consumers running: %d", len(CONSUMERS))
         # This broker is new: what the last one held unsent to subscribers goes again.
         await _replay(data_dir, hosted.relays, replay_window.read_mark(data_dir), broker.started_at)
 

@@ -5,9 +5,10 @@ For every message it hands out, moto's SQS checks the queue's retention
 period by computing all of the queue's attributes, which counts every
 message the queue holds; receiving a backlog of n messages then costs
 O(n²), and the local broker, not the system, set how fast a backlog
-drained. The patch reads the one attribute it needs. Connections are kept
-alive (``moto_keepalive``). It applies only to the
-moto major version it was written for; any other runs as it is.
+drained. The patch reads the one attribute it needs. Its history is bounded
+(``moto_memory``) and connections are kept alive (``moto_keepalive``). The
+patches apply only to the moto major version they were written for; any
+other runs as it is.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ def main() -> None:
     from moto.server import main as moto_server
 
     from ec_recommend.runtime.moto_keepalive import keep_connections_alive
+    from ec_recommend.runtime.moto_memory import bound_history
 
-    patch_moto()
+    if patch_moto():
+        bound_history()
     keep_connections_alive()
     broker_calls.install()  # GET /_ec/calls: what the broker served, for benches and tests
     moto_server(sys.argv[1:])

@@ -69,3 +69,15 @@ async def test_changed_timeout_is_updated_in_place(events_config: EventsConfig) 
     assert report.created == []
     assert len(report.updated) == len(topology.queues)
     assert all("VisibilityTimeout" in line for line in report.updated)
+
+
+async def test_report_lists_queues_in_the_topologys_order(events_config: EventsConfig) -> None:
+    # queues are provisioned concurrently; the report reads the same every run
+    topology = load_topology()
+    report = await provision(events_config, topology)
+    queues = [item.removeprefix("queue ") for item in report.created if item.startswith("queue ")]
+    prefix = events_config.name_prefix
+    assert queues == [
+        prefix + name for queue in topology.queues for name in (queue.dlq, queue.name)
+    ]
+    assert list(report.queue_urls) == [queue.name for queue in topology.queues]

@@ -9,6 +9,7 @@ policy on the ``type`` message attribute.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,22 +41,37 @@ class ProvisionReport:
 
 
 async def provision(config: EventsConfig, topology: Topology) -> ProvisionReport:
+    """Topics, then every queue with its DLQ and subscriptions. Topics and queues
+    do not depend on one another, so each is provisioned concurrently (a start
+    of ``up`` waited ~1 s for ~75 calls in a row); the report lists them in the
+    topology's order all the same."""
     report = ProvisionReport()
     async with aws_client("sns", config) as sns, aws_client("sqs", config) as sqs:
         existing = await topic_arns(sns, config)
-        for topic in topology.topics:
-            response = await sns.create_topic(Name=prefixed(config, topic.name))
+        created = await asyncio.gather(
+            *(sns.create_topic(Name=prefixed(config, topic.name)) for topic in topology.topics)
+        )
+        for topic, response in zip(topology.topics, created, strict=True):
             report.topic_arns[topic.name] = str(response["TopicArn"])
             _note(report, f"topic {prefixed(config, topic.name)}", topic.name not in existing)
         routes = topology.routes()
-        for queue in topology.queues:
+
+        async def queue_with_subscriptions(queue: QueueSpec) -> ProvisionReport:
+            own = ProvisionReport(topic_arns=report.topic_arns)
             senders = sorted(report.topic_arns[r.topic] for r in routes if r.queue == queue.name)
-            url, arn = await _ensure_queue(sqs, config, queue, senders, report)
-            report.queue_urls[queue.name] = url
+            url, arn = await _ensure_queue(sqs, config, queue, senders, own)
+            own.queue_urls[queue.name] = url
             for route in (r for r in routes if r.queue == queue.name):
                 await _ensure_subscription(
-                    sns, report.topic_arns[route.topic], arn, route.filter_policy, report
+                    sns, report.topic_arns[route.topic], arn, route.filter_policy, own
                 )
+            return own
+
+        for own in await asyncio.gather(*map(queue_with_subscriptions, topology.queues)):
+            report.created += own.created
+            report.updated += own.updated
+            report.unchanged += own.unchanged
+            report.queue_urls.update(own.queue_urls)
     return report
 
 

@@ -1,0 +1,101 @@
+"""Bounded history in moto's server (the local broker), so a long ``up`` does not grow.
+
+moto keeps every model instance it ever made for its dashboard
+(``/moto-api/data.json``): every SQS message delivered to every queue, body
+and attributes, stays in memory long after it was deleted. It also keeps
+every notification published to a topic, every SES mail sent and the
+receipt handles of every deleted message. A 60 s checkout through ``up``
+grew the broker by ~50 MB, most of it delivered messages.
+
+Here SQS messages are not tracked (each queue still holds its live ones);
+mails keep the most recent ``KEEP`` (tests read them from data.json), topics
+their last ``KEEP`` notifications, and each queue the handles of its last
+``KEEP_HANDLES`` deleted messages: a repeated delete of a recent receipt stays
+harmless, one older than that is refused as AWS refuses a stale handle.
+``/moto-api/reset`` would undo the untracking; nothing of ours calls it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+KEEP = 1000
+KEEP_HANDLES = 10_000
+
+
+class _Untracked(list[Any]):
+    """An instance registry that registers nothing."""
+
+    def append(self, item: Any) -> None:
+        pass
+
+
+class RecentHandles:
+    """The receipt handles of recently deleted messages, the oldest forgotten first
+    (what moto's queue asks of its ``deleted_messages`` set)."""
+
+    def __init__(self, keep: int = KEEP_HANDLES) -> None:
+        self._keep = keep
+        self._handles: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, handle: object) -> bool:
+        return handle in self._handles
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handles)
+
+    def add(self, handle: str) -> None:
+        self._handles[handle] = None
+        self._handles.move_to_end(handle)
+        if len(self._handles) > self._keep:
+            self._handles.popitem(last=False)
+
+    def update(self, handles: Iterable[str | None]) -> None:
+        for handle in handles:
+            if handle is not None:
+                self.add(handle)
+
+
+def _after_init(cls: type[Any], fix: Callable[[Any], None]) -> None:
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        fix(self)
+
+    cls.__init__ = init
+
+
+def bound_history() -> None:
+    """Patch moto's classes before its server makes any instance."""
+    from moto.ses import models as ses
+    from moto.sns import models as sns
+    from moto.sqs import models as sqs
+
+    sqs.Message.instances_tracked = _Untracked()  # type: ignore[attr-defined]
+    for mail in (ses.Message, ses.RawMessage, ses.TemplateMessage, ses.BulkTemplateMessage):
+        mail.instances_tracked = deque(maxlen=KEEP)  # type: ignore[union-attr]
+    _after_init(ses.SESBackend, _bound_sent_mails)
+    _after_init(sns.Topic, _bound_notifications)
+    _after_init(sqs.Queue, _bound_deleted_handles)
+
+
+def _bound_sent_mails(backend: Any) -> None:
+    backend.sent_messages = deque(backend.sent_messages, maxlen=KEEP)
+
+
+def _bound_notifications(topic: Any) -> None:
+    topic.sent_notifications = deque(topic.sent_notifications, maxlen=KEEP)
+
+
+def _bound_deleted_handles(queue: Any) -> None:
+    handles = RecentHandles()
+    handles.update(queue.deleted_messages)
+    queue.deleted_messages = handles

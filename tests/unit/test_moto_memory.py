@@ -1,0 +1,69 @@
+"""The local broker's bounded history: moto forgets what it delivered and sent."""
+
+from __future__ import annotations
+
+import pytest
+from moto.ses import models as ses
+from moto.sns import models as sns
+from moto.sqs import models as sqs
+
+from ec_recommend.runtime import moto_memory
+from ec_recommend.runtime.moto_memory import RecentHandles
+
+ACCOUNT = "123456789012"
+REGION = "ap-northeast-1"
+
+
+@pytest.fixture
+def bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto patched as the broker's child patches it, undone after the test."""
+    monkeypatch.setattr(moto_memory, "KEEP", 3)
+    monkeypatch.setattr(sqs.Message, "instances_tracked", [])
+    for mail in (ses.Message, ses.RawMessage, ses.TemplateMessage, ses.BulkTemplateMessage):
+        monkeypatch.setattr(mail, "instances_tracked", [])
+    for cls in (ses.SESBackend, sns.Topic, sqs.Queue):
+        monkeypatch.setattr(cls, "__init__", cls.__init__)
+    moto_memory.bound_history()
+
+
+@pytest.mark.usefixtures("bounded")
+def test_delivered_messages_are_not_kept_once_the_queue_lets_them_go() -> None:
+    backend = sqs.SQSBackend(REGION, ACCOUNT)
+    backend.create_queue("orders")
+    backend.send_message("orders", "an event")
+    [message] = backend.receive_message("orders", 1, 0, 30)
+    backend.delete_message("orders", message.receipt_handle)
+    backend.delete_message("orders", message.receipt_handle)  # again: still harmless
+    assert list(sqs.Message.instances_tracked) == []
+
+
+@pytest.mark.usefixtures("bounded")
+def test_topics_keep_only_their_latest_notifications() -> None:
+    backend = sns.sns_backends[ACCOUNT][REGION]  # a topic publishes through the registry
+    topic = backend.create_topic("order-events")
+    try:
+        for n in range(5):
+            topic.publish(f"event {n}")
+        assert [note[1] for note in topic.sent_notifications] == ["event 2", "event 3", "event 4"]
+    finally:
+        backend.delete_topic(topic.arn)
+
+
+@pytest.mark.usefixtures("bounded")
+def test_sent_mails_keep_only_the_latest() -> None:
+    backend = ses.SESBackend(REGION, ACCOUNT)
+    assert backend.sent_messages.maxlen == 3
+    for n in range(5):
+        ses.Message(f"id-{n}", "from@example.com", "subject", "body", {})
+    assert len(ses.Message.instances_tracked) == 3
+
+
+def test_recent_handles_forget_the_oldest_first() -> None:
+    handles = RecentHandles(keep=2)
+    handles.update(["a", "b", None])
+    handles.add("c")
+    assert "a" not in handles
+    assert list(handles) == ["b", "c"]
+    handles.add("b")  # seen again: now the newest
+    handles.add("d")
+    assert list(handles) == ["b", "d"]
