@@ -55,9 +55,12 @@ async def test_services_talk_mtls_and_the_allow_list_follows_the_acting_service(
             await products.reserve_stock(pb.ReserveStockRequest(reservation_id="r2", lines=lines))
         with acting_as("order"):
             await products.reserve_stock(pb.ReserveStockRequest(reservation_id="r3", lines=lines))
-        with acting_as("inventory"):
+        # the inventory consumer gives stock back, but committing is the order service's
+        with acting_as("inventory"), pytest.raises(errors.PermissionDenied):
             await products.commit_stock(pb.ReservationRequest(reservation_id="r3"))
+        with acting_as("inventory"):
+            await products.release_stock(pb.ReservationRequest(reservation_id="r3"))
         stock = await products.get_stock(pb.GetProductRequest(product_id=product.id))
-        assert (stock.reserved_stock, stock.available_stock) == (0, 4)
+        assert (stock.reserved_stock, stock.available_stock) == (0, 5)
         accepted = sum(server.connections_accepted for server in hosted.servers.values())
         assert (accepted == 0) is in_process
