@@ -20,6 +20,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,45 +65,48 @@ def _wait_ready(url: str, child: subprocess.Popen[bytes], timeout: float) -> Non
     pytest.fail(f"ec-recommend up was not ready within {timeout}s")
 
 
+@contextmanager
+def up_process(
+    data_dir: Path, *extra_args: str, env: dict[str, str] | None = None
+) -> Iterator[RunningSystem]:
+    """``ec-recommend up`` in ``data_dir`` until the block ends, once it is ready."""
+    environment = {
+        **os.environ,
+        "EC_TRUSTED_PROXIES": "127.0.0.1",
+        "EC_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", "ec_recommend.cli", "up", "--port", "0"]
+    with (data_dir / "up.log").open("wb") as log:
+        child = subprocess.Popen(
+            [*command, *extra_args, "--data-dir", str(data_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=environment,
+        )
+        try:
+            endpoints_file = data_dir / "endpoints.json"
+            deadline = time.monotonic() + 90
+            while not endpoints_file.exists():
+                if child.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"ec-recommend up did not start; see {data_dir / 'up.log'}")
+                time.sleep(0.2)
+            endpoints = json.loads(endpoints_file.read_text(encoding="utf-8"))
+            _wait_ready(endpoints["gateway_url"], child, 60)
+            yield RunningSystem(endpoints, data_dir, child)
+        finally:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
 @pytest.fixture(scope="session")
 def running_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
-    data_dir = tmp_path_factory.mktemp("ec-up")
-    env = dict(os.environ)
-    env.update({"EC_TRUSTED_PROXIES": "127.0.0.1", "EC_LOG_LEVEL": "WARNING"})
-    log = (data_dir / "up.log").open("wb")
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ec_recommend.cli",
-            "up",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env=env,
-    )
-    try:
-        endpoints_file = data_dir / "endpoints.json"
-        deadline = time.monotonic() + 90
-        while not endpoints_file.exists():
-            if child.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"ec-recommend up did not start; see {data_dir / 'up.log'}")
-            time.sleep(0.2)
-        endpoints = json.loads(endpoints_file.read_text(encoding="utf-8"))
-        _wait_ready(endpoints["gateway_url"], child, 60)
-        yield RunningSystem(endpoints, data_dir, child)
-    finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        log.close()
+    with up_process(tmp_path_factory.mktemp("ec-up")) as running:
+        yield running
 
 
 @dataclass

@@ -8,12 +8,6 @@ with the in-memory limiter) is not what the test measures.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +18,7 @@ import pytest
 
 from ec_recommend.client import Client
 from tests.conftest import wait_for
-from tests.e2e.conftest import PASSWORD, RunningSystem, _wait_ready, fresh_address
+from tests.e2e.conftest import PASSWORD, RunningSystem, fresh_address, up_process
 
 pytestmark = pytest.mark.asyncio
 
@@ -33,39 +27,15 @@ TRIES = 40  # fresh connections: all on one process with probability 2**-39
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
-    data_dir = tmp_path_factory.mktemp("ec-up-workers")
-    env = {
-        **os.environ,
-        "EC_TRUSTED_PROXIES": "127.0.0.1",
-        "EC_LOG_LEVEL": "WARNING",
-        "EC_CACHE_TTL": "600",  # only an invalidation can make a change visible in time
-    }
-    log = (data_dir / "up.log").open("wb")
-    command = [sys.executable, "-m", "ec_recommend.cli", "up", "--port", "0", "--no-demo"]
-    child = subprocess.Popen(
-        [*command, "--workers", "2", "--data-dir", str(data_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env=env,
-    )
-    try:
-        endpoints_file = data_dir / "endpoints.json"
-        deadline = time.monotonic() + 90
-        while not endpoints_file.exists():
-            if child.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"ec-recommend up did not start; see {data_dir / 'up.log'}")
-            time.sleep(0.2)
-        endpoints = json.loads(endpoints_file.read_text(encoding="utf-8"))
-        _wait_ready(endpoints["gateway_url"], child, 60)
-        yield RunningSystem(endpoints, data_dir, child)
-    finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        log.close()
+    # only an invalidation can make a change visible in time
+    with up_process(
+        tmp_path_factory.mktemp("ec-up-workers"),
+        "--no-demo",
+        "--workers",
+        "2",
+        env={"EC_CACHE_TTL": "600"},
+    ) as running:
+        yield running
 
 
 async def _fresh(method: str, url: str, token: str = "", body: Any = None) -> Any:
