@@ -62,9 +62,8 @@ async def send_once(
 
     async def send() -> bool:
         sent = sa.select(sent_emails.c.email_key).where(sent_emails.c.email_key == key)
-        async with scope.db.reading() as conn:
-            if (await conn.execute(sent)).first() is not None:
-                return False
+        if await scope.db.read(lambda conn: conn.execute(sent).first()) is not None:
+            return False
         email = await compose()
         if email is None:
             return False

@@ -140,12 +140,8 @@ class SandboxPaymentProvider:
         return NOT_CHARGED if row is None else _outcome(row)
 
     async def _charge_row(self, idempotency_key: str) -> Any:
-        async with self.db.reading() as conn:
-            return (
-                await conn.execute(
-                    sa.select(charges).where(charges.c.idempotency_key == idempotency_key)
-                )
-            ).first()
+        query = sa.select(charges).where(charges.c.idempotency_key == idempotency_key)
+        return await self.db.read(lambda conn: conn.execute(query).first())
 
     async def _record_charge(self, key: str, amount: Money, outcome: ChargeOutcome) -> Any:
         """Insert the outcome; a concurrent call with the same key wins the race."""

@@ -212,14 +212,11 @@ class StockReservations:
                 await events.product_out_of_stock(uow, product)
 
     async def reservation(self, reservation_id: str) -> Reservation:
-        async with self.db.reading() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(
-                        reservations.c.product_id, reservations.c.state, reservations.c.expires_at
-                    ).where(reservations.c.reservation_id == reservation_id)
-                )
-            ).all()
+        query = sa.select(
+            reservations.c.product_id, reservations.c.state, reservations.c.expires_at
+        ).where(reservations.c.reservation_id == reservation_id)
+        # A bounded read by key: on the loop's thread on SQLite (``Database.read``).
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         if not rows:
             raise NotFound(f"reservation {reservation_id} not found", reservation_id=reservation_id)
         state = str(rows[0].state)

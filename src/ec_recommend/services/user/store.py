@@ -140,8 +140,8 @@ class UserStore:
             )
             if value
         )
-        async with self.db.reading() as conn:
-            return (await conn.execute(sa.select(users).where(column == value))).first()
+        query = sa.select(users).where(column == value)
+        return await self.db.read(lambda conn: conn.execute(query).first())
 
     async def get(self, user_id: str) -> Any:
         row = await self.find(user_id=user_id)
@@ -165,10 +165,8 @@ class UserStore:
         return await self.get(user_id)
 
     async def profile(self, user_id: str) -> Any:
-        async with self.db.reading() as conn:
-            row = (
-                await conn.execute(sa.select(profiles).where(profiles.c.user_id == user_id))
-            ).first()
+        query = sa.select(profiles).where(profiles.c.user_id == user_id)
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         if row is None:
             raise NotFound(f"user {user_id} not found", user_id=user_id)
         return row
