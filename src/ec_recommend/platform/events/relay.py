@@ -172,15 +172,16 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One pass: publish up to ``pass_size`` pending rows; returns how many were sent."""
-        async with self.db.reading() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(outbox.c.seq, outbox.c.event_type, outbox.c.body)
-                    .where(outbox.c.sent_at.is_(None))
-                    .order_by(outbox.c.seq)
-                    .limit(self.pass_size)
-                )
-            ).all()
+        query = (
+            sa.select(outbox.c.seq, outbox.c.event_type, outbox.c.body)
+            .where(outbox.c.sent_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(self.pass_size)
+        )
+        # Bounded however long the backlog: the sent_at index holds the
+        # pending rows in seq order (seq is the rowid), so this reads at most
+        # pass_size rows, on the loop's own connection on SQLite.
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         if not rows:
             return 0
         by_topic: dict[str, list[Any]] = {}
