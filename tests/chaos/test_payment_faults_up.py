@@ -29,6 +29,9 @@ RESOLVE_AFTER = 2.0
 SETTINGS = {
     "EC_PAYMENT_CALL_TIMEOUT": "1",
     "EC_PAYMENT_RESOLVE_AFTER": str(RESOLVE_AFTER),
+    # Each charge takes a processor's time, so payments are in flight when
+    # the process is killed (an instant sandbox would finish them first).
+    "EC_SANDBOX_PAYMENT_LATENCY": "0.3",
     "EC_ORDER_SWEEP_INTERVAL": "0.5",
     "EC_TRUSTED_PROXIES": "127.0.0.1",
     "EC_LOG_LEVEL": "WARNING",

@@ -74,6 +74,13 @@ def test_payment_attempt_timing_from_environment() -> None:
     assert (config.order.payment_call_timeout, config.order.payment_resolve_after) == (2.0, 6.0)
 
 
+def test_sandbox_latency_from_environment() -> None:
+    assert Config.from_env({}).order.sandbox_latency == 0.0
+    assert Config.from_env({"EC_SANDBOX_PAYMENT_LATENCY": "0.3"}).order.sandbox_latency == 0.3
+    with pytest.raises(ConfigError, match="sandbox_latency"):
+        Config.from_env({"EC_SANDBOX_PAYMENT_LATENCY": "-1"})
+
+
 def test_consumer_batch_linger_from_environment() -> None:
     assert Config.from_env({}).events.consumer_batch_linger == 0.1
     assert (

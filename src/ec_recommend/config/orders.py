@@ -22,6 +22,9 @@ class OrderConfig:
     # the rest are shed at once (503 + Retry-After) rather than time out late.
     checkout_queue: int = 64
     checkout_queue_wait: float = 1.0
+    # How long the sandbox processor takes to answer a charge: 0 answers at
+    # once; a real processor's 0.2-2 s rehearses payments in flight.
+    sandbox_latency: float = 0.0
 
 
 def order_config(section: Section) -> OrderConfig:
@@ -38,6 +41,9 @@ def order_config(section: Section) -> OrderConfig:
         ),
         checkout_queue=section.count("checkout_queue", "EC_CHECKOUT_QUEUE", 64, allow_zero=True),
         checkout_queue_wait=section.seconds("checkout_queue_wait", "EC_CHECKOUT_QUEUE_WAIT", 1.0),
+        sandbox_latency=section.seconds(
+            "sandbox_latency", "EC_SANDBOX_PAYMENT_LATENCY", 0.0, allow_zero=True
+        ),
     )
     if config.payment_resolve_after <= config.payment_call_timeout:
         # Resolving an attempt whose call may still be running could miss its charge.

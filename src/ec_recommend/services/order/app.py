@@ -34,7 +34,7 @@ async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
     )
     async with (
         open_database(env.config.storage, "order", MIGRATIONS) as db,
-        open_sandbox(env.config.storage) as provider,
+        open_sandbox(env.config.storage, latency=settings.sandbox_latency) as provider,
     ):
         env.outboxes.append(db)  # the host relays its events
         store = OrderStore(db)

@@ -10,6 +10,7 @@ leave no record.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,10 +63,12 @@ MIGRATIONS = [Migration(1, create_tables(metadata))]
 
 
 @asynccontextmanager
-async def open_sandbox(storage: StorageConfig) -> AsyncIterator[SandboxPaymentProvider]:
+async def open_sandbox(
+    storage: StorageConfig, *, latency: float = 0.0
+) -> AsyncIterator[SandboxPaymentProvider]:
     # on PostgreSQL, from the order service's process pool, within its budget
     async with open_database(storage, SERVICE, MIGRATIONS) as db:
-        yield SandboxPaymentProvider(db)
+        yield SandboxPaymentProvider(db, latency)
 
 
 def _outcome(row: Any) -> ChargeOutcome:
@@ -75,13 +78,16 @@ def _outcome(row: Any) -> ChargeOutcome:
 class SandboxPaymentProvider:
     """Test-mode processor over its own tables."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, latency: float = 0.0) -> None:
         self.db = db
+        self.latency = latency  # seconds before a new charge is decided
 
     async def charge(self, *, token: str, amount: Money, idempotency_key: str) -> str:
         check_amount(amount)
         replay = await self._charge_row(idempotency_key)
         if replay is None:
+            if self.latency:
+                await asyncio.sleep(self.latency)  # the processor at work: nothing decided yet
             try:
                 check_token(token)
                 outcome = ChargeOutcome("succeeded", f"ch_{uuid.uuid4().hex[:24]}")
