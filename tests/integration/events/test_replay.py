@@ -45,9 +45,16 @@ async def test_replaying_twice_republishes_and_every_effect_stays_single(
             await change_and_emit(db, f"thing-{i}", commit=True)
         await wait_for(lambda: worker.stats.handled == 20, timeout=60)
 
+        async def all_marked_sent() -> bool:
+            # A consumer may handle an event before the relay's pass that sent
+            # it has recorded the sending: only rows marked sent are replayed.
+            return await relay.pending() == 0
+
+        await wait_for(all_marked_sent, timeout=60)
         assert await mark_unsent(db, since) == 20
         relay.wake()
         await wait_for(lambda: worker.stats.duplicates == 20, timeout=60)
+        await wait_for(all_marked_sent, timeout=60)
         assert await mark_unsent(db, since) == 20
         await wait_for(lambda: worker.stats.duplicates == 40, timeout=60)
 
