@@ -88,8 +88,8 @@ def _token(private: dict[str, Any]) -> str:
 def bench_worker_setup(config: Any, services: Any) -> Any:
     """A gateway worker's setup (imported by the worker as ``gateway``): the
     bench's JWKS from ``config.auth``, the product cache on."""
+    from ec_recommend.edge.gateway.app import GatewaySetup
     from ec_recommend.platform.auth.verifier import TokenVerifier
-    from ec_recommend.platform.gateway.app import GatewaySetup
 
     auth = config.auth
     return GatewaySetup(
@@ -110,9 +110,9 @@ async def _gateway_workers(
     if workers <= 1:
         yield None
         return
-    from ec_recommend.platform.gateway.app import create_app, serving
-    from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
-    from ec_recommend.platform.gateway.workers import GatewayWorkers, worker_spec
+    from ec_recommend.edge.gateway.app import create_app, serving
+    from ec_recommend.edge.gateway.keys import PRODUCT_CACHE
+    from ec_recommend.edge.gateway.workers import GatewayWorkers, worker_spec
 
     config = replace(
         config,
@@ -143,9 +143,9 @@ async def serve(data_dir: Path, workers: int) -> None:
     from ec_recommend._gen.ecommerce import common as pb_common
     from ec_recommend._gen.ecommerce import product as pb
     from ec_recommend.config import Config, GatewayConfig, StorageConfig
+    from ec_recommend.edge.gateway.app import GatewaySetup, create_app, serving
+    from ec_recommend.edge.gateway.transcode import message_to_json
     from ec_recommend.platform.auth.verifier import TokenVerifier
-    from ec_recommend.platform.gateway.app import GatewaySetup, create_app, serving
-    from ec_recommend.platform.gateway.transcode import message_to_json
     from ec_recommend.runtime.host import host_services
 
     private, jwks = _signing_material()
@@ -230,8 +230,8 @@ async def serve(data_dir: Path, workers: int) -> None:
 async def _with_read_cache(app: Any) -> None:
     """The in-process product cache ``up`` runs (there product events invalidate
     it; here nothing changes the product, so a long TTL keeps every GET a hit)."""
+    from ec_recommend.edge.gateway.keys import PRODUCT_CACHE
     from ec_recommend.platform.cache import LocalProductCache
-    from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
 
     app[PRODUCT_CACHE] = LocalProductCache(ttl=3600.0, max_entries=1000)
 

@@ -51,10 +51,10 @@ def _gateway_app() -> web.Application:
 
     from ec_recommend._gen.ecommerce import events as pb
     from ec_recommend.config import Config, GatewayConfig, RealtimeConfig
+    from ec_recommend.edge.gateway.app import GatewaySetup, create_app
+    from ec_recommend.edge.realtime.handler import REALTIME
     from ec_recommend.platform import errors
     from ec_recommend.platform.events.envelope import new_event
-    from ec_recommend.platform.gateway.app import GatewaySetup, create_app
-    from ec_recommend.platform.realtime.handler import REALTIME
 
     class NoTokens:
         async def verify(self, token: str) -> Any:

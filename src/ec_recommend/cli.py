@@ -232,7 +232,7 @@ async def _gateway(
     if not enabled:
         yield None
         return
-    from ec_recommend.platform.gateway.app import served_gateway
+    from ec_recommend.edge.gateway.app import served_gateway
 
     async with served_gateway(config, clients, hosted, workers=workers) as url:
         yield url

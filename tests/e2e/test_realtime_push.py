@@ -13,8 +13,8 @@ import pytest
 from ec_recommend import client as api
 from ec_recommend.client_push import PushSubscription
 from ec_recommend.config import Config, EventsConfig, RealtimeConfig
-from ec_recommend.platform.realtime.metrics import CountingMetrics
-from ec_recommend.platform.realtime.setup import open_realtime
+from ec_recommend.edge.realtime.metrics import CountingMetrics
+from ec_recommend.edge.realtime.setup import open_realtime
 from tests.conftest import wait_for
 from tests.e2e.conftest import System
 

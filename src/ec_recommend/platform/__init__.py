@@ -1,1 +1,1 @@
-"""The communication fabric every service uses: RPC, storage, events, gateway."""
+"""The communication fabric every service and edge app uses: RPC, storage, events, auth."""

@@ -25,12 +25,12 @@ from types import TracebackType
 from typing import Any
 
 from ec_recommend.config import Config
+from ec_recommend.edge.gateway.app import cognito_setup, create_app, mark_ready, serving
+from ec_recommend.edge.gateway.health import BROKER_STATE
+from ec_recommend.edge.gateway.workers import GatewayWorkers, per_process_limits, worker_spec
 from ec_recommend.platform import errors
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.relay import OutboxRelay
-from ec_recommend.platform.gateway.app import cognito_setup, create_app, mark_ready, serving
-from ec_recommend.platform.gateway.health import BROKER_STATE
-from ec_recommend.platform.gateway.workers import GatewayWorkers, per_process_limits, worker_spec
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.runtime import replay_window
@@ -204,7 +204,7 @@ async def local_system(
     workers: int = 1,
 ) -> AsyncIterator[LocalSystem]:
     """``workers`` > 1: the gateway also runs in workers - 1 more processes on its
-    port (platform/gateway/workers.py), dialling the services hosted here."""
+    port (edge/gateway/workers.py), dialling the services hosted here."""
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "endpoints.json"
@@ -266,8 +266,8 @@ def _workers(
     config: Config, app: Any, gateway_url: str, hosted: Any, workers: int
 ) -> GatewayWorkers:
     """The gateway's worker processes: the same gateway, dialling the services here."""
+    from ec_recommend.edge.gateway.keys import PRODUCT_CACHE
     from ec_recommend.platform.cache import LocalProductCache
-    from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
 
     spec = worker_spec(
         config,

@@ -17,8 +17,8 @@ from ec_recommend._gen.ecommerce import events as pb_events
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.config import CacheConfig, Config, EventsConfig, GatewayConfig
 from ec_recommend.consumers import cache_invalidation
+from ec_recommend.edge.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform.cache import open_product_cache
-from ec_recommend.platform.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.host import HostedServices, host_services
 from tests.conftest import REDIS_URL, require_service

@@ -15,10 +15,10 @@ from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.config import CacheConfig, Config, GatewayConfig
 from ec_recommend.consumers import cache_invalidation, recommendation, search
+from ec_recommend.edge.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.runner import running_consumers
 from ec_recommend.platform.events.topology import load_topology
-from ec_recommend.platform.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.local_aws import LocalAws
 from ec_recommend.runtime.registry import ServiceEnv

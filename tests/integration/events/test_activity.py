@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.config import Config, EventsConfig
+from ec_recommend.edge.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform.events.activity import ActivitySender
 from ec_recommend.platform.events.aws import queue_url
 from ec_recommend.platform.events.envelope import decode
 from ec_recommend.platform.events.provision import ProvisionReport
-from ec_recommend.platform.gateway.app import GatewaySetup, create_app
 from ec_recommend.runtime.host import host_services
 from ec_recommend.runtime.local_aws import free_port
 from tests.conftest import wait_for

@@ -17,12 +17,12 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from ec_recommend.config import Config, GatewayConfig, RpcConfig, StorageConfig
+from ec_recommend.edge.gateway.app import AccountsFactory, GatewaySetup, create_app
+from ec_recommend.edge.gateway.keys import ACTIVITY, PRODUCT_CACHE
 from ec_recommend.platform import errors
 from ec_recommend.platform.auth.context import AuthContext, permissions_for
 from ec_recommend.platform.cache import ProductCache
 from ec_recommend.platform.events.activity import ActivitySender
-from ec_recommend.platform.gateway.app import AccountsFactory, GatewaySetup, create_app
-from ec_recommend.platform.gateway.keys import ACTIVITY, PRODUCT_CACHE
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime.host import host_services
 

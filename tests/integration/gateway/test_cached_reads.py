@@ -143,7 +143,7 @@ async def test_views_are_recorded_on_hits_and_misses(tmp_path: Path) -> None:
 async def test_a_hit_sets_up_no_deadline_or_timeout(
     cached: tuple[GatewayUnderTest, LocalProductCache], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ec_recommend.platform.gateway import app as gateway_app
+    from ec_recommend.edge.gateway import app as gateway_app
 
     timeouts: list[float] = []
     real_timeout = gateway_app.asyncio.timeout

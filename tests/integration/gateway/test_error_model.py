@@ -143,7 +143,7 @@ async def test_services_down_is_503_without_internals(tmp_path) -> None:  # type
 async def test_a_crash_is_a_500_with_no_internals(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from aiohttp import web
 
-    from ec_recommend.platform.gateway.app import GatewaySetup, create_app
+    from ec_recommend.edge.gateway.app import GatewaySetup, create_app
     from tests.integration.gateway.conftest import StaticVerifier, _verifier, gateway_config
 
     @web.middleware

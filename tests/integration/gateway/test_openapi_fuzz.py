@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 from ec_recommend.config import AuthConfig
+from ec_recommend.edge.gateway.handlers import ENDPOINTS
 from ec_recommend.platform.auth.cognito import open_accounts
 from ec_recommend.platform.auth.provision import provision_user_pool
-from ec_recommend.platform.gateway.handlers import ENDPOINTS
 from ec_recommend.runtime.local_aws import LocalAws
 from tests.integration.gateway.conftest import GatewayUnderTest, gateway_config, running_gateway
 

@@ -26,9 +26,9 @@ from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend.client import Client
 from ec_recommend.config import RealtimeConfig
+from ec_recommend.edge.realtime.handler import REALTIME
+from ec_recommend.edge.realtime.hub import SLOW_CLIENT
 from ec_recommend.platform.events.envelope import Event, new_event
-from ec_recommend.platform.realtime.handler import REALTIME
-from ec_recommend.platform.realtime.hub import SLOW_CLIENT
 from tests.conftest import wait_for
 from tests.integration.gateway.conftest import GatewayUnderTest, gateway_config, running_gateway
 

@@ -13,10 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ec_recommend.config import AuthConfig
+from ec_recommend.edge.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform.auth.cognito import open_accounts
 from ec_recommend.platform.auth.provision import provision_user_pool
 from ec_recommend.platform.auth.verifier import TokenVerifier
-from ec_recommend.platform.gateway.app import GatewaySetup, create_app
 from ec_recommend.runtime.host import host_services
 from ec_recommend.runtime.local_aws import LocalAws
 from tests.e2e.test_token_attacks import (

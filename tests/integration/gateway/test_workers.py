@@ -21,10 +21,10 @@ import pytest
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.config import CacheConfig
+from ec_recommend.edge.gateway.app import create_app, serving
+from ec_recommend.edge.gateway.keys import PRODUCT_CACHE
+from ec_recommend.edge.gateway.workers import GatewayWorkers, per_process_limits, worker_spec
 from ec_recommend.platform.cache import LocalProductCache
-from ec_recommend.platform.gateway.app import create_app, serving
-from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
-from ec_recommend.platform.gateway.workers import GatewayWorkers, per_process_limits, worker_spec
 from ec_recommend.runtime.host import host_services
 from tests.conftest import wait_for
 from tests.integration.gateway.conftest import gateway_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ec_recommend.config import Config
-from ec_recommend.platform.gateway.app import GatewaySetup
+from ec_recommend.edge.gateway.app import GatewaySetup
 from tests.integration.gateway.conftest import StaticVerifier, _verifier
 
 

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ec_recommend.config import Config, Endpoint, GatewayConfig
+from ec_recommend.edge.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform import errors
-from ec_recommend.platform.gateway.app import GatewaySetup, create_app
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.mesh import BreakerPolicy, MeshConfig
 from ec_recommend.platform.rpc.server import RpcServer

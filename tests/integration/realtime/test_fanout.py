@@ -16,15 +16,15 @@ import pytest_asyncio
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend.config import Config, EventsConfig, RealtimeConfig
+from ec_recommend.edge.realtime.handler import Realtime
+from ec_recommend.edge.realtime.hub import Connection
+from ec_recommend.edge.realtime.metrics import CountingMetrics
+from ec_recommend.edge.realtime.setup import open_realtime
+from ec_recommend.edge.realtime.sqs_fanout import HEARTBEAT_TAG, INSTANCE_PREFIX
 from ec_recommend.platform.events.aws import aws_client, prefixed
 from ec_recommend.platform.events.envelope import Event, new_event
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.topology import load_topology
-from ec_recommend.platform.realtime.handler import Realtime
-from ec_recommend.platform.realtime.hub import Connection
-from ec_recommend.platform.realtime.metrics import CountingMetrics
-from ec_recommend.platform.realtime.setup import open_realtime
-from ec_recommend.platform.realtime.sqs_fanout import HEARTBEAT_TAG, INSTANCE_PREFIX
 from ec_recommend.runtime.local_aws import LocalAws
 from tests.conftest import events_on, wait_for
 

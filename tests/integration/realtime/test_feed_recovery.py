@@ -8,10 +8,10 @@ import uuid
 import pytest
 
 from ec_recommend.config import EventsConfig
+from ec_recommend.edge.realtime.feed import QueueFeed
 from ec_recommend.platform.events.aws import aws_client, topic_arns
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.topology import load_topology
-from ec_recommend.platform.realtime.feed import QueueFeed
 from ec_recommend.runtime.local_aws import LocalAws
 from tests.conftest import events_on, wait_for
 

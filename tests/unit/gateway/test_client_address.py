@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ec_recommend.platform.gateway.client_address import ClientAddressResolver
+from ec_recommend.edge.gateway.client_address import ClientAddressResolver
 
 
 def test_untrusted_peer_is_the_client_whatever_it_claims() -> None:

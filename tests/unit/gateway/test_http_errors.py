@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from ec_recommend.edge.gateway.http_errors import service_error_response
+from ec_recommend.edge.gateway.outcomes import timed_out
+from ec_recommend.edge.gateway.routes import Endpoint
 from ec_recommend.platform import errors
-from ec_recommend.platform.gateway.http_errors import service_error_response
-from ec_recommend.platform.gateway.outcomes import timed_out
-from ec_recommend.platform.gateway.routes import Endpoint
 
 
 async def _noop(request: object) -> None:

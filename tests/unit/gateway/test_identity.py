@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from ec_recommend._gen.ecommerce import user as pb_user
+from ec_recommend.edge.gateway.identity import IdentityResolver, bearer_token
 from ec_recommend.platform import errors
 from ec_recommend.platform.auth.context import AuthContext
-from ec_recommend.platform.gateway.identity import IdentityResolver, bearer_token
 
 
 def token(exp: float, name: str = "t") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ec_recommend.platform.gateway.ratelimit import MemoryRateLimiter, Tier, Tiers
+from ec_recommend.edge.gateway.ratelimit import MemoryRateLimiter, Tier, Tiers
 from ec_recommend.platform.rpc.context import Identity
 
 pytestmark = pytest.mark.asyncio

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ec_recommend.platform.gateway.handlers import ENDPOINTS
-from ec_recommend.platform.gateway.routes import RoutesError, load_routes, parse_routes
+from ec_recommend.edge.gateway.handlers import ENDPOINTS
+from ec_recommend.edge.gateway.routes import RoutesError, load_routes, parse_routes
 
 
 def test_packaged_routes_cover_every_endpoint_with_its_method() -> None:

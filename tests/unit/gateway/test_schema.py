@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ec_recommend.edge.gateway.handlers.orders import CREATE_ORDER
+from ec_recommend.edge.gateway.handlers.products import CREATE_PRODUCT, UPDATE_PRODUCT
+from ec_recommend.edge.gateway.schema import Boolean, Integer, page_query
 from ec_recommend.platform.errors import InvalidArgument
-from ec_recommend.platform.gateway.handlers.orders import CREATE_ORDER
-from ec_recommend.platform.gateway.handlers.products import CREATE_PRODUCT, UPDATE_PRODUCT
-from ec_recommend.platform.gateway.schema import Boolean, Integer, page_query
 
 
 def field_of(schema: object, value: object) -> str:
@@ -70,8 +70,8 @@ def test_json_schema_mirrors_the_rules() -> None:
 
 
 def test_service_errors_map_to_the_contract_table() -> None:
+    from ec_recommend.edge.gateway.http_errors import service_error_response
     from ec_recommend.platform import errors
-    from ec_recommend.platform.gateway.http_errors import service_error_response
 
     cases = [
         (errors.InvalidArgument("bad", field="x"), 400, "INVALID_REQUEST"),

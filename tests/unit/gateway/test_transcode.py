@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend._gen.ecommerce import user as pb_user
-from ec_recommend.platform.gateway.transcode import message_schema, message_to_json
+from ec_recommend.edge.gateway.transcode import message_schema, message_to_json
 
 
 def test_product_json_matches_the_contract() -> None:

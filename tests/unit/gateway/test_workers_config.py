@@ -9,7 +9,7 @@ import pytest
 from ec_recommend.cli import _parser
 from ec_recommend.config import Config, GatewayConfig
 from ec_recommend.config.storage import Endpoint
-from ec_recommend.platform.gateway.workers import per_process_limits, worker_spec
+from ec_recommend.edge.gateway.workers import per_process_limits, worker_spec
 
 
 def test_in_memory_budgets_are_divided_among_the_processes() -> None:

@@ -12,12 +12,12 @@ import pytest
 
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
+from ec_recommend.edge.realtime.expiry import TOKEN_EXPIRED, close_at_expiry, token_expiry
+from ec_recommend.edge.realtime.hub import SLOW_CLIENT, Connection, Hub, Limits
+from ec_recommend.edge.realtime.messages import Push, push_for
+from ec_recommend.edge.realtime.metrics import CountingMetrics
 from ec_recommend.platform import errors
 from ec_recommend.platform.events.envelope import new_event
-from ec_recommend.platform.realtime.expiry import TOKEN_EXPIRED, close_at_expiry, token_expiry
-from ec_recommend.platform.realtime.hub import SLOW_CLIENT, Connection, Hub, Limits
-from ec_recommend.platform.realtime.messages import Push, push_for
-from ec_recommend.platform.realtime.metrics import CountingMetrics
 
 
 class Clock:

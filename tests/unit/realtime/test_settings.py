@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ec_recommend.config import Config, ConfigError
-from ec_recommend.platform.realtime.setup import backend_of
+from ec_recommend.edge.realtime.setup import backend_of
 
 
 def test_realtime_settings_are_read_and_checked() -> None:

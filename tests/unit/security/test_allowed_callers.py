@@ -53,7 +53,7 @@ def _with_local_imports(files: Iterable[Path]) -> set[Path]:
 def _caller_files() -> dict[str, set[Path]]:
     """Every identity that makes calls -> the source files of its code."""
     callers: dict[str, set[Path]] = {
-        GATEWAY: {*(SOURCE / "platform" / "gateway").rglob("*.py"), SOURCE / "runtime" / "demo.py"}
+        GATEWAY: {*(SOURCE / "edge" / "gateway").rglob("*.py"), SOURCE / "runtime" / "demo.py"}
     }
     for name, module in SERVICES.items():
         package = _module_file(module).parent

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import exc as sa_exc
 
+from ec_recommend.edge.gateway.http_errors import service_error_response
 from ec_recommend.platform import errors
-from ec_recommend.platform.gateway.http_errors import service_error_response
 from ec_recommend.platform.storage.availability import connection_unavailable
 
 

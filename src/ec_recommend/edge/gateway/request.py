@@ -10,9 +10,9 @@ from aiohttp import web
 from betterproto2.grpclib.grpclib_client import ServiceStub
 
 from ec_recommend._gen.ecommerce import common as pb_common
+from ec_recommend.edge.gateway.keys import ACTIVITY
 from ec_recommend.platform import errors
 from ec_recommend.platform.events.activity import ActivitySender
-from ec_recommend.platform.gateway.keys import ACTIVITY
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import Identity
 

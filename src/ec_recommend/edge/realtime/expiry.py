@@ -14,7 +14,7 @@ import time
 
 import orjson
 
-from ec_recommend.platform.realtime.hub import Connection
+from ec_recommend.edge.realtime.hub import Connection
 
 TOKEN_EXPIRED = 4401
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ec_recommend._gen.ecommerce import user as pb_user
+from ec_recommend.edge.gateway.accounts import Accounts, Tokens
+from ec_recommend.edge.gateway.keys import GATEWAY
+from ec_recommend.edge.gateway.request import ApiRequest
+from ec_recommend.edge.gateway.routes import Endpoint
+from ec_recommend.edge.gateway.schema import Object, String
 from ec_recommend.platform import errors
-from ec_recommend.platform.gateway.accounts import Accounts, Tokens
-from ec_recommend.platform.gateway.keys import GATEWAY
-from ec_recommend.platform.gateway.request import ApiRequest
-from ec_recommend.platform.gateway.routes import Endpoint
-from ec_recommend.platform.gateway.schema import Object, String
 
 EMAIL = String(min_length=3, max_length=254)
 PASSWORD = String(min_length=1, max_length=256)

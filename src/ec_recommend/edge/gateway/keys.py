@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ec_recommend.edge.gateway.client_address import ClientAddressResolver
+from ec_recommend.edge.gateway.identity import IdentityResolver
+from ec_recommend.edge.gateway.ratelimit import RateLimiter, Tiers
+from ec_recommend.edge.gateway.routes import RouteTable
 from ec_recommend.platform.cache import ProductCache
 from ec_recommend.platform.events.activity import ActivitySender
-from ec_recommend.platform.gateway.client_address import ClientAddressResolver
-from ec_recommend.platform.gateway.identity import IdentityResolver
-from ec_recommend.platform.gateway.ratelimit import RateLimiter, Tiers
-from ec_recommend.platform.gateway.routes import RouteTable
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import Identity
 
 if TYPE_CHECKING:
-    from ec_recommend.platform.gateway.accounts import Accounts
+    from ec_recommend.edge.gateway.accounts import Accounts
 
 
 @dataclass

@@ -24,16 +24,12 @@ from aiohttp.typedefs import Handler, Middleware
 from grpclib.metadata import Deadline
 
 from ec_recommend.config import Config, GatewayConfig
-from ec_recommend.platform import errors
-from ec_recommend.platform.cache import open_product_cache
-from ec_recommend.platform.events.activity import ACTIVITY_TYPE, ActivitySender
-from ec_recommend.platform.events.topology import load_topology
-from ec_recommend.platform.gateway.accounts import Accounts
-from ec_recommend.platform.gateway.client_address import ClientAddressResolver
-from ec_recommend.platform.gateway.handlers import ENDPOINTS
-from ec_recommend.platform.gateway.health import add_health_routes
-from ec_recommend.platform.gateway.identity import IdentityResolver, TokenVerifier
-from ec_recommend.platform.gateway.keys import (
+from ec_recommend.edge.gateway.accounts import Accounts
+from ec_recommend.edge.gateway.client_address import ClientAddressResolver
+from ec_recommend.edge.gateway.handlers import ENDPOINTS
+from ec_recommend.edge.gateway.health import add_health_routes
+from ec_recommend.edge.gateway.identity import IdentityResolver, TokenVerifier
+from ec_recommend.edge.gateway.keys import (
     ACTIVITY,
     GATEWAY,
     IDENTITY,
@@ -41,13 +37,17 @@ from ec_recommend.platform.gateway.keys import (
     REQUEST_ID,
     Gateway,
 )
-from ec_recommend.platform.gateway.middleware import gateway_middleware
-from ec_recommend.platform.gateway.openapi import openapi_document
-from ec_recommend.platform.gateway.outcomes import timed_out
-from ec_recommend.platform.gateway.ratelimit import Tier, Tiers, open_rate_limiter
-from ec_recommend.platform.gateway.request import ApiRequest
-from ec_recommend.platform.gateway.routes import Endpoint, RouteTable, load_routes
-from ec_recommend.platform.realtime.setup import add_realtime
+from ec_recommend.edge.gateway.middleware import gateway_middleware
+from ec_recommend.edge.gateway.openapi import openapi_document
+from ec_recommend.edge.gateway.outcomes import timed_out
+from ec_recommend.edge.gateway.ratelimit import Tier, Tiers, open_rate_limiter
+from ec_recommend.edge.gateway.request import ApiRequest
+from ec_recommend.edge.gateway.routes import Endpoint, RouteTable, load_routes
+from ec_recommend.edge.realtime.setup import add_realtime
+from ec_recommend.platform import errors
+from ec_recommend.platform.cache import open_product_cache
+from ec_recommend.platform.events.activity import ACTIVITY_TYPE, ActivitySender
+from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.security.tls import GATEWAY as GATEWAY_IDENTITY
@@ -172,7 +172,7 @@ def render(result: Any, status: int) -> web.Response:
     if isinstance(result, bytes):
         return web.Response(status=status, body=result, content_type=JSON)
     if isinstance(result, betterproto2.Message):
-        from ec_recommend.platform.gateway.transcode import message_to_json
+        from ec_recommend.edge.gateway.transcode import message_to_json
 
         result = message_to_json(result)
     return web.Response(status=status, body=orjson.dumps(result), content_type=JSON)
@@ -323,12 +323,12 @@ async def served_gateway(
     which ``workers`` > 1 worker processes dial). /readyz checks the routed
     services this process hosts or has endpoints for.
     """
-    from ec_recommend.platform.cache import LocalProductCache
-    from ec_recommend.platform.gateway.workers import (
+    from ec_recommend.edge.gateway.workers import (
         GatewayWorkers,
         per_process_limits,
         worker_spec,
     )
+    from ec_recommend.platform.cache import LocalProductCache
 
     reachable = set(hosted) | set(config.rpc.endpoints)
     services = [n for n in ROUTED_SERVICES if n in reachable]

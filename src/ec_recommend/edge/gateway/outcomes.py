@@ -9,8 +9,8 @@ retry returns the first result instead of doing the work twice).
 
 from __future__ import annotations
 
+from ec_recommend.edge.gateway.routes import Endpoint
 from ec_recommend.platform import errors
-from ec_recommend.platform.gateway.routes import Endpoint
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 

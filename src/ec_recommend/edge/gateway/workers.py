@@ -54,7 +54,7 @@ from ec_recommend.config.storage import Endpoint
 
 log = logging.getLogger(__name__)
 
-COGNITO_SETUP = "ec_recommend.platform.gateway.workers:cognito_worker_setup"
+COGNITO_SETUP = "ec_recommend.edge.gateway.workers:cognito_worker_setup"
 _READY_TIMEOUT = 60.0
 _STOP_TIMEOUT = 10.0
 _RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # seconds, while it keeps crashing
@@ -79,7 +79,7 @@ class WorkerSpec:
 
 
 def cognito_worker_setup(config: Config, services: Sequence[str]) -> Any:
-    from ec_recommend.platform.gateway.app import cognito_setup
+    from ec_recommend.edge.gateway.app import cognito_setup
 
     return cognito_setup(config, services=services)
 
@@ -328,9 +328,9 @@ def _factory(reference: str) -> SetupFactory:
 
 
 async def _serve(reader: asyncio.StreamReader, spec: WorkerSpec) -> None:
+    from ec_recommend.edge.gateway.app import create_app, serving
+    from ec_recommend.edge.gateway.keys import PRODUCT_CACHE
     from ec_recommend.platform.cache import LocalProductCache
-    from ec_recommend.platform.gateway.app import create_app, serving
-    from ec_recommend.platform.gateway.keys import PRODUCT_CACHE
 
     config = spec.config
     app = create_app(_factory(spec.setup)(config, spec.services))

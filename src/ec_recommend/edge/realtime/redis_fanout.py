@@ -20,11 +20,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ec_recommend.config import EventsConfig
+from ec_recommend.edge.realtime.fanout import OnEvent, deliver_bodies
+from ec_recommend.edge.realtime.feed import QueueFeed
 from ec_recommend.platform.events.aws import aws_client
 from ec_recommend.platform.events.envelope import Event, encode
 from ec_recommend.platform.events.topology import Topology
-from ec_recommend.platform.realtime.fanout import OnEvent, deliver_bodies
-from ec_recommend.platform.realtime.feed import QueueFeed
 from ec_recommend.platform.retry import Backoff, with_retry
 
 log = logging.getLogger(__name__)

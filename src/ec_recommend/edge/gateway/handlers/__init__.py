@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ec_recommend.platform.gateway.handlers import (
+from ec_recommend.edge.gateway.handlers import (
     auth,
     cart,
     orders,
@@ -11,7 +11,7 @@ from ec_recommend.platform.gateway.handlers import (
     search,
     users,
 )
-from ec_recommend.platform.gateway.routes import Endpoint
+from ec_recommend.edge.gateway.routes import Endpoint
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *auth.ENDPOINTS,

@@ -17,9 +17,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.config import EventsConfig
+from ec_recommend.edge.realtime.messages import PUSHED_EVENTS
 from ec_recommend.platform.events.aws import prefixed, topic_arns
 from ec_recommend.platform.events.topology import Topology
-from ec_recommend.platform.realtime.messages import PUSHED_EVENTS
 from ec_recommend.platform.retry import Backoff, with_retry
 
 log = logging.getLogger(__name__)

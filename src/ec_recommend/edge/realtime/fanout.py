@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from ec_recommend.edge.realtime.hub import Hub
+from ec_recommend.edge.realtime.messages import push_for
 from ec_recommend.platform.events.envelope import Event, EventError, decode
-from ec_recommend.platform.realtime.hub import Hub
-from ec_recommend.platform.realtime.messages import push_for
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from ec_recommend.platform.gateway.schema import Object
+from ec_recommend.edge.gateway.schema import Object
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from ec_recommend.platform.gateway.request import ApiRequest
+    from ec_recommend.edge.gateway.request import ApiRequest
     from ec_recommend.platform.rpc.context import Identity
 
 AuthMode = Literal["required", "optional", "none"]

@@ -18,16 +18,16 @@ from typing import Any
 from aiohttp import web
 
 from ec_recommend.config import Config
-from ec_recommend.platform.events.topology import load_topology
-from ec_recommend.platform.realtime.fanout import Fanout, hub_sink, local_fanout
-from ec_recommend.platform.realtime.handler import (
+from ec_recommend.edge.realtime.fanout import Fanout, hub_sink, local_fanout
+from ec_recommend.edge.realtime.handler import (
     REALTIME,
     Realtime,
     SocketSettings,
     websocket_handler,
 )
-from ec_recommend.platform.realtime.hub import GOING_AWAY, Hub, Limits
-from ec_recommend.platform.realtime.metrics import RealtimeMetrics, prometheus_metrics
+from ec_recommend.edge.realtime.hub import GOING_AWAY, Hub, Limits
+from ec_recommend.edge.realtime.metrics import RealtimeMetrics, prometheus_metrics
+from ec_recommend.platform.events.topology import load_topology
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _fanout(config: Config, hub: Hub) -> AbstractAsyncContextManager[Fanout]:
     rt = config.realtime
     wait = min(config.events.consumer_wait_seconds, 5)
     if backend == "redis":
-        from ec_recommend.platform.realtime.redis_fanout import redis_fanout
+        from ec_recommend.edge.realtime.redis_fanout import redis_fanout
 
         url = rt.redis_url or config.gateway.redis_url
         assert url is not None
@@ -77,7 +77,7 @@ def _fanout(config: Config, hub: Hub) -> AbstractAsyncContextManager[Fanout]:
             wait_seconds=wait,
         )
     if backend == "sqs":
-        from ec_recommend.platform.realtime.sqs_fanout import sqs_fanout
+        from ec_recommend.edge.realtime.sqs_fanout import sqs_fanout
 
         return sqs_fanout(
             config.events,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ec_recommend._gen.ecommerce import recommendation as pb
-from ec_recommend.platform.gateway.request import ApiRequest
-from ec_recommend.platform.gateway.routes import Endpoint
-from ec_recommend.platform.gateway.schema import Integer, Object
+from ec_recommend.edge.gateway.request import ApiRequest
+from ec_recommend.edge.gateway.routes import Endpoint
+from ec_recommend.edge.gateway.schema import Integer, Object
 
 RECOMMENDATION = "recommendation"
 LIMIT = Object({"limit": Integer(1, 50, description="how many (default 10)")})

@@ -11,10 +11,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ec_recommend.platform.gateway.http_errors import ERROR_CODES
-from ec_recommend.platform.gateway.outcomes import READS
-from ec_recommend.platform.gateway.routes import Endpoint, RouteTable
-from ec_recommend.platform.gateway.transcode import message_schema
+from ec_recommend.edge.gateway.http_errors import ERROR_CODES
+from ec_recommend.edge.gateway.outcomes import READS
+from ec_recommend.edge.gateway.routes import Endpoint, RouteTable
+from ec_recommend.edge.gateway.transcode import message_schema
 
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 

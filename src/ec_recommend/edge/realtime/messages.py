@@ -17,9 +17,9 @@ import betterproto2
 import orjson
 
 from ec_recommend._gen.ecommerce import events as pb
+from ec_recommend.edge.gateway.http_errors import INTERNAL_ERROR, classify
 from ec_recommend.platform import errors
 from ec_recommend.platform.events.envelope import Event
-from ec_recommend.platform.gateway.http_errors import INTERNAL_ERROR, classify
 
 ORDERS = "orders"
 PRODUCT_PREFIX = "product:"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
+from ec_recommend.edge.gateway.outcomes import UnknownOutcome
 from ec_recommend.platform import errors
-from ec_recommend.platform.gateway.outcomes import UnknownOutcome
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_RETRY_AFTER = 300  # seconds; a longer hint is a bug upstream, not advice

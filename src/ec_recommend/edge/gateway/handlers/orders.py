@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ec_recommend._gen.ecommerce import order as pb
-from ec_recommend.platform.gateway.request import ApiRequest, paged
-from ec_recommend.platform.gateway.routes import Endpoint
-from ec_recommend.platform.gateway.schema import (
+from ec_recommend.edge.gateway.request import ApiRequest, paged
+from ec_recommend.edge.gateway.routes import Endpoint
+from ec_recommend.edge.gateway.schema import (
     Array,
     Boolean,
     Integer,
@@ -15,7 +15,7 @@ from ec_recommend.platform.gateway.schema import (
     String,
     page_query,
 )
-from ec_recommend.platform.gateway.transcode import message_to_json
+from ec_recommend.edge.gateway.transcode import message_to_json
 
 ORDER = "order"
 STATUSES = ("PENDING_PAYMENT", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")

@@ -10,10 +10,10 @@ from aiohttp import web
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
-from ec_recommend.platform.gateway.keys import ACTIVITY, PRODUCT_CACHE
-from ec_recommend.platform.gateway.request import ApiRequest, paged
-from ec_recommend.platform.gateway.routes import Endpoint
-from ec_recommend.platform.gateway.schema import (
+from ec_recommend.edge.gateway.keys import ACTIVITY, PRODUCT_CACHE
+from ec_recommend.edge.gateway.request import ApiRequest, paged
+from ec_recommend.edge.gateway.routes import Endpoint
+from ec_recommend.edge.gateway.schema import (
     MONEY,
     Array,
     Integer,
@@ -21,7 +21,7 @@ from ec_recommend.platform.gateway.schema import (
     String,
     page_query,
 )
-from ec_recommend.platform.gateway.transcode import message_to_json
+from ec_recommend.edge.gateway.transcode import message_to_json
 from ec_recommend.platform.ids import require_id
 from ec_recommend.platform.rpc.context import Identity
 

@@ -25,7 +25,7 @@ from aiohttp import web
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
-from ec_recommend.platform.gateway.keys import GATEWAY
+from ec_recommend.edge.gateway.keys import GATEWAY
 from ec_recommend.platform.rpc.client import ClientFactory
 
 CHECK_TIMEOUT = 2.0

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ec_recommend._gen.ecommerce import search as pb
-from ec_recommend.platform.gateway.request import ApiRequest, paged
-from ec_recommend.platform.gateway.routes import Endpoint
-from ec_recommend.platform.gateway.schema import Boolean, Integer, String, page_query
-from ec_recommend.platform.gateway.transcode import message_to_json
+from ec_recommend.edge.gateway.request import ApiRequest, paged
+from ec_recommend.edge.gateway.routes import Endpoint
+from ec_recommend.edge.gateway.schema import Boolean, Integer, String, page_query
+from ec_recommend.edge.gateway.transcode import message_to_json
 
 SEARCH = "search"
 MAX_PRICE = 10**12

@@ -29,10 +29,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from opentelemetry.trace import Status, StatusCode
 
+from ec_recommend.edge.gateway import http_errors
+from ec_recommend.edge.gateway.identity import bearer_token
+from ec_recommend.edge.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID
 from ec_recommend.platform import errors
-from ec_recommend.platform.gateway import http_errors
-from ec_recommend.platform.gateway.identity import bearer_token
-from ec_recommend.platform.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID
 from ec_recommend.platform.rpc.context import Identity
 from ec_recommend.platform.telemetry.http import (
     CLIENT_CLOSED,

@@ -32,18 +32,18 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from ec_recommend.platform import errors
-from ec_recommend.platform.gateway.identity import bearer_token
-from ec_recommend.platform.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID
-from ec_recommend.platform.realtime.expiry import close_at_expiry
-from ec_recommend.platform.realtime.fanout import Fanout
-from ec_recommend.platform.realtime.hub import (
+from ec_recommend.edge.gateway.identity import bearer_token
+from ec_recommend.edge.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID
+from ec_recommend.edge.realtime.expiry import close_at_expiry
+from ec_recommend.edge.realtime.fanout import Fanout
+from ec_recommend.edge.realtime.hub import (
     IDLE,
     POLICY_VIOLATION,
     Connection,
     Hub,
 )
-from ec_recommend.platform.realtime.messages import error_frame, frame
+from ec_recommend.edge.realtime.messages import error_frame, frame
+from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.context import Identity
 
 log = logging.getLogger(__name__)

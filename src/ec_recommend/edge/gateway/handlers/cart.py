@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ec_recommend._gen.ecommerce import cart as pb
-from ec_recommend.platform.gateway.request import ApiRequest
-from ec_recommend.platform.gateway.routes import Endpoint
-from ec_recommend.platform.gateway.schema import Integer, Object, String
+from ec_recommend.edge.gateway.request import ApiRequest
+from ec_recommend.edge.gateway.routes import Endpoint
+from ec_recommend.edge.gateway.schema import Integer, Object, String
 
 CART = "cart"
 

@@ -16,11 +16,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ec_recommend.edge.realtime.messages import ORDERS, PRODUCT_PREFIX, Push, frame, order_topic
+from ec_recommend.edge.realtime.metrics import CountingMetrics, RealtimeMetrics
+from ec_recommend.edge.realtime.ring import ReplayRing
 from ec_recommend.platform import errors
 from ec_recommend.platform.ids import require_id
-from ec_recommend.platform.realtime.messages import ORDERS, PRODUCT_PREFIX, Push, frame, order_topic
-from ec_recommend.platform.realtime.metrics import CountingMetrics, RealtimeMetrics
-from ec_recommend.platform.realtime.ring import ReplayRing
 
 # Close codes (4000-4999 are the application's own).
 GOING_AWAY = 1001

@@ -21,11 +21,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.config import EventsConfig
+from ec_recommend.edge.realtime.fanout import OnEvent, deliver_bodies
+from ec_recommend.edge.realtime.feed import QueueFeed, pushed_routes
 from ec_recommend.platform.events.aws import aws_client, prefixed, topic_arns
 from ec_recommend.platform.events.envelope import Event, encode
 from ec_recommend.platform.events.topology import Topology
-from ec_recommend.platform.realtime.fanout import OnEvent, deliver_bodies
-from ec_recommend.platform.realtime.feed import QueueFeed, pushed_routes
 
 log = logging.getLogger(__name__)
 

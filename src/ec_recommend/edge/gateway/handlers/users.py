@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ec_recommend._gen.ecommerce import user as pb
-from ec_recommend.platform.gateway.keys import GATEWAY
-from ec_recommend.platform.gateway.request import ApiRequest
-from ec_recommend.platform.gateway.routes import Endpoint
-from ec_recommend.platform.gateway.schema import Object, String, StringMap
+from ec_recommend.edge.gateway.keys import GATEWAY
+from ec_recommend.edge.gateway.request import ApiRequest
+from ec_recommend.edge.gateway.routes import Endpoint
+from ec_recommend.edge.gateway.schema import Object, String, StringMap
 
 USER = "user"
 
