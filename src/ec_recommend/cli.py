@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -14,6 +15,7 @@ from pathlib import Path
 from ec_recommend.config import Config, ConfigError
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime import process
+from ec_recommend.runtime.endpoints_file import with_running_up
 from ec_recommend.runtime.events import (
     EVENT_COMMANDS,
     add_event_commands,
@@ -26,14 +28,7 @@ log = logging.getLogger("ec_recommend")
 
 DESCRIPTION = """\
 ec-recommend: an e-commerce backend as asyncio microservices.
-
-commands:
-  up         run the whole system locally with demo data (one process)
-  serve      run one or more services and/or event consumers in one process
-  provision  create or update the SNS/SQS topology and Cognito pool (idempotent)
-  dlq        list, show, redrive or purge dead-letter queues
-  events     replay: publish the events sent since a time again (inboxes dedupe)
-  certs      development CA and service certificates for mTLS (certs init)
+Start with `ec-recommend up`; `ec-recommend COMMAND --help` tells more.
 """
 
 
@@ -43,17 +38,33 @@ def _parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser(
         "up",
-        help="run every service locally with demo data",
+        help="run the whole system locally with demo data (one process)",
         description="Start every service in one process on one event loop, load demo "
-        "data, write <data-dir>/endpoints.json and run until SIGINT/SIGTERM.",
+        "data, write <data-dir>/endpoints.json and run until Ctrl-C (SIGINT), "
+        "SIGTERM or SIGHUP.",
     )
-    up.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    up.add_argument("--port", type=int, default=8080, help="gateway port (0 = any free port)")
-    up.add_argument("--data-dir", type=Path, default=None, help="where the data lives")
+    up.add_argument(
+        "--host",
+        default=None,
+        help="gateway address (default: EC_GATEWAY_HOST, else 127.0.0.1)",
+    )
+    up.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="gateway port, 0 = any free port (default: EC_GATEWAY_PORT, else 8080)",
+    )
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the data lives (default: EC_DATA_DIR, else .ec-data)",
+    )
     up.add_argument("--no-demo", action="store_true", help="do not load demo data")
     up.add_argument(
         "--mtls",
@@ -66,14 +77,20 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_workers,
         default=1,
-        help="gateway processes sharing the port (SO_REUSEPORT): this one and N-1 workers",
+        help="gateway processes sharing the port (SO_REUSEPORT): this one and N-1 workers "
+        "(default: 1)",
+    )
+    up.add_argument(
+        "--json",
+        action="store_true",
+        help="report readiness as one JSON line, as when stdout is not a terminal",
     )
 
     serve = commands.add_parser(
         "serve",
-        help="run the named services in one process",
+        help="run one or more services, consumers and/or the gateway in one process",
         description="Run the named services, each on its own gRPC port, until "
-        "SIGINT/SIGTERM, then drain in-flight calls and stop. Ports come from "
+        "SIGINT, SIGTERM or SIGHUP, then drain in-flight calls and stop. Ports come from "
         "EC_PORT_<SERVICE> or the config file (default: any free port); one JSON "
         "line on stdout reports where each service listens.",
     )
@@ -81,9 +98,14 @@ def _parser() -> argparse.ArgumentParser:
         "services",
         nargs="+",
         metavar="SERVICE",
-        help=f"one or more of: {', '.join(dict.fromkeys(available_services() + list(CONSUMERS)))}",
+        help=f"one or more of: {', '.join(_servable())}",
     )
-    serve.add_argument("--data-dir", type=Path, default=None, help="where SQLite files live")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where SQLite files live (default: EC_DATA_DIR, else .ec-data)",
+    )
     serve.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     serve.add_argument(
         "--workers",
@@ -94,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
 
     certs = commands.add_parser(
         "certs",
-        help="development certificates for mTLS",
+        help="development CA and service certificates for mTLS (certs init)",
         description="certs init: create a development CA and one certificate per "
         "service, consumer and the gateway (kept if present; --force starts over).",
     )
@@ -105,6 +127,20 @@ def _parser() -> argparse.ArgumentParser:
     certs.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     add_event_commands(commands)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ec-recommend")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _servable() -> list[str]:
+    """What ``serve`` can host: services, event consumers and the gateway."""
+    return list(dict.fromkeys([*available_services(), *CONSUMERS, "gateway"]))
 
 
 def _workers(text: str) -> int:
@@ -143,32 +179,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ec-recommend: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        known = list(dict.fromkeys([*available_services(), *CONSUMERS, "gateway"]))
-        unknown = [name for name in args.services if name not in known]
-        if unknown:
-            print(
-                f"ec-recommend: unknown service(s): {', '.join(unknown)}; "
-                f"choose from {', '.join(known)}",
-                file=sys.stderr,
-            )
-            return 2
-        consumers = [name for name in args.services if name in CONSUMERS]
-        if consumers and not config.events.enabled:
-            print(
-                "ec-recommend: consumers need SNS/SQS: set EC_AWS_ENDPOINT_URL or "
-                "EC_PROFILE=production",
-                file=sys.stderr,
-            )
-            return 2
-        services = [name for name in args.services if name in available_services()]
-        gateway = "gateway" in args.services
-        if args.workers > 1 and not gateway:
-            print("ec-recommend: --workers is for the gateway: serve gateway", file=sys.stderr)
-            return 2
-        return process.run(
-            _serve(config, services, consumers, gateway=gateway, workers=args.workers)
+        return _serve_command(config, args)
+    return _up_command(config, args)
+
+
+def _serve_command(config: Config, args: argparse.Namespace) -> int:
+    known = _servable()
+    unknown = [name for name in args.services if name not in known]
+    if unknown:
+        return _fail(f"unknown service(s): {', '.join(unknown)}; choose from {', '.join(known)}")
+    consumers = [name for name in args.services if name in CONSUMERS]
+    services = [name for name in args.services if name in available_services()]
+    gateway = "gateway" in args.services
+    if args.workers > 1 and not gateway:
+        return _fail("--workers is for the gateway: serve gateway")
+    if consumers or gateway:
+        config = with_running_up(config)
+    if consumers and not config.events.enabled:
+        return _fail(
+            "consumers need SNS/SQS: run `ec-recommend up` in the data dir, "
+            "or set EC_AWS_ENDPOINT_URL, or EC_PROFILE=production"
         )
-    return process.run(_up(config, args))
+    if gateway and not config.auth.configured:
+        return _fail(
+            "the gateway needs a Cognito pool: run `ec-recommend up` in the data dir, "
+            "or set EC_COGNITO_USER_POOL_ID and EC_COGNITO_CLIENT_ID "
+            "(and EC_COGNITO_ENDPOINT_URL for moto)"
+        )
+    if gateway and (busy := process.port_in_use(config.gateway.host, config.gateway.port)):
+        return _fail(busy + "; set EC_GATEWAY_PORT")
+    return process.run(_serve(config, services, consumers, gateway=gateway, workers=args.workers))
+
+
+def _up_command(config: Config, args: argparse.Namespace) -> int:
+    host = args.host or config.gateway.host
+    port = config.gateway.port if args.port is None else args.port
+    if busy := process.port_in_use(host, port):
+        return _fail(busy + "; choose another with --port (0 = any free port)")
+    return process.run(_up(config, args, host, port))
+
+
+def _fail(message: str) -> int:
+    """One line on stderr and the usage exit status: what is wrong and what to do."""
+    print(f"ec-recommend: {message}", file=sys.stderr)
+    return 2
 
 
 def _certs_init(config: Config, args: argparse.Namespace) -> int:
@@ -238,18 +292,26 @@ async def _gateway(
         yield url
 
 
-async def _up(config: Config, args: argparse.Namespace) -> int:
-    from ec_recommend.runtime.local_system import DEMO_PASSWORD, local_system
+async def _up(config: Config, args: argparse.Namespace, host: str, port: int) -> int:
+    from ec_recommend.runtime.local_system import DEMO_PASSWORD, local_system, ready_summary
 
     async def body(stop: asyncio.Event) -> None:
+        started = time.monotonic()
         async with local_system(
-            config, host=args.host, port=args.port, demo=not args.no_demo, workers=args.workers
+            config, host=host, port=port, demo=not args.no_demo, workers=args.workers
         ) as system:
-            process.report_ready(
-                **system.endpoints,
-                endpoints_file=str(system.endpoints_file),
-                demo_password=None if args.no_demo else DEMO_PASSWORD,
-            )
+            demo_password = None if args.no_demo else DEMO_PASSWORD
+            if sys.stdout.isatty() and not args.json:
+                print(
+                    ready_summary(system, demo_password, seconds=time.monotonic() - started),
+                    flush=True,
+                )
+            else:
+                process.report_ready(
+                    **system.endpoints,
+                    endpoints_file=str(system.endpoints_file),
+                    demo_password=demo_password,
+                )
             await stop.wait()
             log.info("stopping: gateway, consumers, services, then local AWS")
 

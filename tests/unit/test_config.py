@@ -99,3 +99,11 @@ def test_relay_pacing_from_environment() -> None:
     assert production.relay_concurrency == 8  # AWS is latency-bound
     with pytest.raises(ConfigError, match="relay_concurrency"):
         Config.from_env({"EC_RELAY_CONCURRENCY": "0"})
+
+
+def test_consumer_long_poll_is_short_locally() -> None:
+    # a stop waits out one poll: `up` must stop in seconds; AWS bills per receive
+    assert Config.from_env({}).events.consumer_wait_seconds == 2
+    production = events_config(Section("events", {}, {}), "production")
+    assert production.consumer_wait_seconds == 10
+    assert Config.from_env({"EC_CONSUMER_WAIT_SECONDS": "20"}).events.consumer_wait_seconds == 20

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -24,6 +24,7 @@ from ec_recommend.platform.events.consumer import Subscription
 from ec_recommend.platform.events.worker import ConsumerWorker
 from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.runtime import process
+from ec_recommend.runtime.endpoints_file import with_running_up
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def add_event_commands(commands: Any) -> None:
     """Add ``provision`` and ``dlq`` to the CLI's subcommands."""
     provision = commands.add_parser(
         "provision",
-        help="create or update the SNS/SQS topology",
+        help="create or update the SNS/SQS topology and Cognito pool (idempotent)",
         description="Create or update topics, queues, DLQs, queue policies and "
         "subscriptions from settings/topology.yaml (EC_AWS_ENDPOINT_URL for moto, AWS "
         "otherwise). Idempotent: prints what it created or updated.",
@@ -78,7 +79,7 @@ def add_event_commands(commands: Any) -> None:
     provision.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     dlq = commands.add_parser(
         "dlq",
-        help="inspect and redrive dead-letter queues",
+        help="list, show, redrive or purge dead-letter queues",
         description="list [QUEUE]: messages in each DLQ. show QUEUE: peek at dead "
         "letters. redrive QUEUE [--max N]: move them back to the source queue. "
         "purge QUEUE [--yes]: delete them (asks first). QUEUE is a queue or DLQ name.",
@@ -91,7 +92,7 @@ def add_event_commands(commands: Any) -> None:
     dlq.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     events = commands.add_parser(
         "events",
-        help="publish sent events again (replay)",
+        help="replay: publish the events sent since a time again (inboxes dedupe)",
         description="replay --since TIME [--service S ...]: outbox rows sent at or after "
         "TIME (ISO 8601, UTC unless an offset is given, or a duration back from now: "
         "90s, 15m, 2h, 1d) become pending, so the relay of a running or the next "
@@ -114,15 +115,20 @@ def add_event_commands(commands: Any) -> None:
 def run_event_command(config: Config, args: argparse.Namespace) -> int:
     if args.command == "events":
         return _run_replay(config, args)
+    config = with_running_up(config)
     if not config.events.enabled:
         print(
-            "ec-recommend: events are not configured: set EC_AWS_ENDPOINT_URL (moto) "
+            "ec-recommend: events are not configured: run `ec-recommend up` in the data dir "
+            f"({config.storage.data_dir}), or set EC_AWS_ENDPOINT_URL (moto) "
             "or EC_PROFILE=production (AWS)",
             file=sys.stderr,
         )
         return 2
+    if config.events.endpoint_url and (why := process.unreachable(config.events.endpoint_url)):
+        print(f"ec-recommend: {why}", file=sys.stderr)
+        return 1
     if args.command == "provision":
-        return process.run(_provision(config))
+        return process.run(_aws_errors_in_one_line(_provision(config), config.events.endpoint_url))
     if args.action != "list" and not args.queue:
         print(f"ec-recommend: dlq {args.action} needs a QUEUE", file=sys.stderr)
         return 2
@@ -134,7 +140,18 @@ def run_event_command(config: Config, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    return process.run(_dlq(config, args))
+    return process.run(_aws_errors_in_one_line(_dlq(config, args), config.events.endpoint_url))
+
+
+async def _aws_errors_in_one_line(work: Awaitable[int], endpoint: str | None) -> int:
+    """An AWS failure at the command line is one line naming where, not a traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return await work
+    except (BotoCoreError, ClientError, OSError) as exc:
+        print(f"ec-recommend: AWS at {endpoint or 'its default endpoint'}: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _provision(config: Config) -> int:

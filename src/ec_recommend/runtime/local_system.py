@@ -14,7 +14,6 @@ and the outbox replays what the dead child held.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -34,6 +33,7 @@ from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.runtime import replay_window
+from ec_recommend.runtime.endpoints_file import endpoints_path, write_endpoints
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
 from ec_recommend.runtime.local_aws import LocalAws
@@ -49,6 +49,27 @@ DEMO_PASSWORD = "Demo-password-1"
 class LocalSystem:
     endpoints: dict[str, Any]
     endpoints_file: Path
+
+
+def ready_summary(system: LocalSystem, demo_password: str | None, *, seconds: float) -> str:
+    """What a person at a terminal needs once ``up`` is ready (tools get the JSON line)."""
+    from ec_recommend.runtime.demo import DEMO_USERS
+
+    gateway = system.endpoints["gateway_url"]
+    lines = [
+        f"ec-recommend is up (ready in {seconds:.1f} s)",
+        f"  REST API      {gateway}/api/v1/products",
+        f"  OpenAPI       {gateway}/api/v1/openapi.json",
+    ]
+    if demo_password:
+        accounts = ", ".join(email for _subject, email, _name in DEMO_USERS)
+        lines.append(f"  demo accounts {accounts} (password {demo_password})")
+    lines += [
+        f"  local AWS     {system.endpoints['aws_endpoint_url']} (moto)",
+        f"  endpoints     {system.endpoints_file}",
+        "Stop with Ctrl-C.",
+    ]
+    return "\n".join(lines)
 
 
 def local_config(config: Config, aws: LocalAws) -> Config:
@@ -158,6 +179,10 @@ class _CleanStop:
     ) -> None:
         if exc_type is not None:
             return  # not clean: the next start replays since this broker started
+        log.info(
+            "stopping: letting events in flight reach their subscribers (up to %.0f s)",
+            self.config.events.shutdown_grace,
+        )
         try:
             done = await replay_window.drained(
                 self.relays, self.config.events, self.config.events.shutdown_grace
@@ -207,7 +232,7 @@ async def local_system(
     port (edge/gateway/workers.py), dialling the services hosted here."""
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "endpoints.json"
+    path = endpoints_path(data_dir)
     # A file from an earlier run names ports that are gone; readers wait for the new one.
     path.unlink(missing_ok=True)
     async with AsyncExitStack() as stack:
@@ -253,10 +278,7 @@ async def local_system(
             )
             stack.callback(started.begin_stop)
         endpoints = {"gateway_url": gateway_url, **facts}
-        # Written aside and renamed, so a reader never sees half a file.
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(endpoints, indent=2), encoding="utf-8")
-        partial.replace(path)
+        write_endpoints(data_dir, endpoints)
         mark_ready(app)
         log.info("gateway listening on %s; endpoints in %s", gateway_url, path)
         yield LocalSystem(endpoints, path)
