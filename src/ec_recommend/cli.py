@@ -22,7 +22,12 @@ from ec_recommend.runtime.events import (
     hosted_consumers,
     run_event_command,
 )
-from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
+from ec_recommend.runtime.registry import (
+    CONSUMERS,
+    ServiceEnv,
+    available_services,
+    certificate_names,
+)
 
 log = logging.getLogger("ec_recommend")
 
@@ -165,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "mtls", False):
         from ec_recommend.platform.security.tls import dev_tls_config
 
-        config = replace(config, tls=dev_tls_config(config.storage.data_dir / "certs"))
+        config = replace(
+            config, tls=dev_tls_config(config.storage.data_dir / "certs", certificate_names())
+        )
     process.configure_logging(config)
     if args.command == "certs":
         return _certs_init(config, args)
@@ -227,7 +234,6 @@ def _fail(message: str) -> int:
 
 def _certs_init(config: Config, args: argparse.Namespace) -> int:
     from ec_recommend.platform.security.certs import init_certificates
-    from ec_recommend.platform.security.tls import certificate_names
 
     directory = args.dir or config.storage.data_dir / "certs"
     written = init_certificates(directory, certificate_names(), force=args.force)

@@ -30,10 +30,11 @@ from ec_recommend.platform.events.inbox import inbox
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.security.certs import init_certificates
-from ec_recommend.platform.security.tls import GATEWAY, certificate_names
+from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.host import host_services
 from ec_recommend.runtime.local_aws import LocalAws
+from ec_recommend.runtime.registry import certificate_names
 from tests.chaos.invariants import check_stock, stock_levels
 from tests.conftest import events_on, wait_for
 from tests.integration.order.shop import Shop, acting_as, new_user

@@ -28,6 +28,7 @@ from ec_recommend.edge.gateway.app import cognito_setup, create_app, mark_ready,
 from ec_recommend.edge.gateway.health import BROKER_STATE
 from ec_recommend.edge.gateway.workers import GatewayWorkers, per_process_limits, worker_spec
 from ec_recommend.platform import errors
+from ec_recommend.platform.aws import LocalAws
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.rpc.client import ClientFactory
@@ -36,7 +37,6 @@ from ec_recommend.runtime import replay_window
 from ec_recommend.runtime.endpoints_file import endpoints_path, write_endpoints
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
-from ec_recommend.runtime.local_aws import LocalAws
 from ec_recommend.runtime.local_broker import LocalBroker
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
 
