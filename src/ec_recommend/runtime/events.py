@@ -136,7 +136,10 @@ def run_event_command(config: Config, args: argparse.Namespace) -> int:
         print("ec-recommend: --max must be at least 1", file=sys.stderr)
         return 2
     if args.action == "purge" and not args.yes:
-        answer = input(f"Delete every message in the DLQ of {args.queue}? [y/N] ")
+        try:
+            answer = input(f"Delete every message in the DLQ of {args.queue}? [y/N] ")
+        except EOFError:  # no one to ask (stdin closed): the safe answer
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
