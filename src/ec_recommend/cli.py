@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ec_recommend.config import Config, ConfigError
+from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime import process
 from ec_recommend.runtime.endpoints_file import with_running_up
@@ -215,7 +216,12 @@ def _serve_command(config: Config, args: argparse.Namespace) -> int:
         )
     if gateway and (busy := process.port_in_use(config.gateway.host, config.gateway.port)):
         return _fail(busy + "; set EC_GATEWAY_PORT")
-    return process.run(_serve(config, services, consumers, gateway=gateway, workers=args.workers))
+    try:
+        return process.run(
+            _serve(config, services, consumers, gateway=gateway, workers=args.workers)
+        )
+    except errors.Unavailable as exc:  # at start: a consumer's service has no address
+        return _fail(f"{exc}; set EC_ENDPOINTS_<SERVICE>=host:port, or serve it in this process")
 
 
 def _up_command(config: Config, args: argparse.Namespace) -> int:

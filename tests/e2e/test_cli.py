@@ -167,3 +167,14 @@ def test_sighup_stops_up_like_sigterm_and_leaves_no_process(tmp_path: Path) -> N
         assert time.monotonic() < deadline, f"left running: {children}"
         time.sleep(0.1)
     assert "stopping: letting events in flight" in (tmp_path / "up.log").read_text()
+
+
+def test_a_consumer_without_its_services_names_the_variable(tmp_path: Path) -> None:
+    # an AWS endpoint is set, so the consumer gets as far as dialling the product service
+    result = cli(
+        "serve", "inventory", env={"EC_AWS_ENDPOINT_URL": "http://127.0.0.1:1"}, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert "'product'" in line
+    assert "EC_ENDPOINTS_" in line

@@ -277,7 +277,8 @@ async def local_system(
                 _workers(edge, app, gateway_url, hosted, workers)
             )
             stack.callback(started.begin_stop)
-        endpoints = {"gateway_url": gateway_url, **facts}
+        # services: what a `serve` of a consumer or a gateway next to it dials
+        endpoints = {"gateway_url": gateway_url, **facts, "services": hosted.endpoints()}
         write_endpoints(data_dir, endpoints)
         mark_ready(app)
         log.info("gateway listening on %s; endpoints in %s", gateway_url, path)
