@@ -28,8 +28,8 @@ class EventsConfig:
     relay_interval: float = 0.2
     relay_max_backoff: float = 30.0
     consumer_concurrency: int = 10  # one full receive batch
-    # Long poll; a stop waits one out (returning what it brought), so locally,
-    # where nobody pays per receive, it is short and `up` stops in seconds.
+    # Long poll; a stop waits one out (returning what it brought). The local
+    # profile makes it 2 s, so `up` stops in seconds; nobody pays per receive there.
     consumer_wait_seconds: int = 10
     # After a partial batch, wait this long before receiving again so the next
     # batch is fuller (fewer receives and deletes per message); 0 disables.

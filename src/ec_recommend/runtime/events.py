@@ -66,6 +66,12 @@ async def hosted_consumers(
         yield workers
 
 
+_DATA_DIR_HELP = (
+    "where a running `up` keeps its endpoints.json, used when no AWS endpoint is set "
+    "(default: EC_DATA_DIR, else .ec-data)"
+)
+
+
 def add_event_commands(commands: Any) -> None:
     """Add ``provision`` and ``dlq`` to the CLI's subcommands."""
     provision = commands.add_parser(
@@ -76,7 +82,7 @@ def add_event_commands(commands: Any) -> None:
         "otherwise). Idempotent: prints what it created or updated.",
     )
     provision.add_argument("--config", type=Path, default=None, help="YAML configuration file")
-    provision.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    provision.add_argument("--data-dir", type=Path, default=None, help=_DATA_DIR_HELP)
     dlq = commands.add_parser(
         "dlq",
         help="list, show, redrive or purge dead-letter queues",
@@ -89,7 +95,7 @@ def add_event_commands(commands: Any) -> None:
     dlq.add_argument("--max", type=int, default=None, help="at most N messages")
     dlq.add_argument("--yes", action="store_true", help="purge without asking")
     dlq.add_argument("--config", type=Path, default=None, help="YAML configuration file")
-    dlq.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    dlq.add_argument("--data-dir", type=Path, default=None, help=_DATA_DIR_HELP)
     events = commands.add_parser(
         "events",
         help="replay: publish the events sent since a time again (inboxes dedupe)",
