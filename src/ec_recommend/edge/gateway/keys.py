@@ -11,11 +11,13 @@ from aiohttp import web
 from ec_recommend.edge.gateway.client_address import ClientAddressResolver
 from ec_recommend.edge.gateway.identity import IdentityResolver
 from ec_recommend.edge.gateway.ratelimit import RateLimiter, Tiers
+from ec_recommend.edge.gateway.request import ACTIVITY
 from ec_recommend.edge.gateway.routes import RouteTable
 from ec_recommend.platform.cache import ProductCache
-from ec_recommend.platform.events.activity import ActivitySender
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import Identity
+
+__all__ = ["ACTIVITY", "GATEWAY", "IDENTITY", "PRODUCT_CACHE", "REQUEST_ID", "Gateway"]
 
 if TYPE_CHECKING:
     from ec_recommend.edge.gateway.accounts import Accounts
@@ -42,5 +44,3 @@ GATEWAY = web.AppKey("ec_gateway", Gateway)
 REQUEST_ID = web.RequestKey("ec_request_id", str)
 IDENTITY = web.RequestKey("ec_identity", Identity)  # absent for anonymous callers
 PRODUCT_CACHE = web.AppKey("ec_product_cache", ProductCache)  # platform/cache.py
-# analytics.user_activity sender (platform/events/activity.py); absent without events
-ACTIVITY = web.AppKey("ec_activity", ActivitySender)
