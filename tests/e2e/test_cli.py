@@ -6,6 +6,8 @@ Every case runs the installed command in a subprocess, as typed at a shell.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -178,3 +180,43 @@ def test_a_consumer_without_its_services_names_the_variable(tmp_path: Path) -> N
     line = one_line(result.stderr)
     assert "'product'" in line
     assert "EC_ENDPOINTS_" in line
+
+
+def test_up_on_a_terminal_prints_a_short_summary(tmp_path: Path) -> None:
+    """stdout a terminal: a few lines for a person instead of the JSON line for tools."""
+    primary, secondary = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EC_")}
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ec_recommend.cli",
+            "up",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=secondary,
+        stderr=subprocess.DEVNULL,
+        env={**environment, "EC_LOG_LEVEL": "WARNING"},
+    )
+    os.close(secondary)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 90
+        while b"Stop with Ctrl-C." not in shown:
+            assert child.poll() is None, shown
+            assert time.monotonic() < deadline, shown
+            ready, _, _ = select.select([primary], [], [], 0.5)
+            if ready:
+                shown += os.read(primary, 4096)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(30)
+        os.close(primary)
+    text = shown.decode()
+    assert '{"event"' not in text
+    assert "/api/v1/openapi.json" in text
+    assert "customer@example.com" in text
+    assert str(tmp_path / "endpoints.json") in text
