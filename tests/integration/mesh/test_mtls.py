@@ -20,6 +20,7 @@ from ec_recommend.platform.rpc.mesh import load_mesh
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security.allowlist import service_identity_middleware
 from ec_recommend.platform.security.certs import Authority, init_certificates
+from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.security.tls import ClientTls, server_context
 from tests.integration.mesh.faulty import FaultyProducts, mesh
 
@@ -165,3 +166,26 @@ async def test_permissive_admits_callers_without_a_certificate_to_open_methods_o
         with pytest.raises(errors.PermissionDenied):
             await stub.reserve_stock(RESERVE)
     assert not service.calls["ReserveStock"]
+
+
+async def test_a_process_with_only_a_certificate_directory_calls_as_its_consumer(
+    pki: TlsConfig, tmp_path: Path
+) -> None:
+    """As ``serve inventory analytics`` with EC_TLS_CERT_DIR and no EC_TLS_CERT.
+
+    Consumers build their stubs while acting as themselves; the process has
+    no certificate of its own to build them with, and needs none.
+    """
+    assert pki.cert_dir is not None
+    init_certificates(pki.cert_dir, ["inventory"])
+    tls = ClientTls(replace(pki, cert=None, key=None))
+    async with (
+        strict_product(pki) as (service, server),
+        ClientFactory(
+            {"product": [Endpoint("127.0.0.1", server.port)]}, mesh=mesh(), tls=tls
+        ) as clients,
+    ):
+        with acting_as("inventory"):
+            stub = clients.stub(pb.ProductServiceStub, "product")
+            assert (await stub.get_product(GET)).name == "ok"
+    assert len(service.calls["GetProduct"]) == 1

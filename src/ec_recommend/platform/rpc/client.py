@@ -334,6 +334,14 @@ class CallInvoker:
     def _identity(self) -> str | None:
         return None if self._tls is None else self._tls.identity_for(current_actor())
 
+    def stub_channel(self) -> Channel:
+        """The channel a stub is built on (its calls come here): the current caller's.
+
+        Not the process's default identity: a process that hosts only
+        consumers or services, each with its own certificate, has none.
+        """
+        return self.balancer.channel(self.balancer.choose(), self._identity())
+
     def _caller(self) -> str | None:
         """Who an in-process call comes from: what its certificate would say."""
         if self._tls is None:
@@ -453,7 +461,7 @@ class ClientFactory:
 
     def stub(self, stub_type: type[StubT], service: str) -> StubT:
         invoker = self.invoker(service)
-        stub = _policy_stub_type(stub_type)(invoker.balancer.pick())
+        stub = _policy_stub_type(stub_type)(invoker.stub_channel())
         stub._ec_invoker = invoker  # type: ignore[attr-defined]
         return stub
 
