@@ -22,6 +22,7 @@ from ec_recommend.platform.security.allowlist import service_identity_middleware
 from ec_recommend.platform.security.certs import Authority, init_certificates
 from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.security.tls import ClientTls, server_context
+from tests.conftest import wait_for
 from tests.integration.mesh.faulty import FaultyProducts, mesh
 
 pytestmark = pytest.mark.asyncio
@@ -38,12 +39,16 @@ def pki(tmp_path: Path) -> TlsConfig:
 
 
 @asynccontextmanager
-async def strict_product(tls: TlsConfig) -> AsyncIterator[tuple[FaultyProducts, RpcServer]]:
+async def strict_product(
+    tls: TlsConfig, port: int = 0
+) -> AsyncIterator[tuple[FaultyProducts, RpcServer]]:
     service = FaultyProducts()
     policy = replace(load_mesh().policy("product"))
     async with RpcServer(
         "product",
         [service],
+        port=port,
+        drain_timeout=0.5,
         ssl_context=server_context(tls, "product"),
         middlewares=[service_identity_middleware("product", policy, tls)],
     ) as server:
@@ -189,3 +194,36 @@ async def test_a_process_with_only_a_certificate_directory_calls_as_its_consumer
             stub = clients.stub(pb.ProductServiceStub, "product")
             assert (await stub.get_product(GET)).name == "ok"
     assert len(service.calls["GetProduct"]) == 1
+
+
+async def test_its_health_probes_present_the_certificate_of_the_calling_consumer(
+    pki: TlsConfig,
+) -> None:
+    """The same process: a product replica goes away and comes back on its port."""
+    assert pki.cert_dir is not None
+    init_certificates(pki.cert_dir, ["inventory"])
+    tls = ClientTls(replace(pki, cert=None, key=None))
+    async with strict_product(pki) as (_, server):
+        port = server.port
+    async with ClientFactory(
+        {"product": [Endpoint("127.0.0.1", port)]},
+        mesh=mesh(retry={"max_retries": 0}),
+        tls=tls,
+    ) as clients:
+        with acting_as("inventory"):
+            stub = clients.stub(pb.ProductServiceStub, "product")
+            for _ in range(2):  # refused twice: ejected
+                with pytest.raises(errors.Unavailable):
+                    await stub.get_product(GET)
+
+            def healthy() -> bool:
+                return bool(clients.health_report()["product"]["endpoints"][0]["healthy"])
+
+            assert not healthy()
+            async with strict_product(pki, port):
+
+                async def back_in_rotation() -> bool:
+                    await stub.get_product(GET)  # picking endpoints schedules the probes
+                    return healthy()
+
+                await wait_for(back_in_rotation, timeout=10)

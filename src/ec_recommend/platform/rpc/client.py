@@ -228,8 +228,9 @@ class CallInvoker:
                     self.local, route, request, response_type, outgoing, deadline
                 )
             else:
-                endpoint = self.balancer.choose()
-                channel = self.balancer.channel(endpoint, self._identity())
+                identity = self._identity()
+                endpoint = self.balancer.choose(identity)
+                channel = self.balancer.channel(endpoint, identity)
                 if not channel._connected:  # grpclib's own check; connected is the hot path
                     await self._connect(channel, deadline, limit)
                 sent = True
@@ -335,12 +336,15 @@ class CallInvoker:
         return None if self._tls is None else self._tls.identity_for(current_actor())
 
     def stub_channel(self) -> Channel:
-        """The channel a stub is built on (its calls come here): the current caller's.
+        """The channel a stub is built on; its calls come here and pick their own.
 
-        Not the process's default identity: a process that hosts only
-        consumers or services, each with its own certificate, has none.
+        It takes no turn in the rotation (the gateway builds a stub per
+        request: taking one would send every call of a gateway to the same
+        one of two replicas), and is the current caller's, not the process's
+        default identity: a process that hosts only consumers or services,
+        each with its own certificate, has none.
         """
-        return self.balancer.channel(self.balancer.choose(), self._identity())
+        return self.balancer.channel(self.balancer.endpoints[0], self._identity())
 
     def _caller(self) -> str | None:
         """Who an in-process call comes from: what its certificate would say."""
