@@ -58,14 +58,18 @@ def netns_unavailable_reason() -> str | None:
     return None
 
 
-def _owner_alive(pid_hex: str) -> bool:
-    try:
-        os.kill(int(pid_hex, 16), 0)
-    except ProcessLookupError:
+def left_by_dead_run(name: str) -> bool:
+    """Whether ``name`` was made by a fleet run whose process is gone."""
+    owner = _OWNED.match(name)
+    if owner is None:
         return False
-    except PermissionError:
+    try:
+        os.kill(int(owner.group(1), 16), 0)
+    except ProcessLookupError:
         return True
-    return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _kill_namespace(namespace: str) -> None:
@@ -81,15 +85,13 @@ def remove_leftovers() -> list[str]:
     removed = []
     for line in ip("netns", "list", check=False).splitlines():
         namespace = line.split()[0] if line.strip() else ""
-        owner = _OWNED.match(namespace)
-        if owner and not _owner_alive(owner.group(1)):
+        if left_by_dead_run(namespace):
             _kill_namespace(namespace)
             removed.append(namespace)
     for line in ip("-o", "link", "show", check=False).splitlines():
         # "12: ecf01a2b3br: <...>" or "13: ecf01a2b3h4@if12: <...>"
         name = line.split(":", 2)[1].strip().split("@")[0] if ":" in line else ""
-        owner = _OWNED.match(name)
-        if owner and not _owner_alive(owner.group(1)):
+        if left_by_dead_run(name):
             ip("link", "del", name, check=False)
             removed.append(name)
     return removed
