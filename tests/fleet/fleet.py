@@ -145,7 +145,7 @@ class Fleet:
     postgres_url: str
     redis_url: str
     processes: dict[str, HostProcess] = field(default_factory=dict)
-    pool: Mapping[str, str] = field(default_factory=dict)
+    cognito: Mapping[str, str] = field(default_factory=dict)  # the pool's ids, from provision
 
     @property
     def tag(self) -> str:
@@ -170,7 +170,7 @@ class Fleet:
         )
 
     def common_env(self) -> dict[str, str]:
-        """What every host is told: the broker, the pool, the database, mTLS, log level."""
+        """What every host is told: the broker, the user pool, the database, the log level."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EC_", "AWS_"))}
         env.update(
             {
@@ -184,7 +184,7 @@ class Fleet:
                 "EC_DATABASE_URL": self.postgres_url,
                 "EC_SCHEMA_PREFIX": f"{self.tag}_",
                 "EC_CONSUMER_WAIT_SECONDS": "1",
-                **self.pool,
+                **self.cognito,
             }
         )
         return env
@@ -216,7 +216,7 @@ class Fleet:
                     "EC_REDIS_URL": self.redis_url,
                     # the test's clients say who they are in X-Forwarded-For
                     "EC_TRUSTED_PROXIES": self.network.root_address,
-                    # the load below measures the mesh, not the per-user limit
+                    # the replica test's load measures the mesh, not the per-user limit
                     "EC_RATE_LIMIT_AUTHENTICATED": "100000",
                 }
             )
@@ -291,41 +291,40 @@ def _wait_http(url: str, timeout: float) -> None:
             time.sleep(0.1)
 
 
-def _on_bridge(url: str, address: str) -> str:
-    """``url`` with its host:port replaced by ``address`` (the forwarder on the bridge)."""
+def _forwarded(url: str, bridge_address: str, default_port: int) -> tuple[str, str]:
+    """The forwarder's route for the server at ``url``, and its URL as the hosts see it."""
     parsed = urlparse(url)
-    user = f"{parsed.username}@" if parsed.username else ""
-    return parsed._replace(netloc=f"{user}{address}").geturl()
+    port = parsed.port or default_port
+    on_bridge = f"{bridge_address}:{port}"
+    credentials, at, _ = parsed.netloc.rpartition("@")
+    bridged = parsed._replace(netloc=f"{credentials}{at}{on_bridge}").geturl()
+    return f"{on_bridge}={parsed.hostname}:{port}", bridged
+
+
+def _root_process(directory: Path, argv: list[str]) -> HostProcess:
+    return HostProcess(Host(directory.name, "", ""), argv, dict(os.environ), directory)
 
 
 @contextmanager
 def deployed_fleet(directory: Path, postgres_url: str, redis_url: str) -> Iterator[Fleet]:
-    """Build the network, start every host, wait until both gateways are ready; tear down."""
+    """Build the network, start every host and wait until each is ready; tear it all down."""
     with private_network() as network:
         for name in ["broker", *LAYOUT]:
             network.add_host(name)
-        pg, rd = urlparse(postgres_url), urlparse(redis_url)
-        root = network.root_address
-        forwarder = HostProcess(
-            Host("forwarder", "", root),
+        postgres_route, postgres_on_bridge = _forwarded(postgres_url, network.root_address, 5432)
+        redis_route, redis_on_bridge = _forwarded(redis_url, network.root_address, 6379)
+        fleet = Fleet(network, directory, directory / "certs", postgres_on_bridge, redis_on_bridge)
+        forwarder = fleet.processes["forwarder"] = _root_process(
+            directory / "forwarder",
             [
                 sys.executable,
                 str(Path(__file__).with_name("forwarder.py")),
-                f"{root}:{pg.port or 5432}={pg.hostname}:{pg.port or 5432}",
-                f"{root}:{rd.port or 6379}={rd.hostname}:{rd.port or 6379}",
+                postgres_route,
+                redis_route,
             ],
-            dict(os.environ),
-            directory / "forwarder",
-        )
-        fleet = Fleet(
-            network,
-            directory,
-            directory / "certs",
-            _on_bridge(postgres_url, f"{root}:{pg.port or 5432}"),
-            _on_bridge(redis_url, f"{root}:{rd.port or 6379}"),
         )
         broker_host = network.hosts["broker"]
-        broker = HostProcess(
+        broker = fleet.processes["broker"] = HostProcess(
             broker_host,
             [
                 sys.executable,
@@ -336,21 +335,16 @@ def deployed_fleet(directory: Path, postgres_url: str, redis_url: str) -> Iterat
                 "-p",
                 str(BROKER_PORT),
             ],
-            {
-                **os.environ,
-                "MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY": "HASH",
-                "MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY": "HASH",
-            },
+            dict(os.environ),
             directory / "broker",
         )
-        fleet.processes.update({"forwarder": forwarder, "broker": broker})
         try:
             forwarder.start()
             broker.start()
             forwarder.ready()
             _ec(dict(os.environ), "certs", "init", "--dir", str(fleet.certs))
             _wait_http(f"{fleet.broker_url}/moto-api/data.json", START_TIMEOUT)
-            fleet.pool = _pool_settings(_ec(fleet.common_env(), "provision"))
+            fleet.cognito = _pool_settings(_ec(fleet.common_env(), "provision"))
             for name, runs in LAYOUT.items():
                 fleet.add(name, runs).start()
             for name in LAYOUT:

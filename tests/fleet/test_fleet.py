@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -31,9 +30,11 @@ from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.certs import init_certificates
 from ec_recommend.platform.security.tls import ClientTls
 from tests.conftest import wait_for
+from tests.e2e.test_realtime_push import until
 from tests.fleet.conftest import record
 from tests.fleet.fleet import Fleet
 from tests.integration.mesh.faulty import mesh
+from tests.integration.mesh.test_mtls import bare_context
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.fleet]
 
@@ -60,15 +61,6 @@ async def signed_up(api: Client, role: str) -> str:
     return email
 
 
-async def next_matching(messages: Any, wanted: Any, timeout: float) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        message = await messages.next(timeout=max(0.1, deadline - loop.time()))
-        if wanted(message):
-            return dict(message)
-
-
 async def test_shopper_signs_up_on_a_orders_on_b_and_hears_on_a(fleet: Fleet) -> None:
     gateway_a, gateway_b = fleet.gateway_url("gateway-a"), fleet.gateway_url("gateway-b")
     async with (
@@ -84,7 +76,7 @@ async def test_shopper_signs_up_on_a_orders_on_b_and_hears_on_a(fleet: Fleet) ->
             await shopper_on_b.add_to_cart(product["id"], 2)
             order = await shopper_on_b.create_order(from_cart=True)
             assert (await shopper_on_b.pay(order["id"]))["status"] == "SUCCEEDED"
-            paid = await next_matching(
+            paid = await until(
                 pushed,
                 lambda m: (
                     m["data"].get("order_id") == order["id"] and m["data"].get("status") == "PAID"
@@ -229,12 +221,6 @@ async def test_load_spreads_over_both_replicas_and_survives_one_being_killed(
 
 
 # -- mTLS across the bridge ---------------------------------------------------------
-
-
-def bare_context(ca: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(ca))
-    context.set_alpn_protocols(["h2"])
-    return context
 
 
 async def get_product(
