@@ -27,6 +27,12 @@ from ec_recommend.platform.aws import open_aws_client
 log = logging.getLogger(__name__)
 
 PASSTHROUGH_TEMPLATE = "ec-recommend-message"
+# What `provision` stores, and the CloudFormation template declares.
+PASSTHROUGH_TEMPLATE_CONTENT = {
+    "TemplateName": PASSTHROUGH_TEMPLATE,
+    "SubjectPart": "{{subject}}",
+    "TextPart": "{{body}}",
+}
 """The stored template every message is sent through: subject and text are
 the recipient's data as composed. SES does not escape template data, and the
 text part is plain text, so nothing is lost or added on the way."""
@@ -141,13 +147,7 @@ async def prepare_sending(ses: Any, sender: str) -> None:
 async def store_template(ses: Any) -> bool:
     """Store the pass-through template; False if it was there already."""
     try:
-        await ses.create_template(
-            Template={
-                "TemplateName": PASSTHROUGH_TEMPLATE,
-                "SubjectPart": "{{subject}}",
-                "TextPart": "{{body}}",
-            }
-        )
+        await ses.create_template(Template=PASSTHROUGH_TEMPLATE_CONTENT)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "AlreadyExists":
             return False

@@ -34,6 +34,7 @@ import pytest
 
 from ec_recommend.client import Client
 from ec_recommend.config import AuthConfig, Config, EventsConfig
+from ec_recommend.consumers.email import store_template
 from ec_recommend.platform.auth.cognito import cognito_client
 from ec_recommend.platform.auth.provision import provision_user_pool
 from ec_recommend.platform.cloudformation import build_template, package_authorizer
@@ -56,6 +57,7 @@ NOT_IN_MOTO = {
     "AWS::Cognito::UserPoolClient",
     "AWS::Cognito::UserPoolGroup",
     "AWS::SES::EmailIdentity",
+    "AWS::SES::Template",
     "AWS::ApiGateway::Authorizer",
 }
 
@@ -190,6 +192,8 @@ async def _complete(stack: Stack, events: EventsConfig, auth: AuthConfig) -> Non
     async with aws_client("ses", events) as ses:
         for identity in stack.of_type("AWS::SES::EmailIdentity").values():
             await ses.verify_email_identity(EmailAddress=stack.resolve(identity["EmailIdentity"]))
+        for template in stack.of_type("AWS::SES::Template").values():
+            await ses.create_template(Template=template["Template"])
     async with aws_client("apigateway", events) as api:
         (authorizer,) = stack.of_type("AWS::ApiGateway::Authorizer").values()
         resolved = stack.resolve(authorizer)
@@ -287,6 +291,8 @@ async def test_the_stack_carries_an_order_to_every_subscriber(
     report = await provision(events, topology)
     assert (report.created, report.updated) == ([], []), "the template and provision differ"
     pool = await provision_user_pool(replace(auth, pool_name=stack.parameters["UserPoolName"]))
+    async with aws_client("ses", events) as ses:
+        assert not await store_template(ses), "the template and provision differ (SES template)"
     assert (pool.user_pool_id, pool.client_id) == (
         stack.refs["UserPool"],
         stack.refs["UserPoolClient"],

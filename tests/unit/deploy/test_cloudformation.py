@@ -17,6 +17,7 @@ from typing import Any
 
 from ec_recommend.cli import main
 from ec_recommend.config import Config
+from ec_recommend.consumers.email import PASSTHROUGH_TEMPLATE_CONTENT
 from ec_recommend.edge.gateway.routes import load_routes
 from ec_recommend.platform.cloudformation import build_template, render
 from ec_recommend.platform.cloudformation.api import HANDLER, NOT_PROXIED
@@ -91,13 +92,15 @@ def test_the_authorizer_is_the_projects_handler_on_the_images_python() -> None:
     assert authorizer["IdentitySource"] == "method.request.header.Authorization"
 
 
-def test_the_pool_has_the_seller_attribute_and_every_group() -> None:
+def test_the_pool_groups_and_email_are_those_provision_makes() -> None:
     (pool,) = _of_type("AWS::Cognito::UserPool")
     assert [a["Name"] for a in pool["Schema"]] == ["seller_id"]
     groups = {g["GroupName"] for g in _of_type("AWS::Cognito::UserPoolGroup")}
     assert groups == {"customer", "seller", "admin"}
     (identity,) = _of_type("AWS::SES::EmailIdentity")
     assert identity["EmailIdentity"] == {"Ref": "EmailSender"}
+    (template,) = _of_type("AWS::SES::Template")
+    assert template["Template"] == PASSTHROUGH_TEMPLATE_CONTENT
 
 
 def test_provision_emit_cloudformation_prints_the_template(monkeypatch: Any) -> None:

@@ -8,6 +8,7 @@ from importlib import metadata
 from typing import Any
 
 from ec_recommend.config import Config
+from ec_recommend.consumers.email import PASSTHROUGH_TEMPLATE_CONTENT
 from ec_recommend.edge.gateway.routes import RouteTable, load_routes
 from ec_recommend.platform.cloudformation.api import api_outputs, api_resources
 from ec_recommend.platform.cloudformation.cognito import cognito_outputs, cognito_resources
@@ -15,6 +16,7 @@ from ec_recommend.platform.cloudformation.events import event_outputs, event_res
 from ec_recommend.platform.events.topology import Topology, load_topology
 
 EMAIL_IDENTITY = "EmailSenderIdentity"
+EMAIL_TEMPLATE = "EmailTemplate"
 
 
 def lambda_python() -> str:
@@ -35,6 +37,11 @@ def build_template(
         EMAIL_IDENTITY: {
             "Type": "AWS::SES::EmailIdentity",
             "Properties": {"EmailIdentity": {"Ref": "EmailSender"}},
+        },
+        # every email goes out through this pass-through template (consumers/email.py)
+        EMAIL_TEMPLATE: {
+            "Type": "AWS::SES::Template",
+            "Properties": {"Template": dict(PASSTHROUGH_TEMPLATE_CONTENT)},
         },
         **api_resources(routes, lambda_python()),
     }
