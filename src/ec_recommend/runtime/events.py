@@ -158,9 +158,9 @@ def run_event_command(config: Config, args: argparse.Namespace) -> int:
 
 def _emit(config: Config, what: str, out: Path | None) -> int:
     """Write the CloudFormation template or the authorizer's package; call no AWS API."""
-    from ec_recommend.platform.cloudformation import build_template, package_authorizer, render
-    from ec_recommend.platform.cloudformation.package import PackagingError
-    from ec_recommend.platform.cloudformation.template import lambda_python
+    from ec_recommend.deploy import build_template, package_authorizer, render
+    from ec_recommend.deploy.package import PackagingError
+    from ec_recommend.deploy.template import lambda_python
 
     if what == "cloudformation":
         text = render(build_template(config))

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ec_recommend.platform.cloudformation import package
-from ec_recommend.platform.cloudformation.package import (
+from ec_recommend.deploy import package
+from ec_recommend.deploy.package import (
     AUTHORIZER_DISTRIBUTIONS,
     PackagingError,
     package_authorizer,
 )
-from ec_recommend.platform.cloudformation.template import lambda_python
+from ec_recommend.deploy.template import lambda_python
 
 LOADED = (
     "import json, sys; import ec_recommend.platform.auth.lambda_authorizer as m; "

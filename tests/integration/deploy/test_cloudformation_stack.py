@@ -35,10 +35,10 @@ import pytest
 from ec_recommend.client import Client
 from ec_recommend.config import AuthConfig, Config, EventsConfig
 from ec_recommend.consumers.email import store_template
+from ec_recommend.deploy import build_template, package_authorizer
+from ec_recommend.deploy.template import lambda_python
 from ec_recommend.platform.auth.cognito import cognito_client
 from ec_recommend.platform.auth.provision import provision_user_pool
-from ec_recommend.platform.cloudformation import build_template, package_authorizer
-from ec_recommend.platform.cloudformation.template import lambda_python
 from ec_recommend.platform.events.aws import aws_client
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.topology import load_topology

@@ -18,9 +18,9 @@ from typing import Any
 from ec_recommend.cli import main
 from ec_recommend.config import Config
 from ec_recommend.consumers.email import PASSTHROUGH_TEMPLATE_CONTENT
+from ec_recommend.deploy import build_template, render
+from ec_recommend.deploy.api import HANDLER, NOT_PROXIED
 from ec_recommend.edge.gateway.routes import load_routes
-from ec_recommend.platform.cloudformation import build_template, render
-from ec_recommend.platform.cloudformation.api import HANDLER, NOT_PROXIED
 from ec_recommend.platform.events.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ec_recommend.deploy.names import logical_id
 from ec_recommend.platform.auth.context import GROUPS
 from ec_recommend.platform.auth.provision import (
     AUTH_FLOWS,
@@ -13,7 +14,6 @@ from ec_recommend.platform.auth.provision import (
     SELLER_ID_SCHEMA,
     WRITE_ATTRIBUTES,
 )
-from ec_recommend.platform.cloudformation.names import logical_id
 
 USER_POOL = "UserPool"
 USER_POOL_CLIENT = "UserPoolClient"

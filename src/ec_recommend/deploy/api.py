@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ec_recommend.deploy.cognito import USER_POOL, USER_POOL_CLIENT
+from ec_recommend.deploy.names import logical_id
 from ec_recommend.edge.gateway.routes import RouteRule, RouteTable
-from ec_recommend.platform.cloudformation.cognito import USER_POOL, USER_POOL_CLIENT
-from ec_recommend.platform.cloudformation.names import logical_id
 
 REST_API = "RestApi"
 AUTHORIZER = "Authorizer"

@@ -9,10 +9,10 @@ from typing import Any
 
 from ec_recommend.config import Config
 from ec_recommend.consumers.email import PASSTHROUGH_TEMPLATE_CONTENT
+from ec_recommend.deploy.api import api_outputs, api_resources
+from ec_recommend.deploy.cognito import cognito_outputs, cognito_resources
+from ec_recommend.deploy.events import event_outputs, event_resources
 from ec_recommend.edge.gateway.routes import RouteTable, load_routes
-from ec_recommend.platform.cloudformation.api import api_outputs, api_resources
-from ec_recommend.platform.cloudformation.cognito import cognito_outputs, cognito_resources
-from ec_recommend.platform.cloudformation.events import event_outputs, event_resources
 from ec_recommend.platform.events.topology import Topology, load_topology
 
 EMAIL_IDENTITY = "EmailSenderIdentity"

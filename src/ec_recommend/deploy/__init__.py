@@ -8,7 +8,7 @@ authorizer (``provision --emit authorizer-zip`` packages it), in front of
 the gateway service. Both read the same constants, so they cannot drift.
 """
 
-from ec_recommend.platform.cloudformation.package import package_authorizer
-from ec_recommend.platform.cloudformation.template import build_template, render
+from ec_recommend.deploy.package import package_authorizer
+from ec_recommend.deploy.template import build_template, render
 
 __all__ = ["build_template", "package_authorizer", "render"]

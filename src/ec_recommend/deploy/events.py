@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ec_recommend.platform.cloudformation.names import logical_id, prefixed
+from ec_recommend.deploy.names import logical_id, prefixed
 from ec_recommend.platform.events.provision import DLQ_RETENTION_SECONDS
 from ec_recommend.platform.events.topology import Topology
 
