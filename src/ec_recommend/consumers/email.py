@@ -27,15 +27,15 @@ from ec_recommend.platform.aws import open_aws_client
 log = logging.getLogger(__name__)
 
 PASSTHROUGH_TEMPLATE = "ec-recommend-message"
+"""The stored template every message is sent through: subject and text are
+the recipient's data as composed. SES does not escape template data, and the
+text part is plain text, so nothing is lost or added on the way."""
 # What `provision` stores, and the CloudFormation template declares.
 PASSTHROUGH_TEMPLATE_CONTENT = {
     "TemplateName": PASSTHROUGH_TEMPLATE,
     "SubjectPart": "{{subject}}",
     "TextPart": "{{body}}",
 }
-"""The stored template every message is sent through: subject and text are
-the recipient's data as composed. SES does not escape template data, and the
-text part is plain text, so nothing is lost or added on the way."""
 
 MAX_RECIPIENTS = 50  # SendBulkTemplatedEmail's limit per call
 BATCH_WINDOW = 0.005  # how long a first send waits for others to share its call

@@ -162,17 +162,23 @@ def _emit(config: Config, what: str, out: Path | None) -> int:
     from ec_recommend.deploy.package import PackagingError
     from ec_recommend.deploy.template import lambda_python
 
-    if what == "cloudformation":
-        text = render(build_template(config))
-        if out is None:
-            sys.stdout.write(text)
-        else:
-            out.write_text(text, encoding="utf-8")
-            print(f"wrote {out}")
-        return 0
     target = out or Path("ec-recommend-authorizer.zip")
     try:
+        if what == "cloudformation":
+            # a settings file that cannot be read is a ValueError naming it
+            text = render(build_template(config))
+            if out is None:
+                sys.stdout.write(text)
+                return 0
+            partial = out.with_name(out.name + ".partial")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(out)  # never a half-written template at ``out``
+            print(f"wrote {out}")
+            return 0
         count = package_authorizer(target, lambda_python())
+    except (OSError, ValueError) as exc:  # an unwritable --out, unreadable settings
+        print(f"ec-recommend: {exc}", file=sys.stderr)
+        return 2
     except PackagingError as exc:
         print(f"ec-recommend: {exc}", file=sys.stderr)
         return 1

@@ -111,3 +111,11 @@ def test_provision_emit_cloudformation_prints_the_template(monkeypatch: Any) -> 
         assert main(["provision", "--emit", "cloudformation"]) == 0
     assert out.getvalue() == render(TEMPLATE)
     assert json.loads(out.getvalue())["AWSTemplateFormatVersion"] == "2010-09-09"
+
+
+def test_an_unwritable_out_is_an_error_message_not_a_traceback(tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "missing" / "ec-recommend.json"
+    assert main(["provision", "--emit", "cloudformation", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("ec-recommend: ") and "Traceback" not in error
+    assert not out.parent.exists()
