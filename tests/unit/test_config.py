@@ -99,3 +99,12 @@ def test_relay_pacing_from_environment() -> None:
     assert production.relay_concurrency == 8  # AWS is latency-bound
     with pytest.raises(ConfigError, match="relay_concurrency"):
         Config.from_env({"EC_RELAY_CONCURRENCY": "0"})
+
+
+def test_consumers_long_poll_briefly_locally_where_a_stop_waits_one_out() -> None:
+    def wait(profile: str, **env: str) -> int:
+        return events_config(Section("events", {}, env), profile).consumer_wait_seconds
+
+    assert wait("local") == 2
+    assert wait("production") == 10
+    assert wait("local", EC_CONSUMER_WAIT_SECONDS="10") == 10
