@@ -116,6 +116,19 @@ class HostProcess:
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signum)
 
+    def usage(self) -> tuple[float, float]:
+        """Resident memory (MB) and CPU time (seconds) of the process so far, from /proc."""
+        assert self.child is not None
+        proc = Path(f"/proc/{self.child.pid}")
+        rss_kb = next(
+            int(line.split()[1])
+            for line in (proc / "status").read_text().splitlines()
+            if line.startswith("VmRSS:")
+        )
+        # fields after the command's ")": utime and stime are the 12th and 13th
+        ticks = (proc / "stat").read_text().rpartition(")")[2].split()[11:13]
+        return rss_kb / 1024, sum(int(t) for t in ticks) / os.sysconf("SC_CLK_TCK")
+
     def wait(self) -> int:
         assert self.child is not None
         return self.child.wait()

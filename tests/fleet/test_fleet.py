@@ -215,6 +215,9 @@ async def test_load_spreads_over_both_replicas_and_survives_one_being_killed(
         "product-2 rejoined after its restart",
         f"{rejoined_after:.1f} s (ready after {ready_after:.1f} s)",
     )
+    for host in ("gateway-a", "product-1", "order", "search", "consumers"):
+        rss, cpu = fleet.processes[host].usage()
+        record(f"{host} after the load: RSS, CPU", f"{rss:.0f} MB, {cpu:.1f} s")
     assert not load.failures, load.failures[:5]
     assert min(spread) >= 0.25 * sum(spread), spread  # round robin from every caller
     assert min(gateways) > 0 and answered_while_down > 0
