@@ -101,9 +101,10 @@ def test_relay_pacing_from_environment() -> None:
         Config.from_env({"EC_RELAY_CONCURRENCY": "0"})
 
 
-def test_consumer_long_poll_is_short_locally() -> None:
-    # a stop waits out one poll: `up` must stop in seconds; AWS bills per receive
-    assert Config.from_env({}).events.consumer_wait_seconds == 2
-    production = events_config(Section("events", {}, {}), "production")
-    assert production.consumer_wait_seconds == 10
-    assert Config.from_env({"EC_CONSUMER_WAIT_SECONDS": "20"}).events.consumer_wait_seconds == 20
+def test_consumers_long_poll_briefly_locally_where_a_stop_waits_one_out() -> None:
+    def wait(profile: str, **env: str) -> int:
+        return events_config(Section("events", {}, env), profile).consumer_wait_seconds
+
+    assert wait("local") == 2
+    assert wait("production") == 10
+    assert wait("local", EC_CONSUMER_WAIT_SECONDS="10") == 10

@@ -228,8 +228,9 @@ class CallInvoker:
                     self.local, route, request, response_type, outgoing, deadline
                 )
             else:
-                endpoint = self.balancer.choose()
-                channel = self.balancer.channel(endpoint, self._identity())
+                identity = self._identity()
+                endpoint = self.balancer.choose(identity)
+                channel = self.balancer.channel(endpoint, identity)
                 if not channel._connected:  # grpclib's own check; connected is the hot path
                     await self._connect(channel, deadline, limit)
                 sent = True
@@ -333,6 +334,17 @@ class CallInvoker:
 
     def _identity(self) -> str | None:
         return None if self._tls is None else self._tls.identity_for(current_actor())
+
+    def stub_channel(self) -> Channel:
+        """The channel a stub is built on; its calls come here and pick their own.
+
+        It takes no turn in the rotation (the gateway builds a stub per
+        request: taking one would send every call of a gateway to the same
+        one of two replicas), and is the current caller's, not the process's
+        default identity: a process that hosts only consumers or services,
+        each with its own certificate, has none.
+        """
+        return self.balancer.channel(self.balancer.endpoints[0], self._identity())
 
     def _caller(self) -> str | None:
         """Who an in-process call comes from: what its certificate would say."""
@@ -453,7 +465,7 @@ class ClientFactory:
 
     def stub(self, stub_type: type[StubT], service: str) -> StubT:
         invoker = self.invoker(service)
-        stub = _policy_stub_type(stub_type)(invoker.balancer.pick())
+        stub = _policy_stub_type(stub_type)(invoker.stub_channel())
         stub._ec_invoker = invoker  # type: ignore[attr-defined]
         return stub
 
