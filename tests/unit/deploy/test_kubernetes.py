@@ -21,8 +21,7 @@ import yaml
 
 from ec_recommend.config import Config
 from ec_recommend.platform.rpc.mesh import load_mesh
-from ec_recommend.platform.security.tls import certificate_names
-from ec_recommend.runtime.registry import CONSUMERS, SERVICES
+from ec_recommend.runtime.registry import CONSUMERS, SERVICES, certificate_names
 from tests.unit.security.call_graph import call_graph
 
 ROOT = Path(__file__).resolve().parents[3]
