@@ -32,6 +32,7 @@ from ec_recommend.edge.gateway.identity import IdentityResolver, TokenVerifier
 from ec_recommend.edge.gateway.keys import (
     ACTIVITY,
     GATEWAY,
+    GATEWAY_CONFIG,
     IDENTITY,
     PRODUCT_CACHE,
     REQUEST_ID,
@@ -40,6 +41,7 @@ from ec_recommend.edge.gateway.keys import (
 from ec_recommend.edge.gateway.middleware import gateway_middleware
 from ec_recommend.edge.gateway.openapi import openapi_document
 from ec_recommend.edge.gateway.outcomes import timed_out
+from ec_recommend.edge.gateway.protocol import EdgeAppRunner, name_the_server, read_body_bytes
 from ec_recommend.edge.gateway.ratelimit import Tier, Tiers, open_rate_limiter
 from ec_recommend.edge.gateway.request import ApiRequest
 from ec_recommend.edge.gateway.routes import Endpoint, RouteTable, load_routes
@@ -145,7 +147,9 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
             )
             yield
 
+    app[GATEWAY_CONFIG] = setup.config.gateway
     app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(name_the_server)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, endpoint_handler(endpoint))
     add_health_routes(app)
@@ -181,7 +185,7 @@ def render(result: Any, status: int) -> web.Response:
 async def _read_body(request: web.Request, endpoint: Endpoint) -> dict[str, Any]:
     if endpoint.body is None:
         return {}
-    raw = await request.read()
+    raw = await read_body_bytes(request, request.app[GATEWAY_CONFIG].read_timeout)
     if not raw:
         raise errors.InvalidArgument("body: a JSON object is required", field="body")
     try:
@@ -296,7 +300,13 @@ async def serving(
     ``reuse_port``: other processes may listen on the same port (SO_REUSEPORT);
     the kernel spreads connections over them (gateway workers).
     """
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    runner = EdgeAppRunner(
+        app,
+        read_timeout=app[GATEWAY_CONFIG].read_timeout,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
