@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ec_recommend.edge.gateway.handlers.cart import ADD_ITEM
 from ec_recommend.edge.gateway.handlers.orders import CREATE_ORDER
 from ec_recommend.edge.gateway.handlers.products import CREATE_PRODUCT, UPDATE_PRODUCT
 from ec_recommend.edge.gateway.schema import Boolean, Integer, page_query
@@ -31,11 +32,13 @@ def test_product_body_errors_name_the_field() -> None:
     assert CREATE_PRODUCT.validate({**good, "stock_quantity": 3.0}, "")["stock_quantity"] == 3
 
 
-def test_null_means_absent_except_where_it_means_remove() -> None:
-    assert CREATE_PRODUCT.validate(
-        {"name": "x", "base_price": {"amount": 1}, "stock_quantity": 0, "sale_price": None}, ""
-    ) == {"name": "x", "base_price": {"amount": 1}, "stock_quantity": 0}
+def test_null_is_refused_except_where_it_means_remove() -> None:
+    good = {"name": "x", "base_price": {"amount": 1}, "stock_quantity": 0}
+    assert field_of(CREATE_PRODUCT, {**good, "sale_price": None}) == "sale_price"
+    assert field_of(CREATE_PRODUCT, {**good, "stock_quantity": None}) == "stock_quantity"
+    assert field_of(ADD_ITEM, {"product_id": "p", "quantity": None}) == "quantity"  # not 1
     assert UPDATE_PRODUCT.validate({"sale_price": None}, "") == {"sale_price": None}
+    assert "oneOf" not in ADD_ITEM.json_schema()["properties"]["quantity"]
 
 
 def test_exactly_one_of() -> None:

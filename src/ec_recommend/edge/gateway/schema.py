@@ -204,11 +204,13 @@ class Object(Schema):
                 raise _fail(f"{prefix}{name}", "is required")
         result: dict[str, Any] = {}
         for name, item in value.items():
-            if item is None and name in self.nullable:
+            if item is None:
+                # null is a value only where a field gives it a meaning; elsewhere
+                # it is a mistake, not "absent" (a null quantity is not 1)
+                if name not in self.nullable:
+                    raise _fail(f"{prefix}{name}", "must not be null")
                 result[name] = None
                 continue
-            if item is None and name not in self.required:
-                continue  # JSON null for an optional field means "absent"
             result[name] = self.fields[name].validate(item, f"{prefix}{name}")
         for group in self.one_of:
             present = [name for name in group if name in result]
@@ -233,9 +235,7 @@ class Object(Schema):
         schema: dict[str, Any] = {
             "type": "object",
             "properties": {
-                name: _maybe_null(
-                    s.json_schema(), name in self.nullable or name not in self.required
-                )
+                name: _maybe_null(s.json_schema(), name in self.nullable)
                 for name, s in self.fields.items()
             },
             "additionalProperties": False,
