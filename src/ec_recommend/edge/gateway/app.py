@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from ec_recommend.edge.gateway.protocol import EdgeAppRunner, name_the_server, r
 from ec_recommend.edge.gateway.ratelimit import Tier, Tiers, open_rate_limiter
 from ec_recommend.edge.gateway.request import ApiRequest
 from ec_recommend.edge.gateway.routes import Endpoint, RouteTable, load_routes
+from ec_recommend.edge.gateway.schema import IDEMPOTENCY_KEY
 from ec_recommend.edge.realtime.setup import add_realtime
 from ec_recommend.platform import errors
 from ec_recommend.platform.cache import open_product_cache
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 REQUEST_TIMEOUT = "X-Request-Timeout"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 VerifierFactory = Callable[[], AbstractAsyncContextManager[TokenVerifier]]
 AccountsFactory = Callable[[], AbstractAsyncContextManager[Accounts]]
@@ -229,13 +229,12 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
         identity = request.get(IDENTITY)
         if endpoint.auth == "required" and identity is None:
             raise errors.Unauthenticated("a valid bearer token is required")
+        params = endpoint.validate_path(request.match_info)
         query = _read_query(request, endpoint)
         body = await _read_body(request, endpoint)
-        key = request.headers.get("Idempotency-Key", "")
-        if key and not _IDEMPOTENCY_KEY.match(key):
-            raise errors.InvalidArgument(
-                "Idempotency-Key: 1 to 200 visible ASCII characters", field="Idempotency-Key"
-            )
+        key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+        if key is not None:  # an empty key is a mistake, not "no key"
+            IDEMPOTENCY_KEY.validate(key, IDEMPOTENCY_KEY_HEADER)
         if endpoint.peek is not None:
             cached = endpoint.peek(request, identity)
             if cached is not None:
@@ -243,7 +242,7 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
         gateway = request.app[GATEWAY]
         api_request = ApiRequest(
             http=request,
-            params=request.match_info,
+            params=params,
             body=body,
             query=query,
             identity=identity,
@@ -253,7 +252,7 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
         context = CallContext(
             identity=identity,
             request_id=request[REQUEST_ID],
-            idempotency_key=key,
+            idempotency_key=key or "",
             deadline=Deadline.from_timeout(budget),
         )
         try:

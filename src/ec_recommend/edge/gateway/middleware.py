@@ -126,6 +126,8 @@ def gateway_middleware(metrics: Metrics | None = None) -> Middleware:
     return gateway
 
 
+# Methods HTTP defines: any other is 501, these are 405 where not served.
+_HTTP_METHODS = KNOWN_METHODS | {"TRACE", "CONNECT", "QUERY"}
 # /api paths no rule covers still count against the caller's budget; the
 # router answers them (404).
 _UNROUTED_API = RouteRule("/api/*", "gateway", KNOWN_METHODS, "optional")
@@ -145,7 +147,7 @@ def _served_methods(request: web.Request, rule: RouteRule) -> frozenset[str]:
 
 
 def _refuse_method(request: web.Request, rule: RouteRule) -> web.HTTPException:
-    if request.method not in KNOWN_METHODS:
+    if request.method not in _HTTP_METHODS:
         return web.HTTPNotImplemented()
     allowed = _served_methods(request, rule)
     if not allowed:
@@ -163,7 +165,7 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
         if rule is None and request.path.startswith("/api/"):
             rule = _UNROUTED_API
         if rule is None:
-            if request.method not in KNOWN_METHODS:
+            if request.method not in _HTTP_METHODS:
                 raise web.HTTPNotImplemented()
             response = await handler(request)  # health probes, or the router's 404
         else:
