@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -179,6 +180,28 @@ async def test_no_expiry(verifier: TokenVerifier, key: SigningKey) -> None:
     claims = id_claims()
     del claims["exp"]
     await rejected(verifier, key.sign(claims))
+
+
+@pytest.mark.parametrize("crit", [["exp"], ["b64"], ["x-unknown"], []])
+async def test_a_critical_header_extension_is_refused(
+    verifier: TokenVerifier, key: SigningKey, crit: list[str]
+) -> None:
+    # RFC 7515 4.1.11: extensions named in crit must be understood; we understand none
+    await rejected(verifier, key.sign(id_claims(), headers={"crit": crit}))
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("spelling", [str, float, lambda v: True, lambda v: [v]])
+async def test_dates_must_be_numbers(
+    verifier: TokenVerifier, key: SigningKey, claim: str, spelling: Any
+) -> None:
+    # RFC 7519 NumericDate: a JSON number (a string of digits is not one, nor a bool)
+    valid = id_claims(nbf=int(time.time()) - 60)
+    value = spelling(valid[claim])
+    if isinstance(value, float):
+        await verifier.verify(key.sign({**valid, claim: value}))  # a number with a fraction is
+        return
+    await rejected(verifier, key.sign({**valid, claim: value}))
 
 
 async def test_not_yet_valid(verifier: TokenVerifier, key: SigningKey) -> None:
