@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     up.add_argument(
+        "--insecure-auth",
+        action="store_true",
+        help="let --host be a non-loopback address although the local identity provider's "
+        "signing key is public (anyone who can reach the gateway can forge any token)",
+    )
+    up.add_argument(
         "--workers",
         type=_workers,
         default=1,
@@ -168,6 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return process.run(
             _serve(config, services, consumers, gateway=gateway, workers=args.workers)
         )
+    from ec_recommend.runtime.local_identity import listen_refusal
+
+    refusal = listen_refusal(args.host, insecure=args.insecure_auth)
+    if refusal is not None:
+        print(f"ec-recommend: {refusal}", file=sys.stderr)
+        return 2
     return process.run(_up(config, args))
 
 

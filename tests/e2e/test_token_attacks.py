@@ -117,3 +117,18 @@ async def test_every_token_attack_is_401_and_changes_nothing(system: System) -> 
     with pytest.raises(api.Unauthorized):
         await missing.update_profile(display_name="hacked anonymously")
     assert (await victim.profile())["display_name"] == "Original"
+
+
+async def test_another_up_does_not_take_this_ones_tokens(
+    system: System, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.e2e.conftest import up_process
+
+    customer = await system.customer()
+    assert customer.token is not None
+    with up_process(tmp_path_factory.mktemp("ec-up-other"), "--no-demo") as other:
+        assert other.endpoints["cognito_user_pool_id"] != system.endpoints["cognito_user_pool_id"]
+        async with api.Client(other.gateway_url) as stranger:
+            stranger.token = customer.token
+            with pytest.raises(api.Unauthorized):
+                await stranger.me()
