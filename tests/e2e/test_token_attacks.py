@@ -7,6 +7,7 @@ HS256 keyed by the public key, or with no signature at all.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -132,3 +133,35 @@ async def test_another_up_does_not_take_this_ones_tokens(
             stranger.token = customer.token
             with pytest.raises(api.Unauthorized):
                 await stranger.me()
+
+
+@pytest.mark.parametrize("fate", ["disabled", "deleted"])
+async def test_an_account_gone_from_the_pool_stops_working_within_seconds(
+    system: System, fate: str
+) -> None:
+    from aiobotocore.session import get_session
+
+    email = f"gone-{fate}-{int(time.time() * 1000)}@example.com"
+    user = await system.customer(email)
+    assert (await user.me())["email"] == email
+    async with get_session().create_client(
+        "cognito-idp",
+        region_name=system.endpoints["region"],
+        endpoint_url=system.endpoints["aws_endpoint_url"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ) as cognito:
+        pool = system.endpoints["cognito_user_pool_id"]
+        if fate == "disabled":
+            await cognito.admin_disable_user(UserPoolId=pool, Username=email)
+        else:
+            await cognito.admin_delete_user(UserPoolId=pool, Username=email)
+    # the old token is unexpired; the gateway rechecks the account within its ttl (10 s)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            await user.me()
+        except api.Unauthorized:
+            break
+        assert time.monotonic() < deadline, f"a {fate} account still works"
+        await asyncio.sleep(0.2)

@@ -121,7 +121,7 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
             )
             app[GATEWAY] = Gateway(
                 clients=clients,
-                identities=IdentityResolver(verifier, clients),
+                identities=IdentityResolver(verifier, clients, directory=accounts),
                 limiter=limiter,
                 tiers=tiers_of(setup.config.gateway),
                 addresses=ClientAddressResolver(setup.config.gateway.trusted_proxies),
