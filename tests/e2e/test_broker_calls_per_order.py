@@ -31,7 +31,8 @@ EXPECTED_PER_ORDER = {
     # one per delivery: order.created to analytics and the push feed; order.paid
     # to analytics, seller, notification, recommendation and the push feed
     ("sqs", "DeleteMessageBatch"): 7,
-    ("ses", "SendEmail"): 2,  # order.paid: the customer's confirmation, the seller's notice
+    # order.paid: the customer's confirmation, the seller's notice (one bulk call each)
+    ("ses", "SendBulkTemplatedEmail"): 2,
 }
 
 

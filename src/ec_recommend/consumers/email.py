@@ -1,12 +1,24 @@
-"""Sending email through SES (aiobotocore; moto's server locally)."""
+"""Sending email through SES (aiobotocore; moto's server locally).
+
+Sends that arrive within a few milliseconds of each other leave as one
+``SendBulkTemplatedEmail`` call (up to 50 recipients): the effects of one
+received batch of events each send their own email, and one call per message
+was half of the broker calls of an order. SES sends bulk mail only from a
+stored template, so the messages go through one pass-through template whose
+subject and text are the whole of each recipient's data; every message is
+still composed here (``templates``). Each caller gets its own message id, or
+its own ``EmailNotSent`` when SES refused that recipient.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.consumers.templates import Email
@@ -14,32 +26,133 @@ from ec_recommend.platform.aws import open_aws_client
 
 log = logging.getLogger(__name__)
 
+PASSTHROUGH_TEMPLATE = "ec-recommend-message"
+"""The stored template every message is sent through: subject and text are
+the recipient's data as composed. SES does not escape template data, and the
+text part is plain text, so nothing is lost or added on the way."""
+
+MAX_RECIPIENTS = 50  # SendBulkTemplatedEmail's limit per call
+BATCH_WINDOW = 0.005  # how long a first send waits for others to share its call
+
 
 class EmailNotSent(RuntimeError):
     """SES refused or could not be reached; the event is retried, then dead-lettered."""
 
 
+_Pending = tuple[Email, "asyncio.Future[str]"]
+
+
 class EmailSender:
-    def __init__(self, ses: Any, sender: str) -> None:
+    def __init__(self, ses: Any, sender: str, *, window: float = BATCH_WINDOW) -> None:
         self._ses = ses
         self.sender = sender
+        self._window = window
+        self._pending: list[_Pending] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def send(self, email: Email) -> str:
-        """Send one message; returns the SES message id."""
+        """Send one message (sharing a bulk call with others); returns its SES message id."""
+        loop = asyncio.get_running_loop()
+        sent: asyncio.Future[str] = loop.create_future()
+        self._pending.append((email, sent))
+        if len(self._pending) >= MAX_RECIPIENTS:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._window, self._flush)
+        # A cancelled caller does not call the send off: delivery is at least once.
+        return await asyncio.shield(sent)
+
+    async def drain(self) -> None:
+        """Send what is waiting and wait for every call in flight."""
+        self._flush()
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, []
+        if batch:
+            task = asyncio.create_task(self._send_bulk(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _send_bulk(self, batch: list[_Pending]) -> None:
         try:
-            response = await self._ses.send_email(
+            response = await self._ses.send_bulk_templated_email(
                 Source=self.sender,
-                Destination={"ToAddresses": [email.to]},
-                Message={
-                    "Subject": {"Data": email.subject, "Charset": "UTF-8"},
-                    "Body": {"Text": {"Data": email.body, "Charset": "UTF-8"}},
-                },
+                Template=PASSTHROUGH_TEMPLATE,
+                DefaultTemplateData="{}",
+                Destinations=[
+                    {
+                        "Destination": {"ToAddresses": [email.to]},
+                        "ReplacementTemplateData": orjson.dumps(
+                            {"subject": email.subject, "body": email.body}
+                        ).decode(),
+                    }
+                    for email, _ in batch
+                ],
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise EmailNotSent(f"SES did not send to {email.to}: {exc}") from exc
-        message_id = str(response["MessageId"])
-        log.info("email %r sent to %s (%s)", email.subject, email.to, message_id)
-        return message_id
+            statuses = response["Status"]
+        except (ClientError, BotoCoreError, KeyError) as exc:
+            for email, sent in batch:
+                _settle(sent, error=EmailNotSent(f"SES did not send to {email.to}: {exc}"))
+            return
+        except BaseException as exc:  # cancelled or a bug: no caller may wait forever
+            for _, sent in batch:
+                _settle(sent, error=EmailNotSent(f"SES call did not complete: {exc!r}"))
+            raise
+        for (email, sent), status in zip(batch, statuses, strict=False):
+            message_id = status.get("MessageId")
+            if status.get("Status", "Success") == "Success" and message_id:
+                log.info("email %r sent to %s (%s)", email.subject, email.to, message_id)
+                _settle(sent, result=str(message_id))
+            else:
+                reason = status.get("Error") or status.get("Status")
+                _settle(sent, error=EmailNotSent(f"SES did not send to {email.to}: {reason}"))
+        for email, sent in batch[len(statuses) :]:
+            _settle(sent, error=EmailNotSent(f"SES gave no status for {email.to}"))
+
+
+def _settle(
+    sent: asyncio.Future[str], *, result: str | None = None, error: Exception | None = None
+) -> None:
+    if sent.done():
+        return
+    if error is not None:
+        sent.set_exception(error)
+    else:
+        sent.set_result(result or "")
+
+
+async def prepare_sending(ses: Any, sender: str) -> None:
+    """Verify ``sender`` and store the pass-through template (idempotent).
+
+    A fresh moto knows neither. In production ``ec-recommend provision`` (or
+    the CloudFormation template) stores the template and an operator verifies
+    the identity once.
+    """
+    await ses.verify_email_identity(EmailAddress=sender)
+    await store_template(ses)
+
+
+async def store_template(ses: Any) -> bool:
+    """Store the pass-through template; False if it was there already."""
+    try:
+        await ses.create_template(
+            Template={
+                "TemplateName": PASSTHROUGH_TEMPLATE,
+                "SubjectPart": "{{subject}}",
+                "TextPart": "{{body}}",
+            }
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "AlreadyExists":
+            return False
+        raise
+    return True
 
 
 @asynccontextmanager
@@ -52,11 +165,15 @@ async def open_email_sender(
 ) -> AsyncIterator[EmailSender]:
     """An SES client for ``sender``.
 
-    ``verify_sender`` (local profile) registers the sender identity first, as
-    SES — and moto — refuse mail from an unverified address. In production the
-    identity is verified once by an operator, not by every process.
+    ``verify_sender`` (local profile) verifies the sender and stores the
+    template first (``prepare_sending``). On exit, sends already accepted
+    still leave.
     """
     async with open_aws_client("ses", region=region, endpoint_url=endpoint_url) as ses:
         if verify_sender:
-            await ses.verify_email_identity(EmailAddress=sender)
-        yield EmailSender(ses, sender)
+            await prepare_sending(ses, sender)
+        email_sender = EmailSender(ses, sender)
+        try:
+            yield email_sender
+        finally:
+            await email_sender.drain()

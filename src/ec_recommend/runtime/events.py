@@ -148,6 +148,7 @@ async def _provision(config: Config) -> int:
         f"{len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged"
     )
+    print(await _store_email_template(config))
     if config.auth.endpoint_url or config.profile == "production":
         from ec_recommend.platform.auth.provision import provision_user_pool
 
@@ -159,6 +160,18 @@ async def _provision(config: Config) -> int:
     else:
         print("cognito pool: skipped (set EC_COGNITO_ENDPOINT_URL, or use the production profile)")
     return 0
+
+
+async def _store_email_template(config: Config) -> str:
+    """The SES template every email is sent through (see consumers/email.py)."""
+    from ec_recommend.consumers.email import PASSTHROUGH_TEMPLATE, store_template
+    from ec_recommend.platform.aws import open_aws_client
+
+    async with open_aws_client(
+        "ses", region=config.events.region, endpoint_url=config.events.endpoint_url
+    ) as ses:
+        state = "created" if await store_template(ses) else "unchanged"
+    return f"ses template {PASSTHROUGH_TEMPLATE}: {state}"
 
 
 async def _dlq(config: Config, args: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ async def _provision(
     config = replace(config, auth=pool.apply(config.auth))
     # right after the pool, before anything else draws on moto's random ids
     subjects = await _demo_accounts(config) if demo else {}
-    await _verify_sender(config)  # before the topology lets events reach the mailer
+    await _prepare_email(config)  # before the topology lets events reach the mailer
     report = await provision(config.events, load_topology(config.events.topology_path))
     log.info(
         "SNS/SQS topology: %d topics, %d queues", len(report.topic_arns), len(report.queue_urls)
@@ -108,16 +108,18 @@ async def _provision(
     return config, facts, subjects
 
 
-async def _verify_sender(config: Config) -> None:
-    """SES refuses mail from an unverified sender; a fresh moto knows none."""
+async def _prepare_email(config: Config) -> None:
+    """SES refuses mail from an unverified sender and bulk mail without its
+    stored template; a fresh moto knows neither."""
     if not config.notification.verify_sender:
         return
+    from ec_recommend.consumers.email import prepare_sending
     from ec_recommend.platform.aws import open_aws_client
 
     async with open_aws_client(
         "ses", region=config.events.region, endpoint_url=config.events.endpoint_url
     ) as ses:
-        await ses.verify_email_identity(EmailAddress=config.notification.sender)
+        await prepare_sending(ses, config.notification.sender)
 
 
 async def _restore(

@@ -67,16 +67,21 @@ async def apply(db: Database, handler: Handler | Apply, evt: Event) -> None:
 
 
 async def sent_emails(endpoint_url: str, to: str) -> list[dict[str, Any]]:
-    """Messages moto's SES recorded for ``to`` (moto keeps them in its model dump)."""
+    """Messages moto's SES recorded for ``to``, as SES would render them.
+
+    Mail leaves in bulk through the pass-through template, which moto stores
+    unrendered: each destination's replacement data is its subject and body.
+    """
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{endpoint_url}/moto-api/data.json") as response,
     ):
         data = json.loads(await response.text())
     return [
-        message
-        for message in data.get("ses", {}).get("Message", [])
-        if to in message.get("destinations", {}).get("ToAddresses", [])
+        json.loads(destination["ReplacementTemplateData"])
+        for bulk in data.get("ses", {}).get("BulkTemplateMessage", [])
+        for destination in bulk["destinations"]
+        if to in destination["Destination"].get("ToAddresses", [])
     ]
 
 
