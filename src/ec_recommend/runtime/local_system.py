@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
@@ -219,6 +220,10 @@ async def local_system(
     tag = local_identity.pool_tag(data_dir)
     pool = local_identity.pool_name(config.auth.pool_name, tag)
     config = replace(config, auth=replace(config.auth, pool_name=pool))
+    if config.tls.call_key is None:
+        # everything up runs is in this process or its gateway workers (which
+        # get this config): a fresh key on every start, shared with no one else
+        config = replace(config, tls=replace(config.tls, call_key=secrets.token_bytes(32)))
     local_identity.warn_if_exposed(host)
     async with AsyncExitStack() as stack:
         stack.callback(path.unlink, missing_ok=True)

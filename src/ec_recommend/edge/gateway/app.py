@@ -84,6 +84,9 @@ class GatewaySetup:
     routes: RouteTable | None = None
     ready: bool = True
     product_cache: bool | None = None
+    # Recheck each caller's account with ``accounts`` (enabled, not deleted)
+    # every few seconds: for accounts from the pool that signed the tokens.
+    recheck_accounts: bool = False
 
 
 def tiers_of(config: GatewayConfig) -> Tiers:
@@ -121,7 +124,9 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
             )
             app[GATEWAY] = Gateway(
                 clients=clients,
-                identities=IdentityResolver(verifier, clients, directory=accounts),
+                identities=IdentityResolver(
+                    verifier, clients, directory=accounts if setup.recheck_accounts else None
+                ),
                 limiter=limiter,
                 tiers=tiers_of(setup.config.gateway),
                 addresses=ClientAddressResolver(setup.config.gateway.trusted_proxies),
@@ -287,6 +292,7 @@ def cognito_setup(
         clients=clients,
         services=services,
         ready=ready,
+        recheck_accounts=True,
     )
 
 
