@@ -81,8 +81,6 @@ async def test_id_token_gives_the_seed_auth_context(
     assert context.email == "hanako@example.com"
     assert context.roles == ("seller",)
     assert context.seller_id == "seller-123"
-    assert "products:write:own" in context.permissions
-    assert "cart:write" not in context.permissions
 
 
 async def test_access_token_is_accepted_without_email_or_seller_id(
@@ -102,12 +100,9 @@ async def test_access_token_cannot_smuggle_a_seller_id(
     assert context.seller_id is None
 
 
-async def test_no_groups_means_no_roles_and_no_permissions(
-    verifier: TokenVerifier, key: SigningKey
-) -> None:
+async def test_no_groups_means_no_roles(verifier: TokenVerifier, key: SigningKey) -> None:
     context = await verifier.verify(key.sign(id_claims(**{"cognito:groups": None})))
     assert context.roles == ()
-    assert context.permissions == ()
 
 
 @pytest.mark.parametrize("token", ["", None, 42, "x" * 20_000])

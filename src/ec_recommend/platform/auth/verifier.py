@@ -21,7 +21,7 @@ from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
 from ec_recommend.config import AuthConfig
-from ec_recommend.platform.auth.context import AuthContext, permissions_for
+from ec_recommend.platform.auth.context import AuthContext
 from ec_recommend.platform.errors import Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,6 @@ class TokenVerifier:
             email=email if isinstance(email, str) else "",
             roles=groups,
             seller_id=seller_id if isinstance(seller_id, str) and seller_id else None,
-            permissions=permissions_for(groups),
         )
 
     async def _key(self, kid: str) -> jwk.Key:
