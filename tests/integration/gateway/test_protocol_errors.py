@@ -246,3 +246,4 @@ async def test_every_api_answer_counts_and_says_so(tmp_path: Path) -> None:
     assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
     assert all(a.headers["ratelimit-limit"] == "3" for a in answers)
     assert answers[1].headers["allow"] == "DELETE, GET"  # what /api/v1/cart serves
+    assert {a.headers["server"] for a in answers} == {"ec-recommend"}  # no versions
