@@ -110,3 +110,12 @@ def test_edge_read_timeout_and_call_identity_key_from_environment() -> None:
     assert config.tls.call_key == bytes.fromhex(key)
     with pytest.raises(ConfigError, match="EC_CALL_IDENTITY_KEY"):
         Config.from_env({"EC_CALL_IDENTITY_KEY": "abcd"})  # too short to sign with
+
+
+def test_consumers_long_poll_briefly_locally_where_a_stop_waits_one_out() -> None:
+    def wait(profile: str, **env: str) -> int:
+        return events_config(Section("events", {}, env), profile).consumer_wait_seconds
+
+    assert wait("local") == 2
+    assert wait("production") == 10
+    assert wait("local", EC_CONSUMER_WAIT_SECONDS="10") == 10

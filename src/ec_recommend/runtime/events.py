@@ -29,6 +29,7 @@ from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv
 log = logging.getLogger(__name__)
 
 EVENT_COMMANDS = ("provision", "dlq", "events")
+EMIT_CHOICES = ("cloudformation", "authorizer-zip")
 # Services whose database holds an outbox (``env.outboxes`` in their build).
 OUTBOX_SERVICES = ("user", "product", "order")
 
@@ -72,7 +73,23 @@ def add_event_commands(commands: Any) -> None:
         help="create or update the SNS/SQS topology",
         description="Create or update topics, queues, DLQs, queue policies and "
         "subscriptions from settings/topology.yaml (EC_AWS_ENDPOINT_URL for moto, AWS "
-        "otherwise). Idempotent: prints what it created or updated.",
+        "otherwise). Idempotent: prints what it created or updated. With --emit, "
+        "call nothing and write instead: `cloudformation`, a CloudFormation template "
+        "of the topology, Cognito pool, SES sender and an API Gateway with the Lambda "
+        "authorizer; `authorizer-zip`, that authorizer's deployment package.",
+    )
+    provision.add_argument(
+        "--emit",
+        choices=EMIT_CHOICES,
+        default=None,
+        help="write a CloudFormation template or the authorizer's zip instead of provisioning",
+    )
+    provision.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where --emit writes (template: default stdout; zip: default "
+        "ec-recommend-authorizer.zip)",
     )
     provision.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     provision.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
@@ -114,6 +131,8 @@ def add_event_commands(commands: Any) -> None:
 def run_event_command(config: Config, args: argparse.Namespace) -> int:
     if args.command == "events":
         return _run_replay(config, args)
+    if args.command == "provision" and args.emit:
+        return _emit(config, args.emit, args.out)
     if not config.events.enabled:
         print(
             "ec-recommend: events are not configured: set EC_AWS_ENDPOINT_URL (moto) "
@@ -135,6 +154,36 @@ def run_event_command(config: Config, args: argparse.Namespace) -> int:
             print("nothing deleted")
             return 1
     return process.run(_dlq(config, args))
+
+
+def _emit(config: Config, what: str, out: Path | None) -> int:
+    """Write the CloudFormation template or the authorizer's package; call no AWS API."""
+    from ec_recommend.deploy import build_template, package_authorizer, render
+    from ec_recommend.deploy.package import PackagingError
+    from ec_recommend.deploy.template import lambda_python
+
+    target = out or Path("ec-recommend-authorizer.zip")
+    try:
+        if what == "cloudformation":
+            # a settings file that cannot be read is a ValueError naming it
+            text = render(build_template(config))
+            if out is None:
+                sys.stdout.write(text)
+                return 0
+            partial = out.with_name(out.name + ".partial")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(out)  # never a half-written template at ``out``
+            print(f"wrote {out}")
+            return 0
+        count = package_authorizer(target, lambda_python())
+    except (OSError, ValueError) as exc:  # an unwritable --out, unreadable settings
+        print(f"ec-recommend: {exc}", file=sys.stderr)
+        return 2
+    except PackagingError as exc:
+        print(f"ec-recommend: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {target} ({count} files, {target.stat().st_size // 1024} KiB)")
+    return 0
 
 
 async def _provision(config: Config) -> int:
