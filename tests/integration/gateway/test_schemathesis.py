@@ -37,6 +37,7 @@ SERVICES = ("user", "product", "cart", "order", "search", "recommendation")
 # Cases per operation; EC_FUZZ_EXAMPLES raises it for a longer hunt.
 MAX_EXAMPLES = int(os.environ.get("EC_FUZZ_EXAMPLES", "30"))
 HOOKS_MODULE = "tests.integration.gateway.schemathesis_hooks"
+ROOT = str(Path(__file__).resolve().parents[3])  # where ``tests`` is importable from
 
 
 async def test_schemathesis_finds_nothing(tmp_path: Path, local_aws: LocalAws) -> None:
@@ -76,7 +77,8 @@ async def test_schemathesis_finds_nothing(tmp_path: Path, local_aws: LocalAws) -
                 "--no-color",
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, "SCHEMATHESIS_HOOKS": HOOKS_MODULE},
+                cwd=tmp_path,  # its cache (.schemathesis/) stays out of the work tree
+                env={**os.environ, "SCHEMATHESIS_HOOKS": HOOKS_MODULE, "PYTHONPATH": ROOT},
             )
             code = await asyncio.wait_for(child.wait(), timeout=600)
     output = report.read_text()
