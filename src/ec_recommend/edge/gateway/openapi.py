@@ -79,7 +79,7 @@ def _success_schema(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": schema.json_schema()}
-        for name, schema in endpoint.path_parameters().items()
+        for name, schema in endpoint.path_parameters.items()
     ]
     if endpoint.query is not None:
         for name, schema in endpoint.query.fields.items():

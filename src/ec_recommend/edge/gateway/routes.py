@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -141,6 +142,7 @@ class Endpoint:
     def operation_id(self) -> str:
         return self.handler.__name__
 
+    @cached_property  # checked on every request
     def path_parameters(self) -> dict[str, Schema]:
         """The schemas of the ``{name}`` parts of the path, in order."""
         return {name: path_parameter(name) for name in _PATH_PARAMETER.findall(self.path)}
@@ -148,7 +150,7 @@ class Endpoint:
     def validate_path(self, values: Mapping[str, str]) -> dict[str, Any]:
         return {
             name: schema.validate(values[name], name)
-            for name, schema in self.path_parameters().items()
+            for name, schema in self.path_parameters.items()
         }
 
 
