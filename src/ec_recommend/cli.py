@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     up.add_argument(
+        "--insecure-auth",
+        action="store_true",
+        help="let --host be a non-loopback address although the local identity provider's "
+        "signing key is public (anyone who can reach the gateway can forge any token)",
+    )
+    up.add_argument(
         "--workers",
         type=_workers,
         default=1,
@@ -227,6 +233,10 @@ def _serve_command(config: Config, args: argparse.Namespace) -> int:
 def _up_command(config: Config, args: argparse.Namespace) -> int:
     host = args.host or config.gateway.host
     port = config.gateway.port if args.port is None else args.port
+    from ec_recommend.runtime.local_identity import listen_refusal
+
+    if (refusal := listen_refusal(host, insecure=args.insecure_auth)) is not None:
+        return _fail(refusal)
     if busy := process.port_in_use(host, port):
         return _fail(busy + "; choose another with --port (0 = any free port)")
     return process.run(_up(config, args, host, port))

@@ -32,8 +32,9 @@ from ec_recommend.platform.aws import LocalAws
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.rpc.client import ClientFactory
+from ec_recommend.platform.security.call_token import renew_data_dir_key
 from ec_recommend.platform.security.tls import GATEWAY
-from ec_recommend.runtime import replay_window
+from ec_recommend.runtime import local_identity, replay_window
 from ec_recommend.runtime.endpoints_file import endpoints_path, write_endpoints
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
@@ -85,15 +86,17 @@ def local_config(config: Config, aws: LocalAws) -> Config:
     return replace(config, auth=auth, events=events)
 
 
-async def _seed(aws: LocalAws) -> None:
-    """Seed moto's random ids: the pool and the demo accounts get the same ids on
-    every run, so the demo users kept in ``--data-dir`` can log in again.
+async def _seed(aws: LocalAws, tag: str) -> None:
+    """Seed moto's random ids by the data dir's tag: the pool and the demo
+    accounts get the same ids on every run in one data dir, so its demo users
+    can log in again, and other ids in another data dir (local_identity.py).
     (Accounts signed up later live only as long as this moto child.)"""
     import aiohttp
 
+    seed = {"a": str(local_identity.moto_seed(tag))}
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{aws.endpoint_url}/moto-api/seed", params={"a": "20240401"}) as response,
+        session.post(f"{aws.endpoint_url}/moto-api/seed", params=seed) as response,
     ):
         if response.status != 200:
             log.warning("could not seed moto (HTTP %s): demo ids differ per run", response.status)
@@ -141,14 +144,16 @@ async def _prepare_email(config: Config) -> None:
         await prepare_sending(ses, config.notification.sender)
 
 
-async def _restore(config: Config, aws: LocalAws, demo: bool, clients: ClientFactory) -> None:
+async def _restore(
+    config: Config, aws: LocalAws, demo: bool, clients: ClientFactory, tag: str
+) -> None:
     """Put back on a fresh moto child what the dead one held.
 
     The pool gets its old id (ids are hashed from the pool's name, see
     ``local_aws``); the demo accounts are signed up again and our users
     follow their subjects; other accounts sign up again (their emails relink).
     """
-    await _seed(aws)
+    await _seed(aws, tag)
     restored, _facts, subjects = await _provision(config, aws, demo)
     if restored.auth.user_pool_id != config.auth.user_pool_id:
         # Tokens name the pool: logins fail until up restarts, events still flow.
@@ -237,11 +242,19 @@ async def local_system(
     path = endpoints_path(data_dir)
     # A file from an earlier run names ports that are gone; readers wait for the new one.
     path.unlink(missing_ok=True)
+    tag = local_identity.pool_tag(data_dir)
+    pool = local_identity.pool_name(config.auth.pool_name, tag)
+    config = replace(config, auth=replace(config.auth, pool_name=pool))
+    if config.tls.call_key is None:
+        # a fresh key on every start, kept in the data dir for what runs beside
+        # up there (gateway workers get this config; `serve` reads the file)
+        config = replace(config, tls=replace(config.tls, call_key=renew_data_dir_key(data_dir)))
+    local_identity.warn_if_exposed(host)
     async with AsyncExitStack() as stack:
         stack.callback(path.unlink, missing_ok=True)
         broker = await stack.enter_async_context(LocalBroker(host))
         aws = broker.aws
-        await _seed(aws)
+        await _seed(aws, tag)
         config, facts, subjects = await _provision(local_config(config, aws), aws, demo)
         names = available_services()
         # the gateway and the demo loader call as the gateway; services and
@@ -257,7 +270,7 @@ async def local_system(
         await _replay(data_dir, hosted.relays, replay_window.read_mark(data_dir), broker.started_at)
 
         async def on_restart(fresh: LocalAws, died_started_at: datetime) -> None:
-            await _restore(config, fresh, demo, hosted.clients)
+            await _restore(config, fresh, demo, hosted.clients, tag)
             await _replay(data_dir, hosted.relays, died_started_at, utcnow())
 
         broker.on_restart = on_restart

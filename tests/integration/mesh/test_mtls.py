@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import secrets
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.mesh import load_mesh
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security.allowlist import service_identity_middleware
+from ec_recommend.platform.security.call_token import CallSigner
 from ec_recommend.platform.security.certs import Authority, init_certificates
 from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.security.tls import ClientTls, server_context
@@ -29,6 +31,8 @@ pytestmark = pytest.mark.asyncio
 
 GET = pb.GetProductRequest(product_id="p1")
 RESERVE = pb.ReserveStockRequest(reservation_id="r1")
+
+KEY = secrets.token_bytes(32)
 
 
 @pytest.fixture
@@ -50,20 +54,27 @@ async def strict_product(
         port=port,
         drain_timeout=0.5,
         ssl_context=server_context(tls, "product"),
-        middlewares=[service_identity_middleware("product", policy, tls)],
+        # no signed identity in these calls: the certificate alone names the caller
+        middlewares=[service_identity_middleware("product", policy, tls, CallSigner(KEY))],
     ) as server:
         yield service, server
 
 
 @asynccontextmanager
 async def client(
-    server: RpcServer, *, tls: ClientTls | None = None, context: ssl.SSLContext | None = None
+    server: RpcServer,
+    *,
+    tls: ClientTls | None = None,
+    context: ssl.SSLContext | None = None,
+    signer: CallSigner | None = None,
 ) -> AsyncIterator[pb.ProductServiceStub]:
     async with ClientFactory(
         {"product": [Endpoint("127.0.0.1", server.port)]},
         mesh=mesh(retry={"max_retries": 0}),
         tls=tls,
         ssl_context=context,
+        signer=signer,
+        service="gateway",
     ) as clients:
         yield clients.stub(pb.ProductServiceStub, "product")
 
@@ -165,11 +176,18 @@ async def test_permissive_admits_callers_without_a_certificate_to_open_methods_o
     permissive = replace(pki, mode="PERMISSIVE")
     async with (
         strict_product(permissive) as (service, server),
-        client(server, context=bare_context(pki.ca)) as stub,
+        client(server, context=bare_context(pki.ca), signer=CallSigner(KEY)) as stub,
     ):
+        # no certificate, but a signed call identity: open methods only
         assert (await stub.get_product(GET)).name == "ok"
         with pytest.raises(errors.PermissionDenied):
             await stub.reserve_stock(RESERVE)
+    async with (
+        strict_product(permissive) as (service, server),
+        client(server, context=bare_context(pki.ca)) as anonymous,
+    ):
+        with pytest.raises(errors.Unauthenticated):  # neither: nobody at all
+            await anonymous.get_product(GET)
     assert not service.calls["ReserveStock"]
 
 

@@ -80,3 +80,19 @@ def test_every_allowed_caller_really_calls() -> None:
         if allowed - real.get((service, method), set())
     }
     assert not stale, f"allowed_callers names callers that never call: {stale}"
+
+
+def test_authorization_has_one_source_of_truth() -> None:
+    """Services decide by role and ownership; no permission table lives beside them."""
+    from pathlib import Path
+
+    import ec_recommend
+
+    source = Path(ec_recommend.__file__).parent
+    tables = [
+        path.relative_to(source)
+        for path in source.rglob("*.py")
+        if "_gen" not in path.parts
+        and any(name in path.read_text() for name in ("permissions_for", "GROUP_PERMISSIONS"))
+    ]
+    assert tables == []

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ec_recommend.config import GatewayConfig
 from ec_recommend.edge.gateway.client_address import ClientAddressResolver
 from ec_recommend.edge.gateway.identity import IdentityResolver
 from ec_recommend.edge.gateway.ratelimit import RateLimiter, Tiers
@@ -41,6 +42,7 @@ class Gateway:
 
 
 GATEWAY = web.AppKey("ec_gateway", Gateway)
+GATEWAY_CONFIG = web.AppKey("ec_gateway_config", GatewayConfig)  # set when the app is made
 REQUEST_ID = web.RequestKey("ec_request_id", str)
 IDENTITY = web.RequestKey("ec_identity", Identity)  # absent for anonymous callers
 PRODUCT_CACHE = web.AppKey("ec_product_cache", ProductCache)  # platform/cache.py
