@@ -142,6 +142,11 @@ def _env(workload: Workload) -> list[dict[str, Any]]:
             "name": "EC_DATABASE_URL",
             "valueFrom": {"secretKeyRef": {"name": "ec-recommend-database", "key": "url"}},
         },
+        {
+            # every process signs and checks the identity each gRPC call carries with it
+            "name": "EC_CALL_IDENTITY_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "ec-recommend-call-identity", "key": "key"}},
+        },
     ]
     for name in workload.serves:
         if workload.grpc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -159,6 +160,9 @@ class Fleet:
     redis_url: str
     processes: dict[str, HostProcess] = field(default_factory=dict)
     cognito: Mapping[str, str] = field(default_factory=dict)  # the pool's ids, from provision
+    # Every process of one system signs and checks call identities with one key,
+    # as a deployment gives it (a Kubernetes Secret, say).
+    call_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     @property
     def tag(self) -> str:
@@ -183,7 +187,8 @@ class Fleet:
         )
 
     def common_env(self) -> dict[str, str]:
-        """What every host is told: the broker, the user pool, the database, the log level."""
+        """What every host is told: the broker, the user pool, the database, the
+        call-identity key, the log level."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EC_", "AWS_"))}
         env.update(
             {
@@ -197,6 +202,7 @@ class Fleet:
                 "EC_DATABASE_URL": self.postgres_url,
                 "EC_SCHEMA_PREFIX": f"{self.tag}_",
                 "EC_CONSUMER_WAIT_SECONDS": "1",
+                "EC_CALL_IDENTITY_KEY": self.call_key,
                 **self.cognito,
             }
         )
