@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import aiohttp
 import pytest
+from botocore.exceptions import ClientError
 
 from ec_recommend.client import Client
 from ec_recommend.config import AuthConfig, Config, EventsConfig
@@ -193,7 +194,15 @@ async def _complete(stack: Stack, events: EventsConfig, auth: AuthConfig) -> Non
         for identity in stack.of_type("AWS::SES::EmailIdentity").values():
             await ses.verify_email_identity(EmailAddress=stack.resolve(identity["EmailIdentity"]))
         for template in stack.of_type("AWS::SES::Template").values():
-            await ses.create_template(Template=template["Template"])
+            wanted = template["Template"]
+            try:
+                await ses.create_template(Template=wanted)
+            except ClientError as exc:
+                # SES templates are account-wide, and this moto is shared with
+                # the tests before: the one there must be the stack's own.
+                assert exc.response["Error"]["Code"] == "AlreadyExists"
+                there = (await ses.get_template(TemplateName=wanted["TemplateName"]))["Template"]
+                assert {k: there.get(k) for k in wanted} == wanted
     async with aws_client("apigateway", events) as api:
         (authorizer,) = stack.of_type("AWS::ApiGateway::Authorizer").values()
         resolved = stack.resolve(authorizer)
