@@ -39,6 +39,7 @@ from ec_recommend.edge.gateway.keys import (
 )
 from ec_recommend.edge.gateway.middleware import gateway_middleware
 from ec_recommend.edge.gateway.openapi import openapi_document
+from ec_recommend.edge.gateway.operations import OPERATIONS, open_operations
 from ec_recommend.edge.gateway.outcomes import timed_out
 from ec_recommend.edge.gateway.ratelimit import Tier, Tiers, open_rate_limiter
 from ec_recommend.edge.gateway.request import ApiRequest
@@ -143,6 +144,7 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
             app[PRODUCT_CACHE] = await stack.enter_async_context(
                 open_product_cache(setup.config.cache, invalidated=invalidated)
             )
+            app[OPERATIONS] = await stack.enter_async_context(open_operations(setup.config))
             yield
 
     app.cleanup_ctx.append(resources)

@@ -11,8 +11,9 @@ frame and a dict round trip per request, a third of a cached read):
   leaves with the seed's error body and an ``X-Request-ID``;
 - policy: routes.yaml applied to the paths it covers: method allowed (else
   405), token verified, rate limit counted (by the tier the caller turned
-  out to be, RateLimit-* headers on every answer), auth required (else 401)
-  - all before any handler, so a refused request never reaches a service.
+  out to be, RateLimit-* headers on every answer), auth required (else 401),
+  the route's group (else 403) - all before any handler, so a refused
+  request never reaches a service.
 """
 
 from __future__ import annotations
@@ -168,6 +169,10 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
                     raise auth_error
                 if rule.auth == "required" and identity is None:
                     raise errors.Unauthenticated("a valid bearer token is required")
+                if rule.group is not None and (
+                    identity is None or rule.group not in identity.roles
+                ):
+                    raise errors.PermissionDenied(f"only the {rule.group} group may use this")
                 if identity is not None:
                     request[IDENTITY] = identity
                 response = await handler(request)

@@ -67,8 +67,9 @@ CREATE_REVIEW = Object(
     {"rating": Integer(1, 5), "comment": String(max_length=4000)},
     required=("rating",),
 )
+LIST_PRODUCTS_SORT = ("created_at", "updated_at", "name", "price", "stock_quantity")
 LIST_PRODUCTS = page_query(
-    ("created_at", "updated_at", "name", "price", "stock_quantity"),
+    LIST_PRODUCTS_SORT,
     seller_id=String(max_length=64),
     status=String(enum=STATUSES),
 )
