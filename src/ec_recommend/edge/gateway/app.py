@@ -45,6 +45,7 @@ from ec_recommend.edge.gateway.ratelimit import Tier, Tiers, open_rate_limiter
 from ec_recommend.edge.gateway.request import ApiRequest
 from ec_recommend.edge.gateway.routes import Endpoint, RouteTable, load_routes
 from ec_recommend.edge.realtime.setup import add_realtime
+from ec_recommend.edge.web.site import add_web_routes
 from ec_recommend.platform import errors
 from ec_recommend.platform.cache import open_product_cache
 from ec_recommend.platform.events.activity import ACTIVITY_TYPE, ActivitySender
@@ -151,6 +152,7 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, endpoint_handler(endpoint))
     add_health_routes(app)
+    add_web_routes(app)  # the browser front end: /, /seller, /console, /static/*
     add_realtime(app, setup.config)  # GET /api/v1/ws
     app.router.add_get("/metrics", metrics_handler(), allow_head=False)
     document = orjson.dumps(openapi_document(ENDPOINTS, routes))
