@@ -79,8 +79,17 @@ class QueueConsole:
         return list(await asyncio.gather(*(self._depth(q) for q in self._topology.queues)))
 
     async def redrive(self, name: str) -> int:
-        """Every dead letter of the queue back to it; how many moved."""
-        return await dlq.redrive(self._sqs, self._config, self.queue(name))
+        """The queue's dead letters back to it; how many moved.
+
+        At most as many as the DLQ held when asked: a poisoned message that
+        its subscriber rejects at once is back in the DLQ within a second,
+        and redriving "until empty" would chase it until the request times out.
+        """
+        queue = self.queue(name)
+        waiting = int((await self._attributes(queue.dlq))["ApproximateNumberOfMessages"])
+        if waiting == 0:
+            return 0
+        return await dlq.redrive(self._sqs, self._config, queue, waiting)
 
     async def purge(self, name: str) -> None:
         """Drop the queue's dead letters."""
