@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
 
 from tests.browser.conftest import Browsing, Screens
+
+# Without the browser extra (pip install -e ".[browser]") these are skipped, saying so.
+expect = pytest.importorskip("playwright.sync_api").expect
 
 PHONE = {"width": 390, "height": 844}
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.sync_api import expect
+import pytest
 
 from tests.browser.conftest import Browsing, Screens
+
+# Without the browser extra (pip install -e ".[browser]") these are skipped, saying so.
+expect = pytest.importorskip("playwright.sync_api").expect
 
 PASSWORD = "Passw0rd-browser"
 
