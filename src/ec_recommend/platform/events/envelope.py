@@ -25,6 +25,7 @@ import betterproto2
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.events.proto_json import to_json_dict
+from ec_recommend.platform.events.proto_json_read import from_json_dict
 from ec_recommend.platform.ids import new_id
 
 EVENT_TYPES: Mapping[str, type[betterproto2.Message]] = {
@@ -213,11 +214,8 @@ def _payload(
     if missing:
         raise MalformedEvent(f"data: missing {', '.join(missing)}")
     try:
-        # Unknown fields are ignored so producers can add fields before consumers learn them.
-        message = payload_type.from_dict(value, ignore_unknown_fields=True)
-        # from_dict does not check scalar types ({"productId": 5} passes);
-        # serialising does, so a payload that cannot be encoded is rejected here.
-        bytes(message)
+        # Unknown fields are ignored so producers can add fields before consumers
+        # learn them; a value of the wrong type ({"productId": 5}) is refused.
+        return from_json_dict(payload_type, value)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise MalformedEvent(f"data: not a valid {payload_type.__name__}: {exc}") from None
-    return message
