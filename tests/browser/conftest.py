@@ -151,9 +151,9 @@ def browsing(
 
 class Screens:
     @staticmethod
-    def take(page: Any, name: str) -> None:
+    def take(page: Any, name: str, *, full_page: bool = False) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=SCREENSHOTS / f"{name}.png")
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page)
 
 
 @pytest.fixture

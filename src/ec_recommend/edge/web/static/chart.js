@@ -46,6 +46,8 @@ export function lineChart(title, unit, points) {
     pen = "L";
   }
   if (path) chart.append(svg("path", { d: path, class: "series" }));
+  const last = [...points].reverse().find((p) => p.y !== null);
+  if (last) chart.append(svg("circle", { cx: x(last.x.getTime()), cy: y(last.y), r: 3, class: "latest" }));
   const minutes = Math.round(span / 60000);
   const caption = svg("text", { x: WIDTH - PAD.right, y: HEIGHT - 6, "text-anchor": "end", class: "axis" });
   caption.textContent = minutes >= 1 ? `last ${minutes} min` : `last ${Math.round(span / 1000)} s`;
