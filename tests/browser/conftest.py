@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningSystem, up_process
+from tests.e2e.conftest import RunningSystem, fresh_address, up_process
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 
@@ -106,9 +106,14 @@ class Browsing:
             return
         self.problems.append(f"{page.url}: console {message.type}: {message.text}")
 
-    def page(self, viewport: dict[str, int] | None = None) -> Any:
+    def page(self, viewport: dict[str, int] | None = None, address: str | None = None) -> Any:
+        """A page in a new context, seen by the gateway as coming from ``address``
+        (``up`` trusts 127.0.0.1 as a proxy): each its own anonymous budget."""
         context = self.chromium.new_context(
-            base_url=self.base_url, viewport=viewport or DESKTOP, locale="ja-JP"
+            base_url=self.base_url,
+            viewport=viewport or DESKTOP,
+            locale="ja-JP",
+            extra_http_headers={"X-Forwarded-For": address or fresh_address()},
         )
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()

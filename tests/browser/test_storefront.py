@@ -3,12 +3,16 @@ pays, and watches the order move live while a seller ships it elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
 
 from tests.browser.conftest import Browsing, Screens
+from tests.e2e.conftest import RunningSystem, fresh_address
 
 # Without the browser extra (pip install -e ".[browser]") these are skipped, saying so.
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -98,3 +102,27 @@ def test_a_shopper_checks_out_and_follows_the_order_live(
     shopper.get_by_role("link", name="Orders").click()
     expect(shopper.locator("ul.orders li").first).to_contain_text("DELIVERED")
     screens.take(shopper, "orders")
+
+    shopper.get_by_role("button", name="Log out").click()
+    expect(shopper.get_by_role("link", name="Log in")).to_be_visible()
+    assert shopper.evaluate("sessionStorage.length") == 0
+
+
+def test_a_rate_limited_shopper_is_told_when_to_try_again(
+    browsing: Browsing, shop: RunningSystem
+) -> None:
+    address = fresh_address()
+    limit = 100  # the anonymous tier's default per minute
+    for _ in range(limit):
+        request = urllib.request.Request(
+            f"{shop.gateway_url}/api/v1/products?page_size=1",
+            headers={"X-Forwarded-For": address},
+        )
+        with contextlib.suppress(urllib.error.HTTPError), urllib.request.urlopen(request):
+            pass
+    browsing.expect_http_error(429)
+    page = browsing.page(address=address)
+    page.goto("/")
+    expect(page.get_by_role("alert").first).to_have_text(
+        re.compile(r"^Too many requests: try again in \d+ s\.$")
+    )
