@@ -64,7 +64,7 @@ def _operations(request: ApiRequest) -> Operations:
 def _queues(request: ApiRequest) -> QueueConsole:
     queues = _operations(request).queues
     if queues is None:
-        raise errors.Unavailable("events are off in this gateway: it has no queues to show")
+        raise errors.NotFound("events are off in this gateway: it has no queues", queue="")
     return queues
 
 
@@ -73,7 +73,9 @@ async def admin_overview(request: ApiRequest) -> dict[str, Any]:
 
 
 async def admin_queues(request: ApiRequest) -> dict[str, Any]:
-    return {"items": [depth.as_json() for depth in await _queues(request).depths()]}
+    queues = _operations(request).queues
+    depths = [] if queues is None else await queues.depths()  # None: events are off
+    return {"items": [depth.as_json() for depth in depths]}
 
 
 async def admin_redrive(request: ApiRequest) -> dict[str, Any]:
