@@ -103,6 +103,22 @@ def test_a_shopper_checks_out_and_follows_the_order_live(
     expect(shopper.locator("ul.orders li").first).to_contain_text("DELIVERED")
     screens.take(shopper, "orders")
 
+    # A token that no longer verifies (as after it expires) is renewed on the fly.
+    browsing.expect_http_error(401)
+    shopper.evaluate(
+        """() => {
+            const session = JSON.parse(sessionStorage.getItem("ec-session"));
+            session.id_token = session.id_token.slice(0, -6) + "AAAAAA";
+            sessionStorage.setItem("ec-session", JSON.stringify(session));
+        }"""
+    )
+    shopper.reload()  # the page reads its session from sessionStorage again
+    expect(shopper.locator("ul.orders li").first).to_contain_text("DELIVERED")
+    shopper.get_by_role("link", name="Cart").click()
+    expect(shopper.get_by_role("heading", name="Your cart")).to_be_visible()
+    expect(shopper.get_by_text("Your cart is empty.")).to_be_visible()
+    assert "AAAAAA" not in shopper.evaluate("sessionStorage.getItem('ec-session')")
+
     shopper.get_by_role("button", name="Log out").click()
     expect(shopper.get_by_role("link", name="Log in")).to_be_visible()
     assert shopper.evaluate("sessionStorage.length") == 0

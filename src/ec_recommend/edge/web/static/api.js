@@ -17,8 +17,6 @@ export class ApiError extends Error {
     switch (this.code) {
       case "RATE_LIMITED":
         return `Too many requests: try again in ${this.retryAfter ?? "a few"} s.`;
-      case "UNAUTHORIZED":
-        return "Please log in again: " + this.message;
       case "FORBIDDEN":
         return "Not allowed: " + this.message;
       case "PAYMENT_DECLINED":
@@ -76,7 +74,30 @@ export function logout() {
   sessionStorage.removeItem(SESSION_KEY);
 }
 
-export async function request(method, path, { body, query, key } = {}) {
+function keep(tokens, email) {
+  // A refresh may answer without a new refresh token: keep the one we have.
+  session = { ...session, ...tokens, refresh_token: tokens.refresh_token || session?.refresh_token, email };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+}
+
+// One refresh at a time, shared by the requests that found the token expired.
+let refreshing = null;
+
+async function refreshed() {
+  if (!session?.refresh_token) return false;
+  refreshing ??= request("POST", "/auth/refresh", { body: { refresh_token: session.refresh_token }, retry: false })
+    .then((tokens) => {
+      keep(tokens, session.email);
+      return true;
+    })
+    .catch(() => false)
+    .finally(() => {
+      refreshing = null;
+    });
+  return refreshing;
+}
+
+export async function request(method, path, { body, query, key, retry = true } = {}) {
   const url = new URL(path, location.origin);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
@@ -97,9 +118,14 @@ export async function request(method, path, { body, query, key } = {}) {
   }
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
+  // An expired token is renewed once with the refresh token, then the request repeated.
+  const renewable = retry && session && !path.startsWith("/auth/");
+  if (response.status === 401 && renewable && (await refreshed())) {
+    return request(method, path, { body, query, key, retry: false });
+  }
   if (!response.ok) {
-    const retry = response.headers.get("Retry-After");
-    throw new ApiError(response.status, data, retry === null ? undefined : Number(retry));
+    const retryAfter = response.headers.get("Retry-After");
+    throw new ApiError(response.status, data, retryAfter === null ? undefined : Number(retryAfter));
   }
   return data;
 }
@@ -115,7 +141,7 @@ export function newKey() {
 
 export async function login(email, password) {
   const tokens = await post("/auth/login", { email, password });
-  session = { ...tokens, email };
-  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  session = null;
+  keep(tokens, email);
   return currentUser();
 }
