@@ -315,7 +315,10 @@ export async function order(main, params, id) {
   const payment = h("div");
   let shown = null;
   const show = (state) => {
-    if (state === shown) return; // a repeated status keeps the form and its message
+    // A repeated status keeps the form and its message; an older one (a slow
+    // read overtaken by a push) never replaces a newer one.
+    if (state === shown || shown === "CANCELLED") return;
+    if (state !== "CANCELLED" && ORDER_STEPS.indexOf(state) < ORDER_STEPS.indexOf(shown)) return;
     shown = state;
     badge.replaceChildren(statusBadge(state));
     steps.replaceChildren(progress(state));
@@ -337,8 +340,12 @@ export async function order(main, params, id) {
   show(body.status);
   main.push = new Push(["orders"], (message) => {
     if (message.type === "order.status_changed" && message.data.order_id === id) show(message.data.status);
-  }, (state) => {
+  }, async (state) => {
     live.textContent = state === "live" ? "● live" : "reconnecting…";
+    if (state !== "live") return;
+    // What changed before the subscription took (or while reconnecting) was not pushed.
+    const now = await get(`/api/v1/orders/${id}`).catch(() => null);
+    if (now) show(now.status);
   });
 }
 
