@@ -53,7 +53,8 @@ class QueueConsole:
         try:
             return self._topology.queue(name)
         except TopologyError:
-            raise errors.NotFound(f"no queue named {name!r}", queue=name) from None
+            # The name is not echoed: it is whatever the client put in the path.
+            raise errors.NotFound("no such queue (GET /api/v1/admin/queues lists them)") from None
 
     async def _attributes(self, name: str) -> dict[str, str]:
         url = await queue_url(self._sqs, self._config, name)

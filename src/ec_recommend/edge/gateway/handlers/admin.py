@@ -64,7 +64,7 @@ def _operations(request: ApiRequest) -> Operations:
 def _queues(request: ApiRequest) -> QueueConsole:
     queues = _operations(request).queues
     if queues is None:
-        raise errors.NotFound("events are off in this gateway: it has no queues", queue="")
+        raise errors.NotFound("events are off in this gateway: it has no queues")
     return queues
 
 
