@@ -74,15 +74,20 @@ function renderNav() {
   document.getElementById("nav").replaceChildren(...items);
 }
 
-function leave() {
-  main.push?.close();
-  main.stop?.();
-  main.push = undefined;
-  main.stop = undefined;
+// Each navigation renders into a fresh container, so a slow view that finishes
+// after the next navigation writes into a detached element, not over the new one.
+let current = null;
+
+function leave(view) {
+  view?.push?.close();
+  view?.stop?.();
 }
 
 async function route() {
-  leave();
+  leave(current);
+  const view = document.createElement("div");
+  current = view;
+  main.replaceChildren(view);
   renderNav();
   const [path, query = ""] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(query);
@@ -92,20 +97,21 @@ async function route() {
     const message = user
       ? `This page is for ${page.group} accounts; you are logged in as ${user.email}.`
       : `Log in with a ${page.group} account to use the ${page.title.toLowerCase()}.`;
-    main.replaceChildren(h("h1", {}, page.title), h("p", {}, message), h("p", {}, h("a", { href: `/#/login` }, "Log in")));
+    view.replaceChildren(h("h1", {}, page.title), h("p", {}, message), h("p", {}, h("a", { href: `/#/login` }, "Log in")));
     return;
   }
-  for (const [pattern, view, needsLogin] of page.views) {
+  for (const [pattern, render, needsLogin] of page.views) {
     const match = pattern.exec(path);
     if (!match) continue;
     if (needsLogin && !user) {
       location.hash = `#/login?next=${encodeURIComponent("#" + path + (query ? "?" + query : ""))}`;
       return;
     }
-    await view(main, params, ...(match.length > 1 ? match.slice(1) : [renderNav]));
+    await render(view, params, ...(match.length > 1 ? match.slice(1) : [renderNav]));
+    if (view !== current) leave(view); // left while it was loading
     return;
   }
-  main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the start")));
+  view.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the start")));
 }
 
 window.addEventListener("hashchange", () => {
