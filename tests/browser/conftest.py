@@ -59,7 +59,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _FAILED = pytest.StashKey[bool]()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: sync Playwright keeps its event loop running
+# while it is started, and the asyncio tests after these need the thread's.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not CHROMIUM.exists():
         if os.environ.get("EC_REQUIRE_SERVICES") == "1":
