@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +131,18 @@ class Browsing:
         page.get_by_label("Password").fill(password)
         page.locator("form.account").get_by_role("button", name="Log in").click()
         page.get_by_role("button", name="Log out").wait_for()
+
+    @staticmethod
+    def reload_until(page: Any, selector: str, timeout: float = TIMEOUT_MS / 1000) -> None:
+        """Reload ``page`` until ``selector`` matches: for views that show a read
+        model once (the ledger), which a subscriber fills in moments later."""
+        deadline = time.monotonic() + timeout
+        while page.locator(selector).count() == 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{selector} did not appear within {timeout}s")
+            page.wait_for_timeout(250)
+            page.reload()
+            page.locator("main h1").wait_for()
 
     def close(self, failed: bool, test_name: str) -> None:
         if failed:

@@ -99,6 +99,15 @@ def test_a_shopper_checks_out_and_follows_the_order_live(
     expect(shopper.locator("#order-status")).to_have_text("DELIVERED")
     assert shopper.evaluate("window.stillTheSamePage") is True  # pushed, not reloaded
 
+    # The seller subscriber books the sale moments after the payment.
+    seller.goto("/seller#/ledger")
+    browsing.reload_until(seller, "table.lines tbody tr")
+    expect(seller.locator("table.lines tbody tr").first).to_contain_text("sale")
+    screens.take(seller, "seller-ledger")
+    seller.goto("/seller#/analytics")
+    expect(seller.locator("table.lines tbody tr").first).to_be_visible()
+    screens.take(seller, "seller-analytics")
+
     shopper.get_by_role("link", name="Orders").click()
     expect(shopper.locator("ul.orders li").first).to_contain_text("DELIVERED")
     screens.take(shopper, "orders")
