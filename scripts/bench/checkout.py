@@ -22,7 +22,7 @@
    ``--split``: on PostgreSQL, ``ec-recommend serve`` over two processes
    (gateway, user, product, cart | order, the other services and every
    consumer) and one moto child; CPU per order of each and together.
-Usage: python scripts/bench/checkout.py [--items 20] [--rounds 200]
+Usage: .venv/bin/python scripts/bench/checkout.py [--items 20] [--rounds 200]
        [--gateway [--postgres | --split]] [--concurrency 16] [--seconds 10]
        [--no-dataloader]
 """

@@ -15,7 +15,7 @@ each two ways:
 Bodies are checked equal first. Prints µs per envelope (best of ``--rounds``)
 and the speed-up.
 
-Usage: python scripts/bench/event_encoding.py [--envelopes 2000] [--rounds 5]
+Usage: .venv/bin/python scripts/bench/event_encoding.py [--envelopes 2000] [--rounds 5]
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@
    the end of its handler's commit. Prints p50/p99 and receives per event
    (``--linger`` sets the consumer's batch linger: 0 receives at once).
 
-Usage: python scripts/bench/events.py [--messages 2000] [--rounds 2] [--events 300] [--rate 50]
-       [--linger SECONDS]
+Usage: .venv/bin/python scripts/bench/events.py [--messages 2000] [--rounds 2]
+       [--events 300] [--rate 50] [--linger SECONDS]
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ has no SDK at all (no-op spans).
 "cached xN" (``--workers N``) is the cached gateway served by N processes on
 one port: this one and N-1 gateway worker processes (``up --workers N``).
 
-Usage: python scripts/bench/gateway.py [--seconds 12] [--concurrency 32] [--no-tracing]
+Usage: .venv/bin/python scripts/bench/gateway.py [--seconds 12] [--concurrency 32] [--no-tracing]
                                         [--workers 2]
 """
 

@@ -28,7 +28,7 @@ throughput and in CPU per call, and local vs loopback in µs per call. On a
 shared machine throughput follows the neighbours' load (and grpcio's
 C-core threads get a bigger share of a busy machine than one Python
 thread); CPU per call is the steadier figure.
-Usage: python scripts/bench/grpc_unary.py [--seconds 5] [--concurrency 32]
+Usage: .venv/bin/python scripts/bench/grpc_unary.py [--seconds 5] [--concurrency 32]
 """
 
 from __future__ import annotations

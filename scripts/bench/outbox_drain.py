@@ -11,7 +11,7 @@ relay, what is measured.
 Repeated ``--rounds`` times, each on a fresh database and a fresh moto (so
 no round pays for the messages of the last); prints each run and the median.
 
-Usage: python scripts/bench/outbox_drain.py [--events 1000] [--rounds 3] [--concurrency N]
+Usage: .venv/bin/python scripts/bench/outbox_drain.py [--events 1000] [--rounds 3] [--concurrency N]
                                            [--postgres URL]
 """
 

@@ -11,7 +11,7 @@ names and descriptions), then runs the same queries through
          costs without the index)
 
 and prints queries/s of each and the speed-up index/scan.
-Usage: python scripts/bench/search.py [--products 10000] [--queries 200]
+Usage: .venv/bin/python scripts/bench/search.py [--products 10000] [--queries 200]
        [--postgres postgresql://postgres@127.0.0.1:5432/test]
 """
 

@@ -13,7 +13,7 @@ loop), and the bench waits until every event is handled. RSS (and PSS, which
 counts shared pages once) of ``up``'s process, each child (moto, gateway
 workers) and the tree are printed at ready and after the run, against the
 goals: ready <= 5 s, tree <= 300 MB after a 60 s run.
-Usage: python scripts/bench/startup.py [--starts 3] [--seconds 60]
+Usage: .venv/bin/python scripts/bench/startup.py [--starts 3] [--seconds 60]
        [--concurrency 8] [--no-demo] [--workers N]
 """
 

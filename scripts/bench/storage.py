@@ -16,7 +16,7 @@ Prints CPU (the whole process: the loop's thread and aiosqlite's) and wall
 time per transaction for each, and each as a multiple of bare sqlite3. The
 ways take turns over ``--rounds`` rounds; the median round is reported.
 
-Usage: python scripts/bench/storage.py [--transactions 2000] [--rounds 3]
+Usage: .venv/bin/python scripts/bench/storage.py [--transactions 2000] [--rounds 3]
 """
 
 from __future__ import annotations

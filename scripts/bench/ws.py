@@ -12,7 +12,7 @@ Baseline, same run, same clients: a bare aiohttp WebSocket server that sends
 each frame to every socket in a loop (no hub, no auth, no queues, no limits).
 The ratio says what the gateway's push path costs against that.
 
-Usage: python scripts/bench/ws.py [--clients 1000] [--events 300] [--burst 100]
+Usage: .venv/bin/python scripts/bench/ws.py [--clients 1000] [--events 300] [--burst 100]
 """
 
 from __future__ import annotations

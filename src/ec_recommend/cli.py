@@ -6,34 +6,35 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from ec_recommend.config import Config, ConfigError
+from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime import process
+from ec_recommend.runtime.endpoints_file import with_running_up
 from ec_recommend.runtime.events import (
     EVENT_COMMANDS,
     add_event_commands,
     hosted_consumers,
     run_event_command,
 )
-from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
+from ec_recommend.runtime.registry import (
+    CONSUMERS,
+    ServiceEnv,
+    available_services,
+    certificate_names,
+)
 
 log = logging.getLogger("ec_recommend")
 
 DESCRIPTION = """\
 ec-recommend: an e-commerce backend as asyncio microservices.
-
-commands:
-  up         run the whole system locally with demo data (one process)
-  serve      run one or more services and/or event consumers in one process
-  provision  create or update the SNS/SQS topology and Cognito pool (idempotent)
-  dlq        list, show, redrive or purge dead-letter queues
-  events     replay: publish the events sent since a time again (inboxes dedupe)
-  certs      development CA and service certificates for mTLS (certs init)
+Start with `ec-recommend up`; `ec-recommend COMMAND --help` tells more.
 """
 
 
@@ -43,17 +44,33 @@ def _parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser(
         "up",
-        help="run every service locally with demo data",
+        help="run the whole system locally with demo data (one process)",
         description="Start every service in one process on one event loop, load demo "
-        "data, write <data-dir>/endpoints.json and run until SIGINT/SIGTERM.",
+        "data, write <data-dir>/endpoints.json and run until Ctrl-C (SIGINT), "
+        "SIGTERM or SIGHUP.",
     )
-    up.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    up.add_argument("--port", type=int, default=8080, help="gateway port (0 = any free port)")
-    up.add_argument("--data-dir", type=Path, default=None, help="where the data lives")
+    up.add_argument(
+        "--host",
+        default=None,
+        help="gateway address (default: EC_GATEWAY_HOST, else 127.0.0.1)",
+    )
+    up.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="gateway port, 0 = any free port (default: EC_GATEWAY_PORT, else 8080)",
+    )
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the data lives (default: EC_DATA_DIR, else .ec-data)",
+    )
     up.add_argument("--no-demo", action="store_true", help="do not load demo data")
     up.add_argument(
         "--mtls",
@@ -63,17 +80,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     up.add_argument(
+        "--insecure-auth",
+        action="store_true",
+        help="let --host be a non-loopback address although the local identity provider's "
+        "signing key is public (anyone who can reach the gateway can forge any token)",
+    )
+    up.add_argument(
         "--workers",
         type=_workers,
         default=1,
-        help="gateway processes sharing the port (SO_REUSEPORT): this one and N-1 workers",
+        help="gateway processes sharing the port (SO_REUSEPORT): this one and N-1 workers "
+        "(default: 1)",
+    )
+    up.add_argument(
+        "--json",
+        action="store_true",
+        help="report readiness as one JSON line, as when stdout is not a terminal",
     )
 
     serve = commands.add_parser(
         "serve",
-        help="run the named services in one process",
+        help="run one or more services, consumers and/or the gateway in one process",
         description="Run the named services, each on its own gRPC port, until "
-        "SIGINT/SIGTERM, then drain in-flight calls and stop. Ports come from "
+        "SIGINT, SIGTERM or SIGHUP, then drain in-flight calls and stop. Ports come from "
         "EC_PORT_<SERVICE> or the config file (default: any free port); one JSON "
         "line on stdout reports where each service listens.",
     )
@@ -81,9 +110,14 @@ def _parser() -> argparse.ArgumentParser:
         "services",
         nargs="+",
         metavar="SERVICE",
-        help=f"one or more of: {', '.join(dict.fromkeys(available_services() + list(CONSUMERS)))}",
+        help=f"one or more of: {', '.join(_servable())}",
     )
-    serve.add_argument("--data-dir", type=Path, default=None, help="where SQLite files live")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where SQLite files live (default: EC_DATA_DIR, else .ec-data)",
+    )
     serve.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     serve.add_argument(
         "--workers",
@@ -94,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
     certs = commands.add_parser(
         "certs",
-        help="development certificates for mTLS",
+        help="development CA and service certificates for mTLS (certs init)",
         description="certs init: create a development CA and one certificate per "
         "service, consumer and the gateway (kept if present; --force starts over).",
     )
@@ -105,6 +139,20 @@ def _parser() -> argparse.ArgumentParser:
     certs.add_argument("--config", type=Path, default=None, help="YAML configuration file")
     add_event_commands(commands)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ec-recommend")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _servable() -> list[str]:
+    """What ``serve`` can host: services, event consumers and the gateway."""
+    return list(dict.fromkeys([*available_services(), *CONSUMERS, "gateway"]))
 
 
 def _workers(text: str) -> int:
@@ -129,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "mtls", False):
         from ec_recommend.platform.security.tls import dev_tls_config
 
-        config = replace(config, tls=dev_tls_config(config.storage.data_dir / "certs"))
+        config = replace(
+            config, tls=dev_tls_config(config.storage.data_dir / "certs", certificate_names())
+        )
     process.configure_logging(config)
     if args.command == "certs":
         return _certs_init(config, args)
@@ -143,37 +193,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ec-recommend: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        known = list(dict.fromkeys([*available_services(), *CONSUMERS, "gateway"]))
-        unknown = [name for name in args.services if name not in known]
-        if unknown:
-            print(
-                f"ec-recommend: unknown service(s): {', '.join(unknown)}; "
-                f"choose from {', '.join(known)}",
-                file=sys.stderr,
-            )
-            return 2
-        consumers = [name for name in args.services if name in CONSUMERS]
-        if consumers and not config.events.enabled:
-            print(
-                "ec-recommend: consumers need SNS/SQS: set EC_AWS_ENDPOINT_URL or "
-                "EC_PROFILE=production",
-                file=sys.stderr,
-            )
-            return 2
-        services = [name for name in args.services if name in available_services()]
-        gateway = "gateway" in args.services
-        if args.workers > 1 and not gateway:
-            print("ec-recommend: --workers is for the gateway: serve gateway", file=sys.stderr)
-            return 2
+        return _serve_command(config, args)
+    return _up_command(config, args)
+
+
+def _serve_command(config: Config, args: argparse.Namespace) -> int:
+    known = _servable()
+    unknown = [name for name in args.services if name not in known]
+    if unknown:
+        return _fail(f"unknown service(s): {', '.join(unknown)}; choose from {', '.join(known)}")
+    consumers = [name for name in args.services if name in CONSUMERS]
+    services = [name for name in args.services if name in available_services()]
+    gateway = "gateway" in args.services
+    if args.workers > 1 and not gateway:
+        return _fail("--workers is for the gateway: serve gateway")
+    if consumers or gateway:
+        config = with_running_up(config)
+    if consumers and not config.events.enabled:
+        return _fail(
+            "consumers need SNS/SQS: run `ec-recommend up` in the data dir, "
+            "or set EC_AWS_ENDPOINT_URL, or EC_PROFILE=production"
+        )
+    if gateway and not config.auth.configured:
+        return _fail(
+            "the gateway needs a Cognito pool: run `ec-recommend up` in the data dir, "
+            "or set EC_COGNITO_USER_POOL_ID and EC_COGNITO_CLIENT_ID "
+            "(and EC_COGNITO_ENDPOINT_URL for moto)"
+        )
+    if gateway and (busy := process.port_in_use(config.gateway.host, config.gateway.port)):
+        return _fail(busy + "; set EC_GATEWAY_PORT")
+    try:
         return process.run(
             _serve(config, services, consumers, gateway=gateway, workers=args.workers)
         )
-    return process.run(_up(config, args))
+    except errors.Unavailable as exc:  # at start: a consumer's service has no address
+        return _fail(f"{exc}; set EC_ENDPOINTS_<SERVICE>=host:port, or serve it in this process")
+
+
+def _up_command(config: Config, args: argparse.Namespace) -> int:
+    host = args.host or config.gateway.host
+    port = config.gateway.port if args.port is None else args.port
+    from ec_recommend.runtime.local_identity import listen_refusal
+
+    if (refusal := listen_refusal(host, insecure=args.insecure_auth)) is not None:
+        return _fail(refusal)
+    if busy := process.port_in_use(host, port):
+        return _fail(busy + "; choose another with --port (0 = any free port)")
+    return process.run(_up(config, args, host, port))
+
+
+def _fail(message: str) -> int:
+    """One line on stderr and the usage exit status: what is wrong and what to do."""
+    print(f"ec-recommend: {message}", file=sys.stderr)
+    return 2
 
 
 def _certs_init(config: Config, args: argparse.Namespace) -> int:
     from ec_recommend.platform.security.certs import init_certificates
-    from ec_recommend.platform.security.tls import certificate_names
 
     directory = args.dir or config.storage.data_dir / "certs"
     written = init_certificates(directory, certificate_names(), force=args.force)
@@ -238,18 +314,26 @@ async def _gateway(
         yield url
 
 
-async def _up(config: Config, args: argparse.Namespace) -> int:
-    from ec_recommend.runtime.local_system import DEMO_PASSWORD, local_system
+async def _up(config: Config, args: argparse.Namespace, host: str, port: int) -> int:
+    from ec_recommend.runtime.local_system import DEMO_PASSWORD, local_system, ready_summary
 
     async def body(stop: asyncio.Event) -> None:
+        started = time.monotonic()
         async with local_system(
-            config, host=args.host, port=args.port, demo=not args.no_demo, workers=args.workers
+            config, host=host, port=port, demo=not args.no_demo, workers=args.workers
         ) as system:
-            process.report_ready(
-                **system.endpoints,
-                endpoints_file=str(system.endpoints_file),
-                demo_password=None if args.no_demo else DEMO_PASSWORD,
-            )
+            demo_password = None if args.no_demo else DEMO_PASSWORD
+            if sys.stdout.isatty() and not args.json:
+                print(
+                    ready_summary(system, demo_password, seconds=time.monotonic() - started),
+                    flush=True,
+                )
+            else:
+                process.report_ready(
+                    **system.endpoints,
+                    endpoints_file=str(system.endpoints_file),
+                    demo_password=demo_password,
+                )
             await stop.wait()
             log.info("stopping: gateway, consumers, services, then local AWS")
 

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -43,10 +43,8 @@ from ec_recommend.client_errors import (
     Timeout,
     Unauthorized,
 )
+from ec_recommend.client_push import PushSubscription
 from ec_recommend.client_retry import NEVER, WriteRetry, repeat_write
-
-if TYPE_CHECKING:
-    from ec_recommend.client_push import PushSubscription
 
 # The error types are part of this module's API (``api.NotFound``...).
 __all__ = [
@@ -551,8 +549,6 @@ class Client:
         self, *topics: str, last_event_id: str | None = None, auth: str = "header"
     ) -> PushSubscription:
         """``async with api.subscribe("orders") as messages: async for m in messages``."""
-        from ec_recommend.client_push import PushSubscription
-
         return PushSubscription(self, topics, last_event_id=last_event_id, auth=auth)
 
     # -- operations ------------------------------------------------------------

@@ -16,18 +16,31 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 import aiohttp
 
 from ec_recommend.client_errors import ERRORS, ApiError
 
-if TYPE_CHECKING:
-    from ec_recommend.client import Client
-
 JSON = dict[str, Any]
 WS_PATH = "/api/v1/ws"
 _CONTROL = frozenset({"subscribed", "unsubscribed", "authenticated", "pong"})
+
+
+class Caller(Protocol):
+    """What a subscription needs of its ``Client``: where, and as whom (read when it opens).
+
+    A protocol, so this module does not import the client that imports it.
+    """
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def token(self) -> str | None: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 class PushSubscription:
@@ -35,7 +48,7 @@ class PushSubscription:
 
     def __init__(
         self,
-        client: Client,
+        client: Caller,
         topics: Sequence[str],
         *,
         last_event_id: str | None = None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -30,10 +31,11 @@ from ec_recommend.platform.events.inbox import inbox
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.security.certs import init_certificates
-from ec_recommend.platform.security.tls import GATEWAY, certificate_names
+from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.host import host_services
 from ec_recommend.runtime.local_aws import LocalAws
+from ec_recommend.runtime.registry import certificate_names
 from tests.chaos.invariants import check_stock, stock_levels
 from tests.conftest import events_on, wait_for
 from tests.integration.order.shop import Shop, acting_as, new_user
@@ -41,6 +43,8 @@ from tests.integration.order.shop import Shop, acting_as, new_user
 pytestmark = [pytest.mark.asyncio, pytest.mark.chaos]
 
 DLQ = "order-processing-dlq"
+
+CALL_KEY = secrets.token_bytes(32)
 
 
 @pytest.fixture
@@ -62,6 +66,8 @@ async def inventory_process(
             "EC_TLS_CA": str(certs / "ca.crt"),
             "EC_TLS_CERT": str(certs / "inventory.crt"),
             "EC_TLS_KEY": str(certs / "inventory.key"),
+            # every process of one system signs call identities with one key
+            "EC_CALL_IDENTITY_KEY": CALL_KEY.hex(),
             "EC_AWS_ENDPOINT_URL": str(events.endpoint_url),
             "EC_AWS_REGION": events.region,
             "EC_EVENTS_PREFIX": events.name_prefix,
@@ -121,6 +127,7 @@ async def test_inventory_in_its_own_process_handles_every_order_event_under_stri
         cert=certs / "gateway.crt",
         key=certs / "gateway.key",
         cert_dir=certs,
+        call_key=CALL_KEY,
     )
     events = events_on(local_aws, relay_interval=0.05, consumer_wait_seconds=1)
     await provision(events, load_topology(events.topology_path))

@@ -7,6 +7,7 @@ HS256 keyed by the public key, or with no signature at all.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -117,3 +118,50 @@ async def test_every_token_attack_is_401_and_changes_nothing(system: System) -> 
     with pytest.raises(api.Unauthorized):
         await missing.update_profile(display_name="hacked anonymously")
     assert (await victim.profile())["display_name"] == "Original"
+
+
+async def test_another_up_does_not_take_this_ones_tokens(
+    system: System, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.e2e.conftest import up_process
+
+    customer = await system.customer()
+    assert customer.token is not None
+    with up_process(tmp_path_factory.mktemp("ec-up-other"), "--no-demo") as other:
+        assert other.endpoints["cognito_user_pool_id"] != system.endpoints["cognito_user_pool_id"]
+        async with api.Client(other.gateway_url) as stranger:
+            stranger.token = customer.token
+            with pytest.raises(api.Unauthorized):
+                await stranger.me()
+
+
+@pytest.mark.parametrize("fate", ["disabled", "deleted"])
+async def test_an_account_gone_from_the_pool_stops_working_within_seconds(
+    system: System, fate: str
+) -> None:
+    from aiobotocore.session import get_session
+
+    email = f"gone-{fate}-{int(time.time() * 1000)}@example.com"
+    user = await system.customer(email)
+    assert (await user.me())["email"] == email
+    async with get_session().create_client(
+        "cognito-idp",
+        region_name=system.endpoints["region"],
+        endpoint_url=system.endpoints["aws_endpoint_url"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ) as cognito:
+        pool = system.endpoints["cognito_user_pool_id"]
+        if fate == "disabled":
+            await cognito.admin_disable_user(UserPoolId=pool, Username=email)
+        else:
+            await cognito.admin_delete_user(UserPoolId=pool, Username=email)
+    # the old token is unexpired; the gateway rechecks the account within its ttl (10 s)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            await user.me()
+        except api.Unauthorized:
+            break
+        assert time.monotonic() < deadline, f"a {fate} account still works"
+        await asyncio.sleep(0.2)

@@ -19,6 +19,7 @@ from ec_recommend.config import Endpoint
 from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.server import RpcServer
+from ec_recommend.platform.security.call_token import CallSigner, data_dir_key
 from ec_recommend.runtime.process import until_stopped
 from tests.conftest import wait_for
 
@@ -121,7 +122,9 @@ async def test_serve_command_runs_services_and_exits_cleanly_on_sigterm(tmp_path
         addresses = ready["services"]
         assert isinstance(addresses, dict) and set(addresses) == {"user", "product"}
         endpoints = {name: [Endpoint.parse(addr, key=name)] for name, addr in addresses.items()}
-        async with ClientFactory(endpoints) as clients:
+        # signed with the key the process keeps in the data dir, as a peer would
+        signer = CallSigner(data_dir_key(tmp_path))
+        async with ClientFactory(endpoints, signer=signer) as clients:
             users = clients.stub(pb_user.UserServiceStub, "user")
             created = await users.create_user(
                 pb_user.CreateUserRequest(cognito_user_id="s", email="s@example.com")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
@@ -48,3 +50,14 @@ async def test_a_fresh_database_with_the_current_shape_skips_the_alter(storage) 
     async with open_database(storage, "things", migrations) as db, db.unit_of_work() as uow:
         await uow.execute(sa.insert(things).values(id=1, label="x"))
         await uow.commit()
+
+
+async def test_replicas_starting_together_migrate_once(storage) -> None:
+    """Two product replicas on one PostgreSQL schema start at the same moment."""
+    migrations = [Migration(1, create_tables(NEW)), Migration(2, add_columns(things, "label"))]
+
+    async def replica() -> int:
+        async with open_database(storage, "things", migrations) as db:
+            return await db.migrate(migrations)
+
+    assert await asyncio.gather(*(replica() for _ in range(4))) == [2] * 4

@@ -99,3 +99,23 @@ def test_relay_pacing_from_environment() -> None:
     assert production.relay_concurrency == 8  # AWS is latency-bound
     with pytest.raises(ConfigError, match="relay_concurrency"):
         Config.from_env({"EC_RELAY_CONCURRENCY": "0"})
+
+
+def test_edge_read_timeout_and_call_identity_key_from_environment() -> None:
+    assert Config.from_env({}).gateway.read_timeout == 30.0
+    assert Config.from_env({}).tls.call_key is None  # the data dir's key
+    key = "ab" * 32
+    config = Config.from_env({"EC_GATEWAY_READ_TIMEOUT": "5", "EC_CALL_IDENTITY_KEY": key})
+    assert config.gateway.read_timeout == 5.0
+    assert config.tls.call_key == bytes.fromhex(key)
+    with pytest.raises(ConfigError, match="EC_CALL_IDENTITY_KEY"):
+        Config.from_env({"EC_CALL_IDENTITY_KEY": "abcd"})  # too short to sign with
+
+
+def test_consumers_long_poll_briefly_locally_where_a_stop_waits_one_out() -> None:
+    def wait(profile: str, **env: str) -> int:
+        return events_config(Section("events", {}, env), profile).consumer_wait_seconds
+
+    assert wait("local") == 2
+    assert wait("production") == 10
+    assert wait("local", EC_CONSUMER_WAIT_SECONDS="10") == 10

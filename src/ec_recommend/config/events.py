@@ -28,7 +28,7 @@ class EventsConfig:
     relay_interval: float = 0.2
     relay_max_backoff: float = 30.0
     consumer_concurrency: int = 10  # one full receive batch
-    consumer_wait_seconds: int = 10  # long poll; shutdown waits one out
+    consumer_wait_seconds: int = 10  # long poll; shutdown waits one out (local profile: 2)
     # After a partial batch, wait this long before receiving again so the next
     # batch is fuller (fewer receives and deletes per message); 0 disables.
     consumer_batch_linger: float = 0.1
@@ -51,7 +51,15 @@ def events_config(section: Section, profile: str) -> EventsConfig:
     """``events:`` file section and ``EC_EVENTS_*``/``EC_AWS_*`` variables."""
     endpoint_url = section.pick("endpoint_url", "EC_AWS_ENDPOINT_URL", None) or None
     topology = section.pick("topology_path", "EC_TOPOLOGY", None)
-    wait = section.count("consumer_wait_seconds", "EC_CONSUMER_WAIT_SECONDS", 10, allow_zero=True)
+    # A stop waits out each long poll in flight (closing the connection would
+    # leave what SQS hands it invisible for a visibility timeout): locally,
+    # where the broker stops with the process, a short poll keeps Ctrl-C quick.
+    wait = section.count(
+        "consumer_wait_seconds",
+        "EC_CONSUMER_WAIT_SECONDS",
+        10 if profile == "production" else 2,
+        allow_zero=True,
+    )
     if wait > 20:
         raise ConfigError(f"events.consumer_wait_seconds: at most 20, got {wait}")
     batch = section.count("relay_batch_size", "EC_RELAY_BATCH", 10)

@@ -31,6 +31,10 @@ class GatewayConfig:
     # Every API request's time budget; a client may ask for less with
     # X-Request-Timeout. The deadline travels on every gRPC hop behind it.
     request_timeout: float = 15.0
+    # A request's head must arrive within this many seconds of the connection
+    # opening (or of the previous response), and its body within as many of
+    # the head: slow or idle clients cannot hold connections open.
+    read_timeout: float = 30.0
 
 
 def gateway_config(section: Section) -> GatewayConfig:
@@ -55,6 +59,7 @@ def gateway_config(section: Section) -> GatewayConfig:
         rate_limit_window=section.seconds("rate_limit_window", "EC_RATE_LIMIT_WINDOW", 60.0),
         trusted_proxies=_trusted_proxies(section.pick("trusted_proxies", "EC_TRUSTED_PROXIES", ())),
         request_timeout=section.seconds("request_timeout", "EC_GATEWAY_REQUEST_TIMEOUT", 15.0),
+        read_timeout=section.seconds("read_timeout", "EC_GATEWAY_READ_TIMEOUT", 30.0),
     )
 
 

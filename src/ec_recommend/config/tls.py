@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ec_recommend.config.values import ConfigError, Section, optional_path
@@ -24,6 +24,9 @@ class TlsConfig:
     cert: Path | None = None
     key: Path | None = None
     cert_dir: Path | None = None
+    # signs the identity every gRPC call carries (platform/security/call_token.py);
+    # None: the key kept in the data dir
+    call_key: bytes | None = field(default=None, repr=False)
 
     @property
     def enabled(self) -> bool:
@@ -50,6 +53,7 @@ def tls_config(section: Section, profile: str) -> TlsConfig:
         cert=path("cert", "EC_TLS_CERT"),
         key=path("key", "EC_TLS_KEY"),
         cert_dir=path("dir", "EC_TLS_CERT_DIR"),
+        call_key=_call_key(section.pick("call_identity_key", "EC_CALL_IDENTITY_KEY", None)),
     )
     if tls.enabled:
         if tls.ca is None:
@@ -59,3 +63,14 @@ def tls_config(section: Section, profile: str) -> TlsConfig:
                 f"tls.certificates: cert and key (or dir) are required when tls.mode is {mode}"
             )
     return tls
+
+
+def _call_key(text: object) -> bytes | None:
+    if not text:
+        return None
+    from ec_recommend.platform.security.call_token import parse_key
+
+    try:
+        return parse_key(str(text))
+    except ValueError as exc:
+        raise ConfigError(f"tls.call_identity_key (EC_CALL_IDENTITY_KEY): {exc}") from None

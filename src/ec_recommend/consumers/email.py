@@ -30,6 +30,12 @@ PASSTHROUGH_TEMPLATE = "ec-recommend-message"
 """The stored template every message is sent through: subject and text are
 the recipient's data as composed. SES does not escape template data, and the
 text part is plain text, so nothing is lost or added on the way."""
+# What `provision` stores, and the CloudFormation template declares.
+PASSTHROUGH_TEMPLATE_CONTENT = {
+    "TemplateName": PASSTHROUGH_TEMPLATE,
+    "SubjectPart": "{{subject}}",
+    "TextPart": "{{body}}",
+}
 
 MAX_RECIPIENTS = 50  # SendBulkTemplatedEmail's limit per call
 BATCH_WINDOW = 0.005  # how long a first send waits for others to share its call
@@ -141,13 +147,7 @@ async def prepare_sending(ses: Any, sender: str) -> None:
 async def store_template(ses: Any) -> bool:
     """Store the pass-through template; False if it was there already."""
     try:
-        await ses.create_template(
-            Template={
-                "TemplateName": PASSTHROUGH_TEMPLATE,
-                "SubjectPart": "{{subject}}",
-                "TextPart": "{{body}}",
-            }
-        )
+        await ses.create_template(Template=PASSTHROUGH_TEMPLATE_CONTENT)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "AlreadyExists":
             return False

@@ -6,12 +6,24 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-from ec_recommend.runtime.local_aws import LOCAL_CREDENTIALS
+LOCAL_REGION = "ap-northeast-1"
+# moto accepts any credentials; these keep botocore from looking elsewhere.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass(frozen=True)
+class LocalAws:
+    """Where the local stand-in for AWS (moto's server, run by ``runtime.local_aws``) listens."""
+
+    endpoint_url: str
+    region: str = LOCAL_REGION
+
 
 # One session per event loop: a session's loader caches the service models
 # (botocore's JSON API descriptions), so clients of one session share them.

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -24,11 +24,13 @@ from ec_recommend.platform.events.consumer import Subscription
 from ec_recommend.platform.events.worker import ConsumerWorker
 from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.runtime import process
+from ec_recommend.runtime.endpoints_file import with_running_up
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv
 
 log = logging.getLogger(__name__)
 
 EVENT_COMMANDS = ("provision", "dlq", "events")
+EMIT_CHOICES = ("cloudformation", "authorizer-zip")
 # Services whose database holds an outbox (``env.outboxes`` in their build).
 OUTBOX_SERVICES = ("user", "product", "order")
 
@@ -65,20 +67,42 @@ async def hosted_consumers(
         yield workers
 
 
+_DATA_DIR_HELP = (
+    "where a running `up` keeps its endpoints.json, used when no AWS endpoint is set "
+    "(default: EC_DATA_DIR, else .ec-data)"
+)
+
+
 def add_event_commands(commands: Any) -> None:
     """Add ``provision`` and ``dlq`` to the CLI's subcommands."""
     provision = commands.add_parser(
         "provision",
-        help="create or update the SNS/SQS topology",
+        help="create or update the SNS/SQS topology and Cognito pool (idempotent)",
         description="Create or update topics, queues, DLQs, queue policies and "
         "subscriptions from settings/topology.yaml (EC_AWS_ENDPOINT_URL for moto, AWS "
-        "otherwise). Idempotent: prints what it created or updated.",
+        "otherwise). Idempotent: prints what it created or updated. With --emit, "
+        "call nothing and write instead: `cloudformation`, a CloudFormation template "
+        "of the topology, Cognito pool, SES sender and an API Gateway with the Lambda "
+        "authorizer; `authorizer-zip`, that authorizer's deployment package.",
+    )
+    provision.add_argument(
+        "--emit",
+        choices=EMIT_CHOICES,
+        default=None,
+        help="write a CloudFormation template or the authorizer's zip instead of provisioning",
+    )
+    provision.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where --emit writes (template: default stdout; zip: default "
+        "ec-recommend-authorizer.zip)",
     )
     provision.add_argument("--config", type=Path, default=None, help="YAML configuration file")
-    provision.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    provision.add_argument("--data-dir", type=Path, default=None, help=_DATA_DIR_HELP)
     dlq = commands.add_parser(
         "dlq",
-        help="inspect and redrive dead-letter queues",
+        help="list, show, redrive or purge dead-letter queues",
         description="list [QUEUE]: messages in each DLQ. show QUEUE: peek at dead "
         "letters. redrive QUEUE [--max N]: move them back to the source queue. "
         "purge QUEUE [--yes]: delete them (asks first). QUEUE is a queue or DLQ name.",
@@ -88,10 +112,10 @@ def add_event_commands(commands: Any) -> None:
     dlq.add_argument("--max", type=int, default=None, help="at most N messages")
     dlq.add_argument("--yes", action="store_true", help="purge without asking")
     dlq.add_argument("--config", type=Path, default=None, help="YAML configuration file")
-    dlq.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    dlq.add_argument("--data-dir", type=Path, default=None, help=_DATA_DIR_HELP)
     events = commands.add_parser(
         "events",
-        help="publish sent events again (replay)",
+        help="replay: publish the events sent since a time again (inboxes dedupe)",
         description="replay --since TIME [--service S ...]: outbox rows sent at or after "
         "TIME (ISO 8601, UTC unless an offset is given, or a duration back from now: "
         "90s, 15m, 2h, 1d) become pending, so the relay of a running or the next "
@@ -114,15 +138,22 @@ def add_event_commands(commands: Any) -> None:
 def run_event_command(config: Config, args: argparse.Namespace) -> int:
     if args.command == "events":
         return _run_replay(config, args)
+    if args.command == "provision" and args.emit:
+        return _emit(config, args.emit, args.out)
+    config = with_running_up(config)
     if not config.events.enabled:
         print(
-            "ec-recommend: events are not configured: set EC_AWS_ENDPOINT_URL (moto) "
+            "ec-recommend: events are not configured: run `ec-recommend up` in the data dir "
+            f"({config.storage.data_dir}), or set EC_AWS_ENDPOINT_URL (moto) "
             "or EC_PROFILE=production (AWS)",
             file=sys.stderr,
         )
         return 2
+    if config.events.endpoint_url and (why := process.unreachable(config.events.endpoint_url)):
+        print(f"ec-recommend: {why}", file=sys.stderr)
+        return 1
     if args.command == "provision":
-        return process.run(_provision(config))
+        return process.run(_aws_errors_in_one_line(_provision(config), config.events.endpoint_url))
     if args.action != "list" and not args.queue:
         print(f"ec-recommend: dlq {args.action} needs a QUEUE", file=sys.stderr)
         return 2
@@ -130,11 +161,55 @@ def run_event_command(config: Config, args: argparse.Namespace) -> int:
         print("ec-recommend: --max must be at least 1", file=sys.stderr)
         return 2
     if args.action == "purge" and not args.yes:
-        answer = input(f"Delete every message in the DLQ of {args.queue}? [y/N] ")
+        try:
+            answer = input(f"Delete every message in the DLQ of {args.queue}? [y/N] ")
+        except EOFError:  # no one to ask (stdin closed): the safe answer
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    return process.run(_dlq(config, args))
+    return process.run(_aws_errors_in_one_line(_dlq(config, args), config.events.endpoint_url))
+
+
+async def _aws_errors_in_one_line(work: Awaitable[int], endpoint: str | None) -> int:
+    """An AWS failure at the command line is one line naming where, not a traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return await work
+    except (BotoCoreError, ClientError, OSError) as exc:
+        print(f"ec-recommend: AWS at {endpoint or 'its default endpoint'}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _emit(config: Config, what: str, out: Path | None) -> int:
+    """Write the CloudFormation template or the authorizer's package; call no AWS API."""
+    from ec_recommend.deploy import build_template, package_authorizer, render
+    from ec_recommend.deploy.package import PackagingError
+    from ec_recommend.deploy.template import lambda_python
+
+    target = out or Path("ec-recommend-authorizer.zip")
+    try:
+        if what == "cloudformation":
+            # a settings file that cannot be read is a ValueError naming it
+            text = render(build_template(config))
+            if out is None:
+                sys.stdout.write(text)
+                return 0
+            partial = out.with_name(out.name + ".partial")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(out)  # never a half-written template at ``out``
+            print(f"wrote {out}")
+            return 0
+        count = package_authorizer(target, lambda_python())
+    except (OSError, ValueError) as exc:  # an unwritable --out, unreadable settings
+        print(f"ec-recommend: {exc}", file=sys.stderr)
+        return 2
+    except PackagingError as exc:
+        print(f"ec-recommend: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {target} ({count} files, {target.stat().st_size // 1024} KiB)")
+    return 0
 
 
 async def _provision(config: Config) -> int:

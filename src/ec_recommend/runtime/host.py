@@ -23,6 +23,7 @@ from ec_recommend.platform.events.relay import OutboxRelay, outbox_relays
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security.allowlist import service_identity_middleware
+from ec_recommend.platform.security.call_token import signer_for
 from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.security.tls import server_context
 from ec_recommend.platform.telemetry.rpc import server_middleware
@@ -56,6 +57,9 @@ async def host_services(
             clients = await stack.enter_async_context(
                 ClientFactory.from_config(config, identity=identity)
             )
+        signer = signer_for(config)
+        if clients.signing.signer is None:  # made without a config: sign as this host does
+            clients.signing.signer = signer
         env = ServiceEnv(config=config, clients=clients)
         # Exit order: servers (after the drain) before the stores they use,
         # the stores before the client channels.
@@ -69,7 +73,7 @@ async def host_services(
                 handlers = await stores.enter_async_context(builder(name)(env))
             middlewares = [
                 server_middleware(name),
-                service_identity_middleware(name, clients.mesh.policy(name), config.tls),
+                service_identity_middleware(name, clients.mesh.policy(name), config.tls, signer),
             ]
             server = await serving.enter_async_context(
                 RpcServer(

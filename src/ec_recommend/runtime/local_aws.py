@@ -19,24 +19,16 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import aiohttp
 
+from ec_recommend.platform.aws import LocalAws
+
 log = logging.getLogger(__name__)
 
-LOCAL_REGION = "ap-northeast-1"
-# moto accepts any credentials; these keep botocore from looking elsewhere.
-LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _PR_SET_PDEATHSIG = 1
 # A refused connection costs next to nothing; up's start waits on this poll.
 _READY_POLL = 0.02  # seconds
-
-
-@dataclass(frozen=True)
-class LocalAws:
-    endpoint_url: str
-    region: str = LOCAL_REGION
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -22,9 +22,10 @@ from urllib.parse import urlparse
 
 import aiohttp
 
+from ec_recommend.platform.aws import LocalAws
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
-from ec_recommend.runtime.local_aws import LocalAws, start_moto, stop_moto
+from ec_recommend.runtime.local_aws import start_moto, stop_moto
 
 log = logging.getLogger(__name__)
 

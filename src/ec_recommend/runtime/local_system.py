@@ -14,7 +14,6 @@ and the outbox replays what the dead child held.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -29,14 +28,16 @@ from ec_recommend.edge.gateway.app import cognito_setup, create_app, mark_ready,
 from ec_recommend.edge.gateway.health import BROKER_STATE
 from ec_recommend.edge.gateway.workers import GatewayWorkers, per_process_limits, worker_spec
 from ec_recommend.platform import errors
+from ec_recommend.platform.aws import LocalAws
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.rpc.client import ClientFactory
+from ec_recommend.platform.security.call_token import renew_data_dir_key
 from ec_recommend.platform.security.tls import GATEWAY
-from ec_recommend.runtime import replay_window
+from ec_recommend.runtime import local_identity, replay_window
+from ec_recommend.runtime.endpoints_file import endpoints_path, write_endpoints
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
-from ec_recommend.runtime.local_aws import LocalAws
 from ec_recommend.runtime.local_broker import LocalBroker
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
 
@@ -49,6 +50,27 @@ DEMO_PASSWORD = "Demo-password-1"
 class LocalSystem:
     endpoints: dict[str, Any]
     endpoints_file: Path
+
+
+def ready_summary(system: LocalSystem, demo_password: str | None, *, seconds: float) -> str:
+    """What a person at a terminal needs once ``up`` is ready (tools get the JSON line)."""
+    from ec_recommend.runtime.demo import DEMO_USERS
+
+    gateway = system.endpoints["gateway_url"]
+    lines = [
+        f"ec-recommend is up (ready in {seconds:.1f} s)",
+        f"  REST API      {gateway}/api/v1/products",
+        f"  OpenAPI       {gateway}/api/v1/openapi.json",
+    ]
+    if demo_password:
+        accounts = ", ".join(email for _subject, email, _name in DEMO_USERS)
+        lines.append(f"  demo accounts {accounts} (password {demo_password})")
+    lines += [
+        f"  local AWS     {system.endpoints['aws_endpoint_url']} (moto)",
+        f"  endpoints     {system.endpoints_file}",
+        "Stop with Ctrl-C.",
+    ]
+    return "\n".join(lines)
 
 
 def local_config(config: Config, aws: LocalAws) -> Config:
@@ -64,15 +86,17 @@ def local_config(config: Config, aws: LocalAws) -> Config:
     return replace(config, auth=auth, events=events)
 
 
-async def _seed(aws: LocalAws) -> None:
-    """Seed moto's random ids: the pool and the demo accounts get the same ids on
-    every run, so the demo users kept in ``--data-dir`` can log in again.
+async def _seed(aws: LocalAws, tag: str) -> None:
+    """Seed moto's random ids by the data dir's tag: the pool and the demo
+    accounts get the same ids on every run in one data dir, so its demo users
+    can log in again, and other ids in another data dir (local_identity.py).
     (Accounts signed up later live only as long as this moto child.)"""
     import aiohttp
 
+    seed = {"a": str(local_identity.moto_seed(tag))}
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{aws.endpoint_url}/moto-api/seed", params={"a": "20240401"}) as response,
+        session.post(f"{aws.endpoint_url}/moto-api/seed", params=seed) as response,
     ):
         if response.status != 200:
             log.warning("could not seed moto (HTTP %s): demo ids differ per run", response.status)
@@ -120,14 +144,16 @@ async def _prepare_email(config: Config) -> None:
         await prepare_sending(ses, config.notification.sender)
 
 
-async def _restore(config: Config, aws: LocalAws, demo: bool, clients: ClientFactory) -> None:
+async def _restore(
+    config: Config, aws: LocalAws, demo: bool, clients: ClientFactory, tag: str
+) -> None:
     """Put back on a fresh moto child what the dead one held.
 
     The pool gets its old id (ids are hashed from the pool's name, see
     ``local_aws``); the demo accounts are signed up again and our users
     follow their subjects; other accounts sign up again (their emails relink).
     """
-    await _seed(aws)
+    await _seed(aws, tag)
     restored, _facts, subjects = await _provision(config, aws, demo)
     if restored.auth.user_pool_id != config.auth.user_pool_id:
         # Tokens name the pool: logins fail until up restarts, events still flow.
@@ -160,6 +186,10 @@ class _CleanStop:
     ) -> None:
         if exc_type is not None:
             return  # not clean: the next start replays since this broker started
+        log.info(
+            "stopping: letting events in flight reach their subscribers (up to %.0f s)",
+            self.config.events.shutdown_grace,
+        )
         try:
             done = await replay_window.drained(
                 self.relays, self.config.events, self.config.events.shutdown_grace
@@ -215,14 +245,22 @@ async def local_system(
     port (edge/gateway/workers.py), dialling the services hosted here."""
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "endpoints.json"
+    path = endpoints_path(data_dir)
     # A file from an earlier run names ports that are gone; readers wait for the new one.
     path.unlink(missing_ok=True)
+    tag = local_identity.pool_tag(data_dir)
+    pool = local_identity.pool_name(config.auth.pool_name, tag)
+    config = replace(config, auth=replace(config.auth, pool_name=pool))
+    if config.tls.call_key is None:
+        # a fresh key on every start, kept in the data dir for what runs beside
+        # up there (gateway workers get this config; `serve` reads the file)
+        config = replace(config, tls=replace(config.tls, call_key=renew_data_dir_key(data_dir)))
+    local_identity.warn_if_exposed(host)
     async with AsyncExitStack() as stack:
         stack.callback(path.unlink, missing_ok=True)
         broker = await stack.enter_async_context(LocalBroker(host))
         aws = broker.aws
-        await _seed(aws)
+        await _seed(aws, tag)
         config, facts, subjects = await _provision(local_config(config, aws), aws, demo)
         names = available_services()
         # the gateway and the demo loader call as the gateway; services and
@@ -238,7 +276,7 @@ async def local_system(
         await _replay(data_dir, hosted.relays, replay_window.read_mark(data_dir), broker.started_at)
 
         async def on_restart(fresh: LocalAws, died_started_at: datetime) -> None:
-            await _restore(config, fresh, demo, hosted.clients)
+            await _restore(config, fresh, demo, hosted.clients, tag)
             await _replay(data_dir, hosted.relays, died_started_at, utcnow())
 
         broker.on_restart = on_restart
@@ -260,11 +298,9 @@ async def local_system(
                 _workers(edge, app, gateway_url, hosted, workers)
             )
             stack.callback(started.begin_stop)
-        endpoints = {"gateway_url": gateway_url, **facts}
-        # Written aside and renamed, so a reader never sees half a file.
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(endpoints, indent=2), encoding="utf-8")
-        partial.replace(path)
+        # services: what a `serve` of a consumer or a gateway next to it dials
+        endpoints = {"gateway_url": gateway_url, **facts, "services": hosted.endpoints()}
+        write_endpoints(data_dir, endpoints)
         mark_ready(app)
         log.info("gateway listening on %s; endpoints in %s", gateway_url, path)
         yield LocalSystem(endpoints, path)

@@ -13,8 +13,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ec_recommend.config import Config
+from ec_recommend.config import SERVICE_NAMES, Config
 from ec_recommend.platform.rpc.client import ClientFactory
+from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.platform.storage import Database
 
 
@@ -57,6 +58,11 @@ CONSUMERS: dict[str, str] = {
     "recommendation-updater": "ec_recommend.consumers.recommendation",
     "cache-invalidation": "ec_recommend.consumers.cache_invalidation",
 }
+
+
+def certificate_names() -> list[str]:
+    """Everyone who needs a certificate: the gateway, services and consumers."""
+    return list(dict.fromkeys([GATEWAY, *SERVICE_NAMES, *SERVICES, *CONSUMERS]))
 
 
 def available_services() -> list[str]:

@@ -78,7 +78,6 @@ async def test_signup_login_verify_refresh(
     assert from_id.email == email
     assert from_id.roles == ("customer",)
     assert from_id.seller_id is None
-    assert "cart:write" in from_id.permissions
 
     from_access = await verifier.verify(tokens.access_token)
     assert from_access.user_id == signed_up.sub
@@ -101,7 +100,6 @@ async def test_seller_signup_gets_group_and_seller_id_in_the_id_token(
     assert context.roles == ("seller",)
     assert context.seller_id == signed_up.seller_id
     assert context.is_seller
-    assert "products:write:own" in context.permissions
 
 
 async def test_seller_signup_is_refused_where_not_allowed(auth: AuthConfig) -> None:

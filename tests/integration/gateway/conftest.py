@@ -20,7 +20,7 @@ from ec_recommend.config import Config, GatewayConfig, RpcConfig, StorageConfig
 from ec_recommend.edge.gateway.app import AccountsFactory, GatewaySetup, create_app
 from ec_recommend.edge.gateway.keys import ACTIVITY, PRODUCT_CACHE
 from ec_recommend.platform import errors
-from ec_recommend.platform.auth.context import AuthContext, permissions_for
+from ec_recommend.platform.auth.context import AuthContext
 from ec_recommend.platform.cache import ProductCache
 from ec_recommend.platform.events.activity import ActivitySender
 from ec_recommend.platform.rpc.client import ClientFactory
@@ -32,7 +32,6 @@ ACCOUNTS: dict[str, AuthContext] = {
         email=f"{name}@example.com",
         roles=roles,
         seller_id=seller_id,
-        permissions=permissions_for(roles),
     )
     for name, roles, seller_id in (
         ("seller-a", ("seller",), "seller-a"),

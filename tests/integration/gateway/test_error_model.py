@@ -140,7 +140,7 @@ async def test_services_down_is_503_without_internals(tmp_path) -> None:  # type
         assert "127.0.0.1" not in body["message"] and "details" not in body
 
 
-async def test_a_crash_is_a_500_with_no_internals(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_crash_is_a_500_with_no_internals(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     from aiohttp import web
 
     from ec_recommend.edge.gateway.app import GatewaySetup, create_app
@@ -163,6 +163,9 @@ async def test_a_crash_is_a_500_with_no_internals(tmp_path) -> None:  # type: ig
         body = await _error(response, 500, "INTERNAL_ERROR")
         assert "hunter2" not in await response.text()
         assert body["details"]["request_id"] == response.headers["X-Request-ID"]
+    errors_logged = [r for r in caplog.records if r.levelname == "ERROR"]
+    # the request id is a field of the record, for log search, not only in the text
+    assert [getattr(r, "request_id", "") for r in errors_logged] == [body["details"]["request_id"]]
 
 
 async def test_auth_routes_ignore_tokens_and_count_as_anonymous(gateway: GatewayUnderTest) -> None:

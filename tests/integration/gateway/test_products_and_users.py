@@ -141,3 +141,19 @@ async def test_deactivated_account_tokens_stop_working(gateway: GatewayUnderTest
     after = await http.get("/api/v1/users/me", headers=auth("bob"))
     assert after.status == 401
     assert (await after.json())["code"] == "UNAUTHORIZED"
+
+
+async def test_a_sale_price_above_the_stored_base_price_is_a_conflict(
+    gateway: GatewayUnderTest,
+) -> None:
+    http = gateway.http
+    created = await http.post("/api/v1/products", json=NEW_PRODUCT, headers=auth("seller-a"))
+    path = f"/api/v1/products/{(await created.json())['id']}"
+    # well-formed, but at odds with the stored base price (4280): 409, not 400
+    above = await http.put(path, json={"sale_price": {"amount": 5000}}, headers=auth("seller-a"))
+    assert above.status == 409, await above.text()
+    # both in one body: the request contradicts itself, 400 naming the field
+    both = {"base_price": {"amount": 100}, "sale_price": {"amount": 200}}
+    contradiction = await http.put(path, json=both, headers=auth("seller-a"))
+    assert contradiction.status == 400
+    assert (await contradiction.json())["details"]["field"] == "sale_price.amount"

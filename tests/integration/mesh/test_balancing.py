@@ -61,3 +61,20 @@ async def test_calls_spread_over_endpoints_and_a_dead_one_is_ejected_then_recove
         for _ in range(9):
             await stub.get_product(GET)
         assert len(revived.calls["GetProduct"]) >= 3
+
+
+async def test_a_stub_made_per_request_still_alternates_between_two_endpoints() -> None:
+    """As the gateway does: building the stub must not take the call's turn."""
+    services = [FaultyProducts() for _ in range(2)]
+    async with AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(RpcServer("product", [s], drain_timeout=0.5))
+            for s in services
+        ]
+        endpoints = [Endpoint("127.0.0.1", server.port) for server in servers]
+        clients = await stack.enter_async_context(
+            ClientFactory({"product": endpoints}, pool_size=1, mesh=mesh())
+        )
+        for _ in range(10):
+            await clients.stub(pb.ProductServiceStub, "product").get_product(GET)
+        assert [len(s.calls["GetProduct"]) for s in services] == [5, 5]

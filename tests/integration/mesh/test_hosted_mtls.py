@@ -14,6 +14,7 @@ from ec_recommend.platform import errors
 from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.security.tls import dev_tls_config
 from ec_recommend.runtime.host import host_services
+from ec_recommend.runtime.registry import certificate_names
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,7 +26,7 @@ async def test_services_talk_mtls_and_the_allow_list_follows_the_acting_service(
     config = Config(
         storage=StorageConfig(data_dir=tmp_path / "data"),
         rpc=RpcConfig(drain_timeout=2.0, in_process=in_process),
-        tls=dev_tls_config(tmp_path / "certs"),
+        tls=dev_tls_config(tmp_path / "certs", certificate_names()),
     )
     assert (tmp_path / "certs" / "ca.crt").exists()
     assert (tmp_path / "certs" / "order.crt").exists()

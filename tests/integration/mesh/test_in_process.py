@@ -8,6 +8,7 @@ server and client metrics. In process, no connection is ever opened.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from ec_recommend.platform.rpc.observers import MeshObserver
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security import tls as tls_module
 from ec_recommend.platform.security.allowlist import service_identity_middleware
+from ec_recommend.platform.security.call_token import CallSigner
 from ec_recommend.platform.security.certs import init_certificates
 from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.security.tls import (
@@ -46,6 +48,8 @@ GET = pb.GetProductRequest(product_id="p1")
 RESERVE = pb.ReserveStockRequest(reservation_id="r1")
 
 PATHS = pytest.mark.parametrize("in_process", [False, True], ids=["socket", "in_process"])
+
+SIGNER = CallSigner(secrets.token_bytes(32))
 
 
 class ServerMetrics(Metrics):
@@ -85,7 +89,7 @@ async def hosted(
     metrics = ServerMetrics()
     middlewares = [
         server_middleware("product", metrics),
-        service_identity_middleware("product", load_mesh().policy("product"), tls),
+        service_identity_middleware("product", load_mesh().policy("product"), tls, SIGNER),
     ]
     async with (
         RpcServer(
@@ -100,6 +104,8 @@ async def hosted(
             pool_size=1,
             mesh=mesh(retry={"max_retries": 0}),
             tls=ClientTls(tls, "gateway") if tls.enabled else None,
+            signer=SIGNER,
+            service="gateway",
         ) as clients,
     ):
         if in_process:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import secrets
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,14 +20,19 @@ from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.mesh import load_mesh
 from ec_recommend.platform.rpc.server import RpcServer
 from ec_recommend.platform.security.allowlist import service_identity_middleware
+from ec_recommend.platform.security.call_token import CallSigner
 from ec_recommend.platform.security.certs import Authority, init_certificates
+from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.platform.security.tls import ClientTls, server_context
+from tests.conftest import wait_for
 from tests.integration.mesh.faulty import FaultyProducts, mesh
 
 pytestmark = pytest.mark.asyncio
 
 GET = pb.GetProductRequest(product_id="p1")
 RESERVE = pb.ReserveStockRequest(reservation_id="r1")
+
+KEY = secrets.token_bytes(32)
 
 
 @pytest.fixture
@@ -37,27 +43,38 @@ def pki(tmp_path: Path) -> TlsConfig:
 
 
 @asynccontextmanager
-async def strict_product(tls: TlsConfig) -> AsyncIterator[tuple[FaultyProducts, RpcServer]]:
+async def strict_product(
+    tls: TlsConfig, port: int = 0
+) -> AsyncIterator[tuple[FaultyProducts, RpcServer]]:
     service = FaultyProducts()
     policy = replace(load_mesh().policy("product"))
     async with RpcServer(
         "product",
         [service],
+        port=port,
+        drain_timeout=0.5,
         ssl_context=server_context(tls, "product"),
-        middlewares=[service_identity_middleware("product", policy, tls)],
+        # no signed identity in these calls: the certificate alone names the caller
+        middlewares=[service_identity_middleware("product", policy, tls, CallSigner(KEY))],
     ) as server:
         yield service, server
 
 
 @asynccontextmanager
 async def client(
-    server: RpcServer, *, tls: ClientTls | None = None, context: ssl.SSLContext | None = None
+    server: RpcServer,
+    *,
+    tls: ClientTls | None = None,
+    context: ssl.SSLContext | None = None,
+    signer: CallSigner | None = None,
 ) -> AsyncIterator[pb.ProductServiceStub]:
     async with ClientFactory(
         {"product": [Endpoint("127.0.0.1", server.port)]},
         mesh=mesh(retry={"max_retries": 0}),
         tls=tls,
         ssl_context=context,
+        signer=signer,
+        service="gateway",
     ) as clients:
         yield clients.stub(pb.ProductServiceStub, "product")
 
@@ -159,9 +176,72 @@ async def test_permissive_admits_callers_without_a_certificate_to_open_methods_o
     permissive = replace(pki, mode="PERMISSIVE")
     async with (
         strict_product(permissive) as (service, server),
-        client(server, context=bare_context(pki.ca)) as stub,
+        client(server, context=bare_context(pki.ca), signer=CallSigner(KEY)) as stub,
     ):
+        # no certificate, but a signed call identity: open methods only
         assert (await stub.get_product(GET)).name == "ok"
         with pytest.raises(errors.PermissionDenied):
             await stub.reserve_stock(RESERVE)
+    async with (
+        strict_product(permissive) as (service, server),
+        client(server, context=bare_context(pki.ca)) as anonymous,
+    ):
+        with pytest.raises(errors.Unauthenticated):  # neither: nobody at all
+            await anonymous.get_product(GET)
     assert not service.calls["ReserveStock"]
+
+
+async def test_a_process_with_only_a_certificate_directory_calls_as_its_consumer(
+    pki: TlsConfig, tmp_path: Path
+) -> None:
+    """As ``serve inventory analytics`` with EC_TLS_CERT_DIR and no EC_TLS_CERT.
+
+    Consumers build their stubs while acting as themselves; the process has
+    no certificate of its own to build them with, and needs none.
+    """
+    assert pki.cert_dir is not None
+    init_certificates(pki.cert_dir, ["inventory"])
+    tls = ClientTls(replace(pki, cert=None, key=None))
+    async with (
+        strict_product(pki) as (service, server),
+        ClientFactory(
+            {"product": [Endpoint("127.0.0.1", server.port)]}, mesh=mesh(), tls=tls
+        ) as clients,
+    ):
+        with acting_as("inventory"):
+            stub = clients.stub(pb.ProductServiceStub, "product")
+            assert (await stub.get_product(GET)).name == "ok"
+    assert len(service.calls["GetProduct"]) == 1
+
+
+async def test_its_health_probes_present_the_certificate_of_the_calling_consumer(
+    pki: TlsConfig,
+) -> None:
+    """The same process: a product replica goes away and comes back on its port."""
+    assert pki.cert_dir is not None
+    init_certificates(pki.cert_dir, ["inventory"])
+    tls = ClientTls(replace(pki, cert=None, key=None))
+    async with strict_product(pki) as (_, server):
+        port = server.port
+    async with ClientFactory(
+        {"product": [Endpoint("127.0.0.1", port)]},
+        mesh=mesh(retry={"max_retries": 0}),
+        tls=tls,
+    ) as clients:
+        with acting_as("inventory"):
+            stub = clients.stub(pb.ProductServiceStub, "product")
+            for _ in range(2):  # refused twice: ejected
+                with pytest.raises(errors.Unavailable):
+                    await stub.get_product(GET)
+
+            def healthy() -> bool:
+                return bool(clients.health_report()["product"]["endpoints"][0]["healthy"])
+
+            assert not healthy()
+            async with strict_product(pki, port):
+
+                async def back_in_rotation() -> bool:
+                    await stub.get_product(GET)  # picking endpoints schedules the probes
+                    return healthy()
+
+                await wait_for(back_in_rotation, timeout=10)

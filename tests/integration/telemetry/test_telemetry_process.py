@@ -30,6 +30,7 @@ from ec_recommend.platform.events.envelope import encode, new_event
 from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.rpc.client import ClientFactory
+from ec_recommend.platform.security.call_token import CallSigner, data_dir_key
 from ec_recommend.platform.telemetry.tracing import trace_headers, tracer
 from ec_recommend.runtime.local_aws import LocalAws
 from tests.conftest import events_on, wait_for
@@ -75,10 +76,15 @@ async def serve(tmp_path: Path, *names: str, **env: str) -> AsyncIterator[dict[s
         state["returncode"] = child.returncode
 
 
-async def call_get_product(address: str) -> tuple[str, Exception | None]:
-    """One GetProduct call inside a local span; returns that span's trace id."""
+async def call_get_product(address: str, data_dir: Path) -> tuple[str, Exception | None]:
+    """One GetProduct call inside a local span; returns that span's trace id.
+
+    Signed with the key the process keeps in its data dir, as a process
+    sharing that data dir would."""
     host, _, port = address.rpartition(":")
-    async with ClientFactory({"product": [Endpoint(host, int(port))]}, pool_size=1) as clients:
+    signer = CallSigner(data_dir_key(data_dir))
+    endpoints = {"product": [Endpoint(host, int(port))]}
+    async with ClientFactory(endpoints, pool_size=1, signer=signer) as clients:
         stub = clients.stub(pb.ProductServiceStub, "product")
         with tracer.start_as_current_span("test caller") as span:
             trace_hex = format(span.get_span_context().trace_id, "032x")
@@ -93,7 +99,7 @@ async def test_a_service_process_serves_metrics_and_logs_json_with_trace_ids(
     tmp_path: Path, spans: InMemorySpanExporter
 ) -> None:
     async with serve(tmp_path, "product", EC_LOG_LEVEL="DEBUG") as ready:
-        trace_hex, failure = await call_get_product(ready["services"]["product"])
+        trace_hex, failure = await call_get_product(ready["services"]["product"], tmp_path / "data")
         assert isinstance(failure, errors.NotFound)
         async with aiohttp.ClientSession() as session, session.get(ready["metrics_url"]) as got:
             assert got.status == 200
@@ -141,7 +147,7 @@ async def test_spans_are_exported_over_otlp_when_an_endpoint_is_configured(
     port = runner.addresses[0][1]
     try:
         async with serve(tmp_path, "product", EC_OTLP_ENDPOINT=f"http://127.0.0.1:{port}") as ready:
-            trace_hex, _ = await call_get_product(ready["services"]["product"])
+            trace_hex, _ = await call_get_product(ready["services"]["product"], tmp_path / "data")
         assert ready["returncode"] == 0, ready["stderr"][-2000:]
         # The batch is flushed when the process stops.
         await wait_for(lambda: collector.exports, timeout=10)

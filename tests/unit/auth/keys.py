@@ -46,9 +46,18 @@ class SigningKey:
         entry.update(kid=self.kid, use="sig", alg="RS256")
         return {name: (v.decode() if isinstance(v, bytes) else v) for name, v in entry.items()}
 
-    def sign(self, claims: Mapping[str, Any], *, kid: str | None = None) -> str:
+    def sign(
+        self,
+        claims: Mapping[str, Any],
+        *,
+        kid: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
         return jwt.encode(
-            dict(claims), self.private_pem, algorithm="RS256", headers={"kid": kid or self.kid}
+            dict(claims),
+            self.private_pem,
+            algorithm="RS256",
+            headers={"kid": kid or self.kid, **(headers or {})},
         )
 
 

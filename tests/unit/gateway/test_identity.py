@@ -29,7 +29,7 @@ class Verifier:
         self.calls += 1
         if "bad" in token:
             raise errors.Unauthenticated("invalid or expired token")
-        return AuthContext("sub-1", "a@example.com", ("seller",), "s-1", ())
+        return AuthContext("sub-1", "a@example.com", ("seller",), "s-1")
 
 
 class Users:
@@ -89,11 +89,39 @@ async def test_deactivated_accounts_are_refused() -> None:
         await resolver.resolve(token(time.time() + 600))
 
 
+class Directory:
+    def __init__(self, enabled: bool | None) -> None:
+        self.state = enabled  # None: the identity provider cannot be reached
+
+    async def enabled(self, sub: str) -> bool:
+        if self.state is None:
+            raise errors.Unavailable("identity provider unreachable")
+        return self.state
+
+
+@pytest.mark.asyncio
+async def test_an_account_disabled_upstream_is_refused_after_the_ttl() -> None:
+    directory = Directory(True)
+    resolver = IdentityResolver(
+        Verifier(),
+        Clients(Users()),  # type: ignore[arg-type]
+        directory=directory,
+        ttl=0.0,  # every request asks again
+    )
+    good = token(time.time() + 600)
+    assert (await resolver.resolve(good)).user_id == "u-1"
+    directory.state = None  # the provider is down: let the account through
+    assert (await resolver.resolve(good)).user_id == "u-1"
+    directory.state = False  # disabled or deleted in the pool
+    with pytest.raises(errors.Unauthenticated):
+        await resolver.resolve(good)
+
+
 @pytest.mark.asyncio
 async def test_access_tokens_get_the_email_from_the_user_record() -> None:
     class AccessVerifier(Verifier):
         async def verify(self, token: str) -> AuthContext:
-            return AuthContext("sub-1", "", ("customer",), None, ())
+            return AuthContext("sub-1", "", ("customer",), None)
 
     resolver = IdentityResolver(AccessVerifier(), Clients(Users()))  # type: ignore[arg-type]
     identity = await resolver.resolve(token(time.time() + 600))

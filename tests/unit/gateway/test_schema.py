@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ec_recommend.edge.gateway.handlers.cart import ADD_ITEM
 from ec_recommend.edge.gateway.handlers.orders import CREATE_ORDER
 from ec_recommend.edge.gateway.handlers.products import CREATE_PRODUCT, UPDATE_PRODUCT
 from ec_recommend.edge.gateway.schema import Boolean, Integer, page_query
@@ -31,18 +32,52 @@ def test_product_body_errors_name_the_field() -> None:
     assert CREATE_PRODUCT.validate({**good, "stock_quantity": 3.0}, "")["stock_quantity"] == 3
 
 
-def test_null_means_absent_except_where_it_means_remove() -> None:
-    assert CREATE_PRODUCT.validate(
-        {"name": "x", "base_price": {"amount": 1}, "stock_quantity": 0, "sale_price": None}, ""
-    ) == {"name": "x", "base_price": {"amount": 1}, "stock_quantity": 0}
+def test_null_is_refused_except_where_it_means_remove() -> None:
+    good = {"name": "x", "base_price": {"amount": 1}, "stock_quantity": 0}
+    assert field_of(CREATE_PRODUCT, {**good, "sale_price": None}) == "sale_price"
+    assert field_of(CREATE_PRODUCT, {**good, "stock_quantity": None}) == "stock_quantity"
+    product_id = "2f6a2b8e-8f5c-4a52-9d8e-3f1c6a7b9d10"
+    assert field_of(ADD_ITEM, {"product_id": product_id, "quantity": None}) == "quantity"  # not 1
     assert UPDATE_PRODUCT.validate({"sale_price": None}, "") == {"sale_price": None}
+    assert "oneOf" not in ADD_ITEM.json_schema()["properties"]["quantity"]
 
 
 def test_exactly_one_of() -> None:
     assert CREATE_ORDER.validate({"from_cart": True}, "") == {"from_cart": True}
     assert field_of(CREATE_ORDER, {}) == "items"
-    both = {"from_cart": True, "items": [{"product_id": "p", "quantity": 1}]}
+    line = {"product_id": "2f6a2b8e-8f5c-4a52-9d8e-3f1c6a7b9d10", "quantity": 1}
+    both = {"from_cart": True, "items": [line]}
     assert field_of(CREATE_ORDER, both) == "items"
+    assert field_of(CREATE_ORDER, {"from_cart": False}) == "from_cart"
+    assert field_of(CREATE_ORDER, {"items": [line, line]}) == "items[1].product_id"
+
+
+def test_what_the_server_enforces_is_in_the_document() -> None:
+    from ec_recommend.edge.gateway.handlers.products import IMAGE, UPDATE_STOCK
+    from ec_recommend.edge.gateway.handlers.search import SEARCH_QUERY
+    from ec_recommend.edge.gateway.schema import EMAIL, ID
+
+    assert ID.json_schema()["format"] == "uuid" and "pattern" in ID.json_schema()
+    assert field_of(ID, "not-an-id") == "body"
+    assert EMAIL.json_schema()["format"] == "email"
+    assert field_of(EMAIL, "a@b.com*") == "body"
+    url = IMAGE.json_schema()["properties"]["url"]
+    assert url["format"] == "uri" and url["pattern"].startswith("^https?://")
+    assert field_of(IMAGE, {"url": "ftp://example.com/a.png"}) == "url"
+    assert CREATE_PRODUCT.constraints("body") == [
+        {"at_most": ["body.sale_price.amount", "body.base_price.amount"]}
+    ]
+    too_high = {"name": "x", "base_price": {"amount": 1}, "sale_price": {"amount": 2}}
+    assert field_of(CREATE_PRODUCT, {**too_high, "stock_quantity": 0}) == "sale_price.amount"
+    prices = ["query.min_price", "query.max_price"]
+    assert SEARCH_QUERY.constraints("query") == [{"at_most": prices}]
+    with pytest.raises(InvalidArgument):
+        SEARCH_QUERY.parse_query({"min_price": "5", "max_price": "4"})
+    assert CREATE_ORDER.constraints("body") == [{"unique": ["body.items", "product_id"]}]
+    assert UPDATE_STOCK.json_schema()["oneOf"] == [
+        {"required": ["delta"]},
+        {"required": ["quantity"]},
+    ]
 
 
 def test_query_parsing() -> None:
@@ -62,7 +97,12 @@ def test_json_schema_mirrors_the_rules() -> None:
     schema = CREATE_PRODUCT.json_schema()
     assert schema["additionalProperties"] is False
     assert schema["required"] == ["name", "base_price", "stock_quantity"]
-    assert schema["properties"]["name"] == {"type": "string", "maxLength": 200, "minLength": 1}
+    assert schema["properties"]["name"] == {
+        "type": "string",
+        "maxLength": 200,
+        "minLength": 1,
+        "pattern": "^[^\\u0000]*$",  # NUL is refused in every string
+    }
     stock = schema["properties"]["stock_quantity"]
     assert stock == {"type": "integer", "minimum": 0, "maximum": 1_000_000_000}
     sale = UPDATE_PRODUCT.json_schema()["properties"]["sale_price"]

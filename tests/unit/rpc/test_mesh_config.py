@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ec_recommend.config import ConfigError
-from ec_recommend.platform.rpc.mesh import load_mesh, parse_mesh
+from ec_recommend.platform.rpc.mesh import RETRY_ON, load_mesh, parse_mesh
 
 SEED_SHAPE = """\
 mesh:
@@ -95,3 +95,17 @@ def test_packaged_mesh_file_is_valid_and_explicit_about_idempotency() -> None:
     assert product.callers_of("ReserveStock") == {"order"}
     assert product.callers_of("CommitStock") == {"order"}
     assert product.callers_of("GetProduct") is None
+
+
+def test_packaged_mesh_file_keeps_the_seeds_values() -> None:
+    """The seed's section 6.1 numbers; a change to the packaged file must be deliberate."""
+    mesh = load_mesh()
+    user = mesh.policy("user")
+    assert user.retry.max_retries == 3
+    assert user.retry.retry_on == RETRY_ON["server-error"] | RETRY_ON["gateway-error"]
+    assert user.retry.retry_timeout == 5.0
+    assert user.timeout == 10.0
+    product = mesh.policy("product")
+    assert product.breaker.threshold == 5
+    assert product.breaker.timeout == 30.0
+    assert product.timeout == 5.0

@@ -9,71 +9,23 @@ PERMISSION_DENIED under STRICT mTLS in production.
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from ec_recommend.platform.rpc.mesh import load_mesh
 from ec_recommend.platform.security.tls import GATEWAY
-from ec_recommend.runtime.registry import CONSUMERS, SERVICES
-
-SOURCE = Path(importlib.util.find_spec("ec_recommend").origin or "").parent  # type: ignore[union-attr]
-_STUB = re.compile(r"^(\w+)ServiceStub$")
+from ec_recommend.runtime.registry import SERVICES
+from tests.unit.security.call_graph import caller_files, stubbed_services
 
 
 def _snake(method: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", method).lower()
 
 
-def _module_file(module: str) -> Path:
-    relative = Path(*module.split(".")[1:])
-    package = SOURCE / relative
-    return package / "__init__.py" if package.is_dir() else package.with_suffix(".py")
-
-
-def _with_local_imports(files: Iterable[Path]) -> set[Path]:
-    """``files`` plus the ``ec_recommend.consumers`` modules they import, transitively."""
-    seen: set[Path] = set()
-    todo = list(files)
-    while todo:
-        path = todo.pop()
-        if path in seen or not path.exists():
-            continue
-        seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "ec_recommend.consumers."
-            ):
-                todo.append(_module_file(str(node.module)))
-    return seen
-
-
-def _caller_files() -> dict[str, set[Path]]:
-    """Every identity that makes calls -> the source files of its code."""
-    callers: dict[str, set[Path]] = {
-        GATEWAY: {*(SOURCE / "edge" / "gateway").rglob("*.py"), SOURCE / "runtime" / "demo.py"}
-    }
-    for name, module in SERVICES.items():
-        package = _module_file(module).parent
-        callers.setdefault(name, set()).update(package.rglob("*.py"))
-    for name, module in CONSUMERS.items():
-        callers.setdefault(name, set()).update(_with_local_imports([_module_file(module)]))
-    return callers
-
-
 def _calls(files: Iterable[Path], restricted: dict[str, set[str]]) -> set[tuple[str, str]]:
     """(service, Method) pairs of restricted methods these files call."""
-    targets: set[str] = set()
-    names: set[str] = set()
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Attribute):
-                names.add(node.attr)
-                stub = _STUB.match(node.attr)
-                if stub:
-                    targets.add(stub.group(1).lower())
+    targets, names = stubbed_services(files)
     return {
         (service, method)
         for service in targets
@@ -96,7 +48,7 @@ def _restricted() -> dict[str, dict[str, set[str]]]:
 def _real_callers() -> dict[tuple[str, str], set[str]]:
     restricted = {service: set(methods) for service, methods in _restricted().items()}
     real: dict[tuple[str, str], set[str]] = {}
-    for caller, files in _caller_files().items():
+    for caller, files in caller_files().items():
         for pair in _calls(files, restricted):
             real.setdefault(pair, set()).add(caller)
     return real
@@ -128,3 +80,19 @@ def test_every_allowed_caller_really_calls() -> None:
         if allowed - real.get((service, method), set())
     }
     assert not stale, f"allowed_callers names callers that never call: {stale}"
+
+
+def test_authorization_has_one_source_of_truth() -> None:
+    """Services decide by role and ownership; no permission table lives beside them."""
+    from pathlib import Path
+
+    import ec_recommend
+
+    source = Path(ec_recommend.__file__).parent
+    tables = [
+        path.relative_to(source)
+        for path in source.rglob("*.py")
+        if "_gen" not in path.parts
+        and any(name in path.read_text() for name in ("permissions_for", "GROUP_PERMISSIONS"))
+    ]
+    assert tables == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ec_recommend.edge.gateway.identity import IdentityResolver, TokenVerifier
 from ec_recommend.edge.gateway.keys import (
     ACTIVITY,
     GATEWAY,
+    GATEWAY_CONFIG,
     IDENTITY,
     PRODUCT_CACHE,
     REQUEST_ID,
@@ -41,9 +41,11 @@ from ec_recommend.edge.gateway.middleware import gateway_middleware
 from ec_recommend.edge.gateway.openapi import openapi_document
 from ec_recommend.edge.gateway.operations import OPERATIONS, open_operations
 from ec_recommend.edge.gateway.outcomes import timed_out
+from ec_recommend.edge.gateway.protocol import EdgeAppRunner, name_the_server, read_body_bytes
 from ec_recommend.edge.gateway.ratelimit import Tier, Tiers, open_rate_limiter
 from ec_recommend.edge.gateway.request import ApiRequest
 from ec_recommend.edge.gateway.routes import Endpoint, RouteTable, load_routes
+from ec_recommend.edge.gateway.schema import IDEMPOTENCY_KEY
 from ec_recommend.edge.realtime.setup import add_realtime
 from ec_recommend.edge.web.site import add_web_routes
 from ec_recommend.platform import errors
@@ -59,7 +61,7 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 REQUEST_TIMEOUT = "X-Request-Timeout"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 VerifierFactory = Callable[[], AbstractAsyncContextManager[TokenVerifier]]
 AccountsFactory = Callable[[], AbstractAsyncContextManager[Accounts]]
@@ -84,6 +86,9 @@ class GatewaySetup:
     routes: RouteTable | None = None
     ready: bool = True
     product_cache: bool | None = None
+    # Recheck each caller's account with ``accounts`` (enabled, not deleted)
+    # every few seconds: for accounts from the pool that signed the tokens.
+    recheck_accounts: bool = False
 
 
 def tiers_of(config: GatewayConfig) -> Tiers:
@@ -121,7 +126,9 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
             )
             app[GATEWAY] = Gateway(
                 clients=clients,
-                identities=IdentityResolver(verifier, clients),
+                identities=IdentityResolver(
+                    verifier, clients, directory=accounts if setup.recheck_accounts else None
+                ),
                 limiter=limiter,
                 tiers=tiers_of(setup.config.gateway),
                 addresses=ClientAddressResolver(setup.config.gateway.trusted_proxies),
@@ -148,7 +155,9 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
             app[OPERATIONS] = await stack.enter_async_context(open_operations(setup.config))
             yield
 
+    app[GATEWAY_CONFIG] = setup.config.gateway
     app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(name_the_server)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, endpoint_handler(endpoint))
     add_health_routes(app)
@@ -185,7 +194,7 @@ def render(result: Any, status: int) -> web.Response:
 async def _read_body(request: web.Request, endpoint: Endpoint) -> dict[str, Any]:
     if endpoint.body is None:
         return {}
-    raw = await request.read()
+    raw = await read_body_bytes(request, request.app[GATEWAY_CONFIG].read_timeout)
     if not raw:
         raise errors.InvalidArgument("body: a JSON object is required", field="body")
     try:
@@ -229,13 +238,12 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
         identity = request.get(IDENTITY)
         if endpoint.auth == "required" and identity is None:
             raise errors.Unauthenticated("a valid bearer token is required")
+        params = endpoint.validate_path(request.match_info)
         query = _read_query(request, endpoint)
         body = await _read_body(request, endpoint)
-        key = request.headers.get("Idempotency-Key", "")
-        if key and not _IDEMPOTENCY_KEY.match(key):
-            raise errors.InvalidArgument(
-                "Idempotency-Key: 1 to 200 visible ASCII characters", field="Idempotency-Key"
-            )
+        key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+        if key is not None:  # an empty key is a mistake, not "no key"
+            IDEMPOTENCY_KEY.validate(key, IDEMPOTENCY_KEY_HEADER)
         if endpoint.peek is not None:
             cached = endpoint.peek(request, identity)
             if cached is not None:
@@ -243,7 +251,7 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
         gateway = request.app[GATEWAY]
         api_request = ApiRequest(
             http=request,
-            params=request.match_info,
+            params=params,
             body=body,
             query=query,
             identity=identity,
@@ -253,7 +261,7 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
         context = CallContext(
             identity=identity,
             request_id=request[REQUEST_ID],
-            idempotency_key=key,
+            idempotency_key=key or "",
             deadline=Deadline.from_timeout(budget),
         )
         try:
@@ -288,6 +296,7 @@ def cognito_setup(
         clients=clients,
         services=services,
         ready=ready,
+        recheck_accounts=True,
     )
 
 
@@ -300,7 +309,13 @@ async def serving(
     ``reuse_port``: other processes may listen on the same port (SO_REUSEPORT);
     the kernel spreads connections over them (gateway workers).
     """
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    runner = EdgeAppRunner(
+        app,
+        read_timeout=app[GATEWAY_CONFIG].read_timeout,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()

@@ -34,8 +34,12 @@ FORBIDDEN = HttpError(403, "FORBIDDEN")
 NOT_FOUND = HttpError(404, "NOT_FOUND")
 METHOD_NOT_ALLOWED = HttpError(405, "METHOD_NOT_ALLOWED")
 CONFLICT = HttpError(409, "CONFLICT")
+REQUEST_TIMEOUT = HttpError(408, "INVALID_REQUEST")
 PAYLOAD_TOO_LARGE = HttpError(413, "INVALID_REQUEST")
 UNSUPPORTED_MEDIA_TYPE = HttpError(415, "INVALID_REQUEST")
+URI_TOO_LONG = HttpError(414, "INVALID_REQUEST")
+HEADERS_TOO_LARGE = HttpError(431, "INVALID_REQUEST")
+NOT_IMPLEMENTED = HttpError(501, "METHOD_NOT_ALLOWED")  # a method HTTP does not know
 RATE_LIMITED = HttpError(429, "RATE_LIMITED")
 INTERNAL_ERROR = HttpError(500, "INTERNAL_ERROR")
 SERVICE_UNAVAILABLE = HttpError(503, "SERVICE_UNAVAILABLE")
@@ -143,6 +147,12 @@ def internal_error_response(request_id: str) -> web.Response:
     )
 
 
+_UNREAD_BODY: Mapping[int, tuple[HttpError, str]] = {
+    408: (REQUEST_TIMEOUT, "the request body did not arrive in time"),
+    413: (PAYLOAD_TOO_LARGE, "request body is too large"),
+}
+
+
 def error_from_http_exception(exc: web.HTTPException) -> web.Response:
     """aiohttp's own errors (unknown path, wrong method, body too large) in our shape."""
     status = exc.status
@@ -152,8 +162,13 @@ def error_from_http_exception(exc: web.HTTPException) -> web.Response:
         allowed = getattr(exc, "allowed_methods", None) or ()
         headers = {"Allow": ", ".join(sorted(allowed))} if allowed else None
         return error_response(METHOD_NOT_ALLOWED, "method not allowed for this path", None, headers)
-    if status == 413:
-        return error_response(PAYLOAD_TOO_LARGE, "request body is too large")
+    if status in _UNREAD_BODY:  # what is left of the body is never read: close
+        kind, message = _UNREAD_BODY[status]
+        response = error_response(kind, message)
+        response.force_close()
+        return response
+    if status == 501:
+        return error_response(NOT_IMPLEMENTED, "this method is not implemented")
     if 400 <= status < 500:
         return error_response(HttpError(status, INVALID_REQUEST.code), exc.reason or "bad request")
     return error_response(INTERNAL_ERROR, "an internal error occurred")

@@ -2,8 +2,11 @@
 
 The token names a Cognito subject; services know our own user ids. The
 subject is resolved through UserService (``GetUser(cognito_user_id=sub)``)
-and remembered briefly, so the hot path costs one signature check. A
-deactivated account is refused even while its tokens are unexpired.
+and, where the gateway has the identity provider's accounts, checked there
+(``AdminGetUser``: still present and enabled), and remembered for ``ttl``
+seconds, so the hot path costs one signature check. An account deactivated
+here, or disabled or deleted in the identity provider, is refused within
+``ttl`` even while its tokens are unexpired.
 Concurrent requests of one subject share one lookup: when the entry expires
 under load, one GetUser goes out, not one per waiting request.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -23,6 +27,8 @@ from ec_recommend._gen.ecommerce import user as pb_user
 from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import CallContext, Identity, call_scope
+
+log = logging.getLogger(__name__)
 
 
 class VerifiedToken(Protocol):
@@ -40,6 +46,12 @@ class VerifiedToken(Protocol):
 
 class TokenVerifier(Protocol):
     async def verify(self, token: str) -> VerifiedToken: ...
+
+
+class AccountDirectory(Protocol):
+    """The identity provider's view of an account (``CognitoAccounts``)."""
+
+    async def enabled(self, sub: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class IdentityResolver:
         verifier: TokenVerifier,
         clients: ClientFactory,
         *,
+        directory: AccountDirectory | None = None,
         ttl: float = 10.0,
         token_ttl: float = 60.0,
         max_entries: int = 50_000,
@@ -85,6 +98,7 @@ class IdentityResolver:
     ) -> None:
         self.verifier = verifier
         self.clients = clients
+        self.directory = directory
         self.ttl = ttl
         self.max_entries = max_entries
         self.token_ttl = token_ttl
@@ -122,6 +136,17 @@ class IdentityResolver:
         while len(self._tokens) > self.max_tokens:
             self._tokens.popitem(last=False)
         return claims
+
+    async def _enabled_upstream(self, subject: str) -> bool:
+        if self.directory is None:
+            return True
+        try:
+            return await self.directory.enabled(subject)
+        except errors.Unavailable:
+            # The provider being down must not take every request with it; its
+            # verdict is asked again after ttl.
+            log.warning("identity provider unreachable: account %s not rechecked", subject)
+            return True
 
     def forget(self, subject: str) -> None:
         """Drop a cached subject (after deactivation, so it takes effect at once)."""
@@ -162,9 +187,8 @@ class IdentityResolver:
                         seller_id=claims.seller_id or "",
                     )
                 )
-        known = _Known(
-            user.id, user.active, time.monotonic() + self.ttl, user.email, user.seller_id
-        )
+        active = user.active and await self._enabled_upstream(claims.user_id)
+        known = _Known(user.id, active, time.monotonic() + self.ttl, user.email, user.seller_id)
         self._known[claims.user_id] = known
         self._known.move_to_end(claims.user_id)
         while len(self._known) > self.max_entries:

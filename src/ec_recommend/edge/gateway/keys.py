@@ -8,14 +8,17 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ec_recommend.config import GatewayConfig
 from ec_recommend.edge.gateway.client_address import ClientAddressResolver
 from ec_recommend.edge.gateway.identity import IdentityResolver
 from ec_recommend.edge.gateway.ratelimit import RateLimiter, Tiers
+from ec_recommend.edge.gateway.request import ACTIVITY
 from ec_recommend.edge.gateway.routes import RouteTable
 from ec_recommend.platform.cache import ProductCache
-from ec_recommend.platform.events.activity import ActivitySender
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import Identity
+
+__all__ = ["ACTIVITY", "GATEWAY", "IDENTITY", "PRODUCT_CACHE", "REQUEST_ID", "Gateway"]
 
 if TYPE_CHECKING:
     from ec_recommend.edge.gateway.accounts import Accounts
@@ -39,8 +42,7 @@ class Gateway:
 
 
 GATEWAY = web.AppKey("ec_gateway", Gateway)
+GATEWAY_CONFIG = web.AppKey("ec_gateway_config", GatewayConfig)  # set when the app is made
 REQUEST_ID = web.RequestKey("ec_request_id", str)
 IDENTITY = web.RequestKey("ec_identity", Identity)  # absent for anonymous callers
 PRODUCT_CACHE = web.AppKey("ec_product_cache", ProductCache)  # platform/cache.py
-# analytics.user_activity sender (platform/events/activity.py); absent without events
-ACTIVITY = web.AppKey("ec_activity", ActivitySender)

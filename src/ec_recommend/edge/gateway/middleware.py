@@ -9,21 +9,23 @@ frame and a dict round trip per request, a third of a cached read):
   flight, one ``ec_recommend.access`` line inside the span;
 - errors: every response, including aiohttp's own 404/405/413 and crashes,
   leaves with the seed's error body and an ``X-Request-ID``;
-- policy: routes.yaml applied to the paths it covers: method allowed (else
-  405), token verified, rate limit counted (by the tier the caller turned
-  out to be, RateLimit-* headers on every answer), auth required (else 401),
-  the route's group (else 403) - all before any handler, so a refused
-  request never reaches a service.
+- policy: routes.yaml applied to the paths it covers (and to every other
+  /api path, as optional auth): token verified, rate limit counted (by the
+  tier the caller turned out to be, RateLimit-* headers on every answer,
+  404 and 405 included), method served by the route and allowed by the rule
+  (else 405 with exactly those in ``Allow``; 501 for a method HTTP does not
+  know), a declared body within the limit (else 413, before reading it),
+  auth required (else 401), the route's group (else 403) - all before any
+  handler, so a refused request never reaches a service. A client that goes
+  away before its request is read is counted as 499, not as a server error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import re
 import time
-import uuid
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -32,7 +34,9 @@ from opentelemetry.trace import Status, StatusCode
 
 from ec_recommend.edge.gateway import http_errors
 from ec_recommend.edge.gateway.identity import bearer_token
-from ec_recommend.edge.gateway.keys import GATEWAY, IDENTITY, REQUEST_ID
+from ec_recommend.edge.gateway.keys import GATEWAY, GATEWAY_CONFIG, IDENTITY, REQUEST_ID
+from ec_recommend.edge.gateway.protocol import ClientClosed, new_request_id
+from ec_recommend.edge.gateway.routes import RouteRule
 from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.context import Identity
 from ec_recommend.platform.telemetry.http import (
@@ -51,16 +55,11 @@ SERVICE = "gateway"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
-# Unique per process start, then a counter: cheaper than a random id per request.
-_ID_PREFIX = uuid.uuid4().hex[:16]
-_id_counter = itertools.count(1)
-
-
 def request_id_of(request: web.Request) -> str:
     given = request.headers.get(http_errors.REQUEST_ID_HEADER, "")
     if given and _SAFE_REQUEST_ID.match(given):
         return given
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+    return new_request_id()
 
 
 def gateway_middleware(metrics: Metrics | None = None) -> Middleware:
@@ -127,6 +126,35 @@ def gateway_middleware(metrics: Metrics | None = None) -> Middleware:
     return gateway
 
 
+# Methods HTTP defines: any other is 501, these are 405 where not served.
+_HTTP_METHODS = KNOWN_METHODS | {"TRACE", "CONNECT", "QUERY"}
+# /api paths no rule covers still count against the caller's budget; the
+# router answers them (404).
+_UNROUTED_API = RouteRule("/api/*", "gateway", KNOWN_METHODS, "optional")
+
+
+def _served_methods(request: web.Request, rule: RouteRule) -> frozenset[str]:
+    """The methods the matched resource serves that ``rule`` allows (empty: no resource)."""
+    match = request.match_info
+    refused = match.http_exception
+    if isinstance(refused, web.HTTPMethodNotAllowed):
+        served = set(refused.allowed_methods)
+    elif refused is None and match.route.resource is not None:
+        served = {route.method for route in match.route.resource}
+    else:
+        served = set()
+    return frozenset(served) & rule.methods
+
+
+def _refuse_method(request: web.Request, rule: RouteRule) -> web.HTTPException:
+    if request.method not in _HTTP_METHODS:
+        return web.HTTPNotImplemented()
+    allowed = _served_methods(request, rule)
+    if not allowed:
+        return web.HTTPNotFound()
+    return web.HTTPMethodNotAllowed(request.method, allowed)
+
+
 async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
     """The policy, then the handler; any failure as the seed's error body."""
     extra: Mapping[str, str] | None = None
@@ -134,11 +162,13 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
     try:
         gateway = request.app[GATEWAY]
         rule = gateway.routes.match(request.path)
+        if rule is None and request.path.startswith("/api/"):
+            rule = _UNROUTED_API
         if rule is None:
+            if request.method not in _HTTP_METHODS:
+                raise web.HTTPNotImplemented()
             response = await handler(request)  # health probes, or the router's 404
         else:
-            if request.method not in rule.methods:
-                raise web.HTTPMethodNotAllowed(request.method, rule.methods)
             identity: Identity | None = None
             auth_error: errors.Unauthenticated | None = None
             # Routes without auth (/auth/*) ignore tokens: refreshing with an expired
@@ -165,6 +195,13 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
                     {"tier": tier.name},
                 )
             else:
+                if request.method not in _served_methods(request, rule):
+                    raise _refuse_method(request, rule)
+                declared = request.content_length
+                if declared is not None and declared > request.app[GATEWAY_CONFIG].max_body_bytes:
+                    raise web.HTTPRequestEntityTooLarge(
+                        request.app[GATEWAY_CONFIG].max_body_bytes, declared
+                    )
                 if auth_error is not None:
                     raise auth_error
                 if rule.auth == "required" and identity is None:
@@ -183,11 +220,23 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
         response = http_errors.error_from_http_exception(exc)
     except errors.ServiceError as exc:
         response = http_errors.service_error_response(exc, request_id)
+    except ClientClosed:
+        log.info(
+            "client closed %s %s before its request was read",
+            request.method,
+            request.path,
+            extra={"request_id": request_id},
+        )
+        response = web.Response(status=CLIENT_CLOSED)  # never delivered: counted apart
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception(
-            "unhandled error in %s %s (request %s)", request.method, request.path, request_id
+            "unhandled error in %s %s (request %s)",
+            request.method,
+            request.path,
+            request_id,
+            extra={"request_id": request_id},
         )
         response = http_errors.internal_error_response(request_id)
     if extra:

@@ -7,16 +7,14 @@ kept by hand in a second place.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from ec_recommend.edge.gateway.http_errors import ERROR_CODES
 from ec_recommend.edge.gateway.outcomes import READS
 from ec_recommend.edge.gateway.routes import Endpoint, RouteTable
+from ec_recommend.edge.gateway.schema import IDEMPOTENCY_KEY
 from ec_recommend.edge.gateway.transcode import message_schema
-
-_PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 _ERROR_STATUSES: dict[int, str] = {
     400: "Invalid request",
@@ -80,13 +78,8 @@ def _success_schema(endpoint: Endpoint, components: dict[str, Any]) -> dict[str,
 
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
-        {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "minLength": 1, "maxLength": 64},
-        }
-        for name in _PATH_PARAM.findall(endpoint.path)
+        {"name": name, "in": "path", "required": True, "schema": schema.json_schema()}
+        for name, schema in endpoint.path_parameters.items()
     ]
     if endpoint.query is not None:
         for name, schema in endpoint.query.fields.items():
@@ -104,7 +97,7 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                "schema": IDEMPOTENCY_KEY.json_schema(),
                 "description": "the same key with the same body returns the first response",
             }
         )
@@ -140,6 +133,14 @@ def _operation(
         }
     if group is not None:
         operation["description"] = f"Only for tokens in the `{group}` group (others: 403)."
+    # Rules between two values, which JSON Schema cannot state: {"at_most": [a, b]}
+    # means a <= b when both are given (a request breaking one is a 400).
+    constraints = [
+        *(endpoint.query.constraints("query") if endpoint.query is not None else ()),
+        *(endpoint.body.constraints("body") if endpoint.body is not None else ()),
+    ]
+    if constraints:
+        operation["x-constraints"] = constraints
     if auth == "required":
         operation["security"] = [{"bearer": []}]
     elif auth == "optional":

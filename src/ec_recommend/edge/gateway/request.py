@@ -10,13 +10,16 @@ from aiohttp import web
 from betterproto2.grpclib.grpclib_client import ServiceStub
 
 from ec_recommend._gen.ecommerce import common as pb_common
-from ec_recommend.edge.gateway.keys import ACTIVITY
 from ec_recommend.platform import errors
 from ec_recommend.platform.events.activity import ActivitySender
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import Identity
 
 StubT = TypeVar("StubT", bound=ServiceStub)
+# analytics.user_activity sender (platform/events/activity.py); absent without
+# events. Defined beside its reader, not in keys.py: keys.py names the route
+# table, whose handlers take an ApiRequest, so importing keys here made a circle.
+ACTIVITY = web.AppKey("ec_activity", ActivitySender)
 
 
 @dataclass(frozen=True)

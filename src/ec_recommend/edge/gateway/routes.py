@@ -8,15 +8,17 @@ handler with the schemas that validate its input and describe it in OpenAPI.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from ec_recommend.edge.gateway.schema import Object
+from ec_recommend.edge.gateway.schema import Object, Schema, path_parameter
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -143,3 +145,17 @@ class Endpoint:
     @property
     def operation_id(self) -> str:
         return self.handler.__name__
+
+    @cached_property  # checked on every request
+    def path_parameters(self) -> dict[str, Schema]:
+        """The schemas of the ``{name}`` parts of the path, in order."""
+        return {name: path_parameter(name) for name in _PATH_PARAMETER.findall(self.path)}
+
+    def validate_path(self, values: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            name: schema.validate(values[name], name)
+            for name, schema in self.path_parameters.items()
+        }
+
+
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")

@@ -389,9 +389,11 @@ async def _main() -> int:
 
 
 def main() -> int:
-    # Ctrl-C reaches the whole process group: the parent stops its workers
-    # itself (closing their stdin), in order, after its own drain.
+    # Ctrl-C and a closed terminal (SIGHUP) reach the whole process group: the
+    # parent stops its workers itself (closing their stdin), in order, after its
+    # own drain.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from ec_recommend.runtime import process
 
     return process.run(_main())

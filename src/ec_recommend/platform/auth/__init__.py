@@ -5,6 +5,6 @@ The gateway and the Lambda authorizer share one ``TokenVerifier``; the
 ``ec-recommend provision`` call ``provision_user_pool``.
 """
 
-from ec_recommend.platform.auth.context import AuthContext, permissions_for
+from ec_recommend.platform.auth.context import AuthContext
 
-__all__ = ["AuthContext", "permissions_for"]
+__all__ = ["AuthContext"]

@@ -229,6 +229,23 @@ class CognitoAccounts:
             raise_unavailable(exc)
         return _tokens(response, refresh_token=refresh_token)
 
+    async def enabled(self, sub: str) -> bool:
+        """Whether the identity provider still has this account, enabled.
+
+        A token stays valid until it expires whatever becomes of its account;
+        the gateway asks this (remembering the answer briefly) so an account
+        disabled or deleted in the pool stops working within that time.
+        """
+        try:
+            user = await self._client.admin_get_user(UserPoolId=self._pool, Username=sub)
+        except ClientError as exc:
+            if error_code(exc) == "UserNotFoundException":
+                return False
+            raise_mapped(exc)
+        except BotoCoreError as exc:
+            raise_unavailable(exc)
+        return bool(user.get("Enabled", True))
+
     async def disable(self, sub_or_username: str) -> None:
         """Deactivate: no new logins, and every refresh token is revoked."""
         if not isinstance(sub_or_username, str) or not sub_or_username:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 CUSTOMER = "customer"
@@ -10,43 +9,11 @@ SELLER = "seller"
 ADMIN = "admin"
 GROUPS: tuple[str, ...] = (CUSTOMER, SELLER, ADMIN)
 
-# Permissions granted by each Cognito group. The seed names ``getPermissions``
-# without defining it; these are the actions the REST contract distinguishes.
-GROUP_PERMISSIONS: Mapping[str, tuple[str, ...]] = {
-    CUSTOMER: (
-        "profile:read",
-        "profile:write",
-        "cart:write",
-        "orders:read:own",
-        "orders:write:own",
-        "reviews:write",
-    ),
-    SELLER: (
-        "profile:read",
-        "profile:write",
-        "products:write:own",
-        "stock:write:own",
-        "orders:read:seller",
-        "orders:ship:seller",
-    ),
-    ADMIN: (
-        "profile:read",
-        "profile:write",
-        "users:read:any",
-        "products:write:any",
-        "stock:write:any",
-        "orders:read:any",
-        "orders:ship:any",
-    ),
-}
-
-
-def permissions_for(groups: Iterable[str]) -> tuple[str, ...]:
-    """The sorted union of the permissions of ``groups``; unknown groups grant nothing."""
-    granted: set[str] = set()
-    for group in groups:
-        granted.update(GROUP_PERMISSIONS.get(group, ()))
-    return tuple(sorted(granted))
+# The seed's ``getPermissions(groups)`` is not kept: what a group may do is
+# decided in one place, by each service, from the caller's role and
+# ownership (e.g. ``services/product/service.py``: an owning seller or an
+# admin changes a product). A second table of permissions would be a second
+# source of truth that nothing consults.
 
 
 @dataclass(frozen=True)
@@ -61,7 +28,6 @@ class AuthContext:
     email: str
     roles: tuple[str, ...]
     seller_id: str | None
-    permissions: tuple[str, ...]
 
     def has_role(self, role: str) -> bool:
         return role in self.roles

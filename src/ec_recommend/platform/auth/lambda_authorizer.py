@@ -76,7 +76,6 @@ def flatten(context: AuthContext) -> dict[str, str]:
         "email": context.email,
         "roles": ",".join(context.roles),
         "sellerId": context.seller_id or "",
-        "permissions": ",".join(context.permissions),
     }
 
 

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from ec_recommend.config import AuthConfig
 from ec_recommend.platform.auth.cognito import SELLER_ID_ATTRIBUTE, cognito_client
 from ec_recommend.platform.auth.context import GROUPS
-from ec_recommend.runtime.local_aws import LocalAws
+from ec_recommend.platform.aws import LocalAws
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,14 @@ from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
 from ec_recommend.config import AuthConfig
-from ec_recommend.platform.auth.context import AuthContext, permissions_for
+from ec_recommend.platform.auth.context import AuthContext
 from ec_recommend.platform.errors import Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "RS256"
 TOKEN_USES = frozenset({"id", "access"})
+DATE_CLAIMS = ("exp", "iat", "nbf", "auth_time")
 MAX_TOKEN_LENGTH = 16 * 1024  # Cognito tokens are a few KB; bigger is an attack
 MAX_JWKS_BYTES = 256 * 1024
 INVALID = "invalid or expired token"
@@ -114,8 +115,12 @@ class TokenVerifier:
             raise Unauthenticated(INVALID) from None
         kid = header.get("kid")
         # Checked before any key is looked up: "none", HS256 and friends never
-        # reach a verification routine.
+        # reach a verification routine. A "crit" header names extensions the
+        # verifier must understand (RFC 7515 4.1.11); Cognito uses none and we
+        # understand none, so any token carrying one is refused.
         if header.get("alg") != ALGORITHM or not isinstance(kid, str) or not kid:
+            raise Unauthenticated(INVALID)
+        if "crit" in header:
             raise Unauthenticated(INVALID)
         key = await self._key(kid)
         try:
@@ -137,6 +142,12 @@ class TokenVerifier:
         return self._context(claims)
 
     def _context(self, claims: Mapping[str, Any]) -> AuthContext:
+        # NumericDate (RFC 7519 2) is a JSON number: a string of digits or a
+        # bool slips through the library's comparisons, so it is refused here.
+        for name in DATE_CLAIMS:
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise Unauthenticated(INVALID)
         token_use = claims.get("token_use")
         if not isinstance(token_use, str) or token_use not in TOKEN_USES:
             raise Unauthenticated(INVALID)
@@ -161,7 +172,6 @@ class TokenVerifier:
             email=email if isinstance(email, str) else "",
             roles=groups,
             seller_id=seller_id if isinstance(seller_id, str) and seller_id else None,
-            permissions=permissions_for(groups),
         )
 
     async def _key(self, kid: str) -> jwk.Key:

@@ -21,6 +21,9 @@ from ec_recommend.config import EventsConfig
 from ec_recommend.platform.events.aws import aws_client, prefixed, topic_arns
 from ec_recommend.platform.events.topology import QueueSpec, Topology
 
+# 14 days, the maximum, so dead letters stay until someone looks at them.
+DLQ_RETENTION_SECONDS = 1209600
+
 
 @dataclass
 class ProvisionReport:
@@ -129,11 +132,10 @@ def _same(current: str | None, wanted: str) -> bool:
 async def _ensure_queue(
     sqs: Any, config: EventsConfig, queue: QueueSpec, senders: list[str], report: ProvisionReport
 ) -> tuple[str, str]:
-    # 14 days, the maximum, so dead letters stay until someone looks at them.
     _, dlq_arn = await _apply_queue(
         sqs,
         prefixed(config, queue.dlq),
-        lambda _arn: {"MessageRetentionPeriod": "1209600"},
+        lambda _arn: {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
         report,
     )
 

@@ -63,6 +63,13 @@ async def running_consumers(
             yield workers
         finally:
             watcher.cancel()
+            log.info(
+                "stopping %d consumer(s): waiting out their long polls (up to %d s) "
+                "and the batches in hand (up to %.0f s)",
+                len(workers),
+                events.consumer_wait_seconds,
+                events.shutdown_grace,
+            )
             for worker in workers:
                 worker.stop()
             results = await asyncio.gather(*tasks, return_exceptions=True)

@@ -70,12 +70,17 @@ class Balancer:
         self._next = 0
         self._probes: set[asyncio.Task[None]] = set()
 
-    def choose(self) -> EndpointState:
-        """The next endpoint in rotation (starting probes of ejected ones that are due)."""
+    def choose(self, identity: str | None = None) -> EndpointState:
+        """The next endpoint in rotation (starting probes of ejected ones that are due).
+
+        A probe presents ``identity``, the certificate of the call that
+        scheduled it: a process hosting only consumers or services with
+        their own certificates has no other to present.
+        """
         now = self._clock()
         for state in self.endpoints:
             if not state.healthy and not state.probing and now >= state.ejected_until:
-                self._start_probe(state)
+                self._start_probe(state, identity)
         healthy = [s for s in self.endpoints if s.healthy] or self.endpoints
         self._next = (self._next + 1) % len(healthy)
         return healthy[self._next]
@@ -114,15 +119,15 @@ class Balancer:
         if self._on_health is not None:
             self._on_health(self.service, state.endpoint, True)
 
-    def _start_probe(self, state: EndpointState) -> None:
+    def _start_probe(self, state: EndpointState, identity: str | None) -> None:
         state.probing = True
-        task = asyncio.get_running_loop().create_task(self._probe(state))
+        task = asyncio.get_running_loop().create_task(self._probe(state, identity))
         self._probes.add(task)
         task.add_done_callback(self._probes.discard)
 
-    async def _probe(self, state: EndpointState) -> None:
+    async def _probe(self, state: EndpointState, identity: str | None) -> None:
         try:
-            serving = await self._check(state)
+            serving = await self._check(state, identity)
         finally:
             state.probing = False
         if serving:
@@ -130,9 +135,9 @@ class Balancer:
         else:
             state.ejected_until = self._clock() + self.policy.ejection_time
 
-    async def _check(self, state: EndpointState) -> bool:
+    async def _check(self, state: EndpointState, identity: str | None) -> bool:
         # A fresh connection: the pooled ones may be half-dead.
-        channel = self._make_channel(state.endpoint, None)
+        channel = self._make_channel(state.endpoint, identity)
         try:
             reply = await HealthStub(channel).Check(
                 HealthCheckRequest(), timeout=self.policy.probe_timeout

@@ -49,6 +49,14 @@ from ec_recommend.platform.rpc.retry import (
 )
 from ec_recommend.platform.rpc.status import ErrorDetailsCodec, from_grpc_error
 from ec_recommend.platform.rpc.transport import CoalescingChannel
+from ec_recommend.platform.security.call_token import (
+    METADATA_KEY as CALL_TOKEN,
+)
+from ec_recommend.platform.security.call_token import (
+    CallSigner,
+    CallSigning,
+    signer_for,
+)
 from ec_recommend.platform.security.identity import current_actor
 from ec_recommend.platform.security.tls import ClientTls
 from ec_recommend.platform.telemetry.mesh import MeshMetrics
@@ -90,8 +98,10 @@ class CallInvoker:
         observers: MeshObserver | None = None,
         identity: ClientTls | None = None,
         local: RpcServer | None = None,
+        signing: CallSigning | None = None,
     ) -> None:
         self.service = service
+        self._signing = signing
         self.balancer = balancer
         self.policy = policy
         self.timeout = policy.timeout
@@ -143,6 +153,9 @@ class CallInvoker:
     ) -> Any:
         call = current_call()
         outgoing = call.to_metadata()
+        token = None if self._signing is None else self._signing.token()
+        if token is not None:
+            outgoing.append((CALL_TOKEN, token))
         if metadata:
             pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
             outgoing.extend((str(k), v) for k, v in pairs)  # type: ignore[misc]
@@ -228,8 +241,9 @@ class CallInvoker:
                     self.local, route, request, response_type, outgoing, deadline
                 )
             else:
-                endpoint = self.balancer.choose()
-                channel = self.balancer.channel(endpoint, self._identity())
+                identity = self._identity()
+                endpoint = self.balancer.choose(identity)
+                channel = self.balancer.channel(endpoint, identity)
                 if not channel._connected:  # grpclib's own check; connected is the hot path
                     await self._connect(channel, deadline, limit)
                 sent = True
@@ -334,6 +348,17 @@ class CallInvoker:
     def _identity(self) -> str | None:
         return None if self._tls is None else self._tls.identity_for(current_actor())
 
+    def stub_channel(self) -> Channel:
+        """The channel a stub is built on; its calls come here and pick their own.
+
+        It takes no turn in the rotation (the gateway builds a stub per
+        request: taking one would send every call of a gateway to the same
+        one of two replicas), and is the current caller's, not the process's
+        default identity: a process that hosts only consumers or services,
+        each with its own certificate, has none.
+        """
+        return self.balancer.channel(self.balancer.endpoints[0], self._identity())
+
     def _caller(self) -> str | None:
         """Who an in-process call comes from: what its certificate would say."""
         if self._tls is None:
@@ -356,8 +381,13 @@ class ClientFactory:
         ssl_context: ssl.SSLContext | None = None,
         mesh: MeshConfig | None = None,
         tls: ClientTls | None = None,
+        signer: CallSigner | None = None,
+        service: str | None = None,
     ) -> None:
         self._endpoints = dict(endpoints)
+        # Who calls made outside every service and consumer come from (the gateway).
+        self.signing = CallSigning(service or "internal")
+        self.signing.signer = signer
         self._pool_size = pool_size
         self._ssl = ssl_context
         self._tls = tls
@@ -387,6 +417,8 @@ class ClientFactory:
             timeout=config.rpc.default_timeout,
             mesh=mesh if mesh is not None else load_mesh(config.mesh_file),
             tls=ClientTls(config.tls, identity) if config.tls.enabled else None,
+            signer=signer_for(config),
+            service=identity,
         )
 
     def add_observer(self, observer: MeshObserver) -> None:
@@ -432,6 +464,7 @@ class ClientFactory:
                 observers=self.observers,
                 identity=self._tls,
                 local=self._local.get(service),
+                signing=self.signing,
             )
             self._invokers[service] = invoker
         return invoker
@@ -453,7 +486,7 @@ class ClientFactory:
 
     def stub(self, stub_type: type[StubT], service: str) -> StubT:
         invoker = self.invoker(service)
-        stub = _policy_stub_type(stub_type)(invoker.balancer.pick())
+        stub = _policy_stub_type(stub_type)(invoker.stub_channel())
         stub._ec_invoker = invoker  # type: ignore[attr-defined]
         return stub
 

@@ -11,10 +11,6 @@ from typing import Generic, TypeVar
 
 from grpclib.metadata import Deadline
 
-USER_ID = "x-user-id"
-USER_EMAIL = "x-user-email"
-USER_ROLES = "x-user-roles"
-SELLER_ID = "x-seller-id"
 REQUEST_ID = "x-request-id"
 IDEMPOTENCY_KEY = "idempotency-key"
 
@@ -49,15 +45,9 @@ class CallContext:
         return None if self.deadline is None else self.deadline.time_remaining()
 
     def to_metadata(self) -> list[tuple[str, str]]:
+        """What travels as plain metadata: never the identity, which the client
+        signs (platform/security/call_token.py) and the server verifies."""
         items: list[tuple[str, str]] = []
-        if self.identity is not None:
-            items.append((USER_ID, self.identity.user_id))
-            if self.identity.email:
-                items.append((USER_EMAIL, self.identity.email))
-            if self.identity.roles:
-                items.append((USER_ROLES, ",".join(sorted(self.identity.roles))))
-            if self.identity.seller_id:
-                items.append((SELLER_ID, self.identity.seller_id))
         if self.request_id:
             items.append((REQUEST_ID, self.request_id))
         if self.idempotency_key:
@@ -73,17 +63,7 @@ class CallContext:
     ) -> CallContext:
         pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
         values = {k: v for k, v in pairs if isinstance(v, str)}
-        identity = None
-        if values.get(USER_ID):
-            roles = frozenset(r for r in values.get(USER_ROLES, "").split(",") if r)
-            identity = Identity(
-                user_id=values[USER_ID],
-                email=values.get(USER_EMAIL, ""),
-                roles=roles,
-                seller_id=values.get(SELLER_ID, ""),
-            )
         return cls(
-            identity=identity,
             request_id=values.get(REQUEST_ID, ""),
             idempotency_key=values.get(IDEMPOTENCY_KEY, ""),
             deadline=deadline,

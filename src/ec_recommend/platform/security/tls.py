@@ -18,7 +18,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from ec_recommend.config import SERVICE_NAMES, ConfigError, TlsConfig
+from ec_recommend.config import ConfigError, TlsConfig
 from ec_recommend.platform.security.certs import SPIFFE_PREFIX, init_certificates
 
 GATEWAY = "gateway"
@@ -175,21 +175,14 @@ class PeerIdentities:
             return service
 
 
-def certificate_names() -> list[str]:
-    """Everyone who needs a certificate: the gateway, services and consumers."""
-    from ec_recommend.runtime import registry  # the registry imports the client
-
-    consumers: Iterable[str] = getattr(registry, "CONSUMERS", {})
-    return [GATEWAY, *SERVICE_NAMES, *registry.SERVICES, *consumers]
-
-
-def dev_tls_config(cert_dir: Path, mode: str = "STRICT") -> TlsConfig:
+def dev_tls_config(cert_dir: Path, names: Iterable[str], mode: str = "STRICT") -> TlsConfig:
     """A TLS config over development certificates, created on first use.
 
-    One call for ``ec-recommend up --mtls``:
-    ``config = replace(config, tls=dev_tls_config(data_dir / "certs"))``.
+    One call for ``ec-recommend up --mtls``, with everyone who needs a
+    certificate (``runtime.registry.certificate_names()``):
+    ``config = replace(config, tls=dev_tls_config(data_dir / "certs", names))``.
     """
-    init_certificates(cert_dir, certificate_names())
+    init_certificates(cert_dir, names)
     return TlsConfig(
         mode=mode,
         ca=cert_dir / "ca.crt",

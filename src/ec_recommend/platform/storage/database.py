@@ -252,6 +252,8 @@ class Database:
         # and may be long (a table rebuild); it need not block the loop.
         async with self._async_unit_of_work() as uow:
             assert isinstance(uow.connection, AsyncConnection)
+            if self.is_postgres and self.schema is not None:
+                await _lock_schema(uow.connection, self.schema)
             await uow.connection.run_sync(versions.create_all)
             current = (
                 await uow.execute(select(table.c.version).order_by(table.c.version.desc()))
@@ -314,6 +316,18 @@ def add_columns(table: Table, *names: str) -> Callable[[AsyncConnection], Awaita
     return apply
 
 
+async def _lock_schema(conn: AsyncConnection, schema: str) -> None:
+    """Hold ``schema``'s advisory lock until the transaction ends.
+
+    Replicas of a service start together on one database (two product
+    processes): without it, both create the schema or the migrations table at
+    once, and one fails on PostgreSQL's unique catalogue index.
+    """
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"ec-migrate:{schema}"}
+    )
+
+
 def _schema_name(config: StorageConfig, service: str) -> str:
     name = f"{config.schema_prefix}{service}".lower()
     if not _SCHEMA_NAME.match(name):
@@ -343,6 +357,7 @@ async def open_database(
         async with shared_engine(url, config, pool_group) as server:
             schema = _schema_name(config, service)
             async with server.begin() as conn:
+                await _lock_schema(conn, schema)
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             # A view of the shared engine: same pool, this service's schema.
             engine = server.execution_options(schema_translate_map={None: schema})

@@ -1,7 +1,10 @@
 """``/metrics`` on its own port, for service and worker processes.
 
 The gateway serves ``/metrics`` on its own HTTP port; a process without one
-(gRPC services, consumers) opens this small aiohttp server instead.
+(gRPC services, consumers) opens this small aiohttp server instead. It also
+answers ``/healthz``: ``serve`` opens it only once the process's services
+listen, and closes it first on shutdown, so orchestrators (Kubernetes probes,
+the image's HEALTHCHECK) can use it as the process's readiness too.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ class MetricsEndpoint:
         return f"http://{self.host}:{self.port}/metrics"
 
 
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
 @asynccontextmanager
 async def serve_metrics(
     host: str = "127.0.0.1", port: int = 0, metrics: Metrics | None = None
@@ -33,6 +40,7 @@ async def serve_metrics(
     """Serve ``/metrics`` on ``host:port`` (0 = any free port) until the block ends."""
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler(metrics))
+    app.router.add_get("/healthz", _healthz)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:

@@ -107,9 +107,8 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
             "rpc.method": rpc_method,
             "ec.service": service,
         }
+        # user.id is added by the identity middleware, once the caller is verified
         call_context = current_call()
-        if call_context.identity is not None:
-            attributes["user.id"] = call_context.identity.user_id
         if call_context.request_id:
             attributes["ec.request_id"] = call_context.request_id
         return tracer.start_as_current_span(

@@ -7,7 +7,7 @@ from typing import Any
 
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.platform.clock import aware
-from ec_recommend.platform.errors import InvalidArgument, PermissionDenied
+from ec_recommend.platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from ec_recommend.platform.ids import require_id
 from ec_recommend.platform.money import money_from_pb
 from ec_recommend.platform.paging import parse_page
@@ -148,7 +148,13 @@ class ProductService(pb.ProductServiceBase):
             changes["sale_price"] = None
         elif sale is None and message.base_price is not None:
             sale = current.sale_price  # a new base price must still cover the sale price
-        domain.validate_prices(base, sale)
+        try:
+            domain.validate_prices(base, sale)
+        except InvalidArgument as exc:
+            if message.base_price is not None and message.sale_price is not None:
+                raise  # the request contradicts itself
+            # a well-formed request that conflicts with the stored price
+            raise FailedPrecondition(exc.message, reason="price_conflict", **exc.details) from None
         if message.base_price is not None:
             changes["base_price"] = base.amount
             changes["currency"] = base.currency

@@ -9,16 +9,23 @@ from ec_recommend.edge.gateway.accounts import Accounts, Tokens
 from ec_recommend.edge.gateway.keys import GATEWAY
 from ec_recommend.edge.gateway.request import ApiRequest
 from ec_recommend.edge.gateway.routes import Endpoint
-from ec_recommend.edge.gateway.schema import Object, String
+from ec_recommend.edge.gateway.schema import EMAIL, Object, String
 from ec_recommend.platform import errors
 
-EMAIL = String(min_length=3, max_length=254)
 PASSWORD = String(min_length=1, max_length=256)
+# The user pool's policy (platform/auth/provision.py), so a sign-up the
+# document calls valid is one the pool accepts.
+NEW_PASSWORD = String(
+    min_length=8,
+    max_length=256,
+    patterns=("[a-z]", "[A-Z]", "[0-9]"),
+    hint="8 to 256 characters with a lower-case letter, an upper-case letter and a digit",
+)
 
 SIGNUP = Object(
     {
         "email": EMAIL,
-        "password": PASSWORD,
+        "password": NEW_PASSWORD,
         "display_name": String(max_length=100),
         "role": String(enum=("customer", "seller")),
     },

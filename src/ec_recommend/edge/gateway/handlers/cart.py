@@ -5,17 +5,19 @@ from __future__ import annotations
 from ec_recommend._gen.ecommerce import cart as pb
 from ec_recommend.edge.gateway.request import ApiRequest
 from ec_recommend.edge.gateway.routes import Endpoint
-from ec_recommend.edge.gateway.schema import Integer, Object, String
+from ec_recommend.edge.gateway.schema import ID, Integer, Object
 
 CART = "cart"
+MAX_QUANTITY = 999  # of one product in a cart (the cart service's limit)
 
 ADD_ITEM = Object(
-    {"product_id": String(min_length=1, max_length=64), "quantity": Integer(1, 1000)},
+    {"product_id": ID, "quantity": Integer(1, MAX_QUANTITY)},
     required=("product_id",),
     description="quantity defaults to 1; adding a product already in the cart adds to it",
 )
 SET_QUANTITY = Object(
-    {"quantity": Integer(0, 1000, description="0 removes the item")}, required=("quantity",)
+    {"quantity": Integer(0, MAX_QUANTITY, description="0 removes the item")},
+    required=("quantity",),
 )
 
 

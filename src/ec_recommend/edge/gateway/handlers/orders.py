@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ec_recommend._gen.ecommerce import order as pb
 from ec_recommend.edge.gateway.request import ApiRequest, paged
 from ec_recommend.edge.gateway.routes import Endpoint
 from ec_recommend.edge.gateway.schema import (
+    ID,
+    SELLER_ID,
     Array,
     Boolean,
     Integer,
@@ -21,11 +24,14 @@ ORDER = "order"
 STATUSES = ("PENDING_PAYMENT", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
 
 ORDER_LINE = Object(
-    {"product_id": String(min_length=1, max_length=64), "quantity": Integer(1, 1000)},
+    {"product_id": ID, "quantity": Integer(1, 1000)},
     required=("product_id", "quantity"),
 )
 CREATE_ORDER = Object(
-    {"items": Array(ORDER_LINE, min_items=1, max_items=100), "from_cart": Boolean()},
+    {
+        "items": Array(ORDER_LINE, min_items=1, max_items=100, unique_by="product_id"),
+        "from_cart": Boolean(only=True),
+    },
     one_of=(("items", "from_cart"),),
     description="either the lines to buy, or from_cart: true to buy the cart",
 )
@@ -34,7 +40,13 @@ PAYMENT = Object(
         "payment_method": Object(
             {
                 "type": String(enum=("card",)),
-                "token": String(min_length=1, max_length=200, description="e.g. tok_visa"),
+                "token": String(
+                    min_length=1,
+                    max_length=200,
+                    patterns=("^[\\x20-\\x7e]+$",),
+                    hint="printable ASCII",
+                    description="e.g. tok_visa",
+                ),
             },
             required=("type", "token"),
         )
@@ -42,13 +54,13 @@ PAYMENT = Object(
     required=("payment_method",),
 )
 UPDATE_STATUS = Object(
-    {"status": String(enum=STATUSES), "reason": String(max_length=500)}, required=("status",)
+    {"status": String(enum=STATUSES), "reason": String(max_length=200)}, required=("status",)
 )
 LIST_ORDERS = page_query(
     ("created_at", "total_amount"),
     status=String(enum=STATUSES),
-    seller_id=String(max_length=64, description="orders with this seller's products"),
-    user_id=String(max_length=64, description="admins: another user's orders"),
+    seller_id=replace(SELLER_ID, description="orders with this seller's products"),
+    user_id=replace(ID, description="admins: another user's orders"),
 )
 
 

@@ -14,7 +14,9 @@ from ec_recommend.edge.gateway.keys import ACTIVITY, PRODUCT_CACHE
 from ec_recommend.edge.gateway.request import ApiRequest, paged
 from ec_recommend.edge.gateway.routes import Endpoint
 from ec_recommend.edge.gateway.schema import (
+    HTTP_URL,
     MONEY,
+    SELLER_ID,
     Array,
     Integer,
     Object,
@@ -28,8 +30,9 @@ from ec_recommend.platform.rpc.context import Identity
 PRODUCT = "product"
 STATUSES = ("active", "out_of_stock", "archived")
 
+SALE_AT_MOST_BASE = ("sale_price.amount", "base_price.amount")
 IMAGE = Object(
-    {"url": String(min_length=1, max_length=2048), "alt_text": String(max_length=300)},
+    {"url": HTTP_URL, "alt_text": String(max_length=300)},
     required=("url",),
 )
 IMAGES = Array(IMAGE, max_items=20)
@@ -43,6 +46,7 @@ CREATE_PRODUCT = Object(
         "images": IMAGES,
     },
     required=("name", "base_price", "stock_quantity"),
+    at_most=(SALE_AT_MOST_BASE,),
 )
 UPDATE_PRODUCT = Object(
     {
@@ -54,6 +58,7 @@ UPDATE_PRODUCT = Object(
         "images": IMAGES,
     },
     nullable=("sale_price",),
+    at_most=(SALE_AT_MOST_BASE,),
     description="only the fields given change; sale_price null removes the sale price",
 )
 UPDATE_STOCK = Object(
@@ -70,7 +75,7 @@ CREATE_REVIEW = Object(
 LIST_PRODUCTS_SORT = ("created_at", "updated_at", "name", "price", "stock_quantity")
 LIST_PRODUCTS = page_query(
     LIST_PRODUCTS_SORT,
-    seller_id=String(max_length=64),
+    seller_id=SELLER_ID,
     status=String(enum=STATUSES),
 )
 LIST_REVIEWS = page_query(("created_at", "rating"))

@@ -7,7 +7,7 @@ from typing import Any
 from ec_recommend._gen.ecommerce import search as pb
 from ec_recommend.edge.gateway.request import ApiRequest, paged
 from ec_recommend.edge.gateway.routes import Endpoint
-from ec_recommend.edge.gateway.schema import Boolean, Integer, String, page_query
+from ec_recommend.edge.gateway.schema import SELLER_ID, Boolean, Integer, String, page_query
 from ec_recommend.edge.gateway.transcode import message_to_json
 
 SEARCH = "search"
@@ -15,11 +15,17 @@ MAX_PRICE = 10**12
 
 SEARCH_QUERY = page_query(
     ("relevance", "price", "created_at", "name"),
-    q=String(max_length=200, description="words to look for"),
+    q=String(
+        max_length=200,
+        patterns=("^[^\\u0000-\\u001f\\u007f-\\u009f]*$",),
+        hint="free of control characters",
+        description="words to look for",
+    ),
     min_price=Integer(0, MAX_PRICE, description="minor units"),
     max_price=Integer(0, MAX_PRICE, description="minor units"),
-    seller_id=String(max_length=64),
+    seller_id=SELLER_ID,
     in_stock=Boolean(),
+    at_most=(("min_price", "max_price"),),
 )
 
 

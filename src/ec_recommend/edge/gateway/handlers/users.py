@@ -6,20 +6,25 @@ from ec_recommend._gen.ecommerce import user as pb
 from ec_recommend.edge.gateway.keys import GATEWAY
 from ec_recommend.edge.gateway.request import ApiRequest
 from ec_recommend.edge.gateway.routes import Endpoint
-from ec_recommend.edge.gateway.schema import Object, String, StringMap
+from ec_recommend.edge.gateway.schema import EMAIL, HTTP_URL_OR_EMPTY, Object, String, StringMap
 
 USER = "user"
 
 UPDATE_USER = Object(
     {
-        "email": String(min_length=3, max_length=254),
-        "phone_number": String(max_length=20, description="E.164, e.g. +819012345678"),
+        "email": EMAIL,
+        "phone_number": String(
+            max_length=16,
+            patterns=("^(\\+[1-9][0-9]{6,14})?$",),
+            hint="in E.164 form (or empty)",
+            description="E.164, e.g. +819012345678",
+        ),
     }
 )
 UPDATE_PROFILE = Object(
     {
         "display_name": String(max_length=100),
-        "avatar_url": String(max_length=2048),
+        "avatar_url": HTTP_URL_OR_EMPTY,
         "preferences": StringMap(
             String(max_length=500), description='merged key by key; "" removes a key'
         ),
