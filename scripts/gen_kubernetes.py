@@ -80,12 +80,22 @@ WORKLOADS = (
 # (Checked against the stubs each identity's code makes and against
 # mesh.yaml's allowed_callers by tests/unit/deploy/test_kubernetes.py.)
 CALLS: dict[str, tuple[str, ...]] = {
-    "gateway": ("user", "product", "cart", "order", "search", "recommendation"),
+    "gateway": (
+        "user",
+        "product",
+        "cart",
+        "order",
+        "search",
+        "recommendation",
+        "seller",
+        "analytics",
+    ),
     "cart": ("product",),
     "order": ("product", "cart"),
     "search": ("product",),
     "recommendation": ("product", "order"),
     "seller": ("user",),
+    "analytics": ("product",),  # whose products a seller asks stats about
     "inventory": ("product",),
     "notification": ("user",),
     "search-indexer": ("product",),

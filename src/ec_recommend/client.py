@@ -484,6 +484,65 @@ class Client:
         items: list[JSON] = body["items"]
         return items
 
+    # -- seller desk (sellers only) -------------------------------------------
+
+    async def my_ledger(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        descending: bool | None = None,
+    ) -> JSON:
+        """The calling seller's ledger: ``{entries, balance, page}``."""
+        result: JSON = await self._json(
+            "GET",
+            "/api/v1/sellers/me/ledger",
+            params={"page": page, "page_size": page_size, "descending": descending},
+        )
+        return result
+
+    async def my_product_analytics(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        status: str | None = None,
+        sort_by: str | None = None,
+        descending: bool | None = None,
+    ) -> Page:
+        """Views, paid quantity, conversion and revenue of the calling seller's products."""
+        return await self._page(
+            "/api/v1/sellers/me/analytics",
+            {
+                "page": page,
+                "page_size": page_size,
+                "status": status,
+                "sort_by": sort_by,
+                "descending": descending,
+            },
+        )
+
+    # -- operator console (admins only) ---------------------------------------
+
+    async def admin_overview(self) -> JSON:
+        """Service health, circuit breakers, outboxes, rate-limit rejections, traffic."""
+        result: JSON = await self._json("GET", "/api/v1/admin/overview")
+        return result
+
+    async def admin_queues(self) -> list[JSON]:
+        """Each event queue's depth, messages in flight and dead letters."""
+        body = await self._json("GET", "/api/v1/admin/queues")
+        items: list[JSON] = body["items"]
+        return items
+
+    async def redrive_dead_letters(self, queue: str) -> int:
+        """Move a queue's dead letters back to it; how many moved."""
+        body = await self._json("POST", f"/api/v1/admin/queues/{queue}/redrive")
+        return int(body["moved"])
+
+    async def purge_dead_letters(self, queue: str) -> None:
+        await self.request("POST", f"/api/v1/admin/queues/{queue}/purge")
+
     # -- real-time push ------------------------------------------------------
 
     def subscribe(

@@ -54,3 +54,35 @@ async def test_cart_order_payment_search_and_recommendations(system: System) -> 
     assert isinstance(await shopper.product_recommendations(first, limit=3), list)
     await shopper.clear_cart()
     assert (await shopper.cart())["items"] == []
+
+
+async def test_seller_desk_and_operator_console_routes(system: System) -> None:
+    seller = system.anonymous()
+    await seller.login("seller@example.com", DEMO_PASSWORD)
+    analytics = await seller.my_product_analytics(page_size=3, sort_by="name")
+    assert len(analytics.items) == 3 and analytics.total_items >= 30
+    assert {"product_id", "name", "views", "paid_quantity", "conversion", "revenue"} <= set(
+        analytics.items[0]
+    )
+    ledger = await seller.my_ledger(page_size=2, descending=True)
+    assert ledger["balance"]["currency"] == "JPY"
+
+    operator = system.anonymous()
+    await operator.login("admin@example.com", DEMO_PASSWORD)
+    overview = await operator.admin_overview()
+    assert {"order", "product"} <= {s["name"] for s in overview["services"] if s["serving"]}
+    assert {o["service"] for o in overview["outboxes"]} >= {"order", "product"}
+    queues = await operator.admin_queues()
+    assert all(q["dlq_messages"] >= 0 for q in queues) and len(queues) >= 5
+    with pytest.raises(api.NotFound):
+        await operator.redrive_dead_letters("no-such-queue")
+    with pytest.raises(api.NotFound):
+        await operator.purge_dead_letters("no-such-queue")
+
+    shopper = await system.customer()
+    with pytest.raises(api.Forbidden):
+        await shopper.admin_overview()
+    with pytest.raises(api.Forbidden):
+        await shopper.my_ledger()
+    with pytest.raises(api.Forbidden):
+        await operator.my_product_analytics()

@@ -1,4 +1,4 @@
-"""Demo data for ``ec-recommend up``: a seller, a customer, a catalogue.
+"""Demo data for ``ec-recommend up``: a seller, a customer, an operator, a catalogue.
 
 Loaded through the services' own gRPC APIs, so it obeys every rule a real
 client does; running it again adds nothing.
@@ -21,10 +21,20 @@ log = logging.getLogger(__name__)
 
 DEMO_SELLER_ID = "seller-demo"
 DEMO_SELLER_EMAIL = "seller@example.com"
+DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_USERS = (
     ("demo-seller-sub", "seller@example.com", "Demo Seller"),
     ("demo-customer-sub", "customer@example.com", "Demo Customer"),
+    ("demo-admin-sub", DEMO_ADMIN_EMAIL, "Demo Operator"),
 )
+
+
+def demo_group(email: str) -> str:
+    """The Cognito group of a demo account: the operator console needs ``admin``."""
+    if email == DEMO_SELLER_EMAIL:
+        return "seller"
+    return "admin" if email == DEMO_ADMIN_EMAIL else "customer"
+
 
 # (name, description, price in yen, sale price or 0, stock)
 CATALOGUE: tuple[tuple[str, str, int, int, int], ...] = (

@@ -204,7 +204,7 @@ class _CleanStop:
 async def _demo_accounts(config: Config) -> dict[str, str]:
     """Cognito accounts for the demo users (email -> subject), so they can log in."""
     from ec_recommend.platform.auth.cognito import CognitoAccounts, cognito_client
-    from ec_recommend.runtime.demo import DEMO_SELLER_ID, DEMO_USERS
+    from ec_recommend.runtime.demo import DEMO_SELLER_ID, DEMO_USERS, demo_group
 
     subjects: dict[str, str] = {}
     async with cognito_client(config.auth) as client:
@@ -217,11 +217,17 @@ async def _demo_accounts(config: Config) -> dict[str, str]:
             new_seller_id=lambda: DEMO_SELLER_ID,
         )
         for _subject, email, name in DEMO_USERS:
-            role = "seller" if "seller" in email else "customer"
+            group = demo_group(email)
+            # Sign-up makes customers and sellers only; an operator is promoted after.
+            role = "seller" if group == "seller" else "customer"
             try:
                 result = await accounts.signup(email, DEMO_PASSWORD, name, role)
             except errors.AlreadyExists:
                 continue
+            if group == "admin":
+                await client.admin_add_user_to_group(
+                    UserPoolId=config.auth.user_pool_id, Username=email, GroupName=group
+                )
             subjects[email] = result.sub
     return subjects
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 
 from ec_recommend._gen.ecommerce import analytics as pb
+from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import events as pb_events
+from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.config import Config
 from ec_recommend.consumers.analytics import consumer, store
 from ec_recommend.platform.clock import utcnow
@@ -89,3 +91,35 @@ async def test_analytics_service_answers_and_rejects_bad_queries(
         admin = Identity(user_id=str(uuid.uuid4()), roles=frozenset({"admin"}))
         with call_scope(CallContext(identity=admin)):
             assert (await stub.get_event_counts(pb.EventCountsRequest())).counts
+
+
+async def test_a_seller_reads_the_stats_of_its_own_products_only(
+    config: Config, services: ServicesFactory
+) -> None:
+    async with services("product", "analytics") as hosted:
+        products = hosted.clients.stub(pb_product.ProductServiceStub, "product")
+        owned = {}
+        for seller in ("seller-a", "seller-b"):
+            created = await products.create_product(
+                pb_product.CreateProductRequest(
+                    seller_id=seller,
+                    name=f"{seller} mug",
+                    base_price=pb_common.Money(amount=1000, currency="JPY"),
+                    stock_quantity=1,
+                )
+            )
+            owned[seller] = created.id
+        stub = hosted.clients.stub(pb.AnalyticsServiceStub, "analytics")
+        seller_a = Identity(user_id="sub-a", roles=frozenset({"seller"}), seller_id="seller-a")
+        with call_scope(CallContext(identity=seller_a)):
+            mine = pb.ProductStatsRequest(product_ids=[owned["seller-a"]])
+            assert [s.product_id for s in (await stub.get_product_stats(mine)).stats] == [
+                owned["seller-a"]
+            ]
+            both = pb.ProductStatsRequest(product_ids=[owned["seller-a"], owned["seller-b"]])
+            with pytest.raises(PermissionDenied) as refused:
+                await stub.get_product_stats(both)
+            assert refused.value.details["product_id"] == owned["seller-b"]
+        customer = Identity(user_id="sub-c", roles=frozenset({"customer"}))
+        with call_scope(CallContext(identity=customer)), pytest.raises(PermissionDenied):
+            await stub.get_product_stats(mine)

@@ -29,7 +29,7 @@ from ec_recommend.platform.auth.provision import provision_user_pool
 from ec_recommend.runtime.local_aws import LocalAws
 from tests.integration.gateway.conftest import GatewayUnderTest, gateway_config, running_gateway
 
-SERVICES = ("user", "product", "cart", "order", "search", "recommendation")
+SERVICES = ("user", "product", "cart", "order", "search", "recommendation", "seller", "analytics")
 EXAMPLES_PER_OPERATION = 25
 
 JUNK = st.recursive(

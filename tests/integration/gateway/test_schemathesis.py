@@ -33,7 +33,7 @@ from tests.integration.gateway.conftest import StaticVerifier, _verifier, gatewa
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.fuzz]
 
-SERVICES = ("user", "product", "cart", "order", "search", "recommendation")
+SERVICES = ("user", "product", "cart", "order", "search", "recommendation", "seller", "analytics")
 # Cases per operation; EC_FUZZ_EXAMPLES raises it for a longer hunt.
 MAX_EXAMPLES = int(os.environ.get("EC_FUZZ_EXAMPLES", "30"))
 HOOKS_MODULE = "tests.integration.gateway.schemathesis_hooks"

@@ -43,8 +43,23 @@ def test_longest_prefix_wins() -> None:
         ({"routes": [{"path": "/a", "methods": []}]}, "routes[0].methods"),
         ({"routes": [{"path": "/a", "methods": ["FETCH"]}]}, "routes[0].methods"),
         ({"routes": [{"path": "/a", "methods": ["GET"], "auth": "maybe"}]}, "routes[0].auth"),
+        # a group needs a token to read it from
+        ({"routes": [{"path": "/a", "methods": ["GET"], "group": "admin"}]}, "routes[0].group"),
+        (
+            {"routes": [{"path": "/a", "methods": ["GET"], "auth": "required", "group": 1}]},
+            "routes[0].group",
+        ),
     ],
 )
 def test_invalid_routes_name_the_entry(document: object, message: str) -> None:
     with pytest.raises(RoutesError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_routes(document)
+
+
+def test_the_console_routes_need_their_group() -> None:
+    table = load_routes()
+    admin, seller = table.match("/api/v1/admin/queues"), table.match("/api/v1/sellers/me/ledger")
+    assert admin is not None and (admin.auth, admin.group) == ("required", "admin")
+    assert seller is not None and (seller.auth, seller.group) == ("required", "seller")
+    products = table.match("/api/v1/products")
+    assert products is not None and products.group is None

@@ -8,13 +8,15 @@ from datetime import date, timedelta
 
 from ec_recommend._gen.ecommerce import analytics as pb
 from ec_recommend._gen.ecommerce import common as pb_common
-from ec_recommend.consumers.access import require_admin_or_internal
+from ec_recommend._gen.ecommerce import product as pb_product
+from ec_recommend.consumers.access import require_admin_or_internal, require_product_stats_access
 from ec_recommend.consumers.analytics.consumer import DATABASE
 from ec_recommend.consumers.analytics.store import MIGRATIONS, AnalyticsReader
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import InvalidArgument
 from ec_recommend.platform.events.envelope import EVENT_TYPES
 from ec_recommend.platform.ids import require_id
+from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.registry import ServiceEnv
 
@@ -45,8 +47,9 @@ def parse_days(request: pb.EventCountsRequest, today: date) -> tuple[date, date]
 
 
 class AnalyticsService(pb.AnalyticsServiceBase):
-    def __init__(self, reader: AnalyticsReader) -> None:
+    def __init__(self, reader: AnalyticsReader, clients: ClientFactory) -> None:
         self.reader = reader
+        self.clients = clients  # ProductService tells whose products a seller asks about
 
     async def get_event_counts(self, message: pb.EventCountsRequest) -> pb.EventCountsResponse:
         require_admin_or_internal()
@@ -62,12 +65,14 @@ class AnalyticsService(pb.AnalyticsServiceBase):
         )
 
     async def get_product_stats(self, message: pb.ProductStatsRequest) -> pb.ProductStatsResponse:
-        require_admin_or_internal()
         if not 1 <= len(message.product_ids) <= MAX_PRODUCTS:
             raise InvalidArgument(
                 f"product_ids must name 1 to {MAX_PRODUCTS} products", field="product_ids"
             )
         ids = [require_id(pid, "product_ids") for pid in message.product_ids]
+        await require_product_stats_access(
+            ids, lambda: self.clients.stub(pb_product.ProductServiceStub, "product")
+        )
         counters = await self.reader.product_counters(ids)
         return pb.ProductStatsResponse(
             stats=[
@@ -87,4 +92,4 @@ class AnalyticsService(pb.AnalyticsServiceBase):
 @asynccontextmanager
 async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
     async with open_database(env.config.storage, DATABASE, MIGRATIONS) as db:
-        yield [AnalyticsService(AnalyticsReader(db))]
+        yield [AnalyticsService(AnalyticsReader(db), env.clients)]

@@ -39,6 +39,7 @@ from ec_recommend.edge.gateway.keys import (
 )
 from ec_recommend.edge.gateway.middleware import gateway_middleware
 from ec_recommend.edge.gateway.openapi import openapi_document
+from ec_recommend.edge.gateway.operations import OPERATIONS, open_operations
 from ec_recommend.edge.gateway.outcomes import timed_out
 from ec_recommend.edge.gateway.protocol import EdgeAppRunner, name_the_server, read_body_bytes
 from ec_recommend.edge.gateway.ratelimit import Tier, Tiers, open_rate_limiter
@@ -46,6 +47,7 @@ from ec_recommend.edge.gateway.request import ApiRequest
 from ec_recommend.edge.gateway.routes import Endpoint, RouteTable, load_routes
 from ec_recommend.edge.gateway.schema import IDEMPOTENCY_KEY
 from ec_recommend.edge.realtime.setup import add_realtime
+from ec_recommend.edge.web.site import add_web_routes
 from ec_recommend.platform import errors
 from ec_recommend.platform.cache import open_product_cache
 from ec_recommend.platform.events.activity import ACTIVITY_TYPE, ActivitySender
@@ -150,6 +152,7 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
             app[PRODUCT_CACHE] = await stack.enter_async_context(
                 open_product_cache(setup.config.cache, invalidated=invalidated)
             )
+            app[OPERATIONS] = await stack.enter_async_context(open_operations(setup.config))
             yield
 
     app[GATEWAY_CONFIG] = setup.config.gateway
@@ -158,6 +161,7 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, endpoint_handler(endpoint))
     add_health_routes(app)
+    add_web_routes(app)  # the browser front end: /, /seller, /console, /static/*
     add_realtime(app, setup.config)  # GET /api/v1/ws
     app.router.add_get("/metrics", metrics_handler(), allow_head=False)
     document = orjson.dumps(openapi_document(ENDPOINTS, routes))

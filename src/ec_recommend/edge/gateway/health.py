@@ -33,7 +33,7 @@ CHECK_TIMEOUT = 2.0
 BROKER_STATE: web.AppKey[Callable[[], str]] = web.AppKey("ec_broker_state")
 
 
-async def _serving(clients: ClientFactory, service: str) -> bool:
+async def is_serving(clients: ClientFactory, service: str) -> bool:
     try:
         channel = clients.invoker(service).pool.pick()
         response = await HealthStub(channel).Check(HealthCheckRequest(), timeout=CHECK_TIMEOUT)
@@ -61,7 +61,7 @@ async def readyz(request: web.Request) -> web.Response:
             status=503,
         )
     names = list(gateway.services)
-    results = await asyncio.gather(*(_serving(gateway.clients, name) for name in names))
+    results = await asyncio.gather(*(is_serving(gateway.clients, name) for name in names))
     return web.json_response(
         _with_broker(
             request,

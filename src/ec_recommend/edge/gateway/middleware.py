@@ -15,9 +15,9 @@ frame and a dict round trip per request, a third of a cached read):
   404 and 405 included), method served by the route and allowed by the rule
   (else 405 with exactly those in ``Allow``; 501 for a method HTTP does not
   know), a declared body within the limit (else 413, before reading it),
-  auth required (else 401) - all before any handler, so a refused request
-  never reaches a service. A client that goes away before its request is
-  read is counted as 499, not as a server error.
+  auth required (else 401), the route's group (else 403) - all before any
+  handler, so a refused request never reaches a service. A client that goes
+  away before its request is read is counted as 499, not as a server error.
 """
 
 from __future__ import annotations
@@ -206,6 +206,10 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
                     raise auth_error
                 if rule.auth == "required" and identity is None:
                     raise errors.Unauthenticated("a valid bearer token is required")
+                if rule.group is not None and (
+                    identity is None or rule.group not in identity.roles
+                ):
+                    raise errors.PermissionDenied(f"only the {rule.group} group may use this")
                 if identity is not None:
                     request[IDENTITY] = identity
                 response = await handler(request)

@@ -104,7 +104,9 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     return parameters
 
 
-def _operation(endpoint: Endpoint, auth: str, components: dict[str, Any]) -> dict[str, Any]:
+def _operation(
+    endpoint: Endpoint, auth: str, group: str | None, components: dict[str, Any]
+) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "OK", "headers": _RATE_HEADERS}
     schema = _success_schema(endpoint, components)
     if schema is not None and endpoint.status != 204:
@@ -129,6 +131,8 @@ def _operation(endpoint: Endpoint, auth: str, components: dict[str, Any]) -> dic
             "required": True,
             "content": {"application/json": {"schema": endpoint.body.json_schema()}},
         }
+    if group is not None:
+        operation["description"] = f"Only for tokens in the `{group}` group (others: 403)."
     # Rules between two values, which JSON Schema cannot state: {"at_most": [a, b]}
     # means a <= b when both are given (a request breaking one is a 400).
     constraints = [
@@ -152,8 +156,9 @@ def openapi_document(endpoints: Sequence[Endpoint], table: RouteTable) -> dict[s
     for endpoint in endpoints:
         rule = table.match(endpoint.path)
         auth = endpoint.auth or (rule.auth if rule is not None else "none")
+        group = rule.group if rule is not None else None
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(
-            endpoint, auth, components
+            endpoint, auth, group, components
         )
     return {
         "openapi": "3.1.0",

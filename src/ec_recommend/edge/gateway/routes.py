@@ -40,6 +40,7 @@ class RouteRule:
     service: str
     methods: frozenset[str]
     auth: AuthMode = "none"
+    group: str | None = None  # the Cognito group a caller must be in (auth: required)
 
     @property
     def prefix(self) -> str:
@@ -104,7 +105,10 @@ def parse_routes(document: Any) -> RouteTable:
         auth = entry.get("auth", "none")
         if auth not in ("required", "optional", "none"):
             raise RoutesError(f"{where}.auth: expected required or optional, got {auth!r}")
-        rules.append(RouteRule(path, str(entry.get("service", "")), upper, auth))
+        group = entry.get("group")
+        if group is not None and (not isinstance(group, str) or auth != "required"):
+            raise RoutesError(f"{where}.group: a group name, on a route with auth: required")
+        rules.append(RouteRule(path, str(entry.get("service", "")), upper, auth, group))
     return RouteTable(tuple(rules))
 
 

@@ -192,6 +192,34 @@ class Metrics:
         self.db_pool_in_use.set({"service": service}, in_use)
         self.db_pool_size.set({"service": service}, size)
 
+    # --- reading (the operator console, edge/gateway/operations.py) --------
+
+    def breaker_states(self) -> dict[str, str]:
+        """The state each circuit breaker is in, by service."""
+        return {
+            labels["service"]: labels["state"]
+            for labels, value in _series(self.circuit_breaker_state)
+            if value
+        }
+
+    def outbox_states(self) -> dict[str, tuple[int, float]]:
+        """(backlog, oldest unsent age in seconds) by service."""
+        ages = {labels["service"]: value for labels, value in _series(self.outbox_oldest_age)}
+        return {
+            labels["service"]: (int(value), float(ages.get(labels["service"], 0.0)))
+            for labels, value in _series(self.outbox_backlog)
+        }
+
+    def rate_limit_rejections(self) -> dict[str, int]:
+        return {labels["tier"]: int(value) for labels, value in _series(self.rate_limited)}
+
+    def http_latency_histograms(self) -> list[tuple[dict[str, str], dict[Any, float]]]:
+        """Per (service, endpoint, method): cumulative counts by bucket upper bound,
+        plus ``"count"`` and ``"sum"``."""
+        return [
+            (dict(labels), dict(values)) for labels, values in _series(self.http_request_duration)
+        ]
+
     # --- exposition ------------------------------------------------------
 
     def on_scrape(self, collector: Collector) -> Callable[[], None]:
@@ -211,6 +239,11 @@ class Metrics:
         # Always text: every Prometheus scraper accepts it.
         body, headers = render(self.registry, [])
         return body, str(headers["Content-Type"])
+
+
+def _series(collector: Counter | Gauge | Histogram) -> list[tuple[dict[str, str], Any]]:
+    """A collector's (labels, value) pairs; values are numbers, or bucket dicts of histograms."""
+    return list(collector.get_all())
 
 
 class InFlight:

@@ -139,7 +139,7 @@ class AnalyticsServiceStub(betterproto2_grpclib.ServiceStub):
         metadata: "MetadataLike | None" = None,
     ) -> "EventCountsResponse":
         """
-        Events per type and UTC day, oldest day first.
+        Events per type and UTC day, oldest day first (admins and internal callers).
         """
 
         return await self._unary_unary(
@@ -161,6 +161,7 @@ class AnalyticsServiceStub(betterproto2_grpclib.ServiceStub):
     ) -> "ProductStatsResponse":
         """
         Views, paid quantity and conversion (paid quantity / views) per product.
+        Admins and internal callers: any product; a seller: only its own products.
         """
 
         return await self._unary_unary(
@@ -179,7 +180,7 @@ from .. import common as _common__
 class AnalyticsServiceBase(betterproto2_grpclib.ServiceBase):
     async def get_event_counts(self, message: "EventCountsRequest") -> "EventCountsResponse":
         """
-        Events per type and UTC day, oldest day first.
+        Events per type and UTC day, oldest day first (admins and internal callers).
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
@@ -187,6 +188,7 @@ class AnalyticsServiceBase(betterproto2_grpclib.ServiceBase):
     async def get_product_stats(self, message: "ProductStatsRequest") -> "ProductStatsResponse":
         """
         Views, paid quantity and conversion (paid quantity / views) per product.
+        Admins and internal callers: any product; a seller: only its own products.
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)

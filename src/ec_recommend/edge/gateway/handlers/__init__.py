@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ec_recommend.edge.gateway.handlers import (
+    admin,
     auth,
     cart,
     orders,
     products,
     recommendations,
     search,
+    sellers,
     users,
 )
 from ec_recommend.edge.gateway.routes import Endpoint
@@ -21,4 +23,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *orders.ENDPOINTS,
     *search.ENDPOINTS,
     *recommendations.ENDPOINTS,
+    *sellers.ENDPOINTS,
+    *admin.ENDPOINTS,
 )

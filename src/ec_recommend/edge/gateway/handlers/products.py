@@ -72,8 +72,9 @@ CREATE_REVIEW = Object(
     {"rating": Integer(1, 5), "comment": String(max_length=4000)},
     required=("rating",),
 )
+LIST_PRODUCTS_SORT = ("created_at", "updated_at", "name", "price", "stock_quantity")
 LIST_PRODUCTS = page_query(
-    ("created_at", "updated_at", "name", "price", "stock_quantity"),
+    LIST_PRODUCTS_SORT,
     seller_id=SELLER_ID,
     status=String(enum=STATUSES),
 )
