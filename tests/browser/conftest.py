@@ -4,9 +4,10 @@ against a real ``ec-recommend up`` on a free, non-default port.
 Playwright never downloads a browser here: it launches ``/usr/bin/chromium``.
 Every page a test opens fails the test on a console error or an uncaught
 exception. ``screens.take(page, name)`` saves a screenshot as
-``docs/screenshots/<name>.png`` (the README shows them; ``EC_SCREENSHOTS_DIR``
-puts them elsewhere); when a test fails, every page it had open is saved under
-``tmp/artefacts/browser/`` (``EC_ARTEFACTS_DIR``).
+``<name>.png`` under ``tmp/artefacts/browser/screenshots/``; the README's
+come from ``EC_SCREENSHOTS_DIR=docs/screenshots`` (a test run leaves the
+committed ones alone). When a test fails, every page it had open is saved
+under ``tmp/artefacts/browser/`` (``EC_ARTEFACTS_DIR``).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = Path(os.environ.get("EC_SCREENSHOTS_DIR", ROOT / "docs" / "screenshots"))
 ARTEFACTS = Path(os.environ.get("EC_ARTEFACTS_DIR", ROOT / "tmp" / "artefacts")) / "browser"
+SCREENSHOTS = Path(os.environ.get("EC_SCREENSHOTS_DIR", ARTEFACTS / "screenshots"))
 DEMO_PASSWORD = "Demo-password-1"
 TIMEOUT_MS = 15_000
 DESKTOP = {"width": 1200, "height": 860}
