@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ec_recommend.deploy.names import logical_id, prefixed
-from ec_recommend.platform.events.provision import DLQ_RETENTION_SECONDS
+from ec_recommend.platform.events.provision import DLQ_RETENTION_SECONDS, queue_policy
 from ec_recommend.platform.events.topology import Topology
 
 
@@ -62,19 +62,9 @@ def event_resources(topology: Topology) -> dict[str, Any]:
                 "Type": "AWS::SQS::QueuePolicy",
                 "Properties": {
                     "Queues": [{"Ref": queue_id(queue.name)}],
-                    "PolicyDocument": {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Sid": "topics-send",
-                                "Effect": "Allow",
-                                "Principal": {"Service": "sns.amazonaws.com"},
-                                "Action": "sqs:SendMessage",
-                                "Resource": {"Fn::GetAtt": [queue_id(queue.name), "Arn"]},
-                                "Condition": {"ArnEquals": {"aws:SourceArn": senders}},
-                            }
-                        ],
-                    },
+                    "PolicyDocument": queue_policy(
+                        {"Fn::GetAtt": [queue_id(queue.name), "Arn"]}, senders
+                    ),
                 },
             }
     for route in routes:

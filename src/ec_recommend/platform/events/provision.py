@@ -147,13 +147,15 @@ async def _ensure_queue(
             ),
         }
         if senders:
-            wanted["Policy"] = json.dumps(_queue_policy(arn, senders))
+            wanted["Policy"] = json.dumps(queue_policy(arn, senders))
         return wanted
 
     return await _apply_queue(sqs, prefixed(config, queue.name), attributes, report)
 
 
-def _queue_policy(queue_arn: str, topic_arns: list[str]) -> dict[str, Any]:
+def queue_policy(queue_arn: Any, topic_arns: Any) -> dict[str, Any]:
+    """What lets the topics send to the queue (ARNs, or CloudFormation
+    expressions of them in the template)."""
     return {
         "Version": "2012-10-17",
         "Statement": [
