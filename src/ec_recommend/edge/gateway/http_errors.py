@@ -150,6 +150,7 @@ def internal_error_response(request_id: str) -> web.Response:
 _UNREAD_BODY: Mapping[int, tuple[HttpError, str]] = {
     408: (REQUEST_TIMEOUT, "the request body did not arrive in time"),
     413: (PAYLOAD_TOO_LARGE, "request body is too large"),
+    415: (UNSUPPORTED_MEDIA_TYPE, "unsupported Content-Encoding (gzip or deflate only)"),
 }
 
 

@@ -68,6 +68,9 @@ def refusal(exc: BaseException | None) -> tuple[HttpError, str]:
     return http_errors.INVALID_REQUEST, "malformed HTTP request"
 
 
+ENCODINGS = frozenset({"identity", "gzip", "deflate"})  # of a request body (docs/rest-api.md)
+
+
 class ClientClosed(Exception):
     """The client went away before its request was read: not a server error."""
 
@@ -76,8 +79,12 @@ async def read_body_bytes(request: web.Request, timeout: float) -> bytes:
     """The request's body, decoded; typed errors for what the client did wrong.
 
     A body that does not arrive within ``timeout`` is 408 (and the connection
-    is closed); one that cannot be decoded (bad gzip, a broken chunk) is 400.
+    is closed); one that cannot be decoded (bad gzip, a broken chunk) is 400;
+    one in an encoding the API does not take is 415, whatever decoders happen
+    to be installed (aiohttp decodes br or zstd when brotli or zstandard is).
     """
+    if request.headers.get("Content-Encoding", "identity").strip().lower() not in ENCODINGS:
+        raise web.HTTPUnsupportedMediaType()
     try:
         async with asyncio.timeout(timeout):
             return await request.read()
