@@ -168,7 +168,7 @@ async def serve(data_dir: Path, workers: int) -> None:
         ),
     )
     async with (
-        serving(bare, "127.0.0.1", 0) as bare_url,
+        _plain_serving(bare) as bare_url,
         host_services(config, ["user", "product"]) as hosted,
     ):
         stub = hosted.clients.stub(pb.ProductServiceStub, "product")
@@ -355,6 +355,20 @@ def _merged(results: list[Result]) -> Result:
         sum(r.errors for r in results),
         sum(r.cpu for r in results),
     )
+
+
+@asynccontextmanager
+async def _plain_serving(app: Any) -> AsyncIterator[str]:
+    """The baseline as aiohttp serves it out of the box (no gateway request handler)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 @asynccontextmanager

@@ -57,3 +57,19 @@ def test_keys_are_long_hex() -> None:
             parse_key(text)
     with pytest.raises(ValueError):
         CallSigner(b"short")
+
+
+def test_a_token_is_reused_for_half_its_life_and_believed_only_until_it_expires() -> None:
+    now = [1000.0]
+    signer = CallSigner(KEY, ttl=60, clock=lambda: now[0])
+    token = signer.sign("gateway", SELLER)
+    assert signer.sign("gateway", SELLER) == token
+    assert signer.sign("gateway", None) != token  # another caller, another token
+    assert signer.verify(token).identity == SELLER
+    now[0] += 31  # under half its life left: a fresh one
+    fresh = signer.sign("gateway", SELLER)
+    assert fresh != token
+    now[0] += 30  # the first has expired, though it was believed before
+    with pytest.raises(errors.Unauthenticated):
+        signer.verify(token)
+    assert signer.verify(fresh).identity == SELLER
