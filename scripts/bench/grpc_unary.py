@@ -89,12 +89,22 @@ class MemoryProducts(pb.ProductServiceBase):
         return PRODUCT
 
 
+CALL_KEY = bytes(range(32))  # the call-identity key the bench's processes share
+
+
+def _signer() -> object:
+    from ec_recommend.platform.security.call_token import CallSigner
+
+    return CallSigner(CALL_KEY)
+
+
 def policed_server(port: int, tls: object = None) -> object:
     """RpcServer for MemoryProducts with the middlewares host_services installs."""
     from ec_recommend.config import TlsConfig
     from ec_recommend.platform.rpc.mesh import load_mesh
     from ec_recommend.platform.rpc.server import RpcServer
     from ec_recommend.platform.security.allowlist import service_identity_middleware
+    from ec_recommend.platform.security.call_token import CallSigner
     from ec_recommend.platform.security.tls import server_context
     from ec_recommend.platform.telemetry.rpc import server_middleware
 
@@ -107,7 +117,7 @@ def policed_server(port: int, tls: object = None) -> object:
         ssl_context=server_context(tls, "product"),
         middlewares=[
             server_middleware("product"),
-            service_identity_middleware("product", policy, tls),
+            service_identity_middleware("product", policy, tls, CallSigner(CALL_KEY)),
         ],
     )
 
@@ -119,12 +129,13 @@ async def serve_ours(port: int) -> None:
 
 
 async def serve_full(port: int) -> None:
-    from ec_recommend.config import Config, RpcConfig, StorageConfig
+    from ec_recommend.config import Config, RpcConfig, StorageConfig, TlsConfig
     from ec_recommend.runtime.host import host_services
 
     config = Config(
         storage=StorageConfig(data_dir=__import__("pathlib").Path(tempfile.mkdtemp())),
         rpc=RpcConfig(ports={"product": port}),
+        tls=TlsConfig(call_key=CALL_KEY),
     )
     async with host_services(config, ["product"]) as hosted:
         stub = hosted.clients.stub(pb.ProductServiceStub, "product")
@@ -207,7 +218,11 @@ async def our_client(port: int, product_id: str, seconds: float, conc: int) -> d
     from ec_recommend.config import Endpoint
     from ec_recommend.platform.rpc.client import ClientFactory
 
-    async with ClientFactory({"product": [Endpoint("127.0.0.1", port)]}) as clients:
+    async with ClientFactory(
+        {"product": [Endpoint("127.0.0.1", port)]},
+        signer=_signer(),
+        service="gateway",  # type: ignore[arg-type]
+    ) as clients:
         stub = clients.stub(pb.ProductServiceStub, "product")
         request = pb.GetProductRequest(product_id=product_id)
         return await drive(lambda: stub.get_product(request), seconds, conc)
@@ -221,7 +236,12 @@ async def mtls_client(port: int, product_id: str, seconds: float, conc: int) -> 
     tls = _bench_tls()
     assert isinstance(tls, TlsConfig)
     endpoints = {"product": [Endpoint("127.0.0.1", port)]}
-    async with ClientFactory(endpoints, tls=ClientTls(tls, "gateway")) as clients:
+    async with ClientFactory(
+        endpoints,
+        tls=ClientTls(tls, "gateway"),
+        signer=_signer(),
+        service="gateway",  # type: ignore[arg-type]
+    ) as clients:
         stub = clients.stub(pb.ProductServiceStub, "product")
         request = pb.GetProductRequest(product_id=product_id)
         return await drive(lambda: stub.get_product(request), seconds, conc)
@@ -238,7 +258,14 @@ async def same_process(in_process: bool, calls: int) -> dict[str, float]:
 
     server = policed_server(0)
     assert isinstance(server, RpcServer)
-    async with server, ClientFactory({"product": [Endpoint("127.0.0.1", server.port)]}) as clients:
+    async with (
+        server,
+        ClientFactory(
+            {"product": [Endpoint("127.0.0.1", server.port)]},
+            signer=_signer(),  # type: ignore[arg-type]
+            service="gateway",
+        ) as clients,
+    ):
         if in_process:
             clients.host_locally(server)
         stub = clients.stub(pb.ProductServiceStub, "product")
