@@ -13,29 +13,37 @@ from pathlib import Path
 import pytest
 
 from ec_recommend.client import Client
-from ec_recommend.platform.auth.provision import provision_user_pool
+from ec_recommend.platform.auth.provision import AuthSettings, provision_user_pool
 from ec_recommend.runtime.local_aws import LocalAws, free_port
 
 pytestmark = pytest.mark.asyncio
+
+
+def _pool_env(local_aws: LocalAws, pool: AuthSettings) -> dict[str, str]:
+    """This environment for a served gateway on ``pool``: no local broker, no profile."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not (name.startswith("EC_AWS_") or name == "EC_PROFILE")
+    }
+    env.update(
+        {
+            "EC_COGNITO_USER_POOL_ID": pool.user_pool_id,
+            "EC_COGNITO_CLIENT_ID": pool.client_id,
+            "EC_COGNITO_ENDPOINT_URL": local_aws.endpoint_url,
+            "EC_COGNITO_REGION": local_aws.region,
+            "EC_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
 
 
 async def test_serve_gateway_with_services_signs_up_logs_in_and_stops(
     local_aws: LocalAws, tmp_path: Path
 ) -> None:
     pool = await provision_user_pool(local_aws, f"serve-{uuid.uuid4().hex[:8]}")
-    env = {
-        **os.environ,
-        "EC_COGNITO_USER_POOL_ID": pool.user_pool_id,
-        "EC_COGNITO_CLIENT_ID": pool.client_id,
-        "EC_COGNITO_ENDPOINT_URL": local_aws.endpoint_url,
-        "EC_COGNITO_REGION": local_aws.region,
-        "EC_COGNITO_AUTO_CONFIRM": "true",
-        "EC_GATEWAY_PORT": str(free_port()),
-        "EC_LOG_LEVEL": "WARNING",
-    }
-    for name in list(env):
-        if name.startswith("EC_AWS_") or name == "EC_PROFILE":
-            del env[name]
+    env = _pool_env(local_aws, pool)
+    env.update({"EC_COGNITO_AUTO_CONFIRM": "true", "EC_GATEWAY_PORT": str(free_port())})
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -91,22 +99,13 @@ async def test_two_gateway_processes_share_one_redis_budget(
 
     require_service(REDIS_URL, 6379, "Redis")
     pool = await provision_user_pool(local_aws, f"shared-{uuid.uuid4().hex[:8]}")
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not (name.startswith("EC_AWS_") or name == "EC_PROFILE")
-    }
+    env = _pool_env(local_aws, pool)
     env.update(
         {
-            "EC_COGNITO_USER_POOL_ID": pool.user_pool_id,
-            "EC_COGNITO_CLIENT_ID": pool.client_id,
-            "EC_COGNITO_ENDPOINT_URL": local_aws.endpoint_url,
-            "EC_COGNITO_REGION": local_aws.region,
             "EC_RATE_LIMIT_BACKEND": "redis",
             "EC_REDIS_URL": REDIS_URL,
             "EC_RATE_LIMIT_ANONYMOUS": "10",
             "EC_TRUSTED_PROXIES": "127.0.0.1",
-            "EC_LOG_LEVEL": "WARNING",
         }
     )
     children = []
@@ -134,19 +133,8 @@ async def test_serve_gateway_with_workers_shares_the_port_and_stops_them(
     import aiohttp
 
     pool = await provision_user_pool(local_aws, f"serve-{uuid.uuid4().hex[:8]}")
-    env = {
-        **os.environ,
-        "EC_COGNITO_USER_POOL_ID": pool.user_pool_id,
-        "EC_COGNITO_CLIENT_ID": pool.client_id,
-        "EC_COGNITO_ENDPOINT_URL": local_aws.endpoint_url,
-        "EC_COGNITO_REGION": local_aws.region,
-        "EC_COGNITO_AUTO_CONFIRM": "true",
-        "EC_GATEWAY_PORT": str(free_port()),
-        "EC_LOG_LEVEL": "WARNING",
-    }
-    for name in list(env):
-        if name.startswith("EC_AWS_") or name == "EC_PROFILE":
-            del env[name]
+    env = _pool_env(local_aws, pool)
+    env.update({"EC_COGNITO_AUTO_CONFIRM": "true", "EC_GATEWAY_PORT": str(free_port())})
     command = ["serve", "user", "product", "gateway", "--workers", "2"]
     child = await asyncio.create_subprocess_exec(
         sys.executable,

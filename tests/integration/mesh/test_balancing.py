@@ -18,17 +18,26 @@ pytestmark = pytest.mark.asyncio
 GET = pb.GetProductRequest(product_id="p1")
 
 
+async def _replicas(
+    stack: AsyncExitStack, services: list[FaultyProducts]
+) -> tuple[list[RpcServer], ClientFactory]:
+    """A product server per service, and a client factory balancing over them."""
+    servers = [
+        await stack.enter_async_context(RpcServer("product", [s], drain_timeout=0.5))
+        for s in services
+    ]
+    endpoints = [Endpoint("127.0.0.1", server.port) for server in servers]
+    clients = await stack.enter_async_context(
+        ClientFactory({"product": endpoints}, pool_size=1, mesh=mesh())
+    )
+    return servers, clients
+
+
 async def test_calls_spread_over_endpoints_and_a_dead_one_is_ejected_then_recovered() -> None:
     services = [FaultyProducts() for _ in range(3)]
     async with AsyncExitStack() as stack:
-        servers = [
-            await stack.enter_async_context(RpcServer("product", [s], drain_timeout=0.5))
-            for s in services
-        ]
+        servers, clients = await _replicas(stack, services)
         endpoints = [Endpoint("127.0.0.1", server.port) for server in servers]
-        clients = await stack.enter_async_context(
-            ClientFactory({"product": endpoints}, pool_size=1, mesh=mesh())
-        )
         stub = clients.stub(pb.ProductServiceStub, "product")
 
         for _ in range(30):
@@ -67,14 +76,7 @@ async def test_a_stub_made_per_request_still_alternates_between_two_endpoints() 
     """As the gateway does: building the stub must not take the call's turn."""
     services = [FaultyProducts() for _ in range(2)]
     async with AsyncExitStack() as stack:
-        servers = [
-            await stack.enter_async_context(RpcServer("product", [s], drain_timeout=0.5))
-            for s in services
-        ]
-        endpoints = [Endpoint("127.0.0.1", server.port) for server in servers]
-        clients = await stack.enter_async_context(
-            ClientFactory({"product": endpoints}, pool_size=1, mesh=mesh())
-        )
+        _, clients = await _replicas(stack, services)
         for _ in range(10):
             await clients.stub(pb.ProductServiceStub, "product").get_product(GET)
         assert [len(s.calls["GetProduct"]) for s in services] == [5, 5]
