@@ -1,11 +1,14 @@
-"""``Database.read``: short reads see every committed write and nothing uncommitted."""
+"""``Database.read`` and ``Database.first``: short reads see every committed
+write and nothing uncommitted; ``first`` gives the row SQLAlchemy would."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from opentelemetry.sdk.trace import TracerProvider
 
 from ec_recommend.platform.storage import Migration, open_database
 from ec_recommend.platform.storage.database import create_tables
@@ -19,8 +22,22 @@ counters = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("value", sa.Integer, nullable=False),
 )
+items = sa.Table(
+    "items",
+    META,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("price", sa.BigInteger, nullable=True),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
 MIGRATIONS = [Migration(1, create_tables(META))]
 BY_ID = sa.select(counters.c.value).where(counters.c.id == sa.bindparam("id"))
+ITEM = sa.select(items).where(items.c.id == sa.bindparam("id"))
+# a literal in the statement besides the parameter
+BOOK = sa.select(items.c.id, items.c.tags).where(
+    items.c.id == sa.bindparam("id"), items.c.kind == "book"
+)
 
 
 def value_of(counter_id: int) -> Callable[[sa.Connection], int | None]:
@@ -62,3 +79,72 @@ async def test_a_failing_read_leaves_the_next_one_working(storage) -> None:
         with pytest.raises(sa.exc.DBAPIError):
             await db.read(broken)
         assert await db.read(value_of(1)) is None
+
+
+async def add_item(db, item_id: str, kind: str = "book", price: int | None = 1200) -> None:
+    async with db.unit_of_work() as uow:
+        await uow.execute(
+            sa.insert(items).values(
+                id=item_id,
+                kind=kind,
+                price=price,
+                tags=[{"name": "新刊", "rank": 1}],
+                created_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+            )
+        )
+        await uow.commit()
+
+
+async def test_first_gives_the_row_sqlalchemy_gives(storage) -> None:
+    async with open_database(storage, "items", MIGRATIONS) as db:
+        await add_item(db, "a")
+        await add_item(db, "b", kind="pen", price=None)
+        for item_id in ("a", "b", "missing"):
+            params = {"id": item_id}
+            expected = await db.read(lambda conn, p=params: conn.execute(ITEM, p).first())
+            row = await db.first(ITEM, params)
+            if expected is None:
+                assert row is None
+                continue
+            assert tuple(row) == tuple(expected)
+            assert (row.id, row.tags, row.created_at) == (
+                expected.id,
+                expected.tags,
+                expected.created_at,
+            )
+        assert (await db.first(BOOK, {"id": "a"})) == ("a", [{"name": "新刊", "rank": 1}])
+        assert await db.first(BOOK, {"id": "b"}) is None, "the statement's literal applies"
+
+
+async def test_first_sees_committed_writes_only_and_holds_no_snapshot(storage) -> None:
+    async with open_database(storage, "counters", MIGRATIONS) as db:
+        assert await db.first(BY_ID, {"id": 1}) is None
+        async with db.unit_of_work() as uow:
+            await uow.execute(sa.insert(counters).values(id=1, value=1))
+            await uow.commit()
+        assert await db.first(BY_ID, {"id": 1}) == (1,)
+        async with db.unit_of_work() as uow:
+            await uow.execute(sa.update(counters).values(value=2))
+            assert await db.first(BY_ID, {"id": 1}) == (1,), "uncommitted change invisible"
+            await uow.commit()
+        assert await db.first(BY_ID, {"id": 1}) == (2,)
+        assert await db.read(value_of(1)) == 2, "the other way agrees"
+
+
+async def test_a_failing_first_raises_as_sqlalchemy_and_the_next_read_works(storage) -> None:
+    async with open_database(storage, "counters", MIGRATIONS) as db:
+        missing = sa.Table("missing", sa.MetaData(), sa.Column("id", sa.Integer))
+        with pytest.raises(sa.exc.DBAPIError):
+            await db.first(sa.select(missing).where(missing.c.id == sa.bindparam("id")), {"id": 1})
+        assert await db.first(BY_ID, {"id": 1}) is None
+        assert await db.read(value_of(1)) is None
+
+
+async def test_first_inside_a_recording_span_gives_the_same_row(storage) -> None:
+    # (the statement's span itself: tests/integration/telemetry)
+    async with open_database(storage, "items", MIGRATIONS) as db:
+        await add_item(db, "a")
+        untraced = await db.first(ITEM, {"id": "a"})
+        with TracerProvider().get_tracer("test").start_as_current_span("request"):
+            traced = await db.first(ITEM, {"id": "a"})
+        assert tuple(traced) == tuple(untraced)

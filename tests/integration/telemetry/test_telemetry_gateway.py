@@ -97,6 +97,9 @@ async def test_a_client_trace_runs_through_gateway_and_service(
     assert http.attributes["ec.request_id"] == "req-trace-1"
     assert server.attributes["product.id"] == product_id
     assert server.attributes["rpc.grpc.status_code"] == 0
+    # a traced read goes through SQLAlchemy, whose events give the statement its span
+    reads = [span for span in finished if parent_id(span) == span_id(server)]
+    assert [span.name for span in reads] == ["SELECT product"]
 
 
 async def test_writes_show_user_and_database_spans_under_the_rpc(

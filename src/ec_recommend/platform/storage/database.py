@@ -20,13 +20,14 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from opentelemetry import trace
 from sqlalchemy import (
     Column,
     Connection,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    Select,
     Table,
     event,
     insert,
@@ -238,6 +240,19 @@ class Database:
             return self._inline_reader.run(work)
         async with self._connect() as conn:
             return await conn.run_sync(work)
+
+    async def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None:
+        """The first row of ``statement`` (a short, bounded read by key), or None.
+
+        ``read`` of ``conn.execute(statement, params).first()``; on SQLite,
+        outside a recording span, without SQLAlchemy's per-execution work
+        (``InlineReader.first``). A recording span takes the way through
+        SQLAlchemy, whose engine events give the statement its span.
+        """
+        reader = self._inline_reader
+        if reader is not None and not trace.get_current_span().is_recording():
+            return reader.first(statement, params)
+        return await self.read(lambda conn: conn.execute(statement, params).first())
 
     async def migrate(self, migrations: Sequence[Migration]) -> int:
         """Apply the migrations not yet applied, in order; returns the version."""

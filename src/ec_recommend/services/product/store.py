@@ -120,10 +120,7 @@ class ProductStore(StockReservations):
         return product
 
     async def get(self, product_id: str) -> domain.Product:
-        def read(conn: sa.Connection) -> Any:
-            return conn.execute(_BY_ID, {"product_id": product_id}).first()
-
-        row = await self.db.read(read)  # by primary key: bounded
+        row = await self.db.first(_BY_ID, {"product_id": product_id})  # by primary key: bounded
         if row is None:
             raise NotFound(f"product {product_id} not found", product_id=product_id)
         return to_product(row)
