@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import betterproto2
 from grpclib.encoding.proto import ProtoCodec
@@ -31,7 +31,13 @@ _plans: dict[type[Any], list[tuple[str, Any, Writer]]] = {}
 _VARINT_TYPES = frozenset({"enum", "bool", "int32", "int64", "uint32", "uint64"})
 
 
+# One-byte varints, the common case (lengths, small numbers, tags): looked up.
+_SMALL: Final = tuple(bytes((n,)) for n in range(0x80))
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _SMALL[value]
     if value < 0:
         value += 1 << 64  # two's complement in ten bytes, as protobuf does
     out = bytearray()
@@ -264,13 +270,26 @@ def decode(data: bytes, message_type: type[Any]) -> Any:
         pos, end = 0, len(data)
         while pos < end:
             start = pos
-            key, pos = _read_varint(data, pos)
+            # one-byte varints (most keys, lengths and numbers) read in line
+            key = data[pos]
+            if key < 0x80:
+                pos += 1
+            else:
+                key, pos = _read_varint(data, pos)
             wire = key & 7
             value: Any
             if wire == 0:
-                value, pos = _read_varint(data, pos)
+                value = data[pos]
+                if value < 0x80:
+                    pos += 1
+                else:
+                    value, pos = _read_varint(data, pos)
             elif wire == 2:
-                length, pos = _read_varint(data, pos)
+                length = data[pos]
+                if length < 0x80:
+                    pos += 1
+                else:
+                    length, pos = _read_varint(data, pos)
                 value = data[pos : pos + length]
                 pos += length
             else:
