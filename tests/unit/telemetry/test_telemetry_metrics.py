@@ -49,6 +49,24 @@ def test_seed_metrics_render_with_their_labels() -> None:
     }
 
 
+def test_repeated_call_observations_land_in_one_series_each() -> None:
+    metrics = Metrics()
+    for seconds in (0.003, 0.004, 0.2):
+        metrics.observe_grpc("product", "GetProduct", "OK", seconds)
+        metrics.observe_grpc_client("product", "GetProduct", "OK", seconds)
+    metrics.observe_grpc_client("product", "GetProduct", "UNAVAILABLE", 0.001)
+    text = metrics.render()[0].decode()
+    ok = '{method="GetProduct",service="product",status="OK"}'
+    assert samples(text, "grpc_request_duration_seconds_count") == {ok: 3.0}
+    assert samples(text, "grpc_request_duration_seconds_sum")[ok] == pytest.approx(0.207)
+    assert samples(text, "grpc_client_request_duration_seconds_count") == {
+        ok: 3.0,
+        '{method="GetProduct",service="product",status="UNAVAILABLE"}': 1.0,
+    }
+    buckets = samples(text, "grpc_client_request_duration_seconds_bucket")
+    assert buckets['{le="0.005",method="GetProduct",service="product",status="OK"}'] == 2.0
+
+
 def test_breaker_state_is_one_hot_and_follows_changes() -> None:
     metrics = Metrics()
     metrics.breaker_state("product", "closed")

@@ -121,16 +121,28 @@ class Metrics:
             "db_pool_connections", "Database connections the pool holds open.", registry=r
         )
 
+        # Histogram children of every call's two observations, by (service,
+        # method, status): aioprometheus turns a label dict into its key
+        # (sorted JSON) on every observation; a child is observed directly.
+        self._grpc_server_children: dict[tuple[str, str, str], Any] = {}
+        self._grpc_client_children: dict[tuple[str, str, str], Any] = {}
+
     # --- recording -------------------------------------------------------
 
     def observe_grpc(self, service: str, method: str, status: str, seconds: float) -> None:
-        self.grpc_request_duration.observe(
-            {"service": service, "method": method, "status": status}, seconds
+        _observe(
+            self.grpc_request_duration,
+            self._grpc_server_children,
+            (service, method, status),
+            seconds,
         )
 
     def observe_grpc_client(self, service: str, method: str, status: str, seconds: float) -> None:
-        self.grpc_client_duration.observe(
-            {"service": service, "method": method, "status": status}, seconds
+        _observe(
+            self.grpc_client_duration,
+            self._grpc_client_children,
+            (service, method, status),
+            seconds,
         )
 
     def observe_http(
@@ -239,6 +251,23 @@ class Metrics:
         # Always text: every Prometheus scraper accepts it.
         body, headers = render(self.registry, [])
         return body, str(headers["Content-Type"])
+
+
+def _observe(
+    histogram: Histogram,
+    children: dict[tuple[str, str, str], Any],
+    labels: tuple[str, str, str],
+    seconds: float,
+) -> None:
+    """``histogram.observe`` of the (service, method, status) ``labels``, through
+    its child once the first observation has made (and validated) it."""
+    child = children.get(labels)
+    if child is not None:
+        child.observe(seconds)
+        return
+    named = {"service": labels[0], "method": labels[1], "status": labels[2]}
+    histogram.observe(named, seconds)
+    children[labels] = histogram.get_value(named)
 
 
 def _series(collector: Counter | Gauge | Histogram) -> list[tuple[dict[str, str], Any]]:
