@@ -9,9 +9,10 @@ HTTP headers, event metadata and SNS/SQS message attributes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
+from types import TracebackType
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -36,19 +37,38 @@ def sdk_installed() -> bool:
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
-@contextmanager
-def continue_trace(parent: Context) -> Iterator[Span]:
+def continue_trace(parent: Context) -> AbstractContextManager[Span]:
     """Without an SDK: what a no-op span would do, minus its cost.
 
     The caller's span context becomes current (so outgoing calls pass the
     trace along) and the yielded span ignores names, attributes and status.
     """
-    span = NonRecordingSpan(trace.get_current_span(parent).get_span_context())
-    token = otel_context.attach(trace.set_span_in_context(span))
-    try:
-        yield span
-    finally:
-        otel_context.detach(token)
+    return _ContinuedTrace(parent)
+
+
+class _ContinuedTrace:
+    """``continue_trace``'s block. A class rather than ``@contextmanager``: it
+    runs around every call a process serves without an SDK, where a
+    generator-based one costs about three times as much."""
+
+    __slots__ = ("_parent", "_token")
+
+    def __init__(self, parent: Context) -> None:
+        self._parent = parent
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        span = NonRecordingSpan(trace.get_current_span(self._parent).get_span_context())
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
 
 
 def inject(
