@@ -61,16 +61,7 @@ class AioStream:
     ``recv_message`` and ``send_message``.
     """
 
-    __slots__ = (
-        "_codec",
-        "_reply_type",
-        "_request",
-        "_request_type",
-        "deadline",
-        "metadata",
-        "reply",
-        "user_agent",
-    )
+    # no __slots__: telemetry wraps ``recv_message`` on the instance
 
     def __init__(
         self,
