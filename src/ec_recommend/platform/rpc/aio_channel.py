@@ -26,6 +26,7 @@ import grpc
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
+from ec_recommend.platform.rpc.aio_server import target
 from ec_recommend.platform.rpc.status import DETAILS_KEY, ErrorDetailsCodec
 from ec_recommend.platform.rpc.transport import CoalescingChannel
 
@@ -60,7 +61,7 @@ class AioChannel(CoalescingChannel):
         **grpclib: Any,
     ) -> None:
         super().__init__(host, port, **grpclib)
-        self._address = f"{host}:{port}"
+        self._address = target(host, port)
         self._credentials = credentials
         options = CHANNEL_OPTIONS
         if target_name is not None:
@@ -116,7 +117,7 @@ class AioChannel(CoalescingChannel):
         try:
             reply: bytes = await call(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
-            raise _error(exc) from None
+            raise grpc_error(exc) from None
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -141,7 +142,8 @@ class AioChannel(CoalescingChannel):
             await self._closing.pop()
 
 
-def _error(exc: grpc.aio.AioRpcError) -> GRPCError:
+def grpc_error(exc: grpc.aio.AioRpcError) -> GRPCError:
+    """``exc`` as grpclib raises a failed call: status, message, decoded details."""
     status = _STATUS.get(exc.code().value[0], Status.UNKNOWN)
     message = exc.details() or None
     details = None

@@ -54,6 +54,13 @@ _NOT_SERVING: bytes = HealthCheckResponse(
 Serve = Callable[[str, Callable[[Any], Awaitable[None]], Any, "str | None"], Awaitable[None]]
 
 
+def target(host: str, port: int) -> str:
+    """``host:port`` as grpc parses it (an IPv6 address in brackets)."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
 class AioStream:
     """The server side of one grpcio call, as handlers and middlewares use it.
 
@@ -175,7 +182,7 @@ class AioServer:
         """Listen on ``host:port`` (0: ephemeral); returns the port."""
         server = grpc.aio.server(options=SERVER_OPTIONS)
         server.add_generic_rpc_handlers((self._routes,))
-        address = f"{host}:{port}"
+        address = target(host, port)
         try:
             if self._credentials is None:
                 bound = server.add_insecure_port(address)
