@@ -174,10 +174,14 @@ class RpcServer:
     ) -> None:
         await self.drain()
         if self._aio is not None:
-            await self._aio.stop()
-            self._cancel_local_calls()
-            log.info("stopped %s", self.service)
-            return
+            await self._aio.stop()  # closes its connections too
+        else:
+            await self._stop_grpclib()
+        for task in list(self._local_calls):
+            task.cancel()
+        log.info("stopped %s", self.service)
+
+    async def _stop_grpclib(self) -> None:
         self._server.close()
         await self._server.wait_closed()
         # grpclib leaves accepted connections open after close; a stopped
@@ -186,12 +190,6 @@ class RpcServer:
             processor = getattr(connection, "processor", None)  # None: handshake failed
             if processor is not None:
                 processor.close("server stopped")
-        self._cancel_local_calls()
-        log.info("stopped %s", self.service)
-
-    def _cancel_local_calls(self) -> None:
-        for task in list(self._local_calls):
-            task.cancel()
 
     @property
     def connections_accepted(self) -> int:
