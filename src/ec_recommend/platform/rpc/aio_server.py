@@ -116,8 +116,16 @@ def server_credentials(context: ssl.SSLContext | None) -> grpc.ServerCredentials
     )
 
 
+_SPIFFE = SPIFFE_PREFIX.encode()
+
+
 def _caller(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
     """The service the verified client certificate names (as ``peer_service``)."""
+    # The certificate's subject alternative names, cheap to read (the whole
+    # auth_context costs ~10x more); ours carry the SPIFFE ID among them.
+    for name in context.peer_identities() or ():
+        if name.startswith(_SPIFFE):
+            return str(name[len(_SPIFFE) :].decode())
     auth = context.auth_context()
     for uri in auth.get("peer_uri", ()):
         text = str(uri.decode())
