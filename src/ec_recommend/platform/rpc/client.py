@@ -435,6 +435,7 @@ class ClientFactory:
         self.observers.observers.append(MeshMetrics())
         self._invokers: dict[str, CallInvoker] = {}
         self._local: dict[str, RpcServer] = {}
+        self._grpc_credentials: dict[str | None, grpc.ChannelCredentials] = {}
 
     @classmethod
     def from_config(
@@ -513,10 +514,7 @@ class ClientFactory:
         # With TLS, the server must prove it is ``service``, whatever its address.
         config = Configuration(ssl_target_name_override=service) if context else None
         if self.transport == "grpcio":
-            credentials = None
-            if self._tls is not None:
-                ca, cert, key = self._tls.pem(identity)
-                credentials = grpc.ssl_channel_credentials(ca, key, cert)
+            credentials = None if self._tls is None else self._credentials(identity)
             return AioChannel(
                 endpoint.host,
                 endpoint.port,
@@ -535,6 +533,17 @@ class ClientFactory:
             status_details_codec=ErrorDetailsCodec(),
             config=config,
         )
+
+    def _credentials(self, identity: str | None) -> grpc.ChannelCredentials:
+        """grpcio's credentials presenting ``identity``'s certificate, made once each."""
+        credentials = self._grpc_credentials.get(identity)
+        if credentials is None:
+            assert self._tls is not None
+            ca, cert, key = self._tls.pem(identity)
+            credentials = self._grpc_credentials[identity] = grpc.ssl_channel_credentials(
+                ca, key, cert
+            )
+        return credentials
 
     def stub(self, stub_type: type[StubT], service: str) -> StubT:
         invoker = self.invoker(service)
