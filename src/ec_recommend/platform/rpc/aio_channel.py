@@ -129,7 +129,9 @@ class AioChannel(CoalescingChannel):
 
     def _discard(self) -> None:
         if self._aio is not None:
-            self._closing.add(asyncio.get_running_loop().create_task(self._aio.close()))
+            closing = asyncio.get_running_loop().create_task(self._aio.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)  # reconnects leave none behind
             self._aio = None
             self._calls.clear()
 
@@ -138,8 +140,8 @@ class AioChannel(CoalescingChannel):
         self._discard()
 
     async def wait_closed(self) -> None:
-        while self._closing:
-            await self._closing.pop()
+        if self._closing:
+            await asyncio.gather(*self._closing)
 
 
 def grpc_error(exc: grpc.aio.AioRpcError) -> GRPCError:

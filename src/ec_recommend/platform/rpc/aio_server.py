@@ -45,6 +45,7 @@ SERVER_OPTIONS = (
 )
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
+_PEERS_KEPT = 4096
 _DETAILS = ErrorDetailsCodec()
 _SERVING: bytes = HealthCheckResponse(status=HealthCheckResponse.SERVING).SerializeToString()
 _NOT_SERVING: bytes = HealthCheckResponse(
@@ -171,7 +172,9 @@ class AioServer:
         self._serving = serving
         self._credentials = credentials
         self._server: grpc.aio.Server | None = None
+        # peer addresses seen (a connection each); bounded, see _seen
         self._peers: set[str] = set()
+        self._connections = 0
         handlers = {
             route: grpc.unary_unary_rpc_method_handler(self._served(route, entry))
             for route, entry in methods.items()
@@ -183,8 +186,19 @@ class AioServer:
 
     @property
     def connections_seen(self) -> int:
-        """Client connections that made a call (the C core does not report accepts)."""
-        return len(self._peers)
+        """Client connections that made a call (the C core does not report accepts).
+
+        Exact up to ``_PEERS_KEPT`` connections; past that, a connection still
+        open when the record is reset is counted again.
+        """
+        return self._connections
+
+    def _seen(self, peer: str) -> None:
+        if peer not in self._peers:
+            if len(self._peers) >= _PEERS_KEPT:
+                self._peers.clear()
+            self._peers.add(peer)
+            self._connections += 1
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0: ephemeral); returns the port."""
@@ -210,11 +224,11 @@ class AioServer:
 
     def _served(self, route: str, entry: MethodHandler) -> Callable[..., Awaitable[bytes]]:
         func, request_type, reply_type = entry.func, entry.request_type, entry.reply_type
-        codec, serve, peers = self._codec, self._serve, self._peers
+        codec, serve, seen = self._codec, self._serve, self._seen
         identify = self._credentials is not None
 
         async def served(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            peers.add(context.peer())
+            seen(context.peer())
             remaining = context.time_remaining()
             stream = AioStream(
                 codec,
