@@ -108,6 +108,17 @@ def services(config: Config) -> ServicesFactory:
     return start
 
 
+@pytest.fixture(params=["grpcio", "grpclib"])
+def rpc_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs the test once per transport between processes (servers and clients
+    built without naming one use it): both stay honest."""
+    from ec_recommend.platform.rpc import transports
+
+    transport: str = request.param
+    monkeypatch.setattr(transports, "DEFAULT", transport)
+    return transport
+
+
 async def wait_for(
     predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.02
 ) -> None:

@@ -12,8 +12,12 @@ concurrent callers for a fixed time. Variants:
          error translation) + a ClientFactory stub with every mesh policy of
          mesh.yaml (deadline and budget, retry bookkeeping, circuit breaker,
          balancer, pooled channels, metrics, tracing), plain; uvloop, as
-         services run; the same message from memory
+         services run; the same message from memory; over the default
+         transport, grpcio (platform/rpc/transports.py)
   mtls   ours under STRICT mTLS with development certificates
+  grpclib, mtls-grpclib
+         ours and mtls over the grpclib transport (HTTP/2 in Python), the
+         transport before grpcio, for comparison
   full   ours with the real ProductService reading SQLite (host_services)
 
 and, in this process (no child), the cost per call of a service hosted in
@@ -42,6 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
@@ -98,7 +103,7 @@ def _signer() -> object:
     return CallSigner(CALL_KEY)
 
 
-def policed_server(port: int, tls: object = None) -> object:
+def policed_server(port: int, tls: object = None, transport: str | None = None) -> object:
     """RpcServer for MemoryProducts with the middlewares host_services installs."""
     from ec_recommend.config import TlsConfig
     from ec_recommend.platform.rpc.mesh import load_mesh
@@ -115,6 +120,7 @@ def policed_server(port: int, tls: object = None) -> object:
         [MemoryProducts()],
         port=port,
         ssl_context=server_context(tls, "product"),
+        transport=transport,
         middlewares=[
             server_middleware("product"),
             service_identity_middleware("product", policy, tls, CallSigner(CALL_KEY)),
@@ -122,8 +128,8 @@ def policed_server(port: int, tls: object = None) -> object:
     )
 
 
-async def serve_ours(port: int) -> None:
-    async with policed_server(port):  # type: ignore[attr-defined]
+async def serve_ours(port: int, transport: str | None = None) -> None:
+    async with policed_server(port, transport=transport):  # type: ignore[attr-defined]
         print("ready", flush=True)
         await asyncio.Event().wait()
 
@@ -163,13 +169,20 @@ def _bench_tls() -> object:
     return TlsConfig(mode="STRICT", ca=certs / "ca.crt", cert_dir=certs)
 
 
-async def serve_mtls(port: int) -> None:
-    async with policed_server(port, _bench_tls()):  # type: ignore[attr-defined]
+async def serve_mtls(port: int, transport: str | None = None) -> None:
+    async with policed_server(port, _bench_tls(), transport):  # type: ignore[attr-defined]
         print("ready", flush=True)
         await asyncio.Event().wait()
 
 
-SERVERS = {"bare": serve_bare, "ours": serve_ours, "full": serve_full, "mtls": serve_mtls}
+SERVERS: dict[str, Callable[[int], Awaitable[None]]] = {
+    "bare": serve_bare,
+    "ours": serve_ours,
+    "full": serve_full,
+    "mtls": serve_mtls,
+    "grpclib": partial(serve_ours, transport="grpclib"),
+    "mtls-grpclib": partial(serve_mtls, transport="grpclib"),
+}
 
 
 # ---------------------------------------------------------------- clients
@@ -214,21 +227,26 @@ async def bare_client(port: int, product_id: str, seconds: float, conc: int) -> 
         return await drive(lambda: method(request), seconds, conc)
 
 
-async def our_client(port: int, product_id: str, seconds: float, conc: int) -> dict[str, float]:
+async def our_client(
+    port: int, product_id: str, seconds: float, conc: int, transport: str | None = None
+) -> dict[str, float]:
     from ec_recommend.config import Endpoint
     from ec_recommend.platform.rpc.client import ClientFactory
 
     async with ClientFactory(
         {"product": [Endpoint("127.0.0.1", port)]},
-        signer=_signer(),
-        service="gateway",  # type: ignore[arg-type]
+        signer=_signer(),  # type: ignore[arg-type]
+        service="gateway",
+        transport=transport,
     ) as clients:
         stub = clients.stub(pb.ProductServiceStub, "product")
         request = pb.GetProductRequest(product_id=product_id)
         return await drive(lambda: stub.get_product(request), seconds, conc)
 
 
-async def mtls_client(port: int, product_id: str, seconds: float, conc: int) -> dict[str, float]:
+async def mtls_client(
+    port: int, product_id: str, seconds: float, conc: int, transport: str | None = None
+) -> dict[str, float]:
     from ec_recommend.config import Endpoint, TlsConfig
     from ec_recommend.platform.rpc.client import ClientFactory
     from ec_recommend.platform.security.tls import ClientTls
@@ -239,15 +257,23 @@ async def mtls_client(port: int, product_id: str, seconds: float, conc: int) -> 
     async with ClientFactory(
         endpoints,
         tls=ClientTls(tls, "gateway"),
-        signer=_signer(),
-        service="gateway",  # type: ignore[arg-type]
+        signer=_signer(),  # type: ignore[arg-type]
+        service="gateway",
+        transport=transport,
     ) as clients:
         stub = clients.stub(pb.ProductServiceStub, "product")
         request = pb.GetProductRequest(product_id=product_id)
         return await drive(lambda: stub.get_product(request), seconds, conc)
 
 
-CLIENTS = {"bare": bare_client, "ours": our_client, "full": our_client, "mtls": mtls_client}
+CLIENTS: dict[str, Callable[[int, str, float, int], Awaitable[dict[str, float]]]] = {
+    "bare": bare_client,
+    "ours": our_client,
+    "full": our_client,
+    "mtls": mtls_client,
+    "grpclib": partial(our_client, transport="grpclib"),
+    "mtls-grpclib": partial(mtls_client, transport="grpclib"),
+}
 
 
 async def same_process(in_process: bool, calls: int) -> dict[str, float]:
@@ -331,7 +357,7 @@ def main(args: argparse.Namespace) -> None:
             calls = max(500, int(args.seconds * 1000))
             r = uvloop.run(same_process(variant == "local", calls))
             print(
-                f"{variant:>8}: {r['us_per_call']:7.0f} µs/call  "
+                f"{variant:>12}: {r['us_per_call']:7.0f} µs/call  "
                 f"(CPU {r['cpu_us_per_call']:.0f} µs/call, client and server)",
                 flush=True,
             )
@@ -341,7 +367,7 @@ def main(args: argparse.Namespace) -> None:
         runner = asyncio.run if variant == "bare" else uvloop.run
         results[variant] = r = runner(measure(variant, args.seconds, args.concurrency))
         print(
-            f"{variant:>8}: {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+            f"{variant:>12}: {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
             f"p99 {r['p99_ms']:6.2f} ms  CPU/call: client {r['client_cpu_us']:4.0f} µs, "
             f"server {r['server_cpu_us']:4.0f} µs",
             flush=True,
@@ -360,12 +386,13 @@ def main(args: argparse.Namespace) -> None:
                     f"ratio {variant}/bare: throughput {r['rps'] / bare['rps']:.2f}, "
                     f"CPU per call {cpu(bare) / cpu(r):.2f}"
                 )
-    if "ours" in results and "mtls" in results:
-        ours, mtls = results["ours"], results["mtls"]
-        print(
-            f"ratio mtls/ours (STRICT/plain): throughput {mtls['rps'] / ours['rps']:.2f}, "
-            f"CPU per call {cpu(ours) / cpu(mtls):.2f}"
-        )
+    for plain, strict in (("ours", "mtls"), ("grpclib", "mtls-grpclib")):
+        if plain in results and strict in results:
+            p, m = results[plain], results[strict]
+            print(
+                f"ratio {strict}/{plain} (STRICT/plain): throughput {m['rps'] / p['rps']:.2f}, "
+                f"CPU per call {cpu(p) / cpu(m):.2f}"
+            )
     if "local" in results and "loopback" in results:
         local, loopback = results["local"], results["loopback"]
         print(
@@ -381,7 +408,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=["bare", "ours", "mtls", "full", "local", "loopback"],
+        default=["bare", "ours", "mtls", "grpclib", "mtls-grpclib", "full", "local", "loopback"],
     )
     parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -23,7 +23,7 @@ from ec_recommend.platform.security.call_token import CallSigner, data_dir_key
 from ec_recommend.runtime.process import until_stopped
 from tests.conftest import wait_for
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("rpc_transport")]
 
 
 class SlowProducts(pb.ProductServiceBase):
@@ -101,8 +101,11 @@ async def _read_ready(stream: asyncio.StreamReader) -> dict[str, object]:
             return ready
 
 
-async def test_serve_command_runs_services_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
+async def test_serve_command_runs_services_and_exits_cleanly_on_sigterm(
+    tmp_path: Path, rpc_transport: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EC_")}
+    env["EC_RPC_TRANSPORT"] = rpc_transport
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

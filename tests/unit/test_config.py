@@ -36,6 +36,12 @@ def test_hosted_services_call_in_process_unless_told_otherwise() -> None:
     assert Config.from_env({"EC_RPC_IN_PROCESS": "0"}).rpc.in_process is False
 
 
+def test_the_transport_between_processes_is_the_platform_s_unless_named() -> None:
+    assert Config.from_env({}).rpc.transport is None  # transports.DEFAULT
+    assert Config.from_env({"EC_RPC_TRANSPORT": "grpclib"}).rpc.transport == "grpclib"
+    assert Config.from_env({"EC_RPC_TRANSPORT": "grpcio"}).rpc.transport == "grpcio"
+
+
 def test_the_database_budget_of_a_process() -> None:
     default = Config.from_env({}).storage
     assert (default.pool_size, default.max_overflow, default.pool_timeout) == (10, 10, 5.0)
@@ -51,6 +57,7 @@ def test_the_database_budget_of_a_process() -> None:
         ({"EC_DB_MAX_OVERFLOW": "-1"}, "storage.max_overflow"),
         ({"EC_DB_POOL_TIMEOUT": "0"}, "storage.pool_timeout"),
         ({"EC_RPC_POOL_SIZE": "0"}, "rpc.pool_size"),
+        ({"EC_RPC_TRANSPORT": "h2"}, "rpc.transport"),
         ({"EC_ENDPOINTS_USER": "nohostport"}, "EC_ENDPOINTS_USER"),
         ({"EC_PROFILE": "staging"}, "profile"),
         ({"EC_PAYMENT_RESOLVE_AFTER": "5"}, "order.payment_resolve_after"),

@@ -55,6 +55,9 @@ class RpcConfig:
     ``endpoints`` where to reach services that this process does not host.
     ``in_process``: services hosted together call each other directly
     (platform/rpc/local.py); False sends those calls over sockets too.
+    ``transport``: what carries calls between processes, ``grpcio`` (gRPC's
+    C core, ``grpc.aio``) or ``grpclib`` (pure Python HTTP/2); None is the
+    platform's default (``platform/rpc/transport.py``).
     """
 
     host: str = "127.0.0.1"
@@ -64,6 +67,10 @@ class RpcConfig:
     drain_timeout: float = 10.0
     default_timeout: float = 10.0
     in_process: bool = True
+    transport: str | None = None
+
+
+RPC_TRANSPORTS = ("grpcio", "grpclib")
 
 
 def storage_config(section: Section) -> StorageConfig:
@@ -111,4 +118,17 @@ def rpc_config(section: Section) -> RpcConfig:
         drain_timeout=section.seconds("drain_timeout", "EC_DRAIN_TIMEOUT", 10.0),
         default_timeout=section.seconds("default_timeout", "EC_RPC_TIMEOUT", 10.0),
         in_process=section.flag("in_process", "EC_RPC_IN_PROCESS", True),
+        transport=_transport(section),
     )
+
+
+def _transport(section: Section) -> str | None:
+    value = section.pick("transport", "EC_RPC_TRANSPORT", None)
+    if value is None or value == "":
+        return None
+    if value not in RPC_TRANSPORTS:
+        raise ConfigError(
+            f"{section.key('transport')}: expected one of {', '.join(RPC_TRANSPORTS)}, "
+            f"got {value!r}"
+        )
+    return str(value)

@@ -84,6 +84,7 @@ async def host_services(
                     drain_timeout=config.rpc.drain_timeout,
                     middlewares=middlewares,
                     ssl_context=server_context(config.tls, name),
+                    transport=config.rpc.transport,
                 )
             )
             if name not in config.rpc.endpoints:

@@ -293,8 +293,10 @@ async def test_large_messages_cross_intact_past_the_flow_control_windows(
 
 
 async def test_a_connection_s_peer_certificate_is_read_once(
-    strict: TlsConfig, monkeypatch: pytest.MonkeyPatch
+    strict: TlsConfig, monkeypatch: pytest.MonkeyPatch, rpc_transport: str
 ) -> None:
+    if rpc_transport == "grpcio":
+        pytest.skip("grpcio's C core reads the peer certificate in the handshake, in C")
     decoded: list[str | None] = []
 
     def counting(cert: Any) -> str | None:

@@ -160,5 +160,9 @@ class Balancer:
         for state in self.endpoints:
             for channel in state.all_channels:
                 channel.close()
+                # grpc.aio channels (aio_channel.py) finish closing asynchronously
+                wait_closed = getattr(channel, "wait_closed", None)
+                if wait_closed is not None:
+                    await wait_closed()
             state.all_channels.clear()
             state.channels.clear()

@@ -12,7 +12,9 @@ mTLS with the caller's service certificate. Failures become the typed errors
 of ``platform.errors``.
 
 A service hosted in this process (``host_locally``) is called directly, under
-the same policies, with no socket in between: see ``local.py``.
+the same policies, with no socket in between: see ``local.py``. Calls to
+other processes go over grpcio (``aio_channel.py``) or grpclib, as
+``rpc.transport`` says (``transports.py``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+import grpc
 from betterproto2.grpclib.grpclib_client import MetadataLike, ServiceStub
 from grpclib.client import Channel
 from grpclib.config import Configuration
@@ -35,6 +38,8 @@ from grpclib.metadata import Deadline
 from ec_recommend.config import Config, Endpoint
 from ec_recommend.platform import errors
 from ec_recommend.platform.retry import RetriesExhausted, with_retry
+from ec_recommend.platform.rpc import transports
+from ec_recommend.platform.rpc.aio_channel import AioChannel, Unreachable
 from ec_recommend.platform.rpc.balancer import Balancer, EndpointState
 from ec_recommend.platform.rpc.breaker import CircuitBreaker, CircuitOpen
 from ec_recommend.platform.rpc.budget import CallBudget, TryDeadline
@@ -244,12 +249,20 @@ class CallInvoker:
                 identity = self._identity()
                 endpoint = self.balancer.choose(identity)
                 channel = self.balancer.channel(endpoint, identity)
-                if not channel._connected:  # grpclib's own check; connected is the hot path
-                    await self._connect(channel, deadline, limit)
-                sent = True
-                response = await self._exchange(
-                    channel, route, request, response_type, outgoing, deadline
-                )
+                if isinstance(channel, AioChannel):
+                    if not channel.ready:
+                        await self._connect(channel.connect, deadline, limit)
+                    sent = True
+                    response = await self._exchange_aio(
+                        channel, route, request, response_type, outgoing, deadline
+                    )
+                else:
+                    if not channel._connected:  # grpclib's own check; connected is the hot path
+                        await self._connect(channel.__connect__, deadline, limit)
+                    sent = True
+                    response = await self._exchange(
+                        channel, route, request, response_type, outgoing, deadline
+                    )
         except errors.ServiceError as exc:
             callers_budget = limit.callers and exc.code == "DEADLINE_EXCEEDED"
             if callers_budget:
@@ -270,17 +283,19 @@ class CallInvoker:
             self.balancer.success(endpoint)
         return response
 
-    async def _connect(self, channel: Channel, deadline: Deadline, limit: TryDeadline) -> None:
+    async def _connect(
+        self, connect: Callable[[], Awaitable[object]], deadline: Deadline, limit: TryDeadline
+    ) -> None:
         try:
             async with asyncio.timeout(deadline.time_remaining()):
-                await channel.__connect__()
+                await connect()
         except TimeoutError:
             if limit.callers:
                 raise errors.DeadlineExceeded(
                     f"no time left to connect to {self.service}"
                 ) from None
             raise errors.Unavailable(f"{self.service} is unreachable: timed out") from None
-        except OSError as exc:
+        except (OSError, Unreachable) as exc:
             raise errors.Unavailable(f"{self.service} is unreachable: {exc}") from None
 
     async def _exchange_local(
@@ -333,6 +348,24 @@ class CallInvoker:
             raise errors.Internal(f"{self.service} sent no response")
         return response
 
+    async def _exchange_aio(
+        self,
+        channel: AioChannel,
+        route: str,
+        request: Any,
+        response_type: type[Any],
+        outgoing: Sequence[tuple[str, Any]],
+        deadline: Deadline,
+    ) -> Any:
+        codec = self._codec
+        try:
+            reply = await channel.unary(
+                route, codec.encode(request, type(request)), outgoing, deadline.time_remaining()
+            )
+        except GRPCError as exc:
+            raise from_grpc_error(exc) from None
+        return codec.decode(reply, response_type)
+
     def _record(self, endpoint: EndpointState | None, error: errors.ServiceError) -> None:
         if counts_as_failure(error):
             self.breaker.failure()
@@ -383,8 +416,11 @@ class ClientFactory:
         tls: ClientTls | None = None,
         signer: CallSigner | None = None,
         service: str | None = None,
+        transport: str | None = None,
     ) -> None:
         self._endpoints = dict(endpoints)
+        # a ready SSLContext can only be spoken through grpclib (grpcio takes PEM files)
+        self.transport = "grpclib" if ssl_context is not None else transports.resolve(transport)
         # Who calls made outside every service and consumer come from (the gateway).
         self.signing = CallSigning(service or "internal")
         self.signing.signer = signer
@@ -399,6 +435,7 @@ class ClientFactory:
         self.observers.observers.append(MeshMetrics())
         self._invokers: dict[str, CallInvoker] = {}
         self._local: dict[str, RpcServer] = {}
+        self._grpc_credentials: dict[str | None, grpc.ChannelCredentials] = {}
 
     @classmethod
     def from_config(
@@ -419,6 +456,7 @@ class ClientFactory:
             tls=ClientTls(config.tls, identity) if config.tls.enabled else None,
             signer=signer_for(config),
             service=identity,
+            transport=config.rpc.transport,
         )
 
     def add_observer(self, observer: MeshObserver) -> None:
@@ -475,6 +513,18 @@ class ClientFactory:
             context = self._tls.context(identity)
         # With TLS, the server must prove it is ``service``, whatever its address.
         config = Configuration(ssl_target_name_override=service) if context else None
+        if self.transport == "grpcio":
+            credentials = None if self._tls is None else self._credentials(identity)
+            return AioChannel(
+                endpoint.host,
+                endpoint.port,
+                credentials=credentials,
+                target_name=service if credentials is not None else None,
+                ssl=context,
+                codec=FastProtoCodec(),
+                status_details_codec=ErrorDetailsCodec(),
+                config=config,
+            )
         return CoalescingChannel(
             endpoint.host,
             endpoint.port,
@@ -483,6 +533,17 @@ class ClientFactory:
             status_details_codec=ErrorDetailsCodec(),
             config=config,
         )
+
+    def _credentials(self, identity: str | None) -> grpc.ChannelCredentials:
+        """grpcio's credentials presenting ``identity``'s certificate, made once each."""
+        credentials = self._grpc_credentials.get(identity)
+        if credentials is None:
+            assert self._tls is not None
+            ca, cert, key = self._tls.pem(identity)
+            credentials = self._grpc_credentials[identity] = grpc.ssl_channel_credentials(
+                ca, key, cert
+            )
+        return credentials
 
     def stub(self, stub_type: type[StubT], service: str) -> StubT:
         invoker = self.invoker(service)

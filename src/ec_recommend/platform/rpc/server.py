@@ -10,6 +10,12 @@ Every call, whether it came over a socket or from a client in this process
 (``call_local``, see ``local.py``), runs through the one pipeline of
 ``serve``: drain check, call context, the middlewares (telemetry, the
 allow-list by caller identity), error translation to a status.
+
+Calls between processes arrive through one of two transports
+(``transports.py``): grpcio (``aio_server.py``, the default) or grpclib.
+Under grpcio the listener stays open while draining (grpc.aio cannot close
+it without closing the connections): new connections are accepted, but
+their calls get the same UNAVAILABLE (draining) and health NOT_SERVING.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
 from ec_recommend.platform import errors
+from ec_recommend.platform.rpc import transports
+from ec_recommend.platform.rpc.aio_server import AioServer, AioStream, server_credentials
 from ec_recommend.platform.rpc.codec import FastProtoCodec
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.rpc.local import LocalStream, wire_error, wire_metadata
@@ -51,7 +59,7 @@ class ServerCall:
 
     service: str
     method: str  # full gRPC path, e.g. /ecommerce.product.ProductService/GetProduct
-    stream: Stream[Any, Any] | LocalStream
+    stream: Stream[Any, Any] | LocalStream | AioStream
     # the caller's service identity, as its certificate names it (None: TLS
     # off, or a PERMISSIVE caller without a certificate)
     caller: str | None
@@ -85,6 +93,7 @@ class RpcServer:
         drain_timeout: float = 10.0,
         middlewares: Sequence[ServerMiddleware] = (),
         ssl_context: ssl.SSLContext | None = None,
+        transport: str | None = None,
     ) -> None:
         self.service = service
         self._handlers = list(handlers)
@@ -114,12 +123,24 @@ class RpcServer:
         self._server = Server(
             [served, self._health], codec=self.codec, status_details_codec=ErrorDetailsCodec()
         )
+        self._aio: AioServer | None = None
+        self.transport = transports.resolve(transport)
+        if self.transport == "grpcio":
+            credentials = server_credentials(ssl_context)
+            if ssl_context is not None and credentials is None:
+                # PERMISSIVE (or a context not from server_context): see transports.py
+                log.info("%s: served by grpclib (grpcio cannot serve this TLS mode)", service)
+                self.transport = "grpclib"
+            else:
+                self._aio = AioServer(
+                    self.methods, self.codec, self.serve, lambda: self.serving, credentials
+                )
         self._peers = PeerIdentities()
         self._local_calls: set[asyncio.Task[None]] = set()
         # what the server's own calls run in: a copy of the context it started in
         self._context = contextvars.copy_context()
         self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
-        self.connections_accepted = 0  # in-process calls open none
+        self._accepted = 0
         self._track_connections()
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -135,9 +156,12 @@ class RpcServer:
         # Calls over sockets run in copies of the context the listener started
         # in (asyncio captures it); in-process calls get the same.
         self._context = contextvars.copy_context()
-        await self._server.start(self._host, self._requested_port, ssl=self._ssl)
-        sockets = self._listening_server().sockets
-        self.port = int(sockets[0].getsockname()[1])
+        if self._aio is not None:
+            self.port = await self._aio.start(self._host, self._requested_port)
+        else:
+            await self._server.start(self._host, self._requested_port, ssl=self._ssl)
+            sockets = self._listening_server().sockets
+            self.port = int(sockets[0].getsockname()[1])
         self._serving.set(True)
         log.info("serving %s on %s", self.service, self.address)
         return self
@@ -149,6 +173,15 @@ class RpcServer:
         tb: TracebackType | None,
     ) -> None:
         await self.drain()
+        if self._aio is not None:
+            await self._aio.stop()  # closes its connections too
+        else:
+            await self._stop_grpclib()
+        for task in list(self._local_calls):
+            task.cancel()
+        log.info("stopped %s", self.service)
+
+    async def _stop_grpclib(self) -> None:
         self._server.close()
         await self._server.wait_closed()
         # grpclib leaves accepted connections open after close; a stopped
@@ -157,9 +190,13 @@ class RpcServer:
             processor = getattr(connection, "processor", None)  # None: handshake failed
             if processor is not None:
                 processor.close("server stopped")
-        for task in list(self._local_calls):
-            task.cancel()
-        log.info("stopped %s", self.service)
+
+    @property
+    def connections_accepted(self) -> int:
+        """Connections clients opened to this server (in-process calls open none)."""
+        if self._aio is not None:
+            return self._aio.connections_seen
+        return self._accepted
 
     async def drain(self) -> None:
         """Stop taking work and wait (bounded) for in-flight calls to finish."""
@@ -167,7 +204,8 @@ class RpcServer:
             return
         self._draining = True
         self._serving.set(False)
-        self._listening_server().close()
+        if self._aio is None:
+            self._listening_server().close()
         try:
             await asyncio.wait_for(self._idle.wait(), self._drain_timeout)
         except TimeoutError:
@@ -184,7 +222,7 @@ class RpcServer:
         def tracked() -> H2Protocol:
             protocol = coalesce_writes(make_protocol())
             self._connections.add(protocol)
-            self.connections_accepted += 1
+            self._accepted += 1
             return protocol
 
         self._server._protocol_factory = tracked  # type: ignore[method-assign]

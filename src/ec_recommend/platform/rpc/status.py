@@ -18,6 +18,7 @@ from ec_recommend._gen.google import protobuf as pb_protobuf
 from ec_recommend._gen.google import rpc as pb_rpc
 from ec_recommend.platform import errors
 
+DETAILS_KEY = "grpc-status-details-bin"  # the trailing metadata key of the details
 _ERROR_INFO_URL = "type.googleapis.com/google.rpc.ErrorInfo"
 _DOMAIN = "ec-recommend"
 

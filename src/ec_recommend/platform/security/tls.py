@@ -48,15 +48,40 @@ def _trust(context: ssl.SSLContext, tls: TlsConfig) -> None:
         raise ConfigError(f"tls.certificates.ca: cannot load {tls.ca}: {exc}") from exc
 
 
-def server_context(tls: TlsConfig, service: str) -> ssl.SSLContext | None:
+class ServerContext(ssl.SSLContext):
+    """A server's SSL context that knows the PEM files it was loaded from.
+
+    grpclib serves with the context itself; grpcio takes PEM bytes instead
+    (``aio_server.server_credentials``), read from the same files.
+    """
+
+    files: tuple[Path, Path, Path]  # CA, certificate, key
+
+    def pem(self) -> tuple[bytes, bytes, bytes]:
+        """The CA, certificate and key, as PEM bytes."""
+        return _read_pem(self.files)
+
+
+def _read_pem(files: tuple[Path, ...]) -> tuple[bytes, bytes, bytes]:
+    try:
+        ca, cert, key = (path.read_bytes() for path in files)
+    except OSError as exc:
+        raise ConfigError(f"tls: cannot read {exc.filename}: {exc.strerror}") from exc
+    return ca, cert, key
+
+
+def server_context(tls: TlsConfig, service: str) -> ServerContext | None:
     """The server side of ``service``; None when TLS is disabled."""
     if not tls.enabled:
         return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context = ServerContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["h2"])
     _trust(context, tls)
-    _load_chain(context, *_files(tls, service))
+    cert, key = _files(tls, service)
+    _load_chain(context, cert, key)
+    assert tls.ca is not None  # _trust loaded it
+    context.files = (tls.ca, cert, key)
     context.verify_mode = ssl.CERT_REQUIRED if tls.mode == "STRICT" else ssl.CERT_OPTIONAL
     return context
 
@@ -76,6 +101,7 @@ class ClientTls:
         self.config = tls
         self.identity = identity
         self._contexts: dict[str | None, ssl.SSLContext] = {}
+        self._pems: dict[str | None, tuple[bytes, bytes, bytes]] = {}
         self._identities: dict[str, str | None] = {}
         self._presented: dict[str | None, str | None] = {}
 
@@ -102,15 +128,29 @@ class ClientTls:
             self._presented[identity] = certificate_service(_files(self.config, identity)[0])
         return self._presented[identity]
 
+    def pem(self, identity: str | None) -> tuple[bytes, bytes, bytes]:
+        """The CA, certificate and key ``context(identity)`` is built from, as PEM
+        bytes (what grpcio's channel credentials take)."""
+        identity = identity or self.identity
+        pem = self._pems.get(identity)
+        if pem is None:
+            self._require_own(identity)
+            assert self.config.ca is not None
+            pem = self._pems[identity] = _read_pem((self.config.ca, *_files(self.config, identity)))
+        return pem
+
+    def _require_own(self, identity: str | None) -> None:
+        if identity is None and (self.config.cert is None or self.config.key is None):
+            raise ConfigError(
+                "tls: calls made outside any service need the process's own "
+                "certificate: set tls.certificates.cert and key (EC_TLS_CERT, EC_TLS_KEY)"
+            )
+
     def context(self, identity: str | None) -> ssl.SSLContext:
         identity = identity or self.identity
         context = self._contexts.get(identity)
         if context is None:
-            if identity is None and (self.config.cert is None or self.config.key is None):
-                raise ConfigError(
-                    "tls: calls made outside any service need the process's own "
-                    "certificate: set tls.certificates.cert and key (EC_TLS_CERT, EC_TLS_KEY)"
-                )
+            self._require_own(identity)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.set_alpn_protocols(["h2"])
