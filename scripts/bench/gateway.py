@@ -148,6 +148,11 @@ async def serve(data_dir: Path, workers: int) -> None:
     from ec_recommend.platform.auth.verifier import TokenVerifier
     from ec_recommend.runtime.host import host_services
 
+    try:
+        from ec_recommend.platform import heap
+    except ImportError:  # a revision from before the heap was settled once started
+        heap = None
+
     private, jwks = _signing_material()
     product_json = b""
 
@@ -212,6 +217,8 @@ async def serve(data_dir: Path, workers: int) -> None:
             serving(cached_app, "127.0.0.1", 0) as cached_url,
             _gateway_workers(config, bare_url, hosted, workers) as workers_url,
         ):
+            if heap is not None:
+                heap.settle()  # as `up` and `serve` do once started
             print(
                 json.dumps(
                     {

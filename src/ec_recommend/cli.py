@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ec_recommend.config import Config, ConfigError
-from ec_recommend.platform import errors
+from ec_recommend.platform import errors, heap
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime import process
 from ec_recommend.runtime.endpoints_file import with_running_up
@@ -282,6 +282,7 @@ async def _serve(
                     config, hosted.clients, hosted.endpoints(), gateway, workers
                 ) as gateway_url,
             ):
+                heap.settle()
                 process.report_ready(
                     services=hosted.endpoints(),
                     consumers=list(consumers),
@@ -323,6 +324,7 @@ async def _up(config: Config, args: argparse.Namespace, host: str, port: int) ->
             config, host=host, port=port, demo=not args.no_demo, workers=args.workers
         ) as system:
             demo_password = None if args.no_demo else DEMO_PASSWORD
+            heap.settle()
             if sys.stdout.isatty() and not args.json:
                 print(
                     ready_summary(system, demo_password, seconds=time.monotonic() - started),

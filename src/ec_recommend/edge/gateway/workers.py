@@ -51,6 +51,7 @@ from typing import Any
 
 from ec_recommend.config import Config
 from ec_recommend.config.storage import Endpoint
+from ec_recommend.platform import heap
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +343,7 @@ async def _serve(reader: asyncio.StreamReader, spec: WorkerSpec) -> None:
         if local is not None:
             # this worker's own writes: the parent tells every process
             local.listeners.append(lambda product_id: _emit({"invalidate": product_id}))
+        heap.settle()
         _emit({"ready": os.getpid()})
 
         async def instructions() -> None:
