@@ -193,6 +193,14 @@ def _encoder(message_type: type[Any]) -> Encoder:
                 "    v = int(v)",
                 "    out += _SMALL[v] if 0 <= v < 0x80 else _varint(v)",
             ]
+        elif (
+            meta.repeated
+            and meta.map_meta is None
+            and meta.proto_type == "message"
+            and meta.unwrap is None
+        ):
+            body = ["    for item in v:", "        d = _encode(item)"]
+            body += ["    " + line for line in _length_prefixed(f"L{i}", "d")]
         else:
             body = [f"    W{i}(out, v)"]
         lines.extend("    " + line for line in body)
