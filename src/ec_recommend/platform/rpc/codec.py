@@ -208,8 +208,9 @@ def _encoder(message_type: type[Any]) -> Encoder:
     lines.append("    return bytes(out)")
     # source built only from the class's own field names and our constants
     exec(compile("\n".join(lines), f"<encode {message_type.__qualname__}>", "exec"), names)
-    encoder = _encoders[message_type] = names["encode_message"]
-    return encoder
+    compiled: Encoder = names["encode_message"]
+    _encoders[message_type] = compiled
+    return compiled
 
 
 def encode(message: betterproto2.Message) -> bytes:

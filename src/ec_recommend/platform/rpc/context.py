@@ -7,12 +7,14 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from grpclib.metadata import Deadline
 
 REQUEST_ID = "x-request-id"
 IDEMPOTENCY_KEY = "idempotency-key"
+
+Pairs = Sequence[tuple[str, str | bytes]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class CallContext:
         # One pass, no dict built and no ABC check (every call a server serves
         # comes through here); the last string value of a key wins.
         items = getattr(metadata, "items", None)
-        pairs = metadata if items is None else items()
+        pairs = items() if items is not None else cast("Pairs", metadata)
         request_id = idempotency_key = ""
         for key, value in pairs:
             if key == REQUEST_ID:
