@@ -4,7 +4,8 @@ betterproto2's ``bytes(message)`` re-derives every field's default (under
 ``warnings.catch_warnings``) and goes through several generic helpers per
 field: about 200 µs for a Product, more than the rest of a GetProduct call.
 This encoder computes a plan per message class once (tag bytes, default,
-writer) and keeps the per-field work to a comparison and an append. It
+writer) and compiles it into one straight-line function per class, so the
+per-field work is a comparison and an append (about 5 µs for a Product). It
 produces the same bytes as betterproto2 (the test compares every generated
 message type); field kinds it does not special-case (maps, packed repeated,
 fixed-width numbers) go through betterproto2's own single-field serializer.
@@ -144,17 +145,80 @@ def _plan(message_type: type[Any]) -> list[tuple[str, Any, Writer]]:
     return plan
 
 
+Encoder = Callable[[Any], bytes]
+_encoders: dict[type[Any], Encoder] = {}
+
+
+def _length_prefixed(tag: str, value: str) -> list[str]:
+    return [
+        f"    out += {tag}",
+        f"    n = len({value})",
+        "    out += _SMALL[n] if n < 0x80 else _varint(n)",
+        f"    out += {value}",
+    ]
+
+
+def _encoder(message_type: type[Any]) -> Encoder:
+    """``encode`` for ``message_type``, compiled once from its plan.
+
+    One straight-line function per class: the common single (not repeated)
+    strings, bytes, varints and messages are written in line, the rest call
+    their plan's writer. Same checks, same order, same bytes as the plan.
+    """
+    encoder = _encoders.get(message_type)
+    if encoder is not None:
+        return encoder
+    metas = message_type._betterproto.meta_by_field_name
+    names: dict[str, Any] = {"_SMALL": _SMALL, "_varint": _varint, "_encode": encode}
+    lines = ["def encode_message(message):", "    out = bytearray()"]
+    for i, (name, default, write) in enumerate(_plan(message_type)):
+        meta = metas[name]
+        names[f"D{i}"] = default
+        names[f"W{i}"] = write
+        names[f"T{i}"] = _varint(meta.number << 3)
+        names[f"L{i}"] = _varint((meta.number << 3) | 2)
+        lines.append(f"    v = message.{name}")
+        # None: unset optional/message/oneof field; the default: proto3 leaves it out
+        lines.append(f"    if v is not None and v != D{i}:")
+        single = not meta.repeated and meta.map_meta is None
+        if single and meta.proto_type == "string":
+            body = ["    d = v.encode()", *_length_prefixed(f"L{i}", "d")]
+        elif single and meta.proto_type == "bytes":
+            body = _length_prefixed(f"L{i}", "v")
+        elif single and meta.proto_type == "message" and meta.unwrap is None:
+            body = ["    d = _encode(v)", *_length_prefixed(f"L{i}", "d")]
+        elif single and meta.proto_type in _VARINT_TYPES:
+            body = [
+                f"    out += T{i}",
+                "    v = int(v)",
+                "    out += _SMALL[v] if 0 <= v < 0x80 else _varint(v)",
+            ]
+        elif (
+            meta.repeated
+            and meta.map_meta is None
+            and meta.proto_type == "message"
+            and meta.unwrap is None
+        ):
+            body = ["    for item in v:", "        d = _encode(item)"]
+            body += ["    " + line for line in _length_prefixed(f"L{i}", "d")]
+        else:
+            body = [f"    W{i}(out, v)"]
+        lines.extend("    " + line for line in body)
+    lines.append("    out += message._unknown_fields")
+    lines.append("    return bytes(out)")
+    # source built only from the class's own field names and our constants
+    exec(compile("\n".join(lines), f"<encode {message_type.__qualname__}>", "exec"), names)
+    compiled: Encoder = names["encode_message"]
+    _encoders[message_type] = compiled
+    return compiled
+
+
 def encode(message: betterproto2.Message) -> bytes:
     """The protobuf bytes of ``message``; equal to ``bytes(message)``."""
-    out = bytearray()
-    for name, default, write in _plan(type(message)):
-        value = getattr(message, name)
-        # None: unset optional/message/oneof field; the default: proto3 leaves it out
-        if value is None or value == default:
-            continue
-        write(out, value)
-    out += message._unknown_fields
-    return bytes(out)
+    encoder = _encoders.get(type(message))
+    if encoder is None:
+        encoder = _encoder(type(message))
+    return encoder(message)
 
 
 # -- decoding -------------------------------------------------------------------

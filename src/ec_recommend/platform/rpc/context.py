@@ -7,12 +7,14 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from grpclib.metadata import Deadline
 
 REQUEST_ID = "x-request-id"
 IDEMPOTENCY_KEY = "idempotency-key"
+
+Pairs = Sequence[tuple[str, str | bytes]]
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,23 @@ class CallContext:
         metadata: Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]],
         deadline: Deadline | None = None,
     ) -> CallContext:
-        pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
-        values = {k: v for k, v in pairs if isinstance(v, str)}
-        return cls(
-            request_id=values.get(REQUEST_ID, ""),
-            idempotency_key=values.get(IDEMPOTENCY_KEY, ""),
-            deadline=deadline,
+        # One pass, no dict built and no ABC check (every call a server serves
+        # comes through here); the last string value of a key wins.
+        items = getattr(metadata, "items", None)
+        pairs = items() if items is not None else cast("Pairs", metadata)
+        request_id = idempotency_key = ""
+        for key, value in pairs:
+            if key == REQUEST_ID:
+                if isinstance(value, str):
+                    request_id = value
+            elif key == IDEMPOTENCY_KEY and isinstance(value, str):
+                idempotency_key = value
+        return cls(None, request_id, idempotency_key, deadline)
+
+    def with_identity(self, identity: Identity | None) -> CallContext:
+        """This call's context on behalf of ``identity`` (``dataclasses.replace``, cheaper)."""
+        return CallContext(
+            identity, self.request_id, self.idempotency_key, self.deadline, self.extra
         )
 
 

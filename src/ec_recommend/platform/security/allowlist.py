@@ -16,9 +16,7 @@ holding the key can make.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import replace
 
 from opentelemetry import trace
 
@@ -40,8 +38,9 @@ def caller_service() -> str | None:
 
 
 def _token_of(metadata: object) -> str | None:
-    if isinstance(metadata, Mapping):
-        value = metadata.get(CALL_TOKEN)
+    get = getattr(metadata, "get", None)  # a mapping (MultiDict: the first value)
+    if get is not None:
+        value = get(CALL_TOKEN)
         return value if isinstance(value, str) else None
     for name, value in metadata or ():  # type: ignore[attr-defined]
         if name == CALL_TOKEN and isinstance(value, str):
@@ -85,8 +84,12 @@ def service_identity_middleware(
         identity = None if signed is None else signed.identity
         if identity is not None:  # on the call's SERVER span (telemetry runs outside this)
             trace.get_current_span().set_attribute("user.id", identity.user_id)
-        context = replace(current_call(), identity=identity)
-        with acting_as(service), VarScope(_caller, caller), call_scope(context):
-            await call_next()
+        with acting_as(service), VarScope(_caller, caller):
+            call_context = current_call()
+            if identity is call_context.identity:  # None for a service's own calls
+                await call_next()
+                return
+            with call_scope(call_context.with_identity(identity)):
+                await call_next()
 
     return middleware

@@ -94,6 +94,10 @@ def annotate_request(span: Span, message: Any) -> None:
             span.set_attribute(attribute, value)
 
 
+# reusable: nullcontext keeps nothing per block
+_NO_SPAN: Final = nullcontext(INVALID_SPAN)
+
+
 def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMiddleware:
     """A SERVER span and a duration observation per call to ``service``."""
     recorder = metrics or process_metrics()
@@ -103,7 +107,7 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
         if not sdk_installed():
             if "traceparent" not in metadata:
                 # No SDK and no trace to continue: a no-op span, nothing to make current.
-                return nullcontext(INVALID_SPAN)
+                return _NO_SPAN
             return continue_trace(extract(metadata))  # no span to describe: no attributes
         parent = extract(metadata)
         attributes: dict[str, str | int] = {

@@ -31,10 +31,17 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 current_component: ContextVar[str] = ContextVar("ec_component", default="")
 
 
+_NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+_sdk_seen = False
+
+
 def sdk_installed() -> bool:
     """False until an entry point installs an SDK provider: every span is a no-op then."""
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    global _sdk_seen
+    if _sdk_seen:  # a global provider is set once and never replaced
+        return True
+    _sdk_seen = not isinstance(trace.get_tracer_provider(), _NO_SDK)
+    return _sdk_seen
 
 
 def continue_trace(parent: Context) -> AbstractContextManager[Span]:
