@@ -92,6 +92,11 @@ class UnitOfWork:
         self.connection = connection
         self.committed = False
 
+    @property
+    def dialect(self) -> str:
+        """The engine's dialect name (``sqlite``, ``postgresql``)."""
+        return self.connection.dialect.name
+
     async def execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
         return await self.connection.execute(statement, params)
 
