@@ -30,6 +30,11 @@ pytestmark = pytest.mark.asyncio
 # key 2, start 4, PAID 4, stock state 2.
 STATEMENTS_PER_ORDER = 21
 
+# The sandbox processor's, for the one charge: the replay lookup (BEGIN,
+# SELECT), then BEGIN and the INSERT .. RETURNING that gives the charge back;
+# 6 when a read after the insert fetched it.
+SANDBOX_STATEMENTS_PER_ORDER = 4
+
 
 @contextmanager
 def statements_on(database_file: str) -> Iterator[Counter[str]]:
@@ -70,8 +75,13 @@ async def test_one_create_and_pay_runs_a_fixed_number_of_statements(
         buyer = new_user()
         with acting_as(buyer):  # warm-up: first-use statements are not per order
             await shop.pay((await shop.order((product.id, 1))).id)
-        with acting_as(buyer, key="order-1"), statements_on("/order.db") as seen:
+        with (
+            acting_as(buyer, key="order-1"),
+            statements_on("/order.db") as seen,
+            statements_on("/payments_sandbox.db") as sandbox,
+        ):
             order = await shop.order((product.id, 1))
             await shop.pay(order.id)
         total = sum(seen.values())
         assert total == STATEMENTS_PER_ORDER, dict(seen)
+        assert sum(sandbox.values()) == SANDBOX_STATEMENTS_PER_ORDER, dict(sandbox)
