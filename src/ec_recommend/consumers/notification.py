@@ -66,8 +66,7 @@ async def send_once(
     """Send the email of ``key`` unless it was sent already; True if sent now."""
 
     async def send() -> bool:
-        by_key = {"email_key": key}
-        if await scope.db.read(lambda conn: conn.execute(_SENT, by_key).first()) is not None:
+        if await scope.db.first(_SENT, {"email_key": key}) is not None:
             return False
         email = await compose()
         if email is None:

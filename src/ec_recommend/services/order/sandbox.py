@@ -150,8 +150,7 @@ class SandboxPaymentProvider:
         return NOT_CHARGED if row is None else _outcome(row)
 
     async def _charge_row(self, idempotency_key: str) -> Any:
-        key = {"idempotency_key": idempotency_key}
-        return await self.db.read(lambda conn: conn.execute(_CHARGE, key).first())
+        return await self.db.first(_CHARGE, {"idempotency_key": idempotency_key})
 
     async def _record_charge(self, key: str, amount: Money, outcome: ChargeOutcome) -> Any:
         """Insert the outcome; a concurrent call with the same key wins the race."""

@@ -147,8 +147,7 @@ class UserStore:
             )
             if value
         )
-        query, key = _BY_KEY[column], {"value": value}
-        return await self.db.read(lambda conn: conn.execute(query, key).first())
+        return await self.db.first(_BY_KEY[column], {"value": value})
 
     async def get(self, user_id: str) -> Any:
         row = await self.find(user_id=user_id)
