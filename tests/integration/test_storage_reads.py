@@ -148,3 +148,23 @@ async def test_first_inside_a_recording_span_gives_the_same_row(storage) -> None
         with TracerProvider().get_tracer("test").start_as_current_span("request"):
             traced = await db.first(ITEM, {"id": "a"})
         assert tuple(traced) == tuple(untraced)
+
+
+@pytest.mark.parametrize("storage", ["postgres"], indirect=True)
+async def test_a_read_on_postgresql_opens_no_transaction(storage) -> None:
+    # A one-statement read gains nothing from BEGIN .. ROLLBACK under READ
+    # COMMITTED but two round trips; the pooled connection keeps its default
+    # for the writes that reuse it.
+    def in_transaction(conn: sa.Connection) -> bool:
+        conn.execute(BY_ID, {"id": 1})
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        return bool(driver.is_in_transaction())
+
+    async with open_database(storage, "counters", MIGRATIONS) as db:
+        assert await db.read(in_transaction) is False
+        async with db.unit_of_work() as uow:
+            await uow.execute(sa.insert(counters).values(id=1, value=1))
+            assert await uow.connection.run_sync(in_transaction) is True
+            await uow.commit()
+        assert await db.read(value_of(1)) == 1

@@ -1,26 +1,39 @@
-"""Portable upserts for the subscribers' stores (SQLite and PostgreSQL)."""
+"""Portable upserts for the subscribers' stores (SQLite and PostgreSQL).
+
+Each statement is built once per dialect, table and column set, then run
+with its values as parameters (see ``platform.storage.statements``).
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from ec_recommend.platform.storage import UnitOfWork
+from ec_recommend.platform.storage import UnitOfWork, dialect_insert
 
 
-def dialect_insert(uow: UnitOfWork, table: sa.Table) -> Any:
-    """An INSERT that supports ``on_conflict_do_*`` on the unit of work's engine."""
-    if uow.connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+@cache
+def _insert_once(dialect: str, table: sa.Table, key: str) -> Any:
+    return dialect_insert(dialect, table).on_conflict_do_nothing().returning(table.c[key])
+
+
+@cache
+def _add_to(
+    dialect: str, table: sa.Table, keys: tuple[str, ...], increments: tuple[str, ...]
+) -> Any:
+    insert = dialect_insert(dialect, table)
+    return insert.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + insert.excluded[name] for name in increments},
+    )
 
 
 async def insert_once(uow: UnitOfWork, table: sa.Table, key: sa.Column[Any], **values: Any) -> bool:
     """Insert a row unless its key exists; True when this call inserted it."""
-    statement = dialect_insert(uow, table).values(**values).on_conflict_do_nothing().returning(key)
-    return (await uow.execute(statement)).first() is not None
+    statement = _insert_once(uow.dialect, table, key.name)
+    return (await uow.execute(statement, values)).first() is not None
 
 
 async def add_to(
@@ -30,9 +43,5 @@ async def add_to(
     increments: dict[str, int],
 ) -> None:
     """Create the row of ``keys`` or add ``increments`` to its counters."""
-    insert = dialect_insert(uow, table).values(**keys, **increments)
-    statement = insert.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: table.c[name] + insert.excluded[name] for name in increments},
-    )
-    await uow.execute(statement)
+    statement = _add_to(uow.dialect, table, tuple(keys), tuple(increments))
+    await uow.execute(statement, {**keys, **increments})

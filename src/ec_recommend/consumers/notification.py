@@ -52,6 +52,11 @@ sent_emails = sa.Table(
 MIGRATIONS: Sequence[Migration] = (Migration(1, create_tables(metadata)),)
 
 
+_SENT = sa.select(sent_emails.c.email_key).where(
+    sent_emails.c.email_key == sa.bindparam("email_key")
+)
+
+
 async def send_once(
     scope: EffectScope,
     sender: EmailSender,
@@ -61,8 +66,7 @@ async def send_once(
     """Send the email of ``key`` unless it was sent already; True if sent now."""
 
     async def send() -> bool:
-        sent = sa.select(sent_emails.c.email_key).where(sent_emails.c.email_key == key)
-        if await scope.db.read(lambda conn: conn.execute(sent).first()) is not None:
+        if await scope.db.first(_SENT, {"email_key": key}) is not None:
             return False
         email = await compose()
         if email is None:

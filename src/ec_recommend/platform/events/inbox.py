@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ec_recommend.platform.clock import utcnow
-from ec_recommend.platform.storage import Database, UnitOfWork
+from ec_recommend.platform.storage import Database, PerDialect, UnitOfWork, dialect_insert
 
 inbox_metadata = sa.MetaData()
 
@@ -53,11 +51,21 @@ class Claimed:
     effect_pending: frozenset[str]
 
 
-def _insert(uow: UnitOfWork, table: sa.Table) -> Any:
-    """An INSERT with ``on_conflict_do_nothing`` for the unit of work's engine."""
-    if uow.connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+# Built once, run with parameters (see ``platform.storage.statements``).
+_CLAIM = PerDialect(
+    lambda dialect: (
+        dialect_insert(dialect, inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+    )
+)
+_PENDING_OF = sa.select(effects_pending.c.event_id).where(
+    effects_pending.c.consumer == sa.bindparam("consumer"),
+    effects_pending.c.event_id.in_(sa.bindparam("event_ids", expanding=True)),
+)
+_MARK_PENDING = sa.insert(effects_pending)
+_CLEAR_PENDING = sa.delete(effects_pending).where(
+    effects_pending.c.consumer == sa.bindparam("consumer"),
+    effects_pending.c.event_id.in_(sa.bindparam("event_ids", expanding=True)),
+)
 
 
 async def claim_batch(uow: UnitOfWork, consumer: str, events: Sequence[tuple[str, str]]) -> Claimed:
@@ -73,7 +81,7 @@ async def claim_batch(uow: UnitOfWork, consumer: str, events: Sequence[tuple[str
     # One statement whatever the batch size (executemany, "insertmanyvalues"),
     # so its compiled form is cached instead of compiled for every batch.
     inserted = await uow.execute(
-        _insert(uow, inbox).on_conflict_do_nothing().returning(inbox.c.event_id),
+        _CLAIM(uow.dialect),
         [
             {"consumer": consumer, "event_id": i, "event_type": t, "handled_at": now}
             for i, t in types.items()
@@ -85,12 +93,7 @@ async def claim_batch(uow: UnitOfWork, consumer: str, events: Sequence[tuple[str
     if seen:
         pending = {
             row.event_id
-            for row in await uow.execute(
-                sa.select(effects_pending.c.event_id).where(
-                    effects_pending.c.consumer == consumer,
-                    effects_pending.c.event_id.in_(seen),
-                )
-            )
+            for row in await uow.execute(_PENDING_OF, {"consumer": consumer, "event_ids": seen})
         }
     return Claimed(frozenset(new), frozenset(pending))
 
@@ -98,9 +101,7 @@ async def claim_batch(uow: UnitOfWork, consumer: str, events: Sequence[tuple[str
 async def mark_effects_pending(uow: UnitOfWork, consumer: str, event_ids: Collection[str]) -> None:
     """Note within ``uow`` that these applied events still have an effect to run."""
     if event_ids:
-        await uow.execute(
-            sa.insert(effects_pending), [{"consumer": consumer, "event_id": i} for i in event_ids]
-        )
+        await uow.execute(_MARK_PENDING, [{"consumer": consumer, "event_id": i} for i in event_ids])
 
 
 async def effects_done(db: Database, consumer: str, event_ids: Collection[str]) -> None:
@@ -108,12 +109,7 @@ async def effects_done(db: Database, consumer: str, event_ids: Collection[str]) 
     if not event_ids:
         return
     async with db.unit_of_work() as uow:
-        await uow.execute(
-            sa.delete(effects_pending).where(
-                effects_pending.c.consumer == consumer,
-                effects_pending.c.event_id.in_(sorted(event_ids)),
-            )
-        )
+        await uow.execute(_CLEAR_PENDING, {"consumer": consumer, "event_ids": sorted(event_ids)})
         await uow.commit()
 
 

@@ -37,6 +37,10 @@ outbox = sa.Table(
 )
 
 
+# Built once, run with each event's row (see ``platform.storage.statements``).
+_ADD_EVENT = sa.insert(outbox)
+
+
 def outbox_migration(version: int) -> Migration:
     """The migration step that adds the outbox table to a service's schema."""
 
@@ -64,14 +68,13 @@ async def record_event(
     if request_id:
         merged.setdefault(CORRELATION_ID, request_id)
     event, body = new_encoded_event(event_type, data, source=source, metadata=merged)
-    await uow.execute(
-        sa.insert(outbox).values(
-            id=event.id,
-            event_type=event.type,
-            body=body,
-            created_at=utcnow(),
-            sent_at=None,
-            attempts=0,
-        )
-    )
+    row = {
+        "id": event.id,
+        "event_type": event.type,
+        "body": body,
+        "created_at": utcnow(),
+        "sent_at": None,
+        "attempts": 0,
+    }
+    await uow.execute(_ADD_EVENT, row)
     return event.id

@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 SENT_RETENTION = timedelta(days=1)
 _PRUNE_EVERY = 1000  # passes
 _REPORT_EVERY = 5.0  # seconds between backlog metrics
+_MARK_SENT = (
+    sa.update(outbox)
+    .where(outbox.c.seq.in_(sa.bindparam("seqs", expanding=True)))
+    .values(sent_at=sa.bindparam("now"))
+)
 
 
 class RelayUnavailable(Exception):
@@ -212,9 +217,7 @@ class OutboxRelay:
                 sent.extend(result)
         if sent:
             async with self.db.unit_of_work() as uow:
-                await uow.execute(
-                    sa.update(outbox).where(outbox.c.seq.in_(sent)).values(sent_at=utcnow())
-                )
+                await uow.execute(_MARK_SENT, {"seqs": sent, "now": utcnow()})
                 await uow.commit()
         published = len(sent) - len(orphans)
         self.published += published

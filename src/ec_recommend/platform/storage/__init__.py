@@ -1,6 +1,15 @@
 """SQLAlchemy 2 async Core storage: one SQLite file or PostgreSQL schema per service."""
 
 from ec_recommend.platform.storage.database import Database, Migration, UnitOfWork, open_database
+from ec_recommend.platform.storage.statements import PerDialect, dialect_insert
 from ec_recommend.platform.storage.work import writing
 
-__all__ = ["Database", "Migration", "UnitOfWork", "open_database", "writing"]
+__all__ = [
+    "Database",
+    "Migration",
+    "PerDialect",
+    "UnitOfWork",
+    "dialect_insert",
+    "open_database",
+    "writing",
+]

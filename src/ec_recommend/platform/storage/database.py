@@ -92,6 +92,11 @@ class UnitOfWork:
         self.connection = connection
         self.committed = False
 
+    @property
+    def dialect(self) -> str:
+        """The engine's dialect name (``sqlite``, ``postgresql``)."""
+        return self.connection.dialect.name
+
     async def execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
         return await self.connection.execute(statement, params)
 
@@ -123,6 +128,15 @@ class Database:
         self._inline_writer = inline_writer
         self._path = path
         self._connect_wait = connect_wait  # the pool's timeout
+        # Reads by key on PostgreSQL run outside a transaction: each
+        # statement sees what was committed when it started, as it would in
+        # a READ COMMITTED transaction, without the BEGIN and ROLLBACK round
+        # trips (two of a one-statement read's three).
+        self._read_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else engine
+        )
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
 
@@ -137,9 +151,9 @@ class Database:
         return [self.engine.sync_engine, *(e.engine for e in inline)]
 
     @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+    async def _connect(self, engine: AsyncEngine | None = None) -> AsyncIterator[AsyncConnection]:
         """A pooled connection; none to be had is ``Unavailable``, never a bug."""
-        conn = await open_connection(self.engine, self.service, self._connect_wait)
+        conn = await open_connection(engine or self.engine, self.service, self._connect_wait)
         try:
             yield conn
         finally:
@@ -231,14 +245,16 @@ class Database:
             yield conn
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        """``work(connection)``: a short, bounded read (by key), in one snapshot.
+        """``work(connection)``: a short, bounded read (by key), one statement.
 
         On SQLite it runs on the event loop's thread (see ``inline_reads``):
-        ``work`` must not scan. On PostgreSQL it runs on a pooled connection.
+        ``work`` must not scan. On PostgreSQL it runs on a pooled connection,
+        outside a transaction: several statements would each see their own
+        snapshot (use ``reading()`` or a unit of work for those).
         """
         if self._inline_reader is not None:
             return self._inline_reader.run(work)
-        async with self._connect() as conn:
+        async with self._connect(self._read_engine) as conn:
             return await conn.run_sync(work)
 
     async def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None:

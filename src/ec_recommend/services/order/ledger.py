@@ -76,6 +76,20 @@ class AttemptStart:
     status: str = ""
 
 
+# Built once, run with parameters (see ``platform.storage.statements``).
+_ADD_CLAIM = sa.insert(idempotency_keys)
+_ADD_PAYMENT_KEY = sa.insert(payment_keys)
+_ADD_PAYMENT = sa.insert(payments)
+_ORDER_STATUS = sa.select(orders.c.status).where(orders.c.id == sa.bindparam("order_id"))
+_LIVE_PAYMENT = sa.select(payments).where(
+    payments.c.order_id == sa.bindparam("order_id"),
+    payments.c.status.in_((PROCESSING, SUCCEEDED)),
+)
+_END_ATTEMPT = sa.update(payments).where(
+    payments.c.id == sa.bindparam("b_payment_id"), payments.c.status == PROCESSING
+)
+
+
 class Ledger:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -86,15 +100,14 @@ class Ledger:
         """Take ``key`` for ``order_id``; returns the existing claim when it is taken."""
         try:
             async with self.db.unit_of_work() as uow:
-                await uow.execute(
-                    sa.insert(idempotency_keys).values(
-                        user_id=user_id,
-                        key=key,
-                        fingerprint=fingerprint,
-                        order_id=order_id,
-                        created_at=utcnow(),
-                    )
-                )
+                claim = {
+                    "user_id": user_id,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "order_id": order_id,
+                    "created_at": utcnow(),
+                }
+                await uow.execute(_ADD_CLAIM, claim)
                 await uow.commit()
             return None
         except IntegrityError:
@@ -129,11 +142,13 @@ class Ledger:
         """Bind ``key`` to this payment body; another body with it is a conflict."""
         try:
             async with self.db.unit_of_work() as uow:
-                await uow.execute(
-                    sa.insert(payment_keys).values(
-                        order_id=order_id, key=key, fingerprint=fingerprint, created_at=utcnow()
-                    )
-                )
+                binding = {
+                    "order_id": order_id,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "created_at": utcnow(),
+                }
+                await uow.execute(_ADD_PAYMENT_KEY, binding)
                 await uow.commit()
             return
         except IntegrityError:
@@ -161,17 +176,13 @@ class Ledger:
     async def begin_attempt(self, order_id: str, amount: Money) -> AttemptStart:
         """Start a charge of an unpaid order that has none live, in one transaction
         with the checks: the order's status and its live charge."""
-        live_query = sa.select(payments).where(
-            payments.c.order_id == order_id, payments.c.status.in_(_live())
-        )
+        key = {"order_id": order_id}
         try:
             async with self.db.unit_of_work() as uow:
                 # Order first, as a reader would: PAID and its payment's
                 # SUCCEEDED commit together.
-                status = (
-                    await uow.execute(sa.select(orders.c.status).where(orders.c.id == order_id))
-                ).scalar_one()
-                live = (await uow.execute(live_query)).first()
+                status = (await uow.execute(_ORDER_STATUS, key)).scalar_one()
+                live = (await uow.execute(_LIVE_PAYMENT, key)).first()
                 if live is not None:
                     return AttemptStart(live=_payment(live))
                 if status != domain.PENDING_PAYMENT:
@@ -186,25 +197,22 @@ class Ledger:
     async def _insert_attempt(uow: UnitOfWork, order_id: str, amount: Money) -> Payment:
         now = utcnow()
         payment_id = new_id()
-        await uow.execute(
-            sa.insert(payments).values(
-                id=payment_id,
-                order_id=order_id,
-                status=PROCESSING,
-                amount=amount.amount,
-                currency=amount.currency,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        attempt = {
+            "id": payment_id,
+            "order_id": order_id,
+            "status": PROCESSING,
+            "amount": amount.amount,
+            "currency": amount.currency,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await uow.execute(_ADD_PAYMENT, attempt)
         return Payment(payment_id, order_id, PROCESSING, amount, "", "", now)
 
     async def live_payment(self, order_id: str) -> Payment | None:
         """The order's charge in flight or succeeded, if any."""
-        query = sa.select(payments).where(
-            payments.c.order_id == order_id, payments.c.status.in_(_live())
-        )
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        key = {"order_id": order_id}
+        row = await self.db.read(lambda conn: conn.execute(_LIVE_PAYMENT, key).first())
         return None if row is None else _payment(row)
 
     async def payment(self, payment_id: str) -> Payment:
@@ -276,11 +284,9 @@ class Ledger:
 
     @staticmethod
     async def _end(uow: UnitOfWork, payment_id: str, **values: Any) -> None:
-        result = await uow.execute(
-            sa.update(payments)
-            .where(payments.c.id == payment_id, payments.c.status == PROCESSING)
-            .values(updated_at=utcnow(), **values)
-        )
+        # SET takes the columns of ``values`` (the statement's cached per set).
+        ended = {"b_payment_id": payment_id, "updated_at": utcnow(), **values}
+        result = await uow.execute(_END_ATTEMPT, ended)
         if result.rowcount == 0:
             raise AttemptEnded(payment_id)
 
@@ -326,7 +332,3 @@ class Ledger:
                 await conn.execute(sa.select(refunds).where(refunds.c.order_id == order_id))
             ).first()
         return None if row is None else dict(row._mapping)
-
-
-def _live() -> tuple[str, str]:
-    return (PROCESSING, SUCCEEDED)

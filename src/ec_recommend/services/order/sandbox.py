@@ -61,6 +61,10 @@ refunds = sa.Table(
 
 MIGRATIONS = [Migration(1, create_tables(metadata))]
 
+# Built once, run with parameters (see ``platform.storage.statements``).
+_CHARGE = sa.select(charges).where(charges.c.idempotency_key == sa.bindparam("idempotency_key"))
+_ADD_CHARGE = sa.insert(charges).returning(*charges.c)
+
 
 @asynccontextmanager
 async def open_sandbox(
@@ -146,25 +150,24 @@ class SandboxPaymentProvider:
         return NOT_CHARGED if row is None else _outcome(row)
 
     async def _charge_row(self, idempotency_key: str) -> Any:
-        query = sa.select(charges).where(charges.c.idempotency_key == idempotency_key)
-        return await self.db.read(lambda conn: conn.execute(query).first())
+        return await self.db.first(_CHARGE, {"idempotency_key": idempotency_key})
 
     async def _record_charge(self, key: str, amount: Money, outcome: ChargeOutcome) -> Any:
         """Insert the outcome; a concurrent call with the same key wins the race."""
+        charge = {
+            "idempotency_key": key,
+            "status": outcome.status,
+            "provider_payment_id": outcome.provider_payment_id or None,
+            "decline_code": outcome.decline_code or None,
+            "amount": amount.amount,
+            "currency": amount.currency,
+            "created_at": utcnow(),
+        }
         try:
             async with self.db.unit_of_work() as uow:
-                await uow.execute(
-                    sa.insert(charges).values(
-                        idempotency_key=key,
-                        status=outcome.status,
-                        provider_payment_id=outcome.provider_payment_id or None,
-                        decline_code=outcome.decline_code or None,
-                        amount=amount.amount,
-                        currency=amount.currency,
-                        created_at=utcnow(),
-                    )
-                )
+                row = (await uow.execute(_ADD_CHARGE, charge)).one()  # as written: not read back
                 await uow.commit()
+            return row
         except IntegrityError:
             pass
         return await self._charge_row(key)

@@ -75,12 +75,33 @@ _ORDER_WITH_LINES = sa.select(
 ).select_from(orders.outerjoin(order_items, order_items.c.order_id == orders.c.id))
 
 
+_ORDERS_WITH_LINES = _ORDER_WITH_LINES.where(
+    orders.c.id.in_(sa.bindparam("order_ids", expanding=True))
+).order_by(orders.c.id, order_items.c.line_no)
+
+# Writes built once, run with parameters (see ``platform.storage.statements``);
+# an UPDATE's parameters are named apart from the columns it sets.
+_ADD_NUMBER = sa.insert(order_numbers)
+_ADD_ORDER = sa.insert(orders)
+_ADD_LINES = sa.insert(order_items)
+_CHANGE_STATUS = (
+    sa.update(orders)
+    .where(orders.c.id == sa.bindparam("b_order_id"), orders.c.status == sa.bindparam("b_current"))
+    .returning(*orders.c)
+)
+_CHANGE_STOCK_STATE = (
+    sa.update(orders)
+    .where(
+        orders.c.id == sa.bindparam("b_order_id"),
+        orders.c.stock_state == sa.bindparam("b_current"),
+    )
+    .values(stock_state=sa.bindparam("b_target"))
+    .returning(*orders.c)
+)
+
+
 def _load(order_ids: Sequence[str], conn: sa.Connection) -> list[domain.Order]:
-    rows = conn.execute(
-        _ORDER_WITH_LINES.where(orders.c.id.in_(order_ids)).order_by(
-            orders.c.id, order_items.c.line_no
-        )
-    ).all()
+    rows = conn.execute(_ORDERS_WITH_LINES, {"order_ids": list(order_ids)}).all()
     by_id: dict[str, list[Any]] = {}
     for row in rows:
         by_id.setdefault(row.id, []).append(row)
@@ -121,24 +142,23 @@ class OrderStore(OrderReader):
     ) -> domain.Order:
         now = utcnow()
         async with self.db.unit_of_work() as uow:
-            result = await uow.execute(sa.insert(order_numbers).values(order_id=order_id))
+            result = await uow.execute(_ADD_NUMBER, {"order_id": order_id})
             seq = int(result.inserted_primary_key[0])  # type: ignore[index]
             number = domain.order_number(now, seq)
+            row = {
+                "id": order_id,
+                "order_number": number,
+                "user_id": user_id,
+                "status": domain.PENDING_PAYMENT,
+                "currency": total.currency,
+                "total_amount": total.amount,
+                "stock_state": domain.STOCK_RESERVED,
+                "created_at": now,
+                "updated_at": now,
+            }
+            await uow.execute(_ADD_ORDER, row)
             await uow.execute(
-                sa.insert(orders).values(
-                    id=order_id,
-                    order_number=number,
-                    user_id=user_id,
-                    status=domain.PENDING_PAYMENT,
-                    currency=total.currency,
-                    total_amount=total.amount,
-                    stock_state=domain.STOCK_RESERVED,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            await uow.execute(
-                sa.insert(order_items),
+                _ADD_LINES,
                 [
                     {
                         "order_id": order_id,
@@ -186,20 +206,19 @@ class OrderStore(OrderReader):
         ``items``, the order's lines when the caller has them (they never
         change), spare reading them back.
         """
-        values: dict[str, Any] = {"status": target, "updated_at": utcnow()}
+        # SET takes the columns named in ``values`` (compiled once per set).
+        values: dict[str, Any] = {
+            "b_order_id": order_id,
+            "b_current": current,
+            "status": target,
+            "updated_at": utcnow(),
+        }
         if reason is not None:
             values["cancel_reason"] = reason[:200]
         if payment_id is not None:
             values["payment_id"] = payment_id
         async with self.db.unit_of_work() as uow:
-            row = (
-                await uow.execute(
-                    sa.update(orders)
-                    .where(orders.c.id == order_id, orders.c.status == current)
-                    .values(**values)
-                    .returning(*orders.c)
-                )
-            ).first()
+            row = (await uow.execute(_CHANGE_STATUS, values)).first()
             if row is None:
                 return None
             if also is not None:
@@ -218,10 +237,8 @@ class OrderStore(OrderReader):
         async with self.db.unit_of_work() as uow:
             row = (
                 await uow.execute(
-                    sa.update(orders)
-                    .where(orders.c.id == order.id, orders.c.stock_state == order.stock_state)
-                    .values(stock_state=target)
-                    .returning(*orders.c)
+                    _CHANGE_STOCK_STATE,
+                    {"b_order_id": order.id, "b_current": order.stock_state, "b_target": target},
                 )
             ).first()
             await uow.commit()

@@ -31,6 +31,23 @@ log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 100
 
+# Built once, run with parameters (see ``platform.storage.statements``).
+_UNTIL = sa.bindparam("b_until", type_=sa.DateTime(timezone=True))
+_EXTEND = (
+    sa.update(reservations)
+    .where(
+        reservations.c.reservation_id == sa.bindparam("b_reservation_id"),
+        reservations.c.state == RESERVED,
+        sa.or_(reservations.c.expires_at.is_(None), reservations.c.expires_at < _UNTIL),
+    )
+    .values(expires_at=_UNTIL, updated_at=sa.bindparam("b_now", type_=sa.DateTime(timezone=True)))
+)
+_LEASE = (
+    sa.select(reservations.c.state, reservations.c.expires_at)
+    .where(reservations.c.reservation_id == sa.bindparam("reservation_id"))
+    .limit(1)
+)
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -46,27 +63,13 @@ class Leases:
         """Hold a reservation's units until ``hold_until`` (never shorter); idempotent."""
         async with self.db.unit_of_work() as uow:
             extended = await uow.execute(
-                sa.update(reservations)
-                .where(
-                    reservations.c.reservation_id == reservation_id,
-                    reservations.c.state == RESERVED,
-                    sa.or_(
-                        reservations.c.expires_at.is_(None),
-                        reservations.c.expires_at < hold_until,
-                    ),
-                )
-                .values(expires_at=hold_until, updated_at=utcnow())
+                _EXTEND,
+                {"b_reservation_id": reservation_id, "b_until": hold_until, "b_now": utcnow()},
             )
             if extended.rowcount:
                 await uow.commit()
                 return Lease(RESERVED, hold_until)
-            row = (
-                await uow.execute(
-                    sa.select(reservations.c.state, reservations.c.expires_at)
-                    .where(reservations.c.reservation_id == reservation_id)
-                    .limit(1)
-                )
-            ).first()
+            row = (await uow.execute(_LEASE, {"reservation_id": reservation_id})).first()
         if row is None:
             raise NotFound(f"reservation {reservation_id} not found", reservation_id=reservation_id)
         state = str(row.state)

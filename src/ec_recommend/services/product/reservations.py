@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -43,28 +44,76 @@ class Reservation:
     expires_at: datetime | None  # only while reserved
 
 
-def stock_move(target: str, product_id: str, quantity: int, now: datetime) -> sa.Update:
-    """The UPDATE that moves a reservation line's units to ``target``."""
-    if target == RELEASED:
-        available = products.c.available + quantity
-        values = {
-            "available": available,
-            "reserved": products.c.reserved - quantity,
-            "status": status_after(available),
-        }
-    elif target == COMMITTED:
-        values = {
-            "reserved": products.c.reserved - quantity,
-            "sold": products.c.sold + quantity,
-        }
-    else:
-        available = products.c.available + quantity
-        values = {
-            "available": available,
-            "sold": products.c.sold - quantity,
-            "status": status_after(available),
-        }
-    return sa.update(products).where(products.c.id == product_id).values(**values, updated_at=now)
+# Statements built once and run with parameters (``platform.storage.statements``);
+# an UPDATE's parameters are named apart from the columns it sets.
+_QUANTITY = sa.bindparam("b_quantity", type_=sa.Integer)
+_NOW = sa.bindparam("b_now", type_=sa.DateTime(timezone=True))
+_PRODUCT = products.c.id == sa.bindparam("b_product_id")
+
+
+def _stock_update(**values: Any) -> sa.Update:
+    return sa.update(products).where(_PRODUCT).values(**values, updated_at=_NOW)
+
+
+_RELEASE_UNITS = _stock_update(
+    available=products.c.available + _QUANTITY,
+    reserved=products.c.reserved - _QUANTITY,
+    status=status_after(products.c.available + _QUANTITY),
+)
+_COMMIT_UNITS = _stock_update(
+    reserved=products.c.reserved - _QUANTITY,
+    sold=products.c.sold + _QUANTITY,
+)
+_RESTOCK_UNITS = _stock_update(
+    available=products.c.available + _QUANTITY,
+    sold=products.c.sold - _QUANTITY,
+    status=status_after(products.c.available + _QUANTITY),
+)
+_STOCK_MOVES = {RELEASED: _RELEASE_UNITS, COMMITTED: _COMMIT_UNITS, RESTOCKED: _RESTOCK_UNITS}
+_RESERVE_UNITS = _stock_update(
+    available=products.c.available - _QUANTITY,
+    reserved=products.c.reserved + _QUANTITY,
+    status=status_after(products.c.available - _QUANTITY),
+).where(products.c.available >= _QUANTITY, products.c.status != domain.ARCHIVED)
+_RETAKE_UNITS = _stock_update(
+    available=products.c.available - _QUANTITY,
+    sold=products.c.sold + _QUANTITY,
+    status=status_after(products.c.available - _QUANTITY),
+).where(products.c.available >= _QUANTITY)
+_ADD_LINE = sa.insert(reservations)
+_LINES = (
+    sa.select(reservations.c.product_id, reservations.c.quantity)
+    .where(reservations.c.reservation_id == sa.bindparam("reservation_id"))
+    .order_by(reservations.c.product_id)  # a stable lock order
+)
+_STATE = (
+    sa.select(reservations.c.state)
+    .where(reservations.c.reservation_id == sa.bindparam("reservation_id"))
+    .limit(1)
+)
+_STATE_AND_LEASE = sa.select(
+    reservations.c.product_id, reservations.c.state, reservations.c.expires_at
+).where(reservations.c.reservation_id == sa.bindparam("reservation_id"))
+_CHANGE_STATE = (
+    sa.update(reservations)
+    .where(
+        reservations.c.reservation_id == sa.bindparam("b_reservation_id"),
+        reservations.c.state == sa.bindparam("b_current"),
+    )
+    .values(state=sa.bindparam("b_target"), updated_at=_NOW)
+)
+
+
+_Bound = tuple[sa.Update, dict[str, Any]]
+
+
+def stock_move(target: str, product_id: str, quantity: int, now: datetime) -> _Bound:
+    """The UPDATE (and its parameters) that moves a reservation line's units to ``target``."""
+    return _STOCK_MOVES[target], _units(product_id, quantity, now)
+
+
+def _units(product_id: str, quantity: int, now: datetime) -> dict[str, Any]:
+    return {"b_product_id": product_id, "b_quantity": quantity, "b_now": now}
 
 
 class StockReservations:
@@ -92,33 +141,18 @@ class StockReservations:
             now = utcnow()
             # A stable lock order keeps two multi-line reservations from deadlocking.
             for product_id, quantity in sorted(lines):
-                remaining = products.c.available - quantity
-                result = await uow.execute(
-                    sa.update(products)
-                    .where(
-                        products.c.id == product_id,
-                        products.c.available >= quantity,
-                        products.c.status != domain.ARCHIVED,
-                    )
-                    .values(
-                        available=remaining,
-                        reserved=products.c.reserved + quantity,
-                        status=status_after(remaining),
-                        updated_at=now,
-                    )
-                )
+                result = await uow.execute(_RESERVE_UNITS, _units(product_id, quantity, now))
                 if result.rowcount == 0:
                     await self._explain_short_line(uow, product_id, quantity)
-                await uow.execute(
-                    sa.insert(reservations).values(
-                        reservation_id=reservation_id,
-                        product_id=product_id,
-                        quantity=quantity,
-                        state=RESERVED,
-                        updated_at=now,
-                        expires_at=now + self.reservation_lease,
-                    )
-                )
+                line = {
+                    "reservation_id": reservation_id,
+                    "product_id": product_id,
+                    "quantity": quantity,
+                    "state": RESERVED,
+                    "updated_at": now,
+                    "expires_at": now + self.reservation_lease,
+                }
+                await uow.execute(_ADD_LINE, line)
             # Availability only drops here, so a product at zero just sold out.
             for product_id, _ in sorted(lines):
                 product = await load_product(uow, product_id)
@@ -179,25 +213,9 @@ class StockReservations:
             )
 
     async def _retake(self, uow: UnitOfWork, reservation_id: str, now: datetime) -> None:
-        rows = (
-            await uow.execute(
-                sa.select(reservations.c.product_id, reservations.c.quantity)
-                .where(reservations.c.reservation_id == reservation_id)
-                .order_by(reservations.c.product_id)
-            )
-        ).all()
+        rows = (await uow.execute(_LINES, {"reservation_id": reservation_id})).all()
         for row in rows:
-            remaining = products.c.available - row.quantity
-            taken = await uow.execute(
-                sa.update(products)
-                .where(products.c.id == row.product_id, products.c.available >= row.quantity)
-                .values(
-                    available=remaining,
-                    sold=products.c.sold + row.quantity,
-                    status=status_after(remaining),
-                    updated_at=now,
-                )
-            )
+            taken = await uow.execute(_RETAKE_UNITS, _units(row.product_id, row.quantity, now))
             if taken.rowcount == 0:  # the unit of work rolls back: nothing moves
                 raise FailedPrecondition(
                     f"reservation {reservation_id} ran out and product {row.product_id} "
@@ -212,11 +230,9 @@ class StockReservations:
                 await events.product_out_of_stock(uow, product)
 
     async def reservation(self, reservation_id: str) -> Reservation:
-        query = sa.select(
-            reservations.c.product_id, reservations.c.state, reservations.c.expires_at
-        ).where(reservations.c.reservation_id == reservation_id)
+        key = {"reservation_id": reservation_id}
         # A bounded read by key: on the loop's thread on SQLite (``Database.read``).
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        rows = await self.db.read(lambda conn: conn.execute(_STATE_AND_LEASE, key).all())
         if not rows:
             raise NotFound(f"reservation {reservation_id} not found", reservation_id=reservation_id)
         state = str(rows[0].state)
@@ -229,27 +245,15 @@ class StockReservations:
 
     @staticmethod
     async def _reservation_state(uow: UnitOfWork, reservation_id: str) -> str | None:
-        row = (
-            await uow.execute(
-                sa.select(reservations.c.state)
-                .where(reservations.c.reservation_id == reservation_id)
-                .limit(1)
-            )
-        ).first()
+        row = (await uow.execute(_STATE, {"reservation_id": reservation_id})).first()
         return None if row is None else str(row.state)
 
 
 async def move_units(uow: UnitOfWork, reservation_id: str, target: str, now: datetime) -> None:
     """Move every line's units to ``target`` (its state already changed)."""
-    rows = (
-        await uow.execute(
-            sa.select(reservations.c.product_id, reservations.c.quantity)
-            .where(reservations.c.reservation_id == reservation_id)
-            .order_by(reservations.c.product_id)  # a stable lock order
-        )
-    ).all()
+    rows = (await uow.execute(_LINES, {"reservation_id": reservation_id})).all()
     for row in rows:
-        await uow.execute(stock_move(target, row.product_id, row.quantity, now))
+        await uow.execute(*stock_move(target, row.product_id, row.quantity, now))
     if target in (RELEASED, RESTOCKED):  # units are buyable again
         for row in rows:
             product = await load_product(uow, row.product_id)
@@ -261,8 +265,12 @@ async def _change_state(
 ) -> bool:
     """Compare-and-set of a reservation's state; False when it was not ``current``."""
     changed = await uow.execute(
-        sa.update(reservations)
-        .where(reservations.c.reservation_id == reservation_id, reservations.c.state == current)
-        .values(state=target, updated_at=now)
+        _CHANGE_STATE,
+        {
+            "b_reservation_id": reservation_id,
+            "b_current": current,
+            "b_target": target,
+            "b_now": now,
+        },
     )
     return bool(changed.rowcount)

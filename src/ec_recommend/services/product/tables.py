@@ -102,8 +102,11 @@ def to_product(row: Any) -> domain.Product:
     )
 
 
+_BY_ID = sa.select(products).where(products.c.id == sa.bindparam("product_id"))
+
+
 async def load_product(uow: UnitOfWork, product_id: str) -> domain.Product:
-    row = (await uow.execute(sa.select(products).where(products.c.id == product_id))).first()
+    row = (await uow.execute(_BY_ID, {"product_id": product_id})).first()
     if row is None:
         raise NotFound(f"product {product_id} not found", product_id=product_id)
     return to_product(row)

@@ -14,12 +14,16 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import InvalidArgument
-from ec_recommend.platform.storage import Database, UnitOfWork, writing
+from ec_recommend.platform.storage import (
+    Database,
+    PerDialect,
+    UnitOfWork,
+    dialect_insert,
+    writing,
+)
 from ec_recommend.services.recommendation import domain
 from ec_recommend.services.recommendation.tables import (
     cancelled_orders,
@@ -36,12 +40,59 @@ MAX_PAIRED_ITEMS = 50
 MAX_ORDER_LINES = 500
 
 
+def _marker(table: sa.Table) -> PerDialect[Any]:
+    """Insert the order's marker row unless it is there (rowcount 0)."""
+    return PerDialect(
+        lambda dialect: dialect_insert(dialect, table).on_conflict_do_nothing(
+            index_elements=[table.c.order_id]
+        )
+    )
+
+
+def _add_stats(dialect: str) -> Any:
+    insert = dialect_insert(dialect, item_stats)
+    return insert.on_conflict_do_update(
+        index_elements=[item_stats.c.product_id],
+        set_={
+            "orders": item_stats.c.orders + insert.excluded.orders,
+            "quantity": item_stats.c.quantity + insert.excluded.quantity,
+            "popularity": item_stats.c.popularity + insert.excluded.popularity,
+        },
+    )
+
+
+def _add_pairs(dialect: str) -> Any:
+    insert = dialect_insert(dialect, co_purchases)
+    return insert.on_conflict_do_update(
+        index_elements=[co_purchases.c.product_id, co_purchases.c.other_id],
+        set_={"orders": co_purchases.c.orders + insert.excluded.orders},
+    )
+
+
+def _add_history(dialect: str) -> Any:
+    insert = dialect_insert(dialect, user_items)
+    return insert.on_conflict_do_update(
+        index_elements=[user_items.c.user_id, user_items.c.product_id],
+        set_={"purchased": user_items.c.purchased + insert.excluded.purchased},
+    )
+
+
+# Built once, run with a row of parameters each (executemany, in the sorted
+# order of the rows: one lock order for every writer).
+_PAID_MARKER = _marker(paid_orders)
+_CANCELLED_MARKER = _marker(cancelled_orders)
+_ADD_STATS = PerDialect(_add_stats)
+_ADD_PAIRS = PerDialect(_add_pairs)
+_ADD_HISTORY = PerDialect(_add_history)
+_INSERT_LINES = sa.insert(order_lines)
+_IS_CANCELLED = sa.select(cancelled_orders.c.order_id).where(
+    cancelled_orders.c.order_id == sa.bindparam("order_id")
+)
+
+
 class OrderCounts:
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    def _insert(self, table: sa.Table) -> Any:
-        return pg_insert(table) if self.db.is_postgres else sqlite_insert(table)
 
     async def record_paid_order(
         self,
@@ -59,16 +110,12 @@ class OrderCounts:
         """
         quantities = _merge_lines(order_id, lines)
         paid_at = aware(paid_at) if paid_at is not None else utcnow()
-        marker = (
-            self._insert(paid_orders)
-            .values(order_id=order_id, user_id=user_id, paid_at=paid_at)
-            .on_conflict_do_nothing(index_elements=[paid_orders.c.order_id])
-        )
         async with writing(self.db, uow) as work:
-            if (await work.execute(marker)).rowcount == 0:
+            marker = {"order_id": order_id, "user_id": user_id, "paid_at": paid_at}
+            if (await work.execute(_PAID_MARKER(work.dialect), marker)).rowcount == 0:
                 return False
             await work.execute(
-                sa.insert(order_lines),
+                _INSERT_LINES,
                 [
                     {"order_id": order_id, "product_id": p, "quantity": q}
                     for p, q in quantities.items()
@@ -87,13 +134,9 @@ class OrderCounts:
         """
         if not order_id or len(order_id) > 100:
             raise InvalidArgument("order_id is required", field="order_id")
-        marker = (
-            self._insert(cancelled_orders)
-            .values(order_id=order_id)
-            .on_conflict_do_nothing(index_elements=[cancelled_orders.c.order_id])
-        )
         async with writing(self.db, uow) as work:
-            if (await work.execute(marker)).rowcount == 0:
+            marker = {"order_id": order_id}
+            if (await work.execute(_CANCELLED_MARKER(work.dialect), marker)).rowcount == 0:
                 return False
             order = (
                 await work.execute(sa.select(paid_orders).where(paid_orders.c.order_id == order_id))
@@ -120,7 +163,8 @@ class OrderCounts:
         """Add (sign +1) or remove (-1) one order's items, pairs and user history."""
         decay = domain.decay_factor(paid_at)
         ids = sorted(quantities)  # one lock order for every writer
-        stats = self._insert(item_stats).values(
+        await work.execute(
+            _ADD_STATS(work.dialect),
             [
                 {
                     "product_id": pid,
@@ -129,32 +173,21 @@ class OrderCounts:
                     "popularity": sign * quantities[pid] * decay,
                 }
                 for pid in ids
-            ]
-        )
-        await work.execute(
-            stats.on_conflict_do_update(
-                index_elements=[item_stats.c.product_id],
-                set_={
-                    "orders": item_stats.c.orders + stats.excluded.orders,
-                    "quantity": item_stats.c.quantity + stats.excluded.quantity,
-                    "popularity": item_stats.c.popularity + stats.excluded.popularity,
-                },
-            )
+            ],
         )
         paired = ids[:MAX_PAIRED_ITEMS]
-        pairs = [{"product_id": a, "other_id": b, "orders": sign} for a in paired for b in paired]
-        pairs = [p for p in pairs if p["product_id"] != p["other_id"]]
+        pairs = [
+            {"product_id": a, "other_id": b, "orders": sign}
+            for a in paired
+            for b in paired
+            if a != b
+        ]
         if pairs:
-            insert_pairs = self._insert(co_purchases).values(pairs)
-            await work.execute(
-                insert_pairs.on_conflict_do_update(
-                    index_elements=[co_purchases.c.product_id, co_purchases.c.other_id],
-                    set_={"orders": co_purchases.c.orders + insert_pairs.excluded.orders},
-                )
-            )
+            await work.execute(_ADD_PAIRS(work.dialect), pairs)
         if not user_id:
             return
-        history = self._insert(user_items).values(
+        await work.execute(
+            _ADD_HISTORY(work.dialect),
             [
                 {
                     "user_id": user_id,
@@ -164,13 +197,7 @@ class OrderCounts:
                     "last_at": paid_at,
                 }
                 for pid in ids
-            ]
-        )
-        await work.execute(
-            history.on_conflict_do_update(
-                index_elements=[user_items.c.user_id, user_items.c.product_id],
-                set_={"purchased": user_items.c.purchased + history.excluded.purchased},
-            )
+            ],
         )
 
     async def paid_order_recorded(self, order_id: str) -> bool:
@@ -184,8 +211,7 @@ class OrderCounts:
 
 
 async def _is_cancelled(work: UnitOfWork, order_id: str) -> bool:
-    query = sa.select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id == order_id)
-    return (await work.execute(query)).first() is not None
+    return (await work.execute(_IS_CANCELLED, {"order_id": order_id})).first() is not None
 
 
 def _merge_lines(order_id: str, lines: Iterable[tuple[str, int]]) -> Mapping[str, int]:

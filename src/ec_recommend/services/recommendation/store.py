@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import InvalidArgument
-from ec_recommend.platform.storage import UnitOfWork, writing
+from ec_recommend.platform.storage import PerDialect, UnitOfWork, dialect_insert, writing
 from ec_recommend.services.recommendation import domain
 from ec_recommend.services.recommendation.counts import OrderCounts
 from ec_recommend.services.recommendation.tables import (
@@ -34,6 +35,28 @@ MAX_SIMILAR_CANDIDATES = 5000
 _AVAILABLE = (catalogue.c.status == "active", catalogue.c.stock > 0)
 
 
+def _add_view(dialect: str) -> Any:
+    insert = dialect_insert(dialect, user_items)
+    return insert.on_conflict_do_update(
+        index_elements=[user_items.c.user_id, user_items.c.product_id],
+        set_={"views": user_items.c.views + 1, "last_at": insert.excluded.last_at},
+    )
+
+
+def _upsert_product(dialect: str) -> Any:
+    """Every column from the row offered, unless the stored one is newer."""
+    insert = dialect_insert(dialect, catalogue)
+    return insert.on_conflict_do_update(
+        index_elements=[catalogue.c.product_id],
+        set_={c.name: insert.excluded[c.name] for c in catalogue.c if c.name != "product_id"},
+        where=catalogue.c.updated_at <= insert.excluded.updated_at,
+    )
+
+
+_ADD_VIEW = PerDialect(_add_view)
+_UPSERT_PRODUCT = PerDialect(_upsert_product)
+
+
 class RecommendationStore(OrderCounts):
     """Order counts (``OrderCounts``), views, the catalogue, and the reads of all three."""
 
@@ -42,16 +65,15 @@ class RecommendationStore(OrderCounts):
     ) -> None:
         if not user_id or not product_id:
             raise InvalidArgument("user_id and product_id are required", field="product_id")
-        view = self._insert(user_items).values(
-            user_id=user_id, product_id=product_id, purchased=0, views=1, last_at=utcnow()
-        )
+        view = {
+            "user_id": user_id,
+            "product_id": product_id,
+            "purchased": 0,
+            "views": 1,
+            "last_at": utcnow(),
+        }
         async with writing(self.db, uow) as work:
-            await work.execute(
-                view.on_conflict_do_update(
-                    index_elements=[user_items.c.user_id, user_items.c.product_id],
-                    set_={"views": user_items.c.views + 1, "last_at": view.excluded.last_at},
-                )
-            )
+            await work.execute(_ADD_VIEW(work.dialect), view)
 
     async def upsert_product(
         self, snapshot: ProductSnapshot, uow: UnitOfWork | None = None
@@ -61,14 +83,8 @@ class RecommendationStore(OrderCounts):
             **snapshot_values(snapshot),
             "features": domain.text_features(snapshot.name, snapshot.description),
         }
-        insert = self._insert(catalogue).values(**values)
-        statement = insert.on_conflict_do_update(
-            index_elements=[catalogue.c.product_id],
-            set_={k: v for k, v in values.items() if k != "product_id"},
-            where=catalogue.c.updated_at <= insert.excluded.updated_at,
-        )
         async with writing(self.db, uow) as work:
-            applied = (await work.execute(statement)).rowcount > 0
+            applied = (await work.execute(_UPSERT_PRODUCT(work.dialect), values)).rowcount > 0
         return bool(applied)
 
     async def product(self, product_id: str) -> tuple[ProductSnapshot, dict[str, float]] | None:

@@ -48,6 +48,13 @@ MIGRATIONS = [
 ]
 
 
+# A user by each of its unique keys, built once (``platform.storage.statements``).
+_BY_KEY = {
+    name: sa.select(users).where(users.c[name] == sa.bindparam("value"))
+    for name in ("id", "cognito_user_id", "seller_id", "email")
+}
+
+
 class UserStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -133,15 +140,14 @@ class UserStore:
         column, value = next(
             (column, value)
             for column, value in (
-                (users.c.id, user_id),
-                (users.c.cognito_user_id, cognito_user_id),
-                (users.c.seller_id, seller_id),
-                (users.c.email, email),
+                ("id", user_id),
+                ("cognito_user_id", cognito_user_id),
+                ("seller_id", seller_id),
+                ("email", email),
             )
             if value
         )
-        query = sa.select(users).where(column == value)
-        return await self.db.read(lambda conn: conn.execute(query).first())
+        return await self.db.first(_BY_KEY[column], {"value": value})
 
     async def get(self, user_id: str) -> Any:
         row = await self.find(user_id=user_id)
