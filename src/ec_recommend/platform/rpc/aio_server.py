@@ -2,7 +2,8 @@
 
 gRPC's C core accepts the connections, runs HTTP/2 and TLS, and hands each
 call's request bytes to a generic handler here, which runs it through the
-server's one pipeline (``RpcServer.serve``) on an ``AioStream``: the request
+server's one pipeline (``RpcServer.serve``) on a ``LocalStream`` (what an
+in-process call uses: request and reply as bytes): the request
 is decoded by our codec, the reply encoded by it, and a failure's status and
 error details (``grpc-status-details-bin``, see ``status.py``) leave as the
 call's status and trailing metadata.
@@ -29,6 +30,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpclib.metadata import Deadline
 from multidict import MultiDict
 
+from ec_recommend.platform.rpc.local import LocalStream
 from ec_recommend.platform.rpc.status import DETAILS_KEY, ErrorDetailsCodec
 from ec_recommend.platform.security.certs import SPIFFE_PREFIX
 from ec_recommend.platform.security.tls import ServerContext
@@ -60,45 +62,6 @@ def target(host: str, port: int) -> str:
     if ":" in host and not host.startswith("["):
         return f"[{host}]:{port}"
     return f"{host}:{port}"
-
-
-class AioStream:
-    """The server side of one grpcio call, as handlers and middlewares use it.
-
-    What they read of grpclib's server ``Stream``: ``metadata``, ``deadline``,
-    ``recv_message`` and ``send_message``.
-    """
-
-    # no __slots__: telemetry wraps ``recv_message`` on the instance
-
-    def __init__(
-        self,
-        codec: CodecBase,
-        request: bytes,
-        request_type: type[Any],
-        reply_type: type[Any],
-        metadata: MultiDict[str | bytes],
-        deadline: Deadline | None,
-    ) -> None:
-        self._codec = codec
-        self._request: bytes | None = request
-        self._request_type = request_type
-        self._reply_type = reply_type
-        self.metadata = metadata
-        self.deadline = deadline
-        self.user_agent: str | None = None
-        self.reply: bytes | None = None
-
-    async def recv_message(self) -> Any:
-        data, self._request = self._request, None
-        if data is None:
-            return None
-        return self._codec.decode(data, self._request_type)
-
-    async def send_message(self, message: Any) -> None:
-        if self.reply is not None:
-            raise GRPCError(Status.INTERNAL, "a unary call answers once")
-        self.reply = self._codec.encode(message, self._reply_type)
 
 
 def server_credentials(context: ssl.SSLContext | None) -> grpc.ServerCredentials | None:
@@ -230,7 +193,7 @@ class AioServer:
         async def served(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             seen(context.peer())
             remaining = context.time_remaining()
-            stream = AioStream(
+            stream = LocalStream(
                 codec,
                 request,
                 request_type,

@@ -42,7 +42,7 @@ from grpclib.server import Server, Stream
 
 from ec_recommend.platform import errors
 from ec_recommend.platform.rpc import transports
-from ec_recommend.platform.rpc.aio_server import AioServer, AioStream, server_credentials
+from ec_recommend.platform.rpc.aio_server import AioServer, server_credentials
 from ec_recommend.platform.rpc.codec import FastProtoCodec
 from ec_recommend.platform.rpc.context import CallContext, call_scope
 from ec_recommend.platform.rpc.local import LocalStream, wire_error, wire_metadata
@@ -59,7 +59,7 @@ class ServerCall:
 
     service: str
     method: str  # full gRPC path, e.g. /ecommerce.product.ProductService/GetProduct
-    stream: Stream[Any, Any] | LocalStream | AioStream
+    stream: Stream[Any, Any] | LocalStream
     # the caller's service identity, as its certificate names it (None: TLS
     # off, or a PERMISSIVE caller without a certificate)
     caller: str | None
