@@ -28,11 +28,13 @@ the same process, one caller at a time (CPU of both sides in one loop):
 
 Prints requests/s, p50/p99 latency and CPU per call (client process and
 server process, from /proc) of each, the ratios ours/bare and mtls/ours in
-throughput and in CPU per call, and local vs loopback in µs per call. On a
+throughput and in CPU per call (each taken within a round, the median over
+--rounds rotated rounds, with their range), and local vs loopback in µs per
+call. On a
 shared machine throughput follows the neighbours' load (and grpcio's
 C-core threads get a bigger share of a busy machine than one Python
 thread); CPU per call is the steadier figure.
-Usage: .venv/bin/python scripts/bench/grpc_unary.py [--seconds 5] [--concurrency 32]
+Usage: .venv/bin/python scripts/bench/grpc_unary.py [--seconds 5] [--concurrency 32] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -68,6 +70,17 @@ PRODUCT = pb.Product(
 # ---------------------------------------------------------------- servers
 
 
+def settle_heap() -> None:
+    """What a service process does once ready (gc.freeze, fewer young
+    collections); done in every server child, bare included, so the ratios
+    compare the request paths and not the collectors' settings."""
+    try:
+        from ec_recommend.platform.heap import settle
+    except ImportError:  # a revision from before platform/heap.py
+        return
+    settle()
+
+
 async def serve_bare(port: int) -> None:
     import grpc
 
@@ -85,6 +98,7 @@ async def serve_bare(port: int) -> None:
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    settle_heap()
     print("ready", flush=True)
     await server.wait_for_termination()
 
@@ -130,6 +144,7 @@ def policed_server(port: int, tls: object = None, transport: str | None = None) 
 
 async def serve_ours(port: int, transport: str | None = None) -> None:
     async with policed_server(port, transport=transport):  # type: ignore[attr-defined]
+        settle_heap()
         print("ready", flush=True)
         await asyncio.Event().wait()
 
@@ -156,6 +171,7 @@ async def serve_full(port: int) -> None:
                 images=PRODUCT.images,
             )
         )
+        settle_heap()
         print(json.dumps({"product_id": created.id}), flush=True)
         await asyncio.Event().wait()
 
@@ -171,6 +187,7 @@ def _bench_tls() -> object:
 
 async def serve_mtls(port: int, transport: str | None = None) -> None:
     async with policed_server(port, _bench_tls(), transport):  # type: ignore[attr-defined]
+        settle_heap()
         print("ready", flush=True)
         await asyncio.Event().wait()
 
@@ -348,53 +365,80 @@ async def measure(variant: str, seconds: float, concurrency: int) -> dict[str, f
         await child.wait()
 
 
+def run_socket_variant(variant: str, args: argparse.Namespace) -> dict[str, float]:
+    import uvloop
+
+    # grpcio's aio runs on asyncio's own loop; ours on uvloop, as services do
+    runner = asyncio.run if variant == "bare" else uvloop.run
+    return runner(measure(variant, args.seconds, args.concurrency))
+
+
+def cpu_per_call(r: dict[str, float]) -> float:
+    return r["client_cpu_us"] + r["server_cpu_us"]
+
+
+def ratios(results: dict[str, dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """(throughput, CPU per call) of each variant against its baseline in one round."""
+    pairs = [(v, "bare") for v in results if v != "bare"]
+    pairs += [("mtls", "ours"), ("mtls-grpclib", "grpclib")]
+    out = {}
+    for variant, base in pairs:
+        if variant in results and base in results:
+            r, b = results[variant], results[base]
+            out[f"{variant}/{base}"] = (r["rps"] / b["rps"], cpu_per_call(b) / cpu_per_call(r))
+    return out
+
+
 def main(args: argparse.Namespace) -> None:
     import uvloop
 
-    results = {}
-    for variant in args.variants:
-        if variant in ("local", "loopback"):
+    socket_variants = [v for v in args.variants if v not in ("local", "loopback")]
+    per_round: list[dict[str, tuple[float, float]]] = []
+    for round_index in range(args.rounds):
+        # rotated, so no variant always runs first (or last) on a drifting machine
+        shift = round_index % max(1, len(socket_variants))
+        results = {}
+        for variant in socket_variants[shift:] + socket_variants[:shift]:
+            results[variant] = r = run_socket_variant(variant, args)
+            print(
+                f"{variant:>12}: {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+                f"p99 {r['p99_ms']:6.2f} ms  CPU/call: client {r['client_cpu_us']:4.0f} µs, "
+                f"server {r['server_cpu_us']:4.0f} µs",
+                flush=True,
+            )
+        per_round.append(ratios(results))
+    # On a loaded machine requests/s swing with the neighbours' load; CPU per
+    # call (both processes) is the steadier measure of what a call costs. Each
+    # ratio is taken within a round, then the median over the rounds.
+    for name in per_round[0] if per_round else ():
+        throughput = sorted(r[name][0] for r in per_round)
+        cpu = sorted(r[name][1] for r in per_round)
+        label = f"ratio {name}" + (
+            " (STRICT/plain)" if name.startswith("mtls") and "bare" not in name else ""
+        )
+        spread = (
+            f"  (rounds: throughput {throughput[0]:.2f}–{throughput[-1]:.2f}, "
+            f"CPU {cpu[0]:.2f}–{cpu[-1]:.2f})"
+            if len(per_round) > 1
+            else ""
+        )
+        print(
+            f"{label}: throughput {statistics.median(throughput):.2f}, "
+            f"CPU per call {statistics.median(cpu):.2f}{spread}"
+        )
+
+    same_process_results = {}
+    for variant in ("local", "loopback"):
+        if variant in args.variants:
             calls = max(500, int(args.seconds * 1000))
-            r = uvloop.run(same_process(variant == "local", calls))
+            same_process_results[variant] = r = uvloop.run(same_process(variant == "local", calls))
             print(
                 f"{variant:>12}: {r['us_per_call']:7.0f} µs/call  "
                 f"(CPU {r['cpu_us_per_call']:.0f} µs/call, client and server)",
                 flush=True,
             )
-            results[variant] = r
-            continue
-        # grpcio's aio runs on asyncio's own loop; ours on uvloop, as services do
-        runner = asyncio.run if variant == "bare" else uvloop.run
-        results[variant] = r = runner(measure(variant, args.seconds, args.concurrency))
-        print(
-            f"{variant:>12}: {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-            f"p99 {r['p99_ms']:6.2f} ms  CPU/call: client {r['client_cpu_us']:4.0f} µs, "
-            f"server {r['server_cpu_us']:4.0f} µs",
-            flush=True,
-        )
-
-    def cpu(r: dict[str, float]) -> float:
-        return r["client_cpu_us"] + r["server_cpu_us"]
-
-    # On a loaded machine requests/s swing with the neighbours' load; CPU per
-    # call (both processes) is the steadier measure of what a call costs.
-    if "bare" in results:
-        bare = results["bare"]
-        for variant, r in results.items():
-            if "rps" in r and variant != "bare":
-                print(
-                    f"ratio {variant}/bare: throughput {r['rps'] / bare['rps']:.2f}, "
-                    f"CPU per call {cpu(bare) / cpu(r):.2f}"
-                )
-    for plain, strict in (("ours", "mtls"), ("grpclib", "mtls-grpclib")):
-        if plain in results and strict in results:
-            p, m = results[plain], results[strict]
-            print(
-                f"ratio {strict}/{plain} (STRICT/plain): throughput {m['rps'] / p['rps']:.2f}, "
-                f"CPU per call {cpu(p) / cpu(m):.2f}"
-            )
-    if "local" in results and "loopback" in results:
-        local, loopback = results["local"], results["loopback"]
+    if len(same_process_results) == 2:
+        local, loopback = same_process_results["local"], same_process_results["loopback"]
         print(
             f"in process vs loopback: x{loopback['us_per_call'] / local['us_per_call']:.1f} "
             f"faster ({loopback['us_per_call']:.0f} -> {local['us_per_call']:.0f} µs/call)"
@@ -405,6 +449,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of the socket variants, rotated; ratios are medians",
+    )
     parser.add_argument(
         "--variants",
         nargs="+",
