@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from types import SimpleNamespace
 
+import moto.sqs.models as sqs_models
 import pytest
 from moto.sqs.models import SQSBackend
 
@@ -28,5 +30,52 @@ def test_the_installed_moto_is_the_one_the_patch_was_written_for(
     # were it not, up's broker would silently be O(n²) in its backlog again
     original = SQSBackend.is_message_valid_based_on_retention_period
     monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period", original)
+    for name in ("unix_time", "unix_time_millis", "camelcase_to_underscores"):
+        monkeypatch.setattr(sqs_models, name, getattr(sqs_models, name))
     assert moto_main.patch_moto()
     assert SQSBackend.is_message_valid_based_on_retention_period is moto_main._retention_check
+    assert sqs_models.unix_time_millis is moto_main.unix_time_millis
+
+
+def test_the_cheap_clock_reads_what_motos_reads() -> None:
+    from moto.core import utils
+
+    assert abs(moto_main.unix_time_millis() - utils.unix_time_millis()) < 1_000
+    moment = datetime(2026, 12, 1, 3, 4, 5, 678_000)  # naive UTC, as moto passes it
+    assert moto_main.unix_time(moment) == utils.unix_time(moment)
+
+
+def test_a_patched_queue_still_tells_visible_and_in_flight_messages_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("unix_time", "unix_time_millis", "camelcase_to_underscores"):
+        monkeypatch.setattr(sqs_models, name, getattr(sqs_models, name))
+    assert moto_main.patch_moto()
+    queue = sqs_models.Queue("q", region="us-east-1", account_id="123456789012")
+    waiting, taken = (sqs_models.Message(str(n), "body") for n in range(2))
+    for message in (waiting, taken):
+        message.mark_sent()
+        queue.add_message(message)
+    taken.change_visibility(30)
+    attributes = queue.attributes
+    assert attributes["ApproximateNumberOfMessages"] == 1
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == 1
+    assert attributes["VisibilityTimeout"] == 30
+    assert "ContentBasedDeduplication" not in attributes
+
+
+def test_the_broker_writes_no_line_per_request(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import moto.server
+
+    monkeypatch.setattr(moto.server, "MotoRequestHandler", moto.server.MotoRequestHandler)
+    assert moto_main.silence_access_log()
+    handler = moto.server.MotoRequestHandler.__new__(moto.server.MotoRequestHandler)
+    handler.requestline, handler.command, handler.path = "GET / HTTP/1.1", "GET", "/"
+    handler.request_version, handler.client_address = "HTTP/1.1", ("127.0.0.1", 1)
+    with caplog.at_level("INFO", logger="werkzeug"):
+        handler.log_request(200, 10)
+        assert not caplog.records
+        handler.log_error("boom %s", "x")  # errors still reach the log
+    assert [r.getMessage() for r in caplog.records][-1].endswith("boom x")
