@@ -58,17 +58,17 @@ def patch_moto() -> bool:
     if moto.__version__.split(".")[0] != PATCHED_MAJOR:
         return False
     backend = sqs_models.SQSBackend
-    names = ("unix_time", "unix_time_millis", "camelcase_to_underscores")
+    names = vars(sqs_models)
     if not hasattr(backend, "is_message_valid_based_on_retention_period") or not all(
-        hasattr(sqs_models, name) for name in names
+        name in names for name in ("unix_time", "unix_time_millis", "camelcase_to_underscores")
     ):
         return False
     backend.is_message_valid_based_on_retention_period = _retention_check  # type: ignore[method-assign]
-    sqs_models.unix_time = unix_time
-    sqs_models.unix_time_millis = unix_time_millis
+    names["unix_time"] = unix_time
+    names["unix_time_millis"] = unix_time_millis
     # a pure function of a handful of attribute names
-    sqs_models.camelcase_to_underscores = functools.lru_cache(maxsize=256)(
-        sqs_models.camelcase_to_underscores
+    names["camelcase_to_underscores"] = functools.lru_cache(maxsize=256)(
+        names["camelcase_to_underscores"]
     )
     return True
 
