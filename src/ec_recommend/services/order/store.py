@@ -28,6 +28,7 @@ from ec_recommend.services.order.tables import (
 SORT_COLUMNS: dict[str, Any] = {
     "created_at": orders.c.created_at,
     "total_amount": orders.c.total_amount,
+    "updated_at": orders.c.updated_at,  # for backfills; the REST API offers the other two
 }
 
 # Called inside a unit of work that changed an order (to record its event).

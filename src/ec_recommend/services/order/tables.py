@@ -6,6 +6,8 @@ Uniqueness that idempotency depends on is enforced here: one claim per
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex
@@ -35,6 +37,8 @@ orders = sa.Table(
 
 # The payment timeout's schedule: the earliest unpaid order, found without a scan.
 unpaid_by_age = sa.Index("orders_status_created_at", orders.c.status, orders.c.created_at)
+# Backfills (recommendation) page through the orders of a status changed since their last pass.
+changed_by_status = sa.Index("orders_status_updated_at", orders.c.status, orders.c.updated_at)
 
 order_items = sa.Table(
     "order_items",
@@ -114,15 +118,19 @@ refunds = sa.Table(
 )
 
 
-async def _add_unpaid_by_age(conn: AsyncConnection) -> None:
-    # A fresh database has it from create_tables; IF NOT EXISTS rather than
-    # checkfirst, whose look-up ignores the schema a PostgreSQL service maps to.
-    await conn.execute(CreateIndex(unpaid_by_age, if_not_exists=True))
+def _add_index(index: sa.Index) -> Callable[[AsyncConnection], Awaitable[None]]:
+    async def add(conn: AsyncConnection) -> None:
+        # A fresh database has it from create_tables; IF NOT EXISTS rather than
+        # checkfirst, whose look-up ignores the schema a PostgreSQL service maps to.
+        await conn.execute(CreateIndex(index, if_not_exists=True))
+
+    return add
 
 
 MIGRATIONS = [
     Migration(1, create_tables(metadata)),
     outbox_migration(2),
     Migration(3, create_tables(metadata)),  # adds payment_idempotency_keys
-    Migration(4, _add_unpaid_by_age),
+    Migration(4, _add_index(unpaid_by_age)),
+    Migration(5, _add_index(changed_by_status)),
 ]

@@ -42,7 +42,6 @@ async def build(env: ServiceEnv) -> AsyncIterator[Sequence[object]]:
                     store,
                     lambda: env.clients.stub(pb_order.OrderServiceStub, "order"),
                     interval=interval,
-                    payment_window=env.config.order.payment_timeout,
                 )
             ),
         ]

@@ -2,10 +2,15 @@
 
 Called with no end-user identity, OrderService lists every user's orders.
 Every order that was ever paid counts: PAID, SHIPPED and DELIVERED. A pass
-pages newest first and stops at orders created before the previous pass minus
-the payment window (an order can only become paid within that window).
-Recording is idempotent per order id, so overlapping passes are harmless;
-CANCELLED orders are taken back out (once) if they had been counted.
+pages through each status by the time of the order's last change, newest
+first, and stops at orders changed before the previous pass began (minus
+``OVERLAP``, for changes committed while it ran and for clocks that differ
+between hosts). Paging by creation time instead had to reach back a whole
+payment window (an old order may be paid now): every pass, every few
+seconds, re-read half an hour of orders, a cost that grew with the order
+rate. Recording is idempotent per order id, so overlapping passes are
+harmless; CANCELLED orders are taken back out (once) if they had been
+counted.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PAID_STATUSES = ("PAID", "SHIPPED", "DELIVERED")
 CANCELLED = "CANCELLED"
+OVERLAP = timedelta(seconds=60)
 
 
 def orders_in(
@@ -36,7 +42,7 @@ def orders_in(
         return response.orders, response.page
 
     return newest_first(
-        fetch_page, statuses, sort_by="created_at", stamp=lambda o: o.created_at, since=since
+        fetch_page, statuses, sort_by="updated_at", stamp=lambda o: o.updated_at, since=since
     )
 
 
@@ -56,7 +62,6 @@ async def poll_paid_orders(
     connect: Callable[[], pb.OrderServiceStub],
     *,
     interval: float,
-    payment_window: float,
     retry: float = 5.0,
 ) -> None:
     """Record paid orders now and every ``interval`` seconds (0 = until one pass succeeds).
@@ -79,8 +84,7 @@ async def poll_paid_orders(
         one_pass,
         interval=interval,
         retry=retry,
-        # An order can only become paid within the payment window.
-        overlap=timedelta(seconds=payment_window + 60),
+        overlap=OVERLAP,
         log=log,
         failed="recommendation: order backfill failed",
         done="recommendation: %d paid order(s) recorded",
