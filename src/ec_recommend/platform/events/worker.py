@@ -89,8 +89,10 @@ class ConsumerWorker:
         sqs: Any,
         config: EventsConfig,
         *,
-        delete_delay: float = DELETE_DELAY,
+        delete_delay: float | None = None,
     ) -> None:
+        """``delete_delay`` overrides ``DELETE_DELAY`` (capped at a quarter of
+        the queue's visibility timeout when not given)."""
         self.subscription = subscription
         self.handlers = {kind: as_handler(h) for kind, h in subscription.handlers.items()}
         self.db = db
@@ -104,7 +106,8 @@ class ConsumerWorker:
         # next receive overlaps the handling instead of following it.
         self._slots = asyncio.Semaphore(config.consumer_concurrency + _prefetch(config))
         self._inflight: dict[asyncio.Task[None], _Batch] = {}
-        self._deletes = PendingDeletes(self._delete, self.name, delay=delete_delay)
+        self._delete_delay = delete_delay
+        self._deletes = PendingDeletes(self._delete, self.name)
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
 
@@ -143,6 +146,12 @@ class ConsumerWorker:
                 QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
             )
             self.visibility_timeout = int(attrs["Attributes"]["VisibilityTimeout"])
+            # A receipt waiting to be deleted must not outlive its invisibility.
+            self._deletes.delay = (
+                min(DELETE_DELAY, self.visibility_timeout / 4)
+                if self._delete_delay is None
+                else self._delete_delay
+            )
 
         def report(attempt: int, exc: Exception, delay: float) -> None:
             log.warning(
