@@ -14,7 +14,7 @@ keeper task per worker extends the visibility of batches that run long, a
 batch at a time.
 
 Under load a receive returns whatever is there, often a few messages, and the
-next one follows at once: many small batches, each a receive and a delete.
+next one follows at once: many small batches, each a receive.
 So after a partial batch the next receive lingers ``consumer_batch_linger``
 (see ``receive_delay``); an empty or full one does not, so an idle queue still
 long-polls and the first message after idle is handled at once.
