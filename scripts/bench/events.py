@@ -221,7 +221,7 @@ async def main(args: argparse.Namespace) -> None:
                     f"publish->handled latency over {len(latencies)} events at {args.rate:g}/s: "
                     f"p50 {_pct(latencies, 0.5) * 1000:.1f} ms, "
                     f"p99 {_pct(latencies, 0.99) * 1000:.1f} ms, "
-                    f"{batches / len(latencies):.2f} receives (and deletes) per event "
+                    f"{batches / len(latencies):.2f} receives per event "
                     f"(linger {args.linger:g} s)"
                 )
 

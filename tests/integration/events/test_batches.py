@@ -1,4 +1,4 @@
-"""Batches and effects against moto: one delete per batch, effects after the commit."""
+"""Batches and effects against moto: deletes shared across batches, effects after the commit."""
 
 from __future__ import annotations
 
@@ -49,23 +49,45 @@ async def send_batch(sqs: Any, config: EventsConfig, events: list[Event]) -> Non
 
 
 class CountingSqs:
-    """An SQS client that counts the calls made through it."""
+    """An SQS client that counts the calls made through it, and notes which
+    receive brought each receipt and which receipts each delete carried."""
 
     def __init__(self, sqs: Any) -> None:
         self._sqs = sqs
         self.calls: Counter[str] = Counter()
+        self.received_by: dict[str, int] = {}  # receipt -> its receive's index
+        self.deletes: list[list[str]] = []
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._sqs, name)
 
         async def call(**kwargs: Any) -> Any:
             self.calls[name] += 1
-            return await method(**kwargs)
+            if name == "delete_message_batch":
+                self.deletes.append([e["ReceiptHandle"] for e in kwargs["Entries"]])
+            response = await method(**kwargs)
+            if name == "receive_message":
+                index = self.calls[name]
+                self.received_by.update(
+                    (m["ReceiptHandle"], index) for m in response.get("Messages", [])
+                )
+            return response
 
         return call
 
+    def check_deletes(self, handled: int) -> None:
+        """Every handled message was deleted once, at most ten to a call."""
+        deleted = [receipt for call in self.deletes for receipt in call]
+        assert len(deleted) == len(set(deleted)) == handled
+        assert set(deleted) <= set(self.received_by)
+        assert all(1 <= len(call) <= 10 for call in self.deletes)
 
-async def test_one_delete_per_received_batch_and_no_visibility_calls(
+    def deletes_sharing_receives(self) -> int:
+        """How many delete calls carried the receipts of more than one receive."""
+        return sum(len({self.received_by[r] for r in call}) > 1 for call in self.deletes)
+
+
+async def test_every_handled_message_is_deleted_and_no_visibility_calls(
     provisioned: ProvisionReport,
     events_config: EventsConfig,
     sqlite_storage: StorageConfig,
@@ -85,9 +107,60 @@ async def test_one_delete_per_received_batch_and_no_visibility_calls(
         await task
         assert await effect_counts(worker) == {e.id: 1 for e in events}
     assert worker.stats.batches >= 3  # at most 10 a receive
-    assert counting.calls["delete_message_batch"] == worker.stats.batches
+    counting.check_deletes(25)
     assert counting.calls["change_message_visibility"] == 0
     assert counting.calls["change_message_visibility_batch"] == 0  # quick batches: no extension
+
+
+async def test_small_batches_share_their_deletes(
+    provisioned: ProvisionReport,
+    events_config: EventsConfig,
+    sqlite_storage: StorageConfig,
+    sqs: Any,
+) -> None:
+    """Receives of at most two: their receipts leave together, up to ten a call."""
+    config = replace(events_config, consumer_concurrency=2, consumer_batch_linger=0.0)
+    events = [product_event(f"p-{i}") for i in range(30)]
+    await send_batch(sqs, config, events)
+    counting = CountingSqs(sqs)
+    sub = subscription(QUEUE, {"product.updated": count_effect})
+    async with open_database(sqlite_storage, "probe", EFFECTS_MIGRATIONS) as db:
+        await ensure_inbox(db)
+        worker = ConsumerWorker(sub, db, counting, config)
+        task = asyncio.create_task(worker.run())
+        await wait_for(lambda: worker.stats.handled == 30, timeout=30)
+        # Deleted by the timers, with the worker still running.
+        await wait_for(lambda: depth_is(sqs, config, QUEUE, 0), timeout=10)
+        worker.stop()
+        await task
+    assert worker.stats.batches >= 15
+    counting.check_deletes(30)
+    assert len(counting.deletes) < worker.stats.batches
+    assert counting.deletes_sharing_receives() >= 1
+
+
+async def test_a_stop_deletes_the_messages_whose_deletes_were_pending(
+    provisioned: ProvisionReport,
+    events_config: EventsConfig,
+    sqlite_storage: StorageConfig,
+    sqs: Any,
+) -> None:
+    events = [product_event(f"p-{i}") for i in range(3)]
+    await send_batch(sqs, events_config, events)
+    counting = CountingSqs(sqs)
+    sub = subscription(QUEUE, {"product.updated": count_effect})
+    async with open_database(sqlite_storage, "probe", EFFECTS_MIGRATIONS) as db:
+        await ensure_inbox(db)
+        # A timer that never expires here: only the stop can send the deletes.
+        worker = ConsumerWorker(sub, db, counting, events_config, delete_delay=600.0)
+        task = asyncio.create_task(worker.run())
+        await wait_for(lambda: worker.stats.handled == 3, timeout=30)
+        assert counting.deletes == []
+        worker.stop()
+        await task
+        assert await depth_is(sqs, events_config, QUEUE, 0)  # none left invisible
+    counting.check_deletes(3)
+    assert worker.stats.returned == 0
 
 
 async def test_a_failing_message_is_redelivered_alone_and_the_rest_of_its_batch_deleted(

@@ -8,7 +8,12 @@ to 10) and handles each received batch as a unit:
    (local writes only, no network), committed together;
 2. after the commit, the handlers' ``effect``s (emails, gRPC calls, other
    stores), concurrently, outside any transaction;
-3. one DeleteMessageBatch for every message that is done.
+3. every message that is done is deleted: its receipt waits a moment
+   (``deletes.DELETE_DELAY``) to share a DeleteMessageBatch, up to 10
+   receipts, with those of the next batches; a stop sends what is waiting.
+   A delete lost (a failed call, or a process killed while it waited) means
+   only a redelivery after the visibility timeout, which the inbox makes a
+   no-op.
 
 An event whose effect has not completed keeps a pending mark next to its
 inbox row; a redelivery of it skips ``apply`` (already committed) and runs

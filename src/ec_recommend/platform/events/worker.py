@@ -2,13 +2,19 @@
 
 See ``consumer`` for the guarantees. Receiving asks for at most as many
 messages as ``consumer_concurrency`` plus one prefetched batch can take; each
-received batch is one task (``handling.handle_batch``) that ends with one
-DeleteMessageBatch for its done messages and one ChangeMessageVisibilityBatch
-for its failed ones. A single keeper task per worker extends the visibility
-of batches that run long, a batch at a time.
+received batch is one task (``handling.handle_batch``) that ends by handing
+its done messages' receipts to the worker's ``PendingDeletes`` and sending
+one ChangeMessageVisibilityBatch for its failed ones. The deletes of several
+batches share a DeleteMessageBatch (up to 10 receipts, each waiting at most
+``DELETE_DELAY``); the batch does not wait for them, so its handler slots
+free at once. Stopping flushes the pending deletes and waits for them; a
+process killed first loses at most those deletes: the messages come back
+after their visibility timeout and the inbox makes them no-ops. A single
+keeper task per worker extends the visibility of batches that run long, a
+batch at a time.
 
 Under load a receive returns whatever is there, often a few messages, and the
-next one follows at once: many small batches, each a receive and a delete.
+next one follows at once: many small batches, each a receive.
 So after a partial batch the next receive lingers ``consumer_batch_linger``
 (see ``receive_delay``); an empty or full one does not, so an idle queue still
 long-polls and the first message after idle is handled at once.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +34,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ec_recommend.config import EventsConfig
 from ec_recommend.platform.events.aws import queue_url
 from ec_recommend.platform.events.consumer import ConsumerStats, Subscription, as_handler
-from ec_recommend.platform.events.deletes import delete_messages, set_visibilities
+from ec_recommend.platform.events.deletes import (
+    DELETE_DELAY,
+    PendingDeletes,
+    delete_messages,
+    set_visibilities,
+)
 from ec_recommend.platform.events.envelope import Event, EventError, UnknownEventType, decode
 from ec_recommend.platform.events.handling import FAILED, HANDLED, Outcome, handle_batch
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
@@ -38,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _RECEIVE_LINGER = 0.02  # seconds to wait for more free slots before receiving
 _BROKER_BACKOFF = Backoff(initial_delay=0.2, max_delay=10.0)  # a queue or broker not there yet
+_LAST_DELETES = 1.0  # seconds the final deletes get even when the grace is spent
 _STATUS = {"handled": "success", "duplicates": "duplicate", "ignored": "ignored"}
 
 
@@ -70,8 +83,16 @@ class ConsumerWorker:
     """Consumes one subscription's queue until ``stop()``."""
 
     def __init__(
-        self, subscription: Subscription, db: Database, sqs: Any, config: EventsConfig
+        self,
+        subscription: Subscription,
+        db: Database,
+        sqs: Any,
+        config: EventsConfig,
+        *,
+        delete_delay: float | None = None,
     ) -> None:
+        """``delete_delay`` overrides ``DELETE_DELAY`` (capped at a quarter of
+        the queue's visibility timeout when not given)."""
         self.subscription = subscription
         self.handlers = {kind: as_handler(h) for kind, h in subscription.handlers.items()}
         self.db = db
@@ -85,6 +106,8 @@ class ConsumerWorker:
         # next receive overlaps the handling instead of following it.
         self._slots = asyncio.Semaphore(config.consumer_concurrency + _prefetch(config))
         self._inflight: dict[asyncio.Task[None], _Batch] = {}
+        self._delete_delay = delete_delay
+        self._deletes = PendingDeletes(self._delete, self.name)
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
 
@@ -123,6 +146,12 @@ class ConsumerWorker:
                 QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
             )
             self.visibility_timeout = int(attrs["Attributes"]["VisibilityTimeout"])
+            # A receipt waiting to be deleted must not outlive its invisibility.
+            self._deletes.delay = (
+                min(DELETE_DELAY, self.visibility_timeout / 4)
+                if self._delete_delay is None
+                else self._delete_delay
+            )
 
         def report(attempt: int, exc: Exception, delay: float) -> None:
             log.warning(
@@ -255,7 +284,7 @@ class ConsumerWorker:
         return messages
 
     async def _handle_batch(self, messages: list[dict[str, Any]]) -> None:
-        """Handle one received batch, then acknowledge it: one delete, one visibility call."""
+        """Handle one received batch, then queue its deletes and return its failures."""
         self.stats.batches += 1
         later: list[tuple[str, int]] = []  # (receipt, seconds until it comes back)
         accepted: list[tuple[dict[str, Any], Event, MessageHandling]] = []
@@ -310,8 +339,7 @@ class ConsumerWorker:
             elif outcome.status == HANDLED:
                 self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
             done.append(message["ReceiptHandle"])
-        if done:
-            await delete_messages(self.sqs, self.queue_url, self.name, done)
+        self._deletes.add(done)
         if later:
             await self._set_visibilities(later)
 
@@ -370,19 +398,27 @@ class ConsumerWorker:
             await self._set_visibilities([(r, timeout) for b in due for r in b.receipts])
             self.stats.extended += len(due)
 
+    async def _delete(self, receipts: Sequence[str]) -> None:
+        await delete_messages(self.sqs, self.queue_url, self.name, receipts)
+
     async def _set_visibilities(self, timeouts: list[tuple[str, int]]) -> None:
         await set_visibilities(self.sqs, self.queue_url, self.name, timeouts)
 
     async def _drain(self) -> None:
-        """Let in-flight batches finish within the grace period; return the rest."""
-        if not self._inflight:
-            return
-        pending = set(self._inflight)
-        _, late = await asyncio.wait(pending, timeout=self.config.shutdown_grace)
+        """Let in-flight batches finish within the grace period, delete what is
+        done (pending deletes included) and return the rest."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace
+        late: set[asyncio.Task[None]] = set()
+        if self._inflight:
+            _, late = await asyncio.wait(set(self._inflight), timeout=self.config.shutdown_grace)
         receipts = [r for t in late if t in self._inflight for r in self._inflight[t].receipts]
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
+        # Before returning the late batches: their done messages are among
+        # their receipts and must be deleted, not made visible again.
+        await self._deletes.close(timeout=max(deadline - loop.time(), _LAST_DELETES))
         if receipts:
             await self._set_visibilities([(receipt, 0) for receipt in receipts])
         self.stats.returned += len(receipts)
