@@ -1,9 +1,12 @@
 """Sending email through SES (aiobotocore; moto's server locally).
 
-Sends that arrive within a few milliseconds of each other leave as one
+Sends that arrive within ``BATCH_WINDOW`` of each other leave as one
 ``SendBulkTemplatedEmail`` call (up to 50 recipients): the effects of one
 received batch of events each send their own email, and one call per message
-was half of the broker calls of an order. SES sends bulk mail only from a
+was half of the broker calls of an order. The consumers of a process share
+one sender (``ServiceEnv.email_sender``), so the seller's notice and the
+customer's confirmation of the same orders, received by two consumers at
+about the same time, share a call too. SES sends bulk mail only from a
 stored template, so the messages go through one pass-through template whose
 subject and text are the whole of each recipient's data; every message is
 still composed here (``templates``). Each caller gets its own message id, or
@@ -38,7 +41,10 @@ PASSTHROUGH_TEMPLATE_CONTENT = {
 }
 
 MAX_RECIPIENTS = 50  # SendBulkTemplatedEmail's limit per call
-BATCH_WINDOW = 0.005  # how long a first send waits for others to share its call
+# How long a first send waits for others to share its call: long enough for
+# the other consumer's batch of the same orders (5 ms caught only one's),
+# nothing beside the seconds an email takes to arrive.
+BATCH_WINDOW = 0.05
 
 
 class EmailNotSent(RuntimeError):

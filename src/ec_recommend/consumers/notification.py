@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -162,7 +163,7 @@ class Notifier:
 
 @asynccontextmanager
 async def subscription(env: ServiceEnv) -> AsyncIterator[Subscription]:
-    async with configured_email_sender(env.config) as sender:
+    async with env.email_sender.use(partial(configured_email_sender, env.config)) as sender:
         users = env.clients.stub(pb_user.UserServiceStub, "user")
         notifier = Notifier(sender, Recipients(users))
         yield Subscription(

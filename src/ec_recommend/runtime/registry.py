@@ -11,12 +11,16 @@ import importlib
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ec_recommend.config import SERVICE_NAMES, Config
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.tls import GATEWAY
+from ec_recommend.platform.shared import Shared
 from ec_recommend.platform.storage import Database
+
+if TYPE_CHECKING:
+    from ec_recommend.consumers.email import EmailSender
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class ServiceEnv:
     # Databases with an outbox table (platform.events.outbox); the host runs
     # a relay for each: ``env.outboxes.append(db)`` in the service's build.
     outboxes: list[Database] = field(default_factory=list)
+    # One SES sender for the consumers hosted together: the seller's notice and
+    # the customer's confirmation of an order arrive together and share a call.
+    email_sender: Shared[EmailSender] = field(default_factory=Shared)
 
 
 class ServiceBuilder(Protocol):

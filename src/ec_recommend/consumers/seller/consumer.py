@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from itertools import groupby
 
 from ec_recommend._gen.ecommerce import events as pb
@@ -105,7 +106,7 @@ class SellerLedger:
 
 @asynccontextmanager
 async def subscription(env: ServiceEnv) -> AsyncIterator[Subscription]:
-    async with configured_email_sender(env.config) as sender:
+    async with env.email_sender.use(partial(configured_email_sender, env.config)) as sender:
         users = env.clients.stub(pb_user.UserServiceStub, "user")
         ledger = SellerLedger(sender, Recipients(users))
         yield Subscription(
