@@ -31,9 +31,11 @@ EXPECTED_PER_ORDER = {
     # one per delivery: order.created to analytics and the push feed; order.paid
     # to analytics, seller, notification, recommendation and the push feed
     ("sqs", "DeleteMessageBatch"): 7,
-    # order.paid: the customer's confirmation, the seller's notice (one bulk call each)
-    ("ses", "SendBulkTemplatedEmail"): 2,
 }
+# order.paid: the customer's confirmation and the seller's notice, sent by two
+# consumers through the process's one sender: one bulk call when both sends
+# fall within its window, as they do unless a loaded machine spreads them.
+EMAILS = ("ses", "SendBulkTemplatedEmail")
 
 
 async def test_one_paid_order_costs_a_known_number_of_broker_calls(system: System) -> None:
@@ -62,4 +64,5 @@ async def test_one_paid_order_costs_a_known_number_of_broker_calls(system: Syste
         for action, n in actions.items()
         if service != "moto-api" and (service, action) not in TIME_DEPENDENT
     }
+    assert 1 <= made.pop(EMAILS, 0) <= 2
     assert made == EXPECTED_PER_ORDER

@@ -94,3 +94,44 @@ async def test_a_cancelled_caller_does_not_cancel_the_send() -> None:
     waiting.cancel()
     await sender.drain()
     assert len(ses.calls) == 1
+
+
+async def test_the_consumers_of_a_process_share_one_sender_and_its_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from ec_recommend.config import Config
+    from ec_recommend.consumers import notification
+    from ec_recommend.consumers.seller import consumer as seller
+    from ec_recommend.runtime.registry import ServiceEnv
+
+    ses = RecordingSes()
+    opened: list[EmailSender] = []
+
+    @asynccontextmanager
+    async def recording_sender(config: Config) -> AsyncIterator[EmailSender]:
+        opened.append(EmailSender(ses, "shop@example.com"))
+        yield opened[-1]
+
+    for module in (notification, seller):
+        monkeypatch.setattr(module, "configured_email_sender", recording_sender)
+
+    class NoClients:
+        def stub(self, stub_type: type, service: str) -> None:
+            return None
+
+    env = ServiceEnv(config=Config(), clients=NoClients())  # type: ignore[arg-type]
+    async with notification.subscription(env) as customers, seller.subscription(env) as sellers:
+        senders = {
+            handler.effect.__self__.sender  # type: ignore[union-attr]
+            for subscription in (customers, sellers)
+            for handler in subscription.handlers.values()
+            if handler.effect is not None
+        }
+        assert senders == set(opened) and len(opened) == 1
+        # the customer's confirmation and the seller's notice of one order
+        [shared] = senders
+        await asyncio.gather(shared.send(mail(1)), shared.send(mail(2)))
+    assert len(ses.calls) == 1
