@@ -1,7 +1,8 @@
 """``ec-recommend up``: the whole system on one machine, in one process.
 
 Order of start: moto's server (child process) -> Cognito pool and SNS/SQS
-topology on it -> every gRPC service -> event consumers -> replay of the
+topology on it, while every gRPC service is built beside (their outbox
+relays wait for the topology) -> event consumers -> replay of the
 events the last broker may not have delivered -> demo data (with real
 Cognito accounts) -> the gateway -> ``<data-dir>/endpoints.json`` ->
 ``/readyz`` turns 200. Everything stops in reverse order on exit; a stop
@@ -14,6 +15,7 @@ and the outbox replays what the dead child held.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -128,6 +130,19 @@ async def _provision(
         "queues": dict(report.queue_urls),
     }
     return config, facts, subjects
+
+
+async def _seeded_provision(
+    config: Config, aws: LocalAws, demo: bool, tag: str
+) -> tuple[Config, dict[str, Any], dict[str, str]]:
+    await _seed(aws, tag)
+    return await _provision(config, aws, demo)
+
+
+async def _settled(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` if it still runs (a start that failed elsewhere) and wait for it."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _prepare_email(config: Config) -> None:
@@ -260,12 +275,20 @@ async def local_system(
         stack.callback(path.unlink, missing_ok=True)
         broker = await stack.enter_async_context(LocalBroker(host))
         aws = broker.aws
-        await _seed(aws, tag)
-        config, facts, subjects = await _provision(local_config(config, aws), aws, demo)
+        config = local_config(config, aws)
+        # The services' migrations and servers need no broker: they are built
+        # while moto provisions (its CPU is the child's, theirs ours). Their
+        # relays wait for the topology; nothing else draws on moto's seeded
+        # ids meanwhile, so the demo accounts keep theirs.
+        provisioning = asyncio.create_task(_seeded_provision(config, aws, demo, tag))
+        stack.push_async_callback(_settled, provisioning)
         names = available_services()
         # the gateway and the demo loader call as the gateway; services and
         # consumers as themselves
-        hosted = await stack.enter_async_context(host_services(config, names, identity=GATEWAY))
+        hosted = await stack.enter_async_context(
+            host_services(config, names, identity=GATEWAY, relays_after=provisioning)
+        )
+        config, facts, subjects = await provisioning
         await stack.enter_async_context(
             hosted_consumers(
                 config, ServiceEnv(config=config, clients=hosted.clients), list(CONSUMERS)
