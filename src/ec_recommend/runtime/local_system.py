@@ -40,6 +40,7 @@ from ec_recommend.runtime import local_identity, replay_window
 from ec_recommend.runtime.endpoints_file import endpoints_path, write_endpoints
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
+from ec_recommend.runtime.local_aws import MotoChild
 from ec_recommend.runtime.local_broker import LocalBroker
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
 
@@ -255,9 +256,11 @@ async def local_system(
     port: int = 8080,
     demo: bool = True,
     workers: int = 1,
+    moto: MotoChild | None = None,
 ) -> AsyncIterator[LocalSystem]:
     """``workers`` > 1: the gateway also runs in workers - 1 more processes on its
-    port (edge/gateway/workers.py), dialling the services hosted here."""
+    port (edge/gateway/workers.py), dialling the services hosted here. ``moto``:
+    the broker's child if the caller started it already (on ``host``)."""
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     path = endpoints_path(data_dir)
@@ -273,7 +276,7 @@ async def local_system(
     local_identity.warn_if_exposed(host)
     async with AsyncExitStack() as stack:
         stack.callback(path.unlink, missing_ok=True)
-        broker = await stack.enter_async_context(LocalBroker(host))
+        broker = await stack.enter_async_context(LocalBroker(host, spawned=moto))
         aws = broker.aws
         config = local_config(config, aws)
         # The services' migrations and servers need no broker: they are built
