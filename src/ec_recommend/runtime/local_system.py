@@ -4,8 +4,8 @@ Order of start: moto's server (child process) -> Cognito pool and SNS/SQS
 topology on it, while every gRPC service is built beside (their outbox
 relays wait for the topology) -> event consumers -> replay of the
 events the last broker may not have delivered -> demo data (with real
-Cognito accounts) -> the gateway -> ``<data-dir>/endpoints.json`` ->
-``/readyz`` turns 200. Everything stops in reverse order on exit; a stop
+Cognito accounts), while the gateway starts beside them (it listens, not
+ready) -> ``<data-dir>/endpoints.json`` -> ``/readyz`` turns 200. Everything stops in reverse order on exit; a stop
 first lets the events in flight reach their subscribers (bounded).
 
 moto's child is supervised (``local_broker``): when it dies it is started
@@ -37,6 +37,7 @@ from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.call_token import renew_data_dir_key
 from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.runtime import local_identity, replay_window
+from ec_recommend.runtime.background_enter import BackgroundEnter
 from ec_recommend.runtime.endpoints_file import endpoints_path, write_endpoints
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
@@ -292,6 +293,15 @@ async def local_system(
             host_services(config, names, identity=GATEWAY, relays_after=provisioning)
         )
         config, facts, subjects = await provisioning
+        edge = per_process_limits(config, workers)
+        app = create_app(cognito_setup(edge, clients=hosted.clients, services=names, ready=False))
+        app[BROKER_STATE] = broker.state
+        # Its resources mostly wait on the broker: they start while the consumers
+        # start and the demo data loads. It is not ready (/readyz) until the end.
+        gateway = BackgroundEnter(
+            serving(app, host, port, reuse_port=workers > 1), name="gateway-start"
+        )
+        stack.push_async_callback(gateway.abandon)
         await stack.enter_async_context(
             hosted_consumers(
                 config, ServiceEnv(config=config, clients=hosted.clients), list(CONSUMERS)
@@ -311,14 +321,9 @@ async def local_system(
             from ec_recommend.runtime.demo import load_demo_data
 
             await load_demo_data(hosted.clients, subjects)
-        edge = per_process_limits(config, workers)
-        app = create_app(cognito_setup(edge, clients=hosted.clients, services=names, ready=False))
-        app[BROKER_STATE] = broker.state
         # Workers are waited for after this gateway's own shutdown, told to stop before it.
         workers_exit = await stack.enter_async_context(AsyncExitStack())
-        gateway_url = await stack.enter_async_context(
-            serving(app, host, port, reuse_port=workers > 1)
-        )
+        gateway_url = await gateway.handover(stack)  # it stops first, as if entered here
         if workers > 1:
             started = await workers_exit.enter_async_context(
                 _workers(edge, app, gateway_url, hosted, workers)
