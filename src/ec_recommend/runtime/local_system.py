@@ -5,8 +5,9 @@ topology on it, while every gRPC service is built beside (their outbox
 relays wait for the topology) -> event consumers -> replay of the
 events the last broker may not have delivered -> demo data (with real
 Cognito accounts), while the gateway starts beside them (it listens, not
-ready) -> ``<data-dir>/endpoints.json`` -> ``/readyz`` turns 200. Everything stops in reverse order on exit; a stop
-first lets the events in flight reach their subscribers (bounded).
+ready) -> ``<data-dir>/endpoints.json`` -> ``/readyz`` turns 200.
+Everything stops in reverse order on exit; a stop first lets the events
+in flight reach their subscribers (bounded).
 
 moto's child is supervised (``local_broker``): when it dies it is started
 again on the same port, the pool, sender identity and topology are put back
