@@ -7,7 +7,9 @@ directory, and measures the seconds from launch to ``/readyz`` 200 (polled
 every 50 ms). The time is broken down from ``up``'s own INFO log (moto
 listening, Cognito pool, topology, each service's migrations and server,
 consumers, demo data, gateway listening); the median of each step over the
-starts is printed. The last start then takes a checkout load: ``--concurrency``
+starts is printed. Steps that run side by side (the services beside the
+provisioning, the gateway beside the consumers and demo data) show the
+time since whichever line came before. The last start then takes a checkout load: ``--concurrency``
 buyers create and pay orders for ``--seconds`` (scripts/bench/checkout.py's
 loop), and the bench waits until every event is handled. RSS (and PSS, which
 counts shared pages once) of ``up``'s process, each child (moto, gateway

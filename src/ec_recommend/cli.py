@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ec_recommend.config import Config, ConfigError
 from ec_recommend.platform import errors, heap
-from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.runtime import process
 from ec_recommend.runtime.endpoints_file import with_running_up
 from ec_recommend.runtime.events import (
@@ -30,6 +30,12 @@ from ec_recommend.runtime.registry import (
     certificate_names,
 )
 
+if TYPE_CHECKING:
+    from ec_recommend.platform.rpc.client import ClientFactory
+    from ec_recommend.runtime.local_aws import MotoChild
+
+# Only light modules above: `up` starts its broker's child before it imports
+# what runs in this process, so the two load side by side (_up).
 log = logging.getLogger("ec_recommend")
 
 DESCRIPTION = """\
@@ -316,32 +322,49 @@ async def _gateway(
 
 
 async def _up(config: Config, args: argparse.Namespace, host: str, port: int) -> int:
-    from ec_recommend.runtime.local_system import DEMO_PASSWORD, local_system, ready_summary
+    from ec_recommend.runtime.local_aws import spawned_moto
 
     async def body(stop: asyncio.Event) -> None:
         started = time.monotonic()
-        async with local_system(
-            config, host=host, port=port, demo=not args.no_demo, workers=args.workers
-        ) as system:
-            demo_password = None if args.no_demo else DEMO_PASSWORD
-            heap.settle()
-            if sys.stdout.isatty() and not args.json:
-                print(
-                    ready_summary(system, demo_password, seconds=time.monotonic() - started),
-                    flush=True,
-                )
-            else:
-                process.report_ready(
-                    **system.endpoints,
-                    endpoints_file=str(system.endpoints_file),
-                    demo_password=demo_password,
-                )
-            await stop.wait()
-            log.info("stopping: gateway, consumers, services, then local AWS")
+        # The broker's child starts first: it loads moto on the other core
+        # while this process imports the system (~1 s each on a slow machine).
+        async with spawned_moto(host) as moto:
+            await _up_running(config, args, host, port, moto, started, stop)
 
     with process.traced(config, "ec-recommend"):
         await process.until_stopped(body)
     return 0
+
+
+async def _up_running(
+    config: Config,
+    args: argparse.Namespace,
+    host: str,
+    port: int,
+    moto: MotoChild,
+    started: float,
+    stop: asyncio.Event,
+) -> None:
+    from ec_recommend.runtime.local_system import DEMO_PASSWORD, local_system, ready_summary
+
+    async with local_system(
+        config, host=host, port=port, demo=not args.no_demo, workers=args.workers, moto=moto
+    ) as system:
+        demo_password = None if args.no_demo else DEMO_PASSWORD
+        heap.settle()
+        if sys.stdout.isatty() and not args.json:
+            print(
+                ready_summary(system, demo_password, seconds=time.monotonic() - started),
+                flush=True,
+            )
+        else:
+            process.report_ready(
+                **system.endpoints,
+                endpoints_file=str(system.endpoints_file),
+                demo_password=demo_password,
+            )
+        await stop.wait()
+        log.info("stopping: gateway, consumers, services, then local AWS")
 
 
 if __name__ == "__main__":

@@ -6,23 +6,16 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-LOCAL_REGION = "ap-northeast-1"
+from ec_recommend.platform.local_endpoint import LOCAL_REGION as LOCAL_REGION
+from ec_recommend.platform.local_endpoint import LocalAws as LocalAws
+
 # moto accepts any credentials; these keep botocore from looking elsewhere.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-@dataclass(frozen=True)
-class LocalAws:
-    """Where the local stand-in for AWS (moto's server, run by ``runtime.local_aws``) listens."""
-
-    endpoint_url: str
-    region: str = LOCAL_REGION
 
 
 # One session per event loop: a session's loader caches the service models
@@ -53,11 +46,16 @@ async def open_aws_client(
     elsewhere; in production the default credential chain applies.
     """
     credentials = LOCAL_CREDENTIALS if endpoint_url else {}
+    # A plain-HTTP endpoint (moto) has no certificate to verify: without this,
+    # each client loads the CA bundle all the same (~0.1 s of CPU on a slow
+    # machine, and ``up`` opens a dozen clients on its way to ready).
+    verify = False if endpoint_url and endpoint_url.startswith("http://") else None
     async with _session().create_client(
         service,  # type: ignore[call-overload]
         region_name=region,
         endpoint_url=endpoint_url,
         config=config,
+        verify=verify,
         **credentials,
     ) as client:
         yield client

@@ -17,15 +17,17 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ec_recommend.config import Config
-from ec_recommend.platform.events.consumer import Subscription
-from ec_recommend.platform.events.worker import ConsumerWorker
 from ec_recommend.platform.security.identity import acting_as
 from ec_recommend.runtime import process
 from ec_recommend.runtime.endpoints_file import with_running_up
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv
+
+if TYPE_CHECKING:
+    from ec_recommend.platform.events.consumer import Subscription
+    from ec_recommend.platform.events.worker import ConsumerWorker
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ OUTBOX_SERVICES = ("user", "product", "order")
 
 
 async def _subscription(name: str, env: ServiceEnv, stack: AsyncExitStack) -> Subscription:
+    # imported here: the command line reads this module before `up` starts its broker
+    from ec_recommend.platform.events.consumer import Subscription
+
     try:
         module = importlib.import_module(CONSUMERS[name])
     except KeyError:

@@ -14,7 +14,7 @@ hosted in the same process must stop first: enter it inside this block.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -50,8 +50,13 @@ async def host_services(
     clients: ClientFactory | None = None,
     *,
     identity: str | None = None,
+    relays_after: Awaitable[object] | None = None,
 ) -> AsyncIterator[HostedServices]:
-    """Host ``names``; ``identity``: who calls made outside them present (see ClientFactory)."""
+    """Host ``names``; ``identity``: who calls made outside them present (see ClientFactory).
+
+    ``relays_after``: the outbox relays start only once it is done (``up``
+    builds the services while it provisions the topology they publish to).
+    """
     async with AsyncExitStack() as stack:
         if clients is None:
             clients = await stack.enter_async_context(
@@ -93,6 +98,8 @@ async def host_services(
                 clients.host_locally(server)
             servers[name] = server
         relays: list[OutboxRelay] = []
+        if relays_after is not None:
+            await relays_after
         if config.events.enabled and env.outboxes:
             # Entered last, so relays stop before the stores they read close.
             relays = await stack.enter_async_context(outbox_relays(config.events, env.outboxes))

@@ -19,11 +19,12 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-import aiohttp
+from ec_recommend.platform.local_endpoint import LocalAws
 
-from ec_recommend.platform.aws import LocalAws
-
+# Light on purpose (aiohttp and aiobotocore are imported where they are
+# used): ``up`` spawns the child before it imports the rest of itself.
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -51,10 +52,16 @@ def _dies_with(parent: int) -> Callable[[], None] | None:
     return hook
 
 
-async def start_moto(
-    host: str = "127.0.0.1", port: int = 0, *, ready_timeout: float = 30.0
-) -> tuple[asyncio.subprocess.Process, LocalAws]:
-    """Start moto's server on ``port`` (0 = a free one); returns once it answers."""
+@dataclass(frozen=True)
+class MotoChild:
+    """A moto server started, perhaps not answering yet (``moto_ready``)."""
+
+    process: asyncio.subprocess.Process
+    endpoint_url: str
+
+
+async def spawn_moto(host: str = "127.0.0.1", port: int = 0) -> MotoChild:
+    """Start moto's server on ``port`` (0 = a free one) without waiting for it."""
     port = port or free_port(host)
     env = dict(os.environ)
     env.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
@@ -79,14 +86,37 @@ async def start_moto(
         start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it
         preexec_fn=_dies_with(os.getpid()),
     )
-    endpoint = f"http://{host}:{port}"
+    return MotoChild(child, f"http://{host}:{port}")
+
+
+async def moto_ready(child: MotoChild, ready_timeout: float = 30.0) -> LocalAws:
+    """Once ``child`` answers, where it listens (it is stopped if it never does)."""
     try:
-        await _wait_ready(endpoint, child, ready_timeout)
+        await _wait_ready(child.endpoint_url, child.process, ready_timeout)
     except BaseException:
-        await stop_moto(child)
+        await stop_moto(child.process)
         raise
-    log.info("local AWS (moto) listening on %s (pid %d)", endpoint, child.pid)
-    return child, LocalAws(endpoint_url=endpoint)
+    log.info("local AWS (moto) listening on %s (pid %d)", child.endpoint_url, child.process.pid)
+    return LocalAws(endpoint_url=child.endpoint_url)
+
+
+async def start_moto(
+    host: str = "127.0.0.1", port: int = 0, *, ready_timeout: float = 30.0
+) -> tuple[asyncio.subprocess.Process, LocalAws]:
+    """Start moto's server on ``port`` (0 = a free one); returns once it answers."""
+    child = await spawn_moto(host, port)
+    return child.process, await moto_ready(child, ready_timeout)
+
+
+@asynccontextmanager
+async def spawned_moto(host: str = "127.0.0.1") -> AsyncIterator[MotoChild]:
+    """A child spawned now, for a ``LocalBroker`` made later (which then owns
+    it); stopped on exit unless it already was."""
+    child = await spawn_moto(host)
+    try:
+        yield child
+    finally:
+        await stop_moto(child.process)
 
 
 @asynccontextmanager
@@ -102,6 +132,8 @@ async def moto_server(
 
 
 async def _wait_ready(endpoint: str, child: asyncio.subprocess.Process, timeout: float) -> None:
+    import aiohttp
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with aiohttp.ClientSession() as session:

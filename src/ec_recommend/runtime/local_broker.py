@@ -25,7 +25,7 @@ import aiohttp
 from ec_recommend.platform.aws import LocalAws
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
-from ec_recommend.runtime.local_aws import start_moto, stop_moto
+from ec_recommend.runtime.local_aws import MotoChild, moto_ready, start_moto, stop_moto
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,18 @@ _RESTART_BACKOFF = Backoff(initial_delay=0.2, max_delay=5.0)
 
 
 class LocalBroker:
-    """``async with LocalBroker(host) as broker:`` moto's server, supervised."""
+    """``async with LocalBroker(host) as broker:`` moto's server, supervised.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    ``spawned``: a child started earlier (``local_aws.spawned_moto``), taken
+    over here, so its start overlaps what the caller did meanwhile.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, spawned: MotoChild | None = None
+    ) -> None:
         self.host = host
         self.port = port
+        self._spawned = spawned
         self.on_restart: OnRestart | None = None
         self.restarts = 0
         self.started_at: datetime = utcnow()
@@ -68,7 +75,10 @@ class LocalBroker:
         return "up" if running and self._answering and not self._restoring else "down"
 
     async def __aenter__(self) -> LocalBroker:
-        self._child, self._aws = await start_moto(self.host, self.port)
+        if self._spawned is not None:
+            self._child, self._aws = self._spawned.process, await moto_ready(self._spawned)
+        else:
+            self._child, self._aws = await start_moto(self.host, self.port)
         self.port = int(urlparse(self._aws.endpoint_url).port or 0)
         self.started_at = utcnow()
         self._tasks = [

@@ -1,11 +1,13 @@
 """``ec-recommend up``: the whole system on one machine, in one process.
 
 Order of start: moto's server (child process) -> Cognito pool and SNS/SQS
-topology on it -> every gRPC service -> event consumers -> replay of the
+topology on it, while every gRPC service is built beside (their outbox
+relays wait for the topology) -> event consumers -> replay of the
 events the last broker may not have delivered -> demo data (with real
-Cognito accounts) -> the gateway -> ``<data-dir>/endpoints.json`` ->
-``/readyz`` turns 200. Everything stops in reverse order on exit; a stop
-first lets the events in flight reach their subscribers (bounded).
+Cognito accounts), while the gateway starts beside them (it listens, not
+ready) -> ``<data-dir>/endpoints.json`` -> ``/readyz`` turns 200.
+Everything stops in reverse order on exit; a stop first lets the events
+in flight reach their subscribers (bounded).
 
 moto's child is supervised (``local_broker``): when it dies it is started
 again on the same port, the pool, sender identity and topology are put back
@@ -14,6 +16,7 @@ and the outbox replays what the dead child held.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -35,9 +38,11 @@ from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.call_token import renew_data_dir_key
 from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.runtime import local_identity, replay_window
+from ec_recommend.runtime.background_enter import BackgroundEnter
 from ec_recommend.runtime.endpoints_file import endpoints_path, write_endpoints
 from ec_recommend.runtime.events import hosted_consumers
 from ec_recommend.runtime.host import host_services
+from ec_recommend.runtime.local_aws import MotoChild
 from ec_recommend.runtime.local_broker import LocalBroker
 from ec_recommend.runtime.registry import CONSUMERS, ServiceEnv, available_services
 
@@ -128,6 +133,19 @@ async def _provision(
         "queues": dict(report.queue_urls),
     }
     return config, facts, subjects
+
+
+async def _seeded_provision(
+    config: Config, aws: LocalAws, demo: bool, tag: str
+) -> tuple[Config, dict[str, Any], dict[str, str]]:
+    await _seed(aws, tag)
+    return await _provision(config, aws, demo)
+
+
+async def _settled(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` if it still runs (a start that failed elsewhere) and wait for it."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _prepare_email(config: Config) -> None:
@@ -240,9 +258,11 @@ async def local_system(
     port: int = 8080,
     demo: bool = True,
     workers: int = 1,
+    moto: MotoChild | None = None,
 ) -> AsyncIterator[LocalSystem]:
     """``workers`` > 1: the gateway also runs in workers - 1 more processes on its
-    port (edge/gateway/workers.py), dialling the services hosted here."""
+    port (edge/gateway/workers.py), dialling the services hosted here. ``moto``:
+    the broker's child if the caller started it already (on ``host``)."""
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     path = endpoints_path(data_dir)
@@ -258,14 +278,31 @@ async def local_system(
     local_identity.warn_if_exposed(host)
     async with AsyncExitStack() as stack:
         stack.callback(path.unlink, missing_ok=True)
-        broker = await stack.enter_async_context(LocalBroker(host))
+        broker = await stack.enter_async_context(LocalBroker(host, spawned=moto))
         aws = broker.aws
-        await _seed(aws, tag)
-        config, facts, subjects = await _provision(local_config(config, aws), aws, demo)
+        config = local_config(config, aws)
+        # The services' migrations and servers need no broker: they are built
+        # while moto provisions (its CPU is the child's, theirs ours). Their
+        # relays wait for the topology; nothing else draws on moto's seeded
+        # ids meanwhile, so the demo accounts keep theirs.
+        provisioning = asyncio.create_task(_seeded_provision(config, aws, demo, tag))
+        stack.push_async_callback(_settled, provisioning)
         names = available_services()
         # the gateway and the demo loader call as the gateway; services and
         # consumers as themselves
-        hosted = await stack.enter_async_context(host_services(config, names, identity=GATEWAY))
+        hosted = await stack.enter_async_context(
+            host_services(config, names, identity=GATEWAY, relays_after=provisioning)
+        )
+        config, facts, subjects = await provisioning
+        edge = per_process_limits(config, workers)
+        app = create_app(cognito_setup(edge, clients=hosted.clients, services=names, ready=False))
+        app[BROKER_STATE] = broker.state
+        # Its resources mostly wait on the broker: they start while the consumers
+        # start and the demo data loads. It is not ready (/readyz) until the end.
+        gateway = BackgroundEnter(
+            serving(app, host, port, reuse_port=workers > 1), name="gateway-start"
+        )
+        stack.push_async_callback(gateway.abandon)
         await stack.enter_async_context(
             hosted_consumers(
                 config, ServiceEnv(config=config, clients=hosted.clients), list(CONSUMERS)
@@ -285,14 +322,9 @@ async def local_system(
             from ec_recommend.runtime.demo import load_demo_data
 
             await load_demo_data(hosted.clients, subjects)
-        edge = per_process_limits(config, workers)
-        app = create_app(cognito_setup(edge, clients=hosted.clients, services=names, ready=False))
-        app[BROKER_STATE] = broker.state
         # Workers are waited for after this gateway's own shutdown, told to stop before it.
         workers_exit = await stack.enter_async_context(AsyncExitStack())
-        gateway_url = await stack.enter_async_context(
-            serving(app, host, port, reuse_port=workers > 1)
-        )
+        gateway_url = await gateway.handover(stack)  # it stops first, as if entered here
         if workers > 1:
             started = await workers_exit.enter_async_context(
                 _workers(edge, app, gateway_url, hosted, workers)

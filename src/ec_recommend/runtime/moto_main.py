@@ -14,9 +14,10 @@ datetime built and subtracted from another, ~3 µs against ~0.1 µs for
 ``time.time()``. With the attribute names' conversion to snake case, that
 was ~25 % of the broker's CPU during a checkout run. SQS's models get the
 same clock and the same names, computed cheaply. Its history is bounded
-(``moto_memory``), connections are kept alive (``moto_keepalive``) and it
-writes no access log. The patches apply only to the moto major version they
-were written for; any other runs as it is.
+(``moto_memory``), connections are kept alive (``moto_keepalive``), it
+writes no access log and it builds the backends ``up`` uses before it
+listens (``moto_warmup``). The patches apply only to the moto major version
+they were written for; any other runs as it is.
 """
 
 from __future__ import annotations
@@ -96,11 +97,13 @@ def main() -> None:
 
     from ec_recommend.runtime.moto_keepalive import keep_connections_alive
     from ec_recommend.runtime.moto_memory import bound_history
+    from ec_recommend.runtime.moto_warmup import build_backends_first
 
     if patch_moto():
         bound_history()
     keep_connections_alive()
     silence_access_log()
+    build_backends_first()
     broker_calls.install()  # GET /_ec/calls: what the broker served, for benches and tests
     moto_server(sys.argv[1:])
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ec_recommend.config import SERVICE_NAMES, Config
-from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.tls import GATEWAY
 from ec_recommend.platform.shared import Shared
-from ec_recommend.platform.storage import Database
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the command line reads these names before it imports what runs
     from ec_recommend.consumers.email import EmailSender
+    from ec_recommend.platform.rpc.client import ClientFactory
+    from ec_recommend.platform.storage import Database
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -42,6 +41,10 @@ def build_provider(config: TelemetryConfig, service_name: str) -> TracerProvider
         sampler=sampler,
     )
     if config.otlp_endpoint:
+        # only then: the exporter and its protobuf modules are ~0.1 s of every
+        # process's start on a slow machine, most of which export nothing
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
         exporter = OTLPSpanExporter(endpoint=traces_url(config.otlp_endpoint))
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
