@@ -14,8 +14,9 @@ datetime built and subtracted from another, ~3 µs against ~0.1 µs for
 ``time.time()``. With the attribute names' conversion to snake case, that
 was ~25 % of the broker's CPU during a checkout run. SQS's models get the
 same clock and the same names, computed cheaply. Its history is bounded
-(``moto_memory``), connections are kept alive (``moto_keepalive``), it
-writes no access log and it builds the backends ``up`` uses before it
+(``moto_memory``), its registries are safe to read while another thread
+writes them (``moto_threads``), connections are kept alive
+(``moto_keepalive``), it writes no access log and it builds the backends ``up`` uses before it
 listens (``moto_warmup``). The patches apply only to the moto major version
 they were written for; any other runs as it is.
 """
@@ -97,10 +98,12 @@ def main() -> None:
 
     from ec_recommend.runtime.moto_keepalive import keep_connections_alive
     from ec_recommend.runtime.moto_memory import bound_history
+    from ec_recommend.runtime.moto_threads import snapshot_registries
     from ec_recommend.runtime.moto_warmup import build_backends_first
 
     if patch_moto():
         bound_history()
+        snapshot_registries()
     keep_connections_alive()
     silence_access_log()
     build_backends_first()
