@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 import pytest
 
 from ec_recommend.runtime.background_enter import BackgroundEnter
+from tests.conftest import wait_for
 
 
 def recorder(
@@ -46,7 +47,7 @@ async def test_a_start_that_fails_before_the_handover_exits_what_was_entered() -
         async with AsyncExitStack() as stack:
             gateway = BackgroundEnter(recorder(events, "gateway"), name="t")
             stack.push_async_callback(gateway.abandon)
-            await asyncio.sleep(0)  # the task enters
+            await wait_for(lambda: events == ["enter gateway"], timeout=5)  # entered in full
             raise RuntimeError("consumers failed")
     assert events == ["enter gateway", "exit gateway"]
 
@@ -59,6 +60,6 @@ async def test_a_start_that_fails_while_it_enters_stops_the_entering() -> None:
         async with AsyncExitStack() as stack:
             gateway = BackgroundEnter(recorder(events, "gateway", never), name="t")
             stack.push_async_callback(gateway.abandon)
-            await asyncio.sleep(0)
+            await wait_for(lambda: events == ["enter gateway"], timeout=5)  # it waits in there
             raise RuntimeError("consumers failed")
     assert events == ["enter gateway"]  # cancelled while entering: nothing to exit

@@ -39,12 +39,6 @@ def pending_deletes(sqs: FakeSqs, delay: float = NEVER) -> PendingDeletes:
     return PendingDeletes(partial(delete_messages, sqs, "url", "c"), "c", delay=delay)
 
 
-async def settle() -> None:
-    """Let the tasks started so far run to their next await."""
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
 def receipts(prefix: str, count: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(count)]
 
@@ -54,10 +48,11 @@ async def test_ten_receipts_leave_at_once_in_one_call() -> None:
     deletes = pending_deletes(sqs)
     deletes.add(receipts("a", 4))
     deletes.add(receipts("b", 4))
-    await settle()
-    assert sqs.deleted == []  # eight wait for more
+    assert (deletes.pending, deletes.in_flight) == (8, 0)  # eight wait for more
+    assert sqs.deleted == []
     deletes.add(receipts("c", 5))
-    await settle()
+    assert deletes.in_flight == 1  # the first ten left at once, without the timer
+    await wait_for(lambda: sqs.deleted, timeout=5)
     # The three batches' first ten share one call; the other three wait.
     assert sqs.deleted == [receipts("a", 4) + receipts("b", 4) + receipts("c", 2)]
     assert deletes.pending == 3
