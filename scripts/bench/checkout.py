@@ -22,6 +22,8 @@
    ``--split``: on PostgreSQL, ``ec-recommend serve`` over two processes
    (gateway, user, product, cart | order, the other services and every
    consumer) and one moto child; CPU per order of each and together.
+   With PostgreSQL on this machine, its server's CPU per order too (the
+   main process, its live backends and those that ended meanwhile).
 Usage: .venv/bin/python scripts/bench/checkout.py [--items 20] [--rounds 200]
        [--gateway [--postgres | --split]] [--concurrency 16] [--seconds 10]
        [--no-dataloader]
@@ -58,6 +60,7 @@ from ec_recommend.runtime.local_aws import LocalAws, free_port, start_moto, stop
 from ec_recommend.runtime.quiescence import broker_report, calls_between, wait_until_handled
 from ec_recommend.runtime.registry import CONSUMERS, SERVICES
 
+DATABASE_SERVER = "postgres"  # CpuMeter's name for the local PostgreSQL server
 POSTGRES_URL = os.environ.get("EC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -122,6 +125,38 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of one process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: field 3 (state) onwards."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def postmaster_pid() -> int | None:
+    """This machine's PostgreSQL server process, if it runs one (the bench's
+    URL names 127.0.0.1): the ``postgres`` process whose parent is not one."""
+    names: dict[int, tuple[str, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, ValueError):
+            text = stat.read_text()
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            names[int(stat.parent.name)] = (name, int(_stat_fields(int(stat.parent.name))[1]))
+    for pid, (name, parent) in names.items():
+        if name == "postgres" and names.get(parent, ("", 0))[0] != "postgres":
+            return pid
+    return None
+
+
+def postgres_cpu_seconds(postmaster: int) -> float:
+    """CPU time of the PostgreSQL server so far: its main process, the
+    backends it has reaped (cutime, cstime) and those still running."""
+    fields = _stat_fields(postmaster)
+    ticks = sum(int(f) for f in fields[11:15])
+    for task in Path(f"/proc/{postmaster}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with suppress(OSError):
+                ticks += sum(int(f) for f in _stat_fields(int(child))[11:13])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def broker_pid(up_pid: int) -> int | None:
@@ -342,14 +377,19 @@ async def _account(url: str, role: str, n: int) -> Client:
 
 
 class CpuMeter:
-    """CPU seconds of each process of the system since the meter was made."""
+    """CPU seconds of each process of the system since the meter was made,
+    and of the local PostgreSQL server's (``server``) when there is one."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], postmaster: int | None = None) -> None:
         self.pids = pids
+        self.postmaster = postmaster
         self.start = self.read()
 
     def read(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        seconds = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        if self.postmaster is not None:
+            seconds[DATABASE_SERVER] = postgres_cpu_seconds(self.postmaster)
+        return seconds
 
     def spent(self) -> dict[str, float]:
         now = self.read()
@@ -371,11 +411,15 @@ def _per_order(calls: dict[str, dict[str, int]], orders: int) -> tuple[float, st
 
 def _cpu_line(spent: dict[str, float], orders: int) -> str:
     """ms per order of each process, and of the project's processes together."""
-    ours = {name: seconds for name, seconds in spent.items() if name != "broker"}
+    ours = {
+        name: seconds for name, seconds in spent.items() if name not in ("broker", DATABASE_SERVER)
+    }
     parts = [f"{name} {seconds / orders * 1000:.1f}" for name, seconds in ours.items()]
     if len(ours) > 1:
         parts.append(f"together {sum(ours.values()) / orders * 1000:.1f}")
     parts.append(f"local broker {spent.get('broker', 0.0) / orders * 1000:.1f}")
+    if DATABASE_SERVER in spent:
+        parts.append(f"PostgreSQL server {spent[DATABASE_SERVER] / orders * 1000:.1f}")
     return ", ".join(parts) + " ms"
 
 
@@ -399,7 +443,7 @@ async def bench_gateway(
             latencies: list[float] = []
             stop = time.perf_counter() + seconds
             calls_before = await broker_report(session, system.broker_url)
-            cpu = CpuMeter(system.pids)
+            cpu = CpuMeter(system.pids, postmaster_pid() if postgres else None)
             started = time.perf_counter()
             await asyncio.gather(*(buy_until(b, product["id"], stop, latencies) for b in buyers))
             buying = time.perf_counter() - started
