@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 import time
 from datetime import datetime
 from types import SimpleNamespace
@@ -11,6 +12,17 @@ import pytest
 from moto.sqs.models import SQSBackend
 
 from ec_recommend.runtime import moto_main
+
+
+def keep_patches_to_this_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``patch_moto`` replaces, put back after the test."""
+    import moto.backends as backends
+    import moto.core.responses as responses
+
+    for name in moto_main.PATCHED_NAMES:
+        monkeypatch.setattr(sqs_models, name, getattr(sqs_models, name))
+    monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)
+    monkeypatch.setattr(responses, "method_names_from_class", responses.method_names_from_class)
 
 
 def backend_with_retention(seconds: int) -> SimpleNamespace:
@@ -30,8 +42,7 @@ def test_the_installed_moto_is_the_one_the_patch_was_written_for(
     # were it not, up's broker would silently be O(n²) in its backlog again
     original = SQSBackend.is_message_valid_based_on_retention_period
     monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period", original)
-    for name in ("unix_time", "unix_time_millis", "camelcase_to_underscores"):
-        monkeypatch.setattr(sqs_models, name, getattr(sqs_models, name))
+    keep_patches_to_this_test(monkeypatch)
     assert moto_main.patch_moto()
     assert SQSBackend.is_message_valid_based_on_retention_period is moto_main._retention_check
     assert sqs_models.unix_time_millis is moto_main.unix_time_millis
@@ -48,8 +59,7 @@ def test_the_cheap_clock_reads_what_motos_reads() -> None:
 def test_a_patched_queue_still_tells_visible_and_in_flight_messages_apart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("unix_time", "unix_time_millis", "camelcase_to_underscores"):
-        monkeypatch.setattr(sqs_models, name, getattr(sqs_models, name))
+    keep_patches_to_this_test(monkeypatch)
     assert moto_main.patch_moto()
     queue = sqs_models.Queue("q", region="us-east-1", account_id="123456789012")
     waiting, taken = (sqs_models.Message(str(n), "body") for n in range(2))
@@ -79,3 +89,30 @@ def test_the_broker_writes_no_line_per_request(
         assert not caplog.records
         handler.log_error("boom %s", "x")  # errors still reach the log
     assert [r.getMessage() for r in caplog.records][-1].endswith("boom x")
+
+
+def test_receipt_handles_look_like_motos_and_never_repeat() -> None:
+    handles = {moto_main.receipt_handle() for _ in range(10_000)}
+    assert len(handles) == 10_000
+    assert all(len(h) == 185 and h.isascii() and h.islower() and h.isalpha() for h in handles)
+    # every letter is drawn: the handles are not one letter repeated
+    assert set("".join(handles)) == set(string.ascii_lowercase)
+
+
+def test_what_moto_answers_from_memory_is_what_it_would_work_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import moto.backends as backends
+    import moto.core.responses as responses
+    from moto.sqs.responses import SQSResponse
+
+    keep_patches_to_this_test(monkeypatch)
+    modules = list(backends.list_of_moto_modules())
+    methods = responses.method_names_from_class(SQSResponse)
+    assert moto_main.patch_moto()
+    assert list(backends.list_of_moto_modules()) == modules
+    assert "sqs" in modules and "sns" in modules
+    assert responses.method_names_from_class(SQSResponse) == methods
+    assert responses.method_names_from_class(SQSResponse) is responses.method_names_from_class(
+        SQSResponse
+    )

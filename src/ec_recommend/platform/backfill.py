@@ -4,6 +4,11 @@ Projections (the search index, the recommendation counts) catch up by paging
 a list RPC newest first, stopping at what the previous pass already saw, and
 repeating that pass on a timer. Both halves live here so every feed pages and
 retries the same way.
+
+Where a pass stops is the source's own clock: the newest change stamp the
+previous pass saw, less an overlap for changes still committing as it read.
+Taken from the reader's clock instead, a source whose clock ran behind by
+more than the overlap had its new changes skipped, and one ahead was re-read.
 """
 
 from __future__ import annotations
@@ -11,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import TypeVar
 
 from ec_recommend._gen.ecommerce import common as pb_common
-from ec_recommend.platform.clock import aware, utcnow
+from ec_recommend.platform.clock import aware
 from ec_recommend.platform.retry import Backoff, with_retry
 
 T = TypeVar("T")
@@ -30,15 +35,32 @@ FetchPage = Callable[
 ]
 
 
+@dataclass
+class PassWindow:
+    """What one pass reads: changes stamped at or after ``since`` (None: all).
+
+    ``newest``: the newest stamp the pass saw, by the source's clock.
+    """
+
+    since: datetime | None
+    newest: datetime | None = None
+
+    def saw(self, at: datetime) -> None:
+        if self.newest is None or at > self.newest:
+            self.newest = at
+
+
 async def newest_first(
     fetch_page: FetchPage[T],
     statuses: Sequence[str],
     *,
     sort_by: str,
     stamp: Callable[[T], datetime | None],
-    since: datetime | None,
+    window: PassWindow,
 ) -> AsyncIterator[T]:
-    """Items in each status, sorted by ``sort_by`` descending, until one is older than ``since``."""
+    """Items in each status, sorted by ``sort_by`` descending, until one is
+    older than ``window.since``; ``window`` notes the newest stamp."""
+    since = window.since
     for status in statuses:
         page = 1
         while True:
@@ -51,9 +73,12 @@ async def newest_first(
             older = False
             for item in items:
                 at = stamp(item)
-                if since is not None and at is not None and aware(at) < since:
-                    older = True
-                    break
+                if at is not None:
+                    at = aware(at)
+                    if since is not None and at < since:
+                        older = True
+                        break
+                    window.saw(at)
                 yield item
             total_pages = info.total_pages if info is not None else 0
             if older or page >= total_pages:
@@ -61,8 +86,20 @@ async def newest_first(
             page += 1
 
 
+async def in_batches(items: AsyncIterator[T], size: int = PAGE_SIZE) -> AsyncIterator[list[T]]:
+    """``items`` in lists of up to ``size``: one lookup per batch instead of per item."""
+    batch: list[T] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 async def run_passes(
-    one_pass: Callable[[datetime | None], Awaitable[int]],
+    one_pass: Callable[[PassWindow], Awaitable[int]],
     *,
     interval: float,
     retry: float,
@@ -71,10 +108,11 @@ async def run_passes(
     failed: str,
     done: str,
 ) -> None:
-    """Run ``one_pass(since)`` now and every ``interval`` seconds (0 = until one succeeds).
+    """Run ``one_pass(window)`` now and every ``interval`` seconds (0 = until one succeeds).
 
     A pass returns how many items it applied (logged with the ``%d`` in
-    ``done``); the next pass gets the start of this one minus ``overlap``.
+    ``done``); the next pass reads from the newest stamp this one saw, less
+    ``overlap`` (from where this one read, when it saw nothing).
     A failed pass (the source down or not deployed yet, a timeout) is logged
     as ``failed`` and retried after ``retry`` seconds; this never raises
     except on cancellation.
@@ -85,10 +123,13 @@ async def run_passes(
     def report(attempt: int, exc: Exception, delay: float) -> None:
         log.warning("%s, retrying in %.0fs: %s", failed, delay, exc)
 
+    async def attempt() -> tuple[int, PassWindow]:
+        window = PassWindow(since)  # a retried pass starts afresh
+        return await one_pass(window), window
+
     while True:
-        started = utcnow()
-        count = await with_retry(
-            partial(one_pass, since),
+        count, window = await with_retry(
+            attempt,
             is_retryable=lambda exc: True,  # a pass never gives up; cancelling it stops it
             backoff=waits,
             max_attempts=None,
@@ -96,7 +137,8 @@ async def run_passes(
         )
         if count:
             log.info(done, count)
-        since = started - overlap
+        if window.newest is not None:
+            since = window.newest - overlap
         if interval <= 0:
             return
         await asyncio.sleep(interval)

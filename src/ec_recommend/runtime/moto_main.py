@@ -13,7 +13,9 @@ it is visible or delayed, each time through moto's clock: a naive UTC
 datetime built and subtracted from another, ~3 µs against ~0.1 µs for
 ``time.time()``. With the attribute names' conversion to snake case, that
 was ~25 % of the broker's CPU during a checkout run. SQS's models get the
-same clock and the same names, computed cheaply. Its history is bounded
+same clock and the same names, computed cheaply, and receipt handles from
+one random read; what moto works out again for every request (its package's
+directories, a response class's methods) is kept. Its history is bounded
 (``moto_memory``), its registries are safe to read while another thread
 writes them (``moto_threads``), connections are kept alive
 (``moto_keepalive``), it writes no access log and it builds the backends ``up`` uses before it
@@ -24,6 +26,8 @@ they were written for; any other runs as it is.
 from __future__ import annotations
 
 import functools
+import os
+import string
 import sys
 import time
 from typing import Any
@@ -31,6 +35,13 @@ from typing import Any
 from ec_recommend.runtime import broker_calls
 
 PATCHED_MAJOR = "5"
+# the names moto.sqs.models imported that the patch replaces
+PATCHED_NAMES = (
+    "unix_time",
+    "unix_time_millis",
+    "camelcase_to_underscores",
+    "generate_receipt_handle",
+)
 
 
 def _retention_check(self: Any, queue_name: str, message: Any) -> bool:
@@ -62,7 +73,7 @@ def patch_moto() -> bool:
     backend = sqs_models.SQSBackend
     names = vars(sqs_models)
     if not hasattr(backend, "is_message_valid_based_on_retention_period") or not all(
-        name in names for name in ("unix_time", "unix_time_millis", "camelcase_to_underscores")
+        name in names for name in PATCHED_NAMES
     ):
         return False
     backend.is_message_valid_based_on_retention_period = _retention_check  # type: ignore[method-assign]
@@ -72,7 +83,36 @@ def patch_moto() -> bool:
     names["camelcase_to_underscores"] = functools.lru_cache(maxsize=256)(
         names["camelcase_to_underscores"]
     )
+    names["generate_receipt_handle"] = receipt_handle
+    _answer_requests_from_memory()
     return True
+
+
+# moto's receipt handle: 185 lowercase letters, drawn one random.choice at a
+# time (~6 % of the broker's samples); one urandom call maps bytes to letters.
+_RECEIPT_LENGTH = 185
+_LETTERS = bytes(ord(string.ascii_lowercase[i % 26]) for i in range(256))
+
+
+def receipt_handle() -> str:
+    """A receipt handle as moto makes them, unique for as long as SQS needs."""
+    return os.urandom(_RECEIPT_LENGTH).translate(_LETTERS).decode("ascii")
+
+
+def _answer_requests_from_memory() -> None:
+    """Two answers moto works out again on every request: which directories
+    its package has (a listdir and an isdir each, to route the request; ~7 %)
+    and which methods a response class has (``inspect.getmembers``; ~2.5 %).
+    Neither changes while the server runs."""
+    import moto.backends as backends
+    import moto.core.responses as responses
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    names = vars(responses)
+    names["method_names_from_class"] = functools.lru_cache(maxsize=None)(
+        names["method_names_from_class"]
+    )
 
 
 def silence_access_log() -> bool:

@@ -9,7 +9,7 @@ redelivered order counts once on either engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -85,6 +85,9 @@ _ADD_STATS = PerDialect(_add_stats)
 _ADD_PAIRS = PerDialect(_add_pairs)
 _ADD_HISTORY = PerDialect(_add_history)
 _INSERT_LINES = sa.insert(order_lines)
+_COUNTED = sa.select(paid_orders.c.order_id).where(
+    paid_orders.c.order_id.in_(sa.bindparam("order_ids", expanding=True))
+)
 _IS_CANCELLED = sa.select(cancelled_orders.c.order_id).where(
     cancelled_orders.c.order_id == sa.bindparam("order_id")
 )
@@ -199,6 +202,14 @@ class OrderCounts:
                 for pid in ids
             ],
         )
+
+    async def recorded_orders(self, order_ids: Sequence[str]) -> set[str]:
+        """Which of ``order_ids`` (a page: a bounded read by key) were recorded."""
+        if not order_ids:
+            return set()
+        key = {"order_ids": list(order_ids)}
+        rows = await self.db.read(lambda conn: conn.execute(_COUNTED, key).all())
+        return {row.order_id for row in rows}
 
     async def paid_order_recorded(self, order_id: str) -> bool:
         async with self.db.reading() as conn:

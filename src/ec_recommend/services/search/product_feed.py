@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import product as pb
-from ec_recommend.platform.backfill import newest_first, run_passes
+from ec_recommend.platform.backfill import PassWindow, newest_first, run_passes
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ OVERLAP = timedelta(seconds=5)
 
 
 def changed_products(
-    products: pb.ProductServiceStub, since: datetime | None
+    products: pb.ProductServiceStub, window: PassWindow
 ) -> AsyncIterator[pb.Product]:
     async def fetch_page(
         status: str, page: pb_common.PageRequest
@@ -33,7 +33,7 @@ def changed_products(
         return response.products, response.page
 
     return newest_first(
-        fetch_page, STATUSES, sort_by="updated_at", stamp=lambda p: p.updated_at, since=since
+        fetch_page, STATUSES, sort_by="updated_at", stamp=lambda p: p.updated_at, window=window
     )
 
 
@@ -53,9 +53,9 @@ async def poll_products(
     cancellation.
     """
 
-    async def one_pass(since: datetime | None) -> int:
+    async def one_pass(window: PassWindow) -> int:
         count = 0
-        async for product in changed_products(connect(), since):
+        async for product in changed_products(connect(), window):
             await apply(product)
             count += 1
         return count
