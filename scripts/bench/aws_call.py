@@ -9,10 +9,13 @@ Each call is awaited alone, in the shapes ``up`` makes most:
   receive   SQS ReceiveMessage of up to 10 with no wait (JSON protocol)
 CPU is this process's (``getrusage``: moto is a child process, not counted),
 so it includes aiohttp's send and receive but none of moto's work. Rounds
-alternate the shapes; the median round is printed. ``--profile`` prints the
-heaviest functions of the publish calls instead.
+alternate the shapes; the median round is printed. ``--profile SHAPE`` prints
+the heaviest functions of that shape's calls instead (``--sort cumulative``).
+``--no-validation`` turns botocore's parameter validation off, to see what it
+costs.
 
-Usage: .venv/bin/python scripts/bench/aws_call.py [--calls 300] [--rounds 5] [--profile]
+Usage: .venv/bin/python scripts/bench/aws_call.py [--calls 300] [--rounds 5]
+       [--profile publish|email|send|receive] [--sort tottime] [--no-validation]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from aiobotocore.config import AioConfig
 
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
@@ -109,13 +113,15 @@ async def _measure(call: Callable[[], Awaitable[Any]], calls: int) -> float:
     return (_cpu() - cpu) / calls
 
 
-async def run(calls: int, rounds: int, profile: bool) -> None:
+async def run(args: argparse.Namespace) -> None:
+    calls, rounds = args.calls, args.rounds
+    config = AioConfig(parameter_validation=not args.no_validation)
     async with moto_server() as aws:
         region, url = aws.region, aws.endpoint_url
         async with (
-            open_aws_client("sns", region=region, endpoint_url=url) as sns,
-            open_aws_client("ses", region=region, endpoint_url=url) as ses,
-            open_aws_client("sqs", region=region, endpoint_url=url) as sqs,
+            open_aws_client("sns", region=region, endpoint_url=url, config=config) as sns,
+            open_aws_client("ses", region=region, endpoint_url=url, config=config) as ses,
+            open_aws_client("sqs", region=region, endpoint_url=url, config=config) as sqs,
         ):
             topic = (await sns.create_topic(Name="bench-topic"))["TopicArn"]
             queue = (await sqs.create_queue(QueueName="bench-queue"))["QueueUrl"]
@@ -149,17 +155,21 @@ async def run(calls: int, rounds: int, profile: bool) -> None:
                     QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0
                 )
 
-            if profile:
-                await publish()
+            shapes = {"publish": publish, "email": email, "send": send, "receive": receive}
+            if args.profile:
+                call = shapes[args.profile]
+                if call is receive:  # ten messages for each receive
+                    for _ in range(calls + 1):
+                        await send()
+                await call()
                 profiler = cProfile.Profile()
                 profiler.enable()
                 for _ in range(calls):
-                    await publish()
+                    await call()
                 profiler.disable()
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+                pstats.Stats(profiler).sort_stats(args.sort).print_stats(40)
                 return
 
-            shapes = {"publish": publish, "email": email, "send": send, "receive": receive}
             results: dict[str, list[float]] = {name: [] for name in shapes}
             for _ in range(rounds):
                 for name, call in shapes.items():
@@ -175,9 +185,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
-    asyncio.run(run(args.calls, args.rounds, args.profile))
+    parser.add_argument("--profile", choices=["publish", "email", "send", "receive"])
+    parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--no-validation", action="store_true")
+    asyncio.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":
