@@ -11,6 +11,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
+from ec_recommend.platform.aws_tuning import tune_client
 from ec_recommend.platform.local_endpoint import LOCAL_REGION as LOCAL_REGION
 from ec_recommend.platform.local_endpoint import LocalAws as LocalAws
 
@@ -43,7 +44,8 @@ async def open_aws_client(
     """A client for ``service`` at ``endpoint_url`` (moto), or AWS when it is ``None``.
 
     moto accepts any credentials, so the local ones keep botocore from looking
-    elsewhere; in production the default credential chain applies.
+    elsewhere; in production the default credential chain applies. Its calls
+    cost less CPU, with the same requests (``aws_tuning``).
     """
     credentials = LOCAL_CREDENTIALS if endpoint_url else {}
     # A plain-HTTP endpoint (moto) has no certificate to verify: without this,
@@ -58,4 +60,5 @@ async def open_aws_client(
         verify=verify,
         **credentials,
     ) as client:
+        tune_client(client)
         yield client
