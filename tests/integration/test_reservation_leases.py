@@ -239,7 +239,7 @@ async def test_each_move_answers_with_the_stock_it_left(db) -> None:
     a replay answers as the first call did."""
     store = ProductStore(db, reservation_lease=60)
     service = ProductService(store)
-    tea, cup = sorted([await _product(store, stock=3), await _product(store, stock=5)])
+    tea, cup = await _product(store, stock=3), await _product(store, stock=5)
 
     def reserve(reservation_id: str, *lines: tuple[str, int]) -> Any:
         return service.reserve_stock(
@@ -253,22 +253,23 @@ async def test_each_move_answers_with_the_stock_it_left(db) -> None:
         return pb.ReservationRequest(reservation_id=reservation_id)
 
     def stock(response: pb.ReserveStockResponse) -> list[tuple[str, int, int]]:
+        """Expected in product id order: ``sorted(...)``."""
         return [(s.product_id, s.available_stock, s.reserved_stock) for s in response.stock]
 
     reserved = await reserve("o-1", (cup, 2), (tea, 1), (cup, 1))
     assert (reserved.reservation_id, reserved.state) == ("o-1", RESERVED)
-    assert stock(reserved) == [(tea, 2, 1), (cup, 2, 3)]
+    assert stock(reserved) == sorted([(tea, 2, 1), (cup, 2, 3)])
     assert reserved.expires_at == (await store.reservation("o-1")).expires_at
     assert reserved.expires_at is not None
     assert await reserve("o-1", (cup, 2), (tea, 1), (cup, 1)) == reserved  # a replay
 
     committed = await service.commit_stock(request("o-1"))
     assert (committed.state, committed.expires_at) == (product_store.COMMITTED, None)
-    assert stock(committed) == [(tea, 2, 0), (cup, 2, 0)]
+    assert stock(committed) == sorted([(tea, 2, 0), (cup, 2, 0)])
     assert await service.commit_stock(request("o-1")) == committed
     restocked = await service.restock_reservation(request("o-1"))
     assert (restocked.state, restocked.expires_at) == (product_store.RESTOCKED, None)
-    assert stock(restocked) == [(tea, 3, 0), (cup, 5, 0)]
+    assert stock(restocked) == sorted([(tea, 3, 0), (cup, 5, 0)])
     with pytest.raises(errors.FailedPrecondition):
         await service.release_stock(request("o-1"))
 
@@ -283,7 +284,7 @@ async def test_each_move_answers_with_the_stock_it_left(db) -> None:
     await reserve("o-5", (cup, 1))
     retaken = await service.commit_stock(request("o-3"))  # paid late: taken again
     assert (retaken.state, retaken.expires_at) == (product_store.COMMITTED, None)
-    assert stock(retaken) == [(tea, 1, 0), (cup, 3, 1)]
+    assert stock(retaken) == sorted([(tea, 1, 0), (cup, 3, 1)])
     assert await service.commit_stock(request("o-3")) == retaken
     with pytest.raises(errors.NotFound):
         await service.commit_stock(request("o-6"))

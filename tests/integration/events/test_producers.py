@@ -105,16 +105,18 @@ async def test_stock_moves_record_each_product_as_the_move_left_it(
             )
             return product.id
 
-        first, second = sorted([await create("tea", 2), await create("cups", 5)])
+        tea, cups = await create("tea", 2), await create("cups", 5)
+        both = sorted([tea, cups])  # the order reservations move them in
         expected: list[betterproto2.Message] = []
         start = len(await recorded(db))
 
-        async def out_of_stock(product_id: str) -> None:
-            product = await products.get(product_id)
-            assert product.available == 0
-            expected.append(
-                pb_events.ProductOutOfStock(product_id=product_id, seller_id=product.seller_id)
-            )
+        async def out_of_stock(*product_ids: str) -> None:
+            for product_id in product_ids:
+                product = await products.get(product_id)
+                assert product.available == 0
+                expected.append(
+                    pb_events.ProductOutOfStock(product_id=product_id, seller_id=product.seller_id)
+                )
 
         async def updated(*product_ids: str) -> None:
             for product_id in product_ids:
@@ -126,25 +128,24 @@ async def test_stock_moves_record_each_product_as_the_move_left_it(
                     )
                 )
 
-        await products.reserve("o-1", [(second, 1), (first, 2)])  # the first runs out
-        await out_of_stock(first)
+        await products.reserve("o-1", [(cups, 1), (tea, 2)])  # the tea runs out
+        await out_of_stock(tea)
         await products.transition("o-1", product_store.RELEASED)
-        await updated(first, second)
+        await updated(*both)
         await products.transition("o-1", product_store.RELEASED)  # a replay: nothing
 
-        await products.reserve("o-2", [(first, 2), (second, 5)])  # both run out
-        await out_of_stock(first)
-        await out_of_stock(second)
+        await products.reserve("o-2", [(tea, 2), (cups, 5)])  # both run out
+        await out_of_stock(*both)
         await products.transition("o-2", product_store.COMMITTED)  # nothing buyable
         await products.transition("o-2", product_store.RESTOCKED)
-        await updated(first, second)
+        await updated(*both)
 
-        await products.reserve("o-3", [(first, 1), (second, 2)])  # neither runs out
+        await products.reserve("o-3", [(tea, 1), (cups, 2)])  # neither runs out
         await Leases(db).expire_due(utcnow() + timedelta(minutes=10))
-        await updated(first, second)
-        await products.reserve("o-4", [(first, 1)])
+        await updated(*both)
+        await products.reserve("o-4", [(tea, 1)])
         await products.transition("o-3", product_store.COMMITTED)  # takes them again
-        await out_of_stock(first)
+        await out_of_stock(tea)
 
         events = (await recorded(db))[start:]
     assert [e.data for e in events] == expected
