@@ -23,16 +23,20 @@ pytestmark = pytest.mark.asyncio
 
 # BEGINs included (COMMIT and ROLLBACK are the driver's calls, not counted).
 # ReserveStock of two lines: BEGIN, the reservation's state, per line the
-# stock UPDATE and the line's INSERT and a SELECT of the product (did it sell
-# out?), then the response's two reads (BEGIN + SELECT each).
-RESERVE_TWO_LINES = 12
+# stock UPDATE .. RETURNING the product (did it sell out? its stock for the
+# answer), then one INSERT of both lines. 12 when each product was read again
+# after its UPDATE, each line inserted apart and the answer read the
+# reservation and its products back (BEGIN + SELECT each).
+RESERVE_TWO_LINES = 5
 CONFIRM = 2  # BEGIN, the lease's conditional UPDATE
-# CommitStock: BEGIN, the state's compare-and-set, the lines, per line the
-# stock UPDATE, then the response's two reads.
-COMMIT_TWO_LINES = 9
-# ReleaseStock: as a commit, plus per line a SELECT of the product and the
-# product.updated event's INSERT into the outbox; RestockReservation too.
-RELEASE_TWO_LINES = 13
+# CommitStock: BEGIN, the state's compare-and-set RETURNING the lines, per
+# line the stock UPDATE .. RETURNING the product. 9 when the lines were read
+# apart and the answer read back as above.
+COMMIT_TWO_LINES = 4
+# ReleaseStock: as a commit, plus per line the product.updated event's INSERT
+# into the outbox; RestockReservation too. 13 with a product read per line
+# for the event.
+RELEASE_TWO_LINES = 6
 RESTOCK_TWO_LINES = RELEASE_TWO_LINES
 
 

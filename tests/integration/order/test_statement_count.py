@@ -32,9 +32,11 @@ STATEMENTS_PER_ORDER = 21
 SANDBOX_STATEMENTS_PER_ORDER = 4
 
 # The product database's: the order's prices (BEGIN, SELECT), then its
-# reservation of one line: reserve 9, confirm (the payment hold) 2 and commit
-# once paid 8; tests/integration/test_product_statement_count.py counts each.
-PRODUCT_STATEMENTS_PER_ORDER = 21
+# reservation of one line: reserve 4, confirm (the payment hold) 2 and commit
+# once paid 3; tests/integration/test_product_statement_count.py counts each.
+# 21 (reserve 9, commit 8) when a reservation read each product back after
+# its UPDATE and every answer read the reservation and its products again.
+PRODUCT_STATEMENTS_PER_ORDER = 11
 
 
 @pytest.mark.parametrize("storage", ["sqlite"], indirect=True)
