@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
+from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.clock import utcnow
@@ -20,6 +22,7 @@ from ec_recommend.platform.storage import Database, open_database
 from ec_recommend.platform.storage.database import Migration, create_tables
 from ec_recommend.services.product import store as product_store
 from ec_recommend.services.product.leases import Lease, Leases
+from ec_recommend.services.product.service import ProductService
 from ec_recommend.services.product.store import EXPIRED, RELEASED, RESERVED, ProductStore
 
 pytestmark = pytest.mark.asyncio
@@ -65,7 +68,7 @@ async def test_an_unconfirmed_reservation_expires_once_and_returns_its_units(db)
     assert await _levels(store, cup) == (10, 0)
     assert (await store.reservation("order-1")).state == EXPIRED
     # Its order's own release, arriving late, finds nothing more to give back.
-    assert await store.transition("order-1", RELEASED) == RELEASED
+    assert (await store.transition("order-1", RELEASED)).state == RELEASED
     assert await _levels(store, tea) == (10, 0)
     assert await Leases(db).expire_due(utcnow() + LATER) == []
 
@@ -78,8 +81,9 @@ async def test_an_order_paid_after_its_lease_ran_out_takes_its_units_again(db) -
     assert sorted(await Leases(db).expire_due(utcnow() + LATER)) == ["late", "too-late"]
     await store.reserve("meanwhile", [(tea, 2)])  # someone else bought the units
 
-    assert await store.transition("too-late", product_store.COMMITTED) == product_store.COMMITTED
-    assert await store.transition("too-late", product_store.COMMITTED) == product_store.COMMITTED
+    for _ in range(2):
+        paid = await store.transition("too-late", product_store.COMMITTED)
+        assert paid.state == product_store.COMMITTED
     with pytest.raises(errors.FailedPrecondition) as gone:
         await store.transition("late", product_store.COMMITTED)
     assert gone.value.details["reason"] == "reservation_expired"
@@ -226,5 +230,62 @@ async def test_an_existing_database_gains_leases_and_keeps_its_reservations(
         await store.reserve("new", [("p-1", 1)])
         assert (await store.reservation("new")).expires_at is not None
         assert await Leases(db).expire_due(utcnow() + LATER) == ["new"]
-        assert await store.transition("legacy", RELEASED) == RELEASED
+        assert (await store.transition("legacy", RELEASED)).state == RELEASED
         assert await _levels(store, "p-1") == (10, 0)
+
+
+async def test_each_move_answers_with_the_stock_it_left(db) -> None:
+    """ReserveStock and the moves answer with every reserved product's stock
+    after the move, in product id order, and the lease only while reserved;
+    a replay answers as the first call did."""
+    store = ProductStore(db, reservation_lease=60)
+    service = ProductService(store)
+    tea, cup = await _product(store, stock=3), await _product(store, stock=5)
+
+    def reserve(reservation_id: str, *lines: tuple[str, int]) -> Any:
+        return service.reserve_stock(
+            pb.ReserveStockRequest(
+                reservation_id=reservation_id,
+                lines=[pb.StockLine(product_id=p, quantity=q) for p, q in lines],
+            )
+        )
+
+    def request(reservation_id: str) -> pb.ReservationRequest:
+        return pb.ReservationRequest(reservation_id=reservation_id)
+
+    def stock(response: pb.ReserveStockResponse) -> list[tuple[str, int, int]]:
+        """Expected in product id order: ``sorted(...)``."""
+        return [(s.product_id, s.available_stock, s.reserved_stock) for s in response.stock]
+
+    reserved = await reserve("o-1", (cup, 2), (tea, 1), (cup, 1))
+    assert (reserved.reservation_id, reserved.state) == ("o-1", RESERVED)
+    assert stock(reserved) == sorted([(tea, 2, 1), (cup, 2, 3)])
+    assert reserved.expires_at == (await store.reservation("o-1")).expires_at
+    assert reserved.expires_at is not None
+    assert await reserve("o-1", (cup, 2), (tea, 1), (cup, 1)) == reserved  # a replay
+
+    committed = await service.commit_stock(request("o-1"))
+    assert (committed.state, committed.expires_at) == (product_store.COMMITTED, None)
+    assert stock(committed) == sorted([(tea, 2, 0), (cup, 2, 0)])
+    assert await service.commit_stock(request("o-1")) == committed
+    restocked = await service.restock_reservation(request("o-1"))
+    assert (restocked.state, restocked.expires_at) == (product_store.RESTOCKED, None)
+    assert stock(restocked) == sorted([(tea, 3, 0), (cup, 5, 0)])
+    with pytest.raises(errors.FailedPrecondition):
+        await service.release_stock(request("o-1"))
+
+    await reserve("o-2", (tea, 1))
+    released = await service.release_stock(request("o-2"))
+    assert (released.state, stock(released)) == (RELEASED, [(tea, 3, 0)])
+    await reserve("o-3", (tea, 2), (cup, 1))
+    await reserve("o-4", (tea, 1))
+    assert sorted(await Leases(db).expire_due(utcnow() + LATER)) == ["o-3", "o-4"]
+    late_release = await service.release_stock(request("o-4"))  # the lease gave them back
+    assert (late_release.state, stock(late_release)) == (RELEASED, [(tea, 3, 0)])
+    await reserve("o-5", (cup, 1))
+    retaken = await service.commit_stock(request("o-3"))  # paid late: taken again
+    assert (retaken.state, retaken.expires_at) == (product_store.COMMITTED, None)
+    assert stock(retaken) == sorted([(tea, 1, 0), (cup, 3, 1)])
+    assert await service.commit_stock(request("o-3")) == retaken
+    with pytest.raises(errors.NotFound):
+        await service.commit_stock(request("o-6"))

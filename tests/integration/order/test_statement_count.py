@@ -8,17 +8,12 @@ transaction split again or a re-read after a write coming back.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from ec_recommend.config import Config
-from ec_recommend.platform.storage.inline_reads import InlineReader
 from tests.integration.order.shop import Shop, acting_as, new_user
+from tests.integration.statement_count import statements_on
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,41 +31,12 @@ STATEMENTS_PER_ORDER = 21
 # 6 when a read after the insert fetched it.
 SANDBOX_STATEMENTS_PER_ORDER = 4
 
-
-@contextmanager
-def statements_on(database_file: str) -> Iterator[Counter[str]]:
-    """Statements run on any engine of ``database_file``, by their first word,
-    and on its read connection's driver (``Database.first`` outside a
-    recording span, which engine events do not see)."""
-    seen: Counter[str] = Counter()
-
-    def ours(conn: Any) -> bool:
-        return str(conn.engine.url.database or "").endswith(database_file)
-
-    def first(reader: InlineReader, statement: Any, params: Any) -> Any:
-        if ours(reader):
-            seen.update(("BEGIN", "SELECT"))
-        return read_first(reader, statement, params)
-
-    def count(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        word = statement.split(None, 1)[0].upper()
-        if ours(conn) and word != "BEGIN":  # counted once below, however it is sent
-            seen[word] += 1
-
-    def begin(conn: Any) -> None:
-        if ours(conn):
-            seen["BEGIN"] += 1
-
-    read_first = InlineReader.first
-    InlineReader.first = first  # type: ignore[method-assign]
-    sa.event.listen(sa.Engine, "before_cursor_execute", count)
-    sa.event.listen(sa.Engine, "begin", begin)
-    try:
-        yield seen
-    finally:
-        InlineReader.first = read_first  # type: ignore[method-assign]
-        sa.event.remove(sa.Engine, "begin", begin)
-        sa.event.remove(sa.Engine, "before_cursor_execute", count)
+# The product database's: the order's prices (BEGIN, SELECT), then its
+# reservation of one line: reserve 4, confirm (the payment hold) 2 and commit
+# once paid 3; tests/integration/test_product_statement_count.py counts each.
+# 21 (reserve 9, commit 8) when a reservation read each product back after
+# its UPDATE and every answer read the reservation and its products again.
+PRODUCT_STATEMENTS_PER_ORDER = 11
 
 
 @pytest.mark.parametrize("storage", ["sqlite"], indirect=True)
@@ -78,7 +44,9 @@ async def test_one_create_and_pay_runs_a_fixed_number_of_statements(
     services, config: Config
 ) -> None:
     quiet = dataclasses.replace(
-        config, order=dataclasses.replace(config.order, sweep_interval=3600)
+        config,
+        order=dataclasses.replace(config.order, sweep_interval=3600),
+        stock=dataclasses.replace(config.stock, lease_sweep_interval=3600),
     )
     async with services("product", "cart", "order", config_override=quiet) as hosted:
         shop = Shop(hosted)
@@ -90,9 +58,11 @@ async def test_one_create_and_pay_runs_a_fixed_number_of_statements(
             acting_as(buyer, key="order-1"),
             statements_on("/order.db") as seen,
             statements_on("/payments_sandbox.db") as sandbox,
+            statements_on("/product.db") as product_db,
         ):
             order = await shop.order((product.id, 1))
             await shop.pay(order.id)
         total = sum(seen.values())
         assert total == STATEMENTS_PER_ORDER, dict(seen)
         assert sum(sandbox.values()) == SANDBOX_STATEMENTS_PER_ORDER, dict(sandbox)
+        assert sum(product_db.values()) == PRODUCT_STATEMENTS_PER_ORDER, dict(product_db)

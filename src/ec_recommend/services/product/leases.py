@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import FailedPrecondition, NotFound
 from ec_recommend.platform.storage import Database
-from ec_recommend.services.product.reservations import move_units
+from ec_recommend.services.product.reservations import lines_of, move_units
 from ec_recommend.services.product.tables import EXPIRED, RELEASED, RESERVED, reservations
 
 log = logging.getLogger(__name__)
@@ -111,18 +111,21 @@ class Leases:
             # The condition is re-checked under the row lock: a replica that
             # got here first, or a confirmation that just extended the lease,
             # leaves nothing to update.
-            taken = await uow.execute(
-                sa.update(reservations)
-                .where(
-                    reservations.c.reservation_id == reservation_id,
-                    reservations.c.state == RESERVED,
-                    reservations.c.expires_at <= now,
+            taken = lines_of(
+                await uow.execute(
+                    sa.update(reservations)
+                    .where(
+                        reservations.c.reservation_id == reservation_id,
+                        reservations.c.state == RESERVED,
+                        reservations.c.expires_at <= now,
+                    )
+                    .values(state=EXPIRED, updated_at=utcnow())
+                    .returning(reservations.c.product_id, reservations.c.quantity)
                 )
-                .values(state=EXPIRED, updated_at=utcnow())
             )
-            if taken.rowcount == 0:
+            if not taken:
                 return False
-            await move_units(uow, reservation_id, RELEASED, now)
+            await move_units(uow, taken, RELEASED, now)
             await uow.commit()
         return True
 

@@ -6,6 +6,11 @@ reservation runs in one unit of work and leaves nothing behind if any line is
 short. A reservation's state changes first, by a conditional UPDATE, then its
 units move: of two racing moves exactly one moves them. Reservations are
 leases (``expires_at``): ``leases`` confirms them and expires them.
+
+Every write gives back what its caller needs (``RETURNING``): the state's
+compare-and-set the lines it moved, each stock UPDATE its product as the move
+left it. So a move reads nothing back, neither to decide on its events nor
+to answer with the stock levels (``Outcome``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +37,7 @@ from ec_recommend.services.product.tables import (
     products,
     reservations,
     status_after,
+    to_product,
 )
 
 DEFAULT_LEASE = 300.0
@@ -44,6 +50,17 @@ class Reservation:
     expires_at: datetime | None  # only while reserved
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A reservation's state after a call, and what the call's own move left."""
+
+    state: str
+    # Each reserved product as the move left it, by id; None when the call
+    # moved nothing (a replay, a reservation its lease already gave back).
+    products: list[domain.Product] | None = None
+    expires_at: datetime | None = None  # of a reservation this call made
+
+
 # Statements built once and run with parameters (``platform.storage.statements``);
 # an UPDATE's parameters are named apart from the columns it sets.
 _QUANTITY = sa.bindparam("b_quantity", type_=sa.Integer)
@@ -52,7 +69,10 @@ _PRODUCT = products.c.id == sa.bindparam("b_product_id")
 
 
 def _stock_update(**values: Any) -> sa.Update:
-    return sa.update(products).where(_PRODUCT).values(**values, updated_at=_NOW)
+    """A stock UPDATE giving back the product as it left it."""
+    return (
+        sa.update(products).where(_PRODUCT).values(**values, updated_at=_NOW).returning(*products.c)
+    )
 
 
 _RELEASE_UNITS = _stock_update(
@@ -81,11 +101,6 @@ _RETAKE_UNITS = _stock_update(
     status=status_after(products.c.available - _QUANTITY),
 ).where(products.c.available >= _QUANTITY)
 _ADD_LINE = sa.insert(reservations)
-_LINES = (
-    sa.select(reservations.c.product_id, reservations.c.quantity)
-    .where(reservations.c.reservation_id == sa.bindparam("reservation_id"))
-    .order_by(reservations.c.product_id)  # a stable lock order
-)
 _STATE = (
     sa.select(reservations.c.state)
     .where(reservations.c.reservation_id == sa.bindparam("reservation_id"))
@@ -101,15 +116,24 @@ _CHANGE_STATE = (
         reservations.c.state == sa.bindparam("b_current"),
     )
     .values(state=sa.bindparam("b_target"), updated_at=_NOW)
+    .returning(reservations.c.product_id, reservations.c.quantity)  # the lines it moves
 )
 
 
 _Bound = tuple[sa.Update, dict[str, Any]]
+Line = tuple[str, int]  # a reservation line: product id, quantity
 
 
 def stock_move(target: str, product_id: str, quantity: int, now: datetime) -> _Bound:
-    """The UPDATE (and its parameters) that moves a reservation line's units to ``target``."""
+    """The UPDATE (and its parameters) that moves a reservation line's units to
+    ``target``; it returns the product as the move left it."""
     return _STOCK_MOVES[target], _units(product_id, quantity, now)
+
+
+def lines_of(changed: sa.CursorResult[Any]) -> list[Line]:
+    """The lines a reservation's state change returned (product id, quantity),
+    in product id order: a stable lock order for their stock UPDATEs."""
+    return sorted((row.product_id, row.quantity) for row in changed)
 
 
 def _units(product_id: str, quantity: int, now: datetime) -> dict[str, Any]:
@@ -121,7 +145,7 @@ class StockReservations:
         self.db = db
         self.reservation_lease = timedelta(seconds=reservation_lease)
 
-    async def reserve(self, reservation_id: str, lines: Sequence[tuple[str, int]]) -> str:
+    async def reserve(self, reservation_id: str, lines: Sequence[Line]) -> Outcome:
         """Reserve every line or none; repeating a reservation id is a no-op."""
         try:
             return await self._reserve(reservation_id, lines)
@@ -131,37 +155,45 @@ class StockReservations:
                 state = await self._reservation_state(uow, reservation_id)
             if state is None:
                 raise
-            return state
+            return Outcome(state)
 
-    async def _reserve(self, reservation_id: str, lines: Sequence[tuple[str, int]]) -> str:
+    async def _reserve(self, reservation_id: str, lines: Sequence[Line]) -> Outcome:
         async with self.db.unit_of_work() as uow:
             existing = await self._reservation_state(uow, reservation_id)
             if existing is not None:
-                return existing
+                return Outcome(existing)
             now = utcnow()
+            expires_at = now + self.reservation_lease
+            moved: list[domain.Product] = []
+            added: list[dict[str, Any]] = []
             # A stable lock order keeps two multi-line reservations from deadlocking.
             for product_id, quantity in sorted(lines):
-                result = await uow.execute(_RESERVE_UNITS, _units(product_id, quantity, now))
-                if result.rowcount == 0:
+                units = _units(product_id, quantity, now)
+                row = (await uow.execute(_RESERVE_UNITS, units)).first()
+                if row is None:
                     await self._explain_short_line(uow, product_id, quantity)
-                line = {
-                    "reservation_id": reservation_id,
-                    "product_id": product_id,
-                    "quantity": quantity,
-                    "state": RESERVED,
-                    "updated_at": now,
-                    "expires_at": now + self.reservation_lease,
-                }
-                await uow.execute(_ADD_LINE, line)
+                moved.append(to_product(row))
+                added.append(
+                    {
+                        "reservation_id": reservation_id,
+                        "product_id": product_id,
+                        "quantity": quantity,
+                        "state": RESERVED,
+                        "updated_at": now,
+                        "expires_at": expires_at,
+                    }
+                )
+            await uow.execute(_ADD_LINE, added)  # one statement for every line
             # Availability only drops here, so a product at zero just sold out.
-            for product_id, _ in sorted(lines):
-                product = await load_product(uow, product_id)
+            for product in moved:
                 if product.available == 0:
                     await events.product_out_of_stock(uow, product)
             await uow.commit()
-        return RESERVED
+        return Outcome(RESERVED, moved, expires_at)
 
-    async def _explain_short_line(self, uow: UnitOfWork, product_id: str, quantity: int) -> None:
+    async def _explain_short_line(
+        self, uow: UnitOfWork, product_id: str, quantity: int
+    ) -> NoReturn:
         product = await load_product(uow, product_id)
         if product.status == domain.ARCHIVED:
             raise FailedPrecondition(
@@ -177,7 +209,7 @@ class StockReservations:
             requested=str(quantity),
         )
 
-    async def transition(self, reservation_id: str, target: str) -> str:
+    async def transition(self, reservation_id: str, target: str) -> Outcome:
         """Move a reservation to released, committed or restocked; idempotent.
 
         The state changes first, by a conditional UPDATE: of two racing moves
@@ -187,47 +219,53 @@ class StockReservations:
         allowed_from = {RELEASED: RESERVED, COMMITTED: RESERVED, RESTOCKED: COMMITTED}[target]
         async with self.db.unit_of_work() as uow:
             now = utcnow()
-            if await _change_state(uow, reservation_id, allowed_from, target, now):
-                await move_units(uow, reservation_id, target, now)
+            lines = await _change_state(uow, reservation_id, allowed_from, target, now)
+            if lines:
+                moved = await move_units(uow, lines, target, now)
                 await uow.commit()
-                return target
+                return Outcome(target, moved)
             state = await self._reservation_state(uow, reservation_id)
             if state is None:
                 raise NotFound(
                     f"reservation {reservation_id} not found", reservation_id=reservation_id
                 )
             if state == target:
-                return state
+                return Outcome(state)
             if state == EXPIRED and target == RELEASED:
-                return RELEASED  # its lease already gave the units back
+                return Outcome(RELEASED)  # its lease already gave the units back
             if state == EXPIRED and target == COMMITTED:
                 # Paid after its lease ran out: take the units again, if they are still there.
-                if await _change_state(uow, reservation_id, EXPIRED, COMMITTED, now):
-                    await self._retake(uow, reservation_id, now)
-                    await uow.commit()
-                return COMMITTED
+                lines = await _change_state(uow, reservation_id, EXPIRED, COMMITTED, now)
+                if not lines:
+                    return Outcome(COMMITTED)
+                moved = await self._retake(uow, reservation_id, lines, now)
+                await uow.commit()
+                return Outcome(COMMITTED, moved)
             raise FailedPrecondition(
                 f"reservation {reservation_id} is {state}, cannot become {target}",
                 reservation_id=reservation_id,
                 state=state,
             )
 
-    async def _retake(self, uow: UnitOfWork, reservation_id: str, now: datetime) -> None:
-        rows = (await uow.execute(_LINES, {"reservation_id": reservation_id})).all()
-        for row in rows:
-            taken = await uow.execute(_RETAKE_UNITS, _units(row.product_id, row.quantity, now))
-            if taken.rowcount == 0:  # the unit of work rolls back: nothing moves
+    async def _retake(
+        self, uow: UnitOfWork, reservation_id: str, lines: Sequence[Line], now: datetime
+    ) -> list[domain.Product]:
+        moved: list[domain.Product] = []
+        for product_id, quantity in lines:
+            row = (await uow.execute(_RETAKE_UNITS, _units(product_id, quantity, now))).first()
+            if row is None:  # the unit of work rolls back: nothing moves
                 raise FailedPrecondition(
-                    f"reservation {reservation_id} ran out and product {row.product_id} "
+                    f"reservation {reservation_id} ran out and product {product_id} "
                     "no longer has its units",
                     reservation_id=reservation_id,
-                    product_id=row.product_id,
+                    product_id=product_id,
                     reason="reservation_expired",
                 )
-        for row in rows:
-            product = await load_product(uow, row.product_id)
+            moved.append(to_product(row))
+        for product in moved:
             if product.available == 0:
                 await events.product_out_of_stock(uow, product)
+        return moved
 
     async def reservation(self, reservation_id: str) -> Reservation:
         key = {"reservation_id": reservation_id}
@@ -249,21 +287,28 @@ class StockReservations:
         return None if row is None else str(row.state)
 
 
-async def move_units(uow: UnitOfWork, reservation_id: str, target: str, now: datetime) -> None:
-    """Move every line's units to ``target`` (its state already changed)."""
-    rows = (await uow.execute(_LINES, {"reservation_id": reservation_id})).all()
-    for row in rows:
-        await uow.execute(*stock_move(target, row.product_id, row.quantity, now))
+async def move_units(
+    uow: UnitOfWork, lines: Sequence[Line], target: str, now: datetime
+) -> list[domain.Product]:
+    """Move the units of a reservation's ``lines`` (its state already changed,
+    ``lines_of`` that change) to ``target``; returns their products as the
+    move left them."""
+    moved: list[domain.Product] = []
+    for product_id, quantity in lines:
+        row = (await uow.execute(*stock_move(target, product_id, quantity, now))).first()
+        if row is not None:
+            moved.append(to_product(row))
     if target in (RELEASED, RESTOCKED):  # units are buyable again
-        for row in rows:
-            product = await load_product(uow, row.product_id)
+        for product in moved:
             await events.product_updated(uow, product, ["available"])
+    return moved
 
 
 async def _change_state(
     uow: UnitOfWork, reservation_id: str, current: str, target: str, now: datetime
-) -> bool:
-    """Compare-and-set of a reservation's state; False when it was not ``current``."""
+) -> list[Line]:
+    """Compare-and-set of a reservation's state; the lines it changed, none
+    when it was not ``current``."""
     changed = await uow.execute(
         _CHANGE_STATE,
         {
@@ -273,4 +318,4 @@ async def _change_state(
             "b_now": now,
         },
     )
-    return bool(changed.rowcount)
+    return lines_of(changed)

@@ -20,6 +20,7 @@ from ec_recommend.services.product.store import (
     RESERVED,
     RESTOCKED,
     SORT_COLUMNS,
+    Outcome,
     ProductStore,
 )
 
@@ -219,8 +220,8 @@ class ProductService(pb.ProductServiceBase):
                 line.quantity, f"lines[{index}].quantity", allow_zero=False
             )
             merged[product_id] = merged.get(product_id, 0) + quantity
-        state = await self.store.reserve(reservation_id, list(merged.items()))
-        return await self._reservation_response(reservation_id, state)
+        outcome = await self.store.reserve(reservation_id, list(merged.items()))
+        return await self._reservation_response(reservation_id, outcome)
 
     async def confirm_reservation(
         self, message: pb.ConfirmReservationRequest
@@ -247,19 +248,24 @@ class ProductService(pb.ProductServiceBase):
         self, message: pb.ReservationRequest, target: str
     ) -> pb.ReserveStockResponse:
         reservation_id = _require_reservation_id(message.reservation_id)
-        state = await self.store.transition(reservation_id, target)
-        return await self._reservation_response(reservation_id, state)
+        outcome = await self.store.transition(reservation_id, target)
+        return await self._reservation_response(reservation_id, outcome)
 
     async def _reservation_response(
-        self, reservation_id: str, state: str
+        self, reservation_id: str, outcome: Outcome
     ) -> pb.ReserveStockResponse:
-        reservation = await self.store.reservation(reservation_id)
-        products = await self.store.get_many(reservation.product_ids)
+        """Each reserved product's stock, by id, and the lease while reserved:
+        as the call's own move left them, or read when it moved nothing."""
+        products, expires_at = outcome.products, outcome.expires_at
+        if products is None:  # a replay: what is there now
+            reservation = await self.store.reservation(reservation_id)
+            products = await self.store.get_many(sorted(reservation.product_ids))
+            expires_at = reservation.expires_at
         return pb.ReserveStockResponse(
             reservation_id=reservation_id,
-            state=state,
+            state=outcome.state,
             stock=[stock_to_pb(p) for p in products],
-            expires_at=reservation.expires_at if state == RESERVED else None,
+            expires_at=expires_at if outcome.state == RESERVED else None,
         )
 
     async def create_review(self, message: pb.CreateReviewRequest) -> pb.Review:

@@ -22,6 +22,7 @@ from ec_recommend.platform.storage import UnitOfWork
 from ec_recommend.services.product import domain, events
 from ec_recommend.services.product.reservations import (
     DEFAULT_LEASE,
+    Outcome,
     Reservation,
     StockReservations,
     move_units,
@@ -53,6 +54,7 @@ __all__ = [
     "RESERVED",
     "RESTOCKED",
     "SORT_COLUMNS",
+    "Outcome",
     "ProductStore",
     "Reservation",
     "metadata",
