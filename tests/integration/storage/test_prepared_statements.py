@@ -26,11 +26,8 @@ from sqlalchemy.dialects import sqlite
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.storage import Database, Migration, open_database
 from ec_recommend.platform.storage.database import create_tables
-from ec_recommend.platform.storage.prepared import (
-    NotPreparable,
-    PreparedResult,
-    PreparedStatement,
-)
+from ec_recommend.platform.storage.prepared import NotPreparable, PreparedStatement
+from ec_recommend.platform.storage.results import PreparedResult
 
 pytestmark = pytest.mark.asyncio
 

@@ -59,7 +59,7 @@ from ec_recommend.platform.storage.inline_writes import (
     is_busy,
     write_lock,
 )
-from ec_recommend.platform.storage.prepared import StatementResult
+from ec_recommend.platform.storage.results import StatementResult
 from ec_recommend.platform.telemetry.database import instrument_engine
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,8 @@ from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
-from ec_recommend.platform.storage.prepared import PreparedResult, PreparedStatements
+from ec_recommend.platform.storage.prepared import PreparedStatements
+from ec_recommend.platform.storage.results import PreparedResult
 
 T = TypeVar("T")
 P = ParamSpec("P")
