@@ -11,6 +11,8 @@ SQLAlchemy.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +28,11 @@ from sqlalchemy.dialects import sqlite
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.storage import Database, Migration, open_database
 from ec_recommend.platform.storage.database import create_tables
-from ec_recommend.platform.storage.prepared import NotPreparable, PreparedStatement
+from ec_recommend.platform.storage.prepared import (
+    NotPreparable,
+    PreparedStatement,
+    PreparedStatements,
+)
 from ec_recommend.platform.storage.results import PreparedResult
 
 pytestmark = pytest.mark.asyncio
@@ -341,3 +347,29 @@ async def test_an_error_leaves_the_transaction_to_roll_back(
         await uow.commit()
     ids = await db.read(lambda conn: conn.execute(sa.select(items.c.id)).scalars().all())
     assert sorted(ids) == ["a", "b", "m0", "m1", "p"], "the failed unit left nothing"
+
+
+async def test_a_statement_built_per_call_is_not_kept_alive(
+    databases: tuple[Database, Database],
+) -> None:
+    """The cache holds statements weakly: one built per call and run twice
+    (so prepared) goes when its caller drops it, with what was prepared.
+    (SQLAlchemy's own compiled cache, bounded, keeps the one it ran.)"""
+    db, _ = databases
+
+    cache = PreparedStatements(sa.create_engine("sqlite://").dialect)  # pysqlite, as the writer
+
+    async def run_twice() -> weakref.ref[Any]:
+        built = sa.insert(numbers)  # per call, with parameters
+        async with db.unit_of_work() as uow:
+            connection = uow.connection.sync_connection
+            assert isinstance(connection, sa.Connection)
+            assert cache.execute(connection, built, {"name": "x"}) is None, "seen once"
+            result = cache.execute(connection, built, {"name": "y"})
+            assert result is not None
+            assert tuple(result.inserted_primary_key) == (3,), "the key still comes back"
+        return weakref.ref(built)
+
+    built = await run_twice()
+    gc.collect()
+    assert built() is None

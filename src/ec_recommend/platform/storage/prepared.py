@@ -72,14 +72,18 @@ class PreparedStatement:
         )
         assert isinstance(compiled, SQLCompiler)
         _check_preparable(compiled, many)
+        # Nothing kept may refer to the statement (as ``compiled`` does): the
+        # cache holds statements weakly, with what was prepared for them.
         self.sql: str = compiled.string
         self.many = many
-        self._compiled = compiled
+        self._dialect = dialect
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self._parameters = _parameter_slots(compiled)
         self._make_row: _RowMaker | None = _row_maker(compiled, dialect)
         # as CursorResult.inserted_primary_key allows it
-        self._is_insert = compiled.isinsert and not many and not compiled.effective_returning
+        self._primary_key: Callable[[int | None, Mapping[str, Any]], Any] | None = None
+        if compiled.isinsert and not many and not compiled.effective_returning:
+            self._primary_key = compiled._inserted_primary_key_from_lastrowid_getter
         self._lastrowid = compiled.postfetch_lastrowid and not many
         # SQLAlchemy takes an UPDATE's or DELETE's rowcount as execute returns
         # (before RETURNING rows are fetched), any other's when asked.
@@ -137,9 +141,9 @@ class PreparedStatement:
         except self._dbapi_error as exc:
             raise self.error(exc, values) from exc
         rows = None if make_row is None else [make_row(each) for each in raw]
-        inserted = (
-            partial(self.inserted_primary_key, params, lastrowid) if self._is_insert else None
-        )
+        inserted = None
+        if self._primary_key is not None:
+            inserted = partial(self.inserted_primary_key, params, lastrowid)
         return PreparedResult(rowcount, rows, inserted)
 
     def error(self, exc: Exception, values: Any) -> sa_exc.DBAPIError:
@@ -149,19 +153,26 @@ class PreparedStatement:
             values,
             exc,
             self._dbapi_error,
-            dialect=self._compiled.dialect,
+            dialect=self._dialect,
             ismulti=self.many,
         )
         assert isinstance(wrapped, sa_exc.DBAPIError)
         return wrapped
 
     def inserted_primary_key(self, params: Any, lastrowid: int | None) -> Any:
-        """SQLAlchemy's own, from the compiled parameters and lastrowid
-        (``DefaultExecutionContext._setup_ins_pk_from_lastrowid``)."""
+        """SQLAlchemy's own (its compiled getter, given lastrowid and the
+        parameters by bind name, as ``construct_params`` makes them)."""
+        assert self._primary_key is not None
         single = params[0] if isinstance(params, list) else params
-        compiled_params = self._compiled.construct_params(single, escape_names=False)
-        getter = self._compiled._inserted_primary_key_from_lastrowid_getter
-        return getter(lastrowid, compiled_params)
+        by_name = {}
+        for key, name, default, _ in self._parameters:
+            if key in single:
+                by_name[name or key] = single[key]
+            elif name is not None and name in single:
+                by_name[name] = single[name]
+            elif default is not _REQUIRED:
+                by_name[name or key] = default
+        return self._primary_key(lastrowid, by_name)
 
 
 class PreparedStatements:
