@@ -225,9 +225,10 @@ class PreparedStatements:
         prepared: PreparedStatement | None
         try:
             prepared = PreparedStatement(statement, self.dialect, shape[0], many=shape[1])
-        except Exception:
+        except (NotPreparable, sa_exc.SQLAlchemyError):
             # Not preparable, or not compilable: SQLAlchemy runs it (and
-            # raises its own compile error) every time.
+            # raises its own compile error) every time. Anything else is a
+            # bug here, and raises.
             prepared = None
         shapes[shape] = prepared
         return prepared
