@@ -43,7 +43,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
@@ -60,6 +59,7 @@ from ec_recommend.platform.storage.inline_writes import (
     is_busy,
     write_lock,
 )
+from ec_recommend.platform.storage.results import StatementResult
 from ec_recommend.platform.telemetry.database import instrument_engine
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class UnitOfWork:
         """The engine's dialect name (``sqlite``, ``postgresql``)."""
         return self.connection.dialect.name
 
-    async def execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
+    async def execute(self, statement: Executable, params: Any = None) -> StatementResult:
         return await self.connection.execute(statement, params)
 
     async def commit(self) -> None:

@@ -13,24 +13,24 @@ loop while it runs. Those stay on ``Database.reading()``.
 
 The hottest reads (a product by id, on every uncached product page) skip
 SQLAlchemy's per-execution work too (``first``): a SELECT compiled once for
-the driver (``PreparedRead``: its SQL, its parameters' order, its columns'
-result processors, taken from SQLAlchemy so values come back as they would
-through it), run on the driver's connection in the same BEGIN..ROLLBACK. That
-work (execution context, result metadata, transaction objects and events)
-costs about five times the read itself.
+the driver (``prepared.PreparedStatement``: its SQL, its parameters' order,
+its processors and rows, taken from SQLAlchemy so values come back as they
+would through it), run on the driver's connection in the same BEGIN..ROLLBACK.
+That work (execution context, result metadata, transaction objects and
+events) costs about five times the read itself.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections import namedtuple
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import Connection, Engine, Select, create_engine, event
 from sqlalchemy.pool import StaticPool
+
+from ec_recommend.platform.storage.prepared import NotPreparable, PreparedStatement
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ class InlineReader:
         )
         _tune_read_connection(self.engine)
         self._connection: Connection | None = None
-        self._prepared: dict[Select[Any], PreparedRead] = {}
+        self._prepared: dict[Select[Any], PreparedStatement | None] = {}
 
     def _connected(self) -> Connection:
         connection = self._connection
@@ -73,15 +73,26 @@ class InlineReader:
     def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None:
         """The first row of ``statement`` (a row with its columns as attributes),
         or None: what ``run`` gives for ``conn.execute(statement, params).first()``,
-        on the driver's connection, untraced (no engine events fire)."""
-        prepared = self._prepared.get(statement)
-        if prepared is None:
-            prepared = self._prepared[statement] = PreparedRead(statement, self.engine.dialect)
+        on the driver's connection, untraced (no engine events fire) when it
+        can be prepared (``prepared``)."""
+        try:
+            prepared = self._prepared[statement]
+        except KeyError:
+            try:
+                prepared = PreparedStatement(statement, self.engine.dialect)
+            except NotPreparable:
+                prepared = None
+            self._prepared[statement] = prepared
+        try:
+            values = None if prepared is None else prepared.bind(params)
+        except Exception:
+            values = None  # a missing parameter, say: SQLAlchemy raises its error
+        if prepared is None or values is None:
+            return self.run(lambda conn: conn.execute(statement, params).first())
         # Between runs SQLAlchemy's connection holds no transaction (``run``
         # ends each), so the driver's connection is ours until we return.
         driver = self._connected().connection.driver_connection
         assert driver is not None
-        values = prepared.bind(params)
         try:
             driver.execute("BEGIN")
             cursor = driver.execute(prepared.sql, values)
@@ -90,8 +101,7 @@ class InlineReader:
             finally:
                 cursor.close()
         except sqlite3.Error as exc:
-            # as SQLAlchemy raises it, so callers see the same errors either way
-            raise sa_exc.DBAPIError.instance(prepared.sql, values, exc, sqlite3.Error) from exc
+            raise prepared.error(exc, values) from exc  # as SQLAlchemy raises it
         finally:
             driver.rollback()  # ends the snapshot, as ``run`` does
         return None if row is None else prepared.row(row)
@@ -101,52 +111,6 @@ class InlineReader:
             self._connection.close()
             self._connection = None
         self.engine.dispose()
-
-
-class PreparedRead:
-    """A SELECT compiled once for the driver: its SQL, the order of its
-    parameters, and its columns' result processors (SQLAlchemy's own, so a
-    row's values are what a SQLAlchemy row of the same statement holds)."""
-
-    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        names = compiled.positiontup
-        if names is None or any(bind.expanding for bind in compiled.binds.values()):
-            raise ValueError("a prepared read takes positional, non-expanding parameters")
-        self.sql = compiled.string
-        self._names = tuple(names)
-        binds = [compiled.binds[name] for name in self._names]
-        # a literal in the statement is a parameter with a value of its own
-        self._defaults = {
-            name: bind.value
-            for name, bind in zip(self._names, binds, strict=True)
-            if not bind.required
-        }
-        self._bind_processors = tuple(
-            bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds
-        )
-        columns = list(statement.selected_columns)
-        fields = [column.key or "" for column in columns]
-        if not all(fields):
-            raise ValueError("a prepared read names every column it selects")
-        self._row_type: Any = namedtuple("Row", fields)  # type: ignore[misc]
-        self._result_processors = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        )
-
-    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        defaults = self._defaults
-        values = [params[name] if name in params else defaults[name] for name in self._names]
-        for i, process in enumerate(self._bind_processors):
-            if process is not None:
-                values[i] = process(values[i])
-        return tuple(values)
-
-    def row(self, values: tuple[Any, ...]) -> Any:
-        return self._row_type._make(
-            value if process is None else process(value)
-            for value, process in zip(values, self._result_processors, strict=True)
-        )
 
 
 def _tune_read_connection(engine: Engine) -> None:

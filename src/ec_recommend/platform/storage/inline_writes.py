@@ -20,6 +20,10 @@ connection can free:
 - Checkpoints copy the WAL into the database file and fsync; the writer never
   runs them on commit (``wal_autocheckpoint=0``): ``Database`` asks for a
   passive one on its aiosqlite engine, off the loop, every few hundred commits.
+
+Statements built once run prepared on the driver's connection, inside the
+transaction SQLAlchemy's connection began (``prepared``); commit and rollback
+stay SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -31,11 +35,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from opentelemetry import trace
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
+
+from ec_recommend.platform.storage.prepared import PreparedStatements
+from ec_recommend.platform.storage.results import PreparedResult
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -78,15 +86,26 @@ class InlineConnection:
     ``dialect``) keeps working; no call yields to the loop.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, prepared: PreparedStatements) -> None:
         self.sync_connection = connection
+        self._prepared = prepared
 
     @property
     def dialect(self) -> Dialect:
         return self.sync_connection.dialect
 
-    async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[Any]:
-        return self.sync_connection.execute(statement, parameters)
+    async def execute(
+        self, statement: Executable, parameters: Any = None
+    ) -> CursorResult[Any] | PreparedResult:
+        """``Connection.execute``; prepared (``prepared``) when no span records
+        the statement (its engine events make the span) and a transaction is
+        open (outside one, SQLAlchemy's autobegin issues BEGIN IMMEDIATE)."""
+        connection = self.sync_connection
+        if connection.in_transaction() and not trace.get_current_span().is_recording():
+            result = self._prepared.execute(connection, statement, parameters)
+            if result is not None:
+                return result
+        return connection.execute(statement, parameters)
 
     async def exec_driver_sql(self, statement: str, parameters: Any = None) -> CursorResult[Any]:
         return self.sync_connection.exec_driver_sql(statement, parameters)
@@ -119,6 +138,7 @@ class InlineWriter:
         )
         _tune_write_connection(self.engine)
         self._connection: Connection | None = None
+        self._prepared = PreparedStatements(self.engine.dialect)
 
     def begin(self) -> InlineConnection:
         """The connection inside a new write transaction (BEGIN IMMEDIATE).
@@ -134,7 +154,7 @@ class InlineWriter:
         except BaseException:
             connection.rollback()  # forget the transaction that never started
             raise
-        return InlineConnection(connection)
+        return InlineConnection(connection, self._prepared)
 
     def close(self) -> None:
         if self._connection is not None:

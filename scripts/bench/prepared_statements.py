@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""Hot checkout statements on the inline SQLite writer, three ways.
+
+Each statement runs ``--statements`` times inside one write transaction
+(rolled back after) on a WAL file, per way:
+
+  sqlalchemy  ``Connection.execute`` on the writer's connection (a unit of
+              work inside a recording span, and every run before this branch)
+  prepared    ``PreparedStatements.execute``: compiled once, bound with
+              SQLAlchemy's processors, run on the driver (a unit of work
+              outside a recording span)
+  sqlite3     the driver alone, its values bound before the clock starts
+
+Prints microseconds of CPU per statement for each (the median of
+``--rounds`` rounds, the ways taking turns).
+
+Usage: .venv/bin/python scripts/bench/prepared_statements.py [--statements 2000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ec_recommend.platform.events import inbox as inbox_module
+from ec_recommend.platform.events import outbox as outbox_module
+from ec_recommend.platform.storage.inline_writes import InlineWriter
+from ec_recommend.platform.storage.prepared import PreparedStatement, PreparedStatements
+from ec_recommend.services.order import store as order_store
+from ec_recommend.services.order.tables import metadata as order_metadata
+from ec_recommend.services.product import reservations as product_reservations
+from ec_recommend.services.product.tables import metadata as product_metadata
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def _ids() -> Iterator[str]:
+    while True:
+        yield str(uuid.uuid4())
+
+
+def _order(ids: Iterator[str]) -> dict[str, Any]:
+    order_id = next(ids)
+    return {
+        "id": order_id,
+        "order_number": order_id[:32],
+        "user_id": "buyer",
+        "status": "PENDING_PAYMENT",
+        "currency": "JPY",
+        "total_amount": 1200,
+        "stock_state": "RESERVED",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+
+
+def _event(ids: Iterator[str]) -> dict[str, Any]:
+    return {
+        "id": next(ids),
+        "event_type": "order.created",
+        "body": '{"orderId": "x"}' * 20,
+        "created_at": NOW,
+        "sent_at": None,
+        "attempts": 0,
+    }
+
+
+def _claim(ids: Iterator[str]) -> dict[str, Any]:
+    return {"consumer": "bench", "event_id": next(ids), "event_type": "x", "handled_at": NOW}
+
+
+def _status(_: Iterator[str]) -> dict[str, Any]:
+    return {"b_order_id": "o1", "b_current": "PAID", "status": "PAID", "updated_at": NOW}
+
+
+def _reserve(_: Iterator[str]) -> dict[str, Any]:
+    return {"b_product_id": "p1", "b_quantity": 1, "b_now": NOW}
+
+
+CASES: dict[str, tuple[Any, Callable[[Iterator[str]], dict[str, Any]]]] = {
+    "INSERT order": (order_store._ADD_ORDER, _order),
+    "INSERT outbox event": (outbox_module._ADD_EVENT, _event),
+    "INSERT inbox claim .. RETURNING": (inbox_module._CLAIM("sqlite"), _claim),
+    "UPDATE order status .. RETURNING": (order_store._CHANGE_STATUS, _status),
+    "UPDATE product stock (reserve)": (product_reservations._RESERVE_UNITS, _reserve),
+}
+
+
+def _seed(writer: InlineWriter) -> None:
+    for metadata in (order_metadata, product_metadata, inbox_module.inbox_metadata):
+        metadata.create_all(writer.engine)
+    outbox_module.outbox_metadata.create_all(writer.engine)
+    conn = writer.begin().sync_connection
+    conn.execute(order_store._ADD_ORDER, {**_order(_ids()), "id": "o1", "status": "PAID"})
+    conn.exec_driver_sql(
+        "INSERT INTO products (id, seller_id, name, description, currency, base_price,"
+        " available, status, images, created_at, updated_at)"
+        " VALUES ('p1', 's', 'n', 'd', 'JPY', 100, 1000000000, 'active', '[]', '', '')"
+    )
+    conn.commit()
+
+
+def _cpu(run: Callable[[], None]) -> float:
+    start = time.process_time()
+    run()
+    return time.process_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--statements", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    n = args.statements
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = InlineWriter(Path(tmp) / "bench.db")
+        _seed(writer)
+        dialect = writer.engine.dialect
+        print(f"{'statement':36} {'sqlalchemy':>11} {'prepared':>9} {'sqlite3':>8}  (us CPU)")
+        for name, (statement, make) in CASES.items():
+            ids = _ids()
+            times: dict[str, list[float]] = {"sqlalchemy": [], "prepared": [], "sqlite3": []}
+            for _ in range(args.rounds):
+                for way in times:
+                    params = [make(ids) for _ in range(n + 1)]
+                    conn = writer.begin().sync_connection
+                    run = _way(way, conn, statement, params, dialect)
+                    times[way].append(_cpu(run) / n)
+                    conn.rollback()
+            print(
+                f"{name:36} "
+                + " ".join(
+                    f"{statistics.median(t) * 1e6:{w}.1f}"
+                    for t, w in zip(times.values(), (11, 9, 8), strict=True)
+                )
+            )
+        writer.close()
+
+
+def _way(
+    way: str, conn: sa.Connection, statement: Any, params: list[dict[str, Any]], dialect: Any
+) -> Callable[[], None]:
+    """The timed loop of ``way`` over ``params[1:]`` (``params[0]`` warms it up)."""
+    warm, params = params[0], params[1:]
+    rows = bool(getattr(statement, "_returning", ()))
+    if way == "sqlalchemy":
+        conn.execute(statement, warm)  # compiled and cached
+
+        def run() -> None:
+            for each in params:
+                result = conn.execute(statement, each)
+                if rows:
+                    result.all()
+
+        return run
+    if way == "prepared":
+        prepared = PreparedStatements(dialect)
+        prepared.execute(conn, statement, warm)  # seen once: the next runs are prepared
+
+        def run() -> None:
+            for each in params:
+                result = prepared.execute(conn, statement, each)
+                assert result is not None
+                if rows:
+                    result.all()
+
+        return run
+    one = PreparedStatement(statement, dialect, list(warm))
+    values = [one.bind(each) for each in params]
+    driver: Any = conn.connection.driver_connection
+
+    def run() -> None:
+        for each in values:
+            cursor = driver.execute(one.sql, each)
+            cursor.fetchall()
+            cursor.close()
+
+    return run
+
+
+if __name__ == "__main__":
+    main()

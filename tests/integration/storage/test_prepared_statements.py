@@ -1,0 +1,375 @@
+"""Prepared statements give what SQLAlchemy gives, on a real SQLite file.
+
+Each case runs one statement in a unit of work on two databases seeded
+alike: through SQLAlchemy's ``Connection.execute`` on one, prepared
+(``PreparedStatement``) on the other. The rows (their values and types,
+names and mappings), rowcount, inserted primary key, the error raised and
+the table contents after commit must be the same. Then the policy of
+``UnitOfWork.execute``: which runs are prepared and which go through
+SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.dialects import sqlite
+
+from ec_recommend.config import StorageConfig
+from ec_recommend.platform.storage import Database, Migration, open_database
+from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.platform.storage.prepared import (
+    NotPreparable,
+    PreparedStatement,
+    PreparedStatements,
+)
+from ec_recommend.platform.storage.results import PreparedResult
+
+pytestmark = pytest.mark.asyncio
+
+META = sa.MetaData()
+items = sa.Table(
+    "items",
+    META,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("price", sa.BigInteger, nullable=True),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stock", sa.Integer, nullable=False, server_default="0"),
+)
+numbers = sa.Table(
+    "numbers",
+    META,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(16), nullable=False, unique=True),
+)
+attempts = sa.Table(
+    "attempts",
+    META,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False, default=0),  # Python-side
+)
+MIGRATIONS = [Migration(1, create_tables(META))]
+
+WHEN = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+LATER = datetime(2026, 2, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+def item(item_id: str, kind: str = "book", price: int | None = 1200) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "kind": kind,
+        "price": price,
+        "tags": [{"name": "新刊", "rank": 1}],
+        "created_at": WHEN,
+    }
+
+
+ADD_ITEM = sa.insert(items)
+ADD_NUMBER = sa.insert(numbers)
+ADD_ITEM_ONCE = sqlite.insert(items).on_conflict_do_nothing().returning(items.c.id)
+ADD_STOCK = sqlite.insert(items)
+ADD_STOCK = ADD_STOCK.on_conflict_do_update(
+    index_elements=["id"], set_={"stock": items.c.stock + ADD_STOCK.excluded.stock}
+)
+RENAME_KIND = (
+    sa.update(items)
+    .where(items.c.kind == sa.bindparam("b_kind"))
+    .values(kind=sa.bindparam("b_new"), created_at=sa.bindparam("b_when"))
+)
+REPRICE = (
+    sa.update(items)
+    .where(items.c.id == sa.bindparam("b_id"), items.c.kind == "book")  # a literal too
+    .returning(*items.c)
+)
+ADD_TO_STOCK = (
+    sa.update(items)
+    .where(items.c.id == sa.bindparam("b_id"))
+    .values(stock=items.c.stock + sa.bindparam("b_n", type_=sa.Integer))
+)
+REMOVE_KIND = sa.delete(items).where(items.c.kind == sa.bindparam("kind"))
+REMOVE_RETURNING = (
+    sa.delete(items).where(items.c.id == sa.bindparam("id")).returning(items.c.id, items.c.tags)
+)
+BY_KIND = (
+    sa.select(items.c.id, items.c.price, items.c.tags, items.c.created_at)
+    .where(items.c.kind == sa.bindparam("kind"))
+    .order_by(items.c.id)
+)
+BY_ID = sa.select(items).where(items.c.id == sa.bindparam("id"))
+COUNT_KIND = sa.select(sa.func.count()).where(items.c.kind == sa.bindparam("kind"))
+WITH_NUMBER = sa.select(items.c.id, numbers.c.seq, numbers.c.name).join(
+    numbers, numbers.c.name == items.c.kind
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    statement: Any
+    params: Any
+    take: str = "all"  # how the caller takes the result
+
+
+CASES = {
+    "insert": Case(ADD_ITEM, item("c")),
+    "insert a list of one row": Case(ADD_ITEM, [item("c")]),
+    "insert, autoincrement key": Case(ADD_NUMBER, {"name": "two"}),
+    "insert, autoincrement key given": Case(ADD_NUMBER, {"seq": 7, "name": "seven"}),
+    "insert a null and a server default": Case(ADD_ITEM, {**item("c", price=None), "stock": 3}),
+    "insert many": Case(ADD_ITEM, [item("c"), item("d", "pen"), item("e", price=None)]),
+    "insert a duplicate key": Case(ADD_ITEM, item("a")),
+    "insert many, the last a duplicate": Case(ADD_ITEM, [item("c"), item("a")]),
+    "insert a null into a not-null column": Case(ADD_ITEM, {**item("c"), "kind": None}),
+    "insert on conflict returning, new": Case(ADD_ITEM_ONCE, item("c"), "first"),
+    "insert on conflict returning, existing": Case(ADD_ITEM_ONCE, item("a"), "first"),
+    "upsert": Case(ADD_STOCK, {**item("a"), "stock": 5}),
+    "update many rows": Case(RENAME_KIND, {"b_kind": "book", "b_new": "novel", "b_when": LATER}),
+    "update no row": Case(RENAME_KIND, {"b_kind": "none", "b_new": "x", "b_when": LATER}),
+    "update returning": Case(REPRICE, {"b_id": "a", "price": 900}, "first"),
+    "update returning, no row by the literal": Case(REPRICE, {"b_id": "b", "price": 1}, "first"),
+    "update returning, one": Case(REPRICE, {"b_id": "a", "price": None}, "one"),
+    "update returning, the literal given by name": Case(
+        REPRICE, {"b_id": "p", "price": 1, "kind_1": "pen"}, "first"
+    ),
+    "update executemany": Case(ADD_TO_STOCK, [{"b_id": "a", "b_n": 2}, {"b_id": "b", "b_n": 3}]),
+    "delete": Case(REMOVE_KIND, {"kind": "book"}),
+    "delete returning": Case(REMOVE_RETURNING, {"id": "b"}, "iter"),
+    "select all": Case(BY_KIND, {"kind": "book"}),
+    "select all, twice": Case(BY_KIND, {"kind": "book"}, "all then all"),
+    "select iterated, then all": Case(BY_KIND, {"kind": "book"}, "iter then all"),
+    "select first, then all": Case(BY_KIND, {"kind": "book"}, "first then all"),
+    "select first": Case(BY_ID, {"id": "a"}, "first"),
+    "select first, none": Case(BY_ID, {"id": "missing"}, "first"),
+    "select one, none": Case(BY_ID, {"id": "missing"}, "one"),
+    "select one or none, several": Case(BY_KIND, {"kind": "book"}, "one_or_none"),
+    "select scalar": Case(COUNT_KIND, {"kind": "book"}, "scalar"),
+    "select scalar_one": Case(BY_ID, {"id": "b"}, "scalar_one"),
+    "select scalar_one_or_none, none": Case(BY_ID, {"id": "x"}, "scalar_one_or_none"),
+    "select, a join": Case(WITH_NUMBER, {"unused": 1}),
+    "a statement without rows asked for rows": Case(REMOVE_KIND, {"kind": "pen"}, "first"),
+}
+
+
+async def seed(db: Database) -> None:
+    async with db.unit_of_work() as uow:
+        await uow.execute(
+            sa.insert(items), [item("a"), {**item("b"), "stock": 2}, item("p", "pen")]
+        )
+        await uow.execute(sa.insert(numbers), [{"name": "book"}, {"name": "one"}])
+        await uow.commit()
+
+
+@pytest_asyncio.fixture
+async def databases(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
+    """Two databases seeded alike: SQLAlchemy's and the prepared statements'."""
+    async with (
+        open_database(StorageConfig(data_dir=tmp_path / "sa"), "items", MIGRATIONS) as one,
+        open_database(StorageConfig(data_dir=tmp_path / "prepared"), "items", MIGRATIONS) as two,
+    ):
+        for db in (one, two):
+            await seed(db)
+        yield one, two
+
+
+def typed(row: Any) -> Any:
+    """A row's names, values with their types, and mapping."""
+    return (
+        row._fields,
+        [(type(value), value) for value in row],
+        dict(row._mapping),
+    )
+
+
+def taken(result: Any, takes: str) -> Any:
+    """The result as the caller takes it (``first then all``: two calls)."""
+    seen = []
+    for take in takes.split(" then "):
+        try:
+            if take == "all":
+                seen.append([typed(row) for row in result.all()])
+            elif take == "iter":
+                seen.append([typed(row) for row in result])
+            else:
+                value = getattr(result, take)()
+                seen.append(typed(value) if isinstance(value, sa.Row) else (type(value), value))
+        except sa.exc.SQLAlchemyError as exc:
+            seen.append(type(exc))
+    return seen
+
+
+def inserted_key(result: Any) -> Any:
+    try:
+        return tuple(result.inserted_primary_key)
+    except sa.exc.InvalidRequestError as exc:
+        return type(exc)
+
+
+def run_prepared(connection: sa.Connection, statement: Any, params: Any) -> Any:
+    first = params[0] if isinstance(params, list) else params
+    many = isinstance(params, list) and len(params) > 1
+    prepared = PreparedStatement(statement, connection.dialect, list(first), many=many)
+    return prepared.run(connection, prepared.bind_all(params), params)
+
+
+async def outcome(db: Database, case: Case, *, prepared: bool) -> Any:
+    """What a caller sees of ``case`` run one way, and the tables after it."""
+    seen: dict[str, Any] = {}
+    try:
+        async with db.unit_of_work() as uow:
+            connection = uow.connection.sync_connection
+            assert isinstance(connection, sa.Connection)
+            if prepared:
+                result = run_prepared(connection, case.statement, case.params)
+                assert isinstance(result, PreparedResult)
+            else:
+                result = connection.execute(case.statement, case.params)
+            seen["rows"] = taken(result, case.take)
+            seen["rowcount"] = result.rowcount
+            seen["inserted"] = inserted_key(result)
+            await uow.commit()
+    except sa.exc.DBAPIError as exc:
+        seen["error"] = (type(exc), type(exc.orig), str(exc))
+    tables = await db.read(
+        lambda conn: [
+            [typed(row) for row in conn.execute(sa.select(t).order_by(*t.primary_key))]
+            for t in (items, numbers)
+        ]
+    )
+    return seen, tables
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_a_prepared_statement_gives_what_sqlalchemy_gives(
+    databases: tuple[Database, Database], name: str
+) -> None:
+    through_sqlalchemy, through_prepared = databases
+    case = CASES[name]
+    expected = await outcome(through_sqlalchemy, case, prepared=False)
+    assert await outcome(through_prepared, case, prepared=True) == expected
+
+
+async def test_datetimes_and_json_come_back_as_they_went_in(
+    databases: tuple[Database, Database],
+) -> None:
+    _, db = databases
+    async with db.unit_of_work() as uow:
+        connection = uow.connection.sync_connection
+        assert isinstance(connection, sa.Connection)
+        run_prepared(connection, ADD_ITEM, item("c"))
+        row = run_prepared(connection, BY_ID, {"id": "c"}).one()
+        assert row.created_at.replace(tzinfo=UTC) == WHEN  # naive UTC, as SQLAlchemy stores it
+        assert row.tags == [{"name": "新刊", "rank": 1}]
+        assert row._mapping[items.c.kind] == "book", "rows are keyed by column too"
+
+
+@pytest.mark.parametrize(
+    ("statement", "params"),
+    [
+        (sa.select(items.c.id).where(items.c.id.in_(sa.bindparam("ids", expanding=True))), ["a"]),
+        (sa.insert(attempts), {"id": "x"}),  # the Python-side default of ``count``
+        (ADD_ITEM_ONCE, [item("c"), item("d")]),  # executemany with RETURNING
+        (sa.text("SELECT 1"), {}),
+        (sa.union(sa.select(items.c.id), sa.select(numbers.c.name)), {}),
+    ],
+    ids=["expanding", "python default", "executemany returning", "text", "union"],
+)
+async def test_what_sqlalchemy_does_more_for_is_not_prepared(statement: Any, params: Any) -> None:
+    dialect = sqlite.dialect()
+    keys = list(params[0] if isinstance(params, list) else params) or ["ids"]
+    with pytest.raises(NotPreparable):
+        PreparedStatement(statement, dialect, keys, many=isinstance(params, list))
+
+
+async def test_a_unit_of_work_prepares_a_statement_run_again(
+    databases: tuple[Database, Database],
+) -> None:
+    db, _ = databases
+    async with db.unit_of_work() as uow:
+        first = await uow.execute(BY_ID, {"id": "a"})
+        again = await uow.execute(BY_ID, {"id": "a"})
+        other_shape = await uow.execute(BY_ID, {"id": "a", "unused": 1})
+        assert isinstance(first, sa.CursorResult), "first seen: maybe built for this call"
+        assert isinstance(again, PreparedResult)
+        assert isinstance(other_shape, PreparedResult)
+        assert again.one() == first.one() == other_shape.one()
+        with TracerProvider().get_tracer("test").start_as_current_span("request"):
+            traced = await uow.execute(BY_ID, {"id": "a"})
+        assert isinstance(traced, sa.CursorResult), "a recording span takes SQLAlchemy's way"
+        built_per_call = [
+            await uow.execute(sa.select(items.c.id).where(items.c.id == "a")) for _ in range(2)
+        ]
+        assert all(isinstance(r, sa.CursorResult) for r in built_per_call)
+
+
+async def test_a_unit_of_work_runs_the_rest_through_sqlalchemy(
+    databases: tuple[Database, Database],
+) -> None:
+    db, _ = databases
+    by_ids = sa.select(items.c.id).where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
+    add_attempt = sa.insert(attempts)
+    async with db.unit_of_work() as uow:
+        for n in range(2):
+            result = await uow.execute(by_ids, {"ids": ["a", "b"]})
+            assert isinstance(result, sa.CursorResult)
+            assert [row.id for row in result] == ["a", "b"]
+            await uow.execute(add_attempt, {"id": f"x{n}"})
+        with pytest.raises(sa.exc.StatementError):  # a required parameter missing
+            await uow.execute(ADD_ITEM, {"id": "c"})
+        with pytest.raises(sa.exc.StatementError):
+            await uow.execute(ADD_ITEM, {"id": "c"})
+        rows = (await uow.execute(sa.select(attempts).order_by(attempts.c.id))).all()
+        assert [tuple(row) for row in rows] == [("x0", 0), ("x1", 0)]
+
+
+async def test_an_error_leaves_the_transaction_to_roll_back(
+    databases: tuple[Database, Database],
+) -> None:
+    db, _ = databases
+    with pytest.raises(sa.exc.IntegrityError):
+        async with db.unit_of_work() as uow:
+            for n in range(2):
+                await uow.execute(ADD_ITEM, item(f"n{n}"))
+            await uow.execute(ADD_ITEM, item("a"))  # prepared by now: a duplicate
+    async with db.unit_of_work() as uow:
+        for n in range(2):
+            await uow.execute(ADD_ITEM, item(f"m{n}"))
+        await uow.commit()
+    ids = await db.read(lambda conn: conn.execute(sa.select(items.c.id)).scalars().all())
+    assert sorted(ids) == ["a", "b", "m0", "m1", "p"], "the failed unit left nothing"
+
+
+async def test_a_statement_built_per_call_is_not_kept_alive(
+    databases: tuple[Database, Database],
+) -> None:
+    """The cache holds statements weakly: one built per call and run twice
+    (so prepared) goes when its caller drops it, with what was prepared.
+    (SQLAlchemy's own compiled cache, bounded, keeps the one it ran.)"""
+    db, _ = databases
+
+    cache = PreparedStatements(sa.create_engine("sqlite://").dialect)  # pysqlite, as the writer
+
+    async def run_twice() -> weakref.ref[Any]:
+        built = sa.insert(numbers)  # per call, with parameters
+        async with db.unit_of_work() as uow:
+            connection = uow.connection.sync_connection
+            assert isinstance(connection, sa.Connection)
+            assert cache.execute(connection, built, {"name": "x"}) is None, "seen once"
+            result = cache.execute(connection, built, {"name": "y"})
+            assert result is not None
+            assert tuple(result.inserted_primary_key) == (3,), "the key still comes back"
+        return weakref.ref(built)
+
+    built = await run_twice()
+    gc.collect()
+    assert built() is None
