@@ -15,7 +15,7 @@ to answer with the stock levels (``Outcome``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -130,7 +130,7 @@ def stock_move(target: str, product_id: str, quantity: int, now: datetime) -> _B
     return _STOCK_MOVES[target], _units(product_id, quantity, now)
 
 
-def lines_of(changed: sa.CursorResult[Any]) -> list[Line]:
+def lines_of(changed: Iterable[Any]) -> list[Line]:
     """The lines a reservation's state change returned (product id, quantity),
     in product id order: a stable lock order for their stock UPDATEs."""
     return sorted((row.product_id, row.quantity) for row in changed)
