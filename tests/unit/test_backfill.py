@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,20 @@ from ec_recommend.platform.clock import utcnow
 pytestmark = pytest.mark.asyncio
 
 OVERLAP = timedelta(seconds=10)
+
+
+async def passes_until_cancelled(one_pass: Callable[[PassWindow], Awaitable[int]]) -> None:
+    """``run_passes`` back to back until ``one_pass`` cancels it."""
+    with pytest.raises(asyncio.CancelledError):
+        await run_passes(
+            one_pass,
+            interval=0.001,
+            retry=0.001,
+            overlap=OVERLAP,
+            log=logging.getLogger(__name__),
+            failed="failed",
+            done="%d applied",
+        )
 
 
 async def test_a_pass_reads_from_the_newest_stamp_the_last_one_saw_less_the_overlap() -> None:
@@ -32,16 +47,7 @@ async def test_a_pass_reads_from_the_newest_stamp_the_last_one_saw_less_the_over
             return 0  # nothing changed: the next pass reads from the same point
         raise asyncio.CancelledError  # enough passes
 
-    with pytest.raises(asyncio.CancelledError):
-        await run_passes(
-            one_pass,
-            interval=0.001,
-            retry=0.001,
-            overlap=OVERLAP,
-            log=logging.getLogger(__name__),
-            failed="failed",
-            done="%d applied",
-        )
+    await passes_until_cancelled(one_pass)
 
     assert reads_from == [None, source_now - OVERLAP, source_now - OVERLAP]
 
@@ -58,15 +64,6 @@ async def test_a_failed_pass_is_retried_from_where_it_started() -> None:
             return 0
         raise asyncio.CancelledError
 
-    with pytest.raises(asyncio.CancelledError):
-        await run_passes(
-            one_pass,
-            interval=0.001,
-            retry=0.001,
-            overlap=OVERLAP,
-            log=logging.getLogger(__name__),
-            failed="failed",
-            done="%d applied",
-        )
+    await passes_until_cancelled(one_pass)
 
     assert reads_from == [None, None, None]
