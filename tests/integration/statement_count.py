@@ -17,17 +17,19 @@ from ec_recommend.platform.storage.prepared import PreparedStatement
 def statements_on(database_file: str) -> Iterator[Counter[str]]:
     """Statements run on any engine of ``database_file``, by their first word,
     and on its connections' drivers outside a recording span, which engine
-    events do not see: ``Database.first`` on the read connection, and a unit
-    of work's prepared statements on the write connection."""
+    events do not see: prepared statements (``PreparedStatement.run``), those
+    of ``Database.first`` and ``rows`` on the read connection with the BEGIN
+    of each (``InlineReader.run_prepared``) and a unit of work's on the write
+    connection."""
     seen: Counter[str] = Counter()
 
     def ours(conn: Any) -> bool:
         return str(conn.engine.url.database or "").endswith(database_file)
 
-    def first(reader: InlineReader, statement: Any, params: Any) -> Any:
+    def read_prepared(reader: InlineReader, *args: Any) -> Any:
         if ours(reader):
-            seen.update(("BEGIN", "SELECT"))
-        return read_first(reader, statement, params)
+            seen["BEGIN"] += 1  # its statement counts as a PreparedStatement.run
+        return real_read(reader, *args)
 
     def run_prepared(prepared: PreparedStatement, conn: Any, *args: Any) -> Any:
         if ours(conn):
@@ -43,16 +45,16 @@ def statements_on(database_file: str) -> Iterator[Counter[str]]:
         if ours(conn):
             seen["BEGIN"] += 1
 
-    read_first = InlineReader.first
+    real_read = InlineReader.run_prepared
     real_run = PreparedStatement.run
-    InlineReader.first = first  # type: ignore[method-assign]
+    InlineReader.run_prepared = read_prepared  # type: ignore[method-assign]
     PreparedStatement.run = run_prepared  # type: ignore[method-assign]
     sa.event.listen(sa.Engine, "before_cursor_execute", count)
     sa.event.listen(sa.Engine, "begin", begin)
     try:
         yield seen
     finally:
-        InlineReader.first = read_first  # type: ignore[method-assign]
+        InlineReader.run_prepared = real_read  # type: ignore[method-assign]
         PreparedStatement.run = real_run  # type: ignore[method-assign]
         sa.event.remove(sa.Engine, "begin", begin)
         sa.event.remove(sa.Engine, "before_cursor_execute", count)

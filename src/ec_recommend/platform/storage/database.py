@@ -35,6 +35,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    Row,
     Select,
     Table,
     event,
@@ -257,18 +258,35 @@ class Database:
         async with self._connect(self._read_engine) as conn:
             return await conn.run_sync(work)
 
-    async def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None:
-        """The first row of ``statement`` (a short, bounded read by key), or None.
+    async def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Row[Any] | None:
+        """The first row of ``statement`` (a short, bounded read by key), or None:
+        ``read`` of ``conn.execute(statement, params).first()``, as ``fetch``."""
+        return await self.fetch(statement, params, _first)
 
-        ``read`` of ``conn.execute(statement, params).first()``; on SQLite,
-        outside a recording span, without SQLAlchemy's per-execution work
-        (``InlineReader.first``). A recording span takes the way through
-        SQLAlchemy, whose engine events give the statement its span.
+    async def rows(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        """Every row of ``statement`` (a short, bounded read by key): ``read``
+        of ``conn.execute(statement, params).all()``, as ``fetch``."""
+        return await self.fetch(statement, params, _all)
+
+    async def fetch(
+        self,
+        statement: Select[Any],
+        params: Mapping[str, Any],
+        take: Callable[[StatementResult], T],
+    ) -> T:
+        """``take`` of ``statement``'s result (a short, bounded read by key):
+        ``read`` of ``take(conn.execute(statement, params))``.
+
+        On SQLite, outside a recording span, a statement built once (a module
+        constant, with ``bindparam``) runs prepared from its second read,
+        without SQLAlchemy's per-execution work (``InlineReader.read_prepared``).
+        A recording span takes the way through SQLAlchemy, whose engine events
+        give the statement its span; so does PostgreSQL.
         """
         reader = self._inline_reader
         if reader is not None and not trace.get_current_span().is_recording():
-            return reader.first(statement, params)
-        return await self.read(lambda conn: conn.execute(statement, params).first())
+            return reader.read_prepared(statement, params, take)
+        return await self.read(lambda conn: take(conn.execute(statement, params)))
 
     async def migrate(self, migrations: Sequence[Migration]) -> int:
         """Apply the migrations not yet applied, in order; returns the version."""
@@ -300,6 +318,14 @@ class Database:
                 log.info("%s: schema at version %d", self.service, current)
             await uow.commit()
         return current
+
+
+def _first(result: StatementResult) -> Row[Any] | None:
+    return result.first()
+
+
+def _all(result: StatementResult) -> Sequence[Row[Any]]:
+    return result.all()
 
 
 def create_tables(metadata: MetaData) -> Callable[[AsyncConnection], Awaitable[None]]:

@@ -11,26 +11,28 @@ no thread hop at all. In WAL mode a reader never waits for the writer.
 Only bounded work belongs here: a scan would stall every other call on the
 loop while it runs. Those stay on ``Database.reading()``.
 
-The hottest reads (a product by id, on every uncached product page) skip
-SQLAlchemy's per-execution work too (``first``): a SELECT compiled once for
-the driver (``prepared.PreparedStatement``: its SQL, its parameters' order,
+Reads by statement (``read_prepared``: ``Database.first`` and ``rows``)
+skip SQLAlchemy's per-execution work too: a statement built once is
+compiled once for the driver (``prepared``: its SQL, its parameters' order,
 its processors and rows, taken from SQLAlchemy so values come back as they
-would through it), run on the driver's connection in the same BEGIN..ROLLBACK.
-That work (execution context, result metadata, transaction objects and
-events) costs about five times the read itself.
+would through it), and runs on the driver's connection in the same
+BEGIN..ROLLBACK. That work (execution context, result metadata, transaction
+objects and events) costs several times the read itself.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Executable
 
-from ec_recommend.platform.storage.prepared import NotPreparable, PreparedStatement
+from ec_recommend.platform.storage.prepared import PreparedStatement, PreparedStatements
+from ec_recommend.platform.storage.results import PreparedResult, StatementResult
 
 T = TypeVar("T")
 
@@ -52,7 +54,7 @@ class InlineReader:
         )
         _tune_read_connection(self.engine)
         self._connection: Connection | None = None
-        self._prepared: dict[Select[Any], PreparedStatement | None] = {}
+        self._prepared = PreparedStatements(self.engine.dialect)
 
     def _connected(self) -> Connection:
         connection = self._connection
@@ -70,41 +72,34 @@ class InlineReader:
             # writes from this connection and keep the WAL from checkpointing.
             connection.rollback()
 
-    def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None:
-        """The first row of ``statement`` (a row with its columns as attributes),
-        or None: what ``run`` gives for ``conn.execute(statement, params).first()``,
-        on the driver's connection, untraced (no engine events fire) when it
-        can be prepared (``prepared``)."""
-        try:
-            prepared = self._prepared[statement]
-        except KeyError:
-            try:
-                prepared = PreparedStatement(statement, self.engine.dialect)
-            except NotPreparable:
-                prepared = None
-            self._prepared[statement] = prepared
-        try:
-            values = None if prepared is None else prepared.bind(params)
-        except Exception:
-            values = None  # a missing parameter, say: SQLAlchemy raises its error
-        if prepared is None or values is None:
-            return self.run(lambda conn: conn.execute(statement, params).first())
+    def read_prepared(
+        self, statement: Executable, params: Any, take: Callable[[StatementResult], T]
+    ) -> T:
+        """``take`` of ``statement``'s result: what ``run`` gives for
+        ``take(conn.execute(statement, params))``, prepared (``prepared``:
+        from its second run, on the driver's connection, untraced, as no
+        engine event fires) when it can be."""
+        bound = self._prepared.bound(statement, params)
+        if bound is None:
+            return self.run(lambda conn: take(conn.execute(statement, params)))
+        return take(self.run_prepared(*bound))
+
+    def run_prepared(self, prepared: PreparedStatement, values: Any) -> PreparedResult:
+        """``prepared`` run with bound ``values`` in one read transaction on the
+        driver's connection, its rows fetched before the transaction ends."""
         # Between runs SQLAlchemy's connection holds no transaction (``run``
         # ends each), so the driver's connection is ours until we return.
-        driver = self._connected().connection.driver_connection
+        connection = self._connected()
+        driver = connection.connection.driver_connection
         assert driver is not None
         try:
             driver.execute("BEGIN")
-            cursor = driver.execute(prepared.sql, values)
-            try:
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
         except sqlite3.Error as exc:
             raise prepared.error(exc, values) from exc  # as SQLAlchemy raises it
+        try:
+            return prepared.run(connection, values)
         finally:
             driver.rollback()  # ends the snapshot, as ``run`` does
-        return None if row is None else prepared.row(row)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -127,3 +122,4 @@ def _tune_read_connection(engine: Engine) -> None:
         # On the driver's connection: a statement through SQLAlchemy costs
         # more than the BEGIN itself, which takes no lock and cannot fail busy.
         conn.connection.driver_connection.execute("BEGIN")
+

@@ -16,12 +16,20 @@ IntegrityError stays an IntegrityError). Only bookkeeping is skipped: the
 execution context and the engine events, so callers take this way only where
 no span would record the statement.
 
+An expanding parameter (``IN``) is rendered by SQLAlchemy per execution,
+from the number of values it is given (``IN (?, ?, ?)``): such a statement
+is prepared once per number of values of each (``Expanding``), its SQL from
+SQLAlchemy's own expansion, each value bound with the parameter's processor
+as SQLAlchemy binds it, for up to ``MAX_EXPANSIONS`` lengths a statement
+(more run through SQLAlchemy).
+
 Where SQLAlchemy does more than bind and execute, the statement is not
 prepared (``NotPreparable``, decided once per statement and parameter shape)
-and runs through SQLAlchemy: expanding or literal-execute parameters,
-Python-side column defaults, implicit RETURNING, executemany with RETURNING
-(one multi-row statement in SQLAlchemy), and any statement but a Core
-SELECT, INSERT, UPDATE or DELETE.
+and runs through SQLAlchemy: literal-execute parameters, expanding ones
+whose rendering depends on the values (tuples, untyped) or in an INSERT or
+executemany, Python-side column defaults, implicit RETURNING, executemany
+with RETURNING (one multi-row statement in SQLAlchemy), and any statement
+but a Core SELECT, INSERT, UPDATE or DELETE.
 """
 
 from __future__ import annotations
@@ -42,20 +50,44 @@ from ec_recommend.platform.storage.results import PreparedResult
 _PREPARABLE: Final = (Select, Insert, Update, Delete)
 _REQUIRED: Final = object()  # a parameter with no value of its own
 
+# Lengths of an expanding statement's values prepared, at most: a compile
+# each (~0.2 ms); past them the statement runs through SQLAlchemy, whose
+# compiled form serves every length, rather than compiling again and again.
+MAX_EXPANSIONS: Final = 32
+
 # (parameter keys in the order given, executemany): what Connection.execute
 # compiles a statement for (it sorts the keys; they are kept as given here,
 # as cheap to hash, and callers build their dicts one way).
 _Shape = tuple[tuple[str, ...], bool]
 _RowMaker = Callable[[Sequence[Any]], Row[Any]]
+# Per positional parameter: the key to look up, its bind name when it differs
+# (``construct_params`` tries both), its default, its processor, and whether
+# it expands (a sequence of values, each bound with the processor).
+_Slot = tuple[str, str | None, Any, Any, bool]
 
 
 class NotPreparable(Exception):
     """SQLAlchemy does more for this statement than bind and execute it."""
 
 
+class Expanding(NotPreparable):
+    """Prepared only for a number of values of each expanding parameter
+    (``PreparedStatement(..., lengths=...)``): those of ``parameters``, as
+    (key, bind name, default) in the statement's order."""
+
+    def __init__(self, parameters: tuple[tuple[str, str | None, Any], ...]) -> None:
+        super().__init__("expanding parameters: prepared per number of values")
+        self.parameters = parameters
+
+
 class PreparedStatement:
     """One statement compiled for one dialect and parameter shape: its SQL,
-    its parameters' order and defaults, its processors and row type."""
+    its parameters' order and defaults, its processors and row type.
+
+    A statement with expanding parameters raises ``Expanding`` unless
+    ``lengths`` gives the number of values of each (in the order of
+    ``Expanding.parameters``); it is then prepared for those numbers only.
+    """
 
     def __init__(
         self,
@@ -64,6 +96,7 @@ class PreparedStatement:
         keys: Sequence[str] = (),
         *,
         many: bool = False,
+        lengths: Sequence[int] | None = None,
     ) -> None:
         if not isinstance(statement, _PREPARABLE):
             raise NotPreparable(f"a {type(statement).__name__} is not prepared")
@@ -79,6 +112,9 @@ class PreparedStatement:
         self._dialect = dialect
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self._parameters = _parameter_slots(compiled)
+        self._arity: int | None = None  # values bound, when parameters expand
+        if compiled.post_compile_params:
+            self.sql, self._arity = _expanded(compiled, self._parameters, lengths)
         self._make_row: _RowMaker | None = _row_maker(compiled, dialect)
         # as CursorResult.inserted_primary_key allows it
         self._primary_key: Callable[[int | None, Mapping[str, Any]], Any] | None = None
@@ -93,8 +129,8 @@ class PreparedStatement:
         """The driver's positional values for ``params``, as SQLAlchemy makes them
         (``construct_params``, then the bind processors). Raises when a
         required parameter is missing."""
-        values = []
-        for key, name, default, process in self._parameters:
+        values: list[Any] = []
+        for key, name, default, process, expands in self._parameters:
             if key in params:
                 value = params[key]
             elif name is not None and name in params:
@@ -103,7 +139,12 @@ class PreparedStatement:
                 raise KeyError(key)
             else:
                 value = default
-            values.append(value if process is None else process(value))
+            if expands:
+                values.extend(value if process is None else [process(v) for v in value])
+            else:
+                values.append(value if process is None else process(value))
+        if self._arity is not None and len(values) != self._arity:
+            raise ValueError("prepared for another number of values")
         return tuple(values)
 
     def bind_all(self, params: Any) -> Any:
@@ -165,7 +206,7 @@ class PreparedStatement:
         assert self._primary_key is not None
         single = params[0] if isinstance(params, list) else params
         by_name = {}
-        for key, name, default, _ in self._parameters:
+        for key, name, default, _, _ in self._parameters:
             if key in single:
                 by_name[name or key] = single[key]
             elif name is not None and name in single:
@@ -188,7 +229,7 @@ class PreparedStatements:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._by_statement: weakref.WeakKeyDictionary[
-            Executable, dict[_Shape, PreparedStatement | None]
+            Executable, dict[_Shape, PreparedStatement | _Expansions | None]
         ] = weakref.WeakKeyDictionary()
 
     def execute(
@@ -196,21 +237,33 @@ class PreparedStatements:
     ) -> PreparedResult | None:
         """``connection.execute(statement, params)`` run prepared, or None when
         it was not run (the caller runs it through SQLAlchemy)."""
+        bound = self.bound(statement, params)
+        if bound is None:
+            return None
+        prepared, values = bound
+        return prepared.run(connection, values, params)
+
+    def bound(self, statement: Executable, params: Any) -> tuple[PreparedStatement, Any] | None:
+        """``statement`` prepared for ``params``, with its values bound; None
+        when it is to run through SQLAlchemy (nothing has run)."""
         shape = _shape(params)
         if shape is None:
             return None
         prepared = self._prepared(statement, shape)
+        if isinstance(prepared, _Expansions):
+            prepared = prepared.for_values(statement, params)
         if prepared is None:
             return None
         try:
-            values = prepared.bind_all(params)
+            return prepared, prepared.bind_all(params)
         except Exception:
             # A missing parameter or a value a bind processor refuses: let
             # SQLAlchemy raise its own error (nothing has run yet).
             return None
-        return prepared.run(connection, values, params)
 
-    def _prepared(self, statement: Executable, shape: _Shape) -> PreparedStatement | None:
+    def _prepared(
+        self, statement: Executable, shape: _Shape
+    ) -> PreparedStatement | _Expansions | None:
         try:
             shapes = self._by_statement.get(statement)
         except TypeError:  # not weakly referenceable
@@ -222,9 +275,11 @@ class PreparedStatements:
             return shapes[shape]
         except KeyError:
             pass
-        prepared: PreparedStatement | None
+        prepared: PreparedStatement | _Expansions | None
         try:
             prepared = PreparedStatement(statement, self.dialect, shape[0], many=shape[1])
+        except Expanding as expanding:
+            prepared = _Expansions(self.dialect, shape, expanding.parameters)
         except (NotPreparable, sa_exc.SQLAlchemyError):
             # Not preparable, or not compilable: SQLAlchemy runs it (and
             # raises its own compile error) every time. Anything else is a
@@ -232,6 +287,59 @@ class PreparedStatements:
             prepared = None
         shapes[shape] = prepared
         return prepared
+
+
+class _Expansions:
+    """One statement with expanding parameters, for one parameter shape:
+    prepared per number of values of each, up to ``MAX_EXPANSIONS`` of them.
+
+    Holds nothing of the statement (the caller hands it over each time):
+    ``PreparedStatements`` holds statements weakly.
+    """
+
+    def __init__(
+        self, dialect: Dialect, shape: _Shape, parameters: tuple[tuple[str, str | None, Any], ...]
+    ) -> None:
+        self._dialect = dialect
+        self._shape = shape
+        self._parameters = parameters
+        self._by_lengths: dict[tuple[int, ...], PreparedStatement | None] = {}
+
+    def for_values(self, statement: Executable, params: Any) -> PreparedStatement | None:
+        """``statement`` prepared for as many values as ``params`` give each
+        expanding parameter; None to run it through SQLAlchemy."""
+        single = params[0] if isinstance(params, list) else params
+        try:
+            lengths = tuple(
+                len(_value(single, key, name, default)) for key, name, default in self._parameters
+            )
+        except (KeyError, TypeError):  # missing, or not a sequence: SQLAlchemy's to judge
+            return None
+        try:
+            return self._by_lengths[lengths]
+        except KeyError:
+            pass
+        if len(self._by_lengths) >= MAX_EXPANSIONS:
+            return None
+        prepared: PreparedStatement | None
+        keys, many = self._shape
+        try:
+            prepared = PreparedStatement(statement, self._dialect, keys, many=many, lengths=lengths)
+        except (NotPreparable, sa_exc.SQLAlchemyError):
+            prepared = None
+        self._by_lengths[lengths] = prepared
+        return prepared
+
+
+def _value(params: Mapping[str, Any], key: str, name: str | None, default: Any) -> Any:
+    """A parameter's value as ``construct_params`` finds it (as ``bind`` does)."""
+    if key in params:
+        return params[key]
+    if name is not None and name in params:
+        return params[name]
+    if default is _REQUIRED:
+        raise KeyError(key)
+    return default
 
 
 def _shape(params: Any) -> _Shape | None:
@@ -247,8 +355,19 @@ def _shape(params: Any) -> _Shape | None:
 def _check_preparable(compiled: SQLCompiler, many: bool) -> None:
     if not compiled.positional:
         raise NotPreparable("named parameters")
-    if compiled.literal_execute_params or compiled.post_compile_params:
-        raise NotPreparable("expanding or literal-execute parameters")
+    if compiled.literal_execute_params:
+        raise NotPreparable("literal-execute parameters")
+    if compiled.post_compile_params:
+        if many:  # SQLAlchemy refuses it: let it raise its error
+            raise NotPreparable("expanding parameters in executemany")
+        if compiled.isinsert:  # construct_params' expanded names serve the inserted key
+            raise NotPreparable("expanding parameters in an INSERT")
+        for bind in compiled.post_compile_params:
+            impl = bind.type._unwrapped_dialect_impl(compiled.dialect)
+            # Rendered by the values' own shape (a tuple each, or a sequence
+            # given to an untyped parameter), not only their number.
+            if bind.literal_execute or impl._is_tuple_type or impl._isnull:
+                raise NotPreparable("expanding parameters rendered by their values")
     if compiled.insert_prefetch or compiled.update_prefetch:
         raise NotPreparable("Python-side column defaults")
     if compiled.implicit_returning:
@@ -268,20 +387,47 @@ def _check_preparable(compiled: SQLCompiler, many: bool) -> None:
         raise NotPreparable("result columns matched by name")
 
 
-def _parameter_slots(
-    compiled: SQLCompiler,
-) -> tuple[tuple[str, str | None, Any, Any], ...]:
-    """Per positional parameter: the key to look up, its bind name when it
-    differs (``construct_params`` tries both), its default, its processor."""
+def _parameter_slots(compiled: SQLCompiler) -> tuple[_Slot, ...]:
+    """Each positional parameter's slot (``_Slot``), in the compiled order."""
     processors = compiled._bind_processors
+    expanding = compiled.post_compile_params
     slots = []
     for name in compiled.positiontup or ():
         bind = compiled.binds[name]
         if bind.callable is not None:
             raise NotPreparable("a callable parameter value")
         default = _REQUIRED if bind.required else bind.value
-        slots.append((bind.key, name if name != bind.key else None, default, processors.get(name)))
+        renamed = name if name != bind.key else None
+        slots.append((bind.key, renamed, default, processors.get(name), bind in expanding))
     return tuple(slots)
+
+
+def _expanded(
+    compiled: SQLCompiler, slots: tuple[_Slot, ...], lengths: Sequence[int] | None
+) -> tuple[str, int]:
+    """The SQL SQLAlchemy runs for ``lengths`` values of each expanding
+    parameter (its own expansion, as an execution makes it), and the number
+    of values it binds; ``Expanding`` without ``lengths``."""
+    expanding: dict[str, tuple[str, str | None, Any]] = {}
+    for name, (key, renamed, default, _, expands) in zip(
+        compiled.positiontup or (), slots, strict=True
+    ):
+        if expands:
+            expanding.setdefault(name, (key, renamed, default))
+    if lengths is None:
+        raise Expanding(tuple(expanding.values()))
+    if len(lengths) != len(expanding):
+        raise ValueError(f"{len(expanding)} expanding parameters, {len(lengths)} lengths")
+    count = dict(zip(expanding, lengths, strict=True))
+    # Placeholders: for a typed, non-tuple parameter only their number
+    # shapes the SQL (``_check_preparable``).
+    state = compiled._process_parameters_for_postcompile(
+        {name: [None] * n for name, n in count.items()}
+    )
+    arity = sum(count.get(name, 1) for name in compiled.positiontup or ())
+    if len(state.positiontup or ()) != arity:  # an expansion this module does not follow
+        raise NotPreparable("an expansion other than one value a placeholder")
+    return state.statement, arity
 
 
 def _row_maker(compiled: SQLCompiler, dialect: Dialect) -> _RowMaker | None:
