@@ -44,6 +44,14 @@ log = logging.getLogger(__name__)
 SENT_RETENTION = timedelta(days=1)
 _PRUNE_EVERY = 1000  # passes
 _REPORT_EVERY = 5.0  # seconds between backlog metrics
+# Bounded however long the backlog: the sent_at index holds the pending rows
+# in seq order (seq is the rowid), so this reads at most ``limit`` rows.
+_PENDING = (
+    sa.select(outbox.c.seq, outbox.c.event_type, outbox.c.body)
+    .where(outbox.c.sent_at.is_(None))
+    .order_by(outbox.c.seq)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
 _MARK_SENT = (
     sa.update(outbox)
     .where(outbox.c.seq.in_(sa.bindparam("seqs", expanding=True)))
@@ -177,16 +185,8 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One pass: publish up to ``pass_size`` pending rows; returns how many were sent."""
-        query = (
-            sa.select(outbox.c.seq, outbox.c.event_type, outbox.c.body)
-            .where(outbox.c.sent_at.is_(None))
-            .order_by(outbox.c.seq)
-            .limit(self.pass_size)
-        )
-        # Bounded however long the backlog: the sent_at index holds the
-        # pending rows in seq order (seq is the rowid), so this reads at most
-        # pass_size rows, on the loop's own connection on SQLite.
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
+        # On the loop's own connection on SQLite (``Database.rows``).
+        rows = await self.db.rows(_PENDING, {"limit": self.pass_size})
         if not rows:
             return 0
         by_topic: dict[str, list[Any]] = {}

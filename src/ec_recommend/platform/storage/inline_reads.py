@@ -122,4 +122,3 @@ def _tune_read_connection(engine: Engine) -> None:
         # On the driver's connection: a statement through SQLAlchemy costs
         # more than the BEGIN itself, which takes no lock and cannot fail busy.
         conn.connection.driver_connection.execute("BEGIN")
-

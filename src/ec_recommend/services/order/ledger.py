@@ -81,6 +81,15 @@ _ADD_CLAIM = sa.insert(idempotency_keys)
 _ADD_PAYMENT_KEY = sa.insert(payment_keys)
 _ADD_PAYMENT = sa.insert(payments)
 _ORDER_STATUS = sa.select(orders.c.status).where(orders.c.id == sa.bindparam("order_id"))
+_CLAIM = sa.select(idempotency_keys).where(
+    idempotency_keys.c.user_id == sa.bindparam("user_id"),
+    idempotency_keys.c.key == sa.bindparam("key"),
+)
+_PAYMENT_KEY_FINGERPRINT = sa.select(payment_keys.c.fingerprint).where(
+    payment_keys.c.order_id == sa.bindparam("order_id"),
+    payment_keys.c.key == sa.bindparam("key"),
+)
+_PAYMENT = sa.select(payments).where(payments.c.id == sa.bindparam("payment_id"))
 _LIVE_PAYMENT = sa.select(payments).where(
     payments.c.order_id == sa.bindparam("order_id"),
     payments.c.status.in_((PROCESSING, SUCCEEDED)),
@@ -116,10 +125,7 @@ class Ledger:
             return existing or Claim(fingerprint="", order_id="")
 
     async def find_claim(self, user_id: str, key: str) -> Claim | None:
-        query = sa.select(idempotency_keys).where(
-            idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
-        )
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        row = await self.db.first(_CLAIM, {"user_id": user_id, "key": key})
         if row is None:
             return None
         return Claim(row.fingerprint, row.order_id, aware(row.created_at))
@@ -153,10 +159,11 @@ class Ledger:
             return
         except IntegrityError:
             pass
-        query = sa.select(payment_keys.c.fingerprint).where(
-            payment_keys.c.order_id == order_id, payment_keys.c.key == key
+        bound = await self.db.fetch(
+            _PAYMENT_KEY_FINGERPRINT,
+            {"order_id": order_id, "key": key},
+            lambda result: result.scalar_one_or_none(),
         )
-        bound = await self.db.read(lambda conn: conn.execute(query).scalar_one_or_none())
         if bound is not None and bound != fingerprint:
             raise AlreadyExists(
                 "this idempotency key was used for a different payment request",
@@ -211,13 +218,12 @@ class Ledger:
 
     async def live_payment(self, order_id: str) -> Payment | None:
         """The order's charge in flight or succeeded, if any."""
-        key = {"order_id": order_id}
-        row = await self.db.read(lambda conn: conn.execute(_LIVE_PAYMENT, key).first())
+        row = await self.db.first(_LIVE_PAYMENT, {"order_id": order_id})
         return None if row is None else _payment(row)
 
     async def payment(self, payment_id: str) -> Payment:
-        query = sa.select(payments).where(payments.c.id == payment_id)
-        return _payment(await self.db.read(lambda conn: conn.execute(query).one()))
+        key = {"payment_id": payment_id}
+        return _payment(await self.db.fetch(_PAYMENT, key, lambda result: result.one()))
 
     async def stale_attempts(self, started_before: datetime, limit: int = 100) -> list[Payment]:
         """Attempts still PROCESSING that started before ``started_before``."""

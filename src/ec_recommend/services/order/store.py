@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,10 +57,12 @@ class OrderReader:
     ) -> list[domain.Order]:
         if not order_ids:
             return []
-        load = partial(_load, order_ids)
+        key = {"order_ids": list(order_ids)}
         if uow is not None:
-            return await uow.connection.run_sync(load)
-        return await self.db.read(load)  # by key: bounded
+            rows = (await uow.execute(_ORDERS_WITH_LINES, key)).all()
+        else:
+            rows = await self.db.rows(_ORDERS_WITH_LINES, key)  # by key: bounded
+        return _orders(order_ids, rows)
 
 
 # Each order with its lines, in one statement (lines never change after create).
@@ -101,8 +102,8 @@ _CHANGE_STOCK_STATE = (
 )
 
 
-def _load(order_ids: Sequence[str], conn: sa.Connection) -> list[domain.Order]:
-    rows = conn.execute(_ORDERS_WITH_LINES, {"order_ids": list(order_ids)}).all()
+def _orders(order_ids: Sequence[str], rows: Sequence[Any]) -> list[domain.Order]:
+    """The orders of ``order_ids`` found in ``rows`` (``_ORDERS_WITH_LINES``), in that order."""
     by_id: dict[str, list[Any]] = {}
     for row in rows:
         by_id.setdefault(row.id, []).append(row)

@@ -269,8 +269,8 @@ class StockReservations:
 
     async def reservation(self, reservation_id: str) -> Reservation:
         key = {"reservation_id": reservation_id}
-        # A bounded read by key: on the loop's thread on SQLite (``Database.read``).
-        rows = await self.db.read(lambda conn: conn.execute(_STATE_AND_LEASE, key).all())
+        # A bounded read by key: on the loop's thread on SQLite (``Database.rows``).
+        rows = await self.db.rows(_STATE_AND_LEASE, key)
         if not rows:
             raise NotFound(f"reservation {reservation_id} not found", reservation_id=reservation_id)
         state = str(rows[0].state)

@@ -130,11 +130,8 @@ class ProductStore(StockReservations):
     async def get_many(self, product_ids: Sequence[str]) -> list[domain.Product]:
         if not product_ids:
             return []
-
-        def read(conn: sa.Connection) -> Sequence[Any]:
-            return conn.execute(_BY_IDS, {"product_ids": list(set(product_ids))}).all()
-
-        rows = await self.db.read(read)  # by primary key, at most MAX_BATCH ids: bounded
+        key = {"product_ids": list(set(product_ids))}
+        rows = await self.db.rows(_BY_IDS, key)  # by primary key, at most MAX_BATCH ids: bounded
         by_id = {row.id: to_product(row) for row in rows}
         return [by_id[pid] for pid in dict.fromkeys(product_ids) if pid in by_id]
 

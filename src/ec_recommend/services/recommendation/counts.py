@@ -208,7 +208,7 @@ class OrderCounts:
         if not order_ids:
             return set()
         key = {"order_ids": list(order_ids)}
-        rows = await self.db.read(lambda conn: conn.execute(_COUNTED, key).all())
+        rows = await self.db.rows(_COUNTED, key)
         return {row.order_id for row in rows}
 
     async def paid_order_recorded(self, order_id: str) -> bool:

@@ -53,6 +53,7 @@ _BY_KEY = {
     name: sa.select(users).where(users.c[name] == sa.bindparam("value"))
     for name in ("id", "cognito_user_id", "seller_id", "email")
 }
+_PROFILE = sa.select(profiles).where(profiles.c.user_id == sa.bindparam("user_id"))
 
 
 class UserStore:
@@ -171,8 +172,7 @@ class UserStore:
         return await self.get(user_id)
 
     async def profile(self, user_id: str) -> Any:
-        query = sa.select(profiles).where(profiles.c.user_id == user_id)
-        row = await self.db.read(lambda conn: conn.execute(query).first())
+        row = await self.db.first(_PROFILE, {"user_id": user_id})
         if row is None:
             raise NotFound(f"user {user_id} not found", user_id=user_id)
         return row
