@@ -1,10 +1,12 @@
-"""``Database.read`` and ``Database.first``: short reads see every committed
-write and nothing uncommitted; ``first`` gives the row SQLAlchemy would."""
+"""``Database.read``, ``first``, ``rows`` and ``fetch``: short reads see every
+committed write and nothing uncommitted; ``first``, ``rows`` and ``fetch``
+give what SQLAlchemy would (prepared on SQLite outside a recording span)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from ec_recommend.platform.storage import Migration, open_database
 from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.platform.storage.inline_reads import InlineReader
 
 pytestmark = pytest.mark.asyncio
 
@@ -38,6 +41,12 @@ ITEM = sa.select(items).where(items.c.id == sa.bindparam("id"))
 BOOK = sa.select(items.c.id, items.c.tags).where(
     items.c.id == sa.bindparam("id"), items.c.kind == "book"
 )
+BY_KIND = (
+    sa.select(items.c.id, items.c.price, items.c.created_at)
+    .where(items.c.kind == sa.bindparam("kind"))
+    .order_by(items.c.id)
+)
+ITEMS = sa.select(items).where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def value_of(counter_id: int) -> Callable[[sa.Connection], int | None]:
@@ -134,8 +143,13 @@ async def test_first_sees_committed_writes_only_and_holds_no_snapshot(storage) -
 async def test_a_failing_first_raises_as_sqlalchemy_and_the_next_read_works(storage) -> None:
     async with open_database(storage, "counters", MIGRATIONS) as db:
         missing = sa.Table("missing", sa.MetaData(), sa.Column("id", sa.Integer))
-        with pytest.raises(sa.exc.DBAPIError):
-            await db.first(sa.select(missing).where(missing.c.id == sa.bindparam("id")), {"id": 1})
+        statement = sa.select(missing).where(missing.c.id == sa.bindparam("id"))
+        raised = []
+        for _ in range(2):  # through SQLAlchemy, then prepared (on SQLite)
+            with pytest.raises(sa.exc.DBAPIError) as error:
+                await db.first(statement, {"id": 1})
+            raised.append((type(error.value), type(error.value.orig), str(error.value.orig)))
+        assert raised[0] == raised[1]
         assert await db.first(BY_ID, {"id": 1}) is None
         assert await db.read(value_of(1)) is None
 
@@ -168,3 +182,72 @@ async def test_a_read_on_postgresql_opens_no_transaction(storage) -> None:
             assert await uow.connection.run_sync(in_transaction) is True
             await uow.commit()
         assert await db.read(value_of(1)) == 1
+
+
+def typed(rows: Any) -> Any:
+    """Rows' names, values with their types, and mappings."""
+    return [(row._fields, [(type(v), v) for v in row], dict(row._mapping)) for row in rows]
+
+
+async def test_rows_give_the_rows_sqlalchemy_gives(storage) -> None:
+    async with open_database(storage, "items", MIGRATIONS) as db:
+        await add_item(db, "a")
+        await add_item(db, "b", kind="pen", price=None)
+        await add_item(db, "c")
+        reads = [
+            (BY_KIND, {"kind": "book"}),
+            (BY_KIND, {"kind": "none"}),
+            (ITEMS, {"ids": ["c", "a", "missing"]}),
+            (ITEMS, {"ids": ["b"]}),
+            (ITEMS, {"ids": []}),
+        ]
+        for _ in range(2):  # the second time prepared, on SQLite
+            for statement, params in reads:
+                expected = await db.read(
+                    lambda conn, s=statement, p=params: conn.execute(s, p).all()
+                )
+                assert typed(await db.rows(statement, params)) == typed(expected)
+
+
+async def test_fetch_takes_what_the_caller_takes_with_sqlalchemys_errors(storage) -> None:
+    async with open_database(storage, "items", MIGRATIONS) as db:
+        await add_item(db, "a")
+        await add_item(db, "b")
+        for _ in range(2):  # the second time prepared, on SQLite
+            assert (await db.fetch(ITEM, {"id": "a"}, lambda r: r.one())).id == "a"
+            assert await db.fetch(ITEM, {"id": "x"}, lambda r: r.scalar_one_or_none()) is None
+            with pytest.raises(sa.exc.NoResultFound):
+                await db.fetch(ITEM, {"id": "x"}, lambda r: r.one())
+            with pytest.raises(sa.exc.MultipleResultsFound):
+                await db.fetch(BY_KIND, {"kind": "book"}, lambda r: r.one_or_none())
+
+
+@pytest.mark.parametrize("storage", ["sqlite"], indirect=True)
+async def test_reads_by_a_statement_run_prepared_from_the_second_outside_a_span(
+    storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepared: list[str] = []
+    run_prepared = InlineReader.run_prepared
+
+    def counted(reader: InlineReader, statement: Any, values: Any) -> Any:
+        prepared.append(statement.sql.split(None, 1)[0])
+        return run_prepared(reader, statement, values)
+
+    monkeypatch.setattr(InlineReader, "run_prepared", counted)
+    async with open_database(storage, "items", MIGRATIONS) as db:
+        await add_item(db, "a")
+        for n in range(3):
+            assert len(await db.rows(ITEMS, {"ids": ["a", "b"]})) == 1
+            assert len(prepared) == n, "the first read of a statement: SQLAlchemy's way"
+        with TracerProvider().get_tracer("test").start_as_current_span("request"):
+            assert len(await db.rows(ITEMS, {"ids": ["a", "b"]})) == 1
+            assert (await db.first(ITEM, {"id": "a"})) is not None
+        assert len(prepared) == 2, "a recording span takes SQLAlchemy's way"
+        per_call = [
+            await db.first(
+                sa.select(items.c.id).where(items.c.id == sa.bindparam("id")), {"id": "a"}
+            )
+            for _ in range(2)
+        ]
+        assert per_call == [("a",), ("a",)]
+        assert len(prepared) == 2, "a statement built per call is not prepared"

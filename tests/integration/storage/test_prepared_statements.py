@@ -4,9 +4,10 @@ Each case runs one statement in a unit of work on two databases seeded
 alike: through SQLAlchemy's ``Connection.execute`` on one, prepared
 (``PreparedStatement``) on the other. The rows (their values and types,
 names and mappings), rowcount, inserted primary key, the error raised and
-the table contents after commit must be the same. Then the policy of
-``UnitOfWork.execute``: which runs are prepared and which go through
-SQLAlchemy.
+the table contents after commit must be the same; with expanding
+parameters (``IN``) too, prepared for the number of values given. Then the
+policy of ``UnitOfWork.execute``: which runs are prepared and which go
+through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from sqlalchemy.dialects import sqlite
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.storage import Database, Migration, open_database
+from ec_recommend.platform.storage import prepared as prepared_module
 from ec_recommend.platform.storage.database import create_tables
 from ec_recommend.platform.storage.prepared import (
+    Expanding,
     NotPreparable,
     PreparedStatement,
     PreparedStatements,
@@ -112,6 +115,40 @@ COUNT_KIND = sa.select(sa.func.count()).where(items.c.kind == sa.bindparam("kind
 WITH_NUMBER = sa.select(items.c.id, numbers.c.seq, numbers.c.name).join(
     numbers, numbers.c.name == items.c.kind
 )
+BY_IDS = (
+    sa.select(items.c.id, items.c.kind, items.c.created_at)
+    .where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(items.c.id)
+)
+AT_TIMES = sa.select(items.c.id).where(
+    items.c.created_at.in_(sa.bindparam("whens", expanding=True))  # a bind processor
+)
+PRICED_BOOKS_OR_PENS = (
+    sa.select(items.c.id)
+    .where(items.c.kind.in_(("book", "pen")), items.c.price == sa.bindparam("price"))
+    .order_by(items.c.id)
+)
+_IDS = sa.bindparam("ids", expanding=True)
+IDS_OR_KINDS = (
+    sa.select(items.c.id).where(sa.or_(items.c.id.in_(_IDS), items.c.kind.in_(_IDS)))
+).order_by(items.c.id)
+IDS_BUT_KIND = (  # a parameter named as SQLAlchemy would name an element of ``ids``
+    sa.select(items.c.id)
+    .where(
+        items.c.id.in_(sa.bindparam("ids", expanding=True)), items.c.kind != sa.bindparam("ids_1")
+    )
+    .order_by(items.c.id)
+)
+RESTOCK_IDS = (
+    sa.update(items)
+    .where(items.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+    .values(stock=sa.bindparam("b_stock"))
+)
+REMOVE_IDS_RETURNING = (
+    sa.delete(items)
+    .where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .returning(items.c.id)
+)
 
 
 @dataclass(frozen=True)
@@ -158,6 +195,24 @@ CASES = {
     "select scalar_one_or_none, none": Case(BY_ID, {"id": "x"}, "scalar_one_or_none"),
     "select, a join": Case(WITH_NUMBER, {"unused": 1}),
     "a statement without rows asked for rows": Case(REMOVE_KIND, {"kind": "pen"}, "first"),
+    "select in": Case(BY_IDS, {"ids": ["b", "a", "missing"]}),
+    "select in, one value": Case(BY_IDS, {"ids": ["p"]}),
+    "select in, no value": Case(BY_IDS, {"ids": []}),
+    "select in, a value twice": Case(BY_IDS, {"ids": ["a", "a"]}),
+    "select in, a tuple of values": Case(BY_IDS, {"ids": ("a", "b")}),
+    "select in, a string (its characters)": Case(BY_IDS, {"ids": "ab"}),
+    "select in, first": Case(BY_IDS, {"ids": ["a", "b"]}, "first"),
+    "select in, datetimes": Case(AT_TIMES, {"whens": [LATER, WHEN]}),
+    "select in a literal list": Case(PRICED_BOOKS_OR_PENS, {"price": 1200}),
+    "select in a literal list, given by name": Case(
+        PRICED_BOOKS_OR_PENS, {"price": 1200, "kind_1": ["pen"]}
+    ),
+    "select in, one parameter twice": Case(IDS_OR_KINDS, {"ids": ["a", "pen"]}),
+    "select in beside a parameter named like its values": Case(
+        IDS_BUT_KIND, {"ids": ["a", "b", "p"], "ids_1": "pen"}
+    ),
+    "update in": Case(RESTOCK_IDS, {"b_ids": ["a", "p", "missing"], "b_stock": 9}),
+    "delete in, returning": Case(REMOVE_IDS_RETURNING, {"ids": ["a", "b"]}),
 }
 
 
@@ -215,10 +270,23 @@ def inserted_key(result: Any) -> Any:
         return type(exc)
 
 
-def run_prepared(connection: sa.Connection, statement: Any, params: Any) -> Any:
+def prepare(statement: Any, dialect: sa.Dialect, params: Any) -> PreparedStatement:
+    """``statement`` prepared for ``params`` (for their number of values, if
+    its parameters expand)."""
     first = params[0] if isinstance(params, list) else params
     many = isinstance(params, list) and len(params) > 1
-    prepared = PreparedStatement(statement, connection.dialect, list(first), many=many)
+    try:
+        return PreparedStatement(statement, dialect, list(first), many=many)
+    except Expanding as expanding:
+        lengths = [
+            len(first[key] if key in first else first.get(name, default))
+            for key, name, default in expanding.parameters
+        ]
+        return PreparedStatement(statement, dialect, list(first), many=many, lengths=lengths)
+
+
+def run_prepared(connection: sa.Connection, statement: Any, params: Any) -> Any:
+    prepared = prepare(statement, connection.dialect, params)
     return prepared.run(connection, prepared.bind_all(params), params)
 
 
@@ -273,22 +341,74 @@ async def test_datetimes_and_json_come_back_as_they_went_in(
         assert row._mapping[items.c.kind] == "book", "rows are keyed by column too"
 
 
+PAIRS_IN = sa.select(items.c.id).where(
+    sa.tuple_(items.c.id, items.c.kind).in_(sa.bindparam("pairs", expanding=True))
+)
+
+
 @pytest.mark.parametrize(
     ("statement", "params"),
     [
-        (sa.select(items.c.id).where(items.c.id.in_(sa.bindparam("ids", expanding=True))), ["a"]),
         (sa.insert(attempts), {"id": "x"}),  # the Python-side default of ``count``
         (ADD_ITEM_ONCE, [item("c"), item("d")]),  # executemany with RETURNING
         (sa.text("SELECT 1"), {}),
         (sa.union(sa.select(items.c.id), sa.select(numbers.c.name)), {}),
+        (PAIRS_IN, {"pairs": [("a", "book")]}),
+        (
+            sa.select(items.c.id).where(
+                sa.literal_column("id").in_(sa.bindparam("ids", expanding=True))
+            ),
+            {"ids": ["a"]},
+        ),
+        (
+            sa.select(items.c.id).where(
+                items.c.id.in_(sa.bindparam("ids", expanding=True, literal_execute=True))
+            ),
+            {"ids": ["a"]},
+        ),
+        (RESTOCK_IDS, [{"b_ids": ["a"], "b_stock": 1}, {"b_ids": ["b"], "b_stock": 2}]),
+        (
+            sa.insert(numbers).from_select(
+                ["name"], sa.select(items.c.id).where(items.c.id.in_(_IDS))
+            ),
+            {"ids": ["a"]},
+        ),
     ],
-    ids=["expanding", "python default", "executemany returning", "text", "union"],
+    ids=[
+        "python default",
+        "executemany returning",
+        "text",
+        "union",
+        "expanding tuples",  # rendered by each tuple's length
+        "expanding, untyped",  # rendered by whether the values are sequences
+        "expanding, literal execute",
+        "expanding, executemany",  # SQLAlchemy refuses it
+        "expanding, in an insert",
+    ],
 )
 async def test_what_sqlalchemy_does_more_for_is_not_prepared(statement: Any, params: Any) -> None:
     dialect = sqlite.dialect()
-    keys = list(params[0] if isinstance(params, list) else params) or ["ids"]
-    with pytest.raises(NotPreparable):
-        PreparedStatement(statement, dialect, keys, many=isinstance(params, list))
+    keys = list(params[0] if isinstance(params, list) else params)
+    for lengths in (None, [1]):
+        with pytest.raises(NotPreparable) as raised:
+            PreparedStatement(
+                statement, dialect, keys, many=isinstance(params, list), lengths=lengths
+            )
+        assert not isinstance(raised.value, Expanding)
+
+
+async def test_an_expanding_statement_is_prepared_for_a_number_of_values() -> None:
+    dialect = sa.create_engine("sqlite://").dialect
+    with pytest.raises(Expanding) as raised:
+        PreparedStatement(BY_IDS, dialect, ["ids"])
+    assert [key for key, _, _ in raised.value.parameters] == ["ids"]
+    three = PreparedStatement(BY_IDS, dialect, ["ids"], lengths=[3])
+    assert "IN (?, ?, ?)" in three.sql
+    assert three.bind({"ids": ["a", "b", "c"]}) == ("a", "b", "c")
+    with pytest.raises(ValueError, match="another number of values"):
+        three.bind({"ids": ["a", "b"]})
+    both = PreparedStatement(IDS_OR_KINDS, dialect, ["ids"], lengths=[2])
+    assert both.bind({"ids": ["a", "pen"]}) == ("a", "pen", "a", "pen"), "each use binds them"
 
 
 async def test_a_unit_of_work_prepares_a_statement_run_again(
@@ -316,20 +436,47 @@ async def test_a_unit_of_work_runs_the_rest_through_sqlalchemy(
     databases: tuple[Database, Database],
 ) -> None:
     db, _ = databases
-    by_ids = sa.select(items.c.id).where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
     add_attempt = sa.insert(attempts)
     async with db.unit_of_work() as uow:
         for n in range(2):
-            result = await uow.execute(by_ids, {"ids": ["a", "b"]})
+            result = await uow.execute(PAIRS_IN, {"pairs": [("a", "book"), ("b", "book")]})
             assert isinstance(result, sa.CursorResult)
-            assert [row.id for row in result] == ["a", "b"]
+            assert sorted(row.id for row in result) == ["a", "b"]
             await uow.execute(add_attempt, {"id": f"x{n}"})
+        for _ in range(2):  # a value the bind processor refuses: SQLAlchemy's error
+            with pytest.raises(sa.exc.StatementError):
+                await uow.execute(AT_TIMES, {"whens": ["not a datetime"]})
         with pytest.raises(sa.exc.StatementError):  # a required parameter missing
             await uow.execute(ADD_ITEM, {"id": "c"})
         with pytest.raises(sa.exc.StatementError):
             await uow.execute(ADD_ITEM, {"id": "c"})
         rows = (await uow.execute(sa.select(attempts).order_by(attempts.c.id))).all()
         assert [tuple(row) for row in rows] == [("x0", 0), ("x1", 0)]
+
+
+async def test_an_expanding_statement_is_prepared_per_number_of_values_up_to_a_bound(
+    databases: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepared_module, "MAX_EXPANSIONS", 2)
+    db, _ = databases
+    kinds = []
+    async with db.unit_of_work() as uow:
+        for ids in (["a"], ["b"], ["a", "b"], ["a", "b", "p"], ["p", "a", "b"], ["p"], []):
+            result = await uow.execute(BY_IDS, {"ids": ids})
+            assert [row.id for row in result.all()] == sorted(set(ids))
+            kinds.append(type(result).__name__)
+        for _ in range(2):  # a parameter missing: SQLAlchemy's error
+            with pytest.raises(sa.exc.StatementError):
+                await uow.execute(BY_IDS, {"other": ["a"]})
+    assert kinds == [
+        "CursorResult",  # seen once
+        "PreparedResult",  # one value
+        "PreparedResult",  # two: the bound reached
+        "CursorResult",  # three: through SQLAlchemy, whatever the values
+        "CursorResult",
+        "PreparedResult",
+        "CursorResult",  # none
+    ]
 
 
 async def test_an_error_leaves_the_transaction_to_roll_back(
@@ -371,5 +518,28 @@ async def test_a_statement_built_per_call_is_not_kept_alive(
         return weakref.ref(built)
 
     built = await run_twice()
+    gc.collect()
+    assert built() is None
+
+
+async def test_an_expanding_statement_built_per_call_is_not_kept_alive(
+    databases: tuple[Database, Database],
+) -> None:
+    db, _ = databases
+    cache = PreparedStatements(sa.create_engine("sqlite://").dialect)
+
+    async def run_with_lengths() -> weakref.ref[Any]:
+        built = sa.select(items.c.id).where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
+        async with db.unit_of_work() as uow:
+            connection = uow.connection.sync_connection
+            assert isinstance(connection, sa.Connection)
+            assert cache.execute(connection, built, {"ids": ["a"]}) is None, "seen once"
+            for ids in (["a"], ["a", "b"]):
+                result = cache.execute(connection, built, {"ids": ids})
+                assert result is not None
+                assert [row.id for row in result] == ids
+        return weakref.ref(built)
+
+    built = await run_with_lengths()
     gc.collect()
     assert built() is None
