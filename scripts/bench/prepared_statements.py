@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Hot checkout statements on the inline SQLite writer, three ways.
+"""Hot checkout statements on the inline SQLite writer and reader, three ways.
 
-Each statement runs ``--statements`` times inside one write transaction
-(rolled back after) on a WAL file, per way:
+Each write runs ``--statements`` times inside one write transaction (rolled
+back after) on a WAL file, per way:
 
   sqlalchemy  ``Connection.execute`` on the writer's connection (a unit of
               work inside a recording span, and every run before this branch)
@@ -10,6 +10,12 @@ Each statement runs ``--statements`` times inside one write transaction
               SQLAlchemy's processors, run on the driver (a unit of work
               outside a recording span)
   sqlite3     the driver alone, its values bound before the clock starts
+
+Each bounded read runs ``--statements`` times on the inline reader, each in
+its own BEGIN..ROLLBACK, the same three ways: ``InlineReader.run`` of
+``conn.execute(...).all()`` (``Database.read``, and ``Database.rows`` inside
+a recording span), ``InlineReader.read_prepared`` (``Database.rows`` and
+``first`` outside one), and the driver alone.
 
 Prints microseconds of CPU per statement for each (the median of
 ``--rounds`` rounds, the ways taking turns).
@@ -33,14 +39,19 @@ import sqlalchemy as sa
 
 from ec_recommend.platform.events import inbox as inbox_module
 from ec_recommend.platform.events import outbox as outbox_module
+from ec_recommend.platform.storage.inline_reads import InlineReader
 from ec_recommend.platform.storage.inline_writes import InlineWriter
 from ec_recommend.platform.storage.prepared import PreparedStatement, PreparedStatements
+from ec_recommend.services.order import ledger as order_ledger
 from ec_recommend.services.order import store as order_store
 from ec_recommend.services.order.tables import metadata as order_metadata
+from ec_recommend.services.order.tables import order_items, payments
 from ec_recommend.services.product import reservations as product_reservations
+from ec_recommend.services.product import store as product_store
 from ec_recommend.services.product.tables import metadata as product_metadata
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+NOW_TEXT = "2026-01-02 03:04:05.678901"  # as SQLAlchemy stores NOW on SQLite
 
 
 def _ids() -> Iterator[str]:
@@ -95,6 +106,18 @@ CASES: dict[str, tuple[Any, Callable[[Iterator[str]], dict[str, Any]]]] = {
 }
 
 
+# Reads by key (statement, parameters), as the checkout's services make them.
+READS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "SELECT payment by id": (order_ledger._PAYMENT, {"payment_id": "pay1"}),
+    "SELECT live payment (IN literal)": (order_ledger._LIVE_PAYMENT, {"order_id": "o1"}),
+    "SELECT order + 2 lines (IN, 1 id)": (
+        order_store._ORDERS_WITH_LINES,
+        {"order_ids": ["o1"]},
+    ),
+    "SELECT products (IN, 3 ids)": (product_store._BY_IDS, {"product_ids": ["p1", "p2", "p3"]}),
+}
+
+
 def _seed(writer: InlineWriter) -> None:
     for metadata in (order_metadata, product_metadata, inbox_module.inbox_metadata):
         metadata.create_all(writer.engine)
@@ -104,7 +127,32 @@ def _seed(writer: InlineWriter) -> None:
     conn.exec_driver_sql(
         "INSERT INTO products (id, seller_id, name, description, currency, base_price,"
         " available, status, images, created_at, updated_at)"
-        " VALUES ('p1', 's', 'n', 'd', 'JPY', 100, 1000000000, 'active', '[]', '', '')"
+        " VALUES ('p1', 's', 'n', 'd', 'JPY', 100, 1000000000, 'active', '[]', ?, ?)",
+        (NOW_TEXT, NOW_TEXT),
+    )
+    for product_id in ("p2", "p3"):
+        conn.exec_driver_sql(
+            "INSERT INTO products (id, seller_id, name, description, currency, base_price,"
+            " available, status, images, created_at, updated_at) SELECT ?, seller_id, name,"
+            " description, currency, base_price, available, status, images, created_at,"
+            " updated_at FROM products WHERE id = 'p1'",
+            (product_id,),
+        )
+    line = {"order_id": "o1", "seller_id": "s", "name": "tea", "quantity": 1, "unit_price": 600}
+    conn.execute(
+        sa.insert(order_items), [{**line, "line_no": n, "product_id": f"p{n}"} for n in (1, 2)]
+    )
+    conn.execute(
+        sa.insert(payments),
+        {
+            "id": "pay1",
+            "order_id": "o1",
+            "status": "SUCCEEDED",
+            "amount": 1200,
+            "currency": "JPY",
+            "created_at": NOW,
+            "updated_at": NOW,
+        },
     )
     conn.commit()
 
@@ -144,6 +192,20 @@ def main() -> None:
                 )
             )
         writer.close()
+        reader = InlineReader(Path(tmp) / "bench.db")
+        for name, (statement, params) in READS.items():
+            times = {"sqlalchemy": [], "prepared": [], "sqlite3": []}
+            for _ in range(args.rounds):
+                for way in times:
+                    times[way].append(_cpu(_read_way(way, reader, statement, params, n)) / n)
+            print(
+                f"{name:36} "
+                + " ".join(
+                    f"{statistics.median(t) * 1e6:{w}.1f}"
+                    for t, w in zip(times.values(), (11, 9, 8), strict=True)
+                )
+            )
+        reader.close()
 
 
 def _way(
@@ -185,6 +247,60 @@ def _way(
             cursor.close()
 
     return run
+
+
+def _read_way(
+    way: str, reader: InlineReader, statement: Any, params: dict[str, Any], n: int
+) -> Callable[[], None]:
+    """The timed loop of ``way``: ``n`` reads of ``statement``, each in its own
+    read transaction (two untimed reads warm it up)."""
+    if way == "sqlalchemy":
+
+        def read(conn: sa.Connection) -> Any:
+            return conn.execute(statement, params).all()
+
+        reader.run(read)
+
+        def run() -> None:
+            for _ in range(n):
+                reader.run(read)
+
+        return run
+    if way == "prepared":
+
+        def take(result: Any) -> Any:
+            return result.all()
+
+        for _ in range(2):  # seen once, then prepared
+            reader.read_prepared(statement, params, take)
+
+        def run() -> None:
+            for _ in range(n):
+                reader.read_prepared(statement, params, take)
+
+        return run
+    one = _prepared_for(statement, reader.engine.dialect, params)
+    values = one.bind(params)
+    driver: Any = reader.run(lambda conn: conn.connection.driver_connection)
+
+    def run() -> None:
+        for _ in range(n):
+            driver.execute("BEGIN")
+            cursor = driver.execute(one.sql, values)
+            cursor.fetchall()
+            cursor.close()
+            driver.rollback()
+
+    return run
+
+
+def _prepared_for(statement: Any, dialect: Any, params: dict[str, Any]) -> PreparedStatement:
+    """``statement`` prepared for ``params`` (their number of values, if it expands)."""
+    cache = PreparedStatements(dialect)
+    for _ in range(2):
+        bound = cache.bound(statement, params)
+    assert bound is not None, "preparable"
+    return bound[0]
 
 
 if __name__ == "__main__":
