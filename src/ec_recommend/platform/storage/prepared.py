@@ -127,8 +127,10 @@ class PreparedStatement:
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The driver's positional values for ``params``, as SQLAlchemy makes them
-        (``construct_params``, then the bind processors). Raises when a
-        required parameter is missing."""
+        (``construct_params``, then the bind processors; an expanding
+        parameter's values each in its place). Raises when a required
+        parameter is missing, or when an expanding one has another number
+        of values than the statement was prepared for."""
         values: list[Any] = []
         for key, name, default, process, expands in self._parameters:
             if key in params:
@@ -152,11 +154,6 @@ class PreparedStatement:
         if self.many:
             return [self.bind(each) for each in params]
         return self.bind(params[0] if isinstance(params, list) else params)
-
-    def row(self, values: Sequence[Any]) -> Row[Any]:
-        """A row as SQLAlchemy gives it for the driver's ``values``."""
-        assert self._make_row is not None
-        return self._make_row(values)
 
     def run(self, connection: Connection, values: Any, params: Any = None) -> PreparedResult:
         """Execute with bound ``values`` on ``connection``'s driver connection,
@@ -332,7 +329,8 @@ class _Expansions:
 
 
 def _value(params: Mapping[str, Any], key: str, name: str | None, default: Any) -> Any:
-    """A parameter's value as ``construct_params`` finds it (as ``bind`` does)."""
+    """A parameter's value as ``construct_params`` finds it (as ``bind`` does,
+    inline there: it runs per value)."""
     if key in params:
         return params[key]
     if name is not None and name in params:
