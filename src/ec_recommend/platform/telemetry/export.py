@@ -9,16 +9,19 @@ record nothing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from opentelemetry import trace
+from opentelemetry.sdk.environment_variables import OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 
 from ec_recommend.config import TelemetryConfig
+from ec_recommend.platform.telemetry.tracing import TRACER_NAME, Unrecorded, spans_unrecorded
 
 
 def traces_url(endpoint: str) -> str:
@@ -50,12 +53,33 @@ def build_provider(config: TelemetryConfig, service_name: str) -> TracerProvider
     return provider
 
 
+def unrecorded_spans(config: TelemetryConfig, provider: TracerProvider) -> Unrecorded | None:
+    """Which spans of ``build_provider(config, ...)`` surely record nothing.
+
+    Without an endpoint its sampler (ALWAYS_OFF) drops every span; with one,
+    ParentBased drops the children of an unsampled parent. None when the
+    SDK would do more than make ids for them: disabled (it makes no ids at
+    all), or counting the spans it starts (its internal metrics).
+    """
+    if not isinstance(provider.get_tracer(TRACER_NAME), Tracer):
+        return None  # OTEL_SDK_DISABLED: a no-op tracer
+    if os.environ.get(OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED, "").strip().lower() == "true":
+        return None
+    return Unrecorded(provider.id_generator, every=not config.otlp_endpoint)
+
+
 @contextmanager
 def tracing(config: TelemetryConfig, service_name: str) -> Iterator[TracerProvider]:
     """Install the process's tracer provider; flush and stop it when the block ends."""
     provider = build_provider(config, service_name)
     trace.set_tracer_provider(provider)
+    # only if it is the one installed (a process keeps its first provider)
+    installed = trace.get_tracer_provider() is provider
+    if installed:
+        spans_unrecorded(unrecorded_spans(config, provider))
     try:
         yield provider
     finally:
+        if installed:
+            spans_unrecorded(None)
         provider.shutdown()

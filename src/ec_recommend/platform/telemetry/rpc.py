@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 
 from ec_recommend.platform import errors
@@ -27,6 +29,7 @@ from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.rpc.status import STATUS_BY_CODE
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
+    InSpan,
     continue_trace,
     current_component,
     extract,
@@ -34,6 +37,7 @@ from ec_recommend.platform.telemetry.tracing import (
     record_failure,
     sdk_installed,
     tracer,
+    unrecorded_child,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +106,7 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
     """A SERVER span and a duration observation per call to ``service``."""
     recorder = metrics or process_metrics()
 
-    def server_span(call: ServerCall, rpc_service: str, rpc_method: str) -> Any:
+    def server_span(call: ServerCall, route: _ServerRoute) -> Any:
         metadata: Any = call.stream.metadata or {}
         if not sdk_installed():
             if "traceparent" not in metadata:
@@ -110,18 +114,16 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
                 return _NO_SPAN
             return continue_trace(extract(metadata))  # no span to describe: no attributes
         parent = extract(metadata)
-        attributes: dict[str, str | int] = {
-            "rpc.system": "grpc",
-            "rpc.service": rpc_service,
-            "rpc.method": rpc_method,
-            "ec.service": service,
-        }
+        unrecorded = unrecorded_child(trace.get_current_span(parent).get_span_context())
+        if unrecorded is not None:
+            return InSpan(unrecorded)  # its ids, and no attributes that nothing would keep
+        attributes = dict(route.attributes)
         # user.id is added by the identity middleware, once the caller is verified
         call_context = current_call()
         if call_context.request_id:
             attributes["ec.request_id"] = call_context.request_id
         return tracer.start_as_current_span(
-            call.method.lstrip("/"),
+            route.name,
             context=parent,
             kind=SpanKind.SERVER,
             attributes=attributes,
@@ -129,18 +131,18 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
             set_status_on_exception=False,
         )
 
-    methods: dict[str, tuple[str, str]] = {}  # route -> split_method(route), once per route
+    routes: dict[str, _ServerRoute] = {}  # what a route's spans and metrics say, once per route
 
     async def middleware(call: ServerCall, call_next: Handler) -> None:
-        split = methods.get(call.method)
-        if split is None:
-            split = methods[call.method] = split_method(call.method)
-        rpc_service, rpc_method = split
+        route = routes.get(call.method)
+        if route is None:
+            route = routes[call.method] = _ServerRoute(service, call.method)
+        rpc_method = route.rpc_method
         started = time.perf_counter()
         status = Status.OK
         component = current_component.set(service)
         try:
-            with server_span(call, rpc_service, rpc_method) as span:
+            with server_span(call, route) as span:
                 if span.is_recording():
                     _capture_request(call, span)
                 try:
@@ -159,6 +161,22 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
             recorder.observe_grpc(service, rpc_method, status.name, time.perf_counter() - started)
 
     return middleware
+
+
+class _ServerRoute:
+    """What a SERVER span and the metrics of one route say, made once per route."""
+
+    __slots__ = ("attributes", "name", "rpc_method")
+
+    def __init__(self, service: str, route: str) -> None:
+        rpc_service, self.rpc_method = split_method(route)
+        self.name = route.lstrip("/")
+        self.attributes: Mapping[str, str] = {
+            "rpc.system": "grpc",
+            "rpc.service": rpc_service,
+            "rpc.method": self.rpc_method,
+            "ec.service": service,
+        }
 
 
 def _capture_request(call: ServerCall, span: Span) -> None:
@@ -183,7 +201,10 @@ def client_span(
     """
     if not sdk_installed():
         return _Untraced(metadata)
-    return _client_span(service, route, metadata)
+    unrecorded = unrecorded_child(trace.get_current_span().get_span_context())
+    if unrecorded is not None:
+        return _UnrecordedAttempt(metadata, unrecorded)
+    return _ClientSpan(service, route, metadata)
 
 
 class _Untraced:
@@ -210,31 +231,94 @@ class _Untraced:
         return None
 
 
-@contextmanager
-def _client_span(
-    service: str, route: str, metadata: Sequence[tuple[str, Any]]
-) -> Iterator[list[tuple[str, Any]]]:
-    rpc_service, rpc_method = split_method(route)
-    status = Status.OK
-    with tracer.start_as_current_span(
-        route.lstrip("/"),
-        kind=SpanKind.CLIENT,
-        attributes={
+class _UnrecordedAttempt:
+    """An attempt whose span records nothing (``tracing.unrecorded_child``):
+    the span is current and its context goes along, as the SDK's would; its
+    name, attributes and status, which nothing would keep, are never made."""
+
+    __slots__ = ("_metadata", "_span", "_token")
+
+    def __init__(self, metadata: Sequence[tuple[str, Any]], span: Span) -> None:
+        self._metadata = metadata
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> list[tuple[str, Any]]:
+        context = trace.set_span_in_context(self._span)
+        self._token = otel_context.attach(context)
+        carrier: dict[str, str] = {}
+        inject(carrier, context)
+        return [*self._metadata, *carrier.items()]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
+# (service, route) -> the client span's name and attributes, made once per route
+# (the SDK copies the attributes into the span: sharing them is safe)
+_client_routes: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+
+
+def _client_route(service: str, route: str) -> tuple[str, dict[str, str]]:
+    found = _client_routes.get((service, route))
+    if found is None:
+        rpc_service, rpc_method = split_method(route)
+        attributes = {
             "rpc.system": "grpc",
             "rpc.service": rpc_service,
             "rpc.method": rpc_method,
             "peer.service": service,
-        },
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
+        }
+        found = _client_routes[(service, route)] = (route.lstrip("/"), attributes)
+    return found
+
+
+class _ClientSpan:
+    """A recorded CLIENT span: ``tracer.start_as_current_span`` without
+    recording exceptions or setting the status itself, as a class (the SDK's
+    is two generator-based context managers deep)."""
+
+    __slots__ = ("_metadata", "_route", "_service", "_span", "_token")
+
+    def __init__(self, service: str, route: str, metadata: Sequence[tuple[str, Any]]) -> None:
+        self._service = service
+        self._route = route
+        self._metadata = metadata
+        self._span: Span = INVALID_SPAN
+        self._token: object = None
+
+    def __enter__(self) -> list[tuple[str, Any]]:
+        name, attributes = _client_route(self._service, self._route)
+        span = self._span = tracer.start_span(
+            name,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        self._token = otel_context.attach(trace.set_span_in_context(span))
         carrier: dict[str, str] = {}
         inject(carrier)
+        return [*self._metadata, *carrier.items()]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self._span
         try:
-            yield [*metadata, *carrier.items()]
-        except BaseException as exc:
-            status = status_of(exc)
-            record_failure(span, exc, is_error=True)
-            raise
-        finally:
+            status = Status.OK
+            if exc is not None:
+                status = status_of(exc)
+                record_failure(span, exc, is_error=True)
             span.set_attribute("rpc.grpc.status_code", status.value)
+        finally:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            span.end()
