@@ -26,10 +26,11 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 from ec_recommend.config import TelemetryConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.server import ServerCall
-from ec_recommend.platform.telemetry import export, tracing
+from ec_recommend.platform.telemetry import export, unrecorded
 from ec_recommend.platform.telemetry import rpc as rpc_telemetry
 from ec_recommend.platform.telemetry.metrics import Metrics
-from ec_recommend.platform.telemetry.tracing import Unrecorded, current_ids, extract
+from ec_recommend.platform.telemetry.tracing import current_ids, extract
+from ec_recommend.platform.telemetry.unrecorded import Unrecorded
 
 METHOD = "/ecommerce.product.ProductService/GetProduct"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -112,26 +113,26 @@ def test_under_parent_based_sampling_only_unsampled_parents_are_skipped(
 
 
 def test_the_entry_point_says_which_spans_record_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    def unrecorded(config: TelemetryConfig) -> Unrecorded | None:
+    def made_for(config: TelemetryConfig) -> Unrecorded | None:
         provider = export.build_provider(config, "product")
         try:
             return export.unrecorded_spans(config, provider)
         finally:
             provider.shutdown()
 
-    without_endpoint = unrecorded(TelemetryConfig())
+    without_endpoint = made_for(TelemetryConfig())
     assert without_endpoint is not None
     assert without_endpoint.child_of(PARENTS["local sampled random"]) is not None
     assert without_endpoint.child_of(trace.INVALID_SPAN_CONTEXT) is not None
-    with_endpoint = unrecorded(TelemetryConfig(otlp_endpoint="http://127.0.0.1:9"))
+    with_endpoint = made_for(TelemetryConfig(otlp_endpoint="http://127.0.0.1:9"))
     assert with_endpoint is not None
     assert with_endpoint.child_of(PARENTS["remote unsampled"]) is not None
     assert with_endpoint.child_of(PARENTS["local sampled random"]) is None
     monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
-    assert unrecorded(TelemetryConfig()) is None, "the SDK counts the spans it starts"
+    assert made_for(TelemetryConfig()) is None, "the SDK counts the spans it starts"
     monkeypatch.delenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED")
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
-    assert unrecorded(TelemetryConfig()) is None, "a disabled SDK makes no ids at all"
+    assert made_for(TelemetryConfig()) is None, "a disabled SDK makes no ids at all"
 
 
 # -- through the RPC client span and server middleware -------------------------------
@@ -188,7 +189,7 @@ def sdk_always_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The RPC spans started by an ALWAYS_OFF SDK tracer counting its ids."""
     provider = TracerProvider(sampler=ALWAYS_OFF, id_generator=CountingIds())
     monkeypatch.setattr(rpc_telemetry, "tracer", provider.get_tracer("t"))
-    monkeypatch.setattr(tracing, "_unrecorded", None)
+    monkeypatch.setattr(unrecorded, "_unrecorded", None)
     yield
     provider.shutdown()
 
@@ -196,7 +197,7 @@ def sdk_always_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def shortcut(monkeypatch: pytest.MonkeyPatch) -> None:
     """The RPC spans made by ``Unrecorded`` counting its ids (the SDK must not be asked)."""
-    monkeypatch.setattr(tracing, "_unrecorded", Unrecorded(CountingIds(), every=True))
+    monkeypatch.setattr(unrecorded, "_unrecorded", Unrecorded(CountingIds(), every=True))
     monkeypatch.setattr(rpc_telemetry, "tracer", None)
 
 
@@ -245,7 +246,7 @@ async def test_a_sampled_parent_under_parent_based_sampling_is_still_recorded(
     spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the session's provider records everything; the shortcut only takes unsampled parents
-    monkeypatch.setattr(tracing, "_unrecorded", Unrecorded(CountingIds(), every=False))
+    monkeypatch.setattr(unrecorded, "_unrecorded", Unrecorded(CountingIds(), every=False))
     sampled = await hop(PARENTS["remote sampled with state"])
     names = sorted(span.name for span in spans.get_finished_spans())
     assert names == [METHOD.lstrip("/")] * 2, "the client and the server span"

@@ -21,7 +21,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 
 from ec_recommend.config import TelemetryConfig
-from ec_recommend.platform.telemetry.tracing import TRACER_NAME, Unrecorded, spans_unrecorded
+from ec_recommend.platform.telemetry.tracing import TRACER_NAME
+from ec_recommend.platform.telemetry.unrecorded import Unrecorded, spans_unrecorded
 
 
 def traces_url(endpoint: str) -> str:

@@ -22,7 +22,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, Span, SpanKind
 
 from ec_recommend.platform import errors
 from ec_recommend.platform.rpc.context import current_call
@@ -37,8 +37,9 @@ from ec_recommend.platform.telemetry.tracing import (
     record_failure,
     sdk_installed,
     tracer,
-    unrecorded_child,
 )
+from ec_recommend.platform.telemetry.unrecorded import unrecorded_child
+from ec_recommend.platform.telemetry.w3c import inject_span, remote_parent
 
 if TYPE_CHECKING:
     from ec_recommend.platform.rpc.server import Handler, ServerCall, ServerMiddleware
@@ -108,15 +109,23 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
 
     def server_span(call: ServerCall, route: _ServerRoute) -> Any:
         metadata: Any = call.stream.metadata or {}
+        parent_span = remote_parent(metadata)  # None: the propagators must read it
         if not sdk_installed():
             if "traceparent" not in metadata:
                 # No SDK and no trace to continue: a no-op span, nothing to make current.
                 return _NO_SPAN
+            if parent_span is not None:
+                return InSpan(NonRecordingSpan(parent_span))  # continue_trace, read sooner
             return continue_trace(extract(metadata))  # no span to describe: no attributes
-        parent = extract(metadata)
-        unrecorded = unrecorded_child(trace.get_current_span(parent).get_span_context())
+        parent = None
+        if parent_span is None:
+            parent = extract(metadata)
+            parent_span = trace.get_current_span(parent).get_span_context()
+        unrecorded = unrecorded_child(parent_span)
         if unrecorded is not None:
             return InSpan(unrecorded)  # its ids, and no attributes that nothing would keep
+        if parent is None:
+            parent = extract(metadata)  # all of it (baggage too) for the span processors
         attributes = dict(route.attributes)
         # user.id is added by the identity middleware, once the caller is verified
         call_context = current_call()
@@ -244,10 +253,11 @@ class _UnrecordedAttempt:
         self._token: object = None
 
     def __enter__(self) -> list[tuple[str, Any]]:
-        context = trace.set_span_in_context(self._span)
+        span = self._span
+        context = trace.set_span_in_context(span)
         self._token = otel_context.attach(context)
         carrier: dict[str, str] = {}
-        inject(carrier, context)
+        inject_span(carrier, span.get_span_context(), context)
         return [*self._metadata, *carrier.items()]
 
     def __exit__(

@@ -9,23 +9,15 @@ HTTP headers, event metadata and SNS/SQS message attributes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Final, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    Span,
-    SpanContext,
-    Status,
-    StatusCode,
-    TraceFlags,
-)
+from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 
 TRACER_NAME = "ec_recommend"
 
@@ -50,81 +42,6 @@ def sdk_installed() -> bool:
         return True
     _sdk_seen = not isinstance(trace.get_tracer_provider(), _NO_SDK)
     return _sdk_seen
-
-
-class IdGenerator(Protocol):
-    """What the SDK's id generators offer (``opentelemetry.sdk.trace.id_generator``)."""
-
-    def generate_span_id(self) -> int: ...
-
-    def generate_trace_id(self) -> int: ...
-
-    def is_trace_id_random(self) -> bool: ...
-
-
-_UNSAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
-_UNSAMPLED_RANDOM: Final = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
-
-
-class Unrecorded:
-    """Spans the installed provider surely records nothing of, made without it.
-
-    The SDK builds such a span at some cost per span (sampler call, attribute
-    mapping, generator-based context managers); a process without an
-    exporter starts two per RPC it makes in process. Given what its sampler
-    decides, a span's context is simple to make here: the parent's trace id
-    (or a new one), a new span id, the parent's trace state, unsampled flags
-    that keep the random-trace-id bit as the SDK sets it. ``export.py``
-    installs one for the provider it builds (``spans_unrecorded``); the tests
-    compare what it makes with what the SDK makes.
-    """
-
-    __slots__ = ("_every", "_random_roots", "_span_id", "_trace_id")
-
-    def __init__(self, ids: IdGenerator, *, every: bool) -> None:
-        # every: the sampler drops every span (ALWAYS_OFF); otherwise only the
-        # children of an unsampled parent (ParentBased's default for them)
-        self._every = every
-        self._span_id: Callable[[], int] = ids.generate_span_id
-        self._trace_id: Callable[[], int] = ids.generate_trace_id
-        self._random_roots = ids.is_trace_id_random()
-
-    def child_of(self, parent: SpanContext) -> NonRecordingSpan | None:
-        """The span the provider would start under ``parent``; None: it might record."""
-        if parent.is_valid:
-            flags = parent.trace_flags
-            if flags & TraceFlags.SAMPLED and not self._every:
-                return None
-            random = flags & TraceFlags.RANDOM_TRACE_ID
-            return NonRecordingSpan(
-                SpanContext(
-                    parent.trace_id,
-                    self._span_id(),
-                    False,
-                    _UNSAMPLED_RANDOM if random else _UNSAMPLED,
-                    parent.trace_state,
-                )
-            )
-        if not self._every:
-            return None  # a new trace: the root sampler decides
-        flags = _UNSAMPLED_RANDOM if self._random_roots else _UNSAMPLED
-        return NonRecordingSpan(SpanContext(self._trace_id(), self._span_id(), False, flags))
-
-
-_unrecorded: Unrecorded | None = None
-
-
-def spans_unrecorded(unrecorded: Unrecorded | None) -> None:
-    """Declare when the installed provider's spans record nothing (None: unknown)."""
-    global _unrecorded
-    _unrecorded = unrecorded
-
-
-def unrecorded_child(parent: SpanContext) -> NonRecordingSpan | None:
-    """The span a tracer would start under ``parent`` if it surely records
-    nothing, made cheaply; None when it might record (start it with ``tracer``)."""
-    unrecorded = _unrecorded
-    return None if unrecorded is None else unrecorded.child_of(parent)
 
 
 class InSpan:
