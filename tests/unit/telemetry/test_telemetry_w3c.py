@@ -39,7 +39,7 @@ CARRIERS: dict[str, dict[str, Any]] = {
 
 
 def fields(context: SpanContext) -> tuple[Any, ...]:
-    return tuple(context) + (type(context.trace_flags), dict(context.trace_state))
+    return (*context, type(context.trace_flags), dict(context.trace_state))
 
 
 @pytest.mark.parametrize("carrier", CARRIERS.values(), ids=CARRIERS.keys())
