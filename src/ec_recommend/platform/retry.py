@@ -72,7 +72,7 @@ async def with_retry(
     the next attempt then runs at once.
     """
     loop = asyncio.get_running_loop()
-    waits = backoff.delays(rng)
+    waits: Iterator[float] | None = None  # made on the first failure: most calls have none
     attempt = 0
     while True:
         attempt += 1
@@ -82,6 +82,8 @@ async def with_retry(
             if not is_retryable(exc):
                 raise
             reason = _stop_reason(attempt, max_attempts)
+            if waits is None:
+                waits = backoff.delays(rng)
             delay = next(waits)
             if reason is None and deadline is not None and loop.time() + delay >= deadline:
                 reason = "deadline"

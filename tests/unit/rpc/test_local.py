@@ -60,3 +60,35 @@ async def test_error_details_arrive_as_strings_through_the_details_codec() -> No
     assert error.details == {"product_id": "p1", "n": "3"}
     plain = GRPCError(Status.INTERNAL, "internal error")
     assert wire_error(plain) is plain
+
+
+VALUES: list[str | bytes] = [
+    "v",
+    "a b~!",
+    "",
+    "名前",
+    "tab\there",
+    "line\n",
+    " ",
+    b"\x00",
+    "x" * 300,
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+async def test_a_key_seen_before_still_has_its_values_checked_as_grpclib_does(
+    value: str | bytes,
+) -> None:
+    from grpclib.metadata import decode_metadata, encode_metadata
+
+    wire_metadata([("x-seen-key", "ok"), ("x-seen-bin", b"ok")])  # both keys known now
+    for pairs in ([("x-seen-key", value)], [("x-seen-bin", value)], [("x-new-key", value)]):
+        try:
+            expected: object = decode_metadata(encode_metadata(pairs))
+        except (ValueError, TypeError) as exc:
+            expected = (type(exc), str(exc))
+        try:
+            received: object = wire_metadata(pairs)
+        except (ValueError, TypeError) as exc:
+            received = (type(exc), str(exc))
+        assert received == expected, pairs

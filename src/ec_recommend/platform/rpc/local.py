@@ -19,6 +19,7 @@ call over sockets instead, for tests and setups that mean the network.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,11 +72,35 @@ class LocalStream:
         self.reply = self._codec.encode(message, self._reply_type)
 
 
+# Keys grpclib has accepted for text values (name and not reserved): a key is
+# checked once, its values every time. Bounded: keys come from code, not data.
+_text_keys: set[str] = set()
+_TEXT_KEYS_KEPT = 256
+# grpclib's check of a text value (grpclib.metadata._VALUE_RE): printable ASCII
+_TEXT_VALUE = re.compile(r"[ !-~]+")
+
+
 def wire_metadata(metadata: Sequence[tuple[str, str | bytes]]) -> MultiDict[str | bytes]:
     """``metadata`` as a server receives it: validated and encoded as grpclib
     sends it (invalid keys or values fail here as they would there), then
-    decoded, without the reserved headers."""
-    return decode_metadata(encode_metadata(metadata))
+    decoded, without the reserved headers.
+
+    Text values under keys grpclib has accepted before come through
+    unchanged, so those are checked here and copied; anything else goes
+    through grpclib's own encoding and decoding (and its errors).
+    """
+    for key, value in metadata:
+        if key not in _text_keys or not isinstance(value, str) or not _TEXT_VALUE.fullmatch(value):
+            return _through_grpclib(metadata)
+    return MultiDict(metadata)
+
+
+def _through_grpclib(metadata: Sequence[tuple[str, str | bytes]]) -> MultiDict[str | bytes]:
+    received = decode_metadata(encode_metadata(metadata))
+    for key, _ in metadata:
+        if not key.endswith("-bin") and len(_text_keys) < _TEXT_KEYS_KEPT:
+            _text_keys.add(key)  # grpclib took it, with a text value
+    return received
 
 
 def wire_error(error: GRPCError) -> GRPCError:
