@@ -25,6 +25,10 @@ the same process, one caller at a time (CPU of both sides in one loop):
 
   local     the client calls the server in process (platform/rpc/local.py)
   loopback  the same server and client over loopback gRPC (EC_RPC_IN_PROCESS=0)
+  local-traced
+            local under the tracer provider ``up`` installs without an exporter
+            (spans carry ids, record nothing), each call inside a caller's span
+            as a gateway request makes it; run last (a provider stays installed)
 
 Prints requests/s, p50/p99 latency and CPU per call (client process and
 server process, from /proc) of each, the ratios ours/bare and mtls/ours in
@@ -48,6 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from functools import partial
 
 from ec_recommend._gen.ecommerce import common as pb_common
@@ -293,11 +298,14 @@ CLIENTS: dict[str, Callable[[int, str, float, int], Awaitable[dict[str, float]]]
 }
 
 
-async def same_process(in_process: bool, calls: int) -> dict[str, float]:
+async def same_process(in_process: bool, calls: int, traced: bool = False) -> dict[str, float]:
     """µs per GetProduct to a server hosted in this process, one call at a time."""
+    from contextlib import nullcontext
+
     from ec_recommend.config import Endpoint
     from ec_recommend.platform.rpc.client import ClientFactory
     from ec_recommend.platform.rpc.server import RpcServer
+    from ec_recommend.platform.telemetry.tracing import tracer
 
     server = policed_server(0)
     assert isinstance(server, RpcServer)
@@ -313,12 +321,13 @@ async def same_process(in_process: bool, calls: int) -> dict[str, float]:
             clients.host_locally(server)
         stub = clients.stub(pb.ProductServiceStub, "product")
         request = pb.GetProductRequest(product_id=PRODUCT.id)
-        for _ in range(200):  # warm up
-            await stub.get_product(request)
-        cpu, began = time.process_time(), time.perf_counter()
-        for _ in range(calls):
-            await stub.get_product(request)
-        wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+        with tracer.start_as_current_span("caller") if traced else nullcontext():
+            for _ in range(200):  # warm up
+                await stub.get_product(request)
+            cpu, began = time.process_time(), time.perf_counter()
+            for _ in range(calls):
+                await stub.get_product(request)
+            wall, cpu = time.perf_counter() - began, time.process_time() - cpu
     return {"us_per_call": wall / calls * 1e6, "cpu_us_per_call": cpu / calls * 1e6}
 
 
@@ -392,7 +401,8 @@ def ratios(results: dict[str, dict[str, float]]) -> dict[str, tuple[float, float
 def main(args: argparse.Namespace) -> None:
     import uvloop
 
-    socket_variants = [v for v in args.variants if v not in ("local", "loopback")]
+    same_process_variants = ("local", "loopback", "local-traced")
+    socket_variants = [v for v in args.variants if v not in same_process_variants]
     per_round: list[dict[str, tuple[float, float]]] = []
     for round_index in range(args.rounds):
         # rotated, so no variant always runs first (or last) on a drifting machine
@@ -428,16 +438,26 @@ def main(args: argparse.Namespace) -> None:
         )
 
     same_process_results = {}
-    for variant in ("local", "loopback"):
+    stack = ExitStack()
+    for variant in same_process_variants:
         if variant in args.variants:
             calls = max(500, int(args.seconds * 1000))
-            same_process_results[variant] = r = uvloop.run(same_process(variant == "local", calls))
+            traced = variant == "local-traced"
+            if traced:
+                from ec_recommend.config import TelemetryConfig
+                from ec_recommend.platform.telemetry.export import tracing
+
+                # what ``up`` installs; kept for the rest of the process
+                stack.enter_context(tracing(TelemetryConfig(), "bench"))
+            same_process_results[variant] = r = uvloop.run(
+                same_process(variant != "loopback", calls, traced)
+            )
             print(
                 f"{variant:>12}: {r['us_per_call']:7.0f} µs/call  "
                 f"(CPU {r['cpu_us_per_call']:.0f} µs/call, client and server)",
                 flush=True,
             )
-    if len(same_process_results) == 2:
+    if "local" in same_process_results and "loopback" in same_process_results:
         local, loopback = same_process_results["local"], same_process_results["loopback"]
         print(
             f"in process vs loopback: x{loopback['us_per_call'] / local['us_per_call']:.1f} "
@@ -458,7 +478,17 @@ if __name__ == "__main__":
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=["bare", "ours", "mtls", "grpclib", "mtls-grpclib", "full", "local", "loopback"],
+        default=[
+            "bare",
+            "ours",
+            "mtls",
+            "grpclib",
+            "mtls-grpclib",
+            "full",
+            "local",
+            "loopback",
+            "local-traced",
+        ],
     )
     parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
