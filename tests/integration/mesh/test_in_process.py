@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.config import Endpoint, TlsConfig
@@ -37,10 +38,14 @@ from ec_recommend.platform.security.tls import (
     peer_service,
     server_context,
 )
+from ec_recommend.platform.telemetry import unrecorded
 from ec_recommend.platform.telemetry.metrics import Metrics
 from ec_recommend.platform.telemetry.rpc import server_middleware
+from ec_recommend.platform.telemetry.tracing import current_ids, tracer
+from ec_recommend.platform.telemetry.unrecorded import Unrecorded
 from tests.conftest import wait_for
 from tests.integration.mesh.faulty import FaultyProducts, mesh
+from tests.telemetry_support import memory_exporter
 
 pytestmark = pytest.mark.asyncio
 
@@ -310,3 +315,31 @@ async def test_a_connection_s_peer_certificate_is_read_once(
                 await h.stub.reserve_stock(RESERVE)
         assert h.server.connections_accepted == 1  # pool_size=1
     assert decoded == ["order"]  # five calls, one connection, one certificate read
+
+
+@PATHS
+async def test_spans_that_record_nothing_still_carry_the_callers_trace(
+    in_process: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spans = memory_exporter()  # the SDK is installed, and records every span it starts
+    spans.clear()
+    # as in ``up`` without an exporter: the RPC spans are made without the SDK
+    monkeypatch.setattr(unrecorded, "_unrecorded", Unrecorded(RandomIdGenerator(), every=True))
+    seen: list[tuple[str, str] | None] = []
+    async with hosted(in_process) as host:
+        served = host.service.get_product
+
+        async def get_product(message: pb.GetProductRequest) -> pb.Product:
+            seen.append(current_ids())  # what the handler's log lines carry
+            return await served(message)
+
+        host.service.get_product = get_product  # type: ignore[method-assign]
+        with tracer.start_as_current_span("gateway request"):
+            caller = current_ids()
+            assert await host.stub.get_product(GET) == pb.Product(id="p1", name="ok")
+            assert current_ids() == caller
+    assert caller is not None and seen[0] is not None
+    assert seen[0][0] == caller[0], "the server continues the caller's trace"
+    assert seen[0][1] != caller[1], "in a span of its own"
+    assert [span.name for span in spans.get_finished_spans()] == ["gateway request"]
+    assert host.metrics.grpc == [("product", "GetProduct", "OK")]
