@@ -37,8 +37,12 @@ class CallBudget:
     ) -> CallBudget:
         """``explicit``: a timeout the calling code passed; ``travelled``: seconds
         left of the deadline that came in with the current call."""
-        limits = [t for t in (explicit, travelled) if t is not None]
-        caller = Deadline.from_timeout(max(min(limits), 0.0)) if limits else None
+        # the smaller of the two that are set (every call comes here: no list made)
+        if explicit is None or travelled is None:
+            limit = travelled if explicit is None else explicit
+        else:
+            limit = min(explicit, travelled)
+        caller = None if limit is None else Deadline.from_timeout(max(limit, 0.0))
         return cls(Deadline.from_timeout(max(mesh_timeout, 0.0)), caller)
 
     def time_remaining(self) -> float:

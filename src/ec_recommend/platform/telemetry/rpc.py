@@ -70,6 +70,11 @@ SERVER_FAULTS: Final = frozenset(
 )
 
 
+# a Status's name and number without the enum's descriptors (twice a call)
+_STATUS_NAME: Final = {status: status.name for status in Status}
+_STATUS_CODE: Final = {status: status.value for status in Status}
+
+
 def split_method(path: str) -> tuple[str, str]:
     """``/pkg.Service/Method`` → (``pkg.Service``, ``Method``)."""
     service, _, method = path.lstrip("/").rpartition("/")
@@ -161,13 +166,14 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
                     record_failure(span, exc, is_error=status in SERVER_FAULTS)
                     raise
                 finally:
-                    span.set_attribute("rpc.grpc.status_code", status.value)
-                    elapsed = time.perf_counter() - started
+                    span.set_attribute("rpc.grpc.status_code", _STATUS_CODE[status])
                     if access_log.isEnabledFor(logging.DEBUG):
+                        elapsed = time.perf_counter() - started
                         access_log.debug("%s %s %.1fms", call.method, status.name, elapsed * 1000)
         finally:
             current_component.reset(component)
-            recorder.observe_grpc(service, rpc_method, status.name, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            recorder.observe_grpc(service, rpc_method, _STATUS_NAME[status], seconds)
 
     return middleware
 
@@ -328,7 +334,7 @@ class _ClientSpan:
             if exc is not None:
                 status = status_of(exc)
                 record_failure(span, exc, is_error=True)
-            span.set_attribute("rpc.grpc.status_code", status.value)
+            span.set_attribute("rpc.grpc.status_code", _STATUS_CODE[status])
         finally:
             otel_context.detach(self._token)  # type: ignore[arg-type]
             span.end()
