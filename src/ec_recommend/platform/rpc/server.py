@@ -315,11 +315,18 @@ class RpcServer:
             wire_metadata(metadata),
             deadline,
         )
-        task = asyncio.get_running_loop().create_task(
-            self._serve_local(method, entry.func, stream, caller), context=self._context.copy()
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(
+            self.serve(method, entry.func, stream, caller), context=self._context.copy()
         )
         self._local_calls.add(task)
         task.add_done_callback(self._local_calls.discard)
+        # the deadline cancels the call's task, as asyncio.timeout inside it
+        # would, for less than that costs on every call
+        expiry = timer = None
+        if deadline is not None:
+            expiry = _Expiry(task)
+            timer = loop.call_later(deadline.time_remaining(), expiry)
         try:
             await task
         except GRPCError as exc:
@@ -328,20 +335,25 @@ class RpcServer:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # the caller was cancelled (and the call with it)
+            if expiry is not None and expiry.fired:
+                # as grpclib's server answers a call that ran past its deadline
+                raise GRPCError(Status.DEADLINE_EXCEEDED) from None
             # the server stopped and cancelled the call, as closing a connection does
             raise GRPCError(Status.UNAVAILABLE, f"{self.service} stopped") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
         return stream.reply
 
-    async def _serve_local(
-        self, method: str, func: MethodFunc, stream: LocalStream, caller: str | None
-    ) -> None:
-        deadline = stream.deadline
-        if deadline is None:
-            await self.serve(method, func, stream, caller)
-            return
-        try:
-            async with asyncio.timeout(deadline.time_remaining()):
-                await self.serve(method, func, stream, caller)
-        except TimeoutError:
-            # as grpclib's server answers a call that ran past its deadline
-            raise GRPCError(Status.DEADLINE_EXCEEDED) from None
+
+class _Expiry:
+    """Cancels an in-process call's task at its deadline, and remembers having done so."""
+
+    __slots__ = ("_task", "fired")
+
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self._task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = self._task.cancel()  # False: it had ended
