@@ -8,8 +8,9 @@ unchanged, and the server runs the call through its one pipeline (drain
 check, call context, telemetry, the allow-list by caller identity, error
 translation). For isolation the request and the reply go through the codec
 (encoded by the sender, decoded by the receiver: neither side can touch the
-other's objects), the metadata through grpclib's own encoding and decoding,
-and error details through the status details codec.
+other's objects), the metadata through grpclib's checks (values under keys it
+has accepted are checked and copied, anything else is encoded and decoded by
+grpclib), and error details through the status details codec.
 
 The caller's identity is what its certificate would present in a handshake
 (``ClientTls.presented_service``): the acting service's own, the process's

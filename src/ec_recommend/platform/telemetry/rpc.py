@@ -114,14 +114,15 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
 
     def server_span(call: ServerCall, route: _ServerRoute) -> Any:
         metadata: Any = call.stream.metadata or {}
-        parent_span = remote_parent(metadata)  # None: the propagators must read it
         if not sdk_installed():
             if "traceparent" not in metadata:
                 # No SDK and no trace to continue: a no-op span, nothing to make current.
                 return _NO_SPAN
+            parent_span = remote_parent(metadata)
             if parent_span is not None:
                 return InSpan(NonRecordingSpan(parent_span))  # continue_trace, read sooner
             return continue_trace(extract(metadata))  # no span to describe: no attributes
+        parent_span = remote_parent(metadata)  # None: the propagators must read it
         parent = None
         if parent_span is None:
             parent = extract(metadata)
@@ -247,7 +248,7 @@ class _Untraced:
 
 
 class _UnrecordedAttempt:
-    """An attempt whose span records nothing (``tracing.unrecorded_child``):
+    """An attempt whose span records nothing (``unrecorded.unrecorded_child``):
     the span is current and its context goes along, as the SDK's would; its
     name, attributes and status, which nothing would keep, are never made."""
 

@@ -4,7 +4,10 @@ Library code depends on ``opentelemetry-api`` only. Until a process entry
 point installs an SDK provider (``telemetry.export``), spans are no-ops that
 still pass an incoming trace context along, so nothing here needs the SDK.
 Trace context travels as W3C ``traceparent``/``tracestate`` in gRPC metadata,
-HTTP headers, event metadata and SNS/SQS message attributes.
+HTTP headers, event metadata and SNS/SQS message attributes. On the RPC path,
+spans the provider surely records nothing of are made without it
+(``unrecorded.py``) and a plain trace context is read and written directly
+(``w3c.py``).
 """
 
 from __future__ import annotations
