@@ -275,7 +275,9 @@ def _bare_executemany(
     or with RETURNING the statement of all the rows' VALUES that SQLAlchemy
     renders (its own batching, called here directly)."""
     keys = list(params[0][0])
-    compiled: Any = statement.compile(dialect=dialect, column_keys=sorted(keys), for_executemany=True)
+    compiled: Any = statement.compile(
+        dialect=dialect, column_keys=sorted(keys), for_executemany=True
+    )
     one = PreparedStatement(statement, dialect, keys)  # a row's values, bound as SQLAlchemy does
     if not compiled.effective_returning:
         sql = compiled.string

@@ -194,7 +194,9 @@ CASES = {
     "insert many on conflict, some existing": Case(
         ADD_ITEM_QUIETLY, [item("c"), item("a"), item("d"), item("c")]
     ),
-    "insert many, a null mid-batch": Case(ADD_ITEM, [item("c"), {**item("d", price=None), "kind": None}, item("e")]),
+    "insert many, a null mid-batch": Case(
+        ADD_ITEM, [item("c"), {**item("d", price=None), "kind": None}, item("e")]
+    ),
     "insert many returning": Case(
         ADD_ITEM_RETURNING,
         [item("c"), item("d", "pen"), {**item("e", price=None), "created_at": LATER}],
@@ -202,7 +204,8 @@ CASES = {
     "insert many returning, iterated": Case(ADD_ITEM_RETURNING, [item("c"), item("d")], "iter"),
     "insert many returning, first": Case(ADD_ITEM_RETURNING, [item("c"), item("d")], "first"),
     "insert many returning, a key only some rows give": Case(
-        ADD_ITEM_RETURNING, [item("c"), {**item("d"), "stock": 4}]  # the first row's keys count
+        ADD_ITEM_RETURNING,
+        [item("c"), {**item("d"), "stock": 4}],  # the first row's keys count
     ),
     "insert many returning, a duplicate mid-batch": Case(
         ADD_ITEM_RETURNING, [item("c"), item("a"), item("d")]

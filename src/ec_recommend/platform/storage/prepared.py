@@ -47,6 +47,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import chain
+from operator import itemgetter
 from typing import Any, Final
 
 from sqlalchemy import Connection, Delete, Dialect, Insert, Row, Select, Update
@@ -138,6 +139,17 @@ class PreparedStatement:
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self._parameters = _parameter_slots(compiled)
         self._arity: int | None = None  # values bound, when parameters expand
+        # ``bind`` when every parameter is given by its key (how callers give
+        # them), without expanding ones: one lookup of them all, then the
+        # processors of those that have one. The same values as the loop.
+        self._take: Callable[[Mapping[str, Any]], Any] | None = None
+        self._processors = tuple(
+            (position, process)
+            for position, (_, _, _, process, _) in enumerate(self._parameters)
+            if process is not None
+        )
+        if self._parameters and not any(expands for *_, expands in self._parameters):
+            self._take = itemgetter(*(key for key, *_ in self._parameters))
         if compiled.post_compile_params:
             self.sql, self._arity = _expanded(compiled, self._parameters, lengths)
         # An executemany run as one statement (insertmanyvalues): its number
@@ -168,6 +180,20 @@ class PreparedStatement:
         parameter's values each in its place). Raises when a required
         parameter is missing, or when an expanding one has another number
         of values than the statement was prepared for."""
+        if self._take is not None:
+            try:
+                taken = self._take(params)
+            except KeyError:
+                pass  # some parameter by its bind name, or its default: below
+            else:
+                if len(self._parameters) == 1:
+                    taken = (taken,)
+                if not self._processors:
+                    return taken  # type: ignore[no-any-return]
+                processed = list(taken)
+                for position, process in self._processors:
+                    processed[position] = process(processed[position])
+                return tuple(processed)
         values: list[Any] = []
         for key, name, default, process, expands in self._parameters:
             if key in params:
