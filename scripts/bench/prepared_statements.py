@@ -2,14 +2,18 @@
 """Hot checkout statements on the inline SQLite writer and reader, three ways.
 
 Each write runs ``--statements`` times inside one write transaction (rolled
-back after) on a WAL file, per way:
+back after) on a WAL file, per way (an executemany: one run of a list of
+rows, as ``claim_batch`` and ``add_order`` run theirs):
 
   sqlalchemy  ``Connection.execute`` on the writer's connection (a unit of
               work inside a recording span, and every run before this branch)
   prepared    ``PreparedStatements.execute``: compiled once, bound with
               SQLAlchemy's processors, run on the driver (a unit of work
-              outside a recording span)
+              outside a recording span); through SQLAlchemy where it is not
+              prepared, as a unit of work runs it
   sqlite3     the driver alone, its values bound before the clock starts
+              (an executemany with RETURNING: SQLAlchemy's one statement of
+              all the rows' VALUES)
 
 Each bounded read runs ``--statements`` times on the inline reader, each in
 its own BEGIN..ROLLBACK, the same three ways: ``InlineReader.run`` of
@@ -89,6 +93,16 @@ def _claim(ids: Iterator[str]) -> dict[str, Any]:
     return {"consumer": "bench", "event_id": next(ids), "event_type": "x", "handled_at": NOW}
 
 
+def _claims(ids: Iterator[str]) -> list[dict[str, Any]]:
+    return [_claim(ids) for _ in range(7)]  # an SQS batch's events, most of them
+
+
+def _lines(ids: Iterator[str]) -> list[dict[str, Any]]:
+    order_id = next(ids)
+    line = {"order_id": order_id, "seller_id": "s", "name": "tea", "quantity": 1, "unit_price": 600}
+    return [{**line, "line_no": n, "product_id": f"p{n}"} for n in range(3)]
+
+
 def _status(_: Iterator[str]) -> dict[str, Any]:
     return {"b_order_id": "o1", "b_current": "PAID", "status": "PAID", "updated_at": NOW}
 
@@ -97,10 +111,14 @@ def _reserve(_: Iterator[str]) -> dict[str, Any]:
     return {"b_product_id": "p1", "b_quantity": 1, "b_now": NOW}
 
 
-CASES: dict[str, tuple[Any, Callable[[Iterator[str]], dict[str, Any]]]] = {
+Params = dict[str, Any] | list[dict[str, Any]]
+
+CASES: dict[str, tuple[Any, Callable[[Iterator[str]], Params]]] = {
     "INSERT order": (order_store._ADD_ORDER, _order),
     "INSERT outbox event": (outbox_module._ADD_EVENT, _event),
     "INSERT inbox claim .. RETURNING": (inbox_module._CLAIM("sqlite"), _claim),
+    "INSERT inbox claim of 7 .. RETURNING": (inbox_module._CLAIM("sqlite"), _claims),
+    "INSERT 3 order lines (executemany)": (order_store._ADD_LINES, _lines),
     "UPDATE order status .. RETURNING": (order_store._CHANGE_STATUS, _status),
     "UPDATE product stock (reserve)": (product_reservations._RESERVE_UNITS, _reserve),
 }
@@ -209,7 +227,7 @@ def main() -> None:
 
 
 def _way(
-    way: str, conn: sa.Connection, statement: Any, params: list[dict[str, Any]], dialect: Any
+    way: str, conn: sa.Connection, statement: Any, params: list[Params], dialect: Any
 ) -> Callable[[], None]:
     """The timed loop of ``way`` over ``params[1:]`` (``params[0]`` warms it up)."""
     warm, params = params[0], params[1:]
@@ -230,19 +248,57 @@ def _way(
 
         def run() -> None:
             for each in params:
-                result = prepared.execute(conn, statement, each)
-                assert result is not None
+                result = prepared.execute(conn, statement, each) or conn.execute(statement, each)
                 if rows:
                     result.all()
 
         return run
+    driver: Any = conn.connection.driver_connection
+    if isinstance(warm, list):
+        return _bare_executemany(driver, statement, params, dialect)
     one = PreparedStatement(statement, dialect, list(warm))
     values = [one.bind(each) for each in params]
-    driver: Any = conn.connection.driver_connection
 
     def run() -> None:
         for each in values:
             cursor = driver.execute(one.sql, each)
+            cursor.fetchall()
+            cursor.close()
+
+    return run
+
+
+def _bare_executemany(
+    driver: Any, statement: Any, params: list[Any], dialect: Any
+) -> Callable[[], None]:
+    """The driver alone for an executemany: ``executemany`` of the one-row SQL,
+    or with RETURNING the statement of all the rows' VALUES that SQLAlchemy
+    renders (its own batching, called here directly)."""
+    keys = list(params[0][0])
+    compiled: Any = statement.compile(
+        dialect=dialect, column_keys=sorted(keys), for_executemany=True
+    )
+    one = PreparedStatement(statement, dialect, keys)  # a row's values, bound as SQLAlchemy does
+    if not compiled.effective_returning:
+        sql = compiled.string
+        many = [[one.bind(row) for row in each] for each in params]
+
+        def run_many() -> None:
+            for each in many:
+                driver.executemany(sql, each).close()
+
+        return run_many
+    batches = []
+    for each in params:
+        rows = [one.bind(row) for row in each]
+        (batch,) = compiled._deliver_insertmanyvalues_batches(
+            compiled.string, rows, [{} for _ in rows], None, 1000, False, None
+        )
+        batches.append((batch.replaced_statement, batch.replaced_parameters))
+
+    def run() -> None:
+        for sql, values in batches:
+            cursor = driver.execute(sql, values)
             cursor.fetchall()
             cursor.close()
 

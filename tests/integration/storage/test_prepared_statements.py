@@ -4,10 +4,11 @@ Each case runs one statement in a unit of work on two databases seeded
 alike: through SQLAlchemy's ``Connection.execute`` on one, prepared
 (``PreparedStatement``) on the other. The rows (their values and types,
 names and mappings), rowcount, inserted primary key, the error raised and
-the table contents after commit must be the same; with expanding
-parameters (``IN``) too, prepared for the number of values given. Then the
-policy of ``UnitOfWork.execute``: which runs are prepared and which go
-through SQLAlchemy.
+the table contents within the transaction after an error and after it
+ends must be the same; with expanding parameters (``IN``) too, prepared
+for the number of values given, and executemany with RETURNING, prepared
+for the number of rows given. Then the policy of ``UnitOfWork.execute``:
+which runs are prepared and which go through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ec_recommend.platform.storage import prepared as prepared_module
 from ec_recommend.platform.storage.database import create_tables
 from ec_recommend.platform.storage.prepared import (
     Expanding,
+    ManyRows,
     NotPreparable,
     PreparedStatement,
     PreparedStatements,
@@ -85,6 +87,14 @@ ADD_ITEM_ONCE = sqlite.insert(items).on_conflict_do_nothing().returning(items.c.
 ADD_STOCK = sqlite.insert(items)
 ADD_STOCK = ADD_STOCK.on_conflict_do_update(
     index_elements=["id"], set_={"stock": items.c.stock + ADD_STOCK.excluded.stock}
+)
+ADD_STOCK_RETURNING = ADD_STOCK.returning(items.c.id, items.c.stock)
+ADD_ITEM_RETURNING = sa.insert(items).returning(
+    items.c.id, items.c.tags, items.c.created_at, items.c.stock
+)
+ADD_ITEM_QUIETLY = sqlite.insert(items).on_conflict_do_nothing()
+ADD_ITEM_RETURNING_MORE = sa.insert(items).returning(  # a parameter after the rows' values
+    items.c.id, (items.c.price + sa.bindparam("b_more", type_=sa.Integer)).label("more")
 )
 RENAME_KIND = (
     sa.update(items)
@@ -180,6 +190,44 @@ CASES = {
         REPRICE, {"b_id": "p", "price": 1, "kind_1": "pen"}, "first"
     ),
     "update executemany": Case(ADD_TO_STOCK, [{"b_id": "a", "b_n": 2}, {"b_id": "b", "b_n": 3}]),
+    "insert many, datetimes": Case(ADD_ITEM, [item("c"), {**item("d"), "created_at": LATER}]),
+    "insert many on conflict, some existing": Case(
+        ADD_ITEM_QUIETLY, [item("c"), item("a"), item("d"), item("c")]
+    ),
+    "insert many, a null mid-batch": Case(
+        ADD_ITEM, [item("c"), {**item("d", price=None), "kind": None}, item("e")]
+    ),
+    "insert many returning": Case(
+        ADD_ITEM_RETURNING,
+        [item("c"), item("d", "pen"), {**item("e", price=None), "created_at": LATER}],
+    ),
+    "insert many returning, iterated": Case(ADD_ITEM_RETURNING, [item("c"), item("d")], "iter"),
+    "insert many returning, first": Case(ADD_ITEM_RETURNING, [item("c"), item("d")], "first"),
+    "insert many returning, a key only some rows give": Case(
+        ADD_ITEM_RETURNING,
+        [item("c"), {**item("d"), "stock": 4}],  # the first row's keys count
+    ),
+    "insert many returning, a duplicate mid-batch": Case(
+        ADD_ITEM_RETURNING, [item("c"), item("a"), item("d")]
+    ),
+    "insert many returning, a null mid-batch": Case(
+        ADD_ITEM_RETURNING, [item("c"), {**item("d"), "kind": None}, item("e")]
+    ),
+    "insert many returning, a duplicate in a long statement": Case(
+        ADD_ITEM_RETURNING, [item(f"n{n:02}") for n in range(40)] + [item("a")]
+    ),
+    "insert many returning, a parameter after the values": Case(
+        ADD_ITEM_RETURNING_MORE,
+        [{**item("c"), "b_more": 1}, {**item("d"), "b_more": 2}],  # the first row's counts
+    ),
+    "insert many on conflict returning, some existing": Case(
+        ADD_ITEM_ONCE, [item("c"), item("a"), item("d"), item("c"), item("p")]
+    ),
+    "insert many on conflict returning, none new": Case(ADD_ITEM_ONCE, [item("a"), item("b")]),
+    "upsert many returning": Case(
+        ADD_STOCK_RETURNING,
+        [{**item("a"), "stock": 5}, {**item("c"), "stock": 1}, {**item("a"), "stock": 1}],
+    ),
     "delete": Case(REMOVE_KIND, {"kind": "book"}),
     "delete returning": Case(REMOVE_RETURNING, {"id": "b"}, "iter"),
     "select all": Case(BY_KIND, {"kind": "book"}),
@@ -272,11 +320,14 @@ def inserted_key(result: Any) -> Any:
 
 def prepare(statement: Any, dialect: sa.Dialect, params: Any) -> PreparedStatement:
     """``statement`` prepared for ``params`` (for their number of values, if
-    its parameters expand)."""
+    its parameters expand; for their number of rows, if it returns rows of
+    an executemany)."""
     first = params[0] if isinstance(params, list) else params
     many = isinstance(params, list) and len(params) > 1
     try:
         return PreparedStatement(statement, dialect, list(first), many=many)
+    except ManyRows:
+        return PreparedStatement(statement, dialect, list(first), many=many, rows=len(params))
     except Expanding as expanding:
         lengths = [
             len(first[key] if key in first else first.get(name, default))
@@ -290,31 +341,36 @@ def run_prepared(connection: sa.Connection, statement: Any, params: Any) -> Any:
     return prepared.run(connection, prepared.bind_all(params), params)
 
 
+def contents(conn: sa.Connection) -> Any:
+    return [
+        [typed(row) for row in conn.execute(sa.select(t).order_by(*t.primary_key))]
+        for t in (items, numbers)
+    ]
+
+
 async def outcome(db: Database, case: Case, *, prepared: bool) -> Any:
-    """What a caller sees of ``case`` run one way, and the tables after it."""
+    """What a caller sees of ``case`` run one way, and the tables after it:
+    committed, or after an error both within the transaction (what the
+    failed statement left) and once it rolled back."""
     seen: dict[str, Any] = {}
-    try:
-        async with db.unit_of_work() as uow:
-            connection = uow.connection.sync_connection
-            assert isinstance(connection, sa.Connection)
+    async with db.unit_of_work() as uow:
+        connection = uow.connection.sync_connection
+        assert isinstance(connection, sa.Connection)
+        try:
             if prepared:
                 result = run_prepared(connection, case.statement, case.params)
                 assert isinstance(result, PreparedResult)
             else:
                 result = connection.execute(case.statement, case.params)
+        except sa.exc.DBAPIError as exc:
+            seen["error"] = (type(exc), type(exc.orig), str(exc), exc.statement, exc.params)
+            seen["tables in the failed transaction"] = contents(connection)
+        else:
             seen["rows"] = taken(result, case.take)
             seen["rowcount"] = result.rowcount
             seen["inserted"] = inserted_key(result)
             await uow.commit()
-    except sa.exc.DBAPIError as exc:
-        seen["error"] = (type(exc), type(exc.orig), str(exc))
-    tables = await db.read(
-        lambda conn: [
-            [typed(row) for row in conn.execute(sa.select(t).order_by(*t.primary_key))]
-            for t in (items, numbers)
-        ]
-    )
-    return seen, tables
+    return seen, await db.read(contents)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -350,7 +406,6 @@ PAIRS_IN = sa.select(items.c.id).where(
     ("statement", "params"),
     [
         (sa.insert(attempts), {"id": "x"}),  # the Python-side default of ``count``
-        (ADD_ITEM_ONCE, [item("c"), item("d")]),  # executemany with RETURNING
         (sa.text("SELECT 1"), {}),
         (sa.union(sa.select(items.c.id), sa.select(numbers.c.name)), {}),
         (PAIRS_IN, {"pairs": [("a", "book")]}),
@@ -376,7 +431,6 @@ PAIRS_IN = sa.select(items.c.id).where(
     ],
     ids=[
         "python default",
-        "executemany returning",
         "text",
         "union",
         "expanding tuples",  # rendered by each tuple's length
@@ -395,6 +449,53 @@ async def test_what_sqlalchemy_does_more_for_is_not_prepared(statement: Any, par
                 statement, dialect, keys, many=isinstance(params, list), lengths=lengths
             )
         assert not isinstance(raised.value, Expanding)
+
+
+SET_STOCK_RETURNING = (
+    sqlite.insert(items)
+    .on_conflict_do_update(index_elements=["id"], set_={"stock": sa.bindparam("b_stock")})
+    .returning(items.c.id)
+)
+
+
+@pytest.mark.parametrize(
+    ("statement", "keys"),
+    [
+        (sa.insert(attempts).returning(attempts.c.count), ["id"]),
+        (sa.insert(items).returning(items.c.id, sort_by_parameter_order=True), list(item("c"))),
+        (SET_STOCK_RETURNING, [*item("c"), "b_stock"]),
+        (RENAME_KIND.returning(items.c.id), ["b_kind", "b_new", "b_when"]),
+    ],
+    ids=[
+        "python default",
+        "sorted by parameter order",  # rows matched to parameters by a sentinel
+        "bound parameters in ON CONFLICT's SET",  # a statement a row in SQLAlchemy
+        "an update",  # SQLAlchemy refuses it on SQLite
+    ],
+)
+async def test_what_sqlalchemy_does_more_for_in_executemany_returning_is_not_prepared(
+    statement: Any, keys: list[str]
+) -> None:
+    dialect = sa.create_engine("sqlite://").dialect
+    for rows in (None, 2):
+        with pytest.raises(NotPreparable) as raised:
+            PreparedStatement(statement, dialect, keys, many=True, rows=rows)
+        assert not isinstance(raised.value, ManyRows)
+
+
+async def test_executemany_returning_is_prepared_for_a_number_of_rows() -> None:
+    dialect = sa.create_engine("sqlite://").dialect
+    keys = list(item("c"))
+    with pytest.raises(ManyRows):
+        PreparedStatement(ADD_ITEM_ONCE, dialect, keys, many=True)
+    three = PreparedStatement(ADD_ITEM_ONCE, dialect, keys, many=True, rows=3)
+    assert "VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?), (?, ?, ?, ?, ?) ON CONFLICT" in three.sql
+    values = three.bind_all([item("c"), item("d"), item("e")])
+    assert [values[n] for n in (0, 5, 10)] == ["c", "d", "e"], "each row's values in turn"
+    with pytest.raises(ValueError, match="another number of rows"):
+        three.bind_all([item("c"), item("d")])
+    with pytest.raises(NotPreparable, match="batches"):  # SQLAlchemy's page: 1000 rows
+        PreparedStatement(ADD_ITEM_ONCE, dialect, keys, many=True, rows=1001)
 
 
 async def test_an_expanding_statement_is_prepared_for_a_number_of_values() -> None:
@@ -476,6 +577,46 @@ async def test_an_expanding_statement_is_prepared_per_number_of_values_up_to_a_b
         "CursorResult",
         "PreparedResult",
         "CursorResult",  # none
+    ]
+
+
+async def test_executemany_returning_is_prepared_per_number_of_rows_up_to_a_bound(
+    databases: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepared_module, "MAX_ROW_COUNTS", 2)
+    db, _ = databases
+    kinds = []
+    async with db.unit_of_work() as uow:
+        for ids in (["c", "d"], ["a", "e"], ["f", "a", "g"], ["h", "i", "j", "k"], ["l", "m"]):
+            result = await uow.execute(ADD_ITEM_ONCE, [item(i) for i in ids])
+            assert [row.id for row in result.all()] == [i for i in ids if i != "a"]
+            kinds.append(type(result).__name__)
+        one_row = await uow.execute(ADD_ITEM_ONCE, [item("n")])
+        assert isinstance(one_row, PreparedResult), "one row: not an executemany (prepared)"
+        for _ in range(2):  # a parameter missing from a later row: SQLAlchemy's error
+            with pytest.raises(sa.exc.StatementError):
+                await uow.execute(ADD_ITEM_ONCE, [item("o"), {"id": "q"}])
+        for _ in range(2):  # no rows at all: SQLAlchemy's to judge (one row of no values)
+            with (
+                pytest.raises(sa.exc.OperationalError, match="DEFAULT VALUES"),
+                pytest.warns((sa.exc.SADeprecationWarning, sa.exc.SAWarning)),
+            ):
+                await uow.execute(ADD_ITEM_ONCE, [])
+        with TracerProvider().get_tracer("test").start_as_current_span("request"):
+            traced = await uow.execute(ADD_ITEM_ONCE, [item("r"), item("s")])
+        assert isinstance(traced, sa.CursorResult), "a recording span takes SQLAlchemy's way"
+        assert [row.id for row in traced] == ["r", "s"]
+        add_attempts = sa.insert(attempts).returning(attempts.c.id, attempts.c.count)
+        for n in range(2):  # a Python-side default: SQLAlchemy's
+            defaulted = await uow.execute(add_attempts, [{"id": f"x{n}"}, {"id": f"y{n}"}])
+            assert isinstance(defaulted, sa.CursorResult)
+            assert [tuple(row) for row in defaulted] == [(f"x{n}", 0), (f"y{n}", 0)]
+    assert kinds == [
+        "CursorResult",  # seen once
+        "PreparedResult",  # two rows
+        "PreparedResult",  # three: the bound reached
+        "CursorResult",  # four: through SQLAlchemy
+        "PreparedResult",
     ]
 
 

@@ -23,12 +23,21 @@ SQLAlchemy's own expansion, each value bound with the parameter's processor
 as SQLAlchemy binds it, for up to ``MAX_EXPANSIONS`` lengths a statement
 (more run through SQLAlchemy).
 
+An executemany runs as SQLAlchemy runs it on SQLite: without RETURNING,
+the driver's ``executemany`` of the one-row SQL; an INSERT with RETURNING
+("insertmanyvalues") as one statement of as many VALUES rows as parameter
+sets, whose rows come back in the database's order (SQLAlchemy sorts them
+only when asked to, by a sentinel column: not prepared). Such a statement is
+prepared once per number of rows (``ManyRows``), its SQL and the order of
+its values from SQLAlchemy's own batching, for up to ``MAX_ROW_COUNTS``
+numbers a statement and one batch of rows (more run through SQLAlchemy).
+
 Where SQLAlchemy does more than bind and execute, the statement is not
 prepared (``NotPreparable``, decided once per statement and parameter shape)
 and runs through SQLAlchemy: literal-execute parameters, expanding ones
 whose rendering depends on the values (tuples, untyped) or in an INSERT or
 executemany, Python-side column defaults, implicit RETURNING, executemany
-with RETURNING (one multi-row statement in SQLAlchemy), and any statement
+with RETURNING but an INSERT in plain batches of VALUES, and any statement
 but a Core SELECT, INSERT, UPDATE or DELETE.
 """
 
@@ -37,6 +46,8 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from itertools import chain
+from operator import itemgetter
 from typing import Any, Final
 
 from sqlalchemy import Connection, Delete, Dialect, Insert, Row, Select, Update
@@ -44,6 +55,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.result import SimpleResultMetaData
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.util import _long_statement
 
 from ec_recommend.platform.storage.results import PreparedResult
 
@@ -54,6 +66,8 @@ _REQUIRED: Final = object()  # a parameter with no value of its own
 # each (~0.2 ms); past them the statement runs through SQLAlchemy, whose
 # compiled form serves every length, rather than compiling again and again.
 MAX_EXPANSIONS: Final = 32
+# Likewise the numbers of rows an executemany with RETURNING is prepared for.
+MAX_ROW_COUNTS: Final = 32
 
 # (parameter keys in the order given, executemany): what Connection.execute
 # compiles a statement for (it sorts the keys; they are kept as given here,
@@ -80,6 +94,15 @@ class Expanding(NotPreparable):
         self.parameters = parameters
 
 
+class ManyRows(NotPreparable):
+    """An executemany with RETURNING, prepared only for a number of rows
+    (``PreparedStatement(..., rows=...)``): SQLAlchemy runs it as one
+    statement with a VALUES row per parameter set."""
+
+    def __init__(self) -> None:
+        super().__init__("executemany with RETURNING: prepared per number of rows")
+
+
 class PreparedStatement:
     """One statement compiled for one dialect and parameter shape: its SQL,
     its parameters' order and defaults, its processors and row type.
@@ -87,6 +110,8 @@ class PreparedStatement:
     A statement with expanding parameters raises ``Expanding`` unless
     ``lengths`` gives the number of values of each (in the order of
     ``Expanding.parameters``); it is then prepared for those numbers only.
+    Likewise an executemany with RETURNING raises ``ManyRows`` unless
+    ``rows`` gives the number of parameter sets it is prepared for.
     """
 
     def __init__(
@@ -97,6 +122,7 @@ class PreparedStatement:
         *,
         many: bool = False,
         lengths: Sequence[int] | None = None,
+        rows: int | None = None,
     ) -> None:
         if not isinstance(statement, _PREPARABLE):
             raise NotPreparable(f"a {type(statement).__name__} is not prepared")
@@ -113,8 +139,31 @@ class PreparedStatement:
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self._parameters = _parameter_slots(compiled)
         self._arity: int | None = None  # values bound, when parameters expand
+        # ``bind`` when every parameter is given by its key (how callers give
+        # them), without expanding ones: one lookup of them all, then the
+        # processors of those that have one. The same values as the loop.
+        self._take: Callable[[Mapping[str, Any]], Any] | None = None
+        self._processors = tuple(
+            (position, process)
+            for position, (_, _, _, process, _) in enumerate(self._parameters)
+            if process is not None
+        )
+        if self._parameters and not any(expands for *_, expands in self._parameters):
+            self._take = itemgetter(*(key for key, *_ in self._parameters))
         if compiled.post_compile_params:
             self.sql, self._arity = _expanded(compiled, self._parameters, lengths)
+        # An executemany run as one statement (insertmanyvalues): its number
+        # of rows, and where each value goes among the rows' values one after
+        # the other (None: in that order).
+        self._rows: int | None = None
+        self._gather: tuple[int, ...] | None = None
+        if many and compiled.effective_returning:
+            page = statement._execution_options.get(
+                "insertmanyvalues_page_size", dialect.insertmanyvalues_page_size
+            )
+            self.sql, self._gather = _many_values(compiled, rows, page)
+            self._rows = rows
+        self._executemany = many and self._rows is None
         self._make_row: _RowMaker | None = _row_maker(compiled, dialect)
         # as CursorResult.inserted_primary_key allows it
         self._primary_key: Callable[[int | None, Mapping[str, Any]], Any] | None = None
@@ -131,6 +180,20 @@ class PreparedStatement:
         parameter's values each in its place). Raises when a required
         parameter is missing, or when an expanding one has another number
         of values than the statement was prepared for."""
+        if self._take is not None:
+            try:
+                taken = self._take(params)
+            except KeyError:
+                pass  # some parameter by its bind name, or its default: below
+            else:
+                if len(self._parameters) == 1:
+                    taken = (taken,)
+                if not self._processors:
+                    return taken  # type: ignore[no-any-return]
+                processed = list(taken)
+                for position, process in self._processors:
+                    processed[position] = process(processed[position])
+                return tuple(processed)
         values: list[Any] = []
         for key, name, default, process, expands in self._parameters:
             if key in params:
@@ -150,10 +213,20 @@ class PreparedStatement:
         return tuple(values)
 
     def bind_all(self, params: Any) -> Any:
-        """``bind`` for one parameter dict or (executemany) each of a list."""
-        if self.many:
-            return [self.bind(each) for each in params]
-        return self.bind(params[0] if isinstance(params, list) else params)
+        """``bind`` for one parameter dict or (executemany) each of a list; for
+        a statement of many VALUES rows, all of theirs in its order. Raises
+        ``ValueError`` for another number of rows than it was prepared for."""
+        if not self.many:
+            return self.bind(params[0] if isinstance(params, list) else params)
+        bound = [self.bind(each) for each in params]
+        if self._rows is None:
+            return bound
+        if len(bound) != self._rows:
+            raise ValueError("prepared for another number of rows")
+        values = tuple(chain.from_iterable(bound))
+        if self._gather is None:
+            return values
+        return tuple(values[n] for n in self._gather)
 
     def run(self, connection: Connection, values: Any, params: Any = None) -> PreparedResult:
         """Execute with bound ``values`` on ``connection``'s driver connection,
@@ -163,7 +236,7 @@ class PreparedStatement:
         make_row = self._make_row
         raw: list[Any] = []
         try:
-            if self.many:
+            if self._executemany:
                 cursor = driver.executemany(self.sql, values)
             else:
                 cursor = driver.execute(self.sql, values)
@@ -185,14 +258,15 @@ class PreparedStatement:
         return PreparedResult(rowcount, rows, inserted)
 
     def error(self, exc: Exception, values: Any) -> sa_exc.DBAPIError:
-        """The driver's ``exc`` as SQLAlchemy raises it (IntegrityError, OperationalError...)."""
+        """The driver's ``exc`` as SQLAlchemy raises it (IntegrityError, OperationalError...);
+        for many VALUES rows, as it raises a batch's (its SQL shortened when shown)."""
         wrapped = sa_exc.DBAPIError.instance(
-            self.sql,
+            self.sql if self._rows is None else _long_statement(self.sql),
             values,
             exc,
             self._dbapi_error,
             dialect=self._dialect,
-            ismulti=self.many,
+            ismulti=self._executemany,
         )
         assert isinstance(wrapped, sa_exc.DBAPIError)
         return wrapped
@@ -226,7 +300,7 @@ class PreparedStatements:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._by_statement: weakref.WeakKeyDictionary[
-            Executable, dict[_Shape, PreparedStatement | _Expansions | None]
+            Executable, dict[_Shape, PreparedStatement | _Variants | None]
         ] = weakref.WeakKeyDictionary()
 
     def execute(
@@ -247,8 +321,8 @@ class PreparedStatements:
         if shape is None:
             return None
         prepared = self._prepared(statement, shape)
-        if isinstance(prepared, _Expansions):
-            prepared = prepared.for_values(statement, params)
+        if isinstance(prepared, _Variants):
+            prepared = prepared.for_params(statement, params)
         if prepared is None:
             return None
         try:
@@ -260,7 +334,7 @@ class PreparedStatements:
 
     def _prepared(
         self, statement: Executable, shape: _Shape
-    ) -> PreparedStatement | _Expansions | None:
+    ) -> PreparedStatement | _Variants | None:
         try:
             shapes = self._by_statement.get(statement)
         except TypeError:  # not weakly referenceable
@@ -272,11 +346,13 @@ class PreparedStatements:
             return shapes[shape]
         except KeyError:
             pass
-        prepared: PreparedStatement | _Expansions | None
+        prepared: PreparedStatement | _Variants | None
         try:
             prepared = PreparedStatement(statement, self.dialect, shape[0], many=shape[1])
         except Expanding as expanding:
             prepared = _Expansions(self.dialect, shape, expanding.parameters)
+        except ManyRows:
+            prepared = _RowCounts(self.dialect, shape)
         except (NotPreparable, sa_exc.SQLAlchemyError):
             # Not preparable, or not compilable: SQLAlchemy runs it (and
             # raises its own compile error) every time. Anything else is a
@@ -286,46 +362,91 @@ class PreparedStatements:
         return prepared
 
 
-class _Expansions:
-    """One statement with expanding parameters, for one parameter shape:
-    prepared per number of values of each, up to ``MAX_EXPANSIONS`` of them.
+class _Variants:
+    """One statement, for one parameter shape, whose SQL depends on more than
+    the shape: prepared per variant of its parameters (a tuple of numbers),
+    up to a bound of them.
 
     Holds nothing of the statement (the caller hands it over each time):
     ``PreparedStatements`` holds statements weakly.
     """
 
+    def __init__(self, dialect: Dialect, shape: _Shape) -> None:
+        self._dialect = dialect
+        self._shape = shape
+        self._by_variant: dict[tuple[int, ...], PreparedStatement | None] = {}
+
+    def variant(self, params: Any) -> tuple[int, ...] | None:
+        """Which variant ``params`` need; None to run them through SQLAlchemy."""
+        raise NotImplementedError
+
+    def bound(self) -> int:
+        raise NotImplementedError
+
+    def prepare(self, statement: Executable, variant: tuple[int, ...]) -> PreparedStatement:
+        raise NotImplementedError
+
+    def for_params(self, statement: Executable, params: Any) -> PreparedStatement | None:
+        """``statement`` prepared for ``params``' variant; None to run it
+        through SQLAlchemy."""
+        variant = self.variant(params)
+        if variant is None:
+            return None
+        try:
+            return self._by_variant[variant]
+        except KeyError:
+            pass
+        if len(self._by_variant) >= self.bound():
+            return None
+        prepared: PreparedStatement | None
+        try:
+            prepared = self.prepare(statement, variant)
+        except (NotPreparable, sa_exc.SQLAlchemyError):
+            prepared = None
+        self._by_variant[variant] = prepared
+        return prepared
+
+
+class _Expansions(_Variants):
+    """A statement with expanding parameters, prepared per number of values
+    of each, up to ``MAX_EXPANSIONS`` of them."""
+
     def __init__(
         self, dialect: Dialect, shape: _Shape, parameters: tuple[tuple[str, str | None, Any], ...]
     ) -> None:
-        self._dialect = dialect
-        self._shape = shape
+        super().__init__(dialect, shape)
         self._parameters = parameters
-        self._by_lengths: dict[tuple[int, ...], PreparedStatement | None] = {}
 
-    def for_values(self, statement: Executable, params: Any) -> PreparedStatement | None:
-        """``statement`` prepared for as many values as ``params`` give each
-        expanding parameter; None to run it through SQLAlchemy."""
+    def variant(self, params: Any) -> tuple[int, ...] | None:
         single = params[0] if isinstance(params, list) else params
         try:
-            lengths = tuple(
+            return tuple(
                 len(_value(single, key, name, default)) for key, name, default in self._parameters
             )
         except (KeyError, TypeError):  # missing, or not a sequence: SQLAlchemy's to judge
             return None
-        try:
-            return self._by_lengths[lengths]
-        except KeyError:
-            pass
-        if len(self._by_lengths) >= MAX_EXPANSIONS:
-            return None
-        prepared: PreparedStatement | None
+
+    def bound(self) -> int:
+        return MAX_EXPANSIONS
+
+    def prepare(self, statement: Executable, variant: tuple[int, ...]) -> PreparedStatement:
         keys, many = self._shape
-        try:
-            prepared = PreparedStatement(statement, self._dialect, keys, many=many, lengths=lengths)
-        except (NotPreparable, sa_exc.SQLAlchemyError):
-            prepared = None
-        self._by_lengths[lengths] = prepared
-        return prepared
+        return PreparedStatement(statement, self._dialect, keys, many=many, lengths=variant)
+
+
+class _RowCounts(_Variants):
+    """An executemany with RETURNING, prepared per number of rows, up to
+    ``MAX_ROW_COUNTS`` of them."""
+
+    def variant(self, params: Any) -> tuple[int, ...]:
+        return (len(params),)
+
+    def bound(self) -> int:
+        return MAX_ROW_COUNTS
+
+    def prepare(self, statement: Executable, variant: tuple[int, ...]) -> PreparedStatement:
+        keys, many = self._shape
+        return PreparedStatement(statement, self._dialect, keys, many=many, rows=variant[0])
 
 
 def _value(params: Mapping[str, Any], key: str, name: str | None, default: Any) -> Any:
@@ -373,7 +494,7 @@ def _check_preparable(compiled: SQLCompiler, many: bool) -> None:
     if compiled.escaped_bind_names or compiled._collected_params:
         raise NotPreparable("escaped bind names or the statement's own params")
     if many and compiled.effective_returning:
-        raise NotPreparable("executemany with RETURNING")
+        _check_many_values(compiled)
     if compiled.schema_translate_map:
         raise NotPreparable("a schema translate map")
     if compiled._result_columns and (
@@ -426,6 +547,44 @@ def _expanded(
     if len(state.positiontup or ()) != arity:  # an expansion this module does not follow
         raise NotPreparable("an expansion other than one value a placeholder")
     return state.statement, arity
+
+
+def _check_many_values(compiled: SQLCompiler) -> None:
+    """An executemany with RETURNING is prepared where SQLAlchemy runs it as
+    plain batches of VALUES rows whose rows it returns as they come."""
+    imv = compiled._insertmanyvalues
+    dialect = compiled.dialect
+    if not compiled.isinsert or imv is None or not dialect.supports_multivalues_insert:
+        raise NotPreparable("executemany with RETURNING other than insertmanyvalues")
+    if imv.sort_by_parameter_order or imv.num_sentinel_columns or imv.embed_values_counter:
+        raise NotPreparable("insertmanyvalues sorting its rows by parameter order")
+    if imv.has_upsert_bound_parameters or (
+        imv.is_default_expr and not dialect.supports_default_metavalue
+    ):
+        raise NotPreparable("insertmanyvalues a row at a time")
+
+
+def _many_values(
+    compiled: SQLCompiler, rows: int | None, page: int
+) -> tuple[str, tuple[int, ...] | None]:
+    """The SQL SQLAlchemy runs for ``rows`` parameter sets of an insertmanyvalues
+    executemany (its own batching, given the rows' values numbered one after
+    the other), and where those values go in it: None for that same order.
+    ``ManyRows`` without ``rows``; NotPreparable past one batch."""
+    if rows is None:
+        raise ManyRows
+    width = len(compiled.positiontup or ())
+    numbered = [tuple(range(row * width, (row + 1) * width)) for row in range(rows)]
+    batches = list(
+        compiled._deliver_insertmanyvalues_batches(
+            compiled.string, numbered, [{} for _ in numbered], None, page, False, None
+        )
+    )
+    if len(batches) != 1 or batches[0].is_downgraded:
+        raise NotPreparable("insertmanyvalues in more batches than one")
+    batch = batches[0]
+    gather = tuple(batch.replaced_parameters)
+    return batch.replaced_statement, None if gather == tuple(range(rows * width)) else gather
 
 
 def _row_maker(compiled: SQLCompiler, dialect: Dialect) -> _RowMaker | None:
