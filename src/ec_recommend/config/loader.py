@@ -119,7 +119,9 @@ def _build(values: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         gateway=gateway_config(section("gateway")),
         realtime=realtime_config(section("realtime")),
         projection_sync_interval=float(
-            top.count("projection_sync_interval", "EC_PROJECTION_SYNC_INTERVAL", 30, allow_zero=True)
+            top.count(
+                "projection_sync_interval", "EC_PROJECTION_SYNC_INTERVAL", 30, allow_zero=True
+            )
         ),
         tls=tls_config(section("tls"), profile),
         mesh_file=optional_path(top.pick("mesh_file", "EC_MESH_FILE", None)),
