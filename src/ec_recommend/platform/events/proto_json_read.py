@@ -5,14 +5,20 @@ What ``cls.from_dict(value, ignore_unknown_fields=True)`` builds, key for key
 per-class plan made once: for each JSON key, the field and how to read one
 value. Unlike ``from_dict``, a value of the wrong type is refused here
 (``TypeError``/``ValueError``): a string where a number belongs, a number for
-a string, a list for a message. The common kinds are read here; the rare ones
-(enums, floats, bytes, wrapped well-known types) go through betterproto2's
-own per-value conversion.
+a string, a list for a message. The common kinds are read here, and so are
+RFC 3339 timestamps with an explicit offset (every event carries a few:
+betterproto2 parses them with ``dateutil.parser.isoparse``, ~9 µs each and
+~1.5 % of ``up``'s CPU under checkout, where ``datetime.fromisoformat`` gives
+the same instant in ~0.3 µs); the rare ones (enums, floats, bytes, other
+timestamp spellings, wrapped well-known types) go through betterproto2's own
+per-value conversion.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, cast
 
 import betterproto2
@@ -35,6 +41,8 @@ from betterproto2 import (
 )
 from betterproto2.casing import safe_snake_case
 
+from ec_recommend._gen.google.protobuf import Timestamp
+
 Read = Callable[[Any], Any]
 # JSON key -> (attribute, read one value, repeated)
 _Plan = dict[str, tuple[str, Read, bool]]
@@ -44,6 +52,9 @@ _SIGNED = frozenset(
     {TYPE_INT32, TYPE_SINT32, TYPE_SFIXED32, TYPE_INT64, TYPE_SINT64, TYPE_SFIXED64}
 )
 _UNSIGNED = frozenset({TYPE_UINT32, TYPE_FIXED32, TYPE_UINT64, TYPE_FIXED64})
+# RFC 3339 as proto3 JSON writes a Timestamp, with its offset: the spelling on
+# which ``fromisoformat`` and ``isoparse`` agree (both keep 6 fractional digits).
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)", re.ASCII)
 
 
 def from_json_dict(cls: type[betterproto2.Message], value: Any) -> betterproto2.Message:
@@ -116,12 +127,29 @@ def _reader(meta: Any, hint: Any) -> Read:
             return from_json_dict(hint, value)
 
         return message
+    if kind == TYPE_MESSAGE and (meta.unwrap() if meta.unwrap else hint) is Timestamp:
+        return _timestamp_reader(meta, hint)
 
     def converted(value: Any) -> Any:
         # enums, floats, bytes, Timestamp and other wrapped types: betterproto2's own
         return _value_from_dict(value, meta, hint, True)
 
     return converted
+
+
+def _timestamp_reader(meta: Any, hint: Any) -> Read:
+    """What ``Timestamp.from_dict`` (and unwrapping, for a ``datetime`` field)
+    gives, for the usual spelling read by ``fromisoformat``."""
+    unwrap = meta.unwrap is not None
+
+    def timestamp(value: Any) -> Any:
+        if type(value) is str and _RFC3339.fullmatch(value):
+            # its zone moved to UTC, as ``Timestamp.from_dict`` does
+            message = Timestamp.from_datetime(datetime.fromisoformat(value))
+            return message.to_wrapped() if unwrap else message
+        return _value_from_dict(value, meta, hint, True)
+
+    return timestamp
 
 
 def _map_reader(cls: type[betterproto2.Message], name: str, meta: Any) -> Read:
