@@ -1,6 +1,7 @@
 """Push over /api/v1/ws against ``ec-recommend up``: a payment made through
-REST reaches its buyer's socket (order service -> outbox -> SNS -> the
-gateway's own SQS queue -> hub), and nobody else's."""
+REST reaches its buyer's socket (order service -> outbox -> SNS, heard by
+the gateway beside the relay in up's process -> hub), and nobody else's; a
+gateway elsewhere gets it through an SQS queue of its own."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 from ec_recommend.config import Config, Endpoint
+from ec_recommend.platform.events.published_here import PublishedHere
 from ec_recommend.platform.events.relay import OutboxRelay, outbox_relays
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.server import RpcServer
@@ -51,11 +52,13 @@ async def host_services(
     *,
     identity: str | None = None,
     relays_after: Awaitable[object] | None = None,
+    published_here: PublishedHere | None = None,
 ) -> AsyncIterator[HostedServices]:
     """Host ``names``; ``identity``: who calls made outside them present (see ClientFactory).
 
     ``relays_after``: the outbox relays start only once it is done (``up``
     builds the services while it provisions the topology they publish to).
+    ``published_here`` hears what the relays publish (a gateway in this process).
     """
     async with AsyncExitStack() as stack:
         if clients is None:
@@ -102,7 +105,9 @@ async def host_services(
             await relays_after
         if config.events.enabled and env.outboxes:
             # Entered last, so relays stop before the stores they read close.
-            relays = await stack.enter_async_context(outbox_relays(config.events, env.outboxes))
+            relays = await stack.enter_async_context(
+                outbox_relays(config.events, env.outboxes, published_here)
+            )
         hosted = HostedServices(servers, clients, relays)
         try:
             yield hosted

@@ -33,6 +33,7 @@ from ec_recommend.edge.gateway.workers import GatewayWorkers, per_process_limits
 from ec_recommend.platform import errors
 from ec_recommend.platform.aws import LocalAws
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.events.published_here import PublishedHere
 from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.security.call_token import renew_data_dir_key
@@ -290,12 +291,29 @@ async def local_system(
         names = available_services()
         # the gateway and the demo loader call as the gateway; services and
         # consumers as themselves
+        # This process's gateway hears what its own relays publish: they are
+        # every service's, so it needs no queue of its own to push events.
+        published_here = PublishedHere()
         hosted = await stack.enter_async_context(
-            host_services(config, names, identity=GATEWAY, relays_after=provisioning)
+            host_services(
+                config,
+                names,
+                identity=GATEWAY,
+                relays_after=provisioning,
+                published_here=published_here,
+            )
         )
         config, facts, subjects = await provisioning
         edge = per_process_limits(config, workers)
-        app = create_app(cognito_setup(edge, clients=hosted.clients, services=names, ready=False))
+        app = create_app(
+            cognito_setup(
+                edge,
+                clients=hosted.clients,
+                services=names,
+                ready=False,
+                published_here=published_here,
+            )
+        )
         app[BROKER_STATE] = broker.state
         # Its resources mostly wait on the broker: they start while the consumers
         # start and the demo data loads. It is not ready (/readyz) until the end.

@@ -16,6 +16,7 @@ from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend.config import EventsConfig, StorageConfig
 from ec_recommend.platform.events.outbox import outbox, outbox_migration, record_event
 from ec_recommend.platform.events.provision import ProvisionReport
+from ec_recommend.platform.events.published_here import Published, PublishedHere
 from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.events.runner import running_consumers
 from ec_recommend.platform.events.topology import Topology
@@ -118,25 +119,38 @@ async def test_sns_outage_loses_nothing_and_duplicates_take_effect_once(
     port = free_port()  # nothing listens here until the "outage" ends
     relay_config = replace(events_config, endpoint_url=f"http://127.0.0.1:{port}")
     queue = "search-index-queue"
-    async with open_database(sqlite_storage, "svc", MIGRATIONS) as db:
-        async with OutboxRelay(db, relay_config, topology) as relay:
-            for i in range(100):
-                await change_and_emit(db, f"thing-{i}", commit=True)
-            await wait_for(lambda: relay.failures >= 3, timeout=30)
-            assert relay.published == 0
-            assert await relay.pending() == 100
-            assert await depth_is(sqs, events_config, queue, 0)
+    # What a gateway in this process hears: only what SNS accepted, again when
+    # it goes out again.
+    heard: list[tuple[str, str]] = []
+    published_here = PublishedHere()
 
-            async with tcp_forwarder(port, local_aws.endpoint_url):
-                await wait_for(lambda: relay.pending_is(0), timeout=60)
-                assert relay.published == 100
-                # A crash between publishing and marking sent: 30 go out again.
-                async with db.unit_of_work() as uow:
-                    await uow.execute(
-                        sa.update(outbox).where(outbox.c.seq <= 30).values(sent_at=None)
-                    )
-                    await uow.commit()
-                await wait_for(lambda: relay.published == 130, timeout=30)
+    def hear(events: Published) -> None:
+        heard.extend(events)
+
+    async with open_database(sqlite_storage, "svc", MIGRATIONS) as db:
+        async with OutboxRelay(db, relay_config, topology, published_here) as relay:
+            with published_here.listening(hear):
+                for i in range(100):
+                    await change_and_emit(db, f"thing-{i}", commit=True)
+                await wait_for(lambda: relay.failures >= 3, timeout=30)
+                assert relay.published == 0
+                assert await relay.pending() == 100
+                assert await depth_is(sqs, events_config, queue, 0)
+                assert heard == []
+
+                async with tcp_forwarder(port, local_aws.endpoint_url):
+                    await wait_for(lambda: relay.pending_is(0), timeout=60)
+                    assert relay.published == 100
+                    assert len({body for _, body in heard}) == len(heard) == 100
+                    assert {kind for kind, _ in heard} == {"product.updated"}
+                    # A crash between publishing and marking sent: 30 go out again.
+                    async with db.unit_of_work() as uow:
+                        await uow.execute(
+                            sa.update(outbox).where(outbox.c.seq <= 30).values(sent_at=None)
+                        )
+                        await uow.commit()
+                    await wait_for(lambda: relay.published == 130, timeout=30)
+                    assert len(heard) == 130 and len({body for _, body in heard}) == 100
 
         sub = subscription(queue, {"product.updated": count_effect})
         async with running_consumers(sqlite_storage, events_config, [sub]) as (worker,):

@@ -6,6 +6,7 @@ import pytest
 
 from ec_recommend.config import Config, ConfigError
 from ec_recommend.edge.realtime.setup import backend_of
+from ec_recommend.platform.events.published_here import PublishedHere
 
 
 def test_realtime_settings_are_read_and_checked() -> None:
@@ -25,3 +26,13 @@ def test_auto_backend_prefers_redis_then_sqs() -> None:
     assert backend_of(Config.from_env({"EC_AWS_ENDPOINT_URL": "http://127.0.0.1:1"})) == "sqs"
     redis = {"EC_AWS_ENDPOINT_URL": "http://127.0.0.1:1", "EC_WS_REDIS_URL": "redis://x"}
     assert backend_of(Config.from_env(redis)) == "redis"
+
+
+def test_auto_backend_hears_this_process_relays_when_they_publish_everything_pushed() -> None:
+    here = PublishedHere()
+    events = {"EC_AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+    assert backend_of(Config.from_env(events), here) == "process"
+    # Redis reaches every gateway process; a chosen backend stays chosen
+    assert backend_of(Config.from_env({**events, "EC_WS_REDIS_URL": "redis://x"}), here) == "redis"
+    assert backend_of(Config.from_env({**events, "EC_WS_BACKEND": "sqs"}), here) == "sqs"
+    assert backend_of(Config.from_env({}), here) == "local"  # no events at all

@@ -51,6 +51,7 @@ from ec_recommend.edge.web.site import add_web_routes
 from ec_recommend.platform import errors
 from ec_recommend.platform.cache import open_product_cache
 from ec_recommend.platform.events.activity import ACTIVITY_TYPE, ActivitySender
+from ec_recommend.platform.events.published_here import PublishedHere
 from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import CallContext, call_scope
@@ -89,6 +90,9 @@ class GatewaySetup:
     # Recheck each caller's account with ``accounts`` (enabled, not deleted)
     # every few seconds: for accounts from the pool that signed the tokens.
     recheck_accounts: bool = False
+    # What the outbox relays of this process publish, when they are those of
+    # every service whose events are pushed: push hears them there.
+    published_here: PublishedHere | None = None
 
 
 def tiers_of(config: GatewayConfig) -> Tiers:
@@ -162,7 +166,7 @@ def create_app(setup: GatewaySetup, middlewares: Sequence[Middleware] = ()) -> w
         app.router.add_route(endpoint.method, endpoint.path, endpoint_handler(endpoint))
     add_health_routes(app)
     add_web_routes(app)  # the browser front end: /, /seller, /console, /static/*
-    add_realtime(app, setup.config)  # GET /api/v1/ws
+    add_realtime(app, setup.config, setup.published_here)  # GET /api/v1/ws
     app.router.add_get("/metrics", metrics_handler(), allow_head=False)
     document = orjson.dumps(openapi_document(ENDPOINTS, routes))
 
@@ -282,6 +286,7 @@ def cognito_setup(
     clients: ClientFactory | None = None,
     services: Sequence[str] = (),
     ready: bool = True,
+    published_here: PublishedHere | None = None,
 ) -> GatewaySetup:
     """A gateway verifying Cognito tokens and serving /auth/* from the configured pool."""
     from ec_recommend.platform.auth.cognito import open_accounts
@@ -297,6 +302,7 @@ def cognito_setup(
         services=services,
         ready=ready,
         recheck_accounts=True,
+        published_here=published_here,
     )
 
 

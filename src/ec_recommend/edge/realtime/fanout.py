@@ -1,10 +1,14 @@
-"""Bringing every pushed event to every gateway process: one interface, three backends.
+"""Bringing every pushed event to every gateway process: one interface, four backends.
 
 - ``SqsFanout``: an SQS queue of this process's own, subscribed to the topics
   (created on start, removed on clean shutdown; a process that dies leaves a
   queue whose heartbeat tag goes stale, swept by the next gateway).
 - ``RedisFanout``: gateways share one SQS queue (each event reaches one of
   them) and republish to a Redis channel every gateway listens to.
+- ``PublishedFanout``: the outbox relays of this very process publish every
+  pushed event (``up``: a gateway hosted with every service); it hears
+  their published batches (``platform.events.published_here``) instead of
+  receiving them back from a queue of its own.
 - ``LocalFanout``: no events configured; a single process delivering to itself.
 
 ``publish(event)`` injects an event the same way the backend's events travel
@@ -19,8 +23,9 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from ec_recommend.edge.realtime.hub import Hub
-from ec_recommend.edge.realtime.messages import push_for
+from ec_recommend.edge.realtime.messages import PUSHED_EVENTS, push_for
 from ec_recommend.platform.events.envelope import Event, EventError, decode
+from ec_recommend.platform.events.published_here import Published, PublishedHere
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +72,28 @@ class LocalFanout:
 @asynccontextmanager
 async def local_fanout(on_event: OnEvent) -> AsyncIterator[LocalFanout]:
     yield LocalFanout(on_event)
+
+
+class PublishedFanout:
+    name = "process"
+
+    def __init__(self, on_event: OnEvent) -> None:
+        self.on_event = on_event
+
+    def hear(self, events: Published) -> None:
+        """A batch this process's relays published: the pushed ones go to the hub."""
+        bodies = [body for event_type, body in events if event_type in PUSHED_EVENTS]
+        if bodies:
+            deliver_bodies(self.on_event, bodies)
+
+    async def publish(self, event: Event) -> None:
+        self.on_event(event)
+
+
+@asynccontextmanager
+async def published_fanout(
+    published_here: PublishedHere, on_event: OnEvent
+) -> AsyncIterator[PublishedFanout]:
+    fanout = PublishedFanout(on_event)
+    with published_here.listening(fanout.hear):
+        yield fanout

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ec_recommend.config import Config
-from ec_recommend.edge.realtime.fanout import Fanout, hub_sink, local_fanout
+from ec_recommend.edge.realtime.fanout import Fanout, hub_sink, local_fanout, published_fanout
 from ec_recommend.edge.realtime.handler import (
     REALTIME,
     Realtime,
@@ -27,6 +27,7 @@ from ec_recommend.edge.realtime.handler import (
 )
 from ec_recommend.edge.realtime.hub import GOING_AWAY, Hub, Limits
 from ec_recommend.edge.realtime.metrics import RealtimeMetrics, prometheus_metrics
+from ec_recommend.platform.events.published_here import PublishedHere
 from ec_recommend.platform.events.topology import load_topology
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,18 @@ _EXPIRY_INTERVAL = 10.0
 _START_TIMEOUT = 15.0
 
 
-def backend_of(config: Config) -> str:
+def backend_of(config: Config, published_here: PublishedHere | None = None) -> str:
+    """``realtime.backend``, or for ``auto``: Redis when configured, else with
+    events the relays of this process when they publish everything pushed
+    (``published_here``), else a queue of this process's own."""
     chosen = config.realtime.backend
     if chosen != "auto":
         return chosen
     if config.realtime.redis_url or config.gateway.redis_url:
         return "redis"
-    return "sqs" if config.events.enabled else "local"
+    if not config.events.enabled:
+        return "local"
+    return "process" if published_here is not None else "sqs"
 
 
 def limits_of(config: Config) -> Limits:
@@ -57,8 +63,10 @@ def limits_of(config: Config) -> Limits:
     )
 
 
-def _fanout(config: Config, hub: Hub) -> AbstractAsyncContextManager[Fanout]:
-    backend = backend_of(config)
+def _fanout(
+    config: Config, hub: Hub, published_here: PublishedHere | None
+) -> AbstractAsyncContextManager[Fanout]:
+    backend = backend_of(config, published_here)
     sink = hub_sink(hub)
     rt = config.realtime
     wait = min(config.events.consumer_wait_seconds, 5)
@@ -87,12 +95,17 @@ def _fanout(config: Config, hub: Hub) -> AbstractAsyncContextManager[Fanout]:
             instance_ttl=rt.instance_ttl,
             wait_seconds=wait,
         )
+    if backend == "process":
+        assert published_here is not None
+        return published_fanout(published_here, sink)
     return local_fanout(sink)
 
 
 @asynccontextmanager
 async def open_realtime(
-    config: Config, metrics: RealtimeMetrics | None = None
+    config: Config,
+    metrics: RealtimeMetrics | None = None,
+    published_here: PublishedHere | None = None,
 ) -> AsyncIterator[Realtime]:
     hub = Hub(limits_of(config), metrics or prometheus_metrics())
     settings = SocketSettings(
@@ -104,11 +117,14 @@ async def open_realtime(
         fanout: Fanout
         try:
             fanout = await asyncio.wait_for(
-                stack.enter_async_context(_fanout(config, hub)), _START_TIMEOUT
+                stack.enter_async_context(_fanout(config, hub, published_here)), _START_TIMEOUT
             )
         except Exception:
             # REST must not go down with push: serve what this process sees
-            log.exception("realtime push: %s fan-out unavailable; local only", backend_of(config))
+            log.exception(
+                "realtime push: %s fan-out unavailable; local only",
+                backend_of(config, published_here),
+            )
             fanout = await stack.enter_async_context(local_fanout(hub_sink(hub)))
         log.info("realtime push: %s fan-out", fanout.name)
         expiry = asyncio.create_task(_expire(hub))
@@ -136,11 +152,13 @@ async def close_sockets(app: web.Application, timeout: float = 3.0) -> None:
         await asyncio.wait_for(realtime.hub.wait_empty(), timeout)
 
 
-def add_realtime(app: web.Application, config: Config) -> None:
-    """Serve ``GET /api/v1/ws`` on ``app``."""
+def add_realtime(
+    app: web.Application, config: Config, published_here: PublishedHere | None = None
+) -> None:
+    """Serve ``GET /api/v1/ws`` on ``app``; ``published_here``: see ``backend_of``."""
 
     async def resources(app: web.Application) -> AsyncIterator[Any]:
-        async with open_realtime(config) as realtime:
+        async with open_realtime(config, published_here=published_here) as realtime:
             app[REALTIME] = realtime
             yield
 

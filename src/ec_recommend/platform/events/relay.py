@@ -33,6 +33,7 @@ from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.events.aws import aws_client, topic_arns
 from ec_recommend.platform.events.envelope import CORRELATION_ID, TRACEPARENT, TRACESTATE
 from ec_recommend.platform.events.outbox import outbox
+from ec_recommend.platform.events.published_here import PublishedHere
 from ec_recommend.platform.events.topology import Topology, load_topology
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.storage import Database
@@ -64,12 +65,22 @@ class RelayUnavailable(Exception):
 
 
 class OutboxRelay:
-    """``async with OutboxRelay(db, config, topology):`` runs the relay task."""
+    """``async with OutboxRelay(db, config, topology):`` runs the relay task.
 
-    def __init__(self, db: Database, config: EventsConfig, topology: Topology) -> None:
+    ``published_here`` hears each batch SNS accepted (``published_here``).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        config: EventsConfig,
+        topology: Topology,
+        published_here: PublishedHere | None = None,
+    ) -> None:
         self.db = db
         self.config = config
         self.topology = topology
+        self.published_here = published_here
         self.published = 0
         self.failures = 0  # consecutive failed passes
         self._arns: dict[str, str] = {}
@@ -256,7 +267,13 @@ class OutboxRelay:
                 log.warning(
                     "%s: event %s not published: %s", self.db.service, failure.get("Id"), failure
                 )
-        return [int(item["Id"]) for item in response.get("Successful", [])]
+        sent = [int(item["Id"]) for item in response.get("Successful", [])]
+        if self.published_here is not None and sent:
+            accepted = set(sent)
+            self.published_here.published(
+                [(row.event_type, row.body) for row in rows if row.seq in accepted]
+            )
+        return sent
 
     async def _prune(self) -> None:
         async with self.db.unit_of_work() as uow:
@@ -276,11 +293,14 @@ def _attributes(event_type: str, body: str) -> dict[str, dict[str, str]]:
 
 @asynccontextmanager
 async def outbox_relays(
-    config: EventsConfig, databases: Sequence[Database]
+    config: EventsConfig,
+    databases: Sequence[Database],
+    published_here: PublishedHere | None = None,
 ) -> AsyncIterator[list[OutboxRelay]]:
     """One relay task per database, on the current event loop."""
     topology = load_topology(config.topology_path)
     async with AsyncExitStack() as stack:
         yield [
-            await stack.enter_async_context(OutboxRelay(db, config, topology)) for db in databases
+            await stack.enter_async_context(OutboxRelay(db, config, topology, published_here))
+            for db in databases
         ]
