@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.auth import SigV4Auth
 from botocore.context import get_context
 
 from ec_recommend.platform.form_encoding import form_urlencode
+from ec_recommend.platform.sigv4 import SigningKeys, TunedSigV4Auth
 
 _USER_AGENTS_PER_CLIENT = 32  # distinct feature sets seen; a few in practice
 
@@ -34,6 +36,7 @@ def tune_client(client: Any) -> None:
         # Last, so any other handler still sees the dict botocore made.
         client.meta.events.register_last(f"before-call.{service_id}", _encode_form_body)
     _cache_user_agent(client)
+    _sign_with_tuned_sigv4(client)
 
 
 def _encode_form_body(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -79,3 +82,29 @@ def _cache_user_agent(client: Any) -> None:
         return user_agent
 
     creator.to_string = to_string
+
+
+def _sign_with_tuned_sigv4(client: Any) -> None:
+    """Sign this client's SigV4 requests with ``TunedSigV4Auth`` (``sigv4``).
+
+    botocore's signer still does all the rest per request: it chooses the
+    signature version, emits its events and fetches the frozen credentials
+    (refreshing them when due), then asks ``get_auth_instance`` for a signer
+    of them. Only a plain ``SigV4Auth`` is swapped, for one built from the
+    same credentials, service and region; any other (presigned URLs, bearer
+    tokens, unsigned) is botocore's as it was.
+    """
+    signer = client._request_signer
+    get_auth_instance = signer.get_auth_instance
+    keys = SigningKeys()
+    paths: dict[str, str] = {}
+
+    async def tuned_auth_instance(*args: Any, **kwargs: Any) -> Any:
+        auth = await get_auth_instance(*args, **kwargs)
+        if type(auth) is not SigV4Auth:
+            return auth
+        return TunedSigV4Auth(
+            auth.credentials, auth._service_name, auth._region_name, keys=keys, paths=paths
+        )
+
+    signer.get_auth_instance = tuned_auth_instance

@@ -1,9 +1,11 @@
 """Tuned aiobotocore clients send the requests untuned ones would, and they arrive.
 
-``aws_tuning`` encodes query-protocol bodies itself and caches the
-User-Agent; the first tests compare every byte of the signed requests a
-tuned and an untuned client make (the clock frozen, so the signatures match
-too), the others deliver through moto and read back what arrived.
+``aws_tuning`` encodes query-protocol bodies itself, caches the User-Agent
+and signs with ``TunedSigV4Auth``; the first tests compare every byte of the
+signed requests a tuned and an untuned client make (the clock frozen, so the
+signatures match too), with static, session and refreshed credentials and
+across a change of day; the others deliver through moto and read back what
+arrived.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import pytest
 import pytest_asyncio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore.auth import SigV4Auth, SigV4QueryAuth
 
 from ec_recommend.config import EventsConfig
 from ec_recommend.platform.aws import open_aws_client
 from ec_recommend.platform.aws_tuning import tune_client
 from ec_recommend.platform.events.aws import aws_client, prefixed
+from ec_recommend.platform.sigv4 import TunedSigV4Auth
 from ec_recommend.runtime.local_aws import LocalAws, moto_server
 from tests.conftest import wait_for
 
@@ -85,16 +89,23 @@ async def clients() -> AsyncIterator[Callable[[str], Awaitable[tuple[Any, Any]]]
         yield pair
 
 
+NOW = datetime.datetime(2026, 12, 1, 6, 0, 0)
+
+
 @pytest.fixture
-def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The signing clock and the invocation id: all else in a request is deterministic."""
+def frozen(monkeypatch: pytest.MonkeyPatch) -> list[datetime.datetime]:
+    """The signing clock (``frozen[0]``, settable) and the invocation id.
+
+    All else in a request is deterministic.
+    """
     import botocore.auth
     import botocore.endpoint
 
-    now = datetime.datetime(2026, 12, 1, 6, 0, 0)
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *args, **kwargs: now)
+    clock = [NOW]
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *args, **kwargs: clock[0])
     invocation = uuid.UUID(int=1)
     monkeypatch.setattr(botocore.endpoint.uuid, "uuid4", lambda: invocation)
+    return clock
 
 
 async def requests_of(client: Any, *calls: Callable[[Any], Awaitable[Any]]) -> list[Any]:
@@ -141,11 +152,41 @@ def send_message_batch(sqs: Any) -> Awaitable[Any]:
     )
 
 
-@pytest.mark.parametrize(
-    ("service", "call"),
-    [("sns", publish_batch), ("ses", send_bulk), ("sqs", send_message_batch)],
-    ids=["sns PublishBatch", "ses SendBulkTemplatedEmail", "sqs SendMessageBatch"],
-)
+def receive_message(sqs: Any) -> Awaitable[Any]:
+    """The consumers' worker's receive."""
+    return sqs.receive_message(
+        QueueUrl="http://127.0.0.1:9/123456789012/q",
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=0,
+        MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+        MessageAttributeNames=["All"],
+    )
+
+
+def delete_message_batch(sqs: Any) -> Awaitable[Any]:
+    return sqs.delete_message_batch(
+        QueueUrl="http://127.0.0.1:9/123456789012/q",
+        Entries=[{"Id": str(i), "ReceiptHandle": f"r-{i}/+=抹"} for i in range(10)],
+    )
+
+
+CALLS = [
+    ("sns", publish_batch),
+    ("ses", send_bulk),
+    ("sqs", send_message_batch),
+    ("sqs", receive_message),
+    ("sqs", delete_message_batch),
+]
+CALL_IDS = [
+    "sns PublishBatch",
+    "ses SendBulkTemplatedEmail",
+    "sqs SendMessageBatch",
+    "sqs ReceiveMessage",
+    "sqs DeleteMessageBatch",
+]
+
+
+@pytest.mark.parametrize(("service", "call"), CALLS, ids=CALL_IDS)
 @pytest.mark.usefixtures("frozen")
 async def test_the_same_signed_request(
     clients: Callable[[str], Awaitable[tuple[Any, Any]]],
@@ -158,6 +199,81 @@ async def test_the_same_signed_request(
     got = await requests_of(tuned, call, call)
     assert got == expected
     assert "Authorization" in got[0][2] and "User-Agent" in got[0][2]
+
+
+def refreshing_credentials(keys: list[tuple[str, str, str | None]]) -> Any:
+    """Credentials that refresh on every call, to each of ``keys`` in turn.
+
+    Each refresh expires 12 minutes on: within botocore's advisory window,
+    so the next call refreshes again.
+    """
+    from aiobotocore.credentials import AioRefreshableCredentials
+    from dateutil.tz import tzutc
+
+    now = datetime.datetime(2026, 12, 1, 6, 0, 0, tzinfo=tzutc())
+    upcoming = iter(keys)
+
+    def refresh() -> dict[str, Any]:
+        access_key, secret_key, token = next(upcoming)
+        expiry = now + datetime.timedelta(minutes=12)
+        return {
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "token": token,
+            "expiry_time": expiry.isoformat(),
+        }
+
+    return AioRefreshableCredentials(
+        "unused", "unused", None, now, refresh, "test", time_fetcher=lambda: now
+    )
+
+
+@pytest.mark.parametrize(("service", "call"), CALLS, ids=CALL_IDS)
+async def test_the_same_signatures_as_credentials_change_and_days_pass(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+    frozen: list[datetime.datetime],
+    service: str,
+    call: Callable[[Any], Awaitable[Any]],
+) -> None:
+    # Each call meets new credentials, or the same ones on another day: a
+    # signing key kept from the call before would sign it wrong.
+    keys = [
+        ("ASIAFIRST", "first/secret+key", "session-token-1/+="),
+        ("ASIAFIRST", "first/secret+key", "session-token-1/+="),  # the next day
+        ("ASIASECOND", "second-secret", "session-token-2"),
+        ("AKIATHIRD", "second-secret", None),  # same secret, no token
+        ("ASIASECOND", "second-secret", "session-token-2"),
+    ]
+    days = [NOW, NOW + datetime.timedelta(hours=20), NOW + datetime.timedelta(hours=20)]
+    days += [NOW + datetime.timedelta(hours=20)] * 2
+    sent = []
+    for client in await clients(service):
+        client._request_signer._credentials = refreshing_credentials(keys)
+        requests = capture(client)
+        for day in days:
+            frozen[0] = day
+            with pytest.raises(Sent):
+                await call(client)
+        sent.append(requests)
+    expected, got = sent
+    assert got == expected
+    authorizations = [headers["Authorization"] for _, _, headers, _ in expected]
+    assert len(set(authorizations)) == len(keys) - 1  # the last repeats the third
+    assert [headers.get("X-Amz-Security-Token") for _, _, headers, _ in expected] == [
+        token and token.encode() for _, _, token in keys
+    ]
+
+
+async def test_a_tuned_client_signs_with_the_tuned_signer(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+) -> None:
+    plain, tuned = await clients("sqs")
+    kwargs = {"signing_name": "sqs", "region_name": "ap-northeast-1", "signature_version": "v4"}
+    assert type(await plain._request_signer.get_auth_instance(**kwargs)) is SigV4Auth
+    assert type(await tuned._request_signer.get_auth_instance(**kwargs)) is TunedSigV4Auth
+    # A presigned URL's signer stays botocore's.
+    kwargs["signature_version"] = "v4-query"
+    assert type(await tuned._request_signer.get_auth_instance(**kwargs)) is SigV4QueryAuth
 
 
 @pytest.mark.usefixtures("frozen")
