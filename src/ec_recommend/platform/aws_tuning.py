@@ -23,6 +23,7 @@ from botocore.auth import SigV4Auth
 from botocore.context import get_context
 
 from ec_recommend.platform.form_encoding import form_urlencode
+from ec_recommend.platform.json_responses import TunedParserFactory
 from ec_recommend.platform.sigv4 import SigningKeys, TunedSigV4Auth
 
 _USER_AGENTS_PER_CLIENT = 32  # distinct feature sets seen; a few in practice
@@ -37,6 +38,8 @@ def tune_client(client: Any) -> None:
         client.meta.events.register_last(f"before-call.{service_id}", _encode_form_body)
     _cache_user_agent(client)
     _sign_with_tuned_sigv4(client)
+    if service_model.protocol == "json":
+        _read_json_with_compiled_shapes(client)
 
 
 def _encode_form_body(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -108,3 +111,13 @@ def _sign_with_tuned_sigv4(client: Any) -> None:
         )
 
     signer.get_auth_instance = tuned_auth_instance
+
+
+def _read_json_with_compiled_shapes(client: Any) -> None:
+    """Parse this client's JSON responses with ``json_responses``' compiled shapes.
+
+    The factory is the session's, shared by its clients: this client's
+    endpoint gets a factory of its own that wraps it.
+    """
+    endpoint = client._endpoint
+    endpoint._response_parser_factory = TunedParserFactory(endpoint._response_parser_factory)

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.auth import SigV4Auth, SigV4QueryAuth
@@ -386,3 +387,137 @@ async def _send_and_read_back(local_aws: LocalAws) -> None:
         for destination in bulk["destinations"]
     }
     assert [recorded[to] for to in recipients] == TRICKY
+
+
+# Responses: a tuned client reads every response as an untuned one does.
+
+
+class _Raw:
+    """An aiohttp response's body, as ``AioAWSResponse`` reads it."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+def answer_with(client: Any) -> list[Response]:
+    """``client`` sends nothing: each call gets the next of the returned list's responses."""
+    upcoming: list[Response] = []
+
+    def before_send(request: Any, **_: Any) -> Any:
+        status, headers, body = upcoming.pop(0)
+        return AioAWSResponse(request.url, status, dict(headers), _Raw(body))
+
+    client.meta.events.register("before-send", before_send)
+    return upcoming
+
+
+def record_responses(client: Any) -> list[Response]:
+    """Each response ``client`` parses, as it came."""
+    recorded: list[Response] = []
+
+    def before_parse(response_dict: dict[str, Any], **_: Any) -> None:
+        recorded.append(
+            (response_dict["status_code"], dict(response_dict["headers"]), response_dict["body"])
+        )
+
+    client.meta.events.register("before-parse", before_parse)
+    return recorded
+
+
+async def outcome(call: Awaitable[Any]) -> Any:
+    """A call's parsed response, or its error's class and parsed response."""
+    try:
+        return await call
+    except Exception as error:
+        return type(error).__name__, getattr(error, "response", str(error))
+
+
+async def sqs_responses(local_aws: LocalAws, events_config: EventsConfig) -> list[Response]:
+    """Real SQS answers from moto: messages with every kind of attribute, failures, errors."""
+    async with aws_client("sqs", events_config) as sqs:
+        responses = record_responses(sqs)
+        queue = (await sqs.create_queue(QueueName=prefixed(events_config, "parsing")))["QueueUrl"]
+        await sqs.send_message_batch(
+            QueueUrl=queue,
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": body,
+                    "MessageAttributes": {
+                        "type": {"DataType": "String", "StringValue": f"order.created 抹茶 {i}"},
+                        "count": {"DataType": "Number", "StringValue": str(i * 1000)},
+                        "raw": {"DataType": "Binary", "BinaryValue": bytes([i, 0, 255]) * 3},
+                    },
+                }
+                for i, body in enumerate(TRICKY)
+            ],
+        )
+        received = await sqs.receive_message(
+            QueueUrl=queue,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        assert len(received["Messages"]) == len(TRICKY)
+        assert received["Messages"][0]["MessageAttributes"]["raw"]["BinaryValue"] == b"\0\0\xff" * 3
+        await sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        receipts = [m["ReceiptHandle"] for m in received["Messages"]] + ["not-a-receipt"]
+        await sqs.delete_message_batch(
+            QueueUrl=queue,
+            Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)],
+        )
+        await sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])
+        with suppress(sqs.exceptions.QueueDoesNotExist):
+            await sqs.receive_message(QueueUrl=f"{queue}-missing")
+        assert responses[-1][0] >= 400  # the error is among them
+        return responses
+
+
+# Bodies botocore's parser meets rarely: nulls, unknown keys, what json reads and orjson does not.
+ODD_BODIES = [
+    b'{"Messages": [{"MessageId": "m", "Body": null, "Unknown": 1, "Attributes": {}}, null]}',
+    b'{"Messages": [{"MessageId": "m", "MD5OfBody": "x", "Body": "\\ud800 lone"}]}',
+    b'{"Messages": [{"MessageId": "m", "Attributes": {"SentTimestamp": 123456789012345678901234567890}}]}',
+    b'{"Messages": [{"MessageId": NaN}]}',
+    b'\xef\xbb\xbf{"Messages": []}',
+    b'{"Messages": [{"MessageId": "a", "MessageId": "b"}]}',
+    b'{"Messages": [{"Body": "tab\tinside"}]}',
+    b"not json at all",
+    b"",
+    b"[1, 2]",
+]
+
+
+async def test_the_same_parsed_responses(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+    local_aws: LocalAws,
+    events_config: EventsConfig,
+) -> None:
+    recorded = await sqs_responses(local_aws, events_config)
+    odd = [(200, {"x-amzn-requestid": "r"}, body) for body in ODD_BODIES]
+    results = []
+    for client in await clients("sqs"):
+        upcoming = answer_with(client)
+        upcoming.extend(recorded + odd)
+        calls = [
+            client.create_queue(QueueName="q"),
+            client.send_message_batch(QueueUrl="q", Entries=[{"Id": "0", "MessageBody": "b"}]),
+            receive_message(client),
+            receive_message(client),
+            delete_message_batch(client),
+            client.get_queue_attributes(QueueUrl="q", AttributeNames=["All"]),
+            receive_message(client),
+        ] + [receive_message(client) for _ in ODD_BODIES]
+        results.append([await outcome(call) for call in calls])
+        assert not upcoming
+    expected, got = results
+    assert got == expected
+    assert type(expected[2]) is dict and len(expected[2]["Messages"]) == len(TRICKY)
+    assert expected[6][0] == "QueueDoesNotExist"
