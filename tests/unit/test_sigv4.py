@@ -14,7 +14,7 @@ from botocore.credentials import ReadOnlyCredentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ec_recommend.platform.sigv4 import SigningKeys, TunedSigV4Auth, derive_signing_key
+from ec_recommend.platform.sigv4 import SigningMemo, TunedSigV4Auth, derive_signing_key
 
 CREDENTIALS = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None)
 SESSION = ReadOnlyCredentials("ASIAEXAMPLE", "secret/with+symbols", "token+/=session", None)
@@ -60,7 +60,7 @@ def signed(auth: Any, make: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def tuned(credentials: Any = CREDENTIALS, service: str = "sqs", region: str = "ap-northeast-1") -> Any:
-    return TunedSigV4Auth(credentials, service, region, keys=SigningKeys(), paths={})
+    return TunedSigV4Auth(credentials, service, region, memo=SigningMemo())
 
 
 def outcome(auth: Any, make: Any) -> Any:
@@ -71,9 +71,19 @@ def outcome(auth: Any, make: Any) -> Any:
         return type(error), str(error)
 
 
-def assert_same_signature(make: Any, credentials: Any = CREDENTIALS, service: str = "sqs") -> None:
+def assert_same_signature(
+    make: Any, credentials: Any = CREDENTIALS, service: str = "sqs", memo: Any = None
+) -> None:
     expected = outcome(SigV4Auth(credentials, service, "ap-northeast-1"), make)
-    assert outcome(tuned(credentials, service), make) == expected
+    auth = TunedSigV4Auth(credentials, service, "ap-northeast-1", memo=memo or SigningMemo())
+    assert outcome(auth, make) == expected
+
+
+def with_header_twice() -> AWSRequest:
+    made = request(headers=sqs_headers())
+    made.headers["x-amzn-query-mode"] = "again"  # HTTPHeaders keeps both
+    assert len(made.headers.get_all("X-Amzn-Query-Mode")) == 2
+    return made
 
 
 def test_signing_key_is_botocores_chain() -> None:
@@ -87,11 +97,11 @@ def test_signing_key_is_botocores_chain() -> None:
 
 
 def test_signing_keys_follow_a_changed_secret_date_region_or_service() -> None:
-    keys = SigningKeys()
-    first = keys.key("a", "20261201", "r", "s")
-    assert keys.key("a", "20261201", "r", "s") is first
+    memo = SigningMemo()
+    first = memo.signing_key("a", "20261201", "r", "s")
+    assert memo.signing_key("a", "20261201", "r", "s") is first
     for changed in [("b", "20261201", "r", "s"), ("a", "20261202", "r", "s"), ("a", "20261201", "x", "s"), ("a", "20261201", "r", "t")]:
-        assert keys.key(*changed) == derive_signing_key(*changed) != first
+        assert memo.signing_key(*changed) == derive_signing_key(*changed) != first
 
 
 @pytest.mark.parametrize(
@@ -110,6 +120,10 @@ def test_signing_keys_follow_a_changed_secret_date_region_or_service() -> None:
         lambda: request(url="https://example.com/p?b=2&a=1&a=0"),
         lambda: request(url="https://example.com/p", params={"b": "2", "a": "x y", "c": 3}),
         lambda: request(headers={**sqs_headers(), "Host": "Example.COM"}),
+        with_header_twice,
+        lambda: request(url="https://[2001:db8::1]:443/q"),
+        lambda: request(url="http://LOCALHOST:80/q"),
+        lambda: request(url="http://xn--tckwe.example:8080/q"),
         lambda: request(headers={**sqs_headers(), "Expect": "100-continue", "Connection": "x"}),
         lambda: request(headers={**sqs_headers(), "X-Odd": "  many   spaces  here "}),
         lambda: request(headers={**sqs_headers(), "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}),
@@ -143,7 +157,7 @@ def test_the_signatures_compared_are_real() -> None:
 
 
 def test_one_auth_reused_across_days_and_secrets(frozen_clock: list[datetime.datetime]) -> None:
-    keys, paths = SigningKeys(), {}  # type: ignore[var-annotated]
+    memo = SigningMemo()
     make = lambda: request(headers=sqs_headers())  # noqa: E731
     for credentials, now in [
         (CREDENTIALS, NOW),
@@ -153,7 +167,7 @@ def test_one_auth_reused_across_days_and_secrets(frozen_clock: list[datetime.dat
     ]:
         frozen_clock[0] = now
         expected = signed(SigV4Auth(credentials, "sqs", "ap-northeast-1"), make)
-        auth = TunedSigV4Auth(credentials, "sqs", "ap-northeast-1", keys=keys, paths=paths)
+        auth = TunedSigV4Auth(credentials, "sqs", "ap-northeast-1", memo=memo)
         assert signed(auth, make) == expected
 
 
@@ -167,16 +181,29 @@ header_values = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+SHARED = SigningMemo()  # kept across examples: what one request leaves must not sign another
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     headers=st.dictionaries(header_names, header_values, max_size=6),
+    host=st.sampled_from(
+        [
+            "sqs.ap-northeast-1.amazonaws.com",
+            "SQS.ap-northeast-1.amazonaws.com:443",
+            "127.0.0.1:4566",
+            "localhost:80",
+            "[::1]:8443",
+        ]
+    ),
     path=st.text(alphabet="/.ab%20~-_抹", max_size=20),
     body=st.one_of(st.binary(max_size=40), st.text(max_size=40), st.none()),
     https=st.booleans(),
     credentials=st.sampled_from([CREDENTIALS, SESSION]),
 )
 def test_any_request_signs_the_same(
-    headers: dict[str, str], path: str, body: Any, https: bool, credentials: Any
+    headers: dict[str, str], host: str, path: str, body: Any, https: bool, credentials: Any
 ) -> None:
-    url = f"{'https' if https else 'http'}://sqs.ap-northeast-1.amazonaws.com/{path}"
-    assert_same_signature(lambda: request(url=url, headers=headers, data=body), credentials)
+    url = f"{'https' if https else 'http'}://{host}/{path}"
+    make = lambda: request(url=url, headers=headers, data=body)  # noqa: E731
+    assert_same_signature(make, credentials, memo=SHARED)

@@ -24,7 +24,7 @@ from botocore.context import get_context
 
 from ec_recommend.platform.form_encoding import form_urlencode
 from ec_recommend.platform.json_responses import TunedParserFactory
-from ec_recommend.platform.sigv4 import SigningKeys, TunedSigV4Auth
+from ec_recommend.platform.sigv4 import SigningMemo, TunedSigV4Auth
 
 _USER_AGENTS_PER_CLIENT = 32  # distinct feature sets seen; a few in practice
 
@@ -99,16 +99,13 @@ def _sign_with_tuned_sigv4(client: Any) -> None:
     """
     signer = client._request_signer
     get_auth_instance = signer.get_auth_instance
-    keys = SigningKeys()
-    paths: dict[str, str] = {}
+    memo = SigningMemo()
 
     async def tuned_auth_instance(*args: Any, **kwargs: Any) -> Any:
         auth = await get_auth_instance(*args, **kwargs)
         if type(auth) is not SigV4Auth:
             return auth
-        return TunedSigV4Auth(
-            auth.credentials, auth._service_name, auth._region_name, keys=keys, paths=paths
-        )
+        return TunedSigV4Auth(auth.credentials, auth._service_name, auth._region_name, memo=memo)
 
     signer.get_auth_instance = tuned_auth_instance
 

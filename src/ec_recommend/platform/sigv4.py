@@ -1,36 +1,39 @@
 """botocore's SigV4 signature, with the work it repeats per request done once.
 
 ``SigV4Auth.add_auth`` (on every SQS, SNS, SES and Cognito call) spends
-most of its time on three things whose result rarely changes:
+most of its time on pieces whose result rarely changes:
 
 - The signing key: four chained HMACs of the secret, the date, the region
-  and the service, for every request. ``SigningKeys`` keeps the last one
+  and the service, for every request. ``SigningMemo`` keeps the last one
   and derives it again only when one of the four differs, so a refreshed
   secret (botocore hands the signer the frozen credentials of each call)
   or the next day gets its own key.
-- ``headers_to_sign`` fills an ``email.message.Message`` (twice a request,
-  one header at a time through its policy). A plain header's lowercase
-  name is unique in botocore's case-insensitive ``HeadersDict``, so a dict
-  holds the same names and values; anything unusual (a non-ASCII or
-  non-string value, two names that lowercase alike) goes to botocore's own.
+- The Host header, parsed from the URL (``urlparse`` and its port) twice a
+  request, and the URL's normalized path: kept per URL.
+- ``headers_to_sign`` fills an ``email.message.Message`` from the request's
+  (twice a request, each header through the email policy both ways). For
+  ASCII names and values that appear once, a dict holds the same names and
+  values; anything else (non-ASCII, not a string, a name given twice) goes
+  to botocore's own code, which signs it or fails as it always did.
 - ``payload`` reads ``request.body``, which prepares the whole request
-  (headers copied, Content-Length) to hash the body botocore already has as
-  bytes or a string. The same digest comes from the data itself.
+  (headers copied, Content-Length) to hash the body botocore already holds
+  as bytes or a string. The same digest comes from the data itself.
 
-The canonical request, string to sign and Authorization header are built
-by botocore's code from these pieces, unchanged.
+The canonical request, the string to sign and the Authorization header are
+built by botocore's code from these pieces, in botocore's order.
 """
 
 from __future__ import annotations
 
 import hmac
+from email.policy import compat32
 from hashlib import sha256
 from typing import Any
 
 from botocore import auth as botocore_auth
 from botocore.awsrequest import AWSRequestPreparer
 
-_NORMALIZED_PATHS = 64  # per client: a few queue URLs and "/" in practice
+_URLS_PER_CLIENT = 64  # queue URLs, topic endpoints: a few in practice
 
 
 def derive_signing_key(secret_key: str, datestamp: str, region: str, service: str) -> bytes:
@@ -41,19 +44,40 @@ def derive_signing_key(secret_key: str, datestamp: str, region: str, service: st
     return hmac.digest(key, b"aws4_request", "sha256")
 
 
-class SigningKeys:
-    """The last signing key derived, and the secret, date, region and service it is for."""
+class SigningMemo:
+    """One client's signing pieces that only depend on their inputs, kept."""
 
     def __init__(self) -> None:
         self._scope: tuple[str, str, str, str] | None = None
         self._key = b""
+        self._hosts: dict[str, str] = {}
+        self._paths: dict[str, str] = {}
 
-    def key(self, secret_key: str, datestamp: str, region: str, service: str) -> bytes:
+    def signing_key(self, secret_key: str, datestamp: str, region: str, service: str) -> bytes:
+        """The last key derived, if it is for these four; else this one's, kept instead."""
         scope = (secret_key, datestamp, region, service)
         if scope != self._scope:
             self._key = derive_signing_key(*scope)
             self._scope = scope
         return self._key
+
+    def host(self, url: str) -> str:
+        """``botocore.auth._host_from_url(url)``."""
+        host = self._hosts.get(url)
+        if host is None:
+            host = botocore_auth._host_from_url(url)
+            if len(self._hosts) < _URLS_PER_CLIENT:
+                self._hosts[url] = host
+        return host
+
+    def path(self, path: str, normalize: Any) -> str:
+        """``normalize(path)``, for botocore's pure ``_normalize_url_path``."""
+        normalized = self._paths.get(path)
+        if normalized is None:
+            normalized = normalize(path)
+            if len(self._paths) < _URLS_PER_CLIENT:
+                self._paths[path] = normalized
+        return normalized  # type: ignore[no-any-return]
 
 
 class _HeadersToSign(dict[str, str]):
@@ -63,45 +87,50 @@ class _HeadersToSign(dict[str, str]):
         return [self[name]]
 
 
-def _plain(value: Any) -> bool:
-    """A value ``HTTPHeaders`` would hand back as it was given (no surrogates)."""
-    return type(value) is str and value.isascii()
+def _plain(text: Any) -> bool:
+    """A string ``HTTPHeaders`` hands back as it was given, and lowercases as ASCII."""
+    return type(text) is str and text.isascii()
 
 
 class TunedSigV4Auth(botocore_auth.SigV4Auth):
     """``SigV4Auth`` whose requests carry the same Authorization header, for less CPU."""
 
     def __init__(
-        self,
-        credentials: Any,
-        service_name: str,
-        region_name: str,
-        *,
-        keys: SigningKeys,
-        paths: dict[str, str],
+        self, credentials: Any, service_name: str, region_name: str, *, memo: SigningMemo
     ) -> None:
         super().__init__(credentials, service_name, region_name)
-        self._keys = keys
-        self._paths = paths
+        self._memo = memo
 
     def headers_to_sign(self, request: Any) -> Any:
-        headers = _HeadersToSign()
+        headers = request.headers
+        # compat32 hands a plain value back as it stored it: read them stored.
+        if getattr(headers, "policy", None) is not compat32 or not hasattr(headers, "_headers"):
+            return super().headers_to_sign(request)
+        chosen = _HeadersToSign()
         blacklist = botocore_auth.SIGNED_HEADERS_BLACKLIST
-        for name, value in request.headers.items():
-            if type(name) is not str or not _plain(value):
+        for name, value in headers._headers:
+            if not _plain(name) or not _plain(value):
                 return super().headers_to_sign(request)
             lname = name.lower()
             if lname in blacklist:
                 continue
-            if lname in headers:  # HTTPHeaders would keep both
+            if lname in chosen:  # HTTPHeaders keeps both: botocore joins them
                 return super().headers_to_sign(request)
-            headers[lname] = value
-        if "host" not in headers:
-            host = botocore_auth._host_from_url(request.url)
+            chosen[lname] = value
+        if "host" not in chosen:
+            host = self._memo.host(request.url)
             if not _plain(host):
                 return super().headers_to_sign(request)
-            headers["host"] = host
-        return headers
+            chosen["host"] = host
+        return chosen
+
+    def canonical_headers(self, headers_to_sign: Any) -> str:
+        if type(headers_to_sign) is not _HeadersToSign:
+            return super().canonical_headers(headers_to_sign)  # type: ignore[no-any-return]
+        # botocore's, for one string value per lowercase name.
+        return "\n".join(
+            f"{name}:{' '.join(headers_to_sign[name].split())}" for name in sorted(headers_to_sign)
+        )
 
     def payload(self, request: Any) -> str:
         data = request.data
@@ -119,15 +148,10 @@ class TunedSigV4Auth(botocore_auth.SigV4Auth):
         return sha256(body).hexdigest()
 
     def _normalize_url_path(self, path: str) -> str:
-        normalized = self._paths.get(path)
-        if normalized is None:
-            normalized = super()._normalize_url_path(path)
-            if len(self._paths) < _NORMALIZED_PATHS:
-                self._paths[path] = normalized
-        return normalized
+        return self._memo.path(path, super()._normalize_url_path)
 
     def signature(self, string_to_sign: str, request: Any) -> str:
-        key = self._keys.key(
+        key = self._memo.signing_key(
             self.credentials.secret_key,
             request.context["timestamp"][0:8],
             self._region_name,
