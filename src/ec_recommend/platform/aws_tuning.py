@@ -21,9 +21,11 @@ from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.context import get_context
+from botocore.validate import ParamValidationDecorator, ParamValidator
 
 from ec_recommend.platform.form_encoding import form_urlencode
 from ec_recommend.platform.json_responses import TunedParserFactory
+from ec_recommend.platform.param_checks import TunedValidationDecorator
 from ec_recommend.platform.sigv4 import SigningMemo, TunedSigV4Auth
 
 _USER_AGENTS_PER_CLIENT = 32  # distinct feature sets seen; a few in practice
@@ -40,6 +42,7 @@ def tune_client(client: Any) -> None:
     _sign_with_tuned_sigv4(client)
     if service_model.protocol == "json":
         _read_json_with_compiled_shapes(client)
+    _check_params_with_compiled_shapes(client)
 
 
 def _encode_form_body(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -118,3 +121,18 @@ def _read_json_with_compiled_shapes(client: Any) -> None:
     """
     endpoint = client._endpoint
     endpoint._response_parser_factory = TunedParserFactory(endpoint._response_parser_factory)
+
+
+def _check_params_with_compiled_shapes(client: Any) -> None:
+    """Validate this client's parameters through ``param_checks`` first.
+
+    Only botocore's own validator and decorator are wrapped; a client made
+    with ``parameter_validation=False`` has neither and stays as it is.
+    """
+    serializer = client._serializer
+    if type(serializer) is not ParamValidationDecorator:
+        return
+    validator = serializer._param_validator
+    if type(validator) is not ParamValidator:
+        return
+    client._serializer = TunedValidationDecorator(validator, serializer._serializer)

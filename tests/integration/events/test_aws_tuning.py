@@ -24,6 +24,7 @@ from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.exceptions import ParamValidationError
 
 from ec_recommend.config import EventsConfig
 from ec_recommend.platform.aws import open_aws_client
@@ -521,3 +522,54 @@ async def test_the_same_parsed_responses(
     assert got == expected
     assert type(expected[2]) is dict and len(expected[2]["Messages"]) == len(TRICKY)
     assert expected[6][0] == "QueueDoesNotExist"
+
+
+# Parameters: valid ones pass without botocore's walk, invalid ones fail as they did.
+
+
+@pytest.mark.usefixtures("frozen")
+async def test_valid_parameters_skip_botocores_walk(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+) -> None:
+    walked: list[str] = []
+    for service, call in CALLS:
+        plain, tuned = await clients(service)
+        validator = tuned._serializer._param_validator
+        validate = validator.validate
+        validator.validate = lambda params, shape: walked.append(shape.name) or validate(
+            params, shape
+        )
+        expected = await requests_of(plain, call)
+        assert await requests_of(tuned, call) == expected
+    assert walked == []
+
+
+@pytest.mark.parametrize(
+    ("service", "call"),
+    [
+        ("sqs", lambda sqs: sqs.receive_message(QueueUrl="q", MaxNumberOfMessages="10")),
+        ("sqs", lambda sqs: sqs.receive_message(MaxNumberOfMessages=10)),
+        ("sqs", lambda sqs: sqs.delete_message_batch(QueueUrl="q", Entries=[{"Id": "0"}])),
+        ("sqs", lambda sqs: sqs.delete_message_batch(QueueUrl="q", Entries=[], Other=1)),
+        (
+            "sns",
+            lambda sns: sns.publish_batch(
+                TopicArn="t",
+                PublishBatchRequestEntries=[
+                    {"Id": "0", "Message": "m", "MessageAttributes": {"a": {"StringValue": 1}}}
+                ],
+            ),
+        ),
+    ],
+)
+async def test_invalid_parameters_fail_as_before(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+    service: str,
+    call: Callable[[Any], Awaitable[Any]],
+) -> None:
+    messages = []
+    for client in await clients(service):
+        with pytest.raises(ParamValidationError) as raised:
+            await call(client)
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1]
