@@ -72,7 +72,11 @@ MODEL = ServiceModel(
             "BlobList": {"type": "list", "member": {"shape": "Blob"}},
             "StringList": {"type": "list", "member": {"shape": "String"}},
             "TagMap": {"type": "map", "key": {"shape": "String"}, "value": {"shape": "String"}},
-            "StampMap": {"type": "map", "key": {"shape": "String"}, "value": {"shape": "Timestamp"}},
+            "StampMap": {
+                "type": "map",
+                "key": {"shape": "String"},
+                "value": {"shape": "Timestamp"},
+            },
             "Doc": {"type": "structure", "members": {}, "document": True},
             "Union": {
                 "type": "structure",
@@ -114,7 +118,9 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 blobs = st.binary(max_size=6).map(lambda b: base64.b64encode(b).decode())

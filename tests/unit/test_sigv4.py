@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from ec_recommend.platform.sigv4 import SigningMemo, TunedSigV4Auth, derive_signing_key
 
-CREDENTIALS = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None)
+CREDENTIALS = ReadOnlyCredentials(
+    "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None
+)
 SESSION = ReadOnlyCredentials("ASIAEXAMPLE", "secret/with+symbols", "token+/=session", None)
 NOW = datetime.datetime(2026, 12, 1, 6, 0, 0)
 
@@ -59,7 +61,9 @@ def signed(auth: Any, make: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(made.headers.items()), made.context
 
 
-def tuned(credentials: Any = CREDENTIALS, service: str = "sqs", region: str = "ap-northeast-1") -> Any:
+def tuned(
+    credentials: Any = CREDENTIALS, service: str = "sqs", region: str = "ap-northeast-1"
+) -> Any:
     return TunedSigV4Auth(credentials, service, region, memo=SigningMemo())
 
 
@@ -100,7 +104,12 @@ def test_signing_keys_follow_a_changed_secret_date_region_or_service() -> None:
     memo = SigningMemo()
     first = memo.signing_key("a", "20261201", "r", "s")
     assert memo.signing_key("a", "20261201", "r", "s") is first
-    for changed in [("b", "20261201", "r", "s"), ("a", "20261202", "r", "s"), ("a", "20261201", "x", "s"), ("a", "20261201", "r", "t")]:
+    for changed in [
+        ("b", "20261201", "r", "s"),
+        ("a", "20261202", "r", "s"),
+        ("a", "20261201", "x", "s"),
+        ("a", "20261201", "r", "t"),
+    ]:
         assert memo.signing_key(*changed) == derive_signing_key(*changed) != first
 
 
@@ -172,8 +181,18 @@ def test_one_auth_reused_across_days_and_secrets(frozen_clock: list[datetime.dat
 
 
 header_names = st.sampled_from(
-    ["X-Amz-Target", "Content-Type", "User-Agent", "host", "X-Amz-Security-Token", "x-custom",
-     "Connection", "X-Amzn-Trace-Id", "Content-MD5", "X-A"]
+    [
+        "X-Amz-Target",
+        "Content-Type",
+        "User-Agent",
+        "host",
+        "X-Amz-Security-Token",
+        "x-custom",
+        "Connection",
+        "X-Amzn-Trace-Id",
+        "Content-MD5",
+        "X-A",
+    ]
 )
 header_values = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30),

@@ -109,7 +109,7 @@ def _map_reader(read_key: Read | None, read_value: Read | None) -> Read:
     return lambda value: {key(k): item(v) for k, v in value.items()}
 
 
-class TunedJSONParser(AioJSONParser):
+class TunedJSONParser(AioJSONParser):  # type: ignore[misc]  # aiobotocore is untyped
     """``AioJSONParser`` whose bodies are read by one client's compiled shapes."""
 
     def __init__(self, readers: dict[Any, Read], **kwargs: Any) -> None:
@@ -127,7 +127,7 @@ class TunedJSONParser(AioJSONParser):
         return read(self._parse_body_as_json(raw_body))
 
 
-class TunedParserFactory(AioResponseParserFactory):
+class TunedParserFactory(AioResponseParserFactory):  # type: ignore[misc]
     """The client's parser factory, with its JSON parser tuned; other protocols as they were.
 
     The compiled readers hold the converters of the first parser that built

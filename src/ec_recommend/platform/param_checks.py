@@ -83,8 +83,8 @@ class ShapeChecks:
         if kind == "boolean":
             return lambda value: isinstance(value, bool)
         if kind == "blob":
-            return lambda value: isinstance(value, bytes | bytearray | str) or hasattr(
-                value, "read"
+            return lambda value: (
+                isinstance(value, bytes | bytearray | str) or hasattr(value, "read")
             )
         return self._botocores(shape)  # timestamps, and any type botocore adds
 
@@ -142,11 +142,11 @@ def _map_check(key: Check, item: Check) -> Check:
 
 
 def _sized_check(types: tuple[type, ...], minimum: float) -> Check:
-    return lambda value: isinstance(value, types) and len(value) >= minimum
+    return lambda value: isinstance(value, types) and len(value) >= minimum  # type: ignore[arg-type]
 
 
 def _ranged_check(types: tuple[type, ...], minimum: float) -> Check:
-    return lambda value: isinstance(value, types) and value >= minimum
+    return lambda value: isinstance(value, types) and value >= minimum  # type: ignore[operator]
 
 
 class TunedValidationDecorator:

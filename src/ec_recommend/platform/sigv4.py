@@ -92,7 +92,7 @@ def _plain(text: Any) -> bool:
     return type(text) is str and text.isascii()
 
 
-class TunedSigV4Auth(botocore_auth.SigV4Auth):
+class TunedSigV4Auth(botocore_auth.SigV4Auth):  # type: ignore[misc]  # botocore is untyped
     """``SigV4Auth`` whose requests carry the same Authorization header, for less CPU."""
 
     def __init__(
@@ -138,13 +138,13 @@ class TunedSigV4Auth(botocore_auth.SigV4Auth):
         if (kind is not bytes and kind is not str) or not _prepares_body_as_is(request):
             return super().payload(request)  # type: ignore[no-any-return]
         if self._is_streaming_checksum_payload(request):
-            return botocore_auth.STREAMING_UNSIGNED_PAYLOAD_TRAILER
+            return botocore_auth.STREAMING_UNSIGNED_PAYLOAD_TRAILER  # type: ignore[no-any-return]
         if not self._should_sha256_sign_payload(request):
-            return botocore_auth.UNSIGNED_PAYLOAD
+            return botocore_auth.UNSIGNED_PAYLOAD  # type: ignore[no-any-return]
         # What ``request.body`` is: the data, a string encoded as UTF-8.
         body = data.encode("utf-8") if kind is str else data
         if not body:
-            return botocore_auth.EMPTY_SHA256_HASH
+            return botocore_auth.EMPTY_SHA256_HASH  # type: ignore[no-any-return]
         return sha256(body).hexdigest()
 
     def _normalize_url_path(self, path: str) -> str:
