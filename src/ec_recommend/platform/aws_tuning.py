@@ -11,8 +11,26 @@ call (~2.5 ms), much of it repeated for nothing:
 - The User-Agent string is built and sanitized character by character twice
   per call, though it only varies with the features the call registered.
   ``_cache_user_agent`` keeps one per feature set.
+- SigV4 signing derived the signing key (four HMACs), parsed the Host from
+  the URL and copied the headers through an email ``Message`` twice, and
+  prepared the whole request to hash its body, per request.
+  ``_sign_with_tuned_sigv4`` has botocore's signer sign with ``sigv4``'s
+  ``TunedSigV4Auth``: the same Authorization header, the key kept per client
+  until the secret (credentials refresh), the day, region or service change.
+- Parameter validation walked the input shape per call through a ``getattr``
+  per value. ``_check_params_with_compiled_shapes`` answers "valid" from the
+  shape compiled once (``param_checks``); anything else still goes to
+  botocore's validator, so errors read as they did.
+- A JSON-protocol response (SQS) was parsed by walking the output shape per
+  node. ``_read_json_with_compiled_shapes`` reads it through the shape
+  compiled once (``json_responses``): the same dicts.
 
-Signing, SQS's MD5 checks and parameter validation stay as they are.
+Each is installed on this client's own objects (its signer's auth factory,
+its serializer, its endpoint's parser factory), never on botocore's classes;
+anything unusual falls back to botocore's own code. The tests compare a
+tuned and an untuned client's requests byte for byte, signatures included,
+and their parsed responses (``tests/integration/events/test_aws_tuning.py``).
+Endpoint resolution, SQS's MD5 checks and the serializers stay as they are.
 """
 
 from __future__ import annotations
