@@ -6,7 +6,11 @@ Each call is awaited alone, in the shapes ``up`` makes most:
             attributes (query protocol: the form-encoded body is most of it)
   email     SES SendBulkTemplatedEmail to 4 recipients (query protocol)
   send      SQS SendMessageBatch of 10 envelopes (JSON protocol)
-  receive   SQS ReceiveMessage of up to 10 with no wait (JSON protocol)
+  receive   SQS ReceiveMessage of up to 10 with no wait, asking for what the
+            consumers' worker asks for (JSON protocol)
+  receive1  the same, one message a call (its own queue, filled beforehand)
+  delete    SQS DeleteMessageBatch of 10 receipts (the same ten each call:
+            moto answers an already deleted receipt as deleted)
 CPU is this process's (``getrusage``: moto is a child process, not counted),
 so it includes aiohttp's send and receive but none of moto's work. Rounds
 alternate the shapes; the median round is printed. ``--profile SHAPE`` prints
@@ -15,7 +19,7 @@ the heaviest functions of that shape's calls instead (``--sort cumulative``).
 costs.
 
 Usage: .venv/bin/python scripts/bench/aws_call.py [--calls 300] [--rounds 5]
-       [--profile publish|email|send|receive] [--sort tottime] [--no-validation]
+       [--profile publish|email|send|receive|receive1|delete] [--sort tottime] [--no-validation]
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ async def run(args: argparse.Namespace) -> None:
         ):
             topic = (await sns.create_topic(Name="bench-topic"))["TopicArn"]
             queue = (await sqs.create_queue(QueueName="bench-queue"))["QueueUrl"]
+            single = (await sqs.create_queue(QueueName="bench-queue-1"))["QueueUrl"]
             await ses.verify_email_identity(EmailAddress=SENDER)
             await ses.create_template(
                 Template={"TemplateName": TEMPLATE, "SubjectPart": "{{subject}}", "TextPart": "x"}
@@ -150,17 +155,50 @@ async def run(args: argparse.Namespace) -> None:
                     Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(envelopes)],
                 )
 
-            async def receive() -> Any:
-                return await sqs.receive_message(
-                    QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            def receiver(url: str, count: int) -> Callable[[], Awaitable[Any]]:
+                async def receive() -> Any:
+                    return await sqs.receive_message(
+                        QueueUrl=url,
+                        MaxNumberOfMessages=count,
+                        WaitTimeSeconds=0,
+                        MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                        MessageAttributeNames=["All"],
+                    )
+
+                return receive
+
+            async def send_to(url: str, calls: int) -> None:
+                for _ in range(calls):
+                    await sqs.send_message_batch(
+                        QueueUrl=url,
+                        Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(envelopes)],
+                    )
+
+            receive, receive1 = receiver(queue, 10), receiver(single, 1)
+            # receive1's queue holds a message for each of its calls, warm-ups included.
+            await send_to(single, ((rounds if not args.profile else 1) * (calls + 1) + 9) // 10)
+            await send_to(queue, 1)
+            receipts = [m["ReceiptHandle"] for m in (await receive())["Messages"]]
+            assert len(receipts) == 10
+
+            async def delete() -> Any:
+                return await sqs.delete_message_batch(
+                    QueueUrl=queue,
+                    Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)],
                 )
 
-            shapes = {"publish": publish, "email": email, "send": send, "receive": receive}
+            shapes = {
+                "publish": publish,
+                "email": email,
+                "send": send,
+                "receive": receive,
+                "receive1": receive1,
+                "delete": delete,
+            }
             if args.profile:
                 call = shapes[args.profile]
                 if call is receive:  # ten messages for each receive
-                    for _ in range(calls + 1):
-                        await send()
+                    await send_to(queue, calls + 1)
                 await call()
                 profiler = cProfile.Profile()
                 profiler.enable()
@@ -185,7 +223,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--profile", choices=["publish", "email", "send", "receive"])
+    parser.add_argument(
+        "--profile", choices=["publish", "email", "send", "receive", "receive1", "delete"]
+    )
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--no-validation", action="store_true")
     asyncio.run(run(parser.parse_args()))

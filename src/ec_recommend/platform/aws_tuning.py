@@ -11,17 +11,40 @@ call (~2.5 ms), much of it repeated for nothing:
 - The User-Agent string is built and sanitized character by character twice
   per call, though it only varies with the features the call registered.
   ``_cache_user_agent`` keeps one per feature set.
+- SigV4 signing derived the signing key (four HMACs), parsed the Host from
+  the URL and copied the headers through an email ``Message`` twice, and
+  prepared the whole request to hash its body, per request.
+  ``_sign_with_tuned_sigv4`` has botocore's signer sign with ``sigv4``'s
+  ``TunedSigV4Auth``: the same Authorization header, the key kept per client
+  until the secret (credentials refresh), the day, region or service change.
+- Parameter validation walked the input shape per call through a ``getattr``
+  per value. ``_check_params_with_compiled_shapes`` answers "valid" from the
+  shape compiled once (``param_checks``); anything else still goes to
+  botocore's validator, so errors read as they did.
+- A JSON-protocol response (SQS) was parsed by walking the output shape per
+  node. ``_read_json_with_compiled_shapes`` reads it through the shape
+  compiled once (``json_responses``): the same dicts.
 
-Signing, SQS's MD5 checks and parameter validation stay as they are.
+Each is installed on this client's own objects (its signer's auth factory,
+its serializer, its endpoint's parser factory), never on botocore's classes;
+anything unusual falls back to botocore's own code. The tests compare a
+tuned and an untuned client's requests byte for byte, signatures included,
+and their parsed responses (``tests/integration/events/test_aws_tuning.py``).
+Endpoint resolution, SQS's MD5 checks and the serializers stay as they are.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from botocore.auth import SigV4Auth
 from botocore.context import get_context
+from botocore.validate import ParamValidationDecorator, ParamValidator
 
 from ec_recommend.platform.form_encoding import form_urlencode
+from ec_recommend.platform.json_responses import TunedParserFactory
+from ec_recommend.platform.param_checks import TunedValidationDecorator
+from ec_recommend.platform.sigv4 import SigningMemo, TunedSigV4Auth
 
 _USER_AGENTS_PER_CLIENT = 32  # distinct feature sets seen; a few in practice
 
@@ -34,6 +57,10 @@ def tune_client(client: Any) -> None:
         # Last, so any other handler still sees the dict botocore made.
         client.meta.events.register_last(f"before-call.{service_id}", _encode_form_body)
     _cache_user_agent(client)
+    _sign_with_tuned_sigv4(client)
+    if service_model.protocol == "json":
+        _read_json_with_compiled_shapes(client)
+    _check_params_with_compiled_shapes(client)
 
 
 def _encode_form_body(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -79,3 +106,51 @@ def _cache_user_agent(client: Any) -> None:
         return user_agent
 
     creator.to_string = to_string
+
+
+def _sign_with_tuned_sigv4(client: Any) -> None:
+    """Sign this client's SigV4 requests with ``TunedSigV4Auth`` (``sigv4``).
+
+    botocore's signer still does all the rest per request: it chooses the
+    signature version, emits its events and fetches the frozen credentials
+    (refreshing them when due), then asks ``get_auth_instance`` for a signer
+    of them. Only a plain ``SigV4Auth`` is swapped, for one built from the
+    same credentials, service and region; any other (presigned URLs, bearer
+    tokens, unsigned) is botocore's as it was.
+    """
+    signer = client._request_signer
+    get_auth_instance = signer.get_auth_instance
+    memo = SigningMemo()
+
+    async def tuned_auth_instance(*args: Any, **kwargs: Any) -> Any:
+        auth = await get_auth_instance(*args, **kwargs)
+        if type(auth) is not SigV4Auth:
+            return auth
+        return TunedSigV4Auth(auth.credentials, auth._service_name, auth._region_name, memo=memo)
+
+    signer.get_auth_instance = tuned_auth_instance
+
+
+def _read_json_with_compiled_shapes(client: Any) -> None:
+    """Parse this client's JSON responses with ``json_responses``' compiled shapes.
+
+    The factory is the session's, shared by its clients: this client's
+    endpoint gets a factory of its own that wraps it.
+    """
+    endpoint = client._endpoint
+    endpoint._response_parser_factory = TunedParserFactory(endpoint._response_parser_factory)
+
+
+def _check_params_with_compiled_shapes(client: Any) -> None:
+    """Validate this client's parameters through ``param_checks`` first.
+
+    Only botocore's own validator and decorator are wrapped; a client made
+    with ``parameter_validation=False`` has neither and stays as it is.
+    """
+    serializer = client._serializer
+    if type(serializer) is not ParamValidationDecorator:
+        return
+    validator = serializer._param_validator
+    if type(validator) is not ParamValidator:
+        return
+    client._serializer = TunedValidationDecorator(validator, serializer._serializer)

@@ -1,9 +1,11 @@
 """Tuned aiobotocore clients send the requests untuned ones would, and they arrive.
 
-``aws_tuning`` encodes query-protocol bodies itself and caches the
-User-Agent; the first tests compare every byte of the signed requests a
-tuned and an untuned client make (the clock frozen, so the signatures match
-too), the others deliver through moto and read back what arrived.
+``aws_tuning`` encodes query-protocol bodies itself, caches the User-Agent
+and signs with ``TunedSigV4Auth``; the first tests compare every byte of the
+signed requests a tuned and an untuned client make (the clock frozen, so the
+signatures match too), with static, session and refreshed credentials and
+across a change of day; the others deliver through moto and read back what
+arrived.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.exceptions import ParamValidationError
 
 from ec_recommend.config import EventsConfig
 from ec_recommend.platform.aws import open_aws_client
 from ec_recommend.platform.aws_tuning import tune_client
 from ec_recommend.platform.events.aws import aws_client, prefixed
+from ec_recommend.platform.sigv4 import TunedSigV4Auth
 from ec_recommend.runtime.local_aws import LocalAws, moto_server
 from tests.conftest import wait_for
 
@@ -85,16 +91,23 @@ async def clients() -> AsyncIterator[Callable[[str], Awaitable[tuple[Any, Any]]]
         yield pair
 
 
+NOW = datetime.datetime(2026, 12, 1, 6, 0, 0)
+
+
 @pytest.fixture
-def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The signing clock and the invocation id: all else in a request is deterministic."""
+def frozen(monkeypatch: pytest.MonkeyPatch) -> list[datetime.datetime]:
+    """The signing clock (``frozen[0]``, settable) and the invocation id.
+
+    All else in a request is deterministic.
+    """
     import botocore.auth
     import botocore.endpoint
 
-    now = datetime.datetime(2026, 12, 1, 6, 0, 0)
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *args, **kwargs: now)
+    clock = [NOW]
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *args, **kwargs: clock[0])
     invocation = uuid.UUID(int=1)
     monkeypatch.setattr(botocore.endpoint.uuid, "uuid4", lambda: invocation)
+    return clock
 
 
 async def requests_of(client: Any, *calls: Callable[[Any], Awaitable[Any]]) -> list[Any]:
@@ -141,11 +154,41 @@ def send_message_batch(sqs: Any) -> Awaitable[Any]:
     )
 
 
-@pytest.mark.parametrize(
-    ("service", "call"),
-    [("sns", publish_batch), ("ses", send_bulk), ("sqs", send_message_batch)],
-    ids=["sns PublishBatch", "ses SendBulkTemplatedEmail", "sqs SendMessageBatch"],
-)
+def receive_message(sqs: Any) -> Awaitable[Any]:
+    """The consumers' worker's receive."""
+    return sqs.receive_message(
+        QueueUrl="http://127.0.0.1:9/123456789012/q",
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=0,
+        MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+        MessageAttributeNames=["All"],
+    )
+
+
+def delete_message_batch(sqs: Any) -> Awaitable[Any]:
+    return sqs.delete_message_batch(
+        QueueUrl="http://127.0.0.1:9/123456789012/q",
+        Entries=[{"Id": str(i), "ReceiptHandle": f"r-{i}/+=抹"} for i in range(10)],
+    )
+
+
+CALLS = [
+    ("sns", publish_batch),
+    ("ses", send_bulk),
+    ("sqs", send_message_batch),
+    ("sqs", receive_message),
+    ("sqs", delete_message_batch),
+]
+CALL_IDS = [
+    "sns PublishBatch",
+    "ses SendBulkTemplatedEmail",
+    "sqs SendMessageBatch",
+    "sqs ReceiveMessage",
+    "sqs DeleteMessageBatch",
+]
+
+
+@pytest.mark.parametrize(("service", "call"), CALLS, ids=CALL_IDS)
 @pytest.mark.usefixtures("frozen")
 async def test_the_same_signed_request(
     clients: Callable[[str], Awaitable[tuple[Any, Any]]],
@@ -158,6 +201,81 @@ async def test_the_same_signed_request(
     got = await requests_of(tuned, call, call)
     assert got == expected
     assert "Authorization" in got[0][2] and "User-Agent" in got[0][2]
+
+
+def refreshing_credentials(keys: list[tuple[str, str, str | None]]) -> Any:
+    """Credentials that refresh on every call, to each of ``keys`` in turn.
+
+    Each refresh expires 12 minutes on: within botocore's advisory window,
+    so the next call refreshes again.
+    """
+    from aiobotocore.credentials import AioRefreshableCredentials
+    from dateutil.tz import tzutc
+
+    now = datetime.datetime(2026, 12, 1, 6, 0, 0, tzinfo=tzutc())
+    upcoming = iter(keys)
+
+    def refresh() -> dict[str, Any]:
+        access_key, secret_key, token = next(upcoming)
+        expiry = now + datetime.timedelta(minutes=12)
+        return {
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "token": token,
+            "expiry_time": expiry.isoformat(),
+        }
+
+    return AioRefreshableCredentials(
+        "unused", "unused", None, now, refresh, "test", time_fetcher=lambda: now
+    )
+
+
+@pytest.mark.parametrize(("service", "call"), CALLS, ids=CALL_IDS)
+async def test_the_same_signatures_as_credentials_change_and_days_pass(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+    frozen: list[datetime.datetime],
+    service: str,
+    call: Callable[[Any], Awaitable[Any]],
+) -> None:
+    # Each call meets new credentials, or the same ones on another day: a
+    # signing key kept from the call before would sign it wrong.
+    keys = [
+        ("ASIAFIRST", "first/secret+key", "session-token-1/+="),
+        ("ASIAFIRST", "first/secret+key", "session-token-1/+="),  # the next day
+        ("ASIASECOND", "second-secret", "session-token-2"),
+        ("AKIATHIRD", "second-secret", None),  # same secret, no token
+        ("ASIASECOND", "second-secret", "session-token-2"),
+    ]
+    days = [NOW, NOW + datetime.timedelta(hours=20), NOW + datetime.timedelta(hours=20)]
+    days += [NOW + datetime.timedelta(hours=20)] * 2
+    sent = []
+    for client in await clients(service):
+        client._request_signer._credentials = refreshing_credentials(keys)
+        requests = capture(client)
+        for day in days:
+            frozen[0] = day
+            with pytest.raises(Sent):
+                await call(client)
+        sent.append(requests)
+    expected, got = sent
+    assert got == expected
+    authorizations = [headers["Authorization"] for _, _, headers, _ in expected]
+    assert len(set(authorizations)) == len(keys) - 1  # the last repeats the third
+    assert [headers.get("X-Amz-Security-Token") for _, _, headers, _ in expected] == [
+        token and token.encode() for _, _, token in keys
+    ]
+
+
+async def test_a_tuned_client_signs_with_the_tuned_signer(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+) -> None:
+    plain, tuned = await clients("sqs")
+    kwargs = {"signing_name": "sqs", "region_name": "ap-northeast-1", "signature_version": "v4"}
+    assert type(await plain._request_signer.get_auth_instance(**kwargs)) is SigV4Auth
+    assert type(await tuned._request_signer.get_auth_instance(**kwargs)) is TunedSigV4Auth
+    # A presigned URL's signer stays botocore's.
+    kwargs["signature_version"] = "v4-query"
+    assert type(await tuned._request_signer.get_auth_instance(**kwargs)) is SigV4QueryAuth
 
 
 @pytest.mark.usefixtures("frozen")
@@ -270,3 +388,190 @@ async def _send_and_read_back(local_aws: LocalAws) -> None:
         for destination in bulk["destinations"]
     }
     assert [recorded[to] for to in recipients] == TRICKY
+
+
+# Responses: a tuned client reads every response as an untuned one does.
+
+
+class _Raw:
+    """An aiohttp response's body, as ``AioAWSResponse`` reads it."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+def answer_with(client: Any) -> list[Response]:
+    """``client`` sends nothing: each call gets the next of the returned list's responses."""
+    upcoming: list[Response] = []
+
+    def before_send(request: Any, **_: Any) -> Any:
+        status, headers, body = upcoming.pop(0)
+        return AioAWSResponse(request.url, status, dict(headers), _Raw(body))
+
+    client.meta.events.register("before-send", before_send)
+    return upcoming
+
+
+def record_responses(client: Any) -> list[Response]:
+    """Each response ``client`` parses, as it came."""
+    recorded: list[Response] = []
+
+    def before_parse(response_dict: dict[str, Any], **_: Any) -> None:
+        recorded.append(
+            (response_dict["status_code"], dict(response_dict["headers"]), response_dict["body"])
+        )
+
+    client.meta.events.register("before-parse", before_parse)
+    return recorded
+
+
+async def outcome(call: Awaitable[Any]) -> Any:
+    """A call's parsed response, or its error's class and parsed response."""
+    try:
+        return await call
+    except Exception as error:
+        return type(error).__name__, getattr(error, "response", str(error))
+
+
+async def sqs_responses(local_aws: LocalAws, events_config: EventsConfig) -> list[Response]:
+    """Real SQS answers from moto: messages with every kind of attribute, failures, errors."""
+    async with aws_client("sqs", events_config) as sqs:
+        responses = record_responses(sqs)
+        queue = (await sqs.create_queue(QueueName=prefixed(events_config, "parsing")))["QueueUrl"]
+        await sqs.send_message_batch(
+            QueueUrl=queue,
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": body,
+                    "MessageAttributes": {
+                        "type": {"DataType": "String", "StringValue": f"order.created 抹茶 {i}"},
+                        "count": {"DataType": "Number", "StringValue": str(i * 1000)},
+                        "raw": {"DataType": "Binary", "BinaryValue": bytes([i, 0, 255]) * 3},
+                    },
+                }
+                for i, body in enumerate(TRICKY)
+            ],
+        )
+        received = await sqs.receive_message(
+            QueueUrl=queue,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        assert len(received["Messages"]) == len(TRICKY)
+        assert received["Messages"][0]["MessageAttributes"]["raw"]["BinaryValue"] == b"\0\0\xff" * 3
+        await sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        receipts = [m["ReceiptHandle"] for m in received["Messages"]] + ["not-a-receipt"]
+        await sqs.delete_message_batch(
+            QueueUrl=queue,
+            Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)],
+        )
+        await sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])
+        with suppress(sqs.exceptions.QueueDoesNotExist):
+            await sqs.receive_message(QueueUrl=f"{queue}-missing")
+        assert responses[-1][0] >= 400  # the error is among them
+        return responses
+
+
+# Bodies botocore's parser meets rarely: nulls, unknown keys, what json reads and orjson does not.
+ODD_BODIES = [
+    b'{"Messages": [{"MessageId": "m", "Body": null, "Unknown": 1, "Attributes": {}}, null]}',
+    b'{"Messages": [{"MessageId": "m", "MD5OfBody": "x", "Body": "\\ud800 lone"}]}',
+    b'{"Messages": [{"MessageId": "m", "Attributes": {"SentTimestamp": 12345678901234567890123}}]}',
+    b'{"Messages": [{"MessageId": NaN}]}',
+    b'\xef\xbb\xbf{"Messages": []}',
+    b'{"Messages": [{"MessageId": "a", "MessageId": "b"}]}',
+    b'{"Messages": [{"Body": "tab\tinside"}]}',
+    b"not json at all",
+    b"",
+    b"[1, 2]",
+]
+
+
+async def test_the_same_parsed_responses(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+    local_aws: LocalAws,
+    events_config: EventsConfig,
+) -> None:
+    recorded = await sqs_responses(local_aws, events_config)
+    odd = [(200, {"x-amzn-requestid": "r"}, body) for body in ODD_BODIES]
+    results = []
+    for client in await clients("sqs"):
+        upcoming = answer_with(client)
+        upcoming.extend(recorded + odd)
+        calls = [
+            client.create_queue(QueueName="q"),
+            client.send_message_batch(QueueUrl="q", Entries=[{"Id": "0", "MessageBody": "b"}]),
+            receive_message(client),
+            receive_message(client),
+            delete_message_batch(client),
+            client.get_queue_attributes(QueueUrl="q", AttributeNames=["All"]),
+            receive_message(client),
+        ] + [receive_message(client) for _ in ODD_BODIES]
+        results.append([await outcome(call) for call in calls])
+        assert not upcoming
+    expected, got = results
+    assert got == expected
+    assert type(expected[2]) is dict and len(expected[2]["Messages"]) == len(TRICKY)
+    assert expected[6][0] == "QueueDoesNotExist"
+
+
+# Parameters: valid ones pass without botocore's walk, invalid ones fail as they did.
+
+
+@pytest.mark.usefixtures("frozen")
+async def test_valid_parameters_skip_botocores_walk(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+) -> None:
+    walked: list[str] = []
+    for service, call in CALLS:
+        plain, tuned = await clients(service)
+        validator = tuned._serializer._param_validator
+
+        def spied(params: Any, shape: Any, validate: Any = validator.validate) -> Any:
+            walked.append(shape.name)
+            return validate(params, shape)
+
+        validator.validate = spied
+        expected = await requests_of(plain, call)
+        assert await requests_of(tuned, call) == expected
+    assert walked == []
+
+
+@pytest.mark.parametrize(
+    ("service", "call"),
+    [
+        ("sqs", lambda sqs: sqs.receive_message(QueueUrl="q", MaxNumberOfMessages="10")),
+        ("sqs", lambda sqs: sqs.receive_message(MaxNumberOfMessages=10)),
+        ("sqs", lambda sqs: sqs.delete_message_batch(QueueUrl="q", Entries=[{"Id": "0"}])),
+        ("sqs", lambda sqs: sqs.delete_message_batch(QueueUrl="q", Entries=[], Other=1)),
+        (
+            "sns",
+            lambda sns: sns.publish_batch(
+                TopicArn="t",
+                PublishBatchRequestEntries=[
+                    {"Id": "0", "Message": "m", "MessageAttributes": {"a": {"StringValue": 1}}}
+                ],
+            ),
+        ),
+    ],
+)
+async def test_invalid_parameters_fail_as_before(
+    clients: Callable[[str], Awaitable[tuple[Any, Any]]],
+    service: str,
+    call: Callable[[Any], Awaitable[Any]],
+) -> None:
+    messages = []
+    for client in await clients(service):
+        with pytest.raises(ParamValidationError) as raised:
+            await call(client)
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1]
