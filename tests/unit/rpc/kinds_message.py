@@ -68,3 +68,14 @@ class Kinds(betterproto2.Message):
         48, "message", unwrap=lambda: wkt.Timestamp, optional=True
     )
     maybe: int | None = betterproto2.field(2047, "int32", optional=True)  # a 2-byte key
+
+
+@dataclass(eq=False, repr=False)
+class Initialized(betterproto2.Message):
+    """A message whose construction does more than set its fields' defaults."""
+
+    name: str = betterproto2.field(1, "string")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.initialized = True

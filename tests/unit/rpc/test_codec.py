@@ -18,9 +18,15 @@ from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend._gen.google import protobuf as wkt
-from ec_recommend.platform.rpc.codec import FastProtoCodec, _varint, decode, encode
+from ec_recommend.platform.rpc.codec import (
+    FastProtoCodec,
+    _blank_message,
+    _varint,
+    decode,
+    encode,
+)
 
-from .kinds_message import Kinds
+from .kinds_message import Initialized, Kinds
 
 HOT = (pb.Product, pb_order.Order, pb.ReserveStockResponse, pb.GetProductsResponse)
 
@@ -228,6 +234,7 @@ def same_outcome(data: bytes, message_type: type[Any]) -> None:
     if isinstance(expected, betterproto2.Message):  # == leaves out unknown fields
         assert outcome(bytes, got) == outcome(bytes, expected), data
         assert got._unknown_fields == expected._unknown_fields
+        assert list(vars(got)) == list(vars(expected)), "made as __init__ makes it"
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -281,3 +288,10 @@ def test_a_damaged_nested_message_makes_the_whole_message_betterproto2s() -> Non
     inner = bytes(pb_common.Money(amount=5, currency="JPY"))[:-1]  # truncated
     data = bytes(pb.Product(id="p")) + b"\x2a" + _varint(len(inner)) + inner
     same_outcome(data, pb.Product)
+
+
+def test_a_message_whose_init_does_more_is_made_by_its_init() -> None:
+    assert _blank_message(Initialized) is None
+    assert _blank_message(pb.Product) is not None
+    decoded = decode(bytes(Initialized(name="a")), Initialized)
+    assert decoded == Initialized(name="a") and decoded.initialized

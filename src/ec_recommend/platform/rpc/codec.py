@@ -22,6 +22,7 @@ results and errors stay exactly betterproto2's.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import warnings
 from collections.abc import Callable
@@ -320,10 +321,14 @@ def _other_field(message_type: type[Any]) -> Callable[[Any, bytes, int, int, int
     return read_other
 
 
+# one- and two-byte varints (field numbers, lengths, numbers below 16384) in line
 _READ_LENGTH: Final = [
     "    n = data[pos]",
     "    if n < 0x80:",
     "        pos += 1",
+    "    elif data[pos + 1] < 0x80:",
+    "        n = (n & 0x7F) | (data[pos + 1] << 7)",
+    "        pos += 2",
     "    else:",
     "        n, pos = _read_varint(data, pos)",
     "    v = data[pos : pos + n]",
@@ -335,6 +340,9 @@ _READ_VARINT: Final = [
     "    v = data[pos]",
     "    if v < 0x80:",
     "        pos += 1",
+    "    elif data[pos + 1] < 0x80:",
+    "        v = (v & 0x7F) | (data[pos + 1] << 7)",
+    "        pos += 2",
     "    else:",
     "        v, pos = _read_varint(data, pos)",
 ]
@@ -379,7 +387,7 @@ def _field_source(
         lines = list(_READ_VARINT)
         if proto_type in _SIGNED:
             bits = _SIGNED[proto_type]
-            # a one-byte varint is its own value; longer ones are masked, then signed
+            # a varint of one or two bytes is its own value; longer ones are masked, then signed
             lines += [
                 f"        v &= {(1 << bits) - 1}",
                 f"        v = (v ^ {1 << (bits - 1)}) - {1 << (bits - 1)}",
@@ -413,6 +421,47 @@ def _field_source(
     return None
 
 
+_IMMUTABLE: Final = (str, bytes, int, float, type(None))  # bool and enums are ints
+
+
+def _blank_message(message_type: type[Any]) -> tuple[dict[str, Any], list[str]] | None:
+    """What ``message_type()`` sets, to make it without its ``__init__``: the
+    fields and values it starts with (the immutable ones shared), and the
+    fields that need a new empty list or dict; None unless that is surely all
+    ``__init__`` does.
+
+    A generated message's ``__init__`` (dataclass) calls a default factory per
+    field (``str()``, ``list()``, a lambda...) and ``__post_init__`` sets
+    ``_unknown_fields``: per message decoded, more than the decoding of a
+    small one.
+    """
+    if (
+        not dataclasses.is_dataclass(message_type)
+        or getattr(message_type, "__post_init__", None) is not betterproto2.Message.__post_init__
+        or message_type.__new__ is not object.__new__
+        or "__slots__" in vars(message_type)
+    ):
+        return None
+    template: dict[str, Any] = {}
+    fresh: list[str] = []
+    for field in dataclasses.fields(message_type):
+        if not field.init or field.default_factory is dataclasses.MISSING:
+            return None
+        with warnings.catch_warnings():  # as betterproto2 does: deprecated fields
+            warnings.simplefilter("ignore", DeprecationWarning)
+            value = field.default_factory()
+        if type(value) in (list, dict) and not value:
+            fresh.append(field.name)
+        elif not isinstance(value, _IMMUTABLE):
+            return None
+        template[field.name] = value
+    template["_unknown_fields"] = b""
+    expected = vars(message_type())
+    if list(template) != list(expected) or template != expected:
+        return None  # not what __init__ makes after all
+    return template, fresh
+
+
 def _decoder(message_type: type[Any]) -> Decoder:
     """The decoder of ``message_type``, compiled once from its fields.
 
@@ -434,7 +483,17 @@ def _decoder(message_type: type[Any]) -> Decoder:
         "_Unexpected": _Unexpected,
         "_other": _other_field(message_type),
         "new": message_type,
+        "_blank": object.__new__,
     }
+    blank = _blank_message(message_type)
+    if blank is None:
+        made = ["    message = new()"]
+    else:
+        names["T"] = blank[0]  # its lists and dicts are replaced below: never shared
+        made = ["    message = _blank(new)", "    message.__dict__.update(T)"]
+        made += [
+            f"    message.{name} = {'[]' if blank[0][name] == [] else '{}'}" for name in blank[1]
+        ]
     nested: dict[str, type[Any]] = {}  # name in the source -> message class
     branches: list[tuple[int, list[str]]] = []
     fields = sorted(message_type._betterproto.meta_by_field_name.items(), key=lambda f: f[1].number)
@@ -444,7 +503,7 @@ def _decoder(message_type: type[Any]) -> Decoder:
             branches.append(source)
     lines = [
         "def decode_message(data):",
-        "    message = new()",
+        *made,
         "    pos = 0",
         "    end = len(data)",
         "    while pos < end:",
