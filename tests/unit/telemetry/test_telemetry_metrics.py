@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import random
 import re
 
 import pytest
+from aioprometheus.collectors import Histogram, Registry
+from aioprometheus.renderer import render
 
-from ec_recommend.platform.telemetry.metrics import Metrics
+from ec_recommend.platform.telemetry.metrics import LATENCY_BUCKETS, LatencyHistogram, Metrics
 
 
 def samples(text: str, name: str) -> dict[str, float]:
@@ -127,3 +131,34 @@ def test_operational_gauges_never_go_negative() -> None:
         '{method="ReserveStock",service="product"}': 1.0
     }
     assert samples(text, "grpc_client_retry_budget_exhausted_total") == {'{service="product"}': 1.0}
+
+
+# -- histograms counted per bucket: the same exposition ------------------------------
+
+
+def test_latency_histograms_expose_what_aioprometheus_histograms_do() -> None:
+    rng = random.Random("buckets")
+    ours, theirs = Registry(), Registry()
+    fast = LatencyHistogram("d_seconds", "Durations.", registry=ours, buckets=LATENCY_BUCKETS)
+    stock = Histogram("d_seconds", "Durations.", registry=theirs, buckets=LATENCY_BUCKETS)
+    edges = [*LATENCY_BUCKETS, 0.0, -1.0, 1e9, math.inf, math.nan, 3, 0]
+    for n in range(3000):
+        labels = {"service": rng.choice(["product", "order"]), "status": rng.choice(["OK", "X"])}
+        value = rng.choice(edges) if n % 7 == 0 else rng.expovariate(20.0)
+        fast.observe(labels, value)
+        stock.observe(labels, value)
+        if n % 500 == 0:  # a scrape in between changes nothing
+            assert render(ours, [])[0] == render(theirs, [])[0]
+    assert render(ours, [])[0] == render(theirs, [])[0]
+    with pytest.raises(TypeError):
+        fast.observe({"service": "x", "status": "OK"}, "1")  # type: ignore[arg-type]
+
+
+def test_metrics_use_per_bucket_counts_for_every_duration() -> None:
+    metrics = Metrics()
+    for histogram in (
+        metrics.grpc_request_duration,
+        metrics.grpc_client_duration,
+        metrics.http_request_duration,
+    ):
+        assert isinstance(histogram, LatencyHistogram)

@@ -10,15 +10,20 @@ produces the same bytes as betterproto2 (the test compares every generated
 message type); field kinds it does not special-case (maps, packed repeated,
 fixed-width numbers) go through betterproto2's own single-field serializer.
 
-Decoding works the same way for message types made only of strings, bytes,
-varint numbers and (repeated) messages, which covers the hot responses; any
-other type, and any input the fast path does not expect (truncated, a wire
-type that does not match the field), is handed to betterproto2's ``parse``,
-so results and errors stay exactly betterproto2's.
+Decoding is compiled per message class too: one loop over the fields on
+the wire, each (field, wire type) the class declares read and stored in line
+(strings, bytes, varint numbers, fixed widths, nested and wrapped messages),
+the rest (unknown fields, maps, repeated scalars packed or not, a field sent
+with another wire type) through betterproto2's own per-field steps. Any input
+the compiled decoder does not expect (truncated, a group, a long varint), and
+any error, is handed to betterproto2's ``parse`` for the whole message, so
+results and errors stay exactly betterproto2's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import struct
 import warnings
 from collections.abc import Callable
 from typing import Any, Final
@@ -223,9 +228,14 @@ def encode(message: betterproto2.Message) -> bytes:
 
 # -- decoding -------------------------------------------------------------------
 
-Reader = Callable[[Any, str, Any], None]
-_readers: dict[type[Any], dict[int, tuple[str, int, Reader]] | None] = {}
-_SIGNED = {"int32": 32, "int64": 64, "enum": 64}
+Decoder = Callable[[bytes], Any]
+_decoders: dict[type[Any], Decoder] = {}
+_SIGNED: Final = {"int32": 32, "int64": 64, "enum": 64}
+_UNSIGNED: Final = {"uint32": 32, "uint64": 64}
+_ZIGZAG: Final = {"sint32": 32, "sint64": 64}
+_FIXED: Final = {
+    "double": 1, "fixed64": 1, "sfixed64": 1, "float": 5, "fixed32": 5, "sfixed32": 5,
+}  # fmt: skip
 
 
 class _Unexpected(Exception):
@@ -245,132 +255,298 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             raise _Unexpected
 
 
-def _number_reader(message_type: type[Any], name: str, meta: Any) -> Reader:
+def _load_field(message: Any, meta: Any, name: str, wire: int, value: Any) -> None:
+    """One parsed field into ``message``, as ``betterproto2.Message.load`` does it.
+
+    For the field kinds (and wire types) the compiled decoder does not write in
+    line: packed repeated scalars, maps, a known field sent with another wire type.
+    """
+    postprocess = message._postprocess_single
+    packed = wire == 2 and meta.proto_type in betterproto2.PACKED_TYPES
+    if packed:
+        items, pos = [], 0
+        while pos < len(value):
+            if meta.proto_type in ("float", "fixed32", "sfixed32"):
+                item, pos, item_wire = value[pos : pos + 4], pos + 4, 5
+            elif meta.proto_type in ("double", "fixed64", "sfixed64"):
+                item, pos, item_wire = value[pos : pos + 8], pos + 8, 1
+            else:
+                item, pos = betterproto2.decode_varint(value, pos)
+                item_wire = 0
+            items.append(postprocess(item_wire, meta, name, item))
+        value = items
+    else:
+        value = postprocess(wire, meta, name, value)
+    if meta.proto_type == "map":
+        getattr(message, name)[value.key] = value.value
+    elif meta.repeated:
+        current = getattr(message, name)
+        if packed:
+            current.extend(value)
+        else:
+            current.append(value)
+    else:
+        setattr(message, name, value)
+
+
+def _other_field(message_type: type[Any]) -> Callable[[Any, bytes, int, int, int], int]:
+    """Reads the field at ``pos`` (its key already read) the generic way; its end."""
+    info = message_type._betterproto
+    name_by_number = info.field_name_by_number
+    meta_by_name = info.meta_by_field_name
+
+    def read_other(message: Any, data: bytes, start: int, pos: int, key: int) -> int:
+        wire = key & 7
+        value: Any
+        if wire == 0:
+            value, pos = _read_varint(data, pos)
+        elif wire == 2:
+            length, pos = _read_varint(data, pos)
+            value = data[pos : pos + length]
+            pos += length
+        elif wire == 1 or wire == 5:
+            pos += 8 if wire == 1 else 4
+            value = data[pos - (8 if wire == 1 else 4) : pos]
+        else:
+            raise _Unexpected  # groups and invalid wire types: betterproto2's business
+        if pos > len(data):
+            raise _Unexpected  # truncated
+        name = name_by_number.get(key >> 3)
+        if name is None:
+            message._unknown_fields += data[start:pos]
+        else:
+            _load_field(message, meta_by_name[name], name, wire, value)
+        return pos
+
+    return read_other
+
+
+# one- and two-byte varints (field numbers, lengths, numbers below 16384) in line
+_READ_LENGTH: Final = [
+    "    n = data[pos]",
+    "    if n < 0x80:",
+    "        pos += 1",
+    "    elif data[pos + 1] < 0x80:",
+    "        n = (n & 0x7F) | (data[pos + 1] << 7)",
+    "        pos += 2",
+    "    else:",
+    "        n, pos = _read_varint(data, pos)",
+    "    v = data[pos : pos + n]",
+    "    pos += n",
+    "    if pos > end:",
+    "        raise _Unexpected",
+]
+_READ_VARINT: Final = [
+    "    v = data[pos]",
+    "    if v < 0x80:",
+    "        pos += 1",
+    "    elif data[pos + 1] < 0x80:",
+    "        v = (v & 0x7F) | (data[pos + 1] << 7)",
+    "        pos += 2",
+    "    else:",
+    "        v, pos = _read_varint(data, pos)",
+]
+
+
+def _field_source(
+    message_type: type[Any],
+    i: int,
+    name: str,
+    meta: Any,
+    names: dict[str, Any],
+    nested: dict[str, type[Any]],
+) -> tuple[int, list[str]] | None:
+    """(key, lines that read the value after the key and store it) for a field the
+    compiled decoder writes in line; None for the others (``_load_field``)."""
     proto_type = meta.proto_type
-    bits = _SIGNED.get(proto_type)
-    enum_type = message_type._betterproto.cls_by_field[name] if proto_type == "enum" else None
+    if meta.map_meta is not None:
+        return None
+    if meta.repeated and proto_type not in ("string", "bytes", "message"):
+        return None  # repeated scalars: packed or not, betterproto2's loop
+    store = f"message.{name}.append" if meta.repeated else f"message.{name} = "
 
-    def read(message: Any, field: str, value: int) -> None:
-        if bits is not None:
-            value &= (1 << bits) - 1
-            sign = 1 << (bits - 1)
-            value = (value ^ sign) - sign
-        elif proto_type == "bool":
-            value = value > 0  # type: ignore[assignment]
-        else:  # uint32/uint64
-            value &= (1 << (32 if proto_type == "uint32" else 64)) - 1
-        setattr(message, field, value if enum_type is None else enum_type(value))
+    def stored(expression: str) -> str:
+        return f"    {store}({expression})" if meta.repeated else f"    {store}{expression}"
 
-    return read
-
-
-def _message_reader(message_type: type[Any], name: str, meta: Any) -> Reader:
-    unwrap = meta.unwrap
-    inner_type = unwrap() if unwrap is not None else message_type._betterproto.cls_by_field[name]
-
-    def read(message: Any, field: str, value: bytes) -> None:
-        inner = decode(value, inner_type)
-        if unwrap is not None:
-            inner = inner.to_wrapped()
-        if meta.repeated:
-            getattr(message, field).append(inner)
+    if proto_type == "string":
+        return (meta.number << 3) | 2, [*_READ_LENGTH, stored('str(v, "utf-8")')]
+    if proto_type == "bytes":
+        return (meta.number << 3) | 2, [*_READ_LENGTH, stored("v")]
+    if proto_type == "message":
+        unwrap = meta.unwrap
+        inner = unwrap() if unwrap is not None else message_type._betterproto.cls_by_field[name]
+        nested[f"M{i}"] = inner
+        value = f"M{i}(v)" + (".to_wrapped()" if unwrap is not None else "")
+        return (meta.number << 3) | 2, [*_READ_LENGTH, stored(value)]
+    if (
+        proto_type in _SIGNED
+        or proto_type in _UNSIGNED
+        or proto_type in _ZIGZAG
+        or proto_type == "bool"
+    ):
+        lines = list(_READ_VARINT)
+        if proto_type in _SIGNED:
+            bits = _SIGNED[proto_type]
+            # a varint of one or two bytes is its own value; longer ones are masked, then signed
+            lines += [
+                f"        v &= {(1 << bits) - 1}",
+                f"        v = (v ^ {1 << (bits - 1)}) - {1 << (bits - 1)}",
+            ]
+            if proto_type == "enum":
+                names[f"E{i}"] = message_type._betterproto.cls_by_field[name]
+                lines.append(stored(f"E{i}(v)"))
+            else:
+                lines.append(stored("v"))
+        elif proto_type in _UNSIGNED:
+            lines += [f"        v &= {(1 << _UNSIGNED[proto_type]) - 1}", stored("v")]
+        elif proto_type in _ZIGZAG:
+            lines += [
+                f"    v &= {(1 << _ZIGZAG[proto_type]) - 1}",
+                stored("(v >> 1) ^ (-(v & 1))"),
+            ]
         else:
-            setattr(message, field, inner)
+            lines.append(stored("v > 0"))
+        return meta.number << 3, lines
+    if proto_type in _FIXED:
+        wire = _FIXED[proto_type]
+        size = 8 if wire == 1 else 4
+        names[f"S{i}"] = struct.Struct(betterproto2._pack_fmt(proto_type)).unpack
+        lines = [
+            f"    pos += {size}",
+            "    if pos > end:",
+            "        raise _Unexpected",
+            stored(f"S{i}(data[pos - {size} : pos])[0]"),
+        ]
+        return (meta.number << 3) | wire, lines
+    return None
 
-    return read
+
+_IMMUTABLE: Final = (str, bytes, int, float, type(None))  # bool and enums are ints
 
 
-def _read_string(message: Any, field: str, value: bytes) -> None:
-    setattr(message, field, str(value, "utf-8"))
+def _blank_message(message_type: type[Any]) -> tuple[dict[str, Any], list[str]] | None:
+    """What ``message_type()`` sets, to make it without its ``__init__``: the
+    fields and values it starts with (the immutable ones shared), and the
+    fields that need a new empty list or dict; None unless that is surely all
+    ``__init__`` does.
+
+    A generated message's ``__init__`` (dataclass) calls a default factory per
+    field (``str()``, ``list()``, a lambda...) and ``__post_init__`` sets
+    ``_unknown_fields``: per message decoded, more than the decoding of a
+    small one.
+    """
+    if (
+        not dataclasses.is_dataclass(message_type)
+        or getattr(message_type, "__post_init__", None) is not betterproto2.Message.__post_init__
+        or message_type.__new__ is not object.__new__
+        or "__slots__" in vars(message_type)
+    ):
+        return None
+    template: dict[str, Any] = {}
+    fresh: list[str] = []
+    for field in dataclasses.fields(message_type):
+        if not field.init or field.default_factory is dataclasses.MISSING:
+            return None
+        with warnings.catch_warnings():  # as betterproto2 does: deprecated fields
+            warnings.simplefilter("ignore", DeprecationWarning)
+            value = field.default_factory()
+        if type(value) in (list, dict) and not value:
+            fresh.append(field.name)
+        elif not isinstance(value, _IMMUTABLE):
+            return None
+        template[field.name] = value
+    template["_unknown_fields"] = b""
+    expected = vars(message_type())
+    if list(template) != list(expected) or template != expected:
+        return None  # not what __init__ makes after all
+    return template, fresh
 
 
-def _read_repeated_string(message: Any, field: str, value: bytes) -> None:
-    getattr(message, field).append(str(value, "utf-8"))
+def _decoder(message_type: type[Any]) -> Decoder:
+    """The decoder of ``message_type``, compiled once from its fields.
 
-
-def _read_bytes(message: Any, field: str, value: bytes) -> None:
-    setattr(message, field, value)
-
-
-def _reader_plan(message_type: type[Any]) -> dict[int, tuple[str, int, Reader]] | None:
-    """Field number -> (name, wire type, reader); None when a field needs betterproto2."""
-    if message_type in _readers:
-        return _readers[message_type]
-    plan: dict[int, tuple[str, int, Reader]] | None = {}
-    for name, meta in message_type._betterproto.meta_by_field_name.items():
-        proto_type = meta.proto_type
-        reader: Reader
-        if meta.map_meta is not None:
-            plan = None
-        elif proto_type == "message":
-            plan[meta.number] = (name, 2, _message_reader(message_type, name, meta))  # type: ignore[index]
-            continue
-        elif proto_type == "string":
-            reader = _read_repeated_string if meta.repeated else _read_string
-            plan[meta.number] = (name, 2, reader)  # type: ignore[index]
-            continue
-        elif meta.repeated:
-            plan = None  # packed scalars
-        elif proto_type == "bytes":
-            plan[meta.number] = (name, 2, _read_bytes)  # type: ignore[index]
-            continue
-        elif proto_type in _VARINT_TYPES:
-            plan[meta.number] = (name, 0, _number_reader(message_type, name, meta))  # type: ignore[index]
-            continue
-        else:
-            plan = None
-        break
-    _readers[message_type] = plan
-    return plan
+    One function per class: a loop over the fields on the wire, each known
+    (field, wire type) pair read and stored in line, everything else (unknown
+    fields, maps, repeated scalars, a known field with another wire type) read
+    the generic way. It raises ``_Unexpected`` or ``IndexError`` on input it does
+    not expect (then ``decode`` asks betterproto2).
+    """
+    decoder = _decoders.get(message_type)
+    if decoder is not None:
+        return decoder
+    if message_type()._is_pydantic():  # validated after loading: betterproto2's own path
+        parse: Decoder = message_type.parse
+        _decoders[message_type] = parse
+        return parse
+    names: dict[str, Any] = {
+        "_read_varint": _read_varint,
+        "_Unexpected": _Unexpected,
+        "_other": _other_field(message_type),
+        "new": message_type,
+        "_blank": object.__new__,
+    }
+    blank = _blank_message(message_type)
+    if blank is None:
+        made = ["    message = new()"]
+    else:
+        names["T"] = blank[0]  # its lists and dicts are replaced below: never shared
+        made = ["    message = _blank(new)", "    message.__dict__.update(T)"]
+        made += [
+            f"    message.{name} = {'[]' if blank[0][name] == [] else '{}'}" for name in blank[1]
+        ]
+    nested: dict[str, type[Any]] = {}  # name in the source -> message class
+    branches: list[tuple[int, list[str]]] = []
+    fields = sorted(message_type._betterproto.meta_by_field_name.items(), key=lambda f: f[1].number)
+    for i, (name, meta) in enumerate(fields):
+        source = _field_source(message_type, i, name, meta, names, nested)
+        if source is not None:
+            branches.append(source)
+    lines = [
+        "def decode_message(data):",
+        *made,
+        "    pos = 0",
+        "    end = len(data)",
+        "    while pos < end:",
+        "        start = pos",
+        "        key = data[pos]",
+        "        if key < 0x80:",
+        "            pos += 1",
+        "        else:",
+        "            key, pos = _read_varint(data, pos)",
+    ]
+    for n, (key, body) in enumerate(branches):
+        lines.append(f"        {'if' if n == 0 else 'elif'} key == {key}:")
+        lines.extend("        " + line for line in body)
+    if branches:
+        lines.append("        else:")
+        lines.append("            pos = _other(message, data, start, pos, key)")
+    else:
+        lines.append("        pos = _other(message, data, start, pos, key)")
+    lines.append("    return message")
+    # source built only from the class's own field names and our constants
+    exec(compile("\n".join(lines), f"<decode {message_type.__qualname__}>", "exec"), names)
+    compiled: Decoder = names["decode_message"]
+    _decoders[message_type] = compiled  # first: a message type may contain itself
+    # nested messages call their own compiled decoder, whose unexpected input
+    # propagates to the outermost ``decode``
+    for source_name, inner in nested.items():
+        names[source_name] = _decoder(inner)
+    return compiled
 
 
 def decode(data: bytes, message_type: type[Any]) -> Any:
-    """``message_type.parse(data)``, faster for the common field kinds."""
-    plan = _reader_plan(message_type)
-    if plan is None:
-        return message_type.parse(data)
-    message = message_type()
+    """``message_type.parse(data)``, compiled per message class.
+
+    Any input the compiled decoder does not expect, and any error, is handed
+    to betterproto2's ``parse``, so what comes out (or is raised) is its own.
+    """
+    decoder = _decoders.get(message_type)
+    if decoder is None:
+        decoder = _decoder(message_type)
     try:
-        pos, end = 0, len(data)
-        while pos < end:
-            start = pos
-            # one-byte varints (most keys, lengths and numbers) read in line
-            key = data[pos]
-            if key < 0x80:
-                pos += 1
-            else:
-                key, pos = _read_varint(data, pos)
-            wire = key & 7
-            value: Any
-            if wire == 0:
-                value = data[pos]
-                if value < 0x80:
-                    pos += 1
-                else:
-                    value, pos = _read_varint(data, pos)
-            elif wire == 2:
-                length = data[pos]
-                if length < 0x80:
-                    pos += 1
-                else:
-                    length, pos = _read_varint(data, pos)
-                value = data[pos : pos + length]
-                pos += length
-            else:
-                raise _Unexpected
-            if pos > end:
-                raise _Unexpected
-            entry = plan.get(key >> 3)
-            if entry is None:
-                message._unknown_fields += data[start:pos]
-                continue
-            name, expected_wire, read = entry
-            if wire != expected_wire:
-                raise _Unexpected
-            read(message, name, value)
-    except (_Unexpected, IndexError):
+        return decoder(data)
+    except Exception:
         return message_type.parse(data)
-    return message
 
 
 class FastProtoCodec(ProtoCodec):

@@ -16,15 +16,19 @@ from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind
 
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
+    InSpan,
     continue_trace,
     extract,
     sdk_installed,
     tracer,
 )
+from ec_recommend.platform.telemetry.unrecorded import unrecorded_child
+from ec_recommend.platform.telemetry.w3c import remote_parent
 
 access_log = logging.getLogger("ec_recommend.access")
 
@@ -53,7 +57,17 @@ def server_span(request: web.Request, method: str) -> Any:
             # No SDK and no trace to continue: a no-op span, nothing to make current.
             return nullcontext(INVALID_SPAN)
         return continue_trace(extract(request.headers))  # no span to describe: no attributes
-    parent = extract(request.headers)
+    headers = request.headers
+    parent_span = remote_parent(headers)  # None: the propagators must read it
+    parent = None
+    if parent_span is None:
+        parent = extract(headers)
+        parent_span = trace.get_current_span(parent).get_span_context()
+    unrecorded = unrecorded_child(parent_span)
+    if unrecorded is not None:
+        return InSpan(unrecorded)  # its ids, and no attributes that nothing would keep
+    if parent is None:
+        parent = extract(headers)  # all of it (baggage too) for the span processors
     return tracer.start_as_current_span(
         method,
         context=parent,

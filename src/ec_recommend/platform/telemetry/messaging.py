@@ -14,12 +14,22 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
@@ -29,6 +39,8 @@ from ec_recommend.platform.telemetry.tracing import (
     record_failure,
     tracer,
 )
+from ec_recommend.platform.telemetry.unrecorded import unrecorded_child
+from ec_recommend.platform.telemetry.w3c import inject_span, remote_parent
 
 # The request id of the request that caused an event (an event metadata key).
 CORRELATION_ID = "correlation_id"
@@ -45,9 +57,22 @@ class Publication:
     def __init__(
         self, topic: str, event_type: str, event_id: str, stored: Mapping[str, str]
     ) -> None:
+        self.headers: dict[str, str] = {}
+        parent_span = remote_parent(stored)  # None: the propagators must read it
+        parent = None
+        if parent_span is None:
+            parent = extract(stored)
+            parent_span = trace.get_current_span(parent).get_span_context()
+        unrecorded = unrecorded_child(parent_span)
+        if unrecorded is not None:
+            # its ids, sent on as the SDK's span's would be; nothing would keep its attributes
+            self.span: Span = unrecorded
+            context = trace.set_span_in_context(unrecorded)
+            inject_span(self.headers, unrecorded.get_span_context(), context)
+            return
         self.span = tracer.start_span(
             f"publish {topic}",
-            context=extract(stored),
+            context=extract(stored) if parent is None else parent,
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "aws_sns",
@@ -60,7 +85,6 @@ class Publication:
         correlation = stored.get(CORRELATION_ID)
         if correlation:
             self.span.set_attribute("messaging.message.conversation_id", correlation)
-        self.headers: dict[str, str] = {}
         inject(self.headers, trace.set_span_in_context(self.span))
 
     def message_attributes(self) -> dict[str, dict[str, str]]:
@@ -185,30 +209,47 @@ class MessageHandling:
         self.event_type = event_type
         self.event_id = event_id
         self._recorder = metrics or process_metrics()
-        parent = extract(carrier)
+        self.started = time.perf_counter()
+        parent_span = remote_parent(carrier)  # None: the propagators must read it
+        parent = None
+        if parent_span is None:
+            parent = extract(carrier)
+            parent_span = trace.get_current_span(parent).get_span_context()
+        linked = _consumer_links if links is None else links
+        # linked: a new trace, not the poller's ambient one
+        unrecorded = unrecorded_child(INVALID_SPAN_CONTEXT if linked else parent_span)
+        if unrecorded is not None:
+            self.span: Span = unrecorded  # its ids; nothing would keep attributes or links
+        else:
+            if parent is None:
+                parent = extract(carrier)  # all of it (baggage too) for the span processors
+            self.span = self._start_span(carrier, parent, parent_span, linked)
+        self.finished = False
+
+    def _start_span(
+        self, carrier: Mapping[str, str], parent: Context, producer: SpanContext, linked: bool
+    ) -> Span:
         context: Context | None = parent
         span_links: list[Link] = []
-        if _consumer_links if links is None else links:
-            producer = trace.get_current_span(parent).get_span_context()
+        if linked:
             context = Context()  # a new trace, not the poller's ambient one
             if producer.is_valid:
                 span_links.append(Link(producer))
         attributes = {
             "messaging.system": "aws_sqs",
             "messaging.operation.type": "process",
-            "messaging.destination.name": queue,
-            "messaging.consumer.group.name": consumer,
+            "messaging.destination.name": self.queue,
+            "messaging.consumer.group.name": self.consumer,
         }
-        if event_id:
-            attributes["messaging.message.id"] = event_id
+        if self.event_id:
+            attributes["messaging.message.id"] = self.event_id
         correlation = carrier.get(CORRELATION_ID)
         if correlation:
             attributes["messaging.message.conversation_id"] = correlation
-        if event_type:
-            attributes["ec.event_type"] = event_type
-        self.started = time.perf_counter()
-        self.span = tracer.start_span(
-            f"process {queue}",
+        if self.event_type:
+            attributes["ec.event_type"] = self.event_type
+        return tracer.start_span(
+            f"process {self.queue}",
             context=context,
             kind=SpanKind.CONSUMER,
             attributes=attributes,
@@ -216,22 +257,10 @@ class MessageHandling:
             record_exception=False,
             set_status_on_exception=False,
         )
-        self.finished = False
 
-    @contextmanager
-    def active(self) -> Iterator[Span]:
+    def active(self) -> AbstractContextManager[Span]:
         """Make the span current (and the consumer the component) for one phase."""
-        component = current_component.set(self.consumer)
-        try:
-            with trace.use_span(
-                self.span,
-                end_on_exit=False,
-                record_exception=False,
-                set_status_on_exception=False,
-            ):
-                yield self.span
-        finally:
-            current_component.reset(component)
+        return _Active(self.span, self.consumer)
 
     def finish(self, status: str, failure: BaseException | None = None) -> None:
         """End the span with ``status`` (``error`` records ``failure``); once."""
@@ -291,6 +320,34 @@ def handling_message(
         raise
     finally:
         handling.finish(outcome.status, failure)
+
+
+class _Active:
+    """``trace.use_span(span, end_on_exit=False, record_exception=False,
+    set_status_on_exception=False)`` with the consumer as the component: a
+    class, not two generator-based context managers (a phase of every message)."""
+
+    __slots__ = ("_component", "_consumer", "_span", "_token")
+
+    def __init__(self, span: Span, consumer: str) -> None:
+        self._span = span
+        self._consumer = consumer
+        self._token: object = None
+        self._component: object = None
+
+    def __enter__(self) -> Span:
+        self._component = current_component.set(self._consumer)
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        current_component.reset(self._component)  # type: ignore[arg-type]
 
 
 def record_lag(queue: str, sent_at_epoch: float, metrics: Metrics | None = None) -> None:

@@ -4,10 +4,10 @@ Library code depends on ``opentelemetry-api`` only. Until a process entry
 point installs an SDK provider (``telemetry.export``), spans are no-ops that
 still pass an incoming trace context along, so nothing here needs the SDK.
 Trace context travels as W3C ``traceparent``/``tracestate`` in gRPC metadata,
-HTTP headers, event metadata and SNS/SQS message attributes. On the RPC path,
-spans the provider surely records nothing of are made without it
-(``unrecorded.py``) and a plain trace context is read and written directly
-(``w3c.py``).
+HTTP headers, event metadata and SNS/SQS message attributes. On the RPC, HTTP
+and message paths, spans the provider surely records nothing of are made
+without it (``unrecorded.py``) and a plain trace context is read and written
+directly (``w3c.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
+
+from ec_recommend.platform.telemetry.w3c import inject_span
 
 TRACER_NAME = "ec_recommend"
 
@@ -92,7 +94,8 @@ def inject(
 def trace_headers() -> dict[str, str]:
     """The current trace context as ``traceparent``/``tracestate`` entries."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    # a plain traceparent written directly when that is all the propagators would write
+    inject_span(carrier, trace.get_current_span().get_span_context(), otel_context.get_current())
     return {key: value for key, value in carrier.items() if key in TRACE_HEADERS}
 
 
