@@ -16,19 +16,18 @@ from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind
 
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
     InSpan,
+    caller_span,
     continue_trace,
     extract,
     sdk_installed,
     tracer,
 )
 from ec_recommend.platform.telemetry.unrecorded import unrecorded_child
-from ec_recommend.platform.telemetry.w3c import remote_parent
 
 access_log = logging.getLogger("ec_recommend.access")
 
@@ -58,11 +57,7 @@ def server_span(request: web.Request, method: str) -> Any:
             return nullcontext(INVALID_SPAN)
         return continue_trace(extract(request.headers))  # no span to describe: no attributes
     headers = request.headers
-    parent_span = remote_parent(headers)  # None: the propagators must read it
-    parent = None
-    if parent_span is None:
-        parent = extract(headers)
-        parent_span = trace.get_current_span(parent).get_span_context()
+    parent_span, parent = caller_span(headers)
     unrecorded = unrecorded_child(parent_span)
     if unrecorded is not None:
         return InSpan(unrecorded)  # its ids, and no attributes that nothing would keep

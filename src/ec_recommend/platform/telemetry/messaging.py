@@ -33,6 +33,7 @@ from opentelemetry.trace import (
 
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
+    caller_span,
     current_component,
     extract,
     inject,
@@ -40,7 +41,7 @@ from ec_recommend.platform.telemetry.tracing import (
     tracer,
 )
 from ec_recommend.platform.telemetry.unrecorded import unrecorded_child
-from ec_recommend.platform.telemetry.w3c import inject_span, remote_parent
+from ec_recommend.platform.telemetry.w3c import inject_span
 
 # The request id of the request that caused an event (an event metadata key).
 CORRELATION_ID = "correlation_id"
@@ -58,11 +59,7 @@ class Publication:
         self, topic: str, event_type: str, event_id: str, stored: Mapping[str, str]
     ) -> None:
         self.headers: dict[str, str] = {}
-        parent_span = remote_parent(stored)  # None: the propagators must read it
-        parent = None
-        if parent_span is None:
-            parent = extract(stored)
-            parent_span = trace.get_current_span(parent).get_span_context()
+        parent_span, parent = caller_span(stored)
         unrecorded = unrecorded_child(parent_span)
         if unrecorded is not None:
             # its ids, sent on as the SDK's span's would be; nothing would keep its attributes
@@ -210,11 +207,7 @@ class MessageHandling:
         self.event_id = event_id
         self._recorder = metrics or process_metrics()
         self.started = time.perf_counter()
-        parent_span = remote_parent(carrier)  # None: the propagators must read it
-        parent = None
-        if parent_span is None:
-            parent = extract(carrier)
-            parent_span = trace.get_current_span(parent).get_span_context()
+        parent_span, parent = caller_span(carrier)
         linked = _consumer_links if links is None else links
         # linked: a new trace, not the poller's ambient one
         unrecorded = unrecorded_child(INVALID_SPAN_CONTEXT if linked else parent_span)

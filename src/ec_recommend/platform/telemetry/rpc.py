@@ -30,6 +30,7 @@ from ec_recommend.platform.rpc.status import STATUS_BY_CODE
 from ec_recommend.platform.telemetry.metrics import Metrics, process_metrics
 from ec_recommend.platform.telemetry.tracing import (
     InSpan,
+    caller_span,
     continue_trace,
     current_component,
     extract,
@@ -122,11 +123,7 @@ def server_middleware(service: str, metrics: Metrics | None = None) -> ServerMid
             if parent_span is not None:
                 return InSpan(NonRecordingSpan(parent_span))  # continue_trace, read sooner
             return continue_trace(extract(metadata))  # no span to describe: no attributes
-        parent_span = remote_parent(metadata)  # None: the propagators must read it
-        parent = None
-        if parent_span is None:
-            parent = extract(metadata)
-            parent_span = trace.get_current_span(parent).get_span_context()
+        parent_span, parent = caller_span(metadata)
         unrecorded = unrecorded_child(parent_span)
         if unrecorded is not None:
             return InSpan(unrecorded)  # its ids, and no attributes that nothing would keep

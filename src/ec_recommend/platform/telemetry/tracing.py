@@ -20,9 +20,9 @@ from types import TracebackType
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, Status, StatusCode
 
-from ec_recommend.platform.telemetry.w3c import inject_span
+from ec_recommend.platform.telemetry.w3c import inject_span, remote_parent
 
 TRACER_NAME = "ec_recommend"
 
@@ -113,6 +113,17 @@ def extract(carrier: Mapping[str, str | bytes]) -> Context:
     if isinstance(state, str):
         text["tracestate"] = state
     return propagate.extract(text)
+
+
+def caller_span(carrier: Mapping[str, str | bytes]) -> tuple[SpanContext, Context | None]:
+    """The span context a caller sent, and its whole extracted context when
+    reading it took ``extract`` (None: the quick read sufficed; ``extract``
+    gives the rest, baggage too, if a span is to be recorded)."""
+    parent_span = remote_parent(carrier)
+    if parent_span is not None:
+        return parent_span, None
+    parent = extract(carrier)
+    return trace.get_current_span(parent).get_span_context(), parent
 
 
 def current_ids() -> tuple[str, str] | None:
