@@ -9,11 +9,11 @@ compare decoders; betterproto2's own ``parse`` is printed for reference.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
+
+from cpu_timing import cpu_per_call
 
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb_order
@@ -89,19 +89,6 @@ MESSAGES: dict[str, Any] = {
         products=[product(n) for n in range(10)]
     ),
 }
-
-
-def cpu_per_call(call: Callable[[], Any], seconds: float) -> float:
-    """Microseconds of process CPU per call, over about ``seconds`` of CPU."""
-    n = 1
-    while True:
-        start = time.process_time()
-        for _ in range(n):
-            call()
-        spent = time.process_time() - start
-        if spent >= seconds:
-            return spent / n * 1e6
-        n *= 2
 
 
 def main() -> None:

@@ -11,11 +11,11 @@ Run it against two worktrees alternately (PYTHONPATH=<worktree>/src).
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp.test_utils import make_mocked_request
+from cpu_timing import cpu_per_call
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
@@ -55,19 +55,6 @@ def published_event() -> None:
     stored = {"traceparent": TRACEPARENT, "correlation_id": "r-1"}
     with publishing("order-events", "order.created", "e-1", stored):
         pass
-
-
-def cpu_per_call(call: Callable[[], Any], seconds: float) -> float:
-    """Microseconds of process CPU per call, over about ``seconds`` of CPU."""
-    n = 1
-    while True:
-        start = time.process_time()
-        for _ in range(n):
-            call()
-        spent = time.process_time() - start
-        if spent >= seconds:
-            return spent / n * 1e6
-        n *= 2
 
 
 def main() -> None:

@@ -8,94 +8,78 @@ from typing import Any
 
 import pytest
 from aiobotocore.parsers import AioJSONParser, AioQueryParser, AioResponseParserFactory
-from botocore.model import ServiceModel, Shape
+from botocore.model import Shape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ec_recommend.platform.json_responses import TunedJSONParser, TunedParserFactory
+from tests.unit.json_service import json_service
 
-MODEL = ServiceModel(
+MODEL = json_service(
+    {"output": {"shape": "Out"}},
     {
-        "metadata": {
-            "protocol": "json",
-            "apiVersion": "2026-12-01",
-            "jsonVersion": "1.0",
-            "serviceId": "Test",
-            "endpointPrefix": "test",
-            "signatureVersion": "v4",
-            "targetPrefix": "Test",
+        "Out": {
+            "type": "structure",
+            "members": {
+                "Items": {"shape": "ItemList"},
+                "Renamed": {"shape": "String", "locationName": "wire_name"},
+                "Data": {"shape": "Blob"},
+                "When": {"shape": "Timestamp"},
+                "Tags": {"shape": "TagMap"},
+                "Doc": {"shape": "Doc"},
+                "Union": {"shape": "Union"},
+                "Tree": {"shape": "Node"},
+                "Count": {"shape": "Integer"},
+                "Flag": {"shape": "Boolean"},
+                "Ratio": {"shape": "Double"},
+                "Strings": {"shape": "StringList"},
+                "Stamps": {"shape": "StampMap"},
+            },
         },
-        "operations": {
-            "Op": {
-                "name": "Op",
-                "http": {"method": "POST", "requestUri": "/"},
-                "output": {"shape": "Out"},
-            }
+        "ItemList": {"type": "list", "member": {"shape": "Item"}},
+        "Item": {
+            "type": "structure",
+            "members": {
+                "Id": {"shape": "String"},
+                "Body": {"shape": "String", "locationName": "body"},
+                "Attributes": {"shape": "AttrMap"},
+            },
         },
-        "shapes": {
-            "Out": {
-                "type": "structure",
-                "members": {
-                    "Items": {"shape": "ItemList"},
-                    "Renamed": {"shape": "String", "locationName": "wire_name"},
-                    "Data": {"shape": "Blob"},
-                    "When": {"shape": "Timestamp"},
-                    "Tags": {"shape": "TagMap"},
-                    "Doc": {"shape": "Doc"},
-                    "Union": {"shape": "Union"},
-                    "Tree": {"shape": "Node"},
-                    "Count": {"shape": "Integer"},
-                    "Flag": {"shape": "Boolean"},
-                    "Ratio": {"shape": "Double"},
-                    "Strings": {"shape": "StringList"},
-                    "Stamps": {"shape": "StampMap"},
-                },
+        "AttrMap": {"type": "map", "key": {"shape": "String"}, "value": {"shape": "Attr"}},
+        "Attr": {
+            "type": "structure",
+            "members": {
+                "StringValue": {"shape": "String"},
+                "BinaryValue": {"shape": "Blob"},
+                "BinaryListValues": {"shape": "BlobList"},
             },
-            "ItemList": {"type": "list", "member": {"shape": "Item"}},
-            "Item": {
-                "type": "structure",
-                "members": {
-                    "Id": {"shape": "String"},
-                    "Body": {"shape": "String", "locationName": "body"},
-                    "Attributes": {"shape": "AttrMap"},
-                },
-            },
-            "AttrMap": {"type": "map", "key": {"shape": "String"}, "value": {"shape": "Attr"}},
-            "Attr": {
-                "type": "structure",
-                "members": {
-                    "StringValue": {"shape": "String"},
-                    "BinaryValue": {"shape": "Blob"},
-                    "BinaryListValues": {"shape": "BlobList"},
-                },
-            },
-            "BlobList": {"type": "list", "member": {"shape": "Blob"}},
-            "StringList": {"type": "list", "member": {"shape": "String"}},
-            "TagMap": {"type": "map", "key": {"shape": "String"}, "value": {"shape": "String"}},
-            "StampMap": {
-                "type": "map",
-                "key": {"shape": "String"},
-                "value": {"shape": "Timestamp"},
-            },
-            "Doc": {"type": "structure", "members": {}, "document": True},
-            "Union": {
-                "type": "structure",
-                "union": True,
-                "members": {"A": {"shape": "String"}, "B": {"shape": "Blob"}},
-            },
-            "Node": {
-                "type": "structure",
-                "members": {"Name": {"shape": "String"}, "Children": {"shape": "NodeList"}},
-            },
-            "NodeList": {"type": "list", "member": {"shape": "Node"}},
-            "String": {"type": "string"},
-            "Blob": {"type": "blob"},
-            "Timestamp": {"type": "timestamp"},
-            "Integer": {"type": "integer"},
-            "Boolean": {"type": "boolean"},
-            "Double": {"type": "double"},
         },
-    }
+        "BlobList": {"type": "list", "member": {"shape": "Blob"}},
+        "StringList": {"type": "list", "member": {"shape": "String"}},
+        "TagMap": {"type": "map", "key": {"shape": "String"}, "value": {"shape": "String"}},
+        "StampMap": {
+            "type": "map",
+            "key": {"shape": "String"},
+            "value": {"shape": "Timestamp"},
+        },
+        "Doc": {"type": "structure", "members": {}, "document": True},
+        "Union": {
+            "type": "structure",
+            "union": True,
+            "members": {"A": {"shape": "String"}, "B": {"shape": "Blob"}},
+        },
+        "Node": {
+            "type": "structure",
+            "members": {"Name": {"shape": "String"}, "Children": {"shape": "NodeList"}},
+        },
+        "NodeList": {"type": "list", "member": {"shape": "Node"}},
+        "String": {"type": "string"},
+        "Blob": {"type": "blob"},
+        "Timestamp": {"type": "timestamp"},
+        "Integer": {"type": "integer"},
+        "Boolean": {"type": "boolean"},
+        "Double": {"type": "double"},
+    },
 )
 OUT = MODEL.operation_model("Op").output_shape
 

@@ -8,96 +8,80 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ParamValidationError
-from botocore.model import ServiceModel, Shape
+from botocore.model import Shape
 from botocore.validate import ParamValidationDecorator, ParamValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ec_recommend.platform.param_checks import ShapeChecks, TunedValidationDecorator
+from tests.unit.json_service import json_service
 
-MODEL = ServiceModel(
+MODEL = json_service(
+    {"input": {"shape": "In"}},
     {
-        "metadata": {
-            "protocol": "json",
-            "apiVersion": "2026-12-01",
-            "jsonVersion": "1.0",
-            "serviceId": "Test",
-            "endpointPrefix": "test",
-            "signatureVersion": "v4",
-            "targetPrefix": "Test",
+        "In": {
+            "type": "structure",
+            "required": ["QueueUrl", "Entries"],
+            "members": {
+                "QueueUrl": {"shape": "String"},
+                "Label": {"shape": "String", "hostLabel": True},
+                "Entries": {"shape": "EntryList"},
+                "Names": {"shape": "StringList"},
+                "Codes": {"shape": "CodeList"},
+                "Max": {"shape": "Count"},
+                "Big": {"shape": "Long"},
+                "Ratio": {"shape": "Double"},
+                "Flag": {"shape": "Boolean"},
+                "Data": {"shape": "Blob"},
+                "When": {"shape": "Timestamp"},
+                "Doc": {"shape": "Doc"},
+                "Union": {"shape": "Union"},
+                "Tree": {"shape": "Node"},
+                "Json": {"shape": "JsonString"},
+            },
         },
-        "operations": {
-            "Op": {
-                "name": "Op",
-                "http": {"method": "POST", "requestUri": "/"},
-                "input": {"shape": "In"},
-            }
+        "EntryList": {"type": "list", "member": {"shape": "Entry"}, "min": 1},
+        "Entry": {
+            "type": "structure",
+            "required": ["Id"],
+            "members": {
+                "Id": {"shape": "Id"},
+                "Attributes": {"shape": "AttrMap"},
+            },
         },
-        "shapes": {
-            "In": {
-                "type": "structure",
-                "required": ["QueueUrl", "Entries"],
-                "members": {
-                    "QueueUrl": {"shape": "String"},
-                    "Label": {"shape": "String", "hostLabel": True},
-                    "Entries": {"shape": "EntryList"},
-                    "Names": {"shape": "StringList"},
-                    "Codes": {"shape": "CodeList"},
-                    "Max": {"shape": "Count"},
-                    "Big": {"shape": "Long"},
-                    "Ratio": {"shape": "Double"},
-                    "Flag": {"shape": "Boolean"},
-                    "Data": {"shape": "Blob"},
-                    "When": {"shape": "Timestamp"},
-                    "Doc": {"shape": "Doc"},
-                    "Union": {"shape": "Union"},
-                    "Tree": {"shape": "Node"},
-                    "Json": {"shape": "JsonString"},
-                },
+        "AttrMap": {"type": "map", "key": {"shape": "String"}, "value": {"shape": "Attr"}},
+        "Attr": {
+            "type": "structure",
+            "required": ["DataType"],
+            "members": {
+                "DataType": {"shape": "String"},
+                "StringValue": {"shape": "String"},
+                "BinaryValue": {"shape": "Blob"},
             },
-            "EntryList": {"type": "list", "member": {"shape": "Entry"}, "min": 1},
-            "Entry": {
-                "type": "structure",
-                "required": ["Id"],
-                "members": {
-                    "Id": {"shape": "Id"},
-                    "Attributes": {"shape": "AttrMap"},
-                },
-            },
-            "AttrMap": {"type": "map", "key": {"shape": "String"}, "value": {"shape": "Attr"}},
-            "Attr": {
-                "type": "structure",
-                "required": ["DataType"],
-                "members": {
-                    "DataType": {"shape": "String"},
-                    "StringValue": {"shape": "String"},
-                    "BinaryValue": {"shape": "Blob"},
-                },
-            },
-            "Id": {"type": "string", "min": 1},
-            "StringList": {"type": "list", "member": {"shape": "String"}},
-            "CodeList": {"type": "list", "member": {"shape": "Id"}},
-            "Count": {"type": "integer", "min": 1},
-            "Long": {"type": "long"},
-            "Double": {"type": "double", "min": 0},
-            "Boolean": {"type": "boolean"},
-            "Blob": {"type": "blob"},
-            "Timestamp": {"type": "timestamp"},
-            "Doc": {"type": "structure", "members": {}, "document": True},
-            "Union": {
-                "type": "structure",
-                "union": True,
-                "members": {"A": {"shape": "String"}, "B": {"shape": "Count"}},
-            },
-            "Node": {
-                "type": "structure",
-                "members": {"Name": {"shape": "String"}, "Children": {"shape": "NodeList"}},
-            },
-            "NodeList": {"type": "list", "member": {"shape": "Node"}},
-            "String": {"type": "string"},
-            "JsonString": {"type": "string", "jsonvalue": True, "location": "header"},
         },
-    }
+        "Id": {"type": "string", "min": 1},
+        "StringList": {"type": "list", "member": {"shape": "String"}},
+        "CodeList": {"type": "list", "member": {"shape": "Id"}},
+        "Count": {"type": "integer", "min": 1},
+        "Long": {"type": "long"},
+        "Double": {"type": "double", "min": 0},
+        "Boolean": {"type": "boolean"},
+        "Blob": {"type": "blob"},
+        "Timestamp": {"type": "timestamp"},
+        "Doc": {"type": "structure", "members": {}, "document": True},
+        "Union": {
+            "type": "structure",
+            "union": True,
+            "members": {"A": {"shape": "String"}, "B": {"shape": "Count"}},
+        },
+        "Node": {
+            "type": "structure",
+            "members": {"Name": {"shape": "String"}, "Children": {"shape": "NodeList"}},
+        },
+        "NodeList": {"type": "list", "member": {"shape": "Node"}},
+        "String": {"type": "string"},
+        "JsonString": {"type": "string", "jsonvalue": True, "location": "header"},
+    },
 )
 OPERATION = MODEL.operation_model("Op")
 IN = OPERATION.input_shape
