@@ -4,7 +4,8 @@ A request handler is cancelled when its client's deadline runs out or the
 client goes away. Some work must not stop half-way then (an order's commit
 and the fate of its stock reservation must agree), so it runs as its own
 task: the caller awaits it through ``asyncio.shield`` and, if cancelled, just
-stops waiting. Work may carry a key (one payment attempt per order): while
+stops waiting. Work nobody needs to wait for (a clean-up that retries)
+is ``start``-ed instead. Work may carry a key (one payment attempt per order): while
 it runs, ``running(key)`` finds it. ``drain`` lets the owner wait for what
 is still running before it closes the resources that work uses.
 """
@@ -40,6 +41,12 @@ class Detached:
         """``await work`` that the caller's cancellation does not interrupt.
 
         Raises RuntimeError when work under ``key`` is already running."""
+        return await asyncio.shield(self.start(work, key=key))
+
+    def start(self, work: Coroutine[Any, Any, T], *, key: str | None = None) -> asyncio.Task[T]:
+        """Run ``work`` in the background: nobody awaits it but ``drain``.
+
+        Raises RuntimeError when work under ``key`` is already running."""
         if key is not None and key in self._keyed:
             work.close()
             raise RuntimeError(f"{self.name}: work for {key} is already running")
@@ -48,7 +55,7 @@ class Detached:
         if key is not None:
             self._keyed[key] = task
         task.add_done_callback(lambda done: self._finished(done, key))
-        return await asyncio.shield(task)
+        return task
 
     def _finished(self, task: asyncio.Task[Any], key: str | None) -> None:
         self._tasks.discard(task)

@@ -18,11 +18,12 @@ from ec_recommend.platform import errors
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.host import HostedServices
-from ec_recommend.services.order import domain
+from ec_recommend.services.order import domain, reservations
 from ec_recommend.services.order.checkout import Checkout
 from ec_recommend.services.order.ledger import Ledger
 from ec_recommend.services.order.store import OrderStore
 from ec_recommend.services.order.tables import MIGRATIONS
+from tests.conftest import wait_for
 from tests.integration.order.shop import Shop, acting_as, new_user
 
 pytestmark = pytest.mark.asyncio
@@ -141,8 +142,48 @@ async def test_a_release_is_retried_until_acknowledged(shop) -> None:
     buyer = new_user()
     with acting_as(buyer), pytest.raises(errors.Unavailable):
         await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="")
-    assert refusals == 0
-    assert await shop.stock(tea.id) == (5, 0)
+    await wait_for(lambda: refusals == 0)  # retried in the background
+    await wait_for(lambda: _stock_is(shop, tea.id, (5, 0)))
+
+
+async def test_a_refused_release_does_not_hold_the_checkouts_answer(shop, monkeypatch) -> None:
+    """A checkout that failed answers its typed error (a 503) at once, even
+    while ProductService refuses the release (its circuit open for seconds):
+    waiting for the release made the caller's deadline run out (a 504)."""
+    shop, checkout = shop
+    monkeypatch.setattr(reservations, "RELEASE_WITHIN", 5.0)  # a stuck caller gives up soon
+    tea = await shop.product(stock=5)
+    stub = checkout.reservations.stub()
+    answered = asyncio.Event()
+    released_after_the_answer = []
+
+    class RefusingUntilAnswered:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(stub, name)
+
+        async def release_stock(self, request: Any) -> Any:
+            if not answered.is_set():
+                raise errors.Unavailable("circuit to product is open", reason="circuit_open")
+            released_after_the_answer.append(request.reservation_id)
+            return await stub.release_stock(request)
+
+    async def fail(*args: Any, **kwargs: Any) -> domain.Order:
+        raise errors.Unavailable("the order database has no connection free", retry_after="1")
+
+    refusing = RefusingUntilAnswered()
+    checkout.reservations.stub = lambda: refusing  # type: ignore[assignment,method-assign,return-value]
+    checkout.store.create = fail  # type: ignore[method-assign]
+    buyer = new_user()
+    with acting_as(buyer), pytest.raises(errors.Unavailable) as refused:
+        await checkout.create(buyer, [(tea.id, 2)], from_cart=False, key="k-5")
+    answered.set()
+    assert refused.value.details["retry_after"] == "1"  # the store's own refusal, not a timeout
+    await wait_for(lambda: _stock_is(shop, tea.id, (5, 0)))  # and the units still came back
+    assert len(released_after_the_answer) == 1
+
+
+async def _stock_is(shop: Shop, product_id: str, levels: tuple[int, int]) -> bool:
+    return await shop.stock(product_id) == levels
 
 
 async def test_a_caller_cancelled_just_after_claiming_its_key_still_gets_its_order(shop) -> None:

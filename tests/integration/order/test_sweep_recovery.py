@@ -4,6 +4,8 @@ and a stock move ProductService could not take when the order was paid."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ec_recommend.config import Endpoint
@@ -19,6 +21,7 @@ from ec_recommend.services.order.ledger import Ledger
 from ec_recommend.services.order.sandbox import SandboxPaymentProvider, open_sandbox
 from ec_recommend.services.order.store import OrderStore
 from ec_recommend.services.order.tables import MIGRATIONS
+from tests.conftest import wait_for
 from tests.integration.order.shop import Shop, new_user
 
 pytestmark = pytest.mark.asyncio
@@ -86,7 +89,61 @@ async def test_sweep_commits_stock_a_failed_call_left_reserved(services, config)
         assert (paid.status, paid.stock_state) == (domain.PAID, domain.STOCK_RESERVED)
         assert await shop.stock(product.id) == (3, 2)
 
+        await cut_off.drain(0)  # its own retries cannot reach ProductService either
         healthy = Fulfilment(store, ledger, hosted.clients, provider)
         await healthy.sweep(payment_timeout=3600)
         assert (await store.get(order.id)).stock_state == domain.STOCK_COMMITTED
         assert await shop.stock(product.id) == (3, 0)
+
+
+class CommitsRefused:
+    """The clients, but ProductService refuses the first ``refusals`` commits
+    (its database has no connection free, its circuit is open)."""
+
+    def __init__(self, clients: ClientFactory, refusals: int) -> None:
+        self.clients = clients
+        self.refusals = refusals
+
+    def stub(self, stub_class: Any, service: str) -> Any:
+        stub = self.clients.stub(stub_class, service)
+        flaky = self
+
+        class Refusing:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(stub, name)
+
+            async def commit_stock(self, request: Any) -> Any:
+                if flaky.refusals:
+                    flaky.refusals -= 1
+                    raise Unavailable("the product database has no connection free")
+                return await stub.commit_stock(request)
+
+        return Refusing()
+
+
+async def test_a_refused_stock_move_is_tried_again_before_the_sweep(services, config) -> None:
+    """A paid order's units do not stay reserved until the next sweep (30 s by
+    default) because ProductService refused the commit once or twice."""
+    async with (
+        services("product") as hosted,
+        open_database(config.storage, "order", MIGRATIONS) as db,
+        open_sandbox(config.storage) as provider,
+    ):
+        shop = Shop(hosted)
+        product = await shop.product(stock=5)
+        store, ledger = OrderStore(db), Ledger(db)
+        order = await Checkout(store, ledger, hosted.clients).create(
+            new_user(), [(product.id, 2)], from_cart=False, key=""
+        )
+        refusing = CommitsRefused(hosted.clients, refusals=2)
+        fulfilment = Fulfilment(store, ledger, refusing, provider)  # type: ignore[arg-type]
+        payment = await fulfilment.pay(order, "tok_visa")
+        assert payment.status == "SUCCEEDED"
+
+        async def committed() -> bool:
+            return (await store.get(order.id)).stock_state == domain.STOCK_COMMITTED
+
+        await wait_for(committed)  # no sweep runs here
+        assert refusing.refusals == 0
+        assert await shop.stock(product.id) == (3, 0)
+        await fulfilment.drain(5)

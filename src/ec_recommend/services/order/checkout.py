@@ -75,8 +75,8 @@ class Checkout:
         self.ledger = ledger
         self.clients = clients
         self.admission = admission or Admission(16, queue=64, wait=1.0)
-        self.reservations = Reservations(clients, hold_for=hold_for)
-        self.detached = Detached("checkout")
+        self.detached = Detached("checkout")  # drained at shutdown, releases included
+        self.reservations = Reservations(clients, hold_for=hold_for, background=self.detached)
 
     async def create(
         self, user_id: str, lines: Sequence[tuple[str, int]], *, from_cart: bool, key: str

@@ -2,18 +2,23 @@
 
 The order's status is the truth; its stock reservation at ProductService
 follows it (``domain.stock_action``). Status changes commit first, then the
-reservation is moved; if that call fails, the periodic sweep moves it later,
-so a failed call never leaves stock stuck.
+reservation is moved; if that call fails, it is tried again within seconds
+in the background (ProductService refusing under load, its circuit open),
+and the periodic sweep moves whatever is still left, so a failed call never
+leaves stock stuck.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.detached import Detached
 from ec_recommend.platform.errors import Aborted, FailedPrecondition, NotFound, ServiceError
+from ec_recommend.platform.retry import Backoff
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.storage import UnitOfWork
 from ec_recommend.services.order import domain, events
@@ -26,6 +31,10 @@ from ec_recommend.services.order.store import OrderStore
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 5
+# A stock move refused now is tried again this often, this many times (about
+# a minute in all); what is still unsettled after that is the sweep's.
+SETTLE_RETRY = Backoff(initial_delay=0.2, max_delay=5.0)
+SETTLE_TRIES = 16
 _CANCEL_BATCH = 100
 DEFAULT_TIMING = PaymentTiming()
 
@@ -44,6 +53,7 @@ class Fulfilment:
         self.clients = clients
         self.provider = provider
         self.cashier = Cashier(store, ledger, provider, settle=self.settle, timing=timing)
+        self._settling = Detached("stock-settle")  # one retry of a refused move per order
 
     # -- status ------------------------------------------------------------
 
@@ -97,7 +107,7 @@ class Fulfilment:
 
     async def settle(self, order: domain.Order) -> domain.Order:
         """Move the reservation to where the status says it belongs; never raises
-        for an unreachable ProductService (the sweep tries again)."""
+        for an unreachable ProductService (it is tried again in the background)."""
         stub = self.clients.stub(pb_product.ProductServiceStub, "product")
         moves = {
             domain.STOCK_RELEASED: stub.release_stock,
@@ -123,6 +133,7 @@ class Fulfilment:
                 reached = domain.STOCK_RELEASED
             except ServiceError as exc:
                 log.warning("stock of order %s not settled yet: %s", order.id, exc)
+                self._settle_soon(order.id)
                 break
             # The row as the compare-and-set left it; read again only if it lost.
             moved = await self.store.set_stock_state(order, reached)
@@ -134,6 +145,27 @@ class Fulfilment:
             return await self.change_status(order, domain.CANCELLED, domain.STOCK_NOT_HELD)
         return order
 
+    def _settle_soon(self, order_id: str) -> None:
+        if self._settling.running(order_id) is None:
+            self._settling.start(self._settle_again(order_id), key=order_id)
+
+    async def _settle_again(self, order_id: str) -> None:
+        """Try a refused move again until the order's stock is where its status
+        says (each try reads the order afresh: it may have moved on)."""
+        delays = SETTLE_RETRY.delays()
+        for _ in range(SETTLE_TRIES):
+            await asyncio.sleep(next(delays))
+            try:
+                order = await self.store.get(order_id)
+                if domain.stock_action(order.status, order.stock_state) is None:
+                    return
+                order = await self.settle(order)
+            except ServiceError as exc:  # the order database refusing: later
+                log.warning("stock of order %s not settled yet: %s", order_id, exc)
+                continue
+            if domain.stock_action(order.status, order.stock_state) is None:
+                return
+
     # -- payment -----------------------------------------------------------
 
     async def pay(self, order: domain.Order, token: str) -> Payment:
@@ -142,6 +174,7 @@ class Fulfilment:
 
     async def drain(self, timeout: float) -> None:
         await self.cashier.drain(timeout)
+        await self._settling.drain(timeout)  # what is left is the sweep's after a restart
 
     # -- timeouts ----------------------------------------------------------
 
@@ -151,8 +184,8 @@ class Fulfilment:
         await self.cashier.resolve_abandoned()
         cancelled = await self.cancel_unpaid(utcnow() - timedelta(seconds=payment_timeout))
         for order in await self.store.unsettled():
-            if self.cashier.is_paying(order.id):
-                continue  # the payment settles its own order; two moves would race
+            if self.cashier.is_paying(order.id) or self._settling.running(order.id):
+                continue  # the payment or a retry settles it; two moves would race
             await self.settle(order)
         for refund_id, payment in await self.ledger.pending_refunds():
             await self.cashier.refund_now(refund_id, payment)

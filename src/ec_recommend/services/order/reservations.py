@@ -4,6 +4,11 @@ A reservation is a lease at ProductService. Reserving holds the units
 briefly; confirming holds them until the order's payment deadline plus a
 margin; releasing gives back a reservation no order holds, retried until
 acknowledged within bounds (what is still held after that, the lease returns).
+
+A release is the clean-up after a checkout already failed: its caller waits
+for the first try only, so the failure is answered at once (a 503 with its
+retry hint, not a timeout while ProductService is refusing); the retries go
+on in the background.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import timedelta
 
 from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.detached import Detached
 from ec_recommend.platform.errors import (
     Aborted,
     DeadlineExceeded,
@@ -56,9 +62,17 @@ def unbounded_by_caller() -> Iterator[None]:
 
 
 class Reservations:
-    def __init__(self, clients: ClientFactory, *, hold_for: timedelta = DEFAULT_HOLD) -> None:
+    def __init__(
+        self,
+        clients: ClientFactory,
+        *,
+        hold_for: timedelta = DEFAULT_HOLD,
+        background: Detached | None = None,
+    ) -> None:
         self.clients = clients
         self.hold_for = hold_for  # how long an order's confirmed reservation is held
+        # where releases still refused after their first try go on (its owner drains it)
+        self.background = background or Detached("stock-release")
 
     def stub(self) -> pb_product.ProductServiceStub:
         return self.clients.stub(pb_product.ProductServiceStub, "product")
@@ -94,9 +108,21 @@ class Reservations:
             raise exc.last from None  # the typed error (e.g. UNAVAILABLE with its retry hint)
 
     async def release(self, order_id: str) -> None:
-        """Release a reservation no order holds; never raises."""
+        """Release a reservation no order holds; never raises. Waits for the
+        first try; if that is refused, the retries go on in the background."""
         stub = self.stub()
         request = pb_product.ReservationRequest(reservation_id=order_id)
+        try:
+            await stub.release_stock(request)
+        except _TRANSIENT:
+            self.background.start(self._retry_release(stub, request))
+        except ServiceError as exc:
+            _not_released(order_id, exc)
+
+    async def _retry_release(
+        self, stub: pb_product.ProductServiceStub, request: pb_product.ReservationRequest
+    ) -> None:
+        await asyncio.sleep(RELEASE_BACKOFF.initial_delay)
         try:
             await with_retry(
                 lambda: stub.release_stock(request),
@@ -105,9 +131,16 @@ class Reservations:
                 max_attempts=None,
                 deadline=asyncio.get_running_loop().time() + RELEASE_WITHIN,
             )
-        except NotFound:
-            pass  # nothing was reserved
         except RetriesExhausted as exc:
-            log.warning("reservation %s not released (%s); its lease will return it", order_id, exc)
+            log.warning(
+                "reservation %s not released (%s); its lease will return it",
+                request.reservation_id,
+                exc,
+            )
         except ServiceError as exc:
-            log.error("reservation of unsaved order %s not released: %s", order_id, exc)
+            _not_released(request.reservation_id, exc)
+
+
+def _not_released(order_id: str, exc: ServiceError) -> None:
+    if not isinstance(exc, NotFound):  # NotFound: nothing was reserved
+        log.error("reservation of unsaved order %s not released: %s", order_id, exc)

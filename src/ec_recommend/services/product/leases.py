@@ -22,7 +22,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from ec_recommend.platform.clock import aware, utcnow
-from ec_recommend.platform.errors import FailedPrecondition, NotFound
+from ec_recommend.platform.errors import FailedPrecondition, NotFound, Unavailable
 from ec_recommend.platform.storage import Database
 from ec_recommend.services.product.reservations import lines_of, move_units
 from ec_recommend.services.product.tables import EXPIRED, RELEASED, RESERVED, reservations
@@ -136,6 +136,9 @@ async def sweep_forever(leases: Leases, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             expired = await leases.expire_due()
+        except Unavailable as exc:  # the database refusing a connection now: no bug
+            log.warning("reservation lease sweep skipped (%s); retrying next interval", exc)
+            continue
         except Exception:
             log.exception("reservation lease sweep failed; retrying next interval")
             continue
