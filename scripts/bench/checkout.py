@@ -191,10 +191,10 @@ async def bench_storage(data_dir: Path, postgres: bool) -> AsyncIterator[Storage
     try:
         yield Storage(env, config)
     finally:
-        await _drop_schemas(prefix)
+        await drop_schemas(prefix)
 
 
-async def _drop_schemas(prefix: str) -> None:
+async def drop_schemas(prefix: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(POSTGRES_URL)

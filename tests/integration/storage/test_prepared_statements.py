@@ -318,22 +318,29 @@ def inserted_key(result: Any) -> Any:
         return type(exc)
 
 
-def prepare(statement: Any, dialect: sa.Dialect, params: Any) -> PreparedStatement:
+def prepare(
+    statement: Any, dialect: sa.Dialect, params: Any, schemas: Any = None
+) -> PreparedStatement:
     """``statement`` prepared for ``params`` (for their number of values, if
     its parameters expand; for their number of rows, if it returns rows of
-    an executemany)."""
+    an executemany), in ``schemas`` (a schema translate map)."""
     first = params[0] if isinstance(params, list) else params
     many = isinstance(params, list) and len(params) > 1
+    keys = list(first)
     try:
-        return PreparedStatement(statement, dialect, list(first), many=many)
+        return PreparedStatement(statement, dialect, keys, many=many, schemas=schemas)
     except ManyRows:
-        return PreparedStatement(statement, dialect, list(first), many=many, rows=len(params))
+        return PreparedStatement(
+            statement, dialect, keys, many=many, rows=len(params), schemas=schemas
+        )
     except Expanding as expanding:
         lengths = [
             len(first[key] if key in first else first.get(name, default))
             for key, name, default in expanding.parameters
         ]
-        return PreparedStatement(statement, dialect, list(first), many=many, lengths=lengths)
+        return PreparedStatement(
+            statement, dialect, keys, many=many, lengths=lengths, schemas=schemas
+        )
 
 
 def run_prepared(connection: sa.Connection, statement: Any, params: Any) -> Any:

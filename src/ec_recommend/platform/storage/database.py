@@ -12,6 +12,11 @@ with "database is locked", write units of work queue on an asyncio lock (one
 per file, ``inline_writes.write_lock``) and run on the loop's thread
 (``inline_writes``); reads by key do too (``inline_reads``). Migrations and
 ``reading()`` (scans) stay on aiosqlite's thread.
+
+On both, a statement built once and run again (a module constant with
+``bindparam``) runs prepared (``prepared``) from its second run, when no
+span records it: a unit of work's statements and the bounded reads
+(``first``, ``rows``, ``fetch``).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from ec_recommend.platform.storage.inline_writes import (
     is_busy,
     write_lock,
 )
+from ec_recommend.platform.storage.prepared import PreparedStatements
 from ec_recommend.platform.storage.results import StatementResult
 from ec_recommend.platform.telemetry.database import instrument_engine
 
@@ -87,11 +93,19 @@ class Migration:
 
 
 class UnitOfWork:
-    """One transaction. It rolls back unless ``commit()`` was called."""
+    """One transaction. It rolls back unless ``commit()`` was called.
 
-    def __init__(self, connection: AsyncConnection | InlineConnection) -> None:
+    ``prepared``: the statements of an ``AsyncConnection`` run prepared (on
+    SQLite the inline connection prepares its own)."""
+
+    def __init__(
+        self,
+        connection: AsyncConnection | InlineConnection,
+        prepared: PreparedStatements | None = None,
+    ) -> None:
         self.connection = connection
         self.committed = False
+        self._prepared = prepared
 
     @property
     def dialect(self) -> str:
@@ -99,6 +113,15 @@ class UnitOfWork:
         return self.connection.dialect.name
 
     async def execute(self, statement: Executable, params: Any = None) -> StatementResult:
+        prepared = self._prepared
+        connection = self.connection
+        if (
+            prepared is not None
+            and isinstance(connection, AsyncConnection)
+            and connection.in_transaction()
+            and not trace.get_current_span().is_recording()
+        ):
+            return await connection.run_sync(_execute, prepared, statement, params)
         return await self.connection.execute(statement, params)
 
     async def commit(self) -> None:
@@ -138,6 +161,13 @@ class Database:
             if self.dialect == "postgresql"
             else engine
         )
+        # SQLite prepares on its inline connections; a server's statements
+        # run prepared on the async engine's connections, in the schema they
+        # are translated to.
+        self._prepared: PreparedStatements | None = None
+        if self.dialect == "postgresql":
+            schemas = engine.get_execution_options().get("schema_translate_map")
+            self._prepared = PreparedStatements(engine.dialect, schemas)
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
 
@@ -221,7 +251,11 @@ class Database:
         """A write transaction on the async engine (PostgreSQL; SQLite's migrations)."""
         if self._write_lock is None:
             async with self._connect() as conn:
-                uow = UnitOfWork(conn)
+                # Begun here, not by the first statement: a prepared one
+                # does not autobegin SQLAlchemy's transaction (BEGIN itself
+                # goes with the first statement, as before).
+                await conn.begin()
+                uow = UnitOfWork(conn, self._prepared)
                 try:
                     yield uow
                 finally:
@@ -283,9 +317,14 @@ class Database:
         A recording span takes the way through SQLAlchemy, whose engine events
         give the statement its span; so does PostgreSQL.
         """
+        if trace.get_current_span().is_recording():
+            return await self.read(lambda conn: take(conn.execute(statement, params)))
         reader = self._inline_reader
-        if reader is not None and not trace.get_current_span().is_recording():
+        if reader is not None:
             return reader.read_prepared(statement, params, take)
+        prepared = self._prepared
+        if prepared is not None:
+            return await self.read(lambda conn: take(_execute(conn, prepared, statement, params)))
         return await self.read(lambda conn: take(conn.execute(statement, params)))
 
     async def migrate(self, migrations: Sequence[Migration]) -> int:
@@ -318,6 +357,14 @@ class Database:
                 log.info("%s: schema at version %d", self.service, current)
             await uow.commit()
         return current
+
+
+def _execute(
+    connection: Connection, prepared: PreparedStatements, statement: Executable, params: Any
+) -> StatementResult:
+    """``connection.execute(statement, params)``, prepared when it can be."""
+    result = prepared.execute(connection, statement, params)
+    return connection.execute(statement, params) if result is None else result
 
 
 def _first(result: StatementResult) -> Row[Any] | None:

@@ -1,4 +1,5 @@
-"""Statements compiled once and run on SQLite's driver connection.
+"""Statements compiled once and run on the DB-API connection (SQLite's, or
+SQLAlchemy's asyncpg adapter on PostgreSQL).
 
 SQLAlchemy's work around each execution (its execution context, the compiled
 cache's lookup by cache key, ``construct_params``, result metadata, events)
@@ -31,6 +32,14 @@ only when asked to, by a sentinel column: not prepared). Such a statement is
 prepared once per number of rows (``ManyRows``), its SQL and the order of
 its values from SQLAlchemy's own batching, for up to ``MAX_ROW_COUNTS``
 numbers a statement and one batch of rows (more run through SQLAlchemy).
+
+On PostgreSQL a service's tables live in its own schema, named at run time
+by the engine's ``schema_translate_map``: a statement is compiled with that
+map and its schema names rendered into the SQL, as SQLAlchemy does on each
+execution. Statements run through the adapter's cursor inside SQLAlchemy's
+greenlet (``AsyncConnection.run_sync``), which starts the transaction,
+keeps asyncpg's prepared statements and translates asyncpg's errors; a
+disconnect invalidates the connection as SQLAlchemy's own execution would.
 
 Where SQLAlchemy does more than bind and execute, the statement is not
 prepared (``NotPreparable``, decided once per statement and parameter shape)
@@ -68,6 +77,10 @@ _REQUIRED: Final = object()  # a parameter with no value of its own
 MAX_EXPANSIONS: Final = 32
 # Likewise the numbers of rows an executemany with RETURNING is prepared for.
 MAX_ROW_COUNTS: Final = 32
+
+# A schema translate map: the schema of each schema name the tables carry
+# (None for tables that name none).
+Schemas = Mapping[str | None, str | None]
 
 # (parameter keys in the order given, executemany): what Connection.execute
 # compiles a statement for (it sorts the keys; they are kept as given here,
@@ -123,14 +136,18 @@ class PreparedStatement:
         many: bool = False,
         lengths: Sequence[int] | None = None,
         rows: int | None = None,
+        schemas: Schemas | None = None,
     ) -> None:
         if not isinstance(statement, _PREPARABLE):
             raise NotPreparable(f"a {type(statement).__name__} is not prepared")
         compiled = statement.compile(
-            dialect=dialect, column_keys=sorted(keys), for_executemany=many
+            dialect=dialect,
+            column_keys=sorted(keys),
+            for_executemany=many,
+            schema_translate_map=schemas,
         )
         assert isinstance(compiled, SQLCompiler)
-        _check_preparable(compiled, many)
+        _check_preparable(compiled, many, translated=schemas is not None)
         # Nothing kept may refer to the statement (as ``compiled`` does): the
         # cache holds statements weakly, with what was prepared for them.
         self.sql: str = compiled.string
@@ -164,6 +181,8 @@ class PreparedStatement:
             self.sql, self._gather = _many_values(compiled, rows, page)
             self._rows = rows
         self._executemany = many and self._rows is None
+        if schemas is not None:
+            self.sql = compiled.preparer._render_schema_translates(self.sql, schemas)
         self._make_row: _RowMaker | None = _row_maker(compiled, dialect)
         # as CursorResult.inserted_primary_key allows it
         self._primary_key: Callable[[int | None, Mapping[str, Any]], Any] | None = None
@@ -229,17 +248,18 @@ class PreparedStatement:
         return tuple(values[n] for n in self._gather)
 
     def run(self, connection: Connection, values: Any, params: Any = None) -> PreparedResult:
-        """Execute with bound ``values`` on ``connection``'s driver connection,
+        """Execute with bound ``values`` on ``connection``'s DB-API connection,
         in whatever transaction it is in; ``params`` (as given to ``bind_all``)
         serve ``inserted_primary_key``."""
-        driver: Any = connection.connection.driver_connection
+        dbapi: Any = connection.connection.dbapi_connection
         make_row = self._make_row
         raw: list[Any] = []
+        cursor = dbapi.cursor()
         try:
             if self._executemany:
-                cursor = driver.executemany(self.sql, values)
+                cursor.executemany(self.sql, values)
             else:
-                cursor = driver.execute(self.sql, values)
+                cursor.execute(self.sql, values)
             try:
                 rowcount = cursor.rowcount if self._rowcount_first else None
                 if make_row is not None:
@@ -250,7 +270,11 @@ class PreparedStatement:
             finally:
                 cursor.close()
         except self._dbapi_error as exc:
-            raise self.error(exc, values) from exc
+            error = self.error(exc, values)
+            if self._dialect.is_disconnect(exc, dbapi, cursor):  # type: ignore[arg-type]  # a DB-API Error
+                error.connection_invalidated = True
+                connection.invalidate(error)
+            raise error from exc
         rows = None if make_row is None else [make_row(each) for each in raw]
         inserted = None
         if self._primary_key is not None:
@@ -297,8 +321,9 @@ class PreparedStatements:
     through SQLAlchemy; a statement object run again was built to be reused.
     """
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, schemas: Schemas | None = None) -> None:
         self.dialect = dialect
+        self.schemas = schemas
         self._by_statement: weakref.WeakKeyDictionary[
             Executable, dict[_Shape, PreparedStatement | _Variants | None]
         ] = weakref.WeakKeyDictionary()
@@ -348,11 +373,13 @@ class PreparedStatements:
             pass
         prepared: PreparedStatement | _Variants | None
         try:
-            prepared = PreparedStatement(statement, self.dialect, shape[0], many=shape[1])
+            prepared = PreparedStatement(
+                statement, self.dialect, shape[0], many=shape[1], schemas=self.schemas
+            )
         except Expanding as expanding:
-            prepared = _Expansions(self.dialect, shape, expanding.parameters)
+            prepared = _Expansions(self.dialect, self.schemas, shape, expanding.parameters)
         except ManyRows:
-            prepared = _RowCounts(self.dialect, shape)
+            prepared = _RowCounts(self.dialect, self.schemas, shape)
         except (NotPreparable, sa_exc.SQLAlchemyError):
             # Not preparable, or not compilable: SQLAlchemy runs it (and
             # raises its own compile error) every time. Anything else is a
@@ -371,8 +398,9 @@ class _Variants:
     ``PreparedStatements`` holds statements weakly.
     """
 
-    def __init__(self, dialect: Dialect, shape: _Shape) -> None:
+    def __init__(self, dialect: Dialect, schemas: Schemas | None, shape: _Shape) -> None:
         self._dialect = dialect
+        self._schemas = schemas
         self._shape = shape
         self._by_variant: dict[tuple[int, ...], PreparedStatement | None] = {}
 
@@ -412,9 +440,13 @@ class _Expansions(_Variants):
     of each, up to ``MAX_EXPANSIONS`` of them."""
 
     def __init__(
-        self, dialect: Dialect, shape: _Shape, parameters: tuple[tuple[str, str | None, Any], ...]
+        self,
+        dialect: Dialect,
+        schemas: Schemas | None,
+        shape: _Shape,
+        parameters: tuple[tuple[str, str | None, Any], ...],
     ) -> None:
-        super().__init__(dialect, shape)
+        super().__init__(dialect, schemas, shape)
         self._parameters = parameters
 
     def variant(self, params: Any) -> tuple[int, ...] | None:
@@ -431,7 +463,9 @@ class _Expansions(_Variants):
 
     def prepare(self, statement: Executable, variant: tuple[int, ...]) -> PreparedStatement:
         keys, many = self._shape
-        return PreparedStatement(statement, self._dialect, keys, many=many, lengths=variant)
+        return PreparedStatement(
+            statement, self._dialect, keys, many=many, lengths=variant, schemas=self._schemas
+        )
 
 
 class _RowCounts(_Variants):
@@ -446,7 +480,9 @@ class _RowCounts(_Variants):
 
     def prepare(self, statement: Executable, variant: tuple[int, ...]) -> PreparedStatement:
         keys, many = self._shape
-        return PreparedStatement(statement, self._dialect, keys, many=many, rows=variant[0])
+        return PreparedStatement(
+            statement, self._dialect, keys, many=many, rows=variant[0], schemas=self._schemas
+        )
 
 
 def _value(params: Mapping[str, Any], key: str, name: str | None, default: Any) -> Any:
@@ -471,12 +507,14 @@ def _shape(params: Any) -> _Shape | None:
     return None
 
 
-def _check_preparable(compiled: SQLCompiler, many: bool) -> None:
+def _check_preparable(compiled: SQLCompiler, many: bool, *, translated: bool) -> None:
     if not compiled.positional:
         raise NotPreparable("named parameters")
     if compiled.literal_execute_params:
         raise NotPreparable("literal-execute parameters")
     if compiled.post_compile_params:
+        if compiled._numeric_binds:  # ($1, $2) expanded values are numbered after the rest
+            raise NotPreparable("expanding parameters in numbered placeholders")
         if many:  # SQLAlchemy refuses it: let it raise its error
             raise NotPreparable("expanding parameters in executemany")
         if compiled.isinsert:  # construct_params' expanded names serve the inserted key
@@ -495,7 +533,7 @@ def _check_preparable(compiled: SQLCompiler, many: bool) -> None:
         raise NotPreparable("escaped bind names or the statement's own params")
     if many and compiled.effective_returning:
         _check_many_values(compiled)
-    if compiled.schema_translate_map:
+    if compiled.schema_translate_map and not translated:
         raise NotPreparable("a schema translate map")
     if compiled._result_columns and (
         not compiled._ordered_columns

@@ -1,0 +1,227 @@
+"""Prepared statements give what SQLAlchemy gives, on PostgreSQL too.
+
+The cases of ``test_prepared_statements`` run on two databases (a schema of the
+server, named only by the engine's ``schema_translate_map``), seeded afresh
+for each run: through SQLAlchemy's ``Connection.execute``, then prepared
+through the asyncpg adapter's cursor. SQLite's upserts become PostgreSQL's.
+The rows, rowcount, inserted key, the error raised and the tables after it
+must be the same.
+Then what a unit of work and a bounded read do on this server: run a
+statement seen before prepared, in the transaction and the schema of the
+unit, and drop a connection the server closed as SQLAlchemy would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from ec_recommend.config import StorageConfig
+from ec_recommend.platform.storage import Database, open_database
+from ec_recommend.platform.storage.prepared import Expanding, ManyRows, NotPreparable
+from ec_recommend.platform.storage.results import PreparedResult
+from tests.conftest import POSTGRES_URL, _drop_schemas, require_service
+from tests.integration.storage import test_prepared_statements as on_sqlite
+from tests.integration.storage.test_prepared_statements import (
+    ADD_ITEM,
+    BY_ID,
+    CASES,
+    MIGRATIONS,
+    Case,
+    contents,
+    inserted_key,
+    item,
+    items,
+    prepare,
+    seed,
+    taken,
+)
+
+pytestmark = pytest.mark.asyncio
+
+_ADD_ITEM_ONCE = postgresql.insert(items).on_conflict_do_nothing().returning(items.c.id)
+_ADD_STOCK = postgresql.insert(items)
+_ADD_STOCK = _ADD_STOCK.on_conflict_do_update(
+    index_elements=["id"], set_={"stock": items.c.stock + _ADD_STOCK.excluded.stock}
+)
+# SQLite's statements and PostgreSQL's that do the same
+ON_POSTGRES = {
+    id(on_sqlite.ADD_ITEM_ONCE): _ADD_ITEM_ONCE,
+    id(on_sqlite.ADD_STOCK): _ADD_STOCK,
+    id(on_sqlite.ADD_STOCK_RETURNING): _ADD_STOCK.returning(items.c.id, items.c.stock),
+    id(on_sqlite.ADD_ITEM_QUIETLY): postgresql.insert(items).on_conflict_do_nothing(),
+}
+# What PostgreSQL's dialect runs otherwise, so SQLAlchemy runs it (not
+# prepared): an autoincrement key comes back by implicit RETURNING; an
+# expanding parameter's values are numbered after every other parameter's.
+THROUGH_SQLALCHEMY = {"insert, autoincrement key"} | {
+    name
+    for name, case in CASES.items()
+    if any(bind.expanding for bind in case.statement.compile().binds.values())
+}
+
+
+@pytest_asyncio.fixture
+async def databases(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
+    """Two schemas seeded alike: SQLAlchemy's and the prepared statements'."""
+    require_service(POSTGRES_URL, 5432, "PostgreSQL")
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+
+    def storage(side: str) -> StorageConfig:
+        return StorageConfig(
+            data_dir=tmp_path, database_url=POSTGRES_URL, schema_prefix=f"{prefix}{side}_"
+        )
+
+    try:
+        async with (
+            open_database(storage("one"), "items", MIGRATIONS) as one,
+            open_database(storage("two"), "items", MIGRATIONS) as two,
+        ):
+            for db in (one, two):
+                await seed(db)
+            yield one, two
+    finally:
+        await _drop_schemas(prefix)
+
+
+async def outcome(db: Database, case: Case, *, prepared: bool) -> Any:
+    """As ``test_prepared_statements.outcome``, in SQLAlchemy's greenlet."""
+
+    def run(connection: sa.Connection) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        try:
+            if prepared:
+                schemas = connection.get_execution_options()["schema_translate_map"]
+                statement = prepare(case.statement, connection.dialect, case.params, schemas)
+                result: Any = statement.run(
+                    connection, statement.bind_all(case.params), case.params
+                )
+                assert isinstance(result, PreparedResult)
+            else:
+                result = connection.execute(case.statement, case.params)
+        except sa.exc.DBAPIError as exc:
+            seen["error"] = (type(exc), type(exc.orig), str(exc), exc.statement, exc.params)
+            seen["tables in the failed transaction"] = _unless_aborted(connection)
+            return seen
+        seen["rows"] = taken(result, case.take)
+        seen["rowcount"] = result.rowcount
+        seen["inserted"] = inserted_key(result)
+        return seen
+
+    async with db.unit_of_work() as uow:
+        seen = await uow.connection.run_sync(run)
+        if "error" not in seen:
+            await uow.commit()
+    return seen, await db.read(contents)
+
+
+def _unless_aborted(connection: sa.Connection) -> Any:
+    """The tables, read in the failed transaction: PostgreSQL refuses any
+    statement there (a savepoint would hide what is compared)."""
+    try:
+        return contents(connection)
+    except sa.exc.DBAPIError as exc:
+        return type(exc.orig).__name__
+
+
+def _on_postgres(case: Case) -> Case:
+    statement = ON_POSTGRES.get(id(case.statement), case.statement)
+    return Case(statement, case.params, case.take)
+
+
+async def _reseeded(db: Database) -> Database:
+    """``db`` as seeded, its keys counted from 1 again."""
+    async with db.unit_of_work() as uow:
+        tables = ", ".join(f'"{db.schema}".{name}' for name in ("items", "numbers", "attempts"))
+        await uow.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY"))
+        await uow.commit()
+    await seed(db)
+    return db
+
+
+@pytest.mark.parametrize("name", [name for name in CASES if name not in THROUGH_SQLALCHEMY])
+async def test_a_prepared_statement_gives_what_sqlalchemy_gives(
+    databases: tuple[Database, Database], name: str
+) -> None:
+    """One after the other in one schema, so that an error's SQL (shortened
+    past a length, its schema in it) reads alike."""
+    db, _ = databases
+    case = _on_postgres(CASES[name])
+    expected = await outcome(await _reseeded(db), case, prepared=False)
+    assert await outcome(await _reseeded(db), case, prepared=True) == expected
+
+
+async def test_a_unit_of_work_prepares_a_statement_run_again_in_its_own_schema(
+    databases: tuple[Database, Database],
+) -> None:
+    one, two = databases
+    async with two.unit_of_work() as uow:
+        await uow.execute(ADD_ITEM, item("c"))
+        again = await uow.execute(ADD_ITEM, item("d"))
+        assert isinstance(again, PreparedResult)
+        assert tuple(again.inserted_primary_key) == ("d",)
+        mine = await uow.execute(BY_ID, {"id": "d"})  # first seen by this database's cache
+        assert isinstance(mine, sa.CursorResult)
+        seen = await uow.execute(BY_ID, {"id": "d"})
+        assert isinstance(seen, PreparedResult)
+        assert seen.one().id == "d", "the unit's own uncommitted row: its transaction"
+        await uow.commit()
+    for db, expected in ((one, None), (two, "d")):
+        row = await db.first(BY_ID, {"id": "d"})
+        row = await db.first(BY_ID, {"id": "d"})  # prepared by now
+        assert (row.id if row else None) == expected, "each database its own schema"
+
+
+async def test_a_unit_of_work_that_does_not_commit_leaves_nothing(
+    databases: tuple[Database, Database],
+) -> None:
+    _, db = databases
+    for n in range(2):
+        async with db.unit_of_work() as uow:
+            result = await uow.execute(ADD_ITEM, item(f"x{n}"))
+    assert isinstance(result, PreparedResult)
+    assert await db.first(BY_ID, {"id": "x1"}) is None
+    with pytest.raises(sa.exc.IntegrityError):
+        async with db.unit_of_work() as uow:
+            await uow.execute(ADD_ITEM, item("y"))
+            await uow.execute(ADD_ITEM, item("a"))  # prepared: a duplicate
+    assert await db.first(BY_ID, {"id": "y"}) is None
+
+
+async def test_a_connection_the_server_closed_is_not_handed_out_again(
+    databases: tuple[Database, Database],
+) -> None:
+    _, db = databases
+    async with db.unit_of_work() as uow:
+        await uow.execute(BY_ID, {"id": "a"})  # seen: prepared from now on
+    with pytest.raises(sa.exc.DBAPIError) as dropped:
+        async with db.unit_of_work() as uow:
+            pid = (await uow.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+            killer = await asyncpg.connect(POSTGRES_URL)
+            try:
+                await killer.execute("SELECT pg_terminate_backend($1)", pid)
+            finally:
+                await killer.close()
+            await uow.execute(BY_ID, {"id": "a"})  # prepared, on the closed connection
+    assert dropped.value.connection_invalidated, "invalidated, as SQLAlchemy would"
+    for _ in range(db.engine.pool.size() + 2):  # every pooled connection works
+        row = await db.first(BY_ID, {"id": "a"})
+        assert row is not None and row.id == "a"
+
+
+async def test_what_postgresql_runs_otherwise_is_not_prepared() -> None:
+    dialect = postgresql.asyncpg.dialect()
+    assert len(THROUGH_SQLALCHEMY) > 10, "the IN cases"
+    for name in THROUGH_SQLALCHEMY:
+        case = _on_postgres(CASES[name])
+        with pytest.raises(NotPreparable) as raised:
+            prepare(case.statement, dialect, case.params)
+        assert not isinstance(raised.value, Expanding | ManyRows), name
