@@ -1,12 +1,14 @@
 """Prepared statements give what SQLAlchemy gives, on PostgreSQL too.
 
-The cases of ``test_prepared_statements`` run on two databases (a schema of the
-server, named only by the engine's ``schema_translate_map``), seeded afresh
-for each run: through SQLAlchemy's ``Connection.execute``, then prepared
-through the asyncpg adapter's cursor. SQLite's upserts become PostgreSQL's.
-The rows, rowcount, inserted key, the error raised and the tables after it
-must be the same.
-Then what a unit of work and a bounded read do on this server: run a
+The cases of ``test_prepared_statements`` run on one database (a schema of
+the server, named only by the engine's ``schema_translate_map``), seeded
+afresh for each run: through SQLAlchemy's ``Connection.execute``, then
+prepared through the asyncpg adapter's cursor. SQLite's upserts become
+PostgreSQL's. The rows, rowcount, inserted key, the error raised and the
+tables after it must be the same: expanding ``IN`` (its values numbered
+after the other parameters) and serial keys (RETURNING added by the
+dialect) included. Then what a unit of work and a bounded read do on this
+server (two databases, two schemas): run a
 statement seen before prepared, in the transaction and the schema of the
 unit, and drop a connection the server closed as SQLAlchemy would.
 """
@@ -26,7 +28,6 @@ from sqlalchemy.dialects import postgresql
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.storage import Database, open_database
-from ec_recommend.platform.storage.prepared import Expanding, ManyRows, NotPreparable
 from ec_recommend.platform.storage.results import PreparedResult
 from tests.conftest import POSTGRES_URL, _drop_schemas, require_service
 from tests.integration.storage import test_prepared_statements as on_sqlite
@@ -58,14 +59,6 @@ ON_POSTGRES = {
     id(on_sqlite.ADD_STOCK): _ADD_STOCK,
     id(on_sqlite.ADD_STOCK_RETURNING): _ADD_STOCK.returning(items.c.id, items.c.stock),
     id(on_sqlite.ADD_ITEM_QUIETLY): postgresql.insert(items).on_conflict_do_nothing(),
-}
-# What PostgreSQL's dialect runs otherwise, so SQLAlchemy runs it (not
-# prepared): an autoincrement key comes back by implicit RETURNING; an
-# expanding parameter's values are numbered after every other parameter's.
-THROUGH_SQLALCHEMY = {"insert, autoincrement key"} | {
-    name
-    for name, case in CASES.items()
-    if any(bind.expanding for bind in case.statement.compile().binds.values())
 }
 
 
@@ -147,7 +140,7 @@ async def _reseeded(db: Database) -> Database:
     return db
 
 
-@pytest.mark.parametrize("name", [name for name in CASES if name not in THROUGH_SQLALCHEMY])
+@pytest.mark.parametrize("name", list(CASES))
 async def test_a_prepared_statement_gives_what_sqlalchemy_gives(
     databases: tuple[Database, Database], name: str
 ) -> None:
@@ -215,13 +208,3 @@ async def test_a_connection_the_server_closed_is_not_handed_out_again(
     for _ in range(db.engine.pool.size() + 2):  # every pooled connection works
         row = await db.first(BY_ID, {"id": "a"})
         assert row is not None and row.id == "a"
-
-
-async def test_what_postgresql_runs_otherwise_is_not_prepared() -> None:
-    dialect = postgresql.asyncpg.dialect()
-    assert len(THROUGH_SQLALCHEMY) > 10, "the IN cases"
-    for name in THROUGH_SQLALCHEMY:
-        case = _on_postgres(CASES[name])
-        with pytest.raises(NotPreparable) as raised:
-            prepare(case.statement, dialect, case.params)
-        assert not isinstance(raised.value, Expanding | ManyRows), name

@@ -172,6 +172,9 @@ CASES = {
     "insert": Case(ADD_ITEM, item("c")),
     "insert a list of one row": Case(ADD_ITEM, [item("c")]),
     "insert, autoincrement key": Case(ADD_NUMBER, {"name": "two"}),
+    "insert, autoincrement key, rows asked for": Case(
+        ADD_NUMBER, {"name": "two"}, "first then all then scalar"
+    ),
     "insert, autoincrement key given": Case(ADD_NUMBER, {"seq": 7, "name": "seven"}),
     "insert a null and a server default": Case(ADD_ITEM, {**item("c", price=None), "stock": 3}),
     "insert many": Case(ADD_ITEM, [item("c"), item("d", "pen"), item("e", price=None)]),

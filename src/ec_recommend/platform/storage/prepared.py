@@ -19,10 +19,11 @@ no span would record the statement.
 
 An expanding parameter (``IN``) is rendered by SQLAlchemy per execution,
 from the number of values it is given (``IN (?, ?, ?)``): such a statement
-is prepared once per number of values of each (``Expanding``), its SQL from
-SQLAlchemy's own expansion, each value bound with the parameter's processor
-as SQLAlchemy binds it, for up to ``MAX_EXPANSIONS`` lengths a statement
-(more run through SQLAlchemy).
+is prepared once per number of values of each (``Expanding``), its SQL and
+the place of each value from SQLAlchemy's own expansion (with numbered
+placeholders, ``$1``, it numbers the expanded values after the others),
+each value bound with the parameter's processor as SQLAlchemy binds it, for
+up to ``MAX_EXPANSIONS`` lengths a statement (more run through SQLAlchemy).
 
 An executemany runs as SQLAlchemy runs it on SQLite: without RETURNING,
 the driver's ``executemany`` of the one-row SQL; an INSERT with RETURNING
@@ -66,7 +67,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.util import _long_statement
 
-from ec_recommend.platform.storage.results import PreparedResult
+from ec_recommend.platform.storage.results import SOFT_CLOSED, PreparedResult
 
 _PREPARABLE: Final = (Select, Insert, Update, Delete)
 _REQUIRED: Final = object()  # a parameter with no value of its own
@@ -156,6 +157,9 @@ class PreparedStatement:
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self._parameters = _parameter_slots(compiled)
         self._arity: int | None = None  # values bound, when parameters expand
+        # Where each of those values goes in the expanded SQL, when not in
+        # that order (numbered placeholders: the expanded values come last).
+        self._placed: tuple[int, ...] | None = None
         # ``bind`` when every parameter is given by its key (how callers give
         # them), without expanding ones: one lookup of them all, then the
         # processors of those that have one. The same values as the loop.
@@ -168,7 +172,7 @@ class PreparedStatement:
         if self._parameters and not any(expands for *_, expands in self._parameters):
             self._take = itemgetter(*(key for key, *_ in self._parameters))
         if compiled.post_compile_params:
-            self.sql, self._arity = _expanded(compiled, self._parameters, lengths)
+            self.sql, self._arity, self._placed = _expanded(compiled, self._parameters, lengths)
         # An executemany run as one statement (insertmanyvalues): its number
         # of rows, and where each value goes among the rows' values one after
         # the other (None: in that order).
@@ -184,9 +188,14 @@ class PreparedStatement:
         if schemas is not None:
             self.sql = compiled.preparer._render_schema_translates(self.sql, schemas)
         self._make_row: _RowMaker | None = _row_maker(compiled, dialect)
+        # An INSERT whose generated key comes back by RETURNING the dialect
+        # adds (PostgreSQL's serial): its row gives the key, not the caller rows.
+        self._returns_key = bool(compiled.implicit_returning)
         # as CursorResult.inserted_primary_key allows it
-        self._primary_key: Callable[[int | None, Mapping[str, Any]], Any] | None = None
-        if compiled.isinsert and not many and not compiled.effective_returning:
+        self._primary_key: Callable[[Any, Mapping[str, Any]], Any] | None = None
+        if self._returns_key:
+            self._primary_key = compiled._inserted_primary_key_from_returning_getter
+        elif compiled.isinsert and not many and not compiled.effective_returning:
             self._primary_key = compiled._inserted_primary_key_from_lastrowid_getter
         self._lastrowid = compiled.postfetch_lastrowid and not many
         # SQLAlchemy takes an UPDATE's or DELETE's rowcount as execute returns
@@ -229,6 +238,8 @@ class PreparedStatement:
                 values.append(value if process is None else process(value))
         if self._arity is not None and len(values) != self._arity:
             raise ValueError("prepared for another number of values")
+        if self._placed is not None:
+            return tuple(values[n] for n in self._placed)
         return tuple(values)
 
     def bind_all(self, params: Any) -> Any:
@@ -276,6 +287,10 @@ class PreparedStatement:
                 connection.invalidate(error)
             raise error from exc
         rows = None if make_row is None else [make_row(each) for each in raw]
+        if self._returns_key:
+            assert rows is not None and len(rows) == 1  # one row, no conflict clause
+            key = partial(self.inserted_primary_key, params, rows[0])
+            return PreparedResult(rowcount, SOFT_CLOSED, key)
         inserted = None
         if self._primary_key is not None:
             inserted = partial(self.inserted_primary_key, params, lastrowid)
@@ -295,9 +310,10 @@ class PreparedStatement:
         assert isinstance(wrapped, sa_exc.DBAPIError)
         return wrapped
 
-    def inserted_primary_key(self, params: Any, lastrowid: int | None) -> Any:
-        """SQLAlchemy's own (its compiled getter, given lastrowid and the
-        parameters by bind name, as ``construct_params`` makes them)."""
+    def inserted_primary_key(self, params: Any, generated: Any) -> Any:
+        """SQLAlchemy's own (its compiled getter, given lastrowid or the row
+        RETURNING gave, and the parameters by bind name, as
+        ``construct_params`` makes them)."""
         assert self._primary_key is not None
         single = params[0] if isinstance(params, list) else params
         by_name = {}
@@ -308,7 +324,7 @@ class PreparedStatement:
                 by_name[name] = single[name]
             elif default is not _REQUIRED:
                 by_name[name or key] = default
-        return self._primary_key(lastrowid, by_name)
+        return self._primary_key(generated, by_name)
 
 
 class PreparedStatements:
@@ -513,8 +529,6 @@ def _check_preparable(compiled: SQLCompiler, many: bool, *, translated: bool) ->
     if compiled.literal_execute_params:
         raise NotPreparable("literal-execute parameters")
     if compiled.post_compile_params:
-        if compiled._numeric_binds:  # ($1, $2) expanded values are numbered after the rest
-            raise NotPreparable("expanding parameters in numbered placeholders")
         if many:  # SQLAlchemy refuses it: let it raise its error
             raise NotPreparable("expanding parameters in executemany")
         if compiled.isinsert:  # construct_params' expanded names serve the inserted key
@@ -527,7 +541,7 @@ def _check_preparable(compiled: SQLCompiler, many: bool, *, translated: bool) ->
                 raise NotPreparable("expanding parameters rendered by their values")
     if compiled.insert_prefetch or compiled.update_prefetch:
         raise NotPreparable("Python-side column defaults")
-    if compiled.implicit_returning:
+    if compiled.implicit_returning and not _returns_only_its_key(compiled, many):
         raise NotPreparable("implicit RETURNING")
     if compiled.escaped_bind_names or compiled._collected_params:
         raise NotPreparable("escaped bind names or the statement's own params")
@@ -542,6 +556,20 @@ def _check_preparable(compiled: SQLCompiler, many: bool, *, translated: bool) ->
         or compiled._loose_column_name_matching
     ):
         raise NotPreparable("result columns matched by name")
+
+
+def _returns_only_its_key(compiled: SQLCompiler, many: bool) -> bool:
+    """A one-row INSERT whose only RETURNING is the generated key the dialect
+    adds, with one row back whatever the data (no ON CONFLICT)."""
+    statement: Any = compiled.compile_state.statement if compiled.compile_state else None
+    return (
+        compiled.isinsert
+        and not many
+        and statement is not None
+        and not statement._returning
+        and not statement._supplemental_returning
+        and statement._post_values_clause is None
+    )
 
 
 def _parameter_slots(compiled: SQLCompiler) -> tuple[_Slot, ...]:
@@ -561,10 +589,12 @@ def _parameter_slots(compiled: SQLCompiler) -> tuple[_Slot, ...]:
 
 def _expanded(
     compiled: SQLCompiler, slots: tuple[_Slot, ...], lengths: Sequence[int] | None
-) -> tuple[str, int]:
+) -> tuple[str, int, tuple[int, ...] | None]:
     """The SQL SQLAlchemy runs for ``lengths`` values of each expanding
-    parameter (its own expansion, as an execution makes it), and the number
-    of values it binds; ``Expanding`` without ``lengths``."""
+    parameter (its own expansion, as an execution makes it), the number of
+    values ``bind`` makes for it (each parameter's in the compiled order, an
+    expanding one's in its place), and where SQLAlchemy puts each of them:
+    None for that same order. ``Expanding`` without ``lengths``."""
     expanding: dict[str, tuple[str, str | None, Any]] = {}
     for name, (key, renamed, default, _, expands) in zip(
         compiled.positiontup or (), slots, strict=True
@@ -576,15 +606,34 @@ def _expanded(
     if len(lengths) != len(expanding):
         raise ValueError(f"{len(expanding)} expanding parameters, {len(lengths)} lengths")
     count = dict(zip(expanding, lengths, strict=True))
-    # Placeholders: for a typed, non-tuple parameter only their number
-    # shapes the SQL (``_check_preparable``).
-    state = compiled._process_parameters_for_postcompile(
-        {name: [None] * n for name, n in count.items()}
-    )
-    arity = sum(count.get(name, 1) for name in compiled.positiontup or ())
-    if len(state.positiontup or ()) != arity:  # an expansion this module does not follow
+    # Each value bound, as a marker of its place among ``bind``'s values;
+    # SQLAlchemy's expansion of the markers says where it puts each. For a
+    # typed, non-tuple parameter only their number shapes the SQL
+    # (``_check_preparable``).
+    markers: dict[str, Any] = {}
+    place = 0
+    for name in compiled.positiontup or ():
+        n = count.get(name)
+        if n is None:
+            markers.setdefault(name, _Marker(place))
+        else:
+            markers.setdefault(name, [_Marker(place + i) for i in range(n)])
+        place += 1 if n is None else n
+    state = compiled._process_parameters_for_postcompile(markers)
+    values = [state.parameters[name] for name in state.positiontup or ()]
+    if not all(isinstance(value, _Marker) for value in values):
         raise NotPreparable("an expansion other than one value a placeholder")
-    return state.statement, arity
+    placed = tuple(value.place for value in values)
+    return state.statement, place, None if placed == tuple(range(place)) else placed
+
+
+class _Marker:
+    """A value's place among ``bind``'s values."""
+
+    __slots__ = ("place",)
+
+    def __init__(self, place: int) -> None:
+        self.place = place
 
 
 def _check_many_values(compiled: SQLCompiler) -> None:

@@ -42,6 +42,11 @@ class StatementResult(Protocol):
     def scalar_one_or_none(self) -> Any: ...
 
 
+# The rows of a result SQLAlchemy has already read and soft-closed (an
+# INSERT's RETURNING of its generated key): every take gives none, and never fails.
+SOFT_CLOSED: tuple[Row[Any], ...] = ()
+
+
 class PreparedResult:
     """A prepared statement's result: the parts of ``CursorResult`` callers use,
     with its behaviour (rows consumed once; closed after ``first`` and ``one``)."""
@@ -51,10 +56,11 @@ class PreparedResult:
     def __init__(
         self,
         rowcount: int,
-        rows: list[Row[Any]] | None,
+        rows: list[Row[Any]] | tuple[Row[Any], ...] | None,
         inserted: Callable[[], Any] | None = None,
     ) -> None:
-        """``rows``: None for a statement that returns none; ``inserted``
+        """``rows``: None for a statement that returns none (``SOFT_CLOSED``:
+        none, read already); ``inserted``
         gives the primary key of a single-row INSERT (none for another)."""
         self.rowcount = rowcount
         self._rows = rows
@@ -70,16 +76,19 @@ class PreparedResult:
 
     def _take(self) -> list[Row[Any]]:
         rows = self._rows
+        if rows is SOFT_CLOSED:
+            return []
         if rows is None:
             raise sa_exc.ResourceClosedError(
                 "This result object does not return rows. It has been closed automatically."
             )
         self._rows = []
-        return rows
+        return rows  # type: ignore[return-value]  # a list: SOFT_CLOSED returned above
 
     def _close(self) -> list[Row[Any]]:
         rows = self._take()
-        self._rows = None
+        if self._rows is not SOFT_CLOSED:
+            self._rows = None
         return rows
 
     def __iter__(self) -> Iterator[Row[Any]]:
