@@ -311,11 +311,12 @@ class Database:
         """``take`` of ``statement``'s result (a short, bounded read by key):
         ``read`` of ``take(conn.execute(statement, params))``.
 
-        On SQLite, outside a recording span, a statement built once (a module
-        constant, with ``bindparam``) runs prepared from its second read,
-        without SQLAlchemy's per-execution work (``InlineReader.read_prepared``).
-        A recording span takes the way through SQLAlchemy, whose engine events
-        give the statement its span; so does PostgreSQL.
+        Outside a recording span, a statement built once (a module constant,
+        with ``bindparam``) runs prepared from its second read, without
+        SQLAlchemy's per-execution work (on SQLite ``InlineReader.read_prepared``;
+        on PostgreSQL on a pooled connection's DB-API cursor). A recording
+        span takes the way through SQLAlchemy, whose engine events give the
+        statement its span.
         """
         if trace.get_current_span().is_recording():
             return await self.read(lambda conn: take(conn.execute(statement, params)))

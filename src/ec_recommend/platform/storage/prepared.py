@@ -46,9 +46,10 @@ Where SQLAlchemy does more than bind and execute, the statement is not
 prepared (``NotPreparable``, decided once per statement and parameter shape)
 and runs through SQLAlchemy: literal-execute parameters, expanding ones
 whose rendering depends on the values (tuples, untyped) or in an INSERT or
-executemany, Python-side column defaults, implicit RETURNING, executemany
-with RETURNING but an INSERT in plain batches of VALUES, and any statement
-but a Core SELECT, INSERT, UPDATE or DELETE.
+executemany, Python-side column defaults, implicit RETURNING but a one-row
+INSERT's generated key (PostgreSQL's serial: prepared, the key read from the
+row it returns), executemany with RETURNING but an INSERT in plain batches
+of VALUES, and any statement but a Core SELECT, INSERT, UPDATE or DELETE.
 """
 
 from __future__ import annotations
