@@ -149,7 +149,7 @@ class PreparedStatement:
             schema_translate_map=schemas,
         )
         assert isinstance(compiled, SQLCompiler)
-        _check_preparable(compiled, many, translated=schemas is not None)
+        _check_preparable(compiled, many)
         # Nothing kept may refer to the statement (as ``compiled`` does): the
         # cache holds statements weakly, with what was prepared for them.
         self.sql: str = compiled.string
@@ -524,7 +524,7 @@ def _shape(params: Any) -> _Shape | None:
     return None
 
 
-def _check_preparable(compiled: SQLCompiler, many: bool, *, translated: bool) -> None:
+def _check_preparable(compiled: SQLCompiler, many: bool) -> None:
     if not compiled.positional:
         raise NotPreparable("named parameters")
     if compiled.literal_execute_params:
@@ -548,8 +548,6 @@ def _check_preparable(compiled: SQLCompiler, many: bool, *, translated: bool) ->
         raise NotPreparable("escaped bind names or the statement's own params")
     if many and compiled.effective_returning:
         _check_many_values(compiled)
-    if compiled.schema_translate_map and not translated:
-        raise NotPreparable("a schema translate map")
     if compiled._result_columns and (
         not compiled._ordered_columns
         or compiled._textual_ordered_columns

@@ -156,10 +156,7 @@ class Fulfilment:
         for _ in range(SETTLE_TRIES):
             await asyncio.sleep(next(delays))
             try:
-                order = await self.store.get(order_id)
-                if domain.stock_action(order.status, order.stock_state) is None:
-                    return
-                order = await self.settle(order)
+                order = await self.settle(await self.store.get(order_id))
             except ServiceError as exc:  # the order database refusing: later
                 log.warning("stock of order %s not settled yet: %s", order_id, exc)
                 continue
