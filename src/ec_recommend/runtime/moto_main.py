@@ -16,8 +16,8 @@ was ~25 % of the broker's CPU during a checkout run. SQS's models get the
 same clock and the same names, computed cheaply, and receipt handles from
 one random read; what moto works out again for every request (its package's
 directories, a response class's methods) is kept. Its history is bounded
-(``moto_memory``), its registries are safe to read while another thread
-writes them (``moto_threads``), connections are kept alive
+(``moto_memory``), its registries and each queue's messages are safe for requests
+answered at once (``moto_threads``), connections are kept alive
 (``moto_keepalive``), it writes no access log and it builds the backends ``up`` uses before it
 listens (``moto_warmup``). The patches apply only to the moto major version
 they were written for; any other runs as it is.
@@ -138,12 +138,13 @@ def main() -> None:
 
     from ec_recommend.runtime.moto_keepalive import keep_connections_alive
     from ec_recommend.runtime.moto_memory import bound_history
-    from ec_recommend.runtime.moto_threads import snapshot_registries
+    from ec_recommend.runtime.moto_threads import lock_queue_changes, snapshot_registries
     from ec_recommend.runtime.moto_warmup import build_backends_first
 
     if patch_moto():
         bound_history()
         snapshot_registries()
+        lock_queue_changes()
     keep_connections_alive()
     silence_access_log()
     build_backends_first()
