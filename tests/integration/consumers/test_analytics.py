@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,8 @@ from ec_recommend.config import Config
 from ec_recommend.consumers.analytics import consumer, store
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.errors import InvalidArgument, PermissionDenied
+from ec_recommend.platform.events.handling import handle_batch
+from ec_recommend.platform.events.inbox import ensure_inbox
 from ec_recommend.platform.rpc.context import CallContext, Identity, call_scope
 from ec_recommend.platform.storage import open_database
 from tests.conftest import ServicesFactory
@@ -123,3 +127,57 @@ async def test_a_seller_reads_the_stats_of_its_own_products_only(
         customer = Identity(user_id="sub-c", roles=frozenset({"customer"}))
         with call_scope(CallContext(identity=customer)), pytest.raises(PermissionDenied):
             await stub.get_product_stats(mine)
+
+
+async def test_concurrent_batches_count_in_one_transaction_each(config: Config) -> None:
+    # Each batch upserts the same hot counters (a type's count for today, a
+    # product's stats). Taken in the order events arrive, two batches on
+    # PostgreSQL locked them in opposite orders and deadlocked; the loser fell
+    # back to a transaction per event, a second late. Counters are now written
+    # at commit, merged, in key order.
+    products = [str(uuid.uuid4()) for _ in range(3)]
+    paid = [
+        event(
+            "order.paid",
+            pb_events.OrderPaid(
+                order=order([(p, "s", 1, 100) for p in products], paid=True), payment_id="p"
+            ),
+        )
+        for _ in range(12)
+    ]
+    views = [event("analytics.user_activity", view(products[n % 3])) for n in range(12)]
+    created = [event("user.created", pb_events.UserCreated(user_id=f"u{n}")) for n in range(12)]
+    kinds = [paid, views, created]
+    # Batch n takes its events from the three kinds in a rotated order.
+    batches = [
+        [kinds[(n + k) % 3][n * 2 + i] for k in range(3) for i in range(2)] for n in range(6)
+    ]
+    for batch in batches:
+        if batch[0].type != "order.paid":
+            batch.reverse()
+    handlers = consumer.handlers()
+    async with open_database(config.storage, "analytics", store.MIGRATIONS) as db:
+        await ensure_inbox(db)
+        transactions = 0
+        unit_of_work = db.unit_of_work
+
+        def counted() -> Any:
+            nonlocal transactions
+            transactions += 1
+            return unit_of_work()
+
+        db.unit_of_work = counted  # type: ignore[method-assign]
+        outcomes = await asyncio.gather(
+            *(handle_batch(db, "analytics", handlers, batch) for batch in batches)
+        )
+        assert [o.status for batch in outcomes for o in batch] == ["handled"] * 36
+        assert transactions == len(batches)
+
+        reader = store.AnalyticsReader(db)
+        today = utcnow().date()
+        counts = {c.event_type: c.count for c in await reader.daily_counts(today, today)}
+        assert counts == {"order.paid": 12, "analytics.user_activity": 12, "user.created": 12}
+        stats = await reader.product_counters(products)
+        assert [(s.views, s.paid_quantity, s.paid_orders, s.revenue) for s in stats] == [
+            (4, 12, 12, 1200)
+        ] * 3

@@ -46,7 +46,7 @@ async def on_user_activity(event: Event, uow: UnitOfWork) -> None:
         return
     # Only ids that can name a product; anything else is still counted above.
     if activity.activity == PRODUCT_VIEW and 0 < len(activity.product_id) <= MAX_ID:
-        await store.add_view(uow, activity.product_id)
+        store.add_view(uow, activity.product_id)
 
 
 async def on_order_paid(event: Event, uow: UnitOfWork) -> None:

@@ -101,12 +101,12 @@ async def count_event(uow: UnitOfWork, event_id: str, event_type: str, at: datet
         counted_at=utcnow(),
     )
     if first:
-        await add_to(uow, daily_counts, {"event_type": event_type, "day": day}, {"count": 1})
+        add_to(uow, daily_counts, {"event_type": event_type, "day": day}, {"count": 1})
     return first
 
 
-async def add_view(uow: UnitOfWork, product_id: str) -> None:
-    await add_to(uow, product_stats, {"product_id": product_id}, {"views": 1})
+def add_view(uow: UnitOfWork, product_id: str) -> None:
+    add_to(uow, product_stats, {"product_id": product_id}, {"views": 1})
 
 
 async def add_sales(uow: UnitOfWork, order_id: str, sales: Sequence[Sale]) -> bool:
@@ -117,7 +117,7 @@ async def add_sales(uow: UnitOfWork, order_id: str, sales: Sequence[Sale]) -> bo
     if not first:
         return False
     for sale in sales:
-        await add_to(
+        add_to(
             uow,
             product_stats,
             {"product_id": sale.product_id},

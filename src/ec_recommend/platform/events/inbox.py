@@ -79,12 +79,14 @@ async def claim_batch(uow: UnitOfWork, consumer: str, events: Sequence[tuple[str
     types = dict(events)
     now = utcnow()
     # One statement whatever the batch size (executemany, "insertmanyvalues"),
-    # so its compiled form is cached instead of compiled for every batch.
+    # so its compiled form is cached instead of compiled for every batch. Ids
+    # in order: two batches claiming the same redelivered events lock their
+    # keys in the same order, so they wait for each other, never deadlock.
     inserted = await uow.execute(
         _CLAIM(uow.dialect),
         [
             {"consumer": consumer, "event_id": i, "event_type": t, "handled_at": now}
-            for i, t in types.items()
+            for i, t in sorted(types.items())
         ],
     )
     new = {row.event_id for row in inserted}
@@ -101,7 +103,9 @@ async def claim_batch(uow: UnitOfWork, consumer: str, events: Sequence[tuple[str
 async def mark_effects_pending(uow: UnitOfWork, consumer: str, event_ids: Collection[str]) -> None:
     """Note within ``uow`` that these applied events still have an effect to run."""
     if event_ids:
-        await uow.execute(_MARK_PENDING, [{"consumer": consumer, "event_id": i} for i in event_ids])
+        await uow.execute(
+            _MARK_PENDING, [{"consumer": consumer, "event_id": i} for i in sorted(event_ids)]
+        )
 
 
 async def effects_done(db: Database, consumer: str, event_ids: Collection[str]) -> None:

@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from opentelemetry import trace
 from sqlalchemy import (
@@ -92,6 +92,17 @@ class Migration:
     apply: Callable[[AsyncConnection], Awaitable[None]]
 
 
+class AtCommit(Protocol):
+    """Writes a unit of work gathers and makes just before it commits."""
+
+    def __init__(self, uow: UnitOfWork) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+AtCommitT = TypeVar("AtCommitT", bound=AtCommit)
+
+
 class UnitOfWork:
     """One transaction. It rolls back unless ``commit()`` was called.
 
@@ -106,6 +117,15 @@ class UnitOfWork:
         self.connection = connection
         self.committed = False
         self._prepared = prepared
+        self._at_commit: dict[type[AtCommit], AtCommit] = {}
+
+    def at_commit(self, kind: type[AtCommitT]) -> AtCommitT:
+        """This unit of work's one ``kind``, made on first use; ``commit()``
+        awaits its ``flush()`` first (in the order first used)."""
+        made = self._at_commit.get(kind)
+        if made is None:
+            made = self._at_commit[kind] = kind(self)
+        return made  # type: ignore[return-value]
 
     @property
     def dialect(self) -> str:
@@ -125,6 +145,9 @@ class UnitOfWork:
         return await self.connection.execute(statement, params)
 
     async def commit(self) -> None:
+        for gathered in self._at_commit.values():
+            await gathered.flush()
+        self._at_commit.clear()
         await self.connection.commit()
         self.committed = True
 
