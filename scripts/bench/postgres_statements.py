@@ -17,9 +17,16 @@ A unit of work is what a checkout step commits: an INSERT, a conditional
 UPDATE (a compare-and-set) and a SELECT by key, then COMMIT. A read is one
 SELECT by key on a pooled connection outside a transaction.
 
-Prints microseconds of this process's CPU per unit of work and per read for
-each way (the median of the rounds) and prepared/sqlalchemy. PostgreSQL's
-own CPU is the same both ways (the same statements reach it).
+Then a write of one statement (an UPDATE by key), two ways:
+
+  unit of work  BEGIN, the UPDATE prepared, COMMIT (before ``Database.write``)
+  write         ``Database.write``: the UPDATE alone, in autocommit
+
+Prints microseconds of this process's CPU per unit of work, per read and
+per write for each way (the median of the rounds) and the ratio. PostgreSQL's
+own CPU is the same both ways for the first two (the same statements reach
+it); for the write, where the ways send different statements, the local
+server's CPU per write is printed too.
 
 Usage: .venv/bin/python scripts/bench/postgres_statements.py [--units 1000] [--rounds 5]
 """
@@ -38,7 +45,12 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import sqlalchemy as sa
-from checkout import POSTGRES_URL, drop_schemas  # the bench next to this one
+from checkout import (  # the bench next to this one
+    POSTGRES_URL,
+    drop_schemas,
+    postgres_cpu_seconds,
+    postmaster_pid,
+)
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.storage import Database, Migration, open_database
@@ -62,6 +74,11 @@ PAY = (
     .values(status=sa.bindparam("b_to"), updated_at=sa.bindparam("b_at"))
 )
 BY_ID = sa.select(orders).where(orders.c.id == sa.bindparam("id"))
+TOUCH = (
+    sa.update(orders)
+    .where(orders.c.id == sa.bindparam("b_id"))
+    .values(updated_at=sa.bindparam("b_at"))
+)
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -102,11 +119,31 @@ async def _read(db: Database, prepared: bool) -> None:
         await db.read(lambda conn: conn.execute(BY_ID, {"id": "o-1"}).first())
 
 
+async def _write(db: Database, alone: bool) -> None:
+    params = {"b_id": "o-1", "b_at": NOW}
+    if alone:
+        await db.write(TOUCH, params)
+        return
+    async with db.unit_of_work() as uow:
+        await uow.execute(TOUCH, params)
+        await uow.commit()
+
+
 async def _cpu_per_run(run: Callable[[], Awaitable[None]], runs: int) -> float:
     start = time.process_time()
     for _ in range(runs):
         await run()
     return (time.process_time() - start) / runs * 1e6
+
+
+async def _server_cpu_per_run(
+    run: Callable[[], Awaitable[None]], runs: int, postmaster: int | None
+) -> tuple[float, float]:
+    """This process's and the local server's µs of CPU per run (0 with no server)."""
+    server = postgres_cpu_seconds(postmaster) if postmaster else 0.0
+    ours = await _cpu_per_run(run, runs)
+    spent = postgres_cpu_seconds(postmaster) - server if postmaster else 0.0
+    return ours, spent / runs * 1e6
 
 
 async def main(units: int, rounds: int) -> None:
@@ -117,8 +154,14 @@ async def main(units: int, rounds: int) -> None:
         )
         try:
             async with open_database(storage, "orders", [Migration(1, create_tables(META))]) as db:
+                async with db.unit_of_work() as uow:
+                    await uow.execute(ADD, _order("o-1"))
+                    await uow.commit()
                 await _unit(db, prepared=True)  # seen once: prepared from now on
                 await _read(db, prepared=True)
+                await _write(db, alone=True)
+                await _write(db, alone=False)
+                postmaster = postmaster_pid()
                 results: dict[str, list[float]] = {}
                 for _ in range(rounds):
                     for way, prepared in (("sqlalchemy", False), ("prepared", True)):
@@ -126,6 +169,12 @@ async def main(units: int, rounds: int) -> None:
                         read = await _cpu_per_run(lambda p=prepared: _read(db, p), units)
                         results.setdefault(f"{way} unit", []).append(unit)
                         results.setdefault(f"{way} read", []).append(read)
+                    for way, alone in (("uow", False), ("alone", True)):
+                        ours, server = await _server_cpu_per_run(
+                            lambda a=alone: _write(db, a), units, postmaster
+                        )
+                        results.setdefault(f"{way} write", []).append(ours)
+                        results.setdefault(f"{way} write server", []).append(server)
         finally:
             await drop_schemas(prefix)
     median = {name: statistics.median(values) for name, values in results.items()}
@@ -135,6 +184,12 @@ async def main(units: int, rounds: int) -> None:
         label = "unit of work (INSERT, UPDATE, SELECT, COMMIT)" if kind == "unit" else "read by key"
         ratio = after / before
         print(f"  {label:48s} sqlalchemy {before:7.1f}  prepared {after:7.1f}  x{ratio:.2f}")
+    for suffix, whose in (("", "this process"), (" server", "PostgreSQL server")):
+        before, after = median[f"uow write{suffix}"], median[f"alone write{suffix}"]
+        label = f"one-statement write, {whose}"
+        print(
+            f"  {label:48s} unit of work {before:7.1f}  write {after:7.1f}  x{after / before:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ BY_KIND = (
     .where(items.c.kind == sa.bindparam("kind"))
     .order_by(items.c.id)
 )
+ALL_COUNTERS = sa.select(counters).order_by(counters.c.id)
 ITEMS = sa.select(items).where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
@@ -251,3 +252,67 @@ async def test_reads_by_a_statement_run_prepared_from_the_second_outside_a_span(
         ]
         assert per_call == [("a",), ("a",)]
         assert len(prepared) == 2, "a statement built per call is not prepared"
+
+
+ADD_COUNTER = sa.insert(counters).values(id=sa.bindparam("id"), value=sa.bindparam("value"))
+BUMP = (
+    sa.update(counters)
+    .where(counters.c.id == sa.bindparam("b_id"))
+    .values(value=counters.c.value + 1)
+    .returning(counters.c.value)
+)
+
+
+async def test_a_write_of_one_statement_commits_it_or_leaves_nothing(storage) -> None:
+    async with open_database(storage, "counters", MIGRATIONS) as db:
+        for _ in range(2):  # through SQLAlchemy, then prepared
+            await db.write(
+                ADD_COUNTER, {"id": len(await db.rows(ALL_COUNTERS, {})) + 1, "value": 1}
+            )
+        with pytest.raises(sa.exc.IntegrityError):
+            await db.write(ADD_COUNTER, {"id": 1, "value": 7})
+        assert [tuple(r) for r in await db.rows(ALL_COUNTERS, {})] == [(1, 1), (2, 1)]
+        assert await db.write(BUMP, {"b_id": 2}, lambda result: result.scalar_one()) == 2
+        assert await db.write(BUMP, {"b_id": 9}, lambda result: result.first()) is None
+        with TracerProvider().get_tracer("test").start_as_current_span("request"):
+            assert await db.write(BUMP, {"b_id": 2}, lambda result: result.scalar_one()) == 3
+        # The connection a failed write used serves the next unit of work.
+        async with db.unit_of_work() as uow:
+            await uow.execute(ADD_COUNTER, {"id": 3, "value": 1})
+            await uow.commit()
+        assert len(await db.rows(ALL_COUNTERS, {})) == 3
+
+
+@pytest.mark.parametrize("storage", ["postgres"], indirect=True)
+async def test_a_write_on_postgresql_sends_no_begin_or_commit(storage) -> None:
+    # The statement is its own transaction on the server: BEGIN and COMMIT
+    # would be two more round trips for nothing.
+    sent: list[str] = []
+
+    def log(query: Any) -> None:
+        sent.append(query.query.split()[0].rstrip(";").upper())
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(log)
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.driver_connection.remove_query_logger(log)
+
+    async with open_database(storage, "counters", MIGRATIONS) as db:
+        pool = db.engine.sync_engine.pool
+        sa.event.listen(pool, "checkout", checkout)
+        sa.event.listen(pool, "checkin", checkin)
+        try:
+            for n in (1, 2):  # through SQLAlchemy, then prepared
+                await db.write(ADD_COUNTER, {"id": n, "value": 1})
+            assert sent == []
+            # asyncpg logs the BEGIN of a transaction (not its prepared
+            # statements, nor its COMMIT): a unit of work shows one.
+            async with db.unit_of_work() as uow:
+                await uow.execute(ADD_COUNTER, {"id": 3, "value": 1})
+                await uow.commit()
+            assert sent == ["BEGIN"]
+        finally:
+            sa.event.remove(pool, "checkout", checkout)
+            sa.event.remove(pool, "checkin", checkin)
+        assert len(await db.rows(ALL_COUNTERS, {})) == 3

@@ -112,9 +112,7 @@ async def effects_done(db: Database, consumer: str, event_ids: Collection[str]) 
     """Clear the pending marks of effects that completed (one short transaction)."""
     if not event_ids:
         return
-    async with db.unit_of_work() as uow:
-        await uow.execute(_CLEAR_PENDING, {"consumer": consumer, "event_ids": sorted(event_ids)})
-        await uow.commit()
+    await db.write(_CLEAR_PENDING, {"consumer": consumer, "event_ids": sorted(event_ids)})
 
 
 async def claim(uow: UnitOfWork, consumer: str, event_id: str, event_type: str) -> bool:

@@ -227,9 +227,7 @@ class OutboxRelay:
             else:
                 sent.extend(result)
         if sent:
-            async with self.db.unit_of_work() as uow:
-                await uow.execute(_MARK_SENT, {"seqs": sent, "now": utcnow()})
-                await uow.commit()
+            await self.db.write(_MARK_SENT, {"seqs": sent, "now": utcnow()})
         published = len(sent) - len(orphans)
         self.published += published
         if error is not None:

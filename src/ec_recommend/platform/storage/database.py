@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 from opentelemetry import trace
 from sqlalchemy import (
@@ -175,11 +175,13 @@ class Database:
         self._inline_writer = inline_writer
         self._path = path
         self._connect_wait = connect_wait  # the pool's timeout
-        # Reads by key on PostgreSQL run outside a transaction: each
-        # statement sees what was committed when it started, as it would in
-        # a READ COMMITTED transaction, without the BEGIN and ROLLBACK round
-        # trips (two of a one-statement read's three).
-        self._read_engine = (
+        # On PostgreSQL a read by key, and a write of one statement, run
+        # outside an explicit transaction: the server makes the statement a
+        # transaction of its own. A read sees what was committed when it
+        # started, as in a READ COMMITTED transaction; a write is as atomic
+        # as in one. Either way without the BEGIN and COMMIT (or ROLLBACK)
+        # round trips, two of a one-statement transaction's three.
+        self._autocommit = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.dialect == "postgresql"
             else engine
@@ -312,7 +314,10 @@ class Database:
         """
         if self._inline_reader is not None:
             return self._inline_reader.run(work)
-        async with self._connect(self._read_engine) as conn:
+        return await self._autocommitted(work)
+
+    async def _autocommitted(self, work: Callable[[Connection], T]) -> T:
+        async with self._connect(self._autocommit) as conn:
             return await conn.run_sync(work)
 
     async def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Row[Any] | None:
@@ -350,6 +355,45 @@ class Database:
         if prepared is not None:
             return await self.read(lambda conn: take(_execute(conn, prepared, statement, params)))
         return await self.read(lambda conn: take(conn.execute(statement, params)))
+
+    @overload
+    async def write(self, statement: Executable, params: Any) -> None: ...
+
+    @overload
+    async def write(
+        self, statement: Executable, params: Any, take: Callable[[StatementResult], T]
+    ) -> T: ...
+
+    async def write(
+        self,
+        statement: Executable,
+        params: Any,
+        take: Callable[[StatementResult], Any] | None = None,
+    ) -> Any:
+        """One statement as a transaction of its own; ``take`` of its result.
+
+        The same as a unit of work that runs ``statement`` and commits. On
+        PostgreSQL it runs in autocommit, prepared as ``fetch`` runs it: one
+        round trip instead of three. A constraint it breaks raises as in a
+        unit of work, and nothing of it stays.
+        """
+        prepared = self._prepared
+        if prepared is None:
+            async with self.unit_of_work() as uow:
+                result = await uow.execute(statement, params)
+                taken = None if take is None else take(result)
+                await uow.commit()
+            return taken
+
+        def work(conn: Connection) -> Any:
+            result: StatementResult = (
+                conn.execute(statement, params)
+                if trace.get_current_span().is_recording()
+                else _execute(conn, prepared, statement, params)
+            )
+            return None if take is None else take(result)
+
+        return await self._autocommitted(work)
 
     async def migrate(self, migrations: Sequence[Migration]) -> int:
         """Apply the migrations not yet applied, in order; returns the version."""

@@ -107,17 +107,15 @@ class Ledger:
 
     async def claim(self, user_id: str, key: str, fingerprint: str, order_id: str) -> Claim | None:
         """Take ``key`` for ``order_id``; returns the existing claim when it is taken."""
+        claim = {
+            "user_id": user_id,
+            "key": key,
+            "fingerprint": fingerprint,
+            "order_id": order_id,
+            "created_at": utcnow(),
+        }
         try:
-            async with self.db.unit_of_work() as uow:
-                claim = {
-                    "user_id": user_id,
-                    "key": key,
-                    "fingerprint": fingerprint,
-                    "order_id": order_id,
-                    "created_at": utcnow(),
-                }
-                await uow.execute(_ADD_CLAIM, claim)
-                await uow.commit()
+            await self.db.write(_ADD_CLAIM, claim)
             return None
         except IntegrityError:
             existing = await self.find_claim(user_id, key)
@@ -146,16 +144,14 @@ class Ledger:
 
     async def use_payment_key(self, order_id: str, key: str, fingerprint: str) -> None:
         """Bind ``key`` to this payment body; another body with it is a conflict."""
+        binding = {
+            "order_id": order_id,
+            "key": key,
+            "fingerprint": fingerprint,
+            "created_at": utcnow(),
+        }
         try:
-            async with self.db.unit_of_work() as uow:
-                binding = {
-                    "order_id": order_id,
-                    "key": key,
-                    "fingerprint": fingerprint,
-                    "created_at": utcnow(),
-                }
-                await uow.execute(_ADD_PAYMENT_KEY, binding)
-                await uow.commit()
+            await self.db.write(_ADD_PAYMENT_KEY, binding)
             return
         except IntegrityError:
             pass

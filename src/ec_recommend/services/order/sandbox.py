@@ -164,10 +164,8 @@ class SandboxPaymentProvider:
             "created_at": utcnow(),
         }
         try:
-            async with self.db.unit_of_work() as uow:
-                row = (await uow.execute(_ADD_CHARGE, charge)).one()  # as written: not read back
-                await uow.commit()
-            return row
+            # as written: not read back
+            return await self.db.write(_ADD_CHARGE, charge, lambda result: result.one())
         except IntegrityError:
             pass
         return await self._charge_row(key)

@@ -236,14 +236,11 @@ class OrderStore(OrderReader):
     async def set_stock_state(self, order: domain.Order, target: str) -> domain.Order | None:
         """Move the order's stock state from what ``order`` says to ``target``;
         the order as it now is, or None when its stock state had changed."""
-        async with self.db.unit_of_work() as uow:
-            row = (
-                await uow.execute(
-                    _CHANGE_STOCK_STATE,
-                    {"b_order_id": order.id, "b_current": order.stock_state, "b_target": target},
-                )
-            ).first()
-            await uow.commit()
+        row = await self.db.write(
+            _CHANGE_STOCK_STATE,
+            {"b_order_id": order.id, "b_current": order.stock_state, "b_target": target},
+            lambda result: result.first(),
+        )
         return None if row is None else _order(row, (), order.items)
 
     async def list_page(
