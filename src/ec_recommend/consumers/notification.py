@@ -24,7 +24,7 @@ from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend._gen.ecommerce import user as pb_user
 from ec_recommend.consumers import templates
-from ec_recommend.consumers._sql import insert_once
+from ec_recommend.consumers._sql import write_once
 from ec_recommend.consumers.email import EmailSender
 from ec_recommend.consumers.recipients import Recipients
 from ec_recommend.consumers.settings import configured_email_sender
@@ -73,18 +73,16 @@ async def send_once(
         if email is None:
             return False
         message_id = await sender.send(email)
-        async with scope.db.unit_of_work() as uow:
-            await insert_once(
-                uow,
-                sent_emails,
-                sent_emails.c.email_key,
-                email_key=key,
-                recipient=email.to,
-                subject=email.subject[:500],
-                message_id=message_id,
-                sent_at=utcnow(),
-            )
-            await uow.commit()
+        await write_once(
+            scope.db,
+            sent_emails,
+            sent_emails.c.email_key,
+            email_key=key,
+            recipient=email.to,
+            subject=email.subject[:500],
+            message_id=message_id,
+            sent_at=utcnow(),
+        )
         return True
 
     # Two events of one batch that mean the same email send it once.

@@ -61,15 +61,15 @@ class Leases:
 
     async def confirm(self, reservation_id: str, hold_until: datetime) -> Lease:
         """Hold a reservation's units until ``hold_until`` (never shorter); idempotent."""
-        async with self.db.unit_of_work() as uow:
-            extended = await uow.execute(
-                _EXTEND,
-                {"b_reservation_id": reservation_id, "b_until": hold_until, "b_now": utcnow()},
-            )
-            if extended.rowcount:
-                await uow.commit()
-                return Lease(RESERVED, hold_until)
-            row = (await uow.execute(_LEASE, {"reservation_id": reservation_id})).first()
+        extended = await self.db.write(
+            _EXTEND,
+            {"b_reservation_id": reservation_id, "b_until": hold_until, "b_now": utcnow()},
+            lambda result: result.rowcount,
+        )
+        if extended:
+            return Lease(RESERVED, hold_until)
+        # Not extended: say why, from the reservation as it now is.
+        row = await self.db.first(_LEASE, {"reservation_id": reservation_id})
         if row is None:
             raise NotFound(f"reservation {reservation_id} not found", reservation_id=reservation_id)
         state = str(row.state)
