@@ -385,10 +385,14 @@ class Database:
                 await uow.commit()
             return taken
 
+        # As in ``fetch``: a recording span takes SQLAlchemy's way, for the
+        # statement's own span.
+        traced = trace.get_current_span().is_recording()
+
         def work(conn: Connection) -> Any:
             result: StatementResult = (
                 conn.execute(statement, params)
-                if trace.get_current_span().is_recording()
+                if traced
                 else _execute(conn, prepared, statement, params)
             )
             return None if take is None else take(result)
