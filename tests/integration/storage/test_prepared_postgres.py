@@ -15,6 +15,7 @@ unit, and drop a connection the server closed as SQLAlchemy would.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.storage import Database, open_database
 from ec_recommend.platform.storage.results import PreparedResult
-from tests.conftest import POSTGRES_URL, _drop_schemas, require_service
+from tests.conftest import POSTGRES_URL, _drop_schemas, require_service, wait_for
 from tests.integration.storage import test_prepared_statements as on_sqlite
 from tests.integration.storage.test_prepared_statements import (
     ADD_ITEM,
@@ -208,3 +209,129 @@ async def test_a_connection_the_server_closed_is_not_handed_out_again(
     for _ in range(db.engine.pool.size() + 2):  # every pooled connection works
         row = await db.first(BY_ID, {"id": "a"})
         assert row is not None and row.id == "a"
+
+
+_BUMP = (
+    sa.update(items)
+    .where(items.c.id == sa.bindparam("b_id"))
+    .values(stock=items.c.stock + 1)
+    .returning(items.c.stock)
+)
+
+
+async def test_a_statement_cancelled_mid_flight_leaves_no_transaction_behind(
+    databases: tuple[Database, Database],
+) -> None:
+    # A caller's deadline cancels a unit of work while its statement waits on
+    # a row lock. SQLAlchemy drops such a connection (its state is unknown);
+    # kept, it went back to the pool inside the cancelled transaction, still
+    # holding that transaction's row locks, and the next unit of work on it
+    # ran in there too: reservations under short deadlines deadlocked.
+    _, db = databases
+    schema = db.engine.get_execution_options()["schema_translate_map"][None]
+    for _ in range(2):  # seen: prepared from now on
+        async with db.unit_of_work() as uow:
+            await uow.execute(_BUMP, {"b_id": "a"})
+    blocker = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await blocker.execute("BEGIN")
+        await blocker.execute(f'UPDATE "{schema}".items SET stock = stock WHERE id = $1', "b")
+
+        async def bump_both() -> None:
+            async with db.unit_of_work() as uow:
+                await uow.execute(_BUMP, {"b_id": "a"})  # locks a
+                await uow.execute(_BUMP, {"b_id": "b"})  # waits for the blocker
+
+        bumping = asyncio.create_task(bump_both())
+
+        async def waits_on_a_lock() -> bool:
+            return bool(
+                await blocker.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+            )
+
+        await wait_for(waits_on_a_lock, timeout=10)
+        bumping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await bumping
+        await blocker.execute("ROLLBACK")
+
+        async def a_is_free() -> bool:
+            try:
+                await blocker.execute("BEGIN")
+                await blocker.execute(
+                    f'SELECT id FROM "{schema}".items WHERE id = $1 FOR UPDATE NOWAIT', "a"
+                )
+                return True
+            except asyncpg.LockNotAvailableError:
+                return False
+            finally:
+                await blocker.execute("ROLLBACK")
+
+        await wait_for(a_is_free, timeout=10)
+    finally:
+        await blocker.close()
+    # Every pooled connection starts a clean transaction: a bump is seen once.
+    for expected in (1, 2, 3):
+        async with db.unit_of_work() as uow:
+            bumped = (await uow.execute(_BUMP, {"b_id": "a"})).scalar_one()
+            await uow.commit()
+        assert bumped == expected
+
+
+async def test_a_unit_of_work_cancelled_at_its_begin_leaves_no_transaction_behind(
+    databases: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A caller's deadline lands while the BEGIN of a unit of work is in
+    # flight: the server has begun, the driver has not heard back. asyncpg
+    # then keeps that transaction as the connection's outer one, and
+    # SQLAlchemy's adapter does not know of it. Unless the connection is
+    # dropped, as SQLAlchemy drops it on its own way, every later unit of
+    # work on it is a savepoint inside that transaction, never committed,
+    # and holds its row locks: under short deadlines on PostgreSQL reserved
+    # stock was never released and writes were lost.
+    _, db = databases
+    schema = db.engine.get_execution_options()["schema_translate_map"][None]
+    for _ in range(2):  # seen: prepared from now on
+        async with db.unit_of_work() as uow:
+            await uow.execute(_BUMP, {"b_id": "a"})
+    execute = asyncpg.Connection.execute
+    began = asyncio.Event()
+    never = asyncio.Event()
+
+    async def begin_heard_late(self: asyncpg.Connection, query: str, *args: Any) -> Any:
+        status = await execute(self, query, *args)
+        if query.startswith("BEGIN") and not began.is_set():
+            began.set()
+            await never.wait()  # the reply is still on its way when the deadline hits
+        return status
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", begin_heard_late)
+
+    async def bump() -> None:
+        async with db.unit_of_work() as uow:
+            await uow.execute(_BUMP, {"b_id": "a"})
+            await uow.commit()
+
+    cancelled = asyncio.create_task(bump())
+    await asyncio.wait_for(began.wait(), timeout=10)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    monkeypatch.undo()
+    # Every pooled connection commits for real: another session sees each bump.
+    watcher = await asyncpg.connect(POSTGRES_URL)
+    try:
+        for expected in range(1, db.engine.pool.size() + 3):
+            await bump()
+            stock = await watcher.fetchval(f'SELECT stock FROM "{schema}".items WHERE id = $1', "a")
+            assert stock == expected
+        open_transactions = await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+        )
+        assert open_transactions == 0
+    finally:
+        await watcher.close()

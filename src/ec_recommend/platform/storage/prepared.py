@@ -287,6 +287,15 @@ class PreparedStatement:
                 error.connection_invalidated = True
                 connection.invalidate(error)
             raise error from exc
+        except BaseException as exc:
+            # Cancelled (a caller's deadline) mid-call: what the driver and the
+            # server hold is unknown. A BEGIN sent but not heard back leaves
+            # asyncpg inside a transaction SQLAlchemy's adapter does not know,
+            # and every later unit of work on that connection a savepoint in
+            # it, never committed. SQLAlchemy drops such a connection; so do we.
+            if not isinstance(exc, Exception) and not connection.invalidated:
+                connection.invalidate(exc)
+            raise
         rows = None if make_row is None else [make_row(each) for each in raw]
         if self._returns_key:
             assert rows is not None and len(rows) == 1  # one row, no conflict clause
