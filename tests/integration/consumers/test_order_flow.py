@@ -167,9 +167,15 @@ async def test_paid_order_reaches_every_subscriber(
             )
             await wait_for(reservation_committed, timeout=DEADLINE, interval=0.2)
 
+            async def seller_notified() -> bool:
+                # The seller's email is the effect of the ledger entry: it
+                # leaves after the entry commits, through a shared sender.
+                mails = await sent_emails(local_aws.endpoint_url, seller_email)
+                return any(placed.order_number in m["body"] for m in mails)
+
+            await wait_for(seller_notified, timeout=DEADLINE, interval=0.2)
+
             pairs = await recommendations.co_purchases([made[0].id])
             assert pairs[made[0].id] == {made[1].id: 1}
             [stats] = await counters.product_counters([made[1].id])
             assert (stats.paid_quantity, stats.paid_orders) == (2, 1)
-            seller_mails = await sent_emails(local_aws.endpoint_url, seller_email)
-            assert [m for m in seller_mails if placed.order_number in m["body"]]
