@@ -219,19 +219,23 @@ _BUMP = (
 )
 
 
+async def _bump_prepared(db: Database) -> str:
+    """Run ``_BUMP`` until it runs prepared (uncommitted); ``db``'s schema."""
+    for _ in range(2):
+        async with db.unit_of_work() as uow:
+            await uow.execute(_BUMP, {"b_id": "a"})
+    return str(db.engine.get_execution_options()["schema_translate_map"][None])
+
+
 async def test_a_statement_cancelled_mid_flight_leaves_no_transaction_behind(
     databases: tuple[Database, Database],
 ) -> None:
     # A caller's deadline cancels a unit of work while its statement waits on
-    # a row lock. SQLAlchemy drops such a connection (its state is unknown);
-    # kept, it went back to the pool inside the cancelled transaction, still
-    # holding that transaction's row locks, and the next unit of work on it
-    # ran in there too: reservations under short deadlines deadlocked.
+    # a row lock: its row locks go with it, and the pool's connections start
+    # clean transactions. (This case held before the fix below too; the
+    # cancellation that broke it is the one at BEGIN, in the next test.)
     _, db = databases
-    schema = db.engine.get_execution_options()["schema_translate_map"][None]
-    for _ in range(2):  # seen: prepared from now on
-        async with db.unit_of_work() as uow:
-            await uow.execute(_BUMP, {"b_id": "a"})
+    schema = await _bump_prepared(db)
     blocker = await asyncpg.connect(POSTGRES_URL)
     try:
         await blocker.execute("BEGIN")
@@ -293,10 +297,7 @@ async def test_a_unit_of_work_cancelled_at_its_begin_leaves_no_transaction_behin
     # and holds its row locks: under short deadlines on PostgreSQL reserved
     # stock was never released and writes were lost.
     _, db = databases
-    schema = db.engine.get_execution_options()["schema_translate_map"][None]
-    for _ in range(2):  # seen: prepared from now on
-        async with db.unit_of_work() as uow:
-            await uow.execute(_BUMP, {"b_id": "a"})
+    schema = await _bump_prepared(db)
     execute = asyncpg.Connection.execute
     began = asyncio.Event()
     never = asyncio.Event()
