@@ -39,3 +39,15 @@ def test_a_failure_without_details_has_none() -> None:
     )
     error = grpc_error(failed)
     assert (error.status, error.message, error.details) == (Status.UNAVAILABLE, "refused", None)
+
+
+def test_a_call_the_server_cancelled_is_unavailable_as_a_dropped_connection() -> None:
+    # A stopping grpc.aio server cancels the calls it has not handed to a
+    # handler yet; grpclib sees the same as a reset stream (UNAVAILABLE).
+    # Our own cancellations never arrive here: they raise CancelledError.
+    failed = grpc.aio.AioRpcError(
+        grpc.StatusCode.CANCELLED, grpc.aio.Metadata(), grpc.aio.Metadata(), "CANCELLED"
+    )
+    error = grpc_error(failed)
+    assert error.status is Status.UNAVAILABLE
+    assert error.message == "the server cancelled the call: CANCELLED"

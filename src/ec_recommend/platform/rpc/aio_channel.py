@@ -148,6 +148,12 @@ def grpc_error(exc: grpc.aio.AioRpcError) -> GRPCError:
     """``exc`` as grpclib raises a failed call: status, message, decoded details."""
     status = _STATUS.get(exc.code().value[0], Status.UNKNOWN)
     message = exc.details() or None
+    if status is Status.CANCELLED:
+        # Only the server ends a call this way here (ours raise CancelledError):
+        # a stopping server cancels the calls no handler has taken yet. To the
+        # caller that is a connection lost mid-call, as a reset stream is with
+        # grpclib: UNAVAILABLE, and a write is not retried.
+        return GRPCError(Status.UNAVAILABLE, f"the server cancelled the call: {message}")
     details = None
     for key, value in exc.trailing_metadata() or ():
         if key == DETAILS_KEY and isinstance(value, bytes):
