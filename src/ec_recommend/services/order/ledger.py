@@ -80,7 +80,22 @@ class AttemptStart:
 _ADD_CLAIM = sa.insert(idempotency_keys)
 _ADD_PAYMENT_KEY = sa.insert(payment_keys)
 _ADD_PAYMENT = sa.insert(payments)
-_ORDER_STATUS = sa.select(orders.c.status).where(orders.c.id == sa.bindparam("order_id"))
+# An order's status and its live charge (columns of None when it has none)
+# in one read, so from one snapshot: PAID and its charge's SUCCEEDED commit
+# together, so no start can see one without the other.
+_STATUS_AND_LIVE_PAYMENT = (
+    sa.select(orders.c.status.label("order_status"), *payments.c)
+    .select_from(
+        orders.outerjoin(
+            payments,
+            sa.and_(
+                payments.c.order_id == orders.c.id,
+                payments.c.status.in_((PROCESSING, SUCCEEDED)),
+            ),
+        )
+    )
+    .where(orders.c.id == sa.bindparam("order_id"))
+)
 _CLAIM = sa.select(idempotency_keys).where(
     idempotency_keys.c.user_id == sa.bindparam("user_id"),
     idempotency_keys.c.key == sa.bindparam("key"),
@@ -182,14 +197,11 @@ class Ledger:
         key = {"order_id": order_id}
         try:
             async with self.db.unit_of_work() as uow:
-                # Order first, as a reader would: PAID and its payment's
-                # SUCCEEDED commit together.
-                status = (await uow.execute(_ORDER_STATUS, key)).scalar_one()
-                live = (await uow.execute(_LIVE_PAYMENT, key)).first()
-                if live is not None:
-                    return AttemptStart(live=_payment(live))
-                if status != domain.PENDING_PAYMENT:
-                    return AttemptStart(status=status)
+                found = (await uow.execute(_STATUS_AND_LIVE_PAYMENT, key)).one()
+                if found.id is not None:
+                    return AttemptStart(live=_payment(found))
+                if found.order_status != domain.PENDING_PAYMENT:
+                    return AttemptStart(status=found.order_status)
                 started = await self._insert_attempt(uow, order_id, amount)
                 await uow.commit()
         except IntegrityError:
