@@ -60,6 +60,10 @@ from ec_recommend.runtime.local_aws import LocalAws, free_port, start_moto, stop
 from ec_recommend.runtime.quiescence import broker_report, calls_between, wait_until_handled
 from ec_recommend.runtime.registry import CONSUMERS, SERVICES
 
+# A bench buyer orders many times a second, far past what the per-user
+# limit lets a person do (1,000 requests a minute): the limiter still runs
+# on every request, with room for the load.
+BENCH_ENV = {"EC_TRUSTED_PROXIES": "127.0.0.1", "EC_RATE_LIMIT_AUTHENTICATED": "1000000"}
 DATABASE_SERVER = "postgres"  # CpuMeter's name for the local PostgreSQL server
 POSTGRES_URL = os.environ.get("EC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -227,7 +231,7 @@ async def running_system(
 ) -> AsyncIterator[System]:
     """``ec-recommend up`` as a child process (its log in ``<data_dir>/up.log``),
     entered once ``/readyz`` answers 200 (checked every ``poll`` seconds)."""
-    env = dict(os.environ, EC_TRUSTED_PROXIES="127.0.0.1", EC_LOG_LEVEL=log_level, **extra_env)
+    env = dict(os.environ, **BENCH_ENV, EC_LOG_LEVEL=log_level, **extra_env)
     with (data_dir / "up.log").open("wb") as log:
         child = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "ec_recommend.cli", "up", "--port", "0"],
@@ -317,7 +321,7 @@ async def split_system(data_dir: Path, extra_env: dict[str, str]) -> AsyncIterat
         stack.push_async_callback(stop_moto, child)
         base = dict(
             os.environ,
-            EC_TRUSTED_PROXIES="127.0.0.1",
+            **BENCH_ENV,
             EC_LOG_LEVEL="WARNING",
             **extra_env,
             **await _local_aws_env(aws),
