@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 KEEP = 1000
@@ -35,26 +35,29 @@ class _Untracked(list[Any]):
 
 class RecentHandles:
     """The receipt handles of recently deleted messages, the oldest forgotten first
-    (what moto's queue asks of its ``deleted_messages`` set)."""
+    (what moto's queue asks of its ``deleted_messages`` set: ``in`` and ``update``).
+
+    A handle is kept as its hash, not its 185 characters: ~0.1 KB a handle
+    instead of ~0.3, ~2 MB less per busy queue. Two handles with one hash
+    would only make a stale handle's delete harmless, as a recent one's is.
+    """
 
     def __init__(self, keep: int = KEEP_HANDLES) -> None:
         self._keep = keep
-        self._handles: OrderedDict[str, None] = OrderedDict()
+        self._hashes: OrderedDict[int, None] = OrderedDict()
 
     def __contains__(self, handle: object) -> bool:
-        return handle in self._handles
+        return isinstance(handle, str) and hash(handle) in self._hashes
 
     def __len__(self) -> int:
-        return len(self._handles)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._handles)
+        return len(self._hashes)
 
     def add(self, handle: str) -> None:
-        self._handles[handle] = None
-        self._handles.move_to_end(handle)
-        if len(self._handles) > self._keep:
-            self._handles.popitem(last=False)
+        key = hash(handle)
+        self._hashes[key] = None
+        self._hashes.move_to_end(key)
+        if len(self._hashes) > self._keep:
+            self._hashes.popitem(last=False)
 
     def update(self, handles: Iterable[str | None]) -> None:
         for handle in handles:
