@@ -3,7 +3,7 @@
 
 One ``RpcServer`` as ``grpc_unary.py`` builds it (telemetry middleware, the
 allow-list, the signed call identity, error translation), each call run
-through ``RpcServer.serve`` on an ``AioStream`` as the grpcio transport
+through ``RpcServer.serve`` on a ``LocalStream`` as the grpcio transport
 hands it over: decoding the request, the handler, encoding the reply. What
 grpcio's C core and the event loop spend per call is not in it (see
 ``grpc_unary.py`` for the whole call); on a shared machine this is the
@@ -26,7 +26,7 @@ import grpc_unary as bench  # the bench next to this one
 async def main(calls: int, rounds: int) -> None:
     from multidict import MultiDict
 
-    from ec_recommend.platform.rpc.aio_server import AioStream
+    from ec_recommend.platform.rpc.local import LocalStream
     from ec_recommend.platform.rpc.server import RpcServer
     from ec_recommend.platform.security.call_token import CallSigner
 
@@ -39,7 +39,7 @@ async def main(calls: int, rounds: int) -> None:
         entry = server.methods[bench.METHOD]
 
         async def once() -> None:
-            stream = AioStream(
+            stream = LocalStream(
                 server.codec,
                 request,
                 entry.request_type,
