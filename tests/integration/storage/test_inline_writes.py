@@ -21,6 +21,7 @@ from ec_recommend.config import StorageConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.storage import Database, Migration, open_database
 from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.platform.storage.inline_reads import CACHE_KIB
 
 pytestmark = pytest.mark.asyncio
 
@@ -197,3 +198,18 @@ async def test_commits_are_checkpointed_off_the_loop(
         await db.close()
     assert checkpoints, "a checkpoint ran"
     assert threading.get_ident() not in checkpoints
+
+
+async def test_every_connection_to_the_file_keeps_a_small_page_cache(tmp_path: Path) -> None:
+    """A reader's cache empties whenever the writer commits, and the writer's
+    hot pages fit in a few hundred KiB: SQLite's 2 MB each only held memory."""
+    pragma = sa.text("PRAGMA cache_size")
+    async with open_database(_sqlite(tmp_path), "counters", MIGRATIONS) as db:
+        async with db.unit_of_work() as uow:
+            written = (await uow.execute(pragma)).scalar()
+            await uow.commit()
+        read = await db.read(lambda conn: conn.execute(pragma).scalar())
+        async with db.reading() as conn:
+            scanned = (await conn.execute(pragma)).scalar()
+    assert (written, read, scanned) == (-CACHE_KIB, -CACHE_KIB, -CACHE_KIB)
+    assert CACHE_KIB < 2000  # SQLite's default

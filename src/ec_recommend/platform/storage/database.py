@@ -58,7 +58,7 @@ from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.storage.availability import open_connection
 from ec_recommend.platform.storage.engines import SERVICES_POOL, shared_engine
-from ec_recommend.platform.storage.inline_reads import InlineReader
+from ec_recommend.platform.storage.inline_reads import CACHE_KIB, InlineReader
 from ec_recommend.platform.storage.inline_writes import (
     InlineConnection,
     InlineWriter,
@@ -620,6 +620,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

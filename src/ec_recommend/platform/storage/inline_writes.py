@@ -42,6 +42,7 @@ from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
+from ec_recommend.platform.storage.inline_reads import CACHE_KIB
 from ec_recommend.platform.storage.prepared import PreparedStatements
 from ec_recommend.platform.storage.results import PreparedResult
 
@@ -173,6 +174,7 @@ def _tune_write_connection(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={WRITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA wal_autocheckpoint=0")  # Database checkpoints off the loop
+        cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
