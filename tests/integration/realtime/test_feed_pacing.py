@@ -1,0 +1,55 @@
+"""A push feed paces its receives as consumers do: fuller batches under a trickle."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+
+import pytest
+
+from ec_recommend.edge.realtime.feed import QueueFeed
+from ec_recommend.platform.events.aws import aws_client, topic_arns
+from ec_recommend.platform.events.provision import provision
+from ec_recommend.platform.events.topology import load_topology
+from ec_recommend.runtime.local_aws import LocalAws
+from tests.conftest import events_on, wait_for
+
+pytestmark = pytest.mark.asyncio
+
+PAID = {"type": {"DataType": "String", "StringValue": "order.paid"}}
+
+
+@pytest.mark.parametrize(("linger", "most_batches"), [(2.0, math.ceil(30 / 10) + 2), (0.0, None)])
+async def test_a_trickle_of_pushes_is_received_in_full_batches(
+    local_aws: LocalAws, linger: float, most_batches: int | None
+) -> None:
+    """Pushes published one by one: after the first, each receive waits a
+    linger (far longer than publishing takes, so the count does not hang on
+    timing) and brings ten. Without a linger every push arrives, however."""
+    events = events_on(local_aws, consumer_batch_linger=linger)
+    topology = load_topology()
+    await provision(events, topology)
+    batches: list[int] = []
+
+    async def on_bodies(bodies: list[str]) -> None:
+        batches.append(len(bodies))
+
+    sent = 30
+    async with aws_client("sqs", events) as sqs, aws_client("sns", events) as sns:
+        feed = QueueFeed(
+            sqs, sns, events, topology, f"feed-{uuid.uuid4().hex[:6]}", retention=60, wait_seconds=1
+        )
+        await feed.create()
+        poller = asyncio.create_task(feed.poll(on_bodies))
+        try:
+            arn = (await topic_arns(sns, events))["order-events"]
+            for n in range(sent):
+                await sns.publish(TopicArn=arn, Message=f'{{"n": {n}}}', MessageAttributes=PAID)
+            await wait_for(lambda: sum(batches) == sent, timeout=30)
+        finally:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+            await feed.remove()
+    if most_batches is not None:
+        assert len(batches) <= most_batches, batches
