@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.storage import Database, open_database
@@ -87,7 +88,8 @@ async def databases(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
 
 
 async def outcome(db: Database, case: Case, *, prepared: bool) -> Any:
-    """As ``test_prepared_statements.outcome``, in SQLAlchemy's greenlet."""
+    """As ``test_prepared_statements.outcome``, in SQLAlchemy's greenlet
+    (prepared: on the adapter's cursor)."""
 
     def run(connection: sa.Connection) -> dict[str, Any]:
         seen: dict[str, Any] = {}
@@ -113,6 +115,32 @@ async def outcome(db: Database, case: Case, *, prepared: bool) -> Any:
     async with db.unit_of_work() as uow:
         seen = await uow.connection.run_sync(run)
         if "error" not in seen:
+            await uow.commit()
+    return seen, await db.read(contents)
+
+
+async def outcome_on_asyncpg(db: Database, case: Case) -> Any:
+    """``outcome`` prepared, run on asyncpg directly (``run_async``), outside
+    SQLAlchemy's greenlet, as units of work and bounded reads run it."""
+    seen: dict[str, Any] = {}
+    async with db.unit_of_work() as uow:
+        connection = uow.connection
+        assert isinstance(connection, AsyncConnection) and connection.sync_connection is not None
+        schemas = connection.sync_connection.get_execution_options()["schema_translate_map"]
+        statement = prepare(case.statement, connection.dialect, case.params, schemas)
+        if not statement.runs_on_asyncpg:
+            return None  # an executemany: the cursor's way, compared by ``outcome``
+        try:
+            result = await statement.run_async(
+                connection, statement.bind_all(case.params), case.params
+            )
+        except sa.exc.DBAPIError as exc:
+            seen["error"] = (type(exc), type(exc.orig), str(exc), exc.statement, exc.params)
+            seen["tables in the failed transaction"] = await connection.run_sync(_unless_aborted)
+        else:
+            seen["rows"] = taken(result, case.take)
+            seen["rowcount"] = result.rowcount
+            seen["inserted"] = inserted_key(result)
             await uow.commit()
     return seen, await db.read(contents)
 
@@ -151,6 +179,8 @@ async def test_a_prepared_statement_gives_what_sqlalchemy_gives(
     case = _on_postgres(CASES[name])
     expected = await outcome(await _reseeded(db), case, prepared=False)
     assert await outcome(await _reseeded(db), case, prepared=True) == expected
+    on_asyncpg = await outcome_on_asyncpg(await _reseeded(db), case)
+    assert on_asyncpg in (None, expected)
 
 
 async def test_a_unit_of_work_prepares_a_statement_run_again_in_its_own_schema(

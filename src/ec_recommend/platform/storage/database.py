@@ -141,7 +141,7 @@ class UnitOfWork:
             and connection.in_transaction()
             and not trace.get_current_span().is_recording()
         ):
-            return await connection.run_sync(_execute, prepared, statement, params)
+            return await _execute_async(connection, prepared, statement, params)
         return await self.connection.execute(statement, params)
 
     async def commit(self) -> None:
@@ -353,7 +353,8 @@ class Database:
             return reader.read_prepared(statement, params, take)
         prepared = self._prepared
         if prepared is not None:
-            return await self.read(lambda conn: take(_execute(conn, prepared, statement, params)))
+            async with self._connect(self._autocommit) as conn:
+                return take(await _execute_async(conn, prepared, statement, params))
         return await self.read(lambda conn: take(conn.execute(statement, params)))
 
     @overload
@@ -385,19 +386,13 @@ class Database:
                 await uow.commit()
             return taken
 
-        # As in ``fetch``: a recording span takes SQLAlchemy's way, for the
-        # statement's own span.
-        traced = trace.get_current_span().is_recording()
-
-        def work(conn: Connection) -> Any:
-            result: StatementResult = (
-                conn.execute(statement, params)
-                if traced
-                else _execute(conn, prepared, statement, params)
-            )
-            return None if take is None else take(result)
-
-        return await self._autocommitted(work)
+        async with self._connect(self._autocommit) as conn:
+            if trace.get_current_span().is_recording():
+                # As in ``fetch``: SQLAlchemy's way, for the statement's own span.
+                written: StatementResult = await conn.execute(statement, params)
+            else:
+                written = await _execute_async(conn, prepared, statement, params)
+            return None if take is None else take(written)
 
     async def migrate(self, migrations: Sequence[Migration]) -> int:
         """Apply the migrations not yet applied, in order; returns the version."""
@@ -431,12 +426,21 @@ class Database:
         return current
 
 
-def _execute(
-    connection: Connection, prepared: PreparedStatements, statement: Executable, params: Any
+async def _execute_async(
+    connection: AsyncConnection,
+    prepared: PreparedStatements,
+    statement: Executable,
+    params: Any,
 ) -> StatementResult:
-    """``connection.execute(statement, params)``, prepared when it can be."""
-    result = prepared.execute(connection, statement, params)
-    return connection.execute(statement, params) if result is None else result
+    """``connection.execute(statement, params)``, prepared when it can be: on
+    asyncpg directly, or (an executemany) on the adapter's cursor."""
+    bound = prepared.bound(statement, params)
+    if bound is None:
+        return await connection.execute(statement, params)
+    compiled, values = bound
+    if compiled.runs_on_asyncpg and not connection.sync_connection.invalidated:  # type: ignore[union-attr]
+        return await compiled.run_async(connection, values, params)
+    return await connection.run_sync(compiled.run, values, params)
 
 
 def _first(result: StatementResult) -> Row[Any] | None:
