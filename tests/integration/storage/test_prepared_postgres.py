@@ -40,12 +40,12 @@ from tests.integration.storage.test_prepared_statements import (
     MIGRATIONS,
     Case,
     contents,
-    inserted_key,
     item,
     items,
     prepare,
     seed,
-    taken,
+    what_it_gave,
+    what_it_raised,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -104,13 +104,10 @@ async def outcome(db: Database, case: Case, *, prepared: bool) -> Any:
             else:
                 result = connection.execute(case.statement, case.params)
         except sa.exc.DBAPIError as exc:
-            seen["error"] = (type(exc), type(exc.orig), str(exc), exc.statement, exc.params)
+            seen["error"] = what_it_raised(exc)
             seen["tables in the failed transaction"] = _unless_aborted(connection)
             return seen
-        seen["rows"] = taken(result, case.take)
-        seen["rowcount"] = result.rowcount
-        seen["inserted"] = inserted_key(result)
-        return seen
+        return seen | what_it_gave(result, case.take)
 
     async with db.unit_of_work() as uow:
         seen = await uow.connection.run_sync(run)
@@ -135,12 +132,10 @@ async def outcome_on_asyncpg(db: Database, case: Case) -> Any:
                 connection, statement.bind_all(case.params), case.params
             )
         except sa.exc.DBAPIError as exc:
-            seen["error"] = (type(exc), type(exc.orig), str(exc), exc.statement, exc.params)
+            seen["error"] = what_it_raised(exc)
             seen["tables in the failed transaction"] = await connection.run_sync(_unless_aborted)
         else:
-            seen["rows"] = taken(result, case.take)
-            seen["rowcount"] = result.rowcount
-            seen["inserted"] = inserted_key(result)
+            seen.update(what_it_gave(result, case.take))
             await uow.commit()
     return seen, await db.read(contents)
 

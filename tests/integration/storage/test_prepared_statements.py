@@ -321,6 +321,20 @@ def inserted_key(result: Any) -> Any:
         return type(exc)
 
 
+def what_it_gave(result: Any, takes: str) -> dict[str, Any]:
+    """What a caller sees of a result: its rows as taken, rowcount, inserted key."""
+    return {
+        "rows": taken(result, takes),
+        "rowcount": result.rowcount,
+        "inserted": inserted_key(result),
+    }
+
+
+def what_it_raised(exc: sa.exc.DBAPIError) -> tuple[Any, ...]:
+    """What a caller sees of an error: its classes, message, SQL and parameters."""
+    return (type(exc), type(exc.orig), str(exc), exc.statement, exc.params)
+
+
 def prepare(
     statement: Any, dialect: sa.Dialect, params: Any, schemas: Any = None
 ) -> PreparedStatement:
@@ -373,12 +387,10 @@ async def outcome(db: Database, case: Case, *, prepared: bool) -> Any:
             else:
                 result = connection.execute(case.statement, case.params)
         except sa.exc.DBAPIError as exc:
-            seen["error"] = (type(exc), type(exc.orig), str(exc), exc.statement, exc.params)
+            seen["error"] = what_it_raised(exc)
             seen["tables in the failed transaction"] = contents(connection)
         else:
-            seen["rows"] = taken(result, case.take)
-            seen["rowcount"] = result.rowcount
-            seen["inserted"] = inserted_key(result)
+            seen.update(what_it_gave(result, case.take))
             await uow.commit()
     return seen, await db.read(contents)
 

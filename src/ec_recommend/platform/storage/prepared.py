@@ -292,11 +292,7 @@ class PreparedStatement:
             finally:
                 cursor.close()
         except self._dbapi_error as exc:
-            error = self.error(exc, values)
-            if self._dialect.is_disconnect(exc, dbapi, cursor):  # type: ignore[arg-type]  # a DB-API Error
-                error.connection_invalidated = True
-                connection.invalidate(error)
-            raise error from exc
+            raise self._failed(connection, exc, values, dbapi, cursor) from exc
         except BaseException as exc:
             # Cancelled (a caller's deadline) mid-call: what the driver and the
             # server hold is unknown. A BEGIN sent but not heard back leaves
@@ -335,11 +331,7 @@ class PreparedStatement:
             try:
                 adapter._handle_exception(exc)  # raises the adapter's DB-API error
             except self._dbapi_error as translated:
-                error = self.error(translated, values)
-                if self._dialect.is_disconnect(translated, adapter, None):  # type: ignore[arg-type]  # a DB-API Error
-                    error.connection_invalidated = True
-                    sync.invalidate(error)
-                raise error from translated
+                raise self._failed(sync, translated, values, adapter, None) from translated
             raise
         except BaseException as exc:
             # Cancelled mid-call (see ``run``): drop the connection.
@@ -348,6 +340,17 @@ class PreparedStatement:
             raise
         counted = _STATUS_ROWS.match(status or "")
         return self._result(int(counted.group(1)) if counted else -1, raw, None, params)
+
+    def _failed(
+        self, connection: Connection, exc: Exception, values: Any, dbapi: Any, cursor: Any
+    ) -> sa_exc.DBAPIError:
+        """The driver's ``exc`` as SQLAlchemy raises it; a disconnect
+        invalidates ``connection``, as SQLAlchemy's own execution would."""
+        error = self.error(exc, values)
+        if self._dialect.is_disconnect(exc, dbapi, cursor):  # type: ignore[arg-type]  # a DB-API Error
+            error.connection_invalidated = True
+            connection.invalidate(error)
+        return error
 
     def _result(self, rowcount: int, raw: list[Any], lastrowid: Any, params: Any) -> PreparedResult:
         make_row = self._make_row
