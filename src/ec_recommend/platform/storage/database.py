@@ -342,7 +342,7 @@ class Database:
         Outside a recording span, a statement built once (a module constant,
         with ``bindparam``) runs prepared from its second read, without
         SQLAlchemy's per-execution work (on SQLite ``InlineReader.read_prepared``;
-        on PostgreSQL on a pooled connection's asyncpg connection). A recording
+        on PostgreSQL on asyncpg directly, on a pooled connection). A recording
         span takes the way through SQLAlchemy, whose engine events give the
         statement its span.
         """
