@@ -196,6 +196,8 @@ class PreparedStatement:
             self.sql, self._gather = _many_values(compiled, rows, page)
             self._rows = rows
         self._executemany = many and self._rows is None
+        # ``run_async`` can run it: asyncpg's dialect, one parameter set.
+        self.runs_on_asyncpg = dialect.driver == "asyncpg" and not self._executemany
         if schemas is not None:
             self.sql = compiled.preparer._render_schema_translates(self.sql, schemas)
         self._make_row: _RowMaker | None = _row_maker(compiled, dialect)
@@ -303,11 +305,6 @@ class PreparedStatement:
                 connection.invalidate(exc)
             raise
         return self._result(rowcount, raw, lastrowid, params)
-
-    @property
-    def runs_on_asyncpg(self) -> bool:
-        """``run_async`` can run it: asyncpg's dialect, one parameter set."""
-        return self._dialect.driver == "asyncpg" and not self._executemany
 
     async def run_async(
         self, connection: AsyncConnection, values: Any, params: Any = None
