@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -20,6 +22,8 @@ from ec_recommend.platform import errors
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # While the server refuses one more connection, ours may come back to the pool
 # any moment: look again soon, for as long as the pool itself would wait.
@@ -67,34 +71,53 @@ def _server_busy(exc: Exception) -> bool:
     return isinstance(exc, sa_exc.DBAPIError) and _sqlstate(exc) in _BUSY
 
 
-async def open_connection(engine: AsyncEngine, service: str, wait: float) -> AsyncConnection:
-    """A started connection of ``engine``, or ``errors.Unavailable``.
+class CheckoutFailed(Exception):
+    """No connection was handed out, so nothing ran; ``cause`` says why."""
 
-    When the server refuses a new connection (its limit, or our role's), we
-    wait, up to ``wait`` seconds as the pool would, for one of ours to return.
-    """
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+async def open_connection(engine: AsyncEngine, service: str, wait: float) -> AsyncConnection:
+    """A started connection of ``engine``, or ``errors.Unavailable`` (see ``obtained``)."""
 
     async def attempt() -> AsyncConnection:
-        conn = engine.connect()
-        await conn.start()
+        try:
+            conn = engine.connect()
+            await conn.start()
+        except Exception as exc:
+            raise CheckoutFailed(exc) from exc
         return conn
 
+    return await obtained(attempt, service, wait)
+
+
+async def obtained(attempt: Callable[[], Awaitable[T]], service: str, wait: float) -> T:
+    """``attempt()``, whose failures to obtain a connection raise ``CheckoutFailed``;
+    those become ``errors.Unavailable`` (or, a bug, their cause). Whatever else
+    it raises (a statement's own error) passes through.
+
+    When the server refuses a new connection (its limit, or our role's), we
+    try again, up to ``wait`` seconds as the pool would wait, for one of ours
+    to return.
+    """
     deadline = asyncio.get_running_loop().time() + wait
     try:
         return await with_retry(
             attempt,
-            is_retryable=_server_busy,
+            is_retryable=lambda exc: isinstance(exc, CheckoutFailed) and _server_busy(exc.cause),
             backoff=_REFUSED_BACKOFF,
             max_attempts=None,
             deadline=deadline,
         )
     except RetriesExhausted as exhausted:
-        failure: Exception = exhausted.last
-    except Exception as exc:
-        if connection_unavailable(exc, service) is None:
-            raise
-        failure = exc
+        assert isinstance(exhausted.last, CheckoutFailed)  # retried only those
+        failure = exhausted.last.cause
+    except CheckoutFailed as failed:
+        failure = failed.cause
     refused = connection_unavailable(failure, service)
-    assert refused is not None  # retried only what translates
+    if refused is None:
+        raise failure
     log.warning("%s: no database connection: %s", service, failure)
     raise refused from failure

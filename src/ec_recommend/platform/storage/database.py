@@ -65,6 +65,7 @@ from ec_recommend.platform.storage.inline_writes import (
     is_busy,
     write_lock,
 )
+from ec_recommend.platform.storage.leased import run_leased
 from ec_recommend.platform.storage.prepared import PreparedStatements
 from ec_recommend.platform.storage.results import StatementResult
 from ec_recommend.platform.telemetry.database import instrument_engine
@@ -351,10 +352,8 @@ class Database:
         reader = self._inline_reader
         if reader is not None:
             return reader.read_prepared(statement, params, take)
-        prepared = self._prepared
-        if prepared is not None:
-            async with self._connect(self._autocommit) as conn:
-                return take(await _execute_async(conn, prepared, statement, params))
+        if self._prepared is not None:
+            return take(await self._autocommitted_prepared(statement, params))
         return await self.read(lambda conn: take(conn.execute(statement, params)))
 
     @overload
@@ -378,21 +377,33 @@ class Database:
         round trip instead of three. A constraint it breaks raises as in a
         unit of work, and nothing of it stays.
         """
-        prepared = self._prepared
-        if prepared is None:
+        if self._prepared is None:
             async with self.unit_of_work() as uow:
                 result = await uow.execute(statement, params)
                 taken = None if take is None else take(result)
                 await uow.commit()
             return taken
 
-        async with self._connect(self._autocommit) as conn:
-            if trace.get_current_span().is_recording():
-                # As in ``fetch``: SQLAlchemy's way, for the statement's own span.
+        if trace.get_current_span().is_recording():
+            # As in ``fetch``: SQLAlchemy's way, for the statement's own span.
+            async with self._connect(self._autocommit) as conn:
                 written: StatementResult = await conn.execute(statement, params)
-            else:
-                written = await _execute_async(conn, prepared, statement, params)
-            return None if take is None else take(written)
+        else:
+            written = await self._autocommitted_prepared(statement, params)
+        return None if take is None else take(written)
+
+    async def _autocommitted_prepared(self, statement: Executable, params: Any) -> StatementResult:
+        """``statement`` in autocommit (PostgreSQL), prepared when it can be, on
+        a connection leased for it alone (``leased``)."""
+        assert self._prepared is not None
+        bound = self._prepared.bound(statement, params)
+        if bound is not None and bound[0].runs_on_asyncpg:
+            compiled, values = bound
+            return await run_leased(
+                self._autocommit, self.service, self._connect_wait, compiled, values, params
+            )
+        async with self._connect(self._autocommit) as conn:
+            return await _execute_async(conn, self._prepared, statement, params)
 
     async def migrate(self, migrations: Sequence[Migration]) -> int:
         """Apply the migrations not yet applied, in order; returns the version."""

@@ -294,7 +294,7 @@ class PreparedStatement:
             finally:
                 cursor.close()
         except self._dbapi_error as exc:
-            raise self._failed(connection, exc, values, dbapi, cursor) from exc
+            raise self._failed(connection.invalidate, exc, values, dbapi, cursor) from exc
         except BaseException as exc:
             # Cancelled (a caller's deadline) mid-call: what the driver and the
             # server hold is unknown. A BEGIN sent but not heard back leaves
@@ -314,7 +314,20 @@ class PreparedStatement:
         would begin it, and left for SQLAlchemy to commit or roll back."""
         sync = connection.sync_connection
         assert sync is not None and not sync.invalidated
-        adapter: Any = sync.connection.dbapi_connection
+        return await self.run_on_adapter(
+            sync.connection.dbapi_connection, sync.invalidate, values, params
+        )
+
+    async def run_on_adapter(
+        self,
+        adapter: Any,
+        invalidate: Callable[[BaseException], object],
+        values: Any,
+        params: Any = None,
+    ) -> PreparedResult:
+        """``run_async`` on the asyncpg adapter of a pooled connection, however
+        it was checked out; ``invalidate`` drops that connection (a disconnect,
+        a cancellation)."""
         try:
             async with adapter._execute_mutex:
                 if adapter._transaction is None:
@@ -328,25 +341,29 @@ class PreparedStatement:
             try:
                 adapter._handle_exception(exc)  # raises the adapter's DB-API error
             except self._dbapi_error as translated:
-                raise self._failed(sync, translated, values, adapter, None) from translated
+                raise self._failed(invalidate, translated, values, adapter, None) from translated
             raise
         except BaseException as exc:
             # Cancelled mid-call (see ``run``): drop the connection.
-            if not sync.invalidated:
-                sync.invalidate(exc)
+            invalidate(exc)
             raise
         counted = _STATUS_ROWS.match(status or "")
         return self._result(int(counted.group(1)) if counted else -1, raw, None, params)
 
     def _failed(
-        self, connection: Connection, exc: Exception, values: Any, dbapi: Any, cursor: Any
+        self,
+        invalidate: Callable[[BaseException], object],
+        exc: Exception,
+        values: Any,
+        dbapi: Any,
+        cursor: Any,
     ) -> sa_exc.DBAPIError:
         """The driver's ``exc`` as SQLAlchemy raises it; a disconnect
-        invalidates ``connection``, as SQLAlchemy's own execution would."""
+        invalidates the connection, as SQLAlchemy's own execution would."""
         error = self.error(exc, values)
         if self._dialect.is_disconnect(exc, dbapi, cursor):  # type: ignore[arg-type]  # a DB-API Error
             error.connection_invalidated = True
-            connection.invalidate(error)
+            invalidate(error)
         return error
 
     def _result(self, rowcount: int, raw: list[Any], lastrowid: Any, params: Any) -> PreparedResult:
