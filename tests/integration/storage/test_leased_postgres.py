@@ -4,7 +4,8 @@ from the pool for just their statement (``platform/storage/leased.py``).
 They skip ``AsyncEngine.connect()``, but what a caller depends on stays:
 each runs in autocommit and the connection goes back to the pool as it came
 (a unit of work on it is a transaction again); with every connection taken
-the caller gets the typed ``database_busy`` after the pool's timeout; a
+the caller gets the typed ``database_busy`` after the pool's timeout (a
+unit of work too, whose checkout and begin share one greenlet); a
 failed connect is ``database_unavailable``; a write cancelled on a row lock
 leaves no lock or transaction behind.
 """
@@ -115,10 +116,20 @@ async def test_the_leased_connection_goes_back_to_the_pool_as_it_came(db: Databa
     assert await db.first(BY_ID, {"id": "kept"}) is not None
 
 
-async def test_with_every_connection_taken_a_read_is_database_busy(db: Database) -> None:
+async def test_with_every_connection_taken_reads_writes_and_units_are_database_busy(
+    db: Database,
+) -> None:
+    async def another_unit() -> None:
+        async with db.unit_of_work() as other:
+            await other.execute(BY_ID, {"id": "a"})
+
     async with db.unit_of_work() as uow:
         await uow.execute(BY_ID, {"id": "a"})  # holds the pool's one connection
-        for attempt in (db.first(BY_ID, {"id": "a"}), db.write(_BUMP, {"b_id": "a"})):
+        for attempt in (
+            db.first(BY_ID, {"id": "a"}),
+            db.write(_BUMP, {"b_id": "a"}),
+            another_unit(),
+        ):
             with pytest.raises(errors.Unavailable) as refused:
                 await attempt
             assert refused.value.details["reason"] == "database_busy"
@@ -166,18 +177,20 @@ async def test_a_write_cancelled_on_a_row_lock_leaves_the_pool_clean(db: Databas
         await blocker.execute("ROLLBACK")
         assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
-        async def no_session_of_ours_is_left() -> bool:
+        async def no_statement_of_ours_is_left() -> bool:
             # The cancelled UPDATE ends once the lock is free (it may still
             # land: a cancelled write's outcome is unknown), and with it its
-            # server process, the connection dropped.
+            # server process, the connection dropped. Nothing on our schema
+            # runs, waits or holds a transaction then, but the pool's idle
+            # connection.
             left = await blocker.fetchval(
                 "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                " AND (state LIKE 'idle in transaction%' OR wait_event_type = 'Lock')"
+                " WHERE pid <> pg_backend_pid() AND state <> 'idle' AND position($1 in query) > 0",
+                schema,
             )
             return left == 0
 
-        await wait_for(no_session_of_ours_is_left, timeout=10)
+        await wait_for(no_statement_of_ours_is_left, timeout=10)
     finally:
         await blocker.close()
     before = await _stock("a", schema)

@@ -51,12 +51,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
+from sqlalchemy.util import greenlet_spawn
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
-from ec_recommend.platform.storage.availability import open_connection
+from ec_recommend.platform.storage.availability import CheckoutFailed, obtained, open_connection
 from ec_recommend.platform.storage.engines import SERVICES_POOL, shared_engine
 from ec_recommend.platform.storage.inline_reads import CACHE_KIB, InlineReader
 from ec_recommend.platform.storage.inline_writes import (
@@ -217,6 +218,33 @@ class Database:
             await conn.close()
 
     @asynccontextmanager
+    async def _begun(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection with SQLAlchemy's transaction begun, for a unit
+        of work on PostgreSQL: begun here, not by the first statement, since a
+        prepared one does not autobegin it (BEGIN itself goes to the server
+        with the first statement). The checkout and the begin run in one
+        greenlet (each greenlet entered costs ~13 µs of CPU, and a unit of work
+        went through four)."""
+        sync_engine = self.engine.sync_engine
+
+        def begun() -> Connection:
+            try:
+                conn = sync_engine.connect()
+            except Exception as exc:
+                raise CheckoutFailed(exc) from exc
+            conn.begin()  # bookkeeping only: asyncpg's adapter begins lazily
+            return conn
+
+        async def attempt() -> AsyncConnection:
+            return AsyncConnection(self.engine, await greenlet_spawn(begun))
+
+        conn = await obtained(attempt, self.service, self._connect_wait)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """A write transaction; nothing sticks unless the block commits."""
         if self._inline_writer is None:
@@ -276,11 +304,7 @@ class Database:
     async def _async_unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """A write transaction on the async engine (PostgreSQL; SQLite's migrations)."""
         if self._write_lock is None:
-            async with self._connect() as conn:
-                # Begun here, not by the first statement: a prepared one
-                # does not autobegin SQLAlchemy's transaction (BEGIN itself
-                # goes with the first statement, as before).
-                await conn.begin()
+            async with self._begun() as conn:
                 uow = UnitOfWork(conn, self._prepared)
                 try:
                     yield uow
