@@ -21,11 +21,13 @@
    ``--postgres``: on PostgreSQL (fresh schemas, dropped after).
    ``--split``: on PostgreSQL, ``ec-recommend serve`` over two processes
    (gateway, user, product, cart | order, the other services and every
-   consumer) and one moto child; CPU per order of each and together.
+   consumer; ``--front`` names the first process's services) and one moto
+   child; CPU per order of each and together.
    With PostgreSQL on this machine, its server's CPU per order too (the
    main process, its live backends and those that ended meanwhile).
 Usage: .venv/bin/python scripts/bench/checkout.py [--items 20] [--rounds 200]
-       [--gateway [--postgres | --split]] [--concurrency 16] [--seconds 10]
+       [--gateway [--postgres | --split [--front gateway,user,...]]]
+       [--concurrency 16] [--seconds 10]
        [--no-dataloader]
 """
 
@@ -45,6 +47,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -276,14 +279,18 @@ async def _stop(child: asyncio.subprocess.Process) -> None:
         await child.wait()
 
 
-# ``--split``: the system as ``serve`` over two processes (one broker for both).
-_FRONT = ["gateway", "user", "product", "cart"]
-SPLIT = {
-    "front": _FRONT,
-    "back": [
-        name for name in dict.fromkeys(["order", *SERVICES, *CONSUMERS]) if name not in _FRONT
-    ],
-}
+# ``--split``: the system as ``serve`` over two processes (one broker for both):
+# the front's services (``--front``) and the back's (every other one).
+FRONT = ("gateway", "user", "product", "cart")
+
+
+def split_of(front: Sequence[str]) -> dict[str, list[str]]:
+    """The services of each process: ``front`` (the gateway among them) and the rest."""
+    every = dict.fromkeys(["gateway", "order", *SERVICES, *CONSUMERS])
+    unknown = sorted(set(front) - set(every))
+    if "gateway" not in front or unknown:
+        raise SystemExit(f"--front needs the gateway and known services (unknown: {unknown})")
+    return {"front": list(front), "back": [name for name in every if name not in front]}
 
 
 async def _local_aws_env(aws: LocalAws) -> dict[str, str]:
@@ -312,10 +319,13 @@ async def _local_aws_env(aws: LocalAws) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def split_system(data_dir: Path, extra_env: dict[str, str]) -> AsyncIterator[System]:
-    """``ec-recommend serve`` in two processes (SPLIT), each service on a fixed port
-    the other process reaches through ``EC_ENDPOINTS_<SERVICE>``."""
-    ports = {name: free_port() for names in SPLIT.values() for name in names if name in SERVICES}
+async def split_system(
+    data_dir: Path, extra_env: dict[str, str], front: Sequence[str] = FRONT
+) -> AsyncIterator[System]:
+    """``ec-recommend serve`` in two processes (``split_of(front)``), each service
+    on a fixed port the other process reaches through ``EC_ENDPOINTS_<SERVICE>``."""
+    split = split_of(front)
+    ports = {name: free_port() for names in split.values() for name in names if name in SERVICES}
     async with AsyncExitStack() as stack:
         child, aws = await start_moto()
         stack.push_async_callback(stop_moto, child)
@@ -327,7 +337,7 @@ async def split_system(data_dir: Path, extra_env: dict[str, str]) -> AsyncIterat
             **await _local_aws_env(aws),
         )
         processes: dict[str, asyncio.subprocess.Process] = {}
-        for role, names in SPLIT.items():
+        for role, names in split.items():
             env = dict(base)
             for name, port in ports.items():
                 key = "PORT" if name in names else "ENDPOINTS"
@@ -428,9 +438,15 @@ def _cpu_line(spent: dict[str, float], orders: int) -> str:
 
 
 async def bench_gateway(
-    concurrency: int, seconds: float, *, postgres: bool, split: bool, drain_timeout: float
+    concurrency: int,
+    seconds: float,
+    *,
+    postgres: bool,
+    split: bool,
+    drain_timeout: float,
+    front: Sequence[str] = FRONT,
 ) -> None:
-    system_of = split_system if split else running_system
+    system_of = partial(split_system, front=front) if split else running_system
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         async with (
@@ -463,7 +479,7 @@ async def bench_gateway(
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     engine = "PostgreSQL" if postgres else "SQLite"
-    shape = "serve over two processes" if split else "up"
+    shape = f"serve over two processes, front: {', '.join(front)}" if split else "up"
     print(
         f"Gateway ({shape}, {engine}): create + pay with {concurrency} concurrent buyers "
         f"for {seconds:.0f}s"
@@ -502,6 +518,12 @@ def main() -> None:
         "implies --postgres",
     )
     parser.add_argument(
+        "--front",
+        default=",".join(FRONT),
+        help="--split: the services of the process with the gateway, comma-separated "
+        "(default %(default)s); the other process hosts the rest",
+    )
+    parser.add_argument(
         "--drain-timeout", type=float, default=120.0, help="longest wait for events to settle"
     )
     parser.add_argument("--no-dataloader", action="store_true", help="skip the DataLoader bench")
@@ -516,6 +538,7 @@ def main() -> None:
                 postgres=args.postgres or args.split,
                 split=args.split,
                 drain_timeout=args.drain_timeout,
+                front=[name.strip() for name in args.front.split(",") if name.strip()],
             )
         )
 
