@@ -197,3 +197,68 @@ async def test_a_write_cancelled_on_a_row_lock_leaves_the_pool_clean(db: Databas
     for expected in (before + 1, before + 2):  # the pool's connection works, in autocommit
         assert await db.write(_BUMP, {"b_id": "a"}, lambda result: result.scalar_one()) == expected
         assert await _stock("a", schema) == expected
+
+
+async def test_a_commit_the_server_refuses_raises_as_before_and_keeps_nothing(
+    db: Database,
+) -> None:
+    # A deferred constraint is checked at COMMIT: the commit itself fails.
+    schema = _schema(db)
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(
+            f'CREATE TABLE "{schema}".deferred (id int,'
+            " CONSTRAINT once UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+        with pytest.raises(sa.exc.IntegrityError):
+            async with db.unit_of_work() as uow:
+                await uow.execute(_BUMP, {"b_id": "a"})  # prepared, in the transaction
+                for _ in range(2):
+                    await uow.execute(sa.text(f'INSERT INTO "{schema}".deferred (id) VALUES (1)'))
+                await uow.commit()
+        assert await admin.fetchval(f'SELECT count(*) FROM "{schema}".deferred') == 0
+    finally:
+        await admin.close()
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    before = await _stock("a", schema)
+    async with db.unit_of_work() as uow:  # the connection went back clean
+        await uow.execute(_BUMP, {"b_id": "a"})
+        await uow.commit()
+    assert await _stock("a", schema) == before + 1
+
+
+async def test_a_commit_cancelled_before_it_went_out_drops_its_connection(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The caller's deadline lands while the COMMIT waits to be sent. Kept,
+    # the connection would hold the server's open transaction (and its row
+    # lock) into the next unit of work, whose COMMIT would commit both.
+    schema = _schema(db)
+    before = await _stock("a", schema)
+    execute = asyncpg.Connection.execute
+    committing = asyncio.Event()
+    never = asyncio.Event()
+
+    async def commit_held_back(self: asyncpg.Connection, query: str, *args: Any) -> Any:
+        if query.startswith("COMMIT") and not committing.is_set():
+            committing.set()
+            await never.wait()
+        return await execute(self, query, *args)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", commit_held_back)
+
+    async def bump() -> None:
+        async with db.unit_of_work() as uow:
+            await uow.execute(_BUMP, {"b_id": "a"})
+            await uow.commit()
+
+    cancelled = asyncio.create_task(bump())
+    await asyncio.wait_for(committing.wait(), timeout=10)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    monkeypatch.undo()
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    for expected in (before + 1, before + 2):  # never committed; each bump now once
+        await bump()
+        assert await _stock("a", schema) == expected

@@ -66,7 +66,7 @@ from ec_recommend.platform.storage.inline_writes import (
     is_busy,
     write_lock,
 )
-from ec_recommend.platform.storage.leased import run_leased
+from ec_recommend.platform.storage.leased import close_settled, commit_on_adapter, run_leased
 from ec_recommend.platform.storage.prepared import PreparedStatements
 from ec_recommend.platform.storage.results import StatementResult
 from ec_recommend.platform.telemetry.database import instrument_engine
@@ -150,7 +150,15 @@ class UnitOfWork:
         for gathered in self._at_commit.values():
             await gathered.flush()
         self._at_commit.clear()
-        await self.connection.commit()
+        connection = self.connection
+        if (
+            self._prepared is not None
+            and isinstance(connection, AsyncConnection)
+            and not trace.get_current_span().is_recording()
+        ):
+            await commit_on_adapter(connection)
+        else:
+            await connection.commit()
         self.committed = True
 
 
@@ -242,7 +250,7 @@ class Database:
         try:
             yield conn
         finally:
-            await conn.close()
+            await close_settled(conn)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
