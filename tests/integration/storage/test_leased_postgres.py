@@ -28,23 +28,22 @@ from ec_recommend.config import StorageConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.storage import Database, open_database
 from tests.conftest import POSTGRES_URL, _drop_schemas, require_service, wait_for
+from tests.integration.storage.test_prepared_postgres import (
+    BUMP,
+    bump,
+    cancel_a_bump_at,
+    cancel_once_it_waits_on_a_lock,
+)
 from tests.integration.storage.test_prepared_statements import (
     ADD_ITEM,
     BY_ID,
     MIGRATIONS,
     item,
-    items,
     seed,
 )
 
 pytestmark = pytest.mark.asyncio
 
-_BUMP = (
-    sa.update(items)
-    .where(items.c.id == sa.bindparam("b_id"))
-    .values(stock=items.c.stock + 1)
-    .returning(items.c.stock)
-)
 POOL_TIMEOUT = 0.3
 
 
@@ -66,7 +65,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
             await seed(database)
             for _ in range(2):  # seen once, then prepared
                 await database.first(BY_ID, {"id": "a"})
-                await database.write(_BUMP, {"b_id": "b"})
+                await database.write(BUMP, {"b_id": "b"})
             yield database
     finally:
         await _drop_schemas(prefix)
@@ -97,7 +96,7 @@ async def test_reads_and_writes_lease_from_the_pool_and_commit_at_once(
     row = await db.first(BY_ID, {"id": "a"})
     assert row is not None and row.id == "a"
     before = await _stock("a", _schema(db))
-    bumped = await db.write(_BUMP, {"b_id": "a"}, lambda result: result.scalar_one())
+    bumped = await db.write(BUMP, {"b_id": "a"}, lambda result: result.scalar_one())
     assert bumped == before + 1
     assert await _stock("a", _schema(db)) == bumped, "committed when the write returned"
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
@@ -106,7 +105,7 @@ async def test_reads_and_writes_lease_from_the_pool_and_commit_at_once(
 async def test_the_leased_connection_goes_back_to_the_pool_as_it_came(db: Database) -> None:
     # The pool has one connection: the write's, then the unit of work's. Left
     # in autocommit, the unit's INSERT would stay although it never commits.
-    await db.write(_BUMP, {"b_id": "a"})
+    await db.write(BUMP, {"b_id": "a"})
     async with db.unit_of_work() as uow:
         await uow.execute(ADD_ITEM, item("never"))
     assert await db.first(BY_ID, {"id": "never"}) is None
@@ -127,7 +126,7 @@ async def test_with_every_connection_taken_reads_writes_and_units_are_database_b
         await uow.execute(BY_ID, {"id": "a"})  # holds the pool's one connection
         for attempt in (
             db.first(BY_ID, {"id": "a"}),
-            db.write(_BUMP, {"b_id": "a"}),
+            db.write(BUMP, {"b_id": "a"}),
             another_unit(),
         ):
             with pytest.raises(errors.Unavailable) as refused:
@@ -160,20 +159,8 @@ async def test_a_write_cancelled_on_a_row_lock_leaves_the_pool_clean(db: Databas
     try:
         await blocker.execute("BEGIN")
         await blocker.execute(f'UPDATE "{schema}".items SET stock = stock WHERE id = $1', "a")
-        writing = asyncio.create_task(db.write(_BUMP, {"b_id": "a"}))
-
-        async def waits_on_a_lock() -> bool:
-            return bool(
-                await blocker.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                )
-            )
-
-        await wait_for(waits_on_a_lock, timeout=10)
-        writing.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await writing
+        writing = asyncio.create_task(db.write(BUMP, {"b_id": "a"}))
+        await cancel_once_it_waits_on_a_lock(writing, blocker)
         await blocker.execute("ROLLBACK")
         assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
@@ -195,7 +182,7 @@ async def test_a_write_cancelled_on_a_row_lock_leaves_the_pool_clean(db: Databas
         await blocker.close()
     before = await _stock("a", schema)
     for expected in (before + 1, before + 2):  # the pool's connection works, in autocommit
-        assert await db.write(_BUMP, {"b_id": "a"}, lambda result: result.scalar_one()) == expected
+        assert await db.write(BUMP, {"b_id": "a"}, lambda result: result.scalar_one()) == expected
         assert await _stock("a", schema) == expected
 
 
@@ -212,7 +199,7 @@ async def test_a_commit_the_server_refuses_raises_as_before_and_keeps_nothing(
         )
         with pytest.raises(sa.exc.IntegrityError):
             async with db.unit_of_work() as uow:
-                await uow.execute(_BUMP, {"b_id": "a"})  # prepared, in the transaction
+                await uow.execute(BUMP, {"b_id": "a"})  # prepared, in the transaction
                 for _ in range(2):
                     await uow.execute(sa.text(f'INSERT INTO "{schema}".deferred (id) VALUES (1)'))
                 await uow.commit()
@@ -222,7 +209,7 @@ async def test_a_commit_the_server_refuses_raises_as_before_and_keeps_nothing(
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     before = await _stock("a", schema)
     async with db.unit_of_work() as uow:  # the connection went back clean
-        await uow.execute(_BUMP, {"b_id": "a"})
+        await uow.execute(BUMP, {"b_id": "a"})
         await uow.commit()
     assert await _stock("a", schema) == before + 1
 
@@ -235,30 +222,8 @@ async def test_a_commit_cancelled_before_it_went_out_drops_its_connection(
     # lock) into the next unit of work, whose COMMIT would commit both.
     schema = _schema(db)
     before = await _stock("a", schema)
-    execute = asyncpg.Connection.execute
-    committing = asyncio.Event()
-    never = asyncio.Event()
-
-    async def commit_held_back(self: asyncpg.Connection, query: str, *args: Any) -> Any:
-        if query.startswith("COMMIT") and not committing.is_set():
-            committing.set()
-            await never.wait()
-        return await execute(self, query, *args)
-
-    monkeypatch.setattr(asyncpg.Connection, "execute", commit_held_back)
-
-    async def bump() -> None:
-        async with db.unit_of_work() as uow:
-            await uow.execute(_BUMP, {"b_id": "a"})
-            await uow.commit()
-
-    cancelled = asyncio.create_task(bump())
-    await asyncio.wait_for(committing.wait(), timeout=10)
-    cancelled.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await cancelled
-    monkeypatch.undo()
+    await cancel_a_bump_at(db, monkeypatch, "COMMIT", sent=False)
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     for expected in (before + 1, before + 2):  # never committed; each bump now once
-        await bump()
+        await bump(db)
         assert await _stock("a", schema) == expected

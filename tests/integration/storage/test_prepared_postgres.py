@@ -224,7 +224,7 @@ async def test_units_of_work_and_reads_run_prepared_statements_outside_the_green
         async with db.unit_of_work() as uow:
             await uow.execute(BY_ID, {"id": "a"})
         await db.first(BY_ID, {"id": "a"})
-        await db.write(_BUMP, {"b_id": "a"})
+        await db.write(BUMP, {"b_id": "a"})
 
     def not_here(*_: Any) -> Any:
         raise AssertionError("ran on the adapter's cursor")
@@ -234,7 +234,7 @@ async def test_units_of_work_and_reads_run_prepared_statements_outside_the_green
         assert isinstance(await uow.execute(BY_ID, {"id": "a"}), PreparedResult)
     row = await db.first(BY_ID, {"id": "a"})
     assert row is not None and row.id == "a"
-    assert await db.write(_BUMP, {"b_id": "a"}, lambda result: result.scalar_one()) == 3
+    assert await db.write(BUMP, {"b_id": "a"}, lambda result: result.scalar_one()) == 3
 
 
 async def test_a_unit_of_work_that_does_not_commit_leaves_nothing(
@@ -274,7 +274,7 @@ async def test_a_connection_the_server_closed_is_not_handed_out_again(
         assert row is not None and row.id == "a"
 
 
-_BUMP = (
+BUMP = (
     sa.update(items)
     .where(items.c.id == sa.bindparam("b_id"))
     .values(stock=items.c.stock + 1)
@@ -282,11 +282,68 @@ _BUMP = (
 )
 
 
+async def cancel_once_it_waits_on_a_lock(
+    task: asyncio.Task[Any], blocker: asyncpg.Connection
+) -> None:
+    """Cancel ``task`` once a session but ``blocker`` waits on a lock (its row
+    lock), as a caller's deadline would; the task ends cancelled."""
+
+    async def waits_on_a_lock() -> bool:
+        return bool(
+            await blocker.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        )
+
+    await wait_for(waits_on_a_lock, timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def bump(db: Database) -> None:
+    """A unit of work that bumps item a's stock and commits."""
+    async with db.unit_of_work() as uow:
+        await uow.execute(BUMP, {"b_id": "a"})
+        await uow.commit()
+
+
+async def cancel_a_bump_at(
+    db: Database, monkeypatch: pytest.MonkeyPatch, statement: str, *, sent: bool
+) -> None:
+    """Run ``bump`` and cancel it, as a caller's deadline would, while its
+    ``statement`` (BEGIN, COMMIT) is held: sent but its reply not heard yet
+    (``sent``), or not sent yet."""
+    execute = asyncpg.Connection.execute
+    held = asyncio.Event()
+    never = asyncio.Event()
+
+    async def held_back(self: asyncpg.Connection, query: str, *args: Any) -> Any:
+        hold = query.startswith(statement) and not held.is_set()
+        if hold and not sent:
+            held.set()
+            await never.wait()
+        status = await execute(self, query, *args)
+        if hold:
+            held.set()
+            await never.wait()
+        return status
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", held_back)
+    cancelled = asyncio.create_task(bump(db))
+    await asyncio.wait_for(held.wait(), timeout=10)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    monkeypatch.undo()
+
+
 async def _bump_prepared(db: Database) -> str:
-    """Run ``_BUMP`` until it runs prepared (uncommitted); ``db``'s schema."""
+    """Run ``BUMP`` until it runs prepared (uncommitted); ``db``'s schema."""
     for _ in range(2):
         async with db.unit_of_work() as uow:
-            await uow.execute(_BUMP, {"b_id": "a"})
+            await uow.execute(BUMP, {"b_id": "a"})
     return str(db.engine.get_execution_options()["schema_translate_map"][None])
 
 
@@ -306,23 +363,10 @@ async def test_a_statement_cancelled_mid_flight_leaves_no_transaction_behind(
 
         async def bump_both() -> None:
             async with db.unit_of_work() as uow:
-                await uow.execute(_BUMP, {"b_id": "a"})  # locks a
-                await uow.execute(_BUMP, {"b_id": "b"})  # waits for the blocker
+                await uow.execute(BUMP, {"b_id": "a"})  # locks a
+                await uow.execute(BUMP, {"b_id": "b"})  # waits for the blocker
 
-        bumping = asyncio.create_task(bump_both())
-
-        async def waits_on_a_lock() -> bool:
-            return bool(
-                await blocker.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                )
-            )
-
-        await wait_for(waits_on_a_lock, timeout=10)
-        bumping.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await bumping
+        await cancel_once_it_waits_on_a_lock(asyncio.create_task(bump_both()), blocker)
         await blocker.execute("ROLLBACK")
 
         async def a_is_free() -> bool:
@@ -343,7 +387,7 @@ async def test_a_statement_cancelled_mid_flight_leaves_no_transaction_behind(
     # Every pooled connection starts a clean transaction: a bump is seen once.
     for expected in (1, 2, 3):
         async with db.unit_of_work() as uow:
-            bumped = (await uow.execute(_BUMP, {"b_id": "a"})).scalar_one()
+            bumped = (await uow.execute(BUMP, {"b_id": "a"})).scalar_one()
             await uow.commit()
         assert bumped == expected
 
@@ -361,35 +405,12 @@ async def test_a_unit_of_work_cancelled_at_its_begin_leaves_no_transaction_behin
     # stock was never released and writes were lost.
     _, db = databases
     schema = await _bump_prepared(db)
-    execute = asyncpg.Connection.execute
-    began = asyncio.Event()
-    never = asyncio.Event()
-
-    async def begin_heard_late(self: asyncpg.Connection, query: str, *args: Any) -> Any:
-        status = await execute(self, query, *args)
-        if query.startswith("BEGIN") and not began.is_set():
-            began.set()
-            await never.wait()  # the reply is still on its way when the deadline hits
-        return status
-
-    monkeypatch.setattr(asyncpg.Connection, "execute", begin_heard_late)
-
-    async def bump() -> None:
-        async with db.unit_of_work() as uow:
-            await uow.execute(_BUMP, {"b_id": "a"})
-            await uow.commit()
-
-    cancelled = asyncio.create_task(bump())
-    await asyncio.wait_for(began.wait(), timeout=10)
-    cancelled.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await cancelled
-    monkeypatch.undo()
+    await cancel_a_bump_at(db, monkeypatch, "BEGIN", sent=True)
     # Every pooled connection commits for real: another session sees each bump.
     watcher = await asyncpg.connect(POSTGRES_URL)
     try:
         for expected in range(1, db.engine.pool.size() + 3):
-            await bump()
+            await bump(db)
             stock = await watcher.fetchval(f'SELECT stock FROM "{schema}".items WHERE id = $1', "a")
             assert stock == expected
         open_transactions = await watcher.fetchval(

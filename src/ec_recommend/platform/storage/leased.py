@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
@@ -59,16 +60,8 @@ async def run_leased(
         try:
             return pool.connect()
         except dbapi_error as exc:  # as ``Connection`` wraps a failed connect
-            wrapped = sa_exc.DBAPIError.instance(
-                None,
-                None,
-                exc,
-                dbapi_error,
-                hide_parameters=sync_engine.hide_parameters,
-                connection_invalidated=dialect.is_disconnect(exc, None, None),
-                dialect=dialect,
-            )
-            raise CheckoutFailed(wrapped) from exc
+            disconnect = dialect.is_disconnect(exc, None, None)
+            raise CheckoutFailed(_as_sqlalchemy_raises(exc, sync_engine, disconnect)) from exc
         except Exception as exc:  # the pool's timeout; a refused socket
             raise CheckoutFailed(exc) from exc
 
@@ -97,9 +90,9 @@ async def commit_on_adapter(connection: AsyncConnection) -> None:
     """``connection.commit()``: the COMMIT sent on asyncpg's adapter directly.
 
     Its failure raises as SQLAlchemy's commit raises it (a disconnect drops
-    the connection); a cancellation while the COMMIT is out drops the
-    connection too, as SQLAlchemy does: whether it committed is unknown, and
-    asyncpg may still count itself inside the transaction.
+    the connection). A cancellation drops the connection too, as SQLAlchemy
+    does: whether the COMMIT reached the server is unknown, and if it did
+    not, the server's transaction is still open on that connection.
     """
     sync = connection.sync_connection
     assert sync is not None
@@ -109,21 +102,11 @@ async def commit_on_adapter(connection: AsyncConnection) -> None:
         try:
             await adapter._call_and_discard(transaction.commit)
         except Exception as exc:
-            dialect = sync.dialect
-            dbapi_error = dialect.loaded_dbapi.Error
             try:
                 adapter._handle_exception(exc)  # raises the adapter's DB-API error
-            except dbapi_error as translated:
-                disconnect = dialect.is_disconnect(translated, adapter, None)
-                error = sa_exc.DBAPIError.instance(
-                    None,
-                    None,
-                    translated,
-                    dbapi_error,
-                    hide_parameters=sync.engine.hide_parameters,
-                    connection_invalidated=disconnect,
-                    dialect=dialect,
-                )
+            except sync.dialect.loaded_dbapi.Error as translated:
+                disconnect = sync.dialect.is_disconnect(translated, adapter, None)
+                error = _as_sqlalchemy_raises(translated, sync.engine, disconnect)
                 if disconnect:
                     sync.invalidate(error)
                 raise error from translated
@@ -147,3 +130,18 @@ async def close_settled(connection: AsyncConnection) -> None:
         sync.close()  # checkin: the pool's reset has nothing to send
         return
     await connection.close()
+
+
+def _as_sqlalchemy_raises(exc: Exception, engine: Engine, disconnect: bool) -> sa_exc.DBAPIError:
+    """The driver's ``exc``, from no statement, as SQLAlchemy wraps it."""
+    error = sa_exc.DBAPIError.instance(
+        None,
+        None,
+        exc,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        connection_invalidated=disconnect,
+        dialect=engine.dialect,
+    )
+    assert isinstance(error, sa_exc.DBAPIError)
+    return error
