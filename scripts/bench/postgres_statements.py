@@ -10,8 +10,8 @@ turns for ``--rounds`` rounds:
               before statements were prepared on PostgreSQL (and a run inside
               a recording span now)
   prepared    ``UnitOfWork.execute`` and ``Database.first`` outside a
-              recording span: compiled once, run on the asyncpg adapter's
-              cursor
+              recording span: compiled once, run on asyncpg directly (a
+              read on a connection leased for it alone)
 
 A unit of work is what a checkout step commits: an INSERT, a conditional
 UPDATE (a compare-and-set) and a SELECT by key, then COMMIT. A read is one
@@ -21,6 +21,15 @@ Then a write of one statement (an UPDATE by key), two ways:
 
   unit of work  BEGIN, the UPDATE prepared, COMMIT (before ``Database.write``)
   write         ``Database.write``: the UPDATE alone, in autocommit
+
+Then what a connection costs around a statement, two ways each:
+
+  read's connection   ``AsyncEngine.connect()`` in autocommit around the
+                      prepared read (before leases) / ``Database.first``
+                      on a connection leased for the read alone
+  commit and checkin  of a unit of work of one UPDATE: ``AsyncConnection``'s
+                      ``commit()`` and ``close()`` / ``UnitOfWork.commit``
+                      and the unit's own checkin (only those two timed)
 
 Prints microseconds of this process's CPU per unit of work, per read and
 per write for each way (the median of the rounds) and the ratio. PostgreSQL's
@@ -54,7 +63,7 @@ from checkout import (  # the bench next to this one
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.storage import Database, Migration, open_database
-from ec_recommend.platform.storage.database import create_tables
+from ec_recommend.platform.storage.database import UnitOfWork, _execute_async, create_tables
 
 META = sa.MetaData()
 orders = sa.Table(
@@ -129,6 +138,37 @@ async def _write(db: Database, alone: bool) -> None:
         await uow.commit()
 
 
+async def _read_on_async_connection(db: Database) -> None:
+    """A prepared read on a connection of ``AsyncEngine.connect()`` (before leases)."""
+    async with db._connect(db._autocommit) as conn:
+        (await _execute_async(conn, db._prepared, BY_ID, {"id": "o-1"})).first()
+
+
+async def _commit_and_checkin(db: Database, adapter_way: bool) -> float:
+    """Seconds of CPU of one unit of work's commit and checkin (its UPDATE untimed)."""
+    if adapter_way:
+        async with db.unit_of_work() as uow:
+            await uow.execute(TOUCH, {"b_id": "o-1", "b_at": NOW})
+            start = time.process_time()
+            await uow.commit()
+        return time.process_time() - start
+    conn = db.engine.connect()
+    await conn.start()
+    await conn.begin()
+    await UnitOfWork(conn, db._prepared).execute(TOUCH, {"b_id": "o-1", "b_at": NOW})
+    start = time.process_time()
+    await conn.commit()
+    await conn.close()
+    return time.process_time() - start
+
+
+async def _commit_cpu_per_run(db: Database, adapter_way: bool, runs: int) -> float:
+    spent = 0.0
+    for _ in range(runs):
+        spent += await _commit_and_checkin(db, adapter_way)
+    return spent / runs * 1e6
+
+
 async def _cpu_per_run(run: Callable[[], Awaitable[None]], runs: int) -> float:
     start = time.process_time()
     for _ in range(runs):
@@ -169,6 +209,18 @@ async def main(units: int, rounds: int) -> None:
                         read = await _cpu_per_run(lambda p=prepared: _read(db, p), units)
                         results.setdefault(f"{way} unit", []).append(unit)
                         results.setdefault(f"{way} read", []).append(read)
+                    for way, run in (
+                        ("async connection read", lambda: _read_on_async_connection(db)),
+                        ("leased read", lambda: _read(db, prepared=True)),
+                    ):
+                        results.setdefault(way, []).append(await _cpu_per_run(run, units))
+                    for way, adapter_way in (
+                        ("async connection commit", False),
+                        ("adapter commit", True),
+                    ):
+                        results.setdefault(way, []).append(
+                            await _commit_cpu_per_run(db, adapter_way, units)
+                        )
                     for way, alone in (("uow", False), ("alone", True)):
                         ours, server = await _server_cpu_per_run(
                             lambda a=alone: _write(db, a), units, postmaster
@@ -184,6 +236,18 @@ async def main(units: int, rounds: int) -> None:
         label = "unit of work (INSERT, UPDATE, SELECT, COMMIT)" if kind == "unit" else "read by key"
         ratio = after / before
         print(f"  {label:48s} sqlalchemy {before:7.1f}  prepared {after:7.1f}  x{ratio:.2f}")
+    for label, before_way, after_way, names in (
+        ("a read's connection", "async connection read", "leased read", ("connect()", "leased")),
+        (
+            "a unit of work's commit and checkin",
+            "async connection commit",
+            "adapter commit",
+            ("AsyncConnection", "adapter"),
+        ),
+    ):
+        before, after = median[before_way], median[after_way]
+        ratio = after / before
+        print(f"  {label:48s} {names[0]} {before:7.1f}  {names[1]} {after:7.1f}  x{ratio:.2f}")
     for suffix, whose in (("", "this process"), (" server", "PostgreSQL server")):
         before, after = median[f"uow write{suffix}"], median[f"alone write{suffix}"]
         label = f"one-statement write, {whose}"

@@ -33,6 +33,7 @@ from tests.integration.storage.test_prepared_postgres import (
     bump,
     cancel_a_bump_at,
     cancel_once_it_waits_on_a_lock,
+    schema_of,
 )
 from tests.integration.storage.test_prepared_statements import (
     ADD_ITEM,
@@ -71,10 +72,6 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
         await _drop_schemas(prefix)
 
 
-def _schema(db: Database) -> str:
-    return str(db.engine.get_execution_options()["schema_translate_map"][None])
-
-
 async def _stock(item_id: str, schema: str) -> int:
     """What another session sees: only what was committed."""
     watcher = await asyncpg.connect(POSTGRES_URL)
@@ -95,10 +92,10 @@ async def test_reads_and_writes_lease_from_the_pool_and_commit_at_once(
     monkeypatch.setattr(AsyncEngine, "connect", not_here)
     row = await db.first(BY_ID, {"id": "a"})
     assert row is not None and row.id == "a"
-    before = await _stock("a", _schema(db))
+    before = await _stock("a", schema_of(db))
     bumped = await db.write(BUMP, {"b_id": "a"}, lambda result: result.scalar_one())
     assert bumped == before + 1
-    assert await _stock("a", _schema(db)) == bumped, "committed when the write returned"
+    assert await _stock("a", schema_of(db)) == bumped, "committed when the write returned"
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
@@ -154,7 +151,7 @@ async def test_a_connection_that_cannot_be_opened_is_database_unavailable(
 
 
 async def test_a_write_cancelled_on_a_row_lock_leaves_the_pool_clean(db: Database) -> None:
-    schema = _schema(db)
+    schema = schema_of(db)
     blocker = await asyncpg.connect(POSTGRES_URL)
     try:
         await blocker.execute("BEGIN")
@@ -190,7 +187,7 @@ async def test_a_commit_the_server_refuses_raises_as_before_and_keeps_nothing(
     db: Database,
 ) -> None:
     # A deferred constraint is checked at COMMIT: the commit itself fails.
-    schema = _schema(db)
+    schema = schema_of(db)
     admin = await asyncpg.connect(POSTGRES_URL)
     try:
         await admin.execute(
@@ -220,7 +217,7 @@ async def test_a_commit_cancelled_before_it_went_out_drops_its_connection(
     # The caller's deadline lands while the COMMIT waits to be sent. Kept,
     # the connection would hold the server's open transaction (and its row
     # lock) into the next unit of work, whose COMMIT would commit both.
-    schema = _schema(db)
+    schema = schema_of(db)
     before = await _stock("a", schema)
     await cancel_a_bump_at(db, monkeypatch, "COMMIT", sent=False)
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

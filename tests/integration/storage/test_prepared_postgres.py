@@ -339,12 +339,17 @@ async def cancel_a_bump_at(
     monkeypatch.undo()
 
 
+def schema_of(db: Database) -> str:
+    """The server schema ``db``'s tables live in."""
+    return str(db.engine.get_execution_options()["schema_translate_map"][None])
+
+
 async def _bump_prepared(db: Database) -> str:
     """Run ``BUMP`` until it runs prepared (uncommitted); ``db``'s schema."""
     for _ in range(2):
         async with db.unit_of_work() as uow:
             await uow.execute(BUMP, {"b_id": "a"})
-    return str(db.engine.get_execution_options()["schema_translate_map"][None])
+    return schema_of(db)
 
 
 async def test_a_statement_cancelled_mid_flight_leaves_no_transaction_behind(

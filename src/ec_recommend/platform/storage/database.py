@@ -375,9 +375,9 @@ class Database:
         Outside a recording span, a statement built once (a module constant,
         with ``bindparam``) runs prepared from its second read, without
         SQLAlchemy's per-execution work (on SQLite ``InlineReader.read_prepared``;
-        on PostgreSQL on asyncpg directly, on a pooled connection). A recording
-        span takes the way through SQLAlchemy, whose engine events give the
-        statement its span.
+        on PostgreSQL on asyncpg directly, on a connection leased for the read
+        alone: ``leased``). A recording span takes the way through SQLAlchemy,
+        whose engine events give the statement its span.
         """
         if trace.get_current_span().is_recording():
             return await self.read(lambda conn: take(conn.execute(statement, params)))
