@@ -139,7 +139,7 @@ PAID_SUBSCRIBERS = (
     ("notification", "notification"),
     ("analytics", "analytics"),
     ("seller", "seller"),
-    ("recommendation", "recommendation_updater"),
+    ("recommendation", "recommendation"),
 )
 
 

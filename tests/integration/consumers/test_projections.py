@@ -93,7 +93,7 @@ async def test_recommendations_count_a_paid_order_once_and_track_the_catalogue(
     async with (
         services("product") as hosted,
         open_database(config.storage, "recommendation", REC_MIGRATIONS) as rec_db,
-        open_database(config.storage, "recommendation_updater", recommendation.MIGRATIONS) as db,
+        open_database(config.storage, recommendation.DATABASE, recommendation.MIGRATIONS) as db,
     ):
         products = hosted.clients.stub(pb.ProductServiceStub, "product")
         store = RecommendationStore(rec_db)
@@ -121,7 +121,7 @@ async def test_recommendations_count_a_paid_order_once_and_track_the_catalogue(
 async def test_signed_in_product_views_reach_the_users_history(config: Config) -> None:
     async with (
         open_database(config.storage, "recommendation", REC_MIGRATIONS) as rec_db,
-        open_database(config.storage, "recommendation_updater", recommendation.MIGRATIONS) as db,
+        open_database(config.storage, recommendation.DATABASE, recommendation.MIGRATIONS) as db,
     ):
         store = RecommendationStore(rec_db)
         handlers = recommendation.RecommendationUpdater(None, store).handlers()  # type: ignore[arg-type]

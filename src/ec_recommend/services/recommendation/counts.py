@@ -4,12 +4,15 @@ user purchase histories.
 ``record_paid_order`` counts an order id once; ``record_cancelled_order`` takes
 a refunded order back out, once. Counters are bumped with ``INSERT .. ON
 CONFLICT DO UPDATE`` in one unit of work with the order's marker row, so a
-redelivered order counts once on either engine.
+redelivered order counts once on either engine. An event consumer's batch
+counts its orders together when it commits (``CountsAtCommit``): a statement
+per step for the whole batch, not five per order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,10 +44,12 @@ MAX_ORDER_LINES = 500
 
 
 def _marker(table: sa.Table) -> PerDialect[Any]:
-    """Insert the order's marker row unless it is there (rowcount 0)."""
+    """Insert the orders' marker rows unless there; returns the ids inserted."""
     return PerDialect(
-        lambda dialect: dialect_insert(dialect, table).on_conflict_do_nothing(
-            index_elements=[table.c.order_id]
+        lambda dialect: (
+            dialect_insert(dialect, table)
+            .on_conflict_do_nothing(index_elements=[table.c.order_id])
+            .returning(table.c.order_id)
         )
     )
 
@@ -88,9 +93,33 @@ _INSERT_LINES = sa.insert(order_lines)
 _COUNTED = sa.select(paid_orders.c.order_id).where(
     paid_orders.c.order_id.in_(sa.bindparam("order_ids", expanding=True))
 )
-_IS_CANCELLED = sa.select(cancelled_orders.c.order_id).where(
-    cancelled_orders.c.order_id == sa.bindparam("order_id")
+_PAID_OF = sa.select(paid_orders).where(
+    paid_orders.c.order_id.in_(sa.bindparam("order_ids", expanding=True))
 )
+_LINES_OF = sa.select(order_lines).where(
+    order_lines.c.order_id.in_(sa.bindparam("order_ids", expanding=True))
+)
+_CANCELLED_OF = sa.select(cancelled_orders.c.order_id).where(
+    cancelled_orders.c.order_id.in_(sa.bindparam("order_ids", expanding=True))
+)
+
+
+@dataclass(frozen=True)
+class PaidOrder:
+    """A paid order as the counts take it: its lines merged per product."""
+
+    order_id: str
+    user_id: str
+    quantities: Mapping[str, int]
+    paid_at: datetime
+
+
+def paid_order(
+    order_id: str, user_id: str, lines: Iterable[tuple[str, int]], paid_at: datetime | None = None
+) -> PaidOrder:
+    """A ``PaidOrder`` from its lines; ``InvalidArgument`` for a malformed one."""
+    quantities = _merge_lines(order_id, lines)
+    return PaidOrder(order_id, user_id, quantities, aware(paid_at) if paid_at else utcnow())
 
 
 class OrderCounts:
@@ -111,23 +140,10 @@ class OrderCounts:
         Given ``uow`` (an event consumer's), the writes join it and the caller
         commits; likewise for the other writers here.
         """
-        quantities = _merge_lines(order_id, lines)
-        paid_at = aware(paid_at) if paid_at is not None else utcnow()
+        order = paid_order(order_id, user_id, lines, paid_at)
         async with writing(self.db, uow) as work:
-            marker = {"order_id": order_id, "user_id": user_id, "paid_at": paid_at}
-            if (await work.execute(_PAID_MARKER(work.dialect), marker)).rowcount == 0:
-                return False
-            await work.execute(
-                _INSERT_LINES,
-                [
-                    {"order_id": order_id, "product_id": p, "quantity": q}
-                    for p, q in quantities.items()
-                ],
-            )
-            if await _is_cancelled(work, order_id):
-                return False
-            await self._count(work, user_id, quantities, paid_at, +1)
-        return True
+            counted, _ = await _record(work, [order], ())
+        return order_id in counted
 
     async def record_cancelled_order(self, order_id: str, uow: UnitOfWork | None = None) -> bool:
         """Take a cancelled (refunded) order back out of the counts, once.
@@ -135,73 +151,10 @@ class OrderCounts:
         True if counts changed; a cancellation seen before the payment makes
         the later ``record_paid_order`` count nothing.
         """
-        if not order_id or len(order_id) > 100:
-            raise InvalidArgument("order_id is required", field="order_id")
+        _check_order_id(order_id)
         async with writing(self.db, uow) as work:
-            marker = {"order_id": order_id}
-            if (await work.execute(_CANCELLED_MARKER(work.dialect), marker)).rowcount == 0:
-                return False
-            order = (
-                await work.execute(sa.select(paid_orders).where(paid_orders.c.order_id == order_id))
-            ).first()
-            if order is None:
-                return False
-            rows = await work.execute(
-                sa.select(order_lines).where(order_lines.c.order_id == order_id)
-            )
-            quantities = {row.product_id: int(row.quantity) for row in rows}
-            if not quantities:
-                return False  # recorded before lines were kept
-            await self._count(work, order.user_id, quantities, aware(order.paid_at), -1)
-        return True
-
-    async def _count(
-        self,
-        work: UnitOfWork,
-        user_id: str,
-        quantities: Mapping[str, int],
-        paid_at: datetime,
-        sign: int,
-    ) -> None:
-        """Add (sign +1) or remove (-1) one order's items, pairs and user history."""
-        decay = domain.decay_factor(paid_at)
-        ids = sorted(quantities)  # one lock order for every writer
-        await work.execute(
-            _ADD_STATS(work.dialect),
-            [
-                {
-                    "product_id": pid,
-                    "orders": sign,
-                    "quantity": sign * quantities[pid],
-                    "popularity": sign * quantities[pid] * decay,
-                }
-                for pid in ids
-            ],
-        )
-        paired = ids[:MAX_PAIRED_ITEMS]
-        pairs = [
-            {"product_id": a, "other_id": b, "orders": sign}
-            for a in paired
-            for b in paired
-            if a != b
-        ]
-        if pairs:
-            await work.execute(_ADD_PAIRS(work.dialect), pairs)
-        if not user_id:
-            return
-        await work.execute(
-            _ADD_HISTORY(work.dialect),
-            [
-                {
-                    "user_id": user_id,
-                    "product_id": pid,
-                    "purchased": sign * quantities[pid],
-                    "views": 0,
-                    "last_at": paid_at,
-                }
-                for pid in ids
-            ],
-        )
+            _, taken_out = await _record(work, (), [order_id])
+        return order_id in taken_out
 
     async def recorded_orders(self, order_ids: Sequence[str]) -> set[str]:
         """Which of ``order_ids`` (a page: a bounded read by key) were recorded."""
@@ -221,13 +174,170 @@ class OrderCounts:
         return row is not None
 
 
-async def _is_cancelled(work: UnitOfWork, order_id: str) -> bool:
-    return (await work.execute(_IS_CANCELLED, {"order_id": order_id})).first() is not None
+class CountsAtCommit:
+    """Paid and cancelled orders a unit of work counts when it commits.
+
+    An event consumer's batch gathers its events' orders here and counts them
+    all in a few statements, whatever the batch size (see ``_record``).
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self._paid: list[PaidOrder] = []
+        self._cancelled: list[str] = []
+
+    def paid(self, order: PaidOrder) -> None:
+        self._paid.append(order)
+
+    def cancelled(self, order_id: str) -> None:
+        _check_order_id(order_id)
+        self._cancelled.append(order_id)
+
+    async def flush(self) -> None:
+        paid, cancelled = self._paid, self._cancelled
+        self._paid, self._cancelled = [], []
+        await _record(self._uow, paid, cancelled)
+
+
+async def _record(
+    work: UnitOfWork, paid: Sequence[PaidOrder], cancelled: Sequence[str]
+) -> tuple[set[str], set[str]]:
+    """Take cancelled orders out and count paid ones, in one pass for all of them.
+
+    Returns the ids counted and the ids taken out. A statement per step, not
+    per order. Every order, cancelled ones included, first gets its row in
+    ``rec_paid_orders`` (a cancelled one a row without lines): a payment and
+    a cancellation of one order in concurrent transactions meet on that key,
+    so the later of them sees the other (each alone would miss the other's
+    uncommitted marker and the order would stay counted). An order paid and
+    cancelled in the same pass counts nothing. Rows are locked table by
+    table, each in key order, and the counters, merged per row, last: one
+    lock order for concurrent batches, so none deadlocks.
+    """
+    cancelled_ids = set(cancelled)
+    first = {o.order_id: o for o in reversed(paid) if o.order_id not in cancelled_ids}
+    now = utcnow()
+    markers = [
+        {"order_id": o.order_id, "user_id": o.user_id, "paid_at": o.paid_at} for o in first.values()
+    ] + [{"order_id": i, "user_id": "", "paid_at": now} for i in cancelled_ids]
+    new = await _insert_markers(work, _PAID_MARKER, sorted(markers, key=lambda m: m["order_id"]))
+    totals = _Totals()
+    taken_out: set[str] = set()
+    newly_cancelled = await _insert_markers(
+        work, _CANCELLED_MARKER, [{"order_id": i} for i in sorted(cancelled_ids)]
+    )
+    if newly_cancelled:
+        for order in await _counted_orders(work, newly_cancelled):
+            totals.add(order, -1)
+            taken_out.add(order.order_id)
+    new_paid = new & first.keys()
+    counted: set[str] = set()
+    if new_paid:
+        await work.execute(
+            _INSERT_LINES,
+            [
+                {"order_id": i, "product_id": p, "quantity": q}
+                for i in sorted(new_paid)
+                for p, q in sorted(first[i].quantities.items())
+            ],
+        )
+        # Cancellations recorded before they left a row in rec_paid_orders.
+        refused = {
+            row.order_id
+            for row in await work.execute(_CANCELLED_OF, {"order_ids": sorted(new_paid)})
+        }
+        for order_id in sorted(new_paid - refused):
+            totals.add(first[order_id], +1)
+            counted.add(order_id)
+    await totals.write(work)
+    return counted, taken_out
+
+
+async def _insert_markers(
+    work: UnitOfWork, marker: PerDialect[Any], rows: list[dict[str, Any]]
+) -> set[str]:
+    if not rows:
+        return set()
+    return {row.order_id for row in await work.execute(marker(work.dialect), rows)}
+
+
+async def _counted_orders(work: UnitOfWork, order_ids: set[str]) -> list[PaidOrder]:
+    """The counted orders among ``order_ids``, with their lines as recorded."""
+    key = {"order_ids": sorted(order_ids)}
+    quantities: dict[str, dict[str, int]] = {}
+    for row in await work.execute(_LINES_OF, key):
+        quantities.setdefault(row.order_id, {})[row.product_id] = int(row.quantity)
+    return [
+        PaidOrder(row.order_id, row.user_id, quantities[row.order_id], aware(row.paid_at))
+        for row in await work.execute(_PAID_OF, key)
+        if row.order_id in quantities  # recorded before lines were kept: nothing to take out
+    ]
+
+
+class _Totals:
+    """Counter additions of a pass, merged per row."""
+
+    def __init__(self) -> None:
+        self.stats: dict[str, list[float]] = {}
+        self.pairs: dict[tuple[str, str], int] = {}
+        self.history: dict[tuple[str, str], tuple[int, datetime]] = {}
+
+    def add(self, order: PaidOrder, sign: int) -> None:
+        """Add (sign +1) or remove (-1) one order's items, pairs and user history."""
+        decay = domain.decay_factor(order.paid_at)
+        ids = sorted(order.quantities)
+        for pid in ids:
+            quantity = sign * order.quantities[pid]
+            stats = self.stats.setdefault(pid, [0, 0, 0.0])
+            stats[0] += sign
+            stats[1] += quantity
+            stats[2] += quantity * decay
+        paired = ids[:MAX_PAIRED_ITEMS]
+        for a in paired:
+            for b in paired:
+                if a != b:
+                    self.pairs[(a, b)] = self.pairs.get((a, b), 0) + sign
+        if order.user_id:
+            for pid in ids:
+                key = (order.user_id, pid)
+                purchased, last_at = self.history.get(key, (0, order.paid_at))
+                quantity = sign * order.quantities[pid]
+                self.history[key] = (purchased + quantity, max(last_at, order.paid_at))
+
+    async def write(self, work: UnitOfWork) -> None:
+        if self.stats:
+            await work.execute(
+                _ADD_STATS(work.dialect),
+                [
+                    {"product_id": p, "orders": o, "quantity": q, "popularity": pop}
+                    for p, (o, q, pop) in sorted(self.stats.items())
+                ],
+            )
+        if self.pairs:
+            await work.execute(
+                _ADD_PAIRS(work.dialect),
+                [
+                    {"product_id": a, "other_id": b, "orders": n}
+                    for (a, b), n in sorted(self.pairs.items())
+                ],
+            )
+        if self.history:
+            await work.execute(
+                _ADD_HISTORY(work.dialect),
+                [
+                    {"user_id": u, "product_id": p, "purchased": n, "views": 0, "last_at": at}
+                    for (u, p), (n, at) in sorted(self.history.items())
+                ],
+            )
+
+
+def _check_order_id(order_id: str) -> None:
+    if not order_id or len(order_id) > 100:
+        raise InvalidArgument("order_id is required (at most 100 characters)", field="order_id")
 
 
 def _merge_lines(order_id: str, lines: Iterable[tuple[str, int]]) -> Mapping[str, int]:
-    if not order_id or len(order_id) > 100:
-        raise InvalidArgument("order_id is required (at most 100 characters)", field="order_id")
+    _check_order_id(order_id)
     merged: dict[str, int] = {}
     for product_id, quantity in lines:
         if not product_id or len(product_id) > 36 or quantity <= 0:
