@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ec_recommend.platform.storage import Database, UnitOfWork, dialect_insert
+from ec_recommend.platform.storage import UnitOfWork, dialect_insert
 
 
 @cache
@@ -41,12 +41,6 @@ async def insert_once(uow: UnitOfWork, table: sa.Table, key: sa.Column[Any], **v
     """Insert a row unless its key exists; True when this call inserted it."""
     statement = _insert_once(uow.dialect, table, key.name)
     return (await uow.execute(statement, values)).first() is not None
-
-
-async def write_once(db: Database, table: sa.Table, key: sa.Column[Any], **values: Any) -> bool:
-    """``insert_once`` as a transaction of its own (one round trip on PostgreSQL)."""
-    statement = _insert_once(db.dialect, table, key.name)
-    return await db.write(statement, values, lambda result: result.first() is not None)
 
 
 def add_to(

@@ -4,7 +4,8 @@ welcome (user.created), order confirmation (order.paid), shipped and
 cancelled. Sending is an effect, outside any transaction: it looks the
 customer up (once per received batch), sends, then records the email's key
 (kind + user or order) in ``sent_emails``. A key already recorded is never
-sent again, and the effects of one batch share a key's send. SES has no
+sent again, and the effects of one batch share a key's send, one read of
+their keys and one write of what they sent. SES has no
 idempotency key, so delivery is at least once: a crash between SES accepting
 the message and the key's commit, or two batches racing on one key, sends
 twice. A failed send raises: the key stays unrecorded, the event comes back
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,14 +26,13 @@ from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
 from ec_recommend._gen.ecommerce import user as pb_user
 from ec_recommend.consumers import templates
-from ec_recommend.consumers._sql import write_once
 from ec_recommend.consumers.email import EmailSender
 from ec_recommend.consumers.recipients import Recipients
 from ec_recommend.consumers.settings import configured_email_sender
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.consumer import EffectScope, Handler, Subscription
 from ec_recommend.platform.events.envelope import Event
-from ec_recommend.platform.storage import Migration
+from ec_recommend.platform.storage import Database, Migration, PerDialect, dialect_insert
 from ec_recommend.platform.storage.database import create_tables
 from ec_recommend.runtime.registry import ServiceEnv
 
@@ -53,9 +54,26 @@ sent_emails = sa.Table(
 MIGRATIONS: Sequence[Migration] = (Migration(1, create_tables(metadata)),)
 
 
+# Built once, run with parameters (see ``platform.storage.statements``).
 _SENT = sa.select(sent_emails.c.email_key).where(
-    sent_emails.c.email_key == sa.bindparam("email_key")
+    sent_emails.c.email_key.in_(sa.bindparam("email_keys", expanding=True))
 )
+_RECORD_SENT = PerDialect(
+    lambda dialect: dialect_insert(dialect, sent_emails).on_conflict_do_nothing()
+)
+
+
+async def _already_sent(db: Database, keys: list[str]) -> list[bool]:
+    """Whether each key's email was recorded as sent (one read for a batch's keys)."""
+    rows = await db.rows(_SENT, {"email_keys": sorted(set(keys))})
+    sent = {row.email_key for row in rows}
+    return [key in sent for key in keys]
+
+
+async def _record_sent(db: Database, rows: list[dict[str, Any]]) -> list[None]:
+    """Record sent emails, a batch's in one statement (in key order: one lock order)."""
+    await db.write(_RECORD_SENT(db.dialect), sorted(rows, key=lambda row: row["email_key"]))
+    return [None] * len(rows)
 
 
 async def send_once(
@@ -64,25 +82,27 @@ async def send_once(
     key: str,
     compose: Callable[[], Awaitable[templates.Email | None]],
 ) -> bool:
-    """Send the email of ``key`` unless it was sent already; True if sent now."""
+    """Send the email of ``key`` unless it was sent already; True if sent now.
+
+    The effects of a batch check their keys in one read and record what they
+    sent in one write (``EffectScope.together``).
+    """
 
     async def send() -> bool:
-        if await scope.db.first(_SENT, {"email_key": key}) is not None:
+        if await scope.together("sent?", key, partial(_already_sent, scope.db)):
             return False
         email = await compose()
         if email is None:
             return False
         message_id = await sender.send(email)
-        await write_once(
-            scope.db,
-            sent_emails,
-            sent_emails.c.email_key,
-            email_key=key,
-            recipient=email.to,
-            subject=email.subject[:500],
-            message_id=message_id,
-            sent_at=utcnow(),
-        )
+        sent = {
+            "email_key": key,
+            "recipient": email.to,
+            "subject": email.subject[:500],
+            "message_id": message_id,
+            "sent_at": utcnow(),
+        }
+        await scope.together("record sent", sent, partial(_record_sent, scope.db))
         return True
 
     # Two events of one batch that mean the same email send it once.

@@ -13,10 +13,13 @@ from ec_recommend.config import Config
 from ec_recommend.consumers import notification
 from ec_recommend.consumers.email import EmailNotSent, open_email_sender
 from ec_recommend.consumers.recipients import Recipients
+from ec_recommend.platform.events.handling import handle_batch
+from ec_recommend.platform.events.inbox import ensure_inbox
 from ec_recommend.platform.storage import open_database
 from ec_recommend.runtime.local_aws import LocalAws
 from tests.conftest import ServicesFactory
 from tests.integration.consumers.conftest import apply, event, order, sent_emails
+from tests.integration.statement_count import statements_on
 
 pytestmark = pytest.mark.asyncio
 
@@ -108,3 +111,49 @@ async def test_order_email_of_an_unknown_user_is_skipped(
         await apply(db, handlers["order.paid"], paid)
         async with db.reading() as conn:
             assert (await conn.execute(sa.select(notification.sent_emails))).all() == []
+
+
+@pytest.mark.parametrize("storage", ["sqlite"], indirect=True)
+async def test_a_batch_checks_and_records_its_emails_in_one_statement_each(
+    config: Config, services: ServicesFactory, local_aws: LocalAws
+) -> None:
+    async with (
+        services("user") as hosted,
+        open_database(config.storage, notification.DATABASE, notification.MIGRATIONS) as db,
+        open_email_sender(
+            sender=_address("shop"),
+            region=local_aws.region,
+            endpoint_url=local_aws.endpoint_url,
+            verify_sender=True,
+        ) as sender,
+    ):
+        await ensure_inbox(db)
+        users = hosted.clients.stub(pb_user.UserServiceStub, "user")
+        handlers = notification.Notifier(sender, Recipients(users)).handlers()
+        addresses = [_address(f"customer{n}") for n in range(4)]
+        paid = []
+        for to in addresses:
+            user = await users.create_user(
+                pb_user.CreateUserRequest(cognito_user_id=str(uuid.uuid4()), email=to)
+            )
+            placed = order([(str(uuid.uuid4()), "s", 1, 100)], user_id=user.id, paid=True)
+            paid.append(event("order.paid", pb_events.OrderPaid(order=placed, payment_id="p")))
+
+        with statements_on(f"/{notification.DATABASE}.db") as seen:
+            outcomes = await handle_batch(db, "notification", handlers, paid)
+        assert [o.status for o in outcomes] == ["handled"] * 4
+        # The inbox's claim and effect marks, one read of the four keys, one
+        # write of the four sent; not a read and a write per email.
+        assert (seen["SELECT"], seen["INSERT"]) == (1, 3), dict(seen)
+        for to in addresses:
+            assert len(await sent_emails(local_aws.endpoint_url, to)) == 1
+
+        # The same orders paid under other event ids: the read finds every
+        # key sent, so nothing is sent or written again.
+        again = [event("order.paid", evt.data) for evt in paid]
+        with statements_on(f"/{notification.DATABASE}.db") as seen:
+            outcomes = await handle_batch(db, "notification", handlers, again)
+        assert [o.status for o in outcomes] == ["handled"] * 4
+        assert (seen["SELECT"], seen["INSERT"]) == (1, 2), dict(seen)
+        for to in addresses:
+            assert len(await sent_emails(local_aws.endpoint_url, to)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -196,6 +197,46 @@ async def test_the_effects_of_a_batch_share_their_lookups() -> None:
         await scope.once(("user", "u2"), broken)
     assert await scope.once(("user", "u2"), lookup) == "a@example.com"  # a failure is not kept
     assert lookups == 2
+
+
+async def test_the_effects_of_a_batch_ask_together() -> None:
+    scope = EffectScope(db=None)  # type: ignore[arg-type]
+    runs: list[list[str]] = []
+
+    async def sent(keys: list[str]) -> list[bool]:
+        runs.append(list(keys))
+        await asyncio.sleep(0)  # a read in flight: later askers gather anew
+        return [key.startswith("old") for key in keys]
+
+    async def effect(key: str) -> bool:
+        return await scope.together("sent?", key, sent)
+
+    keys = ["new-1", "old-2", "new-3"]
+    assert await asyncio.gather(*(effect(k) for k in keys)) == [False, True, False]
+    assert runs == [keys]
+    # Effects that resume together (a bulk send answered them all) gather again.
+    assert await asyncio.gather(effect("old-4"), effect("new-5")) == [True, False]
+    assert runs == [keys, ["old-4", "new-5"]]
+
+    async def down(keys: list[str]) -> list[bool]:
+        raise ConnectionError("down")
+
+    outcomes = await asyncio.gather(
+        *(scope.together("sent?", k, down) for k in keys), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [ConnectionError] * 3
+
+    async def slow(keys: list[str]) -> list[str]:
+        await asyncio.sleep(0.01)
+        return keys
+
+    # One caller given up (its effect cancelled) does not call the others' off.
+    first = asyncio.ensure_future(scope.together("slow", "a", slow))
+    second = asyncio.ensure_future(scope.together("slow", "b", slow))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await second == "b"
+    assert first.cancelled()
 
 
 class RecordingSqs:

@@ -33,12 +33,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ec_recommend.platform.events.envelope import Event
 from ec_recommend.platform.storage import Database, Migration, UnitOfWork
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 Apply = Callable[[Event, UnitOfWork], Awaitable[bool | None]]
 """Applies one event's local writes inside ``uow`` (the runtime commits). No
@@ -47,17 +49,20 @@ when this event needs no effect (say, it booked nothing new); raise to retry."""
 
 
 class EffectScope:
-    """What an effect gets besides its event: the consumer's database and a
-    cache shared by the effects of one received batch.
+    """What an effect gets besides its event: the consumer's database and what
+    the effects of one received batch share.
 
     ``once`` memoizes a lookup (say, a user's address) for the batch, so ten
     emails to one customer ask UserService once; a lookup that fails is not
-    cached.
+    cached. ``together`` makes the reads or writes each effect would make on
+    its own one call for all of them.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._memo: dict[Any, asyncio.Future[Any]] = {}
+        self._gathering: dict[Any, _Gathering[Any, Any]] = {}
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def once(self, key: Any, lookup: Callable[[], Awaitable[T]]) -> T:
         pending = self._memo.get(key)
@@ -69,6 +74,54 @@ class EffectScope:
             if self._memo.get(key) is pending and pending.done():
                 del self._memo[key]
             raise
+
+    async def together(
+        self, kind: Any, item: K, run: Callable[[list[K]], Awaitable[Sequence[V]]]
+    ) -> V:
+        """This ``item``'s answer from one ``run`` of every item of ``kind``
+        asked for at the same moment.
+
+        A batch's effects start together, so they reach their first await in
+        the same turn of the loop (and resume together when a shared call,
+        such as a bulk send, answers them all): what each would ask on its own
+        (a read or a write per event) is gathered until that turn ends, then
+        ``run`` (the first caller's) gets the items in the order asked and
+        answers each in that order. If ``run`` fails, every caller raises.
+        """
+        gathering = self._gathering.get(kind)
+        if gathering is None:
+            gathering = self._gathering[kind] = _Gathering(run)
+            asyncio.get_running_loop().call_soon(self._run_gathered, kind)
+        index = len(gathering.items)
+        gathering.items.append(item)
+        answers = await asyncio.shield(gathering.answers)
+        return answers[index]  # type: ignore[no-any-return]
+
+    def _run_gathered(self, kind: Any) -> None:
+        gathering = self._gathering.pop(kind)  # later callers gather anew
+        task = asyncio.ensure_future(gathering.run(gathering.items))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        task.add_done_callback(gathering.settle)
+
+
+class _Gathering(Generic[K, V]):
+    """The items of one ``EffectScope.together`` call, and their answers to come."""
+
+    def __init__(self, run: Callable[[list[K]], Awaitable[Sequence[V]]]) -> None:
+        self.run = run
+        self.items: list[K] = []
+        self.answers: asyncio.Future[Sequence[V]] = asyncio.get_running_loop().create_future()
+        # Read even when every caller was cancelled: no "never retrieved" warning.
+        self.answers.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    def settle(self, task: asyncio.Future[Sequence[V]]) -> None:
+        if task.cancelled():
+            self.answers.cancel()
+        elif (error := task.exception()) is not None:
+            self.answers.set_exception(error)
+        else:
+            self.answers.set_result(task.result())
 
 
 Effect = Callable[[Event, EffectScope], Awaitable[None]]
