@@ -48,6 +48,13 @@ async def test_a_replayed_key_returns_the_first_outcome(storage) -> None:
                 await provider.charge(
                     token="tok_chargeDeclined", amount=Money(1000), idempotency_key="d"
                 )
+        # A replay answers the first outcome whatever the token says now.
+        for token in ("tok_processingError", "tok_nope"):
+            assert await provider.charge(token=token, amount=Money(1000), idempotency_key="k") == (
+                first
+            )
+            with pytest.raises(PaymentDeclined):
+                await provider.charge(token=token, amount=Money(1000), idempotency_key="d")
 
 
 async def test_concurrent_charges_with_one_key_charge_once(storage) -> None:

@@ -21,9 +21,15 @@ from sqlalchemy.exc import IntegrityError
 
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform.clock import utcnow
-from ec_recommend.platform.errors import InvalidArgument, PaymentDeclined
+from ec_recommend.platform.errors import InvalidArgument, PaymentDeclined, Unavailable
 from ec_recommend.platform.money import Money
-from ec_recommend.platform.storage import Database, Migration, open_database
+from ec_recommend.platform.storage import (
+    Database,
+    Migration,
+    PerDialect,
+    dialect_insert,
+    open_database,
+)
 from ec_recommend.platform.storage.database import create_tables
 from ec_recommend.services.order.payments import (
     NOT_CHARGED,
@@ -63,7 +69,13 @@ MIGRATIONS = [Migration(1, create_tables(metadata))]
 
 # Built once, run with parameters (see ``platform.storage.statements``).
 _CHARGE = sa.select(charges).where(charges.c.idempotency_key == sa.bindparam("idempotency_key"))
-_ADD_CHARGE = sa.insert(charges).returning(*charges.c)
+_ADD_CHARGE = PerDialect(
+    lambda dialect: (
+        dialect_insert(dialect, charges)
+        .on_conflict_do_nothing(index_elements=[charges.c.idempotency_key])
+        .returning(*charges.c)
+    )
+)
 
 
 @asynccontextmanager
@@ -88,23 +100,22 @@ class SandboxPaymentProvider:
 
     async def charge(self, *, token: str, amount: Money, idempotency_key: str) -> str:
         check_amount(amount)
-        replay = await self._charge_row(idempotency_key)
-        if replay is None:
-            if self.latency:
-                await asyncio.sleep(self.latency)  # the processor at work: nothing decided yet
-            try:
-                check_token(token)
-                outcome = ChargeOutcome("succeeded", f"ch_{uuid.uuid4().hex[:24]}")
-            except PaymentDeclined as exc:
-                outcome = ChargeOutcome("declined", decline_code=exc.details["decline_code"])
-            replay = await self._record_charge(idempotency_key, amount, outcome)
-        if Money(replay.amount, replay.currency) != amount:
-            raise InvalidArgument(
-                "idempotency key reused with another amount", field="idempotency_key"
-            )
-        if replay.status == "declined":
-            raise PaymentDeclined("the card was declined", decline_code=replay.decline_code)
-        return str(replay.provider_payment_id)
+        if self.latency:
+            await asyncio.sleep(self.latency)  # the processor at work: nothing decided yet
+        try:
+            check_token(token)
+            outcome = ChargeOutcome("succeeded", f"ch_{uuid.uuid4().hex[:24]}")
+        except PaymentDeclined as exc:
+            outcome = ChargeOutcome("declined", decline_code=exc.details["decline_code"])
+        except (Unavailable, InvalidArgument):
+            # Nothing to record; but a replayed key still answers its first outcome.
+            first = await self._charge_row(idempotency_key)
+            if first is None:
+                raise
+            return _answer(first, amount)
+        # Decided first, then recorded unless the key has an outcome already
+        # (one round trip; a replay or a concurrent call with the key reads it).
+        return _answer(await self._record_charge(idempotency_key, amount, outcome), amount)
 
     async def refund(self, *, provider_payment_id: str, amount: Money, idempotency_key: str) -> str:
         check_amount(amount)
@@ -153,7 +164,7 @@ class SandboxPaymentProvider:
         return await self.db.first(_CHARGE, {"idempotency_key": idempotency_key})
 
     async def _record_charge(self, key: str, amount: Money, outcome: ChargeOutcome) -> Any:
-        """Insert the outcome; a concurrent call with the same key wins the race."""
+        """The key's outcome: this one, inserted, or the one recorded first."""
         charge = {
             "idempotency_key": key,
             "status": outcome.status,
@@ -163,9 +174,16 @@ class SandboxPaymentProvider:
             "currency": amount.currency,
             "created_at": utcnow(),
         }
-        try:
-            # as written: not read back
-            return await self.db.write(_ADD_CHARGE, charge, lambda result: result.one())
-        except IntegrityError:
-            pass
-        return await self._charge_row(key)
+        inserted = await self.db.write(
+            _ADD_CHARGE(self.db.dialect), charge, lambda result: result.first()
+        )
+        return inserted if inserted is not None else await self._charge_row(key)
+
+
+def _answer(charge: Any, amount: Money) -> str:
+    """The charge's id, or the error a processor gives for its recorded outcome."""
+    if Money(charge.amount, charge.currency) != amount:
+        raise InvalidArgument("idempotency key reused with another amount", field="idempotency_key")
+    if charge.status == "declined":
+        raise PaymentDeclined("the card was declined", decline_code=charge.decline_code)
+    return str(charge.provider_payment_id)
