@@ -22,12 +22,13 @@ from tests.integration.statement_count import statements_on
 pytestmark = pytest.mark.asyncio
 
 # BEGINs included (COMMIT and ROLLBACK are the driver's calls, not counted).
-# ReserveStock of two lines: BEGIN, the reservation's state, per line the
-# stock UPDATE .. RETURNING the product (did it sell out? its stock for the
-# answer), then one INSERT of both lines. 12 when each product was read again
+# ReserveStock of two lines: BEGIN, per line the stock UPDATE .. RETURNING
+# the product (did it sell out? its stock for the answer; the first only
+# while the reservation id is new), then one INSERT of both lines. 5 with a
+# read of the reservation's state first; 12 when each product was read again
 # after its UPDATE, each line inserted apart and the answer read the
 # reservation and its products back (BEGIN + SELECT each).
-RESERVE_TWO_LINES = 5
+RESERVE_TWO_LINES = 4
 CONFIRM = 2  # BEGIN, the lease's conditional UPDATE
 # CommitStock: BEGIN, the state's compare-and-set RETURNING the lines, per
 # line the stock UPDATE .. RETURNING the product. 9 when the lines were read

@@ -289,3 +289,25 @@ async def test_each_move_answers_with_the_stock_it_left(db) -> None:
     assert await service.commit_stock(request("o-3")) == retaken
     with pytest.raises(errors.NotFound):
         await service.commit_stock(request("o-6"))
+
+
+async def test_a_repeated_reservation_id_takes_nothing_more(db) -> None:
+    """A replay of a reservation id answers its state, whatever lines it names:
+    none is added, no stock moves, and a line that would be short is no error."""
+    store = ProductStore(db, reservation_lease=60)
+    tea, cup, jug = [await _product(store, stock=n) for n in (3, 5, 1)]
+    assert (await store.reserve("r-1", [(tea, 2)])).state == RESERVED
+    for lines in ([(tea, 2)], [(cup, 1)], [(jug, 4)], [(tea, 1), (cup, 1)], [(cup, 1), (jug, 1)]):
+        assert await store.reserve("r-1", lines) == product_store.Outcome(RESERVED), lines
+    assert (await store.reservation("r-1")).product_ids == [tea]
+    assert [await _levels(store, p) for p in (tea, cup, jug)] == [(1, 2), (5, 0), (1, 0)]
+
+    await store.transition("r-1", product_store.COMMITTED)
+    assert await store.reserve("r-1", [(cup, 1)]) == product_store.Outcome(product_store.COMMITTED)
+    assert [await _levels(store, p) for p in (tea, cup, jug)] == [(1, 0), (5, 0), (1, 0)]
+
+    # A new id short of stock is still told why, and reserves none of its lines.
+    with pytest.raises(errors.FailedPrecondition) as short:
+        await store.reserve("r-2", [(cup, 1), (jug, 4)])
+    assert short.value.details["reason"] == "insufficient_stock"
+    assert [await _levels(store, p) for p in (cup, jug)] == [(5, 0), (1, 0)]

@@ -10,7 +10,10 @@ leases (``expires_at``): ``leases`` confirms them and expires them.
 Every write gives back what its caller needs (``RETURNING``): the state's
 compare-and-set the lines it moved, each stock UPDATE its product as the move
 left it. So a move reads nothing back, neither to decide on its events nor
-to answer with the stock levels (``Outcome``).
+to answer with the stock levels (``Outcome``). Nor does a new reservation
+read first whether its id is taken: its first stock UPDATE moves units only
+while the id is new, and only a reservation that moved nothing looks its
+id up (a replay, or a line short of stock).
 """
 
 from __future__ import annotations
@@ -95,6 +98,12 @@ _RESERVE_UNITS = _stock_update(
     reserved=products.c.reserved + _QUANTITY,
     status=status_after(products.c.available - _QUANTITY),
 ).where(products.c.available >= _QUANTITY, products.c.status != domain.ARCHIVED)
+# The first line's: only while the reservation id is new, so a new reservation
+# needs no read of its own before it (a repeated id takes nothing and is then
+# looked up).
+_RESERVE_FIRST_UNITS = _RESERVE_UNITS.where(
+    ~sa.exists().where(reservations.c.reservation_id == sa.bindparam("b_reservation_id"))
+)
 _RETAKE_UNITS = _stock_update(
     available=products.c.available - _QUANTITY,
     sold=products.c.sold + _QUANTITY,
@@ -159,17 +168,24 @@ class StockReservations:
 
     async def _reserve(self, reservation_id: str, lines: Sequence[Line]) -> Outcome:
         async with self.db.unit_of_work() as uow:
-            existing = await self._reservation_state(uow, reservation_id)
-            if existing is not None:
-                return Outcome(existing)
             now = utcnow()
             expires_at = now + self.reservation_lease
             moved: list[domain.Product] = []
             added: list[dict[str, Any]] = []
             # A stable lock order keeps two multi-line reservations from deadlocking.
-            for product_id, quantity in sorted(lines):
+            for index, (product_id, quantity) in enumerate(sorted(lines)):
                 units = _units(product_id, quantity, now)
-                row = (await uow.execute(_RESERVE_UNITS, units)).first()
+                if index == 0:
+                    first = {**units, "b_reservation_id": reservation_id}
+                    row = (await uow.execute(_RESERVE_FIRST_UNITS, first)).first()
+                    if row is None:
+                        # Short, or the id was reserved before: then it is a replay
+                        # (this unit of work rolls back, having changed nothing).
+                        existing = await self._reservation_state(uow, reservation_id)
+                        if existing is not None:
+                            return Outcome(existing)
+                else:
+                    row = (await uow.execute(_RESERVE_UNITS, units)).first()
                 if row is None:
                     await self._explain_short_line(uow, product_id, quantity)
                 moved.append(to_product(row))
