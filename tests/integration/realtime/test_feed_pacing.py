@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from typing import Any
 
 import pytest
 
@@ -53,3 +54,57 @@ async def test_a_trickle_of_pushes_is_received_in_full_batches(
             await feed.remove()
     if most_batches is not None:
         assert len(batches) <= most_batches, batches
+
+
+async def test_handed_over_pushes_are_deleted_ten_a_call_and_at_a_stop(
+    local_aws: LocalAws,
+) -> None:
+    """Receipts wait to share a DeleteMessageBatch (here longer than the test),
+    so 25 pushes, however many receives bring them, cost two calls of ten
+    while polling and one of five when the feed stops; none comes back."""
+    events = events_on(local_aws, consumer_batch_linger=0.0)
+    topology = load_topology()
+    await provision(events, topology)
+    handed: list[int] = []
+    deleted: list[int] = []
+
+    async def on_bodies(bodies: list[str]) -> None:
+        handed.append(len(bodies))
+
+    sent = 25
+    async with aws_client("sqs", events) as sqs, aws_client("sns", events) as sns:
+        real_delete = sqs.delete_message_batch
+
+        async def delete_message_batch(**kwargs: Any) -> Any:
+            deleted.append(len(kwargs["Entries"]))
+            return await real_delete(**kwargs)
+
+        sqs.delete_message_batch = delete_message_batch
+        feed = QueueFeed(
+            sqs,
+            sns,
+            events,
+            topology,
+            f"feed-{uuid.uuid4().hex[:6]}",
+            retention=60,
+            wait_seconds=1,
+            delete_delay=600.0,
+        )
+        await feed.create()
+        poller = asyncio.create_task(feed.poll(on_bodies))
+        try:
+            arn = (await topic_arns(sns, events))["order-events"]
+            for n in range(sent):
+                await sns.publish(TopicArn=arn, Message=f'{{"n": {n}}}', MessageAttributes=PAID)
+            await wait_for(lambda: sum(handed) == sent and len(deleted) == 2, timeout=30)
+            assert deleted == [10, 10]
+        finally:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+        assert deleted == [10, 10, 5]
+        depths = await sqs.get_queue_attributes(
+            QueueUrl=feed.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+        assert {int(v) for v in depths["Attributes"].values()} == {0}
+        await feed.remove()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ec_recommend.config import EventsConfig
 from ec_recommend.edge.realtime.messages import PUSHED_EVENTS
 from ec_recommend.platform.events.aws import prefixed, topic_arns
+from ec_recommend.platform.events.deletes import DELETE_DELAY, PendingDeletes, delete_messages
 from ec_recommend.platform.events.topology import Topology
 from ec_recommend.platform.events.worker import receive_delay
 from ec_recommend.platform.retry import Backoff, with_retry
@@ -29,6 +30,7 @@ OnBodies = Callable[[list[str]], Awaitable[None]]
 _BATCH = 10  # ReceiveMessage's most
 _BACKOFF = Backoff(initial_delay=0.1, max_delay=5.0)
 _QUEUE_GONE = "AWS.SimpleQueueService.NonExistentQueue"
+_CLOSE_TIMEOUT = 5.0  # at a stop, for the deletes still waiting
 
 
 class TopicsMissing(RuntimeError):
@@ -67,9 +69,13 @@ class QueueFeed:
 
     After a partial batch the next receive waits the consumers' linger
     (``consumer_batch_linger``), as a consumer's does (``receive_delay``):
-    under a steady trickle of pushes the feed then receives and deletes up
-    to ten at a time, not one or two, for at most the linger more latency;
-    after an empty receive (idle) it does not wait.
+    under a steady trickle of pushes the feed then receives up to ten at a
+    time, not one or two, for at most the linger more latency; after an
+    empty receive (idle) it does not wait. Handed-over messages' receipts
+    wait up to ``delete_delay`` to share a DeleteMessageBatch with the next
+    receives' (``PendingDeletes``, as a consumer's do); a stop sends what
+    waits. A delete lost is a push delivered again after the visibility
+    timeout.
     """
 
     def __init__(
@@ -83,6 +89,7 @@ class QueueFeed:
         retention: int,
         tags: Mapping[str, str] | None = None,
         wait_seconds: int = 5,
+        delete_delay: float = DELETE_DELAY,
     ) -> None:
         self.sqs = sqs
         self.sns = sns
@@ -92,6 +99,7 @@ class QueueFeed:
         self.retention = retention
         self.tags = dict(tags or {})
         self.wait_seconds = wait_seconds
+        self.delete_delay = delete_delay
         self.url = ""
         self.arn = ""
         self.subscriptions: list[str] = []
@@ -148,20 +156,24 @@ class QueueFeed:
 
     async def poll(self, on_bodies: OnBodies) -> None:
         """Receive until cancelled; a batch is deleted once handed over."""
-        while True:
-            received = await with_retry(
-                lambda: self._receive_once(on_bodies),
-                is_retryable=_unavailable,
-                backoff=_BACKOFF,
-                max_attempts=None,
-                on_retry=self._on_retry,
-            )
-            delay = receive_delay(received, _BATCH, self.config.consumer_batch_linger)
-            if delay:
-                await asyncio.sleep(delay)
+        deletes = PendingDeletes(self._delete, f"realtime {self.name}", self.delete_delay)
+        try:
+            while True:
+                received = await with_retry(
+                    lambda: self._receive_once(on_bodies, deletes),
+                    is_retryable=_unavailable,
+                    backoff=_BACKOFF,
+                    max_attempts=None,
+                    on_retry=self._on_retry,
+                )
+                delay = receive_delay(received, _BATCH, self.config.consumer_batch_linger)
+                if delay:
+                    await asyncio.sleep(delay)
+        finally:
+            await deletes.close(timeout=_CLOSE_TIMEOUT)
 
-    async def _receive_once(self, on_bodies: OnBodies) -> int:
-        """One receive handed over and deleted; the number of messages it brought."""
+    async def _receive_once(self, on_bodies: OnBodies, deletes: PendingDeletes) -> int:
+        """One receive handed over, its deletes queued; the number of messages it brought."""
         if not self._made:
             await self.create()  # the queue went with a restarted broker: make it again
         response = await self.sqs.receive_message(
@@ -177,13 +189,11 @@ class QueueFeed:
             log.exception("realtime: handing over from %s failed", self.name)
             await asyncio.sleep(1.0)
             return 0
-        await self.sqs.delete_message_batch(
-            QueueUrl=self.url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
+        deletes.add([str(m["ReceiptHandle"]) for m in messages])
         return len(messages)
+
+    async def _delete(self, receipts: Sequence[str]) -> None:
+        await delete_messages(self.sqs, self.url, self.name, receipts)
 
     def _on_retry(self, attempt: int, exc: Exception, delay: float) -> None:
         if (
