@@ -9,6 +9,8 @@ from ec_recommend.platform.storage.database import create_tables
 
 metadata = sa.MetaData()
 
+# An order's row, once seen: paid (with its lines in rec_order_lines) or, for an
+# order cancelled first, without lines and user (``counts._record``).
 paid_orders = sa.Table(
     "rec_paid_orders",
     metadata,
