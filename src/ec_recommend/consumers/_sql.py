@@ -43,6 +43,17 @@ async def insert_once(uow: UnitOfWork, table: sa.Table, key: sa.Column[Any], **v
     return (await uow.execute(statement, values)).first() is not None
 
 
+async def insert_new(
+    uow: UnitOfWork, table: sa.Table, key: sa.Column[Any], rows: list[dict[str, Any]]
+) -> set[Any]:
+    """Insert the rows whose key is not there yet, in one statement; the keys
+    this call inserted. Give the rows in key order (one lock order)."""
+    if not rows:
+        return set()
+    statement = _insert_once(uow.dialect, table, key.name)
+    return {row[0] for row in await uow.execute(statement, rows)}
+
+
 def add_to(
     uow: UnitOfWork,
     table: sa.Table,

@@ -95,3 +95,17 @@ class NoTokens:
 @asynccontextmanager
 async def no_tokens() -> AsyncIterator[NoTokens]:
     yield NoTokens()
+
+
+class TransactionCount:
+    """Counts the units of work ``db`` opens from now on (``count``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.count = 0
+        unit_of_work = db.unit_of_work
+
+        def counted() -> Any:
+            self.count += 1
+            return unit_of_work()
+
+        db.unit_of_work = counted  # type: ignore[method-assign]

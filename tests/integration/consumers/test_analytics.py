@@ -22,7 +22,8 @@ from ec_recommend.platform.events.inbox import ensure_inbox
 from ec_recommend.platform.rpc.context import CallContext, Identity, call_scope
 from ec_recommend.platform.storage import open_database
 from tests.conftest import ServicesFactory
-from tests.integration.consumers.conftest import apply, event, order
+from tests.integration.consumers.conftest import TransactionCount, apply, event, order
+from tests.integration.statement_count import statements_on
 
 pytestmark = pytest.mark.asyncio
 
@@ -158,20 +159,12 @@ async def test_concurrent_batches_count_in_one_transaction_each(config: Config) 
     handlers = consumer.handlers()
     async with open_database(config.storage, "analytics", store.MIGRATIONS) as db:
         await ensure_inbox(db)
-        transactions = 0
-        unit_of_work = db.unit_of_work
-
-        def counted() -> Any:
-            nonlocal transactions
-            transactions += 1
-            return unit_of_work()
-
-        db.unit_of_work = counted  # type: ignore[method-assign]
+        transactions = TransactionCount(db)
         outcomes = await asyncio.gather(
             *(handle_batch(db, "analytics", handlers, batch) for batch in batches)
         )
         assert [o.status for batch in outcomes for o in batch] == ["handled"] * 36
-        assert transactions == len(batches)
+        assert transactions.count == len(batches)
 
         reader = store.AnalyticsReader(db)
         today = utcnow().date()
@@ -181,3 +174,33 @@ async def test_concurrent_batches_count_in_one_transaction_each(config: Config) 
         assert [(s.views, s.paid_quantity, s.paid_orders, s.revenue) for s in stats] == [
             (4, 12, 12, 1200)
         ] * 3
+
+
+@pytest.mark.parametrize("storage", ["sqlite"], indirect=True)
+async def test_a_batch_costs_a_statement_a_step_not_one_an_event(config: Config) -> None:
+    handlers = consumer.handlers()
+    product = str(uuid.uuid4())
+
+    def batch(size: int) -> list[Any]:
+        made = []
+        for n in range(size):
+            if n % 2:
+                placed = order([(product, "s", 1, 100)], paid=True)
+                made.append(event("order.paid", pb_events.OrderPaid(order=placed, payment_id="p")))
+            else:
+                made.append(event("analytics.user_activity", view(product)))
+        return made
+
+    async with open_database(config.storage, "analytics", store.MIGRATIONS) as db:
+        await ensure_inbox(db)
+        await handle_batch(db, "analytics", handlers, batch(2))  # first-use statements
+        for size in (2, 10):
+            with statements_on("/analytics.db") as seen:
+                outcomes = await handle_batch(db, "analytics", handlers, batch(size))
+            assert {o.status for o in outcomes} == {"handled"}
+            # BEGIN; the inbox claim, the events' ids, the orders' ids, then
+            # the day's counts and the product's views and sales. Each event
+            # was an INSERT of its own, and each paid order another.
+            assert dict(seen) == {"BEGIN": 1, "INSERT": 6}, size
+        [stats] = await store.AnalyticsReader(db).product_counters([product])
+        assert (stats.views, stats.paid_orders) == (7, 7)

@@ -25,7 +25,7 @@ from ec_recommend.services.recommendation.tables import (
     paid_orders,
     user_items,
 )
-from tests.integration.consumers.conftest import event, order
+from tests.integration.consumers.conftest import TransactionCount, event, order
 from tests.integration.statement_count import statements_on
 
 pytestmark = pytest.mark.asyncio
@@ -112,15 +112,7 @@ async def test_concurrent_batches_count_as_one_by_one_and_exactly_once(config: C
         config.storage, recommendation.DATABASE, recommendation.MIGRATIONS
     ) as db:
         await ensure_inbox(db)
-        transactions = 0
-        unit_of_work = db.unit_of_work
-
-        def counted() -> Any:
-            nonlocal transactions
-            transactions += 1
-            return unit_of_work()
-
-        db.unit_of_work = counted  # type: ignore[method-assign]
+        transactions = TransactionCount(db)
         # Four batches at once: each locks the shared counter rows only when it
         # commits, in key order, so none deadlocks and falls back to an event
         # at a time (one transaction each).
@@ -129,7 +121,7 @@ async def test_concurrent_batches_count_as_one_by_one_and_exactly_once(config: C
             *(handle_batch(db, CONSUMER, handlers, batch) for batch in batches)
         )
         assert [o.status for batch in outcomes for o in batch] == ["handled"] * len(events)
-        assert transactions == len(batches)
+        assert transactions.count == len(batches)
         assert_same_counts(await counts_of(db), dict(expected))
 
         # Redelivered, in one batch: every event is a duplicate, nothing moves.

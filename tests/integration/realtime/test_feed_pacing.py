@@ -9,16 +9,24 @@ from typing import Any
 
 import pytest
 
+from ec_recommend.config import EventsConfig
 from ec_recommend.edge.realtime.feed import QueueFeed
 from ec_recommend.platform.events.aws import aws_client, topic_arns
 from ec_recommend.platform.events.provision import provision
-from ec_recommend.platform.events.topology import load_topology
+from ec_recommend.platform.events.topology import Topology, load_topology
 from ec_recommend.runtime.local_aws import LocalAws
 from tests.conftest import events_on, wait_for
 
 pytestmark = pytest.mark.asyncio
 
 PAID = {"type": {"DataType": "String", "StringValue": "order.paid"}}
+
+
+def _feed(
+    sqs: Any, sns: Any, events: EventsConfig, topology: Topology, **options: Any
+) -> QueueFeed:
+    name = f"feed-{uuid.uuid4().hex[:6]}"
+    return QueueFeed(sqs, sns, events, topology, name, retention=60, wait_seconds=1, **options)
 
 
 @pytest.mark.parametrize(("linger", "most_batches"), [(2.0, math.ceil(30 / 10) + 2), (0.0, None)])
@@ -38,9 +46,7 @@ async def test_a_trickle_of_pushes_is_received_in_full_batches(
 
     sent = 30
     async with aws_client("sqs", events) as sqs, aws_client("sns", events) as sns:
-        feed = QueueFeed(
-            sqs, sns, events, topology, f"feed-{uuid.uuid4().hex[:6]}", retention=60, wait_seconds=1
-        )
+        feed = _feed(sqs, sns, events, topology)
         await feed.create()
         poller = asyncio.create_task(feed.poll(on_bodies))
         try:
@@ -80,16 +86,7 @@ async def test_handed_over_pushes_are_deleted_ten_a_call_and_at_a_stop(
             return await real_delete(**kwargs)
 
         sqs.delete_message_batch = delete_message_batch
-        feed = QueueFeed(
-            sqs,
-            sns,
-            events,
-            topology,
-            f"feed-{uuid.uuid4().hex[:6]}",
-            retention=60,
-            wait_seconds=1,
-            delete_delay=600.0,
-        )
+        feed = _feed(sqs, sns, events, topology, delete_delay=600.0)
         await feed.create()
         poller = asyncio.create_task(feed.poll(on_bodies))
         try:

@@ -35,37 +35,32 @@ COUNTED_TYPES = (
 
 
 async def count(event: Event, uow: UnitOfWork) -> None:
-    await store.count_event(uow, event.id, event.type, event.timestamp)
+    store.tally(uow).count(event.id, event.type, event.timestamp)
 
 
 async def on_user_activity(event: Event, uow: UnitOfWork) -> None:
     activity = event.data
     assert isinstance(activity, pb.UserActivity)
     at = activity.occurred_at or event.timestamp
-    if not await store.count_event(uow, event.id, event.type, at):
-        return
-    # Only ids that can name a product; anything else is still counted above.
-    if activity.activity == PRODUCT_VIEW and 0 < len(activity.product_id) <= MAX_ID:
-        store.add_view(uow, activity.product_id)
+    # Only ids that can name a product add a view; the event counts either way.
+    viewed = activity.activity == PRODUCT_VIEW and 0 < len(activity.product_id) <= MAX_ID
+    store.tally(uow).count(
+        event.id, event.type, at, view_of=activity.product_id if viewed else None
+    )
 
 
 async def on_order_paid(event: Event, uow: UnitOfWork) -> None:
     paid = event.data
     assert isinstance(paid, pb.OrderPaid) and paid.order is not None
-    if not await store.count_event(uow, event.id, event.type, event.timestamp):
-        return
-    await store.add_sales(
-        uow,
-        paid.order.id,
-        [
-            store.Sale(
-                item.product_id,
-                item.quantity,
-                item.line_total.amount if item.line_total else 0,
-            )
-            for item in paid.order.items
-        ],
-    )
+    sales = [
+        store.Sale(
+            item.product_id,
+            item.quantity,
+            item.line_total.amount if item.line_total else 0,
+        )
+        for item in paid.order.items
+    ]
+    store.tally(uow).count(event.id, event.type, event.timestamp, sale=(paid.order.id, sales))
 
 
 def handlers() -> dict[str, Handler]:

@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from ec_recommend.consumers._sql import add_to, insert_once
+from ec_recommend.consumers._sql import add_to, insert_new
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.storage import Database, Migration, UnitOfWork
 from ec_recommend.platform.storage.database import create_tables
@@ -88,42 +88,79 @@ class ProductCounters:
         return self.paid_quantity / self.views if self.views else 0.0
 
 
-async def count_event(uow: UnitOfWork, event_id: str, event_type: str, at: datetime) -> bool:
-    """Count one event for its UTC day; False (and no change) if already counted."""
-    day = aware(at).date()
-    first = await insert_once(
-        uow,
-        counted_events,
-        counted_events.c.event_id,
-        event_id=event_id,
-        event_type=event_type,
-        day=day,
-        counted_at=utcnow(),
-    )
-    if first:
-        add_to(uow, daily_counts, {"event_type": event_type, "day": day}, {"count": 1})
-    return first
+def tally(uow: UnitOfWork) -> Tally:
+    """The events ``uow`` counts when it commits."""
+    return uow.at_commit(Tally)
 
 
-def add_view(uow: UnitOfWork, product_id: str) -> None:
-    add_to(uow, product_stats, {"product_id": product_id}, {"views": 1})
+@dataclass(frozen=True)
+class _Counted:
+    event_type: str
+    day: date
+    view_of: str | None  # the product a counted view adds to
+    sale: tuple[str, Sequence[Sale]] | None  # an order id and its paid lines
 
 
-async def add_sales(uow: UnitOfWork, order_id: str, sales: Sequence[Sale]) -> bool:
-    """Add an order's paid lines once per order id; False if already added."""
-    first = await insert_once(
-        uow, counted_orders, counted_orders.c.order_id, order_id=order_id, counted_at=utcnow()
-    )
-    if not first:
-        return False
-    for sale in sales:
-        add_to(
+class Tally:
+    """Events a unit of work counts, written when it commits: a statement for
+    the batch's event ids, one for its orders, then the counters they add.
+
+    An event id already counted adds nothing; an order already counted (paid
+    again under another event id) sells nothing more. A batch of ten events
+    costs what one does, where each event was a statement of its own.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self._events: dict[str, _Counted] = {}
+
+    def count(
+        self,
+        event_id: str,
+        event_type: str,
+        at: datetime,
+        *,
+        view_of: str | None = None,
+        sale: tuple[str, Sequence[Sale]] | None = None,
+    ) -> None:
+        """Count one event for its UTC day, with the view or the sale it carries."""
+        self._events.setdefault(event_id, _Counted(event_type, aware(at).date(), view_of, sale))
+
+    async def flush(self) -> None:
+        events, self._events = self._events, {}
+        uow, now = self._uow, utcnow()
+        new = await insert_new(
             uow,
-            product_stats,
-            {"product_id": sale.product_id},
-            {"paid_quantity": sale.quantity, "paid_orders": 1, "revenue": sale.amount},
+            counted_events,
+            counted_events.c.event_id,
+            [
+                {"event_id": i, "event_type": c.event_type, "day": c.day, "counted_at": now}
+                for i, c in sorted(events.items())
+            ],
         )
-    return True
+        sales: dict[str, Sequence[Sale]] = {}
+        for event_id in sorted(new):
+            counted = events[event_id]
+            day = {"event_type": counted.event_type, "day": counted.day}
+            add_to(uow, daily_counts, day, {"count": 1})
+            if counted.view_of:
+                add_to(uow, product_stats, {"product_id": counted.view_of}, {"views": 1})
+            if counted.sale:
+                sales.setdefault(*counted.sale)
+        sold = await insert_new(
+            uow,
+            counted_orders,
+            counted_orders.c.order_id,
+            [{"order_id": order_id, "counted_at": now} for order_id in sorted(sales)],
+        )
+        for order_id in sorted(sold):
+            for sale in sales[order_id]:
+                add_to(
+                    uow,
+                    product_stats,
+                    {"product_id": sale.product_id},
+                    {"paid_quantity": sale.quantity, "paid_orders": 1, "revenue": sale.amount},
+                )
 
 
 class AnalyticsReader:

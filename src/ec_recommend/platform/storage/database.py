@@ -123,7 +123,8 @@ class UnitOfWork:
 
     def at_commit(self, kind: type[AtCommitT]) -> AtCommitT:
         """This unit of work's one ``kind``, made on first use; ``commit()``
-        awaits its ``flush()`` first (in the order first used)."""
+        awaits its ``flush()`` first (in the order first used, a kind first
+        used by another's flush after that one)."""
         made = self._at_commit.get(kind)
         if made is None:
             made = self._at_commit[kind] = kind(self)
@@ -147,9 +148,12 @@ class UnitOfWork:
         return await self.connection.execute(statement, params)
 
     async def commit(self) -> None:
-        for gathered in self._at_commit.values():
-            await gathered.flush()
-        self._at_commit.clear()
+        # A flush may gather for a kind not used before (a batch's new events
+        # adding to counters): that one flushes after it, each kind once.
+        while self._at_commit:
+            kind = next(iter(self._at_commit))
+            await self._at_commit[kind].flush()
+            del self._at_commit[kind]
         connection = self.connection
         if (
             self._prepared is not None

@@ -270,7 +270,8 @@ async def _counted_orders(work: UnitOfWork, order_ids: set[str]) -> list[PaidOrd
     return [
         PaidOrder(row.order_id, row.user_id, quantities[row.order_id], aware(row.paid_at))
         for row in await work.execute(_PAID_OF, key)
-        if row.order_id in quantities  # recorded before lines were kept: nothing to take out
+        # No lines: a row a cancellation made, or an order counted before lines were kept.
+        if row.order_id in quantities
     ]
 
 
