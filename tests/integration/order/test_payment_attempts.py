@@ -26,7 +26,7 @@ from ec_recommend.services.order import domain
 from ec_recommend.services.order.attempts import PaymentTiming
 from ec_recommend.services.order.checkout import Checkout
 from ec_recommend.services.order.fulfilment import Fulfilment
-from ec_recommend.services.order.ledger import Ledger, Payment
+from ec_recommend.services.order.ledger import AttemptStart, Ledger, Payment
 from ec_recommend.services.order.sandbox import SandboxPaymentProvider, open_sandbox
 from ec_recommend.services.order.store import OrderStore
 from ec_recommend.services.order.tables import MIGRATIONS, payments, refunds
@@ -292,3 +292,41 @@ async def test_a_paid_order_whose_stock_is_no_longer_held_is_cancelled_and_refun
             ).all()
         assert refunded, "the charge was kept without a refund record"
         assert await d.shop.stock(product.id) == (0, 1)  # the other buyer's unit, untouched
+
+
+async def test_a_charge_starts_once_and_otherwise_says_why(services, config) -> None:
+    """A start inserts its attempt only for an unpaid order with no live
+    charge, and answers a refused start with what refused it."""
+    async with desk(services, config) as d:
+        product = await d.shop.product(stock=5)
+        order = await d.order(product.id)
+        starts = await asyncio.gather(
+            *(d.ledger.begin_attempt(order.id, order.total) for _ in range(4))
+        )
+        [started] = [s.started for s in starts if s.started is not None]
+        assert started.status == "PROCESSING"
+        # The others either saw it live or raced it to the unique index.
+        assert all(s.live == started or s == AttemptStart() for s in starts if s.started is None)
+        assert await d.ledger.begin_attempt(order.id, order.total) == AttemptStart(live=started)
+        assert await d.ledger.fail(started.id, declined=True, reason="card_declined")
+        again = await d.ledger.begin_attempt(order.id, order.total)  # a new attempt may start
+        assert again.started is not None and again.started.id != started.id
+        assert await d.ledger.fail(again.started.id, declined=True, reason="card_declined")
+
+        async def no_event(uow: object, order: object) -> None:
+            return None
+
+        cancelled = await d.store.change_status(
+            order.id, domain.PENDING_PAYMENT, domain.CANCELLED, on_changed=no_event
+        )
+        assert cancelled is not None
+        assert await d.ledger.begin_attempt(order.id, order.total) == AttemptStart(
+            status=domain.CANCELLED
+        )
+        async with d.db.reading() as conn:
+            live = await conn.execute(
+                sa.select(payments.c.id).where(
+                    payments.c.order_id == order.id, payments.c.status == "PROCESSING"
+                )
+            )
+            assert live.all() == []
