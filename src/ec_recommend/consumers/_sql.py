@@ -19,11 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ec_recommend.platform.storage import UnitOfWork, dialect_insert
-
-
-@cache
-def _insert_once(dialect: str, table: sa.Table, key: str) -> Any:
-    return dialect_insert(dialect, table).on_conflict_do_nothing().returning(table.c[key])
+from ec_recommend.platform.storage.work import insert_unless_there
 
 
 @cache
@@ -39,19 +35,8 @@ def _add_to(
 
 async def insert_once(uow: UnitOfWork, table: sa.Table, key: sa.Column[Any], **values: Any) -> bool:
     """Insert a row unless its key exists; True when this call inserted it."""
-    statement = _insert_once(uow.dialect, table, key.name)
+    statement = insert_unless_there(uow.dialect, table, key.name)
     return (await uow.execute(statement, values)).first() is not None
-
-
-async def insert_new(
-    uow: UnitOfWork, table: sa.Table, key: sa.Column[Any], rows: list[dict[str, Any]]
-) -> set[Any]:
-    """Insert the rows whose key is not there yet, in one statement; the keys
-    this call inserted. Give the rows in key order (one lock order)."""
-    if not rows:
-        return set()
-    statement = _insert_once(uow.dialect, table, key.name)
-    return {row[0] for row in await uow.execute(statement, rows)}
 
 
 def add_to(

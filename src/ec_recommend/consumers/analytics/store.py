@@ -12,9 +12,9 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from ec_recommend.consumers._sql import add_to, insert_new
+from ec_recommend.consumers._sql import add_to
 from ec_recommend.platform.clock import aware, utcnow
-from ec_recommend.platform.storage import Database, Migration, UnitOfWork
+from ec_recommend.platform.storage import Database, Migration, UnitOfWork, insert_new
 from ec_recommend.platform.storage.database import create_tables
 
 metadata = sa.MetaData()

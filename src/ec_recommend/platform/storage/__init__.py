@@ -2,7 +2,7 @@
 
 from ec_recommend.platform.storage.database import Database, Migration, UnitOfWork, open_database
 from ec_recommend.platform.storage.statements import PerDialect, dialect_insert
-from ec_recommend.platform.storage.work import writing
+from ec_recommend.platform.storage.work import insert_new, writing
 
 __all__ = [
     "Database",
@@ -10,6 +10,7 @@ __all__ = [
     "PerDialect",
     "UnitOfWork",
     "dialect_insert",
+    "insert_new",
     "open_database",
     "writing",
 ]

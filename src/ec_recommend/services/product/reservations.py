@@ -175,18 +175,16 @@ class StockReservations:
             # A stable lock order keeps two multi-line reservations from deadlocking.
             for index, (product_id, quantity) in enumerate(sorted(lines)):
                 units = _units(product_id, quantity, now)
+                statement = _RESERVE_UNITS
                 if index == 0:
-                    first = {**units, "b_reservation_id": reservation_id}
-                    row = (await uow.execute(_RESERVE_FIRST_UNITS, first)).first()
-                    if row is None:
-                        # Short, or the id was reserved before: then it is a replay
-                        # (this unit of work rolls back, having changed nothing).
-                        existing = await self._reservation_state(uow, reservation_id)
-                        if existing is not None:
-                            return Outcome(existing)
-                else:
-                    row = (await uow.execute(_RESERVE_UNITS, units)).first()
+                    statement = _RESERVE_FIRST_UNITS
+                    units["b_reservation_id"] = reservation_id
+                row = (await uow.execute(statement, units)).first()
                 if row is None:
+                    # The first line took nothing: short, or a replay of an id
+                    # reserved before (this unit of work rolls back, unchanged).
+                    if index == 0 and (state := await self._reservation_state(uow, reservation_id)):
+                        return Outcome(state)
                     await self._explain_short_line(uow, product_id, quantity)
                 moved.append(to_product(row))
                 added.append(

@@ -25,6 +25,7 @@ from ec_recommend.platform.storage import (
     PerDialect,
     UnitOfWork,
     dialect_insert,
+    insert_new,
     writing,
 )
 from ec_recommend.services.recommendation import domain
@@ -41,17 +42,6 @@ from ec_recommend.services.recommendation.tables import (
 # items an order says little about which of them go together.
 MAX_PAIRED_ITEMS = 50
 MAX_ORDER_LINES = 500
-
-
-def _marker(table: sa.Table) -> PerDialect[Any]:
-    """Insert the orders' marker rows unless there; returns the ids inserted."""
-    return PerDialect(
-        lambda dialect: (
-            dialect_insert(dialect, table)
-            .on_conflict_do_nothing(index_elements=[table.c.order_id])
-            .returning(table.c.order_id)
-        )
-    )
 
 
 def _add_stats(dialect: str) -> Any:
@@ -84,8 +74,6 @@ def _add_history(dialect: str) -> Any:
 
 # Built once, run with a row of parameters each (executemany, in the sorted
 # order of the rows: one lock order for every writer).
-_PAID_MARKER = _marker(paid_orders)
-_CANCELLED_MARKER = _marker(cancelled_orders)
 _ADD_STATS = PerDialect(_add_stats)
 _ADD_PAIRS = PerDialect(_add_pairs)
 _ADD_HISTORY = PerDialect(_add_history)
@@ -220,11 +208,16 @@ async def _record(
     markers = [
         {"order_id": o.order_id, "user_id": o.user_id, "paid_at": o.paid_at} for o in first.values()
     ] + [{"order_id": i, "user_id": "", "paid_at": now} for i in cancelled_ids]
-    new = await _insert_markers(work, _PAID_MARKER, sorted(markers, key=lambda m: m["order_id"]))
+    new = await insert_new(
+        work, paid_orders, paid_orders.c.order_id, sorted(markers, key=lambda m: m["order_id"])
+    )
     totals = _Totals()
     taken_out: set[str] = set()
-    newly_cancelled = await _insert_markers(
-        work, _CANCELLED_MARKER, [{"order_id": i} for i in sorted(cancelled_ids)]
+    newly_cancelled = await insert_new(
+        work,
+        cancelled_orders,
+        cancelled_orders.c.order_id,
+        [{"order_id": i} for i in sorted(cancelled_ids)],
     )
     if newly_cancelled:
         for order in await _counted_orders(work, newly_cancelled):
@@ -251,14 +244,6 @@ async def _record(
             counted.add(order_id)
     await totals.write(work)
     return counted, taken_out
-
-
-async def _insert_markers(
-    work: UnitOfWork, marker: PerDialect[Any], rows: list[dict[str, Any]]
-) -> set[str]:
-    if not rows:
-        return set()
-    return {row.order_id for row in await work.execute(marker(work.dialect), rows)}
 
 
 async def _counted_orders(work: UnitOfWork, order_ids: set[str]) -> list[PaidOrder]:
