@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from ec_recommend._gen.ecommerce import events as pb_events
 from ec_recommend._gen.ecommerce import user as pb_user
 from ec_recommend.config import Config
 from ec_recommend.consumers import notification
-from ec_recommend.consumers.email import EmailNotSent, open_email_sender
+from ec_recommend.consumers.email import EmailNotSent, EmailSender, open_email_sender
 from ec_recommend.consumers.recipients import Recipients
 from ec_recommend.platform.events.handling import handle_batch
 from ec_recommend.platform.events.inbox import ensure_inbox
@@ -28,6 +29,16 @@ def _address(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex[:10]}@example.com"
 
 
+def _shop_sender(local_aws: LocalAws) -> AbstractAsyncContextManager[EmailSender]:
+    """A sender from a verified shop address, on moto's SES."""
+    return open_email_sender(
+        sender=_address("shop"),
+        region=local_aws.region,
+        endpoint_url=local_aws.endpoint_url,
+        verify_sender=True,
+    )
+
+
 async def test_each_email_is_sent_once(
     config: Config, services: ServicesFactory, local_aws: LocalAws
 ) -> None:
@@ -35,12 +46,7 @@ async def test_each_email_is_sent_once(
     async with (
         services("user") as hosted,
         open_database(config.storage, "notification", notification.MIGRATIONS) as db,
-        open_email_sender(
-            sender=_address("shop"),
-            region=local_aws.region,
-            endpoint_url=local_aws.endpoint_url,
-            verify_sender=True,
-        ) as sender,
+        _shop_sender(local_aws) as sender,
     ):
         users = hosted.clients.stub(pb_user.UserServiceStub, "user")
         user = await users.create_user(
@@ -97,12 +103,7 @@ async def test_order_email_of_an_unknown_user_is_skipped(
     async with (
         services("user") as hosted,
         open_database(config.storage, "notification", notification.MIGRATIONS) as db,
-        open_email_sender(
-            sender=_address("shop"),
-            region=local_aws.region,
-            endpoint_url=local_aws.endpoint_url,
-            verify_sender=True,
-        ) as sender,
+        _shop_sender(local_aws) as sender,
     ):
         users = hosted.clients.stub(pb_user.UserServiceStub, "user")
         handlers = notification.Notifier(sender, Recipients(users)).handlers()
@@ -120,12 +121,7 @@ async def test_a_batch_checks_and_records_its_emails_in_one_statement_each(
     async with (
         services("user") as hosted,
         open_database(config.storage, notification.DATABASE, notification.MIGRATIONS) as db,
-        open_email_sender(
-            sender=_address("shop"),
-            region=local_aws.region,
-            endpoint_url=local_aws.endpoint_url,
-            verify_sender=True,
-        ) as sender,
+        _shop_sender(local_aws) as sender,
     ):
         await ensure_inbox(db)
         users = hosted.clients.stub(pb_user.UserServiceStub, "user")

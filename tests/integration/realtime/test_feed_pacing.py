@@ -22,6 +22,13 @@ pytestmark = pytest.mark.asyncio
 PAID = {"type": {"DataType": "String", "StringValue": "order.paid"}}
 
 
+async def _publish(sns: Any, events: EventsConfig, count: int) -> None:
+    """``count`` order.paid pushes, one by one."""
+    arn = (await topic_arns(sns, events))["order-events"]
+    for n in range(count):
+        await sns.publish(TopicArn=arn, Message=f'{{"n": {n}}}', MessageAttributes=PAID)
+
+
 def _feed(
     sqs: Any, sns: Any, events: EventsConfig, topology: Topology, **options: Any
 ) -> QueueFeed:
@@ -50,9 +57,7 @@ async def test_a_trickle_of_pushes_is_received_in_full_batches(
         await feed.create()
         poller = asyncio.create_task(feed.poll(on_bodies))
         try:
-            arn = (await topic_arns(sns, events))["order-events"]
-            for n in range(sent):
-                await sns.publish(TopicArn=arn, Message=f'{{"n": {n}}}', MessageAttributes=PAID)
+            await _publish(sns, events, sent)
             await wait_for(lambda: sum(batches) == sent, timeout=30)
         finally:
             poller.cancel()
@@ -90,9 +95,7 @@ async def test_handed_over_pushes_are_deleted_ten_a_call_and_at_a_stop(
         await feed.create()
         poller = asyncio.create_task(feed.poll(on_bodies))
         try:
-            arn = (await topic_arns(sns, events))["order-events"]
-            for n in range(sent):
-                await sns.publish(TopicArn=arn, Message=f'{{"n": {n}}}', MessageAttributes=PAID)
+            await _publish(sns, events, sent)
             await wait_for(lambda: sum(handed) == sent and len(deleted) == 2, timeout=30)
             assert deleted == [10, 10]
         finally:

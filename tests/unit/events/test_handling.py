@@ -205,7 +205,6 @@ async def test_the_effects_of_a_batch_ask_together() -> None:
 
     async def sent(keys: list[str]) -> list[bool]:
         runs.append(list(keys))
-        await asyncio.sleep(0)  # a read in flight: later askers gather anew
         return [key.startswith("old") for key in keys]
 
     async def effect(key: str) -> bool:
@@ -226,15 +225,19 @@ async def test_the_effects_of_a_batch_ask_together() -> None:
     )
     assert [type(o) for o in outcomes] == [ConnectionError] * 3
 
-    async def slow(keys: list[str]) -> list[str]:
-        await asyncio.sleep(0.01)
+    running, release = asyncio.Event(), asyncio.Event()
+
+    async def held(keys: list[str]) -> list[str]:
+        running.set()
+        await release.wait()
         return keys
 
     # One caller given up (its effect cancelled) does not call the others' off.
-    first = asyncio.ensure_future(scope.together("slow", "a", slow))
-    second = asyncio.ensure_future(scope.together("slow", "b", slow))
-    await asyncio.sleep(0)
+    first = asyncio.ensure_future(scope.together("held", "a", held))
+    second = asyncio.ensure_future(scope.together("held", "b", held))
+    await running.wait()  # both asked: the call is under way
     first.cancel()
+    release.set()
     assert await second == "b"
     assert first.cancelled()
 
