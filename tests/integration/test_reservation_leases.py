@@ -311,3 +311,64 @@ async def test_a_repeated_reservation_id_takes_nothing_more(db) -> None:
         await store.reserve("r-2", [(cup, 1), (jug, 4)])
     assert short.value.details["reason"] == "insufficient_stock"
     assert [await _levels(store, p) for p in (cup, jug)] == [(5, 0), (1, 0)]
+
+
+async def test_racing_commits_and_releases_move_a_reservations_units_once(db) -> None:
+    """A payment's commit racing a cancellation's release (and their retries):
+    one of them moves the units, the others see its state; no unit is lost
+    or counted twice, on either engine."""
+    store = ProductStore(db, reservation_lease=60)
+    tea, cup = await _product(store, stock=10), await _product(store, stock=20)
+    for n in range(6):
+        reservation_id = f"race-{n}"
+        await store.reserve(reservation_id, [(tea, 1), (cup, 2)])
+        moves = [product_store.COMMITTED, RELEASED] * 2
+        outcomes = await asyncio.gather(
+            *(store.transition(reservation_id, move) for move in moves), return_exceptions=True
+        )
+        final = (await store.reservation(reservation_id)).state
+        assert final in (product_store.COMMITTED, RELEASED)
+        moved = [o for o in outcomes if isinstance(o, product_store.Outcome) and o.products]
+        assert len(moved) == 1, outcomes
+        for outcome in outcomes:  # each the winner's state, as an answer or as the refusal
+            if isinstance(outcome, product_store.Outcome):
+                assert outcome.state == final, outcomes
+            else:
+                assert isinstance(outcome, errors.FailedPrecondition), outcomes
+                assert outcome.details["state"] == final, outcomes
+    async with db.reading() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(
+                    product_store.products.c.id,
+                    product_store.products.c.available,
+                    product_store.products.c.reserved,
+                    product_store.products.c.sold,
+                )
+            )
+        ).all()
+    for product_id, available, reserved, sold in rows:
+        assert reserved == 0
+        assert available + sold == (10 if product_id == tea else 20), "stock conserved"
+
+
+@pytest.mark.parametrize("storage", ["postgres"], indirect=True)
+async def test_a_commit_is_one_statement_on_postgres(db, monkeypatch) -> None:
+    """CommitStock of a reserved reservation opens no transaction there: its
+    state change and every line's move are one statement."""
+    store = ProductStore(db, reservation_lease=60)
+    tea, cup = await _product(store, stock=3), await _product(store, stock=5)
+    await store.reserve("one", [(cup, 2), (tea, 1)])
+
+    def no_transaction() -> Any:
+        raise AssertionError("the commit opened a unit of work")
+
+    monkeypatch.setattr(db, "unit_of_work", no_transaction)
+    committed = await store.transition("one", product_store.COMMITTED)
+    assert committed.state == product_store.COMMITTED
+    assert [(p.id, p.available, p.reserved) for p in committed.products or []] == sorted(
+        [(tea, 2, 0), (cup, 3, 0)]
+    )
+    monkeypatch.undo()
+    assert (await store.reservation("one")).state == product_store.COMMITTED
+    assert [await _levels(store, p) for p in (tea, cup)] == [(2, 0), (3, 0)]
