@@ -262,11 +262,16 @@ async def test_each_move_answers_with_the_stock_it_left(db) -> None:
     assert stock(reserved) == sorted([(tea, 2, 1), (cup, 2, 3)])
     assert reserved.expires_at == (await store.reservation("o-1")).expires_at
     assert reserved.expires_at is not None
+    # ReserveStock's answer carries the products themselves (the caller prices from them).
+    assert [(p.id, p.stock_quantity, p.base_price.amount) for p in reserved.products] == sorted(
+        [(tea, 2, 1000), (cup, 2, 1000)]
+    )
     assert await reserve("o-1", (cup, 2), (tea, 1), (cup, 1)) == reserved  # a replay
 
     committed = await service.commit_stock(request("o-1"))
     assert (committed.state, committed.expires_at) == (product_store.COMMITTED, None)
     assert stock(committed) == sorted([(tea, 2, 0), (cup, 2, 0)])
+    assert committed.products == []  # the other calls answer with stock levels only
     assert await service.commit_stock(request("o-1")) == committed
     restocked = await service.restock_reservation(request("o-1"))
     assert (restocked.state, restocked.expires_at) == (product_store.RESTOCKED, None)

@@ -13,6 +13,7 @@ from ec_recommend._gen.ecommerce import cart as pb_cart
 from ec_recommend._gen.ecommerce import common as pb_common
 from ec_recommend._gen.ecommerce import order as pb
 from ec_recommend.platform import errors
+from ec_recommend.services.product.service import ProductService
 from tests.integration.order.shop import Shop, acting_as, new_user, patient
 
 pytestmark = pytest.mark.asyncio
@@ -87,6 +88,68 @@ async def test_a_short_line_reserves_nothing(services) -> None:
         assert caught.value.details["product_id"] == scarce.id
         assert await shop.stock(plenty.id) == (10, 0)
         assert await shop.stock(scarce.id) == (1, 0)
+
+
+async def test_an_order_is_priced_from_its_reservation(services, monkeypatch) -> None:
+    """CreateOrder prices its lines from ReserveStock's answer, the products
+    as the reservation left them: it asks no GetProducts of its own."""
+    async with services("product", "cart", "order") as hosted:
+        shop = Shop(hosted)
+        tea = await shop.product(stock=5, price=1200, seller_id="s-tea")
+        cup = await shop.product(stock=3, price=800, seller_id="s-cup", name="Cup")
+
+        async def not_asked(*_: object) -> None:
+            raise AssertionError("the checkout asked GetProducts")
+
+        monkeypatch.setattr(ProductService, "get_products", not_asked)
+        with acting_as(new_user()):
+            order = await shop.order((tea.id, 2), (cup.id, 1))
+        assert sorted(
+            (i.product_id, i.seller_id, i.name, i.unit_price.amount) for i in order.items
+        ) == sorted([(tea.id, "s-tea", "Tea", 1200), (cup.id, "s-cup", "Cup", 800)])
+        assert order.total_amount.amount == 3200
+        assert await shop.stock(tea.id) == (3, 2)
+
+
+async def test_a_reservation_answered_without_products_is_priced_as_before(
+    services, monkeypatch
+) -> None:
+    """A ProductService from before reservations answered with their products
+    (mid-upgrade): the order asks GetProducts for the prices."""
+    answer = ProductService._reservation_response
+
+    async def without_products(self: ProductService, *args: object, **_: object) -> object:
+        return await answer(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProductService, "_reservation_response", without_products)
+    async with services("product", "cart", "order") as hosted:
+        shop = Shop(hosted)
+        tea = await shop.product(stock=5, price=1200, seller_id="s-tea")
+        with acting_as(new_user()):
+            order = await shop.order((tea.id, 2))
+        assert [(i.seller_id, i.name, i.unit_price.amount) for i in order.items] == [
+            ("s-tea", "Tea", 1200)
+        ]
+        assert await shop.stock(tea.id) == (3, 2)
+
+
+async def test_lines_that_cannot_be_priced_give_their_reservation_back(services) -> None:
+    """Lines whose total is past what an order may hold are reserved (the
+    reservation knows no totals), then refused by pricing: the order fails
+    and every unit is back."""
+    async with services("product", "cart", "order") as hosted:
+        shop = Shop(hosted)
+        tea = await shop.product(stock=5, price=1200)
+        gold = await shop.product(stock=4, price=600_000_000_000, name="Gold")
+        with acting_as(new_user()), pytest.raises(errors.InvalidArgument) as caught:
+            await shop.order((tea.id, 2), (gold.id, 2))
+        assert caught.value.details["field"] == "items"
+        assert await shop.stock(tea.id) == (5, 0)
+        assert await shop.stock(gold.id) == (4, 0)
+        with acting_as(new_user()):  # a smaller order goes through
+            assert (await shop.order((tea.id, 2), (gold.id, 1))).total_amount.amount == (
+                600_000_002_400
+            )
 
 
 async def test_idempotency_key_sequential_and_concurrent(services) -> None:

@@ -73,10 +73,8 @@ def test_lines_merge_by_product_and_are_bounded() -> None:
         assert caught.value.details["field"] == field
 
 
-def _info(
-    pid: str, price: int, *, status: str = "active", available: int = 10
-) -> domain.ProductInfo:
-    return domain.ProductInfo(pid, "seller", "Name", Money(price), status, available)
+def _info(pid: str, price: int, *, status: str = "active") -> domain.ProductInfo:
+    return domain.ProductInfo(pid, "seller", "Name", Money(price), status)
 
 
 def test_totals_are_integer_minor_units_at_current_prices() -> None:
@@ -86,18 +84,15 @@ def test_totals_are_integer_minor_units_at_current_prices() -> None:
     assert total == Money(1001, "JPY")
 
 
-def test_pricing_refuses_missing_archived_short_and_mixed_currency_products() -> None:
+def test_pricing_refuses_missing_archived_and_mixed_currency_products() -> None:
     a = _pid()
     with pytest.raises(NotFound):
         domain.price_lines([(a, 1)], {a: None})
     with pytest.raises(FailedPrecondition) as archived:
         domain.price_lines([(a, 1)], {a: _info(a, 100, status="archived")})
     assert archived.value.details == {"product_id": a, "reason": "product_archived"}
-    with pytest.raises(FailedPrecondition) as short:
-        domain.price_lines([(a, 3)], {a: _info(a, 100, available=2)})
-    assert short.value.details["reason"] == "insufficient_stock"
     b = _pid()
-    usd = domain.ProductInfo(b, "s", "n", Money(100, "USD"), "active", 5)
+    usd = domain.ProductInfo(b, "s", "n", Money(100, "USD"), "active")
     with pytest.raises(FailedPrecondition):
         domain.price_lines([(a, 1), (b, 1)], {a: _info(a, 100), b: usd})
 

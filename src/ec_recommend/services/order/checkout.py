@@ -1,4 +1,4 @@
-"""CreateOrder: price the lines, reserve the stock, store the order, once per key.
+"""CreateOrder: reserve the stock, price the lines, store the order, once per key.
 
 The reservation id is the order id, so ProductService's own idempotency
 covers a retried reservation. An idempotency key is claimed in its own table
@@ -6,6 +6,12 @@ under a unique constraint before any work happens: of two concurrent
 requests with one key exactly one does the work, the other waits for its
 order. A request that fails frees its claim, and releases any stock it
 reserved, so a retry starts clean.
+
+The reservation answers with the products as it left them, and the lines
+are priced from that answer: the prices are those of the moment the units
+were taken, and pricing costs no call of its own. A line that cannot be
+sold at them (another currency, a total too large) gives the reservation
+back.
 
 The reservation is a lease. Before the order row is written, the checkout
 confirms it until the order's payment deadline (plus a margin), so an order
@@ -23,6 +29,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from ec_recommend._gen.ecommerce import cart as pb_cart
+from ec_recommend._gen.ecommerce import product as pb_product
 from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.detached import Detached
 from ec_recommend.platform.errors import (
@@ -163,13 +170,13 @@ class Checkout:
         if from_cart:
             requested = await self._cart_lines(user_id)
         async with self.admission.slot(current_call().remaining()):
-            lines, total = await self._price(requested)
             remaining = current_call().remaining()
             if remaining is not None and remaining <= 0:
                 # Nobody waits for this order any more: reserve nothing.
                 raise DeadlineExceeded("the request ran out of time before stock was reserved")
-            await self.reservations.reserve(order_id, lines)
+            reserved = await self.reservations.reserve(order_id, requested)
         with unbounded_by_caller():
+            lines, total = await self._priced(order_id, requested, reserved)
             order = await self._place(order_id, user_id, lines, total)
         if from_cart:
             await self._clear_cart(user_id)
@@ -230,28 +237,28 @@ class Checkout:
             raise FailedPrecondition("the cart is empty", reason="cart_empty")
         return domain.validate_lines([(item.product_id, item.quantity) for item in cart.items])
 
-    async def _price(
-        self, requested: list[tuple[str, int]]
+    async def _priced(
+        self,
+        order_id: str,
+        requested: list[tuple[str, int]],
+        reserved: Sequence[pb_product.Product],
     ) -> tuple[tuple[domain.Line, ...], Money]:
-        """All products in one batched GetProducts call, at their current prices."""
+        """The lines at the prices of the reserved products; a failure gives
+        the reservation back."""
+        try:
+            # A ProductService from before reservations answered with their
+            # products (mid-upgrade) is asked for them.
+            products = reserved or await self._current_products(requested)
+            return domain.price_lines(requested, _product_infos(products))
+        except Exception:
+            await self.reservations.release(order_id)
+            raise
+
+    async def _current_products(self, requested: list[tuple[str, int]]) -> list[pb_product.Product]:
+        """All products in one batched GetProducts call."""
         loader = product_loader(self.reservations.stub())
         found = await loader.load_many(pid for pid, _ in requested)
-        infos: dict[str, domain.ProductInfo | None] = {}
-        for (pid, _), product in zip(requested, found, strict=True):
-            price = product.sale_price or product.base_price if product else None
-            infos[pid] = (
-                None
-                if product is None or price is None
-                else domain.ProductInfo(
-                    pid,
-                    product.seller_id,
-                    product.name,
-                    Money(price.amount, price.currency),
-                    product.status,
-                    product.stock_quantity,
-                )
-            )
-        return domain.price_lines(requested, infos)
+        return [product for product in found if product is not None]
 
     async def _clear_cart(self, user_id: str) -> None:
         try:
@@ -261,3 +268,22 @@ class Checkout:
         except ServiceError:
             # The order stands; a stale cart is an annoyance, not an error.
             log.warning("could not clear the cart of user %s after ordering", user_id)
+
+
+def _product_infos(products: Sequence[pb_product.Product]) -> dict[str, domain.ProductInfo | None]:
+    """What pricing needs of each product, by id (None: it has no price)."""
+    infos: dict[str, domain.ProductInfo | None] = {}
+    for product in products:
+        price = product.sale_price or product.base_price
+        infos[product.id] = (
+            None
+            if price is None
+            else domain.ProductInfo(
+                product.id,
+                product.seller_id,
+                product.name,
+                Money(price.amount, price.currency),
+                product.status,
+            )
+        )
+    return infos

@@ -92,7 +92,6 @@ class ProductInfo:
     name: str
     price: Money
     status: str
-    available: int
 
 
 def validate_lines(lines: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -121,7 +120,9 @@ def validate_lines(lines: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
 def price_lines(
     requested: Sequence[tuple[str, int]], products: Mapping[str, ProductInfo | None]
 ) -> tuple[tuple[Line, ...], Money]:
-    """Order lines at the products' current prices, and the total."""
+    """Order lines at the products' prices, and the total. Stock is not
+    checked here: the reservation, which takes it, decides (its products are
+    what ``products`` holds, as the reservation left them)."""
     lines: list[Line] = []
     currency = ""
     for product_id, quantity in requested:
@@ -133,15 +134,6 @@ def price_lines(
                 f"product {product_id} is no longer sold",
                 product_id=product_id,
                 reason="product_archived",
-            )
-        if product.available < quantity:
-            # Early refusal; the reservation that follows is what really decides.
-            raise FailedPrecondition(
-                f"only {product.available} of product {product_id} available, {quantity} requested",
-                product_id=product_id,
-                reason="insufficient_stock",
-                available=str(product.available),
-                requested=str(quantity),
             )
         currency = currency or product.price.currency
         if product.price.currency != currency:

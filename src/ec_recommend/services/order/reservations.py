@@ -34,7 +34,6 @@ from ec_recommend.platform.errors import (
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.rpc.client import ClientFactory
 from ec_recommend.platform.rpc.context import call_scope, current_call
-from ec_recommend.services.order import domain
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +76,24 @@ class Reservations:
     def stub(self) -> pb_product.ProductServiceStub:
         return self.clients.stub(pb_product.ProductServiceStub, "product")
 
-    async def reserve(self, order_id: str, lines: Sequence[domain.Line]) -> None:
+    async def reserve(
+        self, order_id: str, lines: Sequence[tuple[str, int]]
+    ) -> list[pb_product.Product]:
+        """Reserve every line (product id, quantity) or none; the reserved
+        products as the reservation left them (none from a ProductService
+        that does not answer with them)."""
         request = pb_product.ReserveStockRequest(
             reservation_id=order_id,
-            lines=[
-                pb_product.StockLine(product_id=x.product_id, quantity=x.quantity) for x in lines
-            ],
+            lines=[pb_product.StockLine(product_id=p, quantity=q) for p, q in lines],
         )
         try:
-            await self.stub().reserve_stock(request)
+            reserved = await self.stub().reserve_stock(request)
         except _TRANSIENT:
             # The reservation may have landed although the answer did not.
             with unbounded_by_caller():
                 await self.release(order_id)
             raise
+        return reserved.products
 
     async def confirm(self, order_id: str) -> None:
         """Hold the reservation until the order's payment deadline (and a margin)."""

@@ -221,7 +221,7 @@ class ProductService(pb.ProductServiceBase):
             )
             merged[product_id] = merged.get(product_id, 0) + quantity
         outcome = await self.store.reserve(reservation_id, list(merged.items()))
-        return await self._reservation_response(reservation_id, outcome)
+        return await self._reservation_response(reservation_id, outcome, with_products=True)
 
     async def confirm_reservation(
         self, message: pb.ConfirmReservationRequest
@@ -252,10 +252,12 @@ class ProductService(pb.ProductServiceBase):
         return await self._reservation_response(reservation_id, outcome)
 
     async def _reservation_response(
-        self, reservation_id: str, outcome: Outcome
+        self, reservation_id: str, outcome: Outcome, *, with_products: bool = False
     ) -> pb.ReserveStockResponse:
         """Each reserved product's stock, by id, and the lease while reserved:
-        as the call's own move left them, or read when it moved nothing."""
+        as the call's own move left them, or read when it moved nothing.
+        ``with_products``: the products themselves too (ReserveStock's answer,
+        which its caller prices from)."""
         products, expires_at = outcome.products, outcome.expires_at
         if products is None:  # a replay: what is there now
             reservation = await self.store.reservation(reservation_id)
@@ -266,6 +268,7 @@ class ProductService(pb.ProductServiceBase):
             state=outcome.state,
             stock=[stock_to_pb(p) for p in products],
             expires_at=expires_at if outcome.state == RESERVED else None,
+            products=[product_to_pb(p) for p in products] if with_products else [],
         )
 
     async def create_review(self, message: pb.CreateReviewRequest) -> pb.Review:

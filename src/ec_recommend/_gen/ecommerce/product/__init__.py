@@ -333,6 +333,14 @@ class ReserveStockResponse(betterproto2.Message):
     When a held (reserved) reservation's lease runs out; unset otherwise.
     """
 
+    products: "list[Product]" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    ReserveStock only: each reserved product as the reservation left it (its
+    name, seller and prices at that moment), in product id order, so the
+    caller prices its lines without a GetProducts of its own. Empty from
+    the other calls.
+    """
+
 
 default_message_pool.register_message(
     "ecommerce.product", "ReserveStockResponse", ReserveStockResponse
