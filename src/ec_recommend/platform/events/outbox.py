@@ -10,6 +10,7 @@ sent publishes again (consumers dedupe on the event id).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import betterproto2
 import sqlalchemy as sa
@@ -50,15 +51,15 @@ def outbox_migration(version: int) -> Migration:
     return Migration(version, apply)
 
 
-async def record_event(
-    uow: UnitOfWork,
+def event_row(
     event_type: str,
     data: betterproto2.Message,
     *,
     source: str,
     metadata: Mapping[str, str] | None = None,
-) -> str:
-    """Add an event to the outbox within ``uow``; returns the event id.
+) -> dict[str, Any]:
+    """The outbox row of a new event (its id is ``row["id"]``), for a writer
+    that inserts it itself, in the statement of the change it describes.
 
     The correlation id defaults to the request id of the current call; the
     current trace context is kept so the event's spans join the request's trace.
@@ -68,7 +69,7 @@ async def record_event(
     if request_id:
         merged.setdefault(CORRELATION_ID, request_id)
     event, body = new_encoded_event(event_type, data, source=source, metadata=merged)
-    row = {
+    return {
         "id": event.id,
         "event_type": event.type,
         "body": body,
@@ -76,5 +77,22 @@ async def record_event(
         "sent_at": None,
         "attempts": 0,
     }
+
+
+async def record_event(
+    uow: UnitOfWork,
+    event_type: str,
+    data: betterproto2.Message,
+    *,
+    source: str,
+    metadata: Mapping[str, str] | None = None,
+) -> str:
+    """Add an event to the outbox within ``uow``; returns the event id."""
+    row = event_row(event_type, data, source=source, metadata=metadata)
+    await record_row(uow, row)
+    return str(row["id"])
+
+
+async def record_row(uow: UnitOfWork, row: Mapping[str, Any]) -> None:
+    """Add an ``event_row`` to the outbox within ``uow``."""
     await uow.execute(_ADD_EVENT, row)
-    return event.id

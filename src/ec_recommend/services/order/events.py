@@ -3,8 +3,10 @@ the unit of work that changes the order."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ec_recommend._gen.ecommerce import events as pb_events
-from ec_recommend.platform.events.outbox import record_event
+from ec_recommend.platform.events.outbox import event_row, record_event
 from ec_recommend.platform.storage import UnitOfWork
 from ec_recommend.services.order import domain
 from ec_recommend.services.order.convert import order_to_pb
@@ -13,9 +15,10 @@ from ec_recommend.services.order.store import OrderHook
 SOURCE = "order-service"
 
 
-async def order_created(uow: UnitOfWork, order: domain.Order) -> None:
-    await record_event(
-        uow, "order.created", pb_events.OrderCreated(order=order_to_pb(order)), source=SOURCE
+def order_created(order: domain.Order) -> dict[str, Any]:
+    """The order.created event's outbox row: the store writes it with the order."""
+    return event_row(
+        "order.created", pb_events.OrderCreated(order=order_to_pb(order)), source=SOURCE
     )
 
 
