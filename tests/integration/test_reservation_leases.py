@@ -17,6 +17,7 @@ from ec_recommend._gen.ecommerce import product as pb
 from ec_recommend.config import StorageConfig
 from ec_recommend.platform import errors
 from ec_recommend.platform.clock import utcnow
+from ec_recommend.platform.events.outbox import outbox
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.storage import Database, open_database
 from ec_recommend.platform.storage.database import Migration, create_tables
@@ -377,3 +378,52 @@ async def test_a_commit_is_one_statement_on_postgres(db, monkeypatch) -> None:
     monkeypatch.undo()
     assert (await store.reservation("one")).state == product_store.COMMITTED
     assert [await _levels(store, p) for p in (tea, cup)] == [(2, 0), (3, 0)]
+
+
+async def test_concurrent_reservations_under_one_id_take_the_units_once(db) -> None:
+    """A retried ReserveStock racing its first try (one line, as a checkout
+    of one product makes it): one takes the units, the others answer its
+    state; on PostgreSQL both the one-statement way and the transaction's."""
+    store = ProductStore(db, reservation_lease=60)
+    tea = await _product(store, stock=10)
+    for n, quantity in enumerate((1, 2, 7)):  # 7, the last units: the transaction's way
+        outcomes = await asyncio.gather(
+            *(store.reserve(f"same-{n}", [(tea, quantity)]) for _ in range(5))
+        )
+        assert {o.state for o in outcomes} == {RESERVED}
+        assert sum(1 for o in outcomes if o.products) == 1, outcomes
+    assert await _levels(store, tea) == (0, 10)
+
+
+@pytest.mark.parametrize("storage", ["postgres"], indirect=True)
+async def test_a_one_line_reservation_is_one_statement_unless_it_sells_out(db, monkeypatch) -> None:
+    """On PostgreSQL a one-line reservation that leaves units on sale opens no
+    transaction; one that takes the last unit takes the transaction, which
+    records product.out_of_stock with the move."""
+    store = ProductStore(db, reservation_lease=60)
+    tea = await _product(store, stock=3)
+    real_unit_of_work = db.unit_of_work
+    opened: list[str] = []
+
+    def counted() -> Any:
+        opened.append("unit of work")
+        return real_unit_of_work()
+
+    monkeypatch.setattr(db, "unit_of_work", counted)
+    reserved = await store.reserve("first", [(tea, 2)])
+    assert (reserved.state, [p.available for p in reserved.products or []]) == (RESERVED, [1])
+    assert reserved.expires_at == (await store.reservation("first")).expires_at
+    assert opened == []
+    assert await store.reserve("first", [(tea, 2)]) == product_store.Outcome(RESERVED)  # a replay
+    assert await _levels(store, tea) == (1, 2)
+    opened.clear()
+    last = await store.reserve("last", [(tea, 1)])
+    assert [p.status for p in last.products or []] == ["out_of_stock"]
+    assert opened == ["unit of work"]
+    async with db.reading() as conn:
+        sold_out = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(outbox.c.event_type == "product.out_of_stock")
+            )
+        ).scalar_one()
+    assert sold_out == 1

@@ -13,7 +13,10 @@ left it. So a move reads nothing back, neither to decide on its events nor
 to answer with the stock levels (``Outcome``). Nor does a new reservation
 read first whether its id is taken: its first stock UPDATE moves units only
 while the id is new, and only a reservation that moved nothing looks its
-id up (a replay, or a line short of stock).
+id up (a replay, or a line short of stock). On PostgreSQL a one-line
+reservation that leaves units on sale, and a commit, are one statement each
+(data-modifying CTEs); everything else, and everything on SQLite, is a unit
+of work.
 """
 
 from __future__ import annotations
@@ -103,6 +106,33 @@ _RESERVE_UNITS = _stock_update(
 # looked up).
 _RESERVE_FIRST_UNITS = _RESERVE_UNITS.where(
     ~sa.exists().where(reservations.c.reservation_id == sa.bindparam("b_reservation_id"))
+)
+# On PostgreSQL a reservation of one line that leaves units on sale is one
+# statement: the stock UPDATE (only while the id is new) and the line's
+# INSERT, one round trip where the transaction took four. Selling the last
+# unit records product.out_of_stock with the move, so it, a line short of
+# stock, an archived product and a repeated id (the UPDATE moves nothing
+# then) take the transaction's way, which decides and explains.
+_MOVED_ONE = (
+    _RESERVE_UNITS.where(
+        products.c.available > _QUANTITY,
+        ~sa.exists().where(reservations.c.reservation_id == sa.bindparam("b_reservation_id")),
+    ).cte("moved")  # _stock_update's RETURNING: the product as the move left it
+)
+_RESERVE_ONE_AT_ONCE = sa.select(_MOVED_ONE).add_cte(
+    sa.insert(reservations)
+    .from_select(
+        ["reservation_id", "product_id", "quantity", "state", "updated_at", "expires_at"],
+        sa.select(
+            sa.bindparam("b_reservation_id", type_=reservations.c.reservation_id.type),
+            _MOVED_ONE.c.id,
+            _QUANTITY,
+            sa.literal(RESERVED, reservations.c.state.type),
+            _NOW,
+            sa.bindparam("b_expires_at", type_=reservations.c.expires_at.type),
+        ),
+    )
+    .cte("added")
 )
 _RETAKE_UNITS = _stock_update(
     available=products.c.available - _QUANTITY,
@@ -202,9 +232,19 @@ class StockReservations:
             return Outcome(state)
 
     async def _reserve(self, reservation_id: str, lines: Sequence[Line]) -> Outcome:
+        now = utcnow()
+        expires_at = now + self.reservation_lease
+        if len(lines) == 1 and self.db.dialect == "postgresql":
+            ((product_id, quantity),) = lines
+            params = {
+                **_units(product_id, quantity, now),
+                "b_reservation_id": reservation_id,
+                "b_expires_at": expires_at,
+            }
+            row = await self.db.write(_RESERVE_ONE_AT_ONCE, params, lambda result: result.first())
+            if row is not None:
+                return Outcome(RESERVED, [to_product(row)], expires_at)
         async with self.db.unit_of_work() as uow:
-            now = utcnow()
-            expires_at = now + self.reservation_lease
             moved: list[domain.Product] = []
             added: list[dict[str, Any]] = []
             # A stable lock order keeps two multi-line reservations from deadlocking.
