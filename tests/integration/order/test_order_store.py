@@ -45,7 +45,7 @@ async def _create(store: OrderStore, lines: list[domain.Line], **kwargs: Any) ->
         "buyer-1",
         lines,
         total,
-        created_event=kwargs.get("created_event", events.order_created),
+        created_event=kwargs.get("created_event", events.order_created_row),
     )
 
 
@@ -86,7 +86,7 @@ async def test_a_create_that_fails_leaves_nothing_behind(db) -> None:
         taken = (await conn.execute(sa.select(outbox.c.id))).scalar_one()
 
     def clashing_event(order: domain.Order) -> dict[str, Any]:
-        return {**events.order_created(order), "id": taken}
+        return {**events.order_created_row(order), "id": taken}
 
     doomed = str(uuid.uuid4())
     with pytest.raises(IntegrityError):

@@ -40,6 +40,16 @@ outbox = sa.Table(
 
 # Built once, run with each event's row (see ``platform.storage.statements``).
 _ADD_EVENT = sa.insert(outbox)
+# The columns of an ``event_row``.
+EVENT_ROW_COLUMNS = ("id", "event_type", "body", "created_at", "sent_at", "attempts")
+
+
+def event_row_binds(prefix: str) -> dict[str, sa.BindParameter[Any]]:
+    """An ``event_row``'s values as parameters named ``prefix`` + column, for a
+    statement that inserts the row among its other writes."""
+    return {
+        name: sa.bindparam(prefix + name, type_=outbox.c[name].type) for name in EVENT_ROW_COLUMNS
+    }
 
 
 def outbox_migration(version: int) -> Migration:

@@ -155,27 +155,32 @@ class Cashier:
                 payment.id, declined=ending.status == "declined", reason=ending.reason
             )
             raise
-        return await self._charged(payment, provider_id, order.items)
+        return await self._charged(payment, provider_id, order)
 
     async def _charged(
-        self, payment: Payment, provider_id: str, items: tuple[domain.Line, ...] | None = None
+        self, payment: Payment, provider_id: str, order: domain.Order | None = None
     ) -> Payment:
         """End a charged attempt: the order PAID, or the charge refunded.
-        ``items``: the order's lines, when known."""
+        ``order``: the order (stale but for what never changes), when known."""
 
         async def mark_succeeded(uow: UnitOfWork) -> None:
             await self.ledger.succeed(uow, payment.id, provider_id)
 
         try:
-            paid = await self.store.change_status(
-                payment.order_id,
-                domain.PENDING_PAYMENT,
-                domain.PAID,
-                payment_id=payment.id,
-                also=mark_succeeded,
-                on_changed=events.order_paid,
-                items=items,
-            )
+            if order is not None and self.ledger.pays_at_once:
+                paid = await self.ledger.pay_at_once(
+                    order, payment.id, provider_id, events.order_paid_row
+                )
+            else:
+                paid = await self.store.change_status(
+                    payment.order_id,
+                    domain.PENDING_PAYMENT,
+                    domain.PAID,
+                    payment_id=payment.id,
+                    also=mark_succeeded,
+                    on_changed=events.order_paid,
+                    items=None if order is None else order.items,
+                )
         except AttemptEnded:
             return await self._ended_elsewhere(payment, provider_id)
         if paid is not None:

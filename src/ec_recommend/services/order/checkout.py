@@ -193,7 +193,7 @@ class Checkout:
         try:
             await self.reservations.confirm(order_id)
             return await self.store.create(
-                order_id, user_id, lines, total, created_event=events.order_created
+                order_id, user_id, lines, total, created_event=events.order_created_row
             )
         except Exception as exc:
             # The order's commit may have landed although its answer did not.

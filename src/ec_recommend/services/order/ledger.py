@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import AlreadyExists
+from ec_recommend.platform.events.outbox import event_row_binds, outbox
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.storage import Database, UnitOfWork
@@ -142,10 +144,62 @@ _END_ATTEMPT = sa.update(payments).where(
     payments.c.id == sa.bindparam("b_payment_id"), payments.c.status == PROCESSING
 )
 
+# On PostgreSQL a charged attempt's ending as PAID is one statement: the
+# order's row and the attempt's, each locked if it is still what the change
+# needs (FOR UPDATE reads the latest version of a row another transaction
+# changed, so a cancellation or a resolver that committed first is seen),
+# then both compare-and-sets, each only when both rows were found, and the
+# order.paid event with them: both land or neither, as in the transaction
+# (BEGIN, two UPDATEs, the event, COMMIT) it replaces. The answer says which
+# row was not as needed, and the order's stock state after the change.
+_B_ORDER = sa.bindparam("b_order_id", type_=orders.c.id.type)
+_B_PAYMENT = sa.bindparam("b_payment_id", type_=payments.c.id.type)
+_B_NOW = sa.bindparam("b_now", type_=orders.c.updated_at.type)
+_UNPAID = (
+    sa.select(orders.c.id)
+    .where(orders.c.id == _B_ORDER, orders.c.status == domain.PENDING_PAYMENT)
+    .with_for_update()
+    .cte("unpaid")
+)
+_CHARGING = (
+    sa.select(payments.c.id)
+    .where(payments.c.id == _B_PAYMENT, payments.c.status == PROCESSING)
+    .with_for_update()
+    .cte("charging")
+)
+_BOTH_AS_NEEDED = sa.and_(sa.exists(_UNPAID.select()), sa.exists(_CHARGING.select()))
+_PAID = (
+    sa.update(orders)
+    .where(orders.c.id == _B_ORDER, orders.c.status == domain.PENDING_PAYMENT, _BOTH_AS_NEEDED)
+    .values(status=domain.PAID, payment_id=_B_PAYMENT, updated_at=_B_NOW)
+    .returning(orders.c.stock_state)
+    .cte("paid")
+)
+_EVENT = event_row_binds("e_")
+_PAY_AT_ONCE = sa.select(
+    sa.exists(_UNPAID.select()).label("unpaid"),
+    sa.exists(_CHARGING.select()).label("charging"),
+    sa.select(_PAID.c.stock_state).scalar_subquery().label("stock_state"),
+).add_cte(
+    sa.update(payments)
+    .where(payments.c.id == _B_PAYMENT, payments.c.status == PROCESSING, _BOTH_AS_NEEDED)
+    .values(
+        status=SUCCEEDED,
+        provider_payment_id=sa.bindparam("b_provider_payment_id", type_=sa.String),
+        updated_at=_B_NOW,
+    )
+    .cte("succeeded"),
+    sa.insert(outbox)
+    .from_select(list(_EVENT), sa.select(*_EVENT.values()).where(sa.exists(_PAID.select())))
+    .cte("paid_event"),
+)
+
 
 class Ledger:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # PostgreSQL runs a charge's PAID ending as one statement (``pay_at_once``).
+        self.pays_at_once = db.dialect == "postgresql"
 
     # -- idempotency claims ------------------------------------------------
 
@@ -295,6 +349,34 @@ class Ledger:
     async def succeed(self, uow: UnitOfWork, payment_id: str, provider_payment_id: str) -> None:
         """Mark SUCCEEDED inside ``uow``; AttemptEnded (rolling it back) if it had ended."""
         await self._end(uow, payment_id, status=SUCCEEDED, provider_payment_id=provider_payment_id)
+
+    async def pay_at_once(
+        self,
+        order: domain.Order,
+        payment_id: str,
+        provider_payment_id: str,
+        paid_event: Callable[[domain.Order], Mapping[str, Any]],
+    ) -> domain.Order | None:
+        """``order`` PAID and its attempt SUCCEEDED with ``paid_event``'s row,
+        in one statement (PostgreSQL, ``_PAY_AT_ONCE``): the order as paid;
+        None when it was no longer unpaid, AttemptEnded when the attempt had
+        ended (nothing changed then). ``order`` may be stale but for what
+        never changes (its number, buyer, lines, total, creation)."""
+        now = utcnow()
+        paid = dataclasses.replace(order, status=domain.PAID, payment_id=payment_id, updated_at=now)
+        params = {
+            "b_order_id": order.id,
+            "b_payment_id": payment_id,
+            "b_provider_payment_id": provider_payment_id,
+            "b_now": now,
+            **{f"e_{name}": value for name, value in paid_event(paid).items()},
+        }
+        row = await self.db.write(_PAY_AT_ONCE, params, lambda result: result.one())
+        if not row.unpaid:
+            return None
+        if not row.charging:
+            raise AttemptEnded(payment_id)
+        return dataclasses.replace(paid, stock_state=row.stock_state)
 
     async def fail(self, payment_id: str, *, declined: bool, reason: str) -> bool:
         """Mark DECLINED or FAILED; False when the attempt had already ended."""

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 
 from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.errors import NotFound
-from ec_recommend.platform.events.outbox import outbox, record_row
+from ec_recommend.platform.events.outbox import event_row_binds, outbox, record_row
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.paging import Page
 from ec_recommend.platform.storage import Database, UnitOfWork
@@ -125,9 +125,7 @@ _LINE_VALUES = (
 )
 _CREATE_AT_ONCE = (
     sa.insert(outbox)
-    .values(
-        _values_of(outbox, "e_", ("id", "event_type", "body", "created_at", "sent_at", "attempts"))
-    )
+    .values(event_row_binds("e_"))
     .add_cte(
         sa.insert(order_numbers)
         .values(seq=sa.bindparam("n_seq", type_=sa.Integer), order_id=sa.bindparam("o_id"))
