@@ -15,8 +15,10 @@
    waits until every event of the run is handled (outboxes empty, subscriber
    queues drained). Prints orders/s (while buying and with every event
    handled), p50/p99 latency of create+pay, the CPU per order of ``up``'s own
-   process and of its local broker (moto), read from /proc, and the broker
-   calls per order, total and by action, as the broker counted them
+   process, of its local broker (moto) and of the bench itself (its buyers'
+   HTTP clients and its polling: the load generator's share of the
+   machine), read from /proc, and the broker calls per order, total and by
+   action, as the broker counted them
    (``/_ec/calls``); CPU and calls include the tail after the buyers stop.
    ``--postgres``: on PostgreSQL (fresh schemas, dropped after).
    ``--split``: on PostgreSQL, ``ec-recommend serve`` over two processes
@@ -68,6 +70,9 @@ from ec_recommend.runtime.registry import CONSUMERS, SERVICES
 # on every request, with room for the load.
 BENCH_ENV = {"EC_TRUSTED_PROXIES": "127.0.0.1", "EC_RATE_LIMIT_AUTHENTICATED": "1000000"}
 DATABASE_SERVER = "postgres"  # CpuMeter's name for the local PostgreSQL server
+# CpuMeter's name for this process: the buyers' HTTP clients and the drain's
+# polling, the share of the machine the measurement itself takes.
+LOAD_GENERATOR = "bench"
 POSTGRES_URL = os.environ.get("EC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -425,15 +430,16 @@ def _per_order(calls: dict[str, dict[str, int]], orders: int) -> tuple[float, st
 
 def _cpu_line(spent: dict[str, float], orders: int) -> str:
     """ms per order of each process, and of the project's processes together."""
-    ours = {
-        name: seconds for name, seconds in spent.items() if name not in ("broker", DATABASE_SERVER)
-    }
+    others = ("broker", DATABASE_SERVER, LOAD_GENERATOR)
+    ours = {name: seconds for name, seconds in spent.items() if name not in others}
     parts = [f"{name} {seconds / orders * 1000:.1f}" for name, seconds in ours.items()]
     if len(ours) > 1:
         parts.append(f"together {sum(ours.values()) / orders * 1000:.1f}")
     parts.append(f"local broker {spent.get('broker', 0.0) / orders * 1000:.1f}")
     if DATABASE_SERVER in spent:
         parts.append(f"PostgreSQL server {spent[DATABASE_SERVER] / orders * 1000:.1f}")
+    if LOAD_GENERATOR in spent:
+        parts.append(f"load generator {spent[LOAD_GENERATOR] / orders * 1000:.1f}")
     return ", ".join(parts) + " ms"
 
 
@@ -463,7 +469,8 @@ async def bench_gateway(
             latencies: list[float] = []
             stop = time.perf_counter() + seconds
             calls_before = await broker_report(session, system.broker_url)
-            cpu = CpuMeter(system.pids, postmaster_pid() if postgres else None)
+            pids = {**system.pids, LOAD_GENERATOR: os.getpid()}
+            cpu = CpuMeter(pids, postmaster_pid() if postgres else None)
             started = time.perf_counter()
             await asyncio.gather(*(buy_until(b, product["id"], stop, latencies) for b in buyers))
             buying = time.perf_counter() - started
