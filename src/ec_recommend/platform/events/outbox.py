@@ -20,6 +20,7 @@ from ec_recommend.platform.clock import utcnow
 from ec_recommend.platform.events.envelope import CORRELATION_ID, new_encoded_event
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.platform.storage import Migration, UnitOfWork
+from ec_recommend.platform.storage.statements import prefixed_binds
 from ec_recommend.platform.telemetry.tracing import trace_headers
 
 outbox_metadata = sa.MetaData()
@@ -44,12 +45,10 @@ _ADD_EVENT = sa.insert(outbox)
 EVENT_ROW_COLUMNS = ("id", "event_type", "body", "created_at", "sent_at", "attempts")
 
 
-def event_row_binds(prefix: str) -> dict[str, sa.BindParameter[Any]]:
+def event_row_binds(prefix: str) -> dict[str, Any]:
     """An ``event_row``'s values as parameters named ``prefix`` + column, for a
-    statement that inserts the row among its other writes."""
-    return {
-        name: sa.bindparam(prefix + name, type_=outbox.c[name].type) for name in EVENT_ROW_COLUMNS
-    }
+    statement that inserts the row among its other writes (``prefixed``)."""
+    return prefixed_binds(outbox, prefix, EVENT_ROW_COLUMNS)
 
 
 def outbox_migration(version: int) -> Migration:

@@ -14,7 +14,7 @@ so they are built once per dialect name, on first use (``PerDialect``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -28,6 +28,17 @@ def dialect_insert(dialect: str, table: sa.Table) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def prefixed_binds(table: sa.Table, prefix: str, names: Sequence[str]) -> dict[str, Any]:
+    """``table``'s columns ``names`` as parameters named ``prefix`` + column,
+    so that one statement writing rows of several tables names each apart."""
+    return {name: sa.bindparam(prefix + name, type_=table.c[name].type) for name in names}
+
+
+def prefixed(prefix: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row``'s values under the names ``prefixed_binds`` gives them."""
+    return {prefix + name: value for name, value in row.items()}
 
 
 class PerDialect(Generic[S]):

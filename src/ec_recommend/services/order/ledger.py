@@ -17,6 +17,7 @@ from ec_recommend.platform.events.outbox import event_row_binds, outbox
 from ec_recommend.platform.ids import new_id
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.storage import Database, UnitOfWork
+from ec_recommend.platform.storage.statements import prefixed
 from ec_recommend.services.order import domain
 from ec_recommend.services.order.tables import (
     DECLINED,
@@ -369,7 +370,7 @@ class Ledger:
             "b_payment_id": payment_id,
             "b_provider_payment_id": provider_payment_id,
             "b_now": now,
-            **{f"e_{name}": value for name, value in paid_event(paid).items()},
+            **prefixed("e_", paid_event(paid)),
         }
         row = await self.db.write(_PAY_AT_ONCE, params, lambda result: result.one())
         if not row.unpaid:

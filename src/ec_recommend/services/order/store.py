@@ -19,6 +19,7 @@ from ec_recommend.platform.events.outbox import event_row_binds, outbox, record_
 from ec_recommend.platform.money import Money
 from ec_recommend.platform.paging import Page
 from ec_recommend.platform.storage import Database, UnitOfWork
+from ec_recommend.platform.storage.statements import prefixed, prefixed_binds
 from ec_recommend.services.order import domain
 from ec_recommend.services.order.numbers import SequenceBlocks
 from ec_recommend.services.order.tables import (
@@ -91,11 +92,6 @@ _ADD_ORDER = sa.insert(orders)
 _ADD_LINES = sa.insert(order_items)
 
 
-def _values_of(table: sa.Table, prefix: str, names: Sequence[str]) -> dict[str, Any]:
-    """``table``'s ``names`` set from parameters named ``prefix`` + name."""
-    return {name: sa.bindparam(prefix + name, type_=table.c[name].type) for name in names}
-
-
 # On PostgreSQL a create is one statement: the number, the order, its lines
 # and its event, inserted by data-modifying CTEs, all or nothing. One round
 # trip where the transaction took six (BEGIN, four INSERTs, COMMIT). The
@@ -130,7 +126,7 @@ _CREATE_AT_ONCE = (
         sa.insert(order_numbers)
         .values(seq=sa.bindparam("n_seq", type_=sa.Integer), order_id=sa.bindparam("o_id"))
         .cte("numbered"),
-        sa.insert(orders).values(_values_of(orders, "o_", _ORDER_COLUMNS)).cte("placed"),
+        sa.insert(orders).values(prefixed_binds(orders, "o_", _ORDER_COLUMNS)).cte("placed"),
         sa.insert(order_items)
         .from_select(
             ["order_id", *_LINE_ARRAYS],
@@ -243,9 +239,9 @@ def _created_at_once(order: domain.Order, seq: int, event: Mapping[str, Any]) ->
     lines = _line_rows(order)
     return {
         "n_seq": seq,
-        **{f"o_{name}": value for name, value in _order_row(order).items()},
+        **prefixed("o_", _order_row(order)),
         **{f"l_{name}": [line[name] for line in lines] for name in _LINE_ARRAYS},
-        **{f"e_{name}": value for name, value in event.items()},
+        **prefixed("e_", event),
     }
 
 

@@ -113,11 +113,8 @@ _RESERVE_FIRST_UNITS = _RESERVE_UNITS.where(
 # unit records product.out_of_stock with the move, so it, a line short of
 # stock, an archived product and a repeated id (the UPDATE moves nothing
 # then) take the transaction's way, which decides and explains.
-_MOVED_ONE = (
-    _RESERVE_UNITS.where(
-        products.c.available > _QUANTITY,
-        ~sa.exists().where(reservations.c.reservation_id == sa.bindparam("b_reservation_id")),
-    ).cte("moved")  # _stock_update's RETURNING: the product as the move left it
+_MOVED_ONE = _RESERVE_FIRST_UNITS.where(products.c.available > _QUANTITY).cte(
+    "moved"  # _stock_update's RETURNING: the product as the move left it
 )
 _RESERVE_ONE_AT_ONCE = sa.select(_MOVED_ONE).add_cte(
     sa.insert(reservations)
@@ -166,16 +163,7 @@ _CHANGE_STATE = (
 # products' row locks held for that statement alone. A row per line; none
 # when the reservation was not reserved (the transaction's way then
 # decides). SQLite has no data-modifying CTEs: it takes the transaction.
-_CHANGED = (
-    sa.update(reservations)
-    .where(
-        reservations.c.reservation_id == sa.bindparam("b_reservation_id"),
-        reservations.c.state == RESERVED,
-    )
-    .values(state=COMMITTED, updated_at=_NOW)
-    .returning(reservations.c.product_id, reservations.c.quantity)
-    .cte("changed")
-)
+_CHANGED = _CHANGE_STATE.cte("changed")
 _MOVED = (
     sa.update(products)
     .where(products.c.id == _CHANGED.c.product_id)
@@ -343,7 +331,12 @@ class StockReservations:
     async def _commit_at_once(self, reservation_id: str) -> Outcome | None:
         """A reserved reservation committed in one statement (PostgreSQL);
         None when it was not reserved."""
-        params = {"b_reservation_id": reservation_id, "b_now": utcnow()}
+        params = {
+            "b_reservation_id": reservation_id,
+            "b_current": RESERVED,
+            "b_target": COMMITTED,
+            "b_now": utcnow(),
+        }
         rows = await self.db.write(_COMMIT_AT_ONCE, params, lambda result: result.all())
         if not rows:
             return None
