@@ -10,7 +10,8 @@
    The queue is refilled before each run; runs alternate ``--rounds`` times.
    Prints messages/s of each and, what matters (moto dominates the wall
    clock), CPU per message of this process (``getrusage``: moto is a child
-   process, not counted) while it drains, and runtime/bare of both.
+   process, not counted) while it drains, and runtime/bare of both: the
+   median of each round's own ratio, with their range.
 2. Latency: ``--events`` events published one by one to SNS (PublishBatch of 1,
    as the relay does when idle) at ``--rate``/s; each is timed from publish to
    the end of its handler's commit. Prints p50/p99 and receives per event
@@ -160,6 +161,11 @@ async def _latency(
     return latencies, worker.stats.batches
 
 
+def _spread(ratios: list[float]) -> str:
+    """The median of per-round ratios, with their range."""
+    return f"{statistics.median(ratios):.2f} (rounds {min(ratios):.2f}–{max(ratios):.2f})"
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -197,15 +203,21 @@ async def main(args: argparse.Namespace) -> None:
                 o = statistics.median(rate for rate, _ in ours)
                 b_cpu = statistics.median(cpu for _, cpu in bare)
                 o_cpu = statistics.median(cpu for _, cpu in ours)
+                # Each round's own ratio: its two runs are minutes apart at most,
+                # while the machine's speed drifts over the whole bench.
+                rates = _spread(
+                    [o_rate / b_rate for (b_rate, _), (o_rate, _) in zip(bare, ours, strict=True)]
+                )
+                cpus = _spread([o_c / b_c for (_, b_c), (_, o_c) in zip(bare, ours, strict=True)])
                 print(
                     f"throughput ({args.messages} messages, median of {args.rounds}): "
                     f"bare receive/delete {b:.0f} msg/s, consumer runtime {o:.0f} msg/s, "
-                    f"ratio runtime/bare {o / b:.2f}"
+                    f"ratio runtime/bare {rates}"
                 )
                 print(
                     f"CPU per message (this process, moto excluded): "
                     f"bare {b_cpu * 1e6:.0f} µs, runtime {o_cpu * 1e6:.0f} µs, "
-                    f"ratio runtime/bare {o_cpu / b_cpu:.2f} (goal <= 1.5)"
+                    f"ratio runtime/bare {cpus} (goal <= 1.5)"
                 )
                 if args.events <= 0:
                     return
