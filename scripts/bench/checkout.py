@@ -27,6 +27,10 @@
    child; CPU per order of each and together.
    With PostgreSQL on this machine, its server's CPU per order too (the
    main process, its live backends and those that ended meanwhile).
+   Then the ceiling the machine's cores set: the orders/s they allow at the
+   CPU per order measured (everything on the machine together), and with
+   the project's processes costing nothing (the broker, the database server
+   and the load generator alone).
 Usage: .venv/bin/python scripts/bench/checkout.py [--items 20] [--rounds 200]
        [--gateway [--postgres | --split [--front gateway,user,...]]]
        [--concurrency 16] [--seconds 10]
@@ -428,10 +432,26 @@ def _per_order(calls: dict[str, dict[str, int]], orders: int) -> tuple[float, st
     return total, ", ".join(f"{name} {n:.2f}" for n, name in by_action)
 
 
+_OTHERS = ("broker", DATABASE_SERVER, LOAD_GENERATOR)  # on the machine, not the project's
+
+
+def _ceiling_line(spent: dict[str, float], orders: int) -> str:
+    """Orders/s this machine's cores allow at the CPU per order measured, and with
+    the project's processes costing nothing: what the broker, the database
+    server and the load generator leave (they share the cores in a bench)."""
+    cores = os.cpu_count() or 1
+    everything = sum(spent.values()) / orders
+    others = sum(spent.get(name, 0.0) for name in _OTHERS) / orders
+    zero_ours = f"{cores / others:.0f}" if others > 0 else "unbounded"
+    return (
+        f"{cores} cores: at most {cores / everything:.0f} orders/s at this CPU per order, "
+        f"{zero_ours} if the project's processes cost nothing"
+    )
+
+
 def _cpu_line(spent: dict[str, float], orders: int) -> str:
     """ms per order of each process, and of the project's processes together."""
-    others = ("broker", DATABASE_SERVER, LOAD_GENERATOR)
-    ours = {name: seconds for name, seconds in spent.items() if name not in others}
+    ours = {name: seconds for name, seconds in spent.items() if name not in _OTHERS}
     parts = [f"{name} {seconds / orders * 1000:.1f}" for name, seconds in ours.items()]
     if len(ours) > 1:
         parts.append(f"together {sum(ours.values()) / orders * 1000:.1f}")
@@ -499,6 +519,7 @@ async def bench_gateway(
     )
     print(f"  CPU per order, every event handled: {_cpu_line(cpu_all, orders)}")
     print(f"  CPU per order, while buying:        {_cpu_line(cpu_buying, orders)}")
+    print(f"  ceiling, every event handled: {_ceiling_line(cpu_all, orders)}")
     total, breakdown = _per_order(calls_between(calls_before, calls_after), orders)
     print(f"  broker calls per order: {total:.2f}  ({breakdown})")
     if calls_after.dead_letters() or calls_after.parked():
