@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from ec_recommend.config import EventsConfig, StorageConfig
+from ec_recommend.platform.events import worker as worker_module
 from ec_recommend.platform.events.aws import queue_url
 from ec_recommend.platform.events.consumer import EffectScope, Handler
 from ec_recommend.platform.events.envelope import Event, encode
@@ -19,6 +21,7 @@ from ec_recommend.platform.events.runner import running_consumers
 from ec_recommend.platform.events.topology import Topology
 from ec_recommend.platform.events.worker import ConsumerWorker
 from ec_recommend.platform.storage import UnitOfWork, open_database
+from ec_recommend.platform.telemetry.metrics import process_metrics
 from tests.conftest import wait_for
 from tests.integration.events.conftest import (
     EFFECTS_MIGRATIONS,
@@ -110,6 +113,60 @@ async def test_every_handled_message_is_deleted_and_no_visibility_calls(
     counting.check_deletes(25)
     assert counting.calls["change_message_visibility"] == 0
     assert counting.calls["change_message_visibility_batch"] == 0  # quick batches: no extension
+
+
+class BackdatedSqs:
+    """An SQS client whose receives say their first message was sent ``age`` seconds ago."""
+
+    def __init__(self, sqs: Any, age: float) -> None:
+        self._sqs = sqs
+        self._age = age
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    async def receive_message(self, **kwargs: Any) -> Any:
+        response = await self._sqs.receive_message(**kwargs)
+        messages = response.get("Messages", [])
+        if messages:
+            sent = int((time.time() - self._age) * 1000)
+            messages[0]["Attributes"]["SentTimestamp"] = str(sent)
+        return response
+
+
+def _processed(status: str) -> float:
+    try:
+        return process_metrics().queue_message_processed.get({"queue": QUEUE, "status": status})
+    except KeyError:
+        return 0
+
+
+async def test_a_batch_reports_its_oldest_message_as_the_lag_and_counts_every_outcome(
+    provisioned: ProvisionReport,
+    events_config: EventsConfig,
+    sqlite_storage: StorageConfig,
+    sqs: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lag gauge (alerted on at 30 s) is set once a batch, to its oldest
+    message's age wherever it sits in the batch; the outcome counter, taken
+    once a batch, counts each message."""
+    lags: list[float] = []  # the send times the worker reports, in order
+    monkeypatch.setattr(worker_module, "record_lag", lambda queue, sent: lags.append(sent))
+    events = [product_event(f"p-{i}") for i in range(10)]
+    await send_batch(sqs, events_config, events)
+    succeeded = _processed("success")
+    sub = subscription(QUEUE, {"product.updated": count_effect})
+    async with open_database(sqlite_storage, "probe", EFFECTS_MIGRATIONS) as db:
+        await ensure_inbox(db)
+        worker = ConsumerWorker(sub, db, BackdatedSqs(sqs, age=600), events_config)
+        task = asyncio.create_task(worker.run())
+        await wait_for(lambda: worker.stats.handled == 10, timeout=30)
+        worker.stop()
+        await task
+    assert len(lags) == worker.stats.batches < 10  # once a batch, and batches of several
+    assert all(time.time() - sent >= 600 for sent in lags)  # each its first, backdated
+    assert _processed("success") - succeeded == 10
 
 
 async def test_small_batches_share_their_deletes(

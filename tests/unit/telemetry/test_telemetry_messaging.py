@@ -9,6 +9,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from ec_recommend.platform.telemetry.messaging import (
+    BatchOutcomes,
+    MessageHandling,
     handling_message,
     publishing,
     publishing_batch,
@@ -56,6 +58,39 @@ def test_publish_and_consume_continue_the_request_trace(spans: InMemorySpanExpor
     assert consumer.attributes["messaging.destination.name"] == QUEUE
     assert consumer.attributes["messaging.message.id"] == "e-1"
     assert metrics.queue_message_processed.get({"queue": QUEUE, "status": "success"}) == 1
+
+
+class CountingMetrics(Metrics):
+    """Metrics that also note each call counting outcomes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str, int]] = []
+
+    def message_processed(self, queue: str, status: str, count: int = 1) -> None:
+        self.calls.append((queue, status, count))
+        super().message_processed(queue, status, count)
+
+
+def test_a_batch_counts_its_outcomes_once_a_status(spans: InMemorySpanExporter) -> None:
+    metrics = CountingMetrics()
+    outcomes = BatchOutcomes(metrics)
+    for i, status in enumerate(["success"] * 7 + ["duplicate"] * 2 + ["error"]):
+        handling = MessageHandling(
+            QUEUE, consumer="inventory", carrier={}, event_id=f"e-{i}", metrics=outcomes
+        )
+        handling.finish(status)
+    assert metrics.calls == []  # nothing counted until the batch is done
+    outcomes.flush()
+    assert sorted(metrics.calls) == [
+        (QUEUE, "duplicate", 2),
+        (QUEUE, "error", 1),
+        (QUEUE, "success", 7),
+    ]
+    assert metrics.queue_message_processed.get({"queue": QUEUE, "status": "success"}) == 7
+    outcomes.flush()  # counted once: a second flush adds nothing
+    assert metrics.queue_message_processed.get({"queue": QUEUE, "status": "success"}) == 7
+    assert len(spans.get_finished_spans()) == 10  # each message keeps its own span
 
 
 def test_linked_consumer_starts_its_own_trace(spans: InMemorySpanExporter) -> None:

@@ -44,7 +44,12 @@ from ec_recommend.platform.events.envelope import Event, EventError, UnknownEven
 from ec_recommend.platform.events.handling import FAILED, HANDLED, Outcome, handle_batch
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.storage import Database
-from ec_recommend.platform.telemetry.messaging import MessageHandling, handling_message, record_lag
+from ec_recommend.platform.telemetry.messaging import (
+    BatchOutcomes,
+    MessageHandling,
+    handling_message,
+    record_lag,
+)
 
 log = logging.getLogger(__name__)
 
@@ -284,14 +289,27 @@ class ConsumerWorker:
         return messages
 
     async def _handle_batch(self, messages: list[dict[str, Any]]) -> None:
-        """Handle one received batch, then queue its deletes and return its failures."""
+        """Handle one received batch (``_handle_counted``), its metrics taken once."""
         self.stats.batches += 1
+        # Once a batch: the lag (of its oldest message) and the outcome counts.
+        sent = [
+            int(message["Attributes"]["SentTimestamp"]) / 1000
+            for message in messages
+            if "SentTimestamp" in message.get("Attributes", {})
+        ]
+        if sent:
+            record_lag(self.subscription.queue, min(sent))
+        counts = BatchOutcomes()
+        try:
+            await self._handle_counted(messages, counts)
+        finally:
+            counts.flush()
+
+    async def _handle_counted(self, messages: list[dict[str, Any]], counts: BatchOutcomes) -> None:
+        """Handle the batch, then queue its deletes and return its failures."""
         later: list[tuple[str, int]] = []  # (receipt, seconds until it comes back)
         accepted: list[tuple[dict[str, Any], Event, MessageHandling]] = []
         for message in messages:
-            system = message.get("Attributes", {})
-            if "SentTimestamp" in system:
-                record_lag(self.subscription.queue, int(system["SentTimestamp"]) / 1000)
             carrier = {
                 name: value["StringValue"]
                 for name, value in message.get("MessageAttributes", {}).items()
@@ -310,6 +328,7 @@ class ConsumerWorker:
                 carrier=carrier or dict(event.metadata),
                 event_type=event.type,
                 event_id=event.id,
+                metrics=counts,
             )
             accepted.append((message, event, handling))
         outcomes: list[Outcome] = []

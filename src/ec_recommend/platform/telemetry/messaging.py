@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -180,6 +182,30 @@ class MessageOutcome:
     status: str = "success"
 
 
+class OutcomeCounter(Protocol):
+    """Where a handled message's outcome is counted (``Metrics``, ``BatchOutcomes``)."""
+
+    def message_processed(self, queue: str, status: str) -> None: ...
+
+
+class BatchOutcomes:
+    """The outcomes of one received batch, counted as they come and added to
+    ``queue_message_processed_total`` once (``flush``): one label lookup per
+    status a batch, not one per message."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics or process_metrics()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def message_processed(self, queue: str, status: str) -> None:
+        self._counts[queue, status] += 1
+
+    def flush(self) -> None:
+        for (queue, status), count in self._counts.items():
+            self._metrics.message_processed(queue, status, count)
+        self._counts.clear()
+
+
 class MessageHandling:
     """The CONSUMER span and outcome count of one message handled in phases.
 
@@ -199,13 +225,13 @@ class MessageHandling:
         event_type: str = "",
         event_id: str = "",
         links: bool | None = None,
-        metrics: Metrics | None = None,
+        metrics: OutcomeCounter | None = None,
     ) -> None:
         self.queue = queue
         self.consumer = consumer
         self.event_type = event_type
         self.event_id = event_id
-        self._recorder = metrics or process_metrics()
+        self._recorder: OutcomeCounter = metrics or process_metrics()
         self.started = time.perf_counter()
         parent_span, parent = caller_span(carrier)
         linked = _consumer_links if links is None else links

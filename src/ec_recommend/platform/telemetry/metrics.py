@@ -110,7 +110,7 @@ class Metrics:
         )
         self.consumer_lag = Gauge(
             "queue_consumer_lag_seconds",
-            "Age of the last message a consumer received, at receipt.",
+            "Age of the oldest message of the last batch a consumer received, at receipt.",
             registry=r,
         )
         self.endpoint_healthy = Gauge(
@@ -173,8 +173,8 @@ class Metrics:
     def rate_limit_rejected(self, tier: str) -> None:
         self.rate_limited.inc({"tier": tier})
 
-    def message_processed(self, queue: str, status: str) -> None:
-        self.queue_message_processed.inc({"queue": queue, "status": status})
+    def message_processed(self, queue: str, status: str, count: int = 1) -> None:
+        self.queue_message_processed.add({"queue": queue, "status": status}, count)
 
     def breaker_state(self, service: str, state: str) -> None:
         """Mark ``state`` as the one the breaker of ``service`` is in."""
