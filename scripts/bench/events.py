@@ -6,7 +6,9 @@
                DeleteMessageBatch, nothing else (the floor of any consumer)
      runtime   our ConsumerWorker: decode + validate, a unit of work with the
                inbox row per message (SQLite), bounded concurrent handlers,
-               visibility extension, batched deletes
+               visibility extension, batched deletes; its spans and metrics
+               as a service makes them, under the tracer provider ``up``
+               installs (no exporter: ids, nothing recorded)
    The queue is refilled before each run; runs alternate ``--rounds`` times.
    Prints messages/s of each and, what matters (moto dominates the wall
    clock), CPU per message of this process (``getrusage``: moto is a child
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ec_recommend._gen.ecommerce import events as pb
-from ec_recommend.config import EventsConfig, StorageConfig
+from ec_recommend.config import EventsConfig, StorageConfig, TelemetryConfig
 from ec_recommend.platform.events.aws import aws_client, queue_url
 from ec_recommend.platform.events.consumer import Subscription
 from ec_recommend.platform.events.envelope import Event, encode, new_event
@@ -42,6 +44,7 @@ from ec_recommend.platform.events.provision import provision
 from ec_recommend.platform.events.runner import running_consumers
 from ec_recommend.platform.events.topology import load_topology
 from ec_recommend.platform.storage import UnitOfWork
+from ec_recommend.platform.telemetry.export import tracing
 from ec_recommend.runtime.local_aws import moto_server
 
 QUEUE = "search-index-queue"
@@ -246,4 +249,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=300)  # 0: skip the latency run
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--linger", type=float, default=EventsConfig.consumer_batch_linger)
-    asyncio.run(main(parser.parse_args()))
+    args = parser.parse_args()
+    with tracing(TelemetryConfig(), "bench-events"):  # as every service process runs
+        asyncio.run(main(args))
