@@ -42,6 +42,12 @@ def environ(**fields: Any) -> dict[str, Any]:
             b"Action=PublishBatch&Version=2010-03-31&TopicArn=arn",
             ("sns", "PublishBatch"),
         ),
+        # ...wherever it stands, and only the field named exactly Action
+        (
+            environ(HTTP_AUTHORIZATION=SIGNED_SNS),
+            b"Message=Action%3DNo&NotAction=Publish&Action=PublishBatch",
+            ("sns", "PublishBatch"),
+        ),
         # ...or in the query string
         (
             environ(HTTP_AUTHORIZATION=SIGNED_SNS, QUERY_STRING="Action=Publish&TopicArn=x"),

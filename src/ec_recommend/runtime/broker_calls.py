@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 CALLS_PATH = "/_ec/calls"
 MOTO_API = "moto-api"  # moto's own endpoints (/moto-api/...): probes, seeding, not AWS calls
@@ -41,6 +42,9 @@ _TARGET_SERVICES = {
     "AWSCognitoIdentityService": "cognito-identity",
 }
 _FORM = "application/x-www-form-urlencoded"
+# The Action field of a form, found without parsing the rest: a PublishBatch's
+# form is ten envelopes, and parsing all of it cost ~5 % of the broker's CPU.
+_ACTION_FIELD = re.compile(r"(?:^|&)Action=([^&]*)")
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -72,9 +76,9 @@ def action_of(environ: Mapping[str, Any], body: bytes) -> str:
     if target:
         return target.rsplit(".", 1)[-1]
     for source in (str(environ.get("QUERY_STRING", "")), body.decode("latin-1")):
-        actions = parse_qs(source).get("Action")
-        if actions:
-            return actions[0]
+        field = _ACTION_FIELD.search(source)
+        if field and field.group(1):
+            return unquote_plus(field.group(1))
     path = str(environ.get("PATH_INFO", ""))
     return path if path.startswith("/moto-api") else UNKNOWN
 
