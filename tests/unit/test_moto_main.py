@@ -18,11 +18,16 @@ def keep_patches_to_this_test(monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``patch_moto`` replaces, put back after the test."""
     import moto.backends as backends
     import moto.core.responses as responses
+    from moto.core import serialize
 
     for name in moto_main.PATCHED_NAMES:
         monkeypatch.setattr(sqs_models, name, getattr(sqs_models, name))
     monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)
     monkeypatch.setattr(responses, "method_names_from_class", responses.method_names_from_class)
+    enrich = vars(responses.BaseResponse)["_enrich_response"]
+    for picker in (serialize.AttributePicker, serialize.XFormedAttributePicker):
+        monkeypatch.setattr(picker, "get_possible_keys", vars(picker)["get_possible_keys"])
+    monkeypatch.setattr(responses.BaseResponse, "_enrich_response", enrich)
 
 
 def backend_with_retention(seconds: int) -> SimpleNamespace:
@@ -116,3 +121,125 @@ def test_what_moto_answers_from_memory_is_what_it_would_work_out(
     assert responses.method_names_from_class(SQSResponse) is responses.method_names_from_class(
         SQSResponse
     )
+
+
+def test_a_received_message_is_filtered_on_its_copy_and_the_queue_keeps_it_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keep_patches_to_this_test(monkeypatch)
+    assert moto_main.patch_moto()
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("q")
+    attributes = {
+        name: {"data_type": "String", "string_value": name} for name in ("type", "traceparent")
+    }
+    backend.send_message("q", "body", message_attributes=attributes)
+    (first,) = backend.receive_message("q", 10, 0, visibility_timeout=0)
+    (again,) = backend.receive_message("q", 10, 0, 30, message_attribute_names=["type"])
+    assert first.message_attributes == {}  # asked for none
+    assert again.message_attributes == {"type": attributes["type"]}
+    (kept,) = backend.queues["q"]._messages
+    assert kept.message_attributes == attributes
+    assert kept.approximate_receive_count == again.approximate_receive_count == 2
+    assert again is not kept and again.receipt_handle == kept.receipt_handle
+
+
+def test_what_sqs_copies_besides_a_message_is_still_copied_deeply() -> None:
+    groups = {"group": {"a"}}
+    copied = moto_main.copy_for_receive(groups)
+    assert copied == groups and copied["group"] is not groups["group"]
+
+
+def test_the_brokers_flask_apps_are_out_of_debug_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto.server
+
+    monkeypatch.setattr(moto.server, "create_backend_app", moto.server.create_backend_app)
+    assert moto.server.create_backend_app("sqs").debug  # moto's own choice
+    assert moto_main.serve_without_flask_debug()
+    assert not moto.server.create_backend_app("sqs").debug
+
+
+def test_the_request_id_still_reaches_every_answer_and_only_xml_is_scanned_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+
+    import moto.core.responses as responses
+    from moto.core.responses import BaseResponse
+
+    keep_patches_to_this_test(monkeypatch)
+    assert moto_main.patch_moto()
+    scanned: list[str] = []
+
+    def sub(pattern: str, replacement: str, text: str) -> str:
+        if text:
+            scanned.append(text)
+        return re.sub(pattern, replacement, text)
+
+    monkeypatch.setattr(responses, "re", SimpleNamespace(sub=sub))
+    json_body = '{"Messages": [{"Body": "an envelope"}]}'
+    headers, body = BaseResponse._enrich_response({"status": 200}, json_body)  # type: ignore[arg-type]
+    assert body == json_body and len(headers["x-amzn-requestid"]) == 52
+    assert headers["status"] == "200"
+    xml = "<R><ResponseMetadata><RequestId>old</RequestId></ResponseMetadata></R>"
+    headers, body = BaseResponse._enrich_response({}, xml)
+    assert body == xml.replace("old", headers["x-amzn-requestid"])
+    assert scanned == [xml]
+
+
+def serialized(results: list[tuple[str, str, Any]]) -> list[str]:
+    """What moto's serializer makes of each (service, operation, result), twice,
+    the same way moto's responses call it."""
+    from moto.core.serialize import XFormedAttributePicker, get_serializer_class
+    from moto.core.utils import get_service_model
+
+    answers = []
+    for service, operation, result in results:
+        model = get_service_model(service).operation_model(operation)
+        serializer_class = get_serializer_class(service, model.service_model.protocol)
+        for _ in range(2):  # the second time from what the first remembered
+            serializer = serializer_class(
+                operation_model=model, value_picker=XFormedAttributePicker()
+            )
+            answers.append(str(serializer.serialize(result)["body"]))
+    return answers
+
+
+def test_remembered_field_names_serialize_answers_as_moto_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.sns.models import sns_backends
+
+    keep_patches_to_this_test(monkeypatch)
+    sns = sns_backends["123456789012"]["us-east-1"]  # moto's, in memory: a subscribe finds it
+    topic = sns.create_topic("orders")
+    sns.subscribe(topic.arn, "https://example.com/hook", "https")
+    received = {
+        "Messages": [
+            {
+                "MessageId": str(n),
+                "ReceiptHandle": f"handle-{n}",
+                "MD5OfBody": "0" * 32,
+                "Body": f"envelope {n}",
+                "MessageAttributes": {"type": {"DataType": "String", "StringValue": "order.paid"}},
+                "Attributes": {"SentTimestamp": "1"},
+            }
+            for n in range(3)
+        ]
+    }
+    # model objects (SNS, XML) and dicts (SQS, JSON). A subscription has a
+    # TopicArn of its own, a topic's is its arn: the same key, other names.
+    results = [
+        ("sns", "ListSubscriptions", {"Subscriptions": sns.list_subscriptions()[0]}),
+        ("sns", "ListTopics", {"Topics": [topic], "NextToken": None}),
+        ("sqs", "ReceiveMessage", received),
+    ]
+    try:
+        as_shipped = serialized(results)
+        assert moto_main.patch_moto()
+        assert serialized(results) == as_shipped
+    finally:
+        sns.delete_topic(topic.arn)
+    topic_arn = "<TopicArn>arn:aws:sns:us-east-1:123456789012:orders</TopicArn>"
+    assert topic_arn in as_shipped[0] and topic_arn in as_shipped[2]
+    assert "handle-2" in as_shipped[-1] and "order.paid" in as_shipped[-1]

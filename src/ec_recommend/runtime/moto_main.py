@@ -15,16 +15,23 @@ datetime built and subtracted from another, ~3 µs against ~0.1 µs for
 was ~25 % of the broker's CPU during a checkout run. SQS's models get the
 same clock and the same names, computed cheaply, and receipt handles from
 one random read; what moto works out again for every request (its package's
-directories, a response class's methods) is kept. Its history is bounded
-(``moto_memory``), its registries and each queue's messages are safe for requests
-answered at once (``moto_threads``), connections are kept alive
-(``moto_keepalive``), it writes no access log and it builds the backends ``up`` uses before it
-listens (``moto_warmup``). The patches apply only to the moto major version
-they were written for; any other runs as it is.
+directories, a response class's methods) is kept. A received message is
+copied shallowly, not deeply, and only an XML answer is searched for the
+request id to write into it.
+
+Around moto: its history is bounded (``moto_memory``), its registries and
+each queue's messages are safe for requests answered at once
+(``moto_threads``), connections are kept alive (``moto_keepalive``), it
+writes no access log, its Flask apps run out of debug mode and without CORS,
+and it builds the backends ``up`` uses before it listens (``moto_warmup``).
+The patches of moto's internals apply only to the moto major version they
+were written for; any other runs as it is. ``scripts/bench/broker.py``
+measures what they save against moto as shipped.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import string
@@ -41,6 +48,7 @@ PATCHED_NAMES = (
     "unix_time_millis",
     "camelcase_to_underscores",
     "generate_receipt_handle",
+    "deepcopy",
 )
 
 
@@ -84,7 +92,10 @@ def patch_moto() -> bool:
         names["camelcase_to_underscores"]
     )
     names["generate_receipt_handle"] = receipt_handle
+    names["deepcopy"] = copy_for_receive
     _answer_requests_from_memory()
+    _request_id_written_only_into_xml()
+    _serialized_names_remembered()
     return True
 
 
@@ -97,6 +108,22 @@ _LETTERS = bytes(ord(string.ascii_lowercase[i % 26]) for i in range(256))
 def receipt_handle() -> str:
     """A receipt handle as moto makes them, unique for as long as SQS needs."""
     return os.urandom(_RECEIPT_LENGTH).translate(_LETTERS).decode("ascii")
+
+
+def copy_for_receive(value: Any) -> Any:
+    """moto's ``deepcopy`` in SQS, where it copies each message it hands out.
+
+    It copies only so that filtering the copy's message attributes leaves the
+    queue's message whole, and the filter assigns a new dict rather than
+    changing the old one: a shallow copy keeps the message just as well, at a
+    fraction of a deep one's cost (~6 % of the broker's CPU during checkout).
+    Anything else SQS copies (a queue's pending groups) is still copied deeply.
+    """
+    import moto.sqs.models as sqs_models
+
+    if isinstance(value, sqs_models.Message):
+        return copy.copy(value)
+    return copy.deepcopy(value)
 
 
 def _answer_requests_from_memory() -> None:
@@ -133,7 +160,90 @@ def silence_access_log() -> bool:
     return True
 
 
+def _request_id_written_only_into_xml() -> None:
+    """moto puts each response's request id into its body with a regex over the
+    whole body, for an XML ``<RequestId>``. SQS answers in JSON, which has none,
+    and a receive of ten envelopes is tens of kB to scan (~3 % of the broker's
+    CPU). The header still carries the id, as before."""
+    from moto.core.responses import BaseResponse
+
+    enrich = BaseResponse._enrich_response
+
+    def enrich_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+        if isinstance(body, str) and "<RequestId>" not in body:
+            headers, _ = enrich(headers, "")
+            return headers, body
+        return enrich(headers, body)
+
+    BaseResponse._enrich_response = staticmethod(enrich_response)  # type: ignore[method-assign,assignment]
+
+
+_ALIASES_KEPT = 4096  # (picker, object's class, shape, key) answers; moto's shapes are few
+
+
+def _serialized_names_remembered() -> None:
+    """moto's response serializer finds each field's value on a model object by
+    asking six alias providers, made anew for every field of every message
+    (~11 % of the broker's CPU). Their answer depends only on the object's
+    class, the field's shape (with the structure it belongs to) and its key,
+    so it is worked out once for each."""
+    from moto.core import serialize
+
+    for picker in (serialize.AttributePicker, serialize.XFormedAttributePicker):
+        if "get_possible_keys" in vars(picker):
+            picker.get_possible_keys = _remembering(picker.get_possible_keys)  # type: ignore[method-assign]
+
+
+def _remembering(possible_keys: Any) -> Any:
+    answers: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+    @functools.wraps(possible_keys)
+    def remembered(self: Any, context: Any) -> tuple[str, ...]:
+        shape = context.shape
+        question = (
+            possible_keys,
+            tuple(self.alias_providers),
+            type(context.obj),
+            shape,
+            getattr(shape, "parent", None),
+            context.key,
+        )
+        answer = answers.get(question)
+        if answer is None:
+            if len(answers) >= _ALIASES_KEPT:
+                answers.clear()
+            answer = answers[question] = tuple(possible_keys(self, context))
+        return answer
+
+    return remembered
+
+
+def serve_without_flask_debug() -> bool:
+    """moto builds each service's Flask app in debug mode. That mode exists for
+    a developer's browser: on every request with a form (SNS, SES) Flask
+    defines a new class to explain a misused upload (~3 % of the broker's
+    CPU). Out of it, an error inside moto still answers 500, logged by Flask
+    instead of by werkzeug."""
+    import moto.server
+
+    create = getattr(moto.server, "create_backend_app", None)  # imported there by name
+    if create is None:
+        return False
+
+    def create_backend_app(service: Any) -> Any:
+        app = create(service)
+        app.debug = False
+        return app
+
+    moto.server.create_backend_app = create_backend_app  # type: ignore[attr-defined]
+    return True
+
+
 def main() -> None:
+    # Before moto is imported (it reads its settings then): the broker's
+    # clients are our services, never a browser, so no response needs CORS
+    # headers, which Flask-CORS worked out for every request (~3 %).
+    os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
     from moto.server import main as moto_server
 
     from ec_recommend.runtime.moto_keepalive import keep_connections_alive
@@ -147,6 +257,7 @@ def main() -> None:
         lock_queue_changes()
     keep_connections_alive()
     silence_access_log()
+    serve_without_flask_debug()
     build_backends_first()
     broker_calls.install()  # GET /_ec/calls: what the broker served, for benches and tests
     moto_server(sys.argv[1:])

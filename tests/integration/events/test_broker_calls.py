@@ -63,3 +63,17 @@ async def test_sqs_and_sns_calls_are_counted_by_action_and_queues_report_depth(
     assert made[("sqs", "DeleteMessageBatch")] >= 1
     assert made[("sns", "Publish")] >= 1
     assert after["queues"][name] == {"visible": 0, "in_flight": 0, "delayed": 1}
+
+
+async def test_the_broker_answers_its_services_without_browser_headers(local_aws: LocalAws) -> None:
+    # its clients are our services: no CORS headers worked out per request
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            local_aws.endpoint_url,
+            data={"Action": "ListTopics", "Version": "2010-03-31"},
+            headers={"Origin": "http://example.com"},
+        ) as response,
+    ):
+        assert response.status in (200, 403)  # unsigned: moto may refuse it, either way it answers
+        assert "Access-Control-Allow-Origin" not in response.headers
