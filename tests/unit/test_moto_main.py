@@ -6,6 +6,7 @@ import string
 import time
 from datetime import datetime
 from types import SimpleNamespace
+from typing import Any
 
 import moto.sqs.models as sqs_models
 import pytest
@@ -19,11 +20,17 @@ def keep_patches_to_this_test(monkeypatch: pytest.MonkeyPatch) -> None:
     import moto.backends as backends
     import moto.core.responses as responses
     from moto.core import serialize
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     for name in moto_main.PATCHED_NAMES:
         monkeypatch.setattr(sqs_models, name, getattr(sqs_models, name))
     monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)
     monkeypatch.setattr(responses, "method_names_from_class", responses.method_names_from_class)
+    monkeypatch.setattr(
+        DomainDispatcherApplication,
+        "get_backend_for_host",
+        DomainDispatcherApplication.get_backend_for_host,
+    )
     enrich = vars(responses.BaseResponse)["_enrich_response"]
     for picker in (serialize.AttributePicker, serialize.XFormedAttributePicker):
         monkeypatch.setattr(picker, "get_possible_keys", vars(picker)["get_possible_keys"])
@@ -109,11 +116,15 @@ def test_what_moto_answers_from_memory_is_what_it_would_work_out(
 ) -> None:
     import moto.backends as backends
     import moto.core.responses as responses
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.sqs.responses import SQSResponse
 
     keep_patches_to_this_test(monkeypatch)
     modules = list(backends.list_of_moto_modules())
     methods = responses.method_names_from_class(SQSResponse)
+    hosts = ("sqs.ap-northeast-1.amazonaws.com", "sns.us-east-1.amazonaws.com", "moto_api")
+    dispatcher = DomainDispatcherApplication(lambda service: None)  # type: ignore[arg-type,return-value]
+    serving = [dispatcher.get_backend_for_host(host) for host in hosts]
     assert moto_main.patch_moto()
     assert list(backends.list_of_moto_modules()) == modules
     assert "sqs" in modules and "sns" in modules
@@ -121,6 +132,10 @@ def test_what_moto_answers_from_memory_is_what_it_would_work_out(
     assert responses.method_names_from_class(SQSResponse) is responses.method_names_from_class(
         SQSResponse
     )
+    assert serving == ["sqs", "sns", "moto_api"]
+    assert [dispatcher.get_backend_for_host(host) for host in hosts] == serving
+    dispatcher.backend_url_patterns = []  # a walk made again would find nothing
+    assert [dispatcher.get_backend_for_host(host) for host in hosts] == serving
 
 
 def test_a_received_message_is_filtered_on_its_copy_and_the_queue_keeps_it_whole(
