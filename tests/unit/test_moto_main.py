@@ -258,3 +258,18 @@ def test_remembered_field_names_serialize_answers_as_moto_does(
     topic_arn = "<TopicArn>arn:aws:sns:us-east-1:123456789012:orders</TopicArn>"
     assert topic_arn in as_shipped[0] and topic_arn in as_shipped[2]
     assert "handle-2" in as_shipped[-1] and "order.paid" in as_shipped[-1]
+
+
+def test_remembered_answers_are_bounded_and_still_right_after_forgetting() -> None:
+    worked_out: list[int] = []
+
+    def square(_: object, n: int) -> int | None:
+        worked_out.append(n)
+        return None if n == 0 else n * n  # None is an answer too
+
+    remembered = moto_main._remembering(square, lambda _, n: n, kept=2)
+    assert [remembered(None, n) for n in (0, 3, 0, 3)] == [None, 9, None, 9]
+    assert worked_out == [0, 3]
+    assert remembered(None, 4) == 16  # a third: the first two are forgotten
+    assert remembered(None, 3) == 9
+    assert worked_out == [0, 3, 4, 3]

@@ -37,6 +37,7 @@ import os
 import string
 import sys
 import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from ec_recommend.runtime import broker_calls
@@ -142,24 +143,33 @@ def _answer_requests_from_memory() -> None:
     names["method_names_from_class"] = functools.lru_cache(maxsize=None)(
         names["method_names_from_class"]
     )
-    DomainDispatcherApplication.get_backend_for_host = _remembered_backends(  # type: ignore[method-assign]
-        DomainDispatcherApplication.get_backend_for_host
+    DomainDispatcherApplication.get_backend_for_host = _remembering(  # type: ignore[method-assign]
+        DomainDispatcherApplication.get_backend_for_host, lambda _, host: host, kept=_HOSTS_KEPT
     )
 
 
 _HOSTS_KEPT = 256  # hosts the broker is reached by: a handful in practice
 
 
-def _remembered_backends(backend_for_host: Any) -> Any:
-    answers: dict[str | None, Any] = {}
+def _remembering(method: Any, question: Callable[[Any, Any], Hashable], *, kept: int) -> Any:
+    """``method(self, arg)``, worked out once for each ``question(self, arg)``.
 
-    @functools.wraps(backend_for_host)
-    def remembered(self: Any, host: str | None) -> Any:
-        if host in answers:
-            return answers[host]
-        if len(answers) >= _HOSTS_KEPT:
+    At most ``kept`` answers are held: past that they are forgotten, all at
+    once, and worked out again. One read each, as the server's threads may
+    forget them between two.
+    """
+    answers: dict[Hashable, Any] = {}
+    unknown = object()
+
+    @functools.wraps(method)
+    def remembered(self: Any, arg: Any) -> Any:
+        key = question(self, arg)
+        answer = answers.get(key, unknown)
+        if answer is not unknown:
+            return answer
+        if len(answers) >= kept:
             answers.clear()
-        answer = answers[host] = backend_for_host(self, host)
+        answer = answers[key] = method(self, arg)
         return answer
 
     return remembered
@@ -214,31 +224,29 @@ def _serialized_names_remembered() -> None:
 
     for picker in (serialize.AttributePicker, serialize.XFormedAttributePicker):
         if "get_possible_keys" in vars(picker):
-            picker.get_possible_keys = _remembering(picker.get_possible_keys)  # type: ignore[method-assign]
+            picker.get_possible_keys = _remembering(  # type: ignore[method-assign]
+                _listed(picker.get_possible_keys), _alias_question, kept=_ALIASES_KEPT
+            )
 
 
-def _remembering(possible_keys: Any) -> Any:
-    answers: dict[tuple[Any, ...], tuple[str, ...]] = {}
-
+def _listed(possible_keys: Any) -> Any:
     @functools.wraps(possible_keys)
-    def remembered(self: Any, context: Any) -> tuple[str, ...]:
-        shape = context.shape
-        question = (
-            possible_keys,
-            tuple(self.alias_providers),
-            type(context.obj),
-            shape,
-            getattr(shape, "parent", None),
-            context.key,
-        )
-        answer = answers.get(question)
-        if answer is None:
-            if len(answers) >= _ALIASES_KEPT:
-                answers.clear()
-            answer = answers[question] = tuple(possible_keys(self, context))
-        return answer
+    def listed(self: Any, context: Any) -> tuple[str, ...]:
+        return tuple(possible_keys(self, context))  # a generator can be read once
 
-    return remembered
+    return listed
+
+
+def _alias_question(picker: Any, context: Any) -> Hashable:
+    shape = context.shape
+    return (
+        type(picker),
+        tuple(picker.alias_providers),
+        type(context.obj),
+        shape,
+        getattr(shape, "parent", None),
+        context.key,
+    )
 
 
 def serve_without_flask_debug() -> bool:
