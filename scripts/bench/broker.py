@@ -4,8 +4,8 @@
 ``up`` runs moto's server through ``ec_recommend.runtime.moto_main``, which
 patches what moto works out again on every request (see its docstring). This
 bench starts that child as ``up`` does (``local_aws.spawn_moto``) and a stock
-``python -m moto.server`` side by side
-and drives both with the same cycle, shaped like an order's events:
+``python -m moto.server`` side by side, and drives both with the same cycle,
+shaped like an order's events:
 
   publish   SNS PublishBatch of 10 order envelopes with the relay's message
             attributes, to a topic with ``--queues`` raw-delivery SQS
@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 from aws_call import SENDER, TEMPLATE, email_destinations, publish_entries
 from checkout import cpu_seconds
+from events import _spread
 
 from ec_recommend.platform.aws import open_aws_client
 from ec_recommend.runtime.local_aws import MotoChild, free_port, moto_ready, spawn_moto, stop_moto
@@ -168,10 +169,7 @@ async def main(args: argparse.Namespace) -> None:
     for name, values in figures.items():
         spread = f"rounds {min(values):.2f}–{max(values):.2f}"
         print(f"  {name:6} {statistics.median(values):.2f} ms  ({spread})")
-    print(
-        f"  up's/stock: {statistics.median(ratios):.2f} "
-        f"(rounds {min(ratios):.2f}–{max(ratios):.2f})"
-    )
+    print(f"  up's/stock: {_spread(ratios)}")
 
 
 if __name__ == "__main__":
