@@ -22,9 +22,10 @@
    (``/_ec/calls``); CPU and calls include the tail after the buyers stop.
    ``--postgres``: on PostgreSQL (fresh schemas, dropped after).
    ``--split``: on PostgreSQL, ``ec-recommend serve`` over two processes
-   (the request path: gateway, product, cart, order | user, the other
-   services and every consumer; ``--front`` names the first process's
-   services) and one moto child; CPU per order of each and together.
+   (the request path: gateway, product, cart, order, and the gateway
+   cache's invalidation | user, the other services and consumers;
+   ``--front`` names the first process's services) and one moto child; CPU
+   per order of each and together.
    With PostgreSQL on this machine, its server's CPU per order too (the
    main process, its live backends and those that ended meanwhile).
    Then the ceiling the machine's cores set: the orders/s they allow at the
@@ -294,8 +295,9 @@ async def _stop(child: asyncio.subprocess.Process) -> None:
 # ConfirmReservation, CommitStock) stay in one process; the back is the
 # consumers with the user service their emails look addresses up in. Measured
 # against the earlier default (gateway, user, product, cart: order in the back)
-# it spent ~30 % less CPU per order (docs/performance.md).
-FRONT = ("gateway", "product", "cart", "order")
+# it spent ~30 % less CPU per order (docs/performance.md). The cache's
+# invalidation runs beside the gateway: without Redis its cache is in-process.
+FRONT = ("gateway", "product", "cart", "order", "cache-invalidation")
 
 
 def split_of(front: Sequence[str]) -> dict[str, list[str]]:
@@ -547,7 +549,7 @@ def main() -> None:
     parser.add_argument(
         "--split",
         action="store_true",
-        help="--gateway with serve over two processes (gateway, product, cart, order | the rest); "
+        help="--gateway with serve over two processes (the request path | the rest); "
         "implies --postgres",
     )
     parser.add_argument(
