@@ -31,6 +31,7 @@ from ec_recommend.runtime.registry import (
 )
 
 if TYPE_CHECKING:
+    from ec_recommend.platform.events.published_here import PublishedHere
     from ec_recommend.platform.rpc.client import ClientFactory
     from ec_recommend.runtime.local_aws import MotoChild
 
@@ -271,21 +272,36 @@ async def _serve(
     gateway: bool = False,
     workers: int = 1,
 ) -> int:
+    from ec_recommend.platform.events.published_here import PublishedHere
     from ec_recommend.platform.security.tls import GATEWAY
     from ec_recommend.platform.telemetry.endpoint import serve_metrics
     from ec_recommend.runtime.host import host_services
 
+    # A gateway here hears what this process's relays publish; other
+    # processes' events still reach it through its queue.
+    published_here = PublishedHere(complete=False) if gateway else None
+
     async def body(stop: asyncio.Event) -> None:
         telemetry = config.telemetry
         async with (
-            host_services(config, names, identity=GATEWAY if gateway else None) as hosted,
+            host_services(
+                config,
+                names,
+                identity=GATEWAY if gateway else None,
+                published_here=published_here,
+            ) as hosted,
             serve_metrics(telemetry.metrics_host, telemetry.metrics_port) as metrics,
         ):
             env = ServiceEnv(config=config, clients=hosted.clients)
             async with (
                 hosted_consumers(config, env, consumers),
                 _gateway(
-                    config, hosted.clients, hosted.endpoints(), gateway, workers
+                    config,
+                    hosted.clients,
+                    hosted.endpoints(),
+                    gateway,
+                    workers,
+                    published_here=published_here,
                 ) as gateway_url,
             ):
                 heap.settle()
@@ -310,6 +326,7 @@ async def _gateway(
     hosted: Mapping[str, str],
     enabled: bool,
     workers: int = 1,
+    published_here: PublishedHere | None = None,
 ) -> AsyncIterator[str | None]:
     """The REST gateway in this process (and its workers) when ``serve gateway`` asked."""
     if not enabled:
@@ -317,7 +334,9 @@ async def _gateway(
         return
     from ec_recommend.edge.gateway.app import served_gateway
 
-    async with served_gateway(config, clients, hosted, workers=workers) as url:
+    async with served_gateway(
+        config, clients, hosted, workers=workers, published_here=published_here
+    ) as url:
         yield url
 
 

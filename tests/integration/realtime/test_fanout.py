@@ -7,6 +7,7 @@ import time
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,16 +16,20 @@ import pytest_asyncio
 
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend._gen.ecommerce import order as pb_order
-from ec_recommend.config import Config, EventsConfig, RealtimeConfig
+from ec_recommend.config import Config, EventsConfig, RealtimeConfig, StorageConfig
 from ec_recommend.edge.realtime.handler import Realtime
 from ec_recommend.edge.realtime.hub import Connection
 from ec_recommend.edge.realtime.metrics import CountingMetrics
 from ec_recommend.edge.realtime.setup import open_realtime
-from ec_recommend.edge.realtime.sqs_fanout import HEARTBEAT_TAG, INSTANCE_PREFIX
+from ec_recommend.edge.realtime.sqs_fanout import HEARTBEAT_TAG, INSTANCE_PREFIX, SqsFanout
 from ec_recommend.platform.events.aws import aws_client, prefixed
 from ec_recommend.platform.events.envelope import Event, new_event
+from ec_recommend.platform.events.outbox import outbox_migration, record_event
 from ec_recommend.platform.events.provision import provision
+from ec_recommend.platform.events.published_here import PublishedHere
+from ec_recommend.platform.events.relay import OutboxRelay
 from ec_recommend.platform.events.topology import load_topology
+from ec_recommend.platform.storage import Database, open_database
 from ec_recommend.runtime.local_aws import LocalAws
 from tests.conftest import events_on, wait_for
 
@@ -123,3 +128,61 @@ async def test_redis_pubsub_delivers_across_gateways(events: EventsConfig) -> No
             await wait_for(lambda: len(received(alice)) == 2, timeout=15)
         assert [m["event_id"] for m in received(alice)] == [direct.id, via_sns.id]
         assert received(bob) == []
+
+
+async def test_a_gateway_hosted_with_publishers_hears_their_events_here_not_from_its_queue(
+    events: EventsConfig, tmp_path: Path
+) -> None:
+    """``serve gateway order ...``: the relays of the gateway's own process are
+    heard in-process and left out of its queue; other processes' events (a
+    relay elsewhere, a tool publishing unmarked) still come through the queue."""
+    topology = load_topology()
+    here, elsewhere = PublishedHere(complete=False), PublishedHere(complete=False)
+    config = Config(events=events)  # backend auto: a queue of its own, with ``here``
+    storage = StorageConfig(data_dir=tmp_path / "data")
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            open_realtime(config, CountingMetrics(), published_here=here)
+        )
+        b = await stack.enter_async_context(open_realtime(config, CountingMetrics()))
+        assert isinstance(a.fanout, SqsFanout) and isinstance(b.fanout, SqsFanout)
+        dbs = [
+            await stack.enter_async_context(open_database(storage, name, [outbox_migration(1)]))
+            for name in ("order-here", "order-elsewhere")
+        ]
+        for db, published_here in zip(dbs, (here, elsewhere), strict=True):
+            await stack.enter_async_context(OutboxRelay(db, events, topology, published_here))
+        on_a, on_b = follow_orders(a, "alice"), follow_orders(b, "alice")
+
+        def ids(connection: Connection) -> list[str]:
+            return [m["event_id"] for m in received(connection)]
+
+        mine = await record_paid(dbs[0], "alice")
+        await wait_for(lambda: ids(on_b) == [mine], timeout=15)  # B's queue has it
+        assert ids(on_a) == [mine]
+        assert a.fanout.feed.received == 0
+        async with aws_client("sqs", events) as sqs:
+            depth = await sqs.get_queue_attributes(
+                QueueUrl=a.fanout.feed.url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )
+        assert set(depth["Attributes"].values()) == {"0"}  # SNS delivered it nowhere else
+
+        theirs = await record_paid(dbs[1], "alice")
+        await wait_for(lambda: ids(on_a) == [mine, theirs], timeout=15)
+        unmarked = paid("alice")
+        await b.fanout.publish(unmarked)  # SNS without an origin, as tools do
+        await wait_for(lambda: ids(on_a) == [mine, theirs, unmarked.id], timeout=15)
+        assert a.fanout.feed.received == 2
+
+
+async def record_paid(db: Database, user_id: str) -> str:
+    """An order.paid in ``db``'s outbox, as the order service records it; its id."""
+    order = pb_order.Order(id=str(uuid.uuid4()), user_id=user_id, status="PAID")
+    async with db.unit_of_work() as uow:
+        event_id = await record_event(uow, "order.paid", pb.OrderPaid(order=order), source="test")
+        await uow.commit()
+    return event_id

@@ -36,3 +36,12 @@ def test_auto_backend_hears_this_process_relays_when_they_publish_everything_pus
     assert backend_of(Config.from_env({**events, "EC_WS_REDIS_URL": "redis://x"}), here) == "redis"
     assert backend_of(Config.from_env({**events, "EC_WS_BACKEND": "sqs"}), here) == "sqs"
     assert backend_of(Config.from_env({}), here) == "local"  # no events at all
+
+
+def test_auto_backend_keeps_a_queue_when_this_process_publishes_only_some_events() -> None:
+    # serve gateway order ...: other processes publish too; what is heard here
+    # is left out of the queue by its origin
+    some = PublishedHere(complete=False)
+    assert some.origin is not None and some.origin != PublishedHere(complete=False).origin
+    assert PublishedHere().origin is None  # up: nothing to leave out
+    assert backend_of(Config.from_env({"EC_AWS_ENDPOINT_URL": "http://127.0.0.1:1"}), some) == "sqs"

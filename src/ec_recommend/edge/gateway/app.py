@@ -341,12 +341,14 @@ async def served_gateway(
     hosted: Mapping[str, str] | Sequence[str] = (),
     *,
     workers: int = 1,
+    published_here: PublishedHere | None = None,
 ) -> AsyncIterator[str]:
     """The gateway of ``ec-recommend serve gateway``: Cognito auth, on ``config.gateway``.
 
     ``hosted`` names the services this process hosts (with their addresses,
     which ``workers`` > 1 worker processes dial). /readyz checks the routed
-    services this process hosts or has endpoints for.
+    services this process hosts or has endpoints for. ``published_here``
+    hears what this process's relays publish (``backend_of``).
     """
     from ec_recommend.edge.gateway.workers import (
         GatewayWorkers,
@@ -358,7 +360,9 @@ async def served_gateway(
     reachable = set(hosted) | set(config.rpc.endpoints)
     services = [n for n in ROUTED_SERVICES if n in reachable]
     config = per_process_limits(config, workers)
-    app = create_app(cognito_setup(config, clients=clients, services=services))
+    app = create_app(
+        cognito_setup(config, clients=clients, services=services, published_here=published_here)
+    )
     host = config.gateway.host
     async with AsyncExitStack() as stack:
         # Workers are waited for after this gateway's own shutdown, told to stop before it.

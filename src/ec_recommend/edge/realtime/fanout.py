@@ -2,7 +2,9 @@
 
 - ``SqsFanout``: an SQS queue of this process's own, subscribed to the topics
   (created on start, removed on clean shutdown; a process that dies leaves a
-  queue whose heartbeat tag goes stale, swept by the next gateway).
+  queue whose heartbeat tag goes stale, swept by the next gateway). When
+  this process also hosts services (``serve gateway order ...``), it hears
+  what their relays publish in-process and its queue leaves those out.
 - ``RedisFanout``: gateways share one SQS queue (each event reaches one of
   them) and republish to a Redis channel every gateway listens to.
 - ``PublishedFanout``: the outbox relays of this very process publish every
@@ -25,7 +27,7 @@ from typing import Protocol
 from ec_recommend.edge.realtime.hub import Hub
 from ec_recommend.edge.realtime.messages import PUSHED_EVENTS, push_for
 from ec_recommend.platform.events.envelope import Event, EventError, decode
-from ec_recommend.platform.events.published_here import Published, PublishedHere
+from ec_recommend.platform.events.published_here import Listener, Published, PublishedHere
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,17 @@ def deliver_bodies(on_event: OnEvent, bodies: list[str]) -> None:
         on_event(event)
 
 
+def pushed_heard(on_event: OnEvent) -> Listener:
+    """A listener to this process's relays that hands their pushed events to ``on_event``."""
+
+    def hear(events: Published) -> None:
+        bodies = [body for event_type, body in events if event_type in PUSHED_EVENTS]
+        if bodies:
+            deliver_bodies(on_event, bodies)
+
+    return hear
+
+
 class LocalFanout:
     name = "local"
 
@@ -80,12 +93,6 @@ class PublishedFanout:
     def __init__(self, on_event: OnEvent) -> None:
         self.on_event = on_event
 
-    def hear(self, events: Published) -> None:
-        """A batch this process's relays published: the pushed ones go to the hub."""
-        bodies = [body for event_type, body in events if event_type in PUSHED_EVENTS]
-        if bodies:
-            deliver_bodies(self.on_event, bodies)
-
     async def publish(self, event: Event) -> None:
         self.on_event(event)
 
@@ -94,6 +101,5 @@ class PublishedFanout:
 async def published_fanout(
     published_here: PublishedHere, on_event: OnEvent
 ) -> AsyncIterator[PublishedFanout]:
-    fanout = PublishedFanout(on_event)
-    with published_here.listening(fanout.hear):
-        yield fanout
+    with published_here.listening(pushed_heard(on_event)):
+        yield PublishedFanout(on_event)

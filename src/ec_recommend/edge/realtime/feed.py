@@ -3,7 +3,9 @@
 Used two ways: a queue of one's own per gateway process (``SqsFanout``) and
 one queue shared by every gateway that relays into Redis (``RedisFanout``).
 Subscriptions use raw delivery and a filter policy naming only the pushed
-event types, so the queue carries nothing the gateway would drop.
+event types, so the queue carries nothing the gateway would drop; with
+``leave_out_origin`` the policy also drops what that process's relays
+published (its gateway hears those in-process: ``published_here``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ec_recommend.config import EventsConfig
 from ec_recommend.edge.realtime.messages import PUSHED_EVENTS
 from ec_recommend.platform.events.aws import prefixed, topic_arns
 from ec_recommend.platform.events.deletes import DELETE_DELAY, PendingDeletes, delete_messages
+from ec_recommend.platform.events.published_here import ORIGIN
 from ec_recommend.platform.events.topology import Topology
 from ec_recommend.platform.events.worker import receive_delay
 from ec_recommend.platform.retry import Backoff, with_retry
@@ -45,6 +48,20 @@ def pushed_routes(topology: Topology) -> dict[str, list[str]]:
         if events:
             routes[topic.name] = events
     return routes
+
+
+def filter_policy(events: list[str], leave_out_origin: str | None = None) -> dict[str, Any]:
+    """The subscription's filter: these event types, and from any origin but the one left out.
+
+    A message without the origin attribute passes: only relays that a
+    gateway hears in-process mark theirs.
+    """
+    policy: dict[str, Any] = {"type": events}
+    if leave_out_origin is not None:
+        # "exists" first: moto (the local broker) gives up on a message at the
+        # first rule that needs an attribute it lacks; AWS reads them in any order.
+        policy[ORIGIN] = [{"exists": False}, {"anything-but": [leave_out_origin]}]
+    return policy
 
 
 def _queue_policy(queue_arn: str, topics: list[str]) -> str:
@@ -90,6 +107,7 @@ class QueueFeed:
         tags: Mapping[str, str] | None = None,
         wait_seconds: int = 5,
         delete_delay: float = DELETE_DELAY,
+        leave_out_origin: str | None = None,
     ) -> None:
         self.sqs = sqs
         self.sns = sns
@@ -100,6 +118,8 @@ class QueueFeed:
         self.tags = dict(tags or {})
         self.wait_seconds = wait_seconds
         self.delete_delay = delete_delay
+        self.leave_out_origin = leave_out_origin
+        self.received = 0  # messages, over the feed's life
         self.url = ""
         self.arn = ""
         self.subscriptions: list[str] = []
@@ -133,7 +153,7 @@ class QueueFeed:
                 Endpoint=self.arn,
                 Attributes={
                     "RawMessageDelivery": "true",
-                    "FilterPolicy": json.dumps({"type": events}),
+                    "FilterPolicy": json.dumps(filter_policy(events, self.leave_out_origin)),
                 },
                 ReturnSubscriptionArn=True,
             )
@@ -182,6 +202,7 @@ class QueueFeed:
         messages = response.get("Messages", [])
         if not messages:
             return 0
+        self.received += len(messages)
         try:
             await on_bodies([str(m["Body"]) for m in messages])
         except Exception:

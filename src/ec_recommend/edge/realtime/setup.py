@@ -40,7 +40,7 @@ _START_TIMEOUT = 15.0
 def backend_of(config: Config, published_here: PublishedHere | None = None) -> str:
     """``realtime.backend``, or for ``auto``: Redis when configured, else with
     events the relays of this process when they publish everything pushed
-    (``published_here``), else a queue of this process's own."""
+    (``published_here.complete``), else a queue of this process's own."""
     chosen = config.realtime.backend
     if chosen != "auto":
         return chosen
@@ -48,7 +48,7 @@ def backend_of(config: Config, published_here: PublishedHere | None = None) -> s
         return "redis"
     if not config.events.enabled:
         return "local"
-    return "process" if published_here is not None else "sqs"
+    return "process" if published_here is not None and published_here.complete else "sqs"
 
 
 def limits_of(config: Config) -> Limits:
@@ -94,6 +94,7 @@ def _fanout(
             retention=rt.queue_retention,
             instance_ttl=rt.instance_ttl,
             wait_seconds=wait,
+            published_here=published_here,
         )
     if backend == "process":
         assert published_here is not None

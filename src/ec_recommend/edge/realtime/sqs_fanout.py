@@ -5,6 +5,11 @@ types on start, unsubscribed and deleted on clean shutdown. Messages live
 ``retention`` seconds (SQS's minimum is 60), so a dead process's queue does not
 pile up; its ``ec-heartbeat`` tag stops moving, and any gateway sweeps queues
 whose heartbeat is older than ``instance_ttl`` (with their subscriptions).
+
+With ``published_here`` (this process hosts services too, not all of them)
+what this process's relays publish is heard in-process, and the queue's
+subscriptions leave their origin out: no receive, delete or decode for it,
+while what other processes publish still arrives through the queue.
 """
 
 from __future__ import annotations
@@ -15,16 +20,17 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ec_recommend.config import EventsConfig
-from ec_recommend.edge.realtime.fanout import OnEvent, deliver_bodies
+from ec_recommend.edge.realtime.fanout import OnEvent, deliver_bodies, pushed_heard
 from ec_recommend.edge.realtime.feed import QueueFeed, pushed_routes
 from ec_recommend.platform.events.aws import aws_client, prefixed, topic_arns
 from ec_recommend.platform.events.envelope import Event, encode
+from ec_recommend.platform.events.published_here import PublishedHere
 from ec_recommend.platform.events.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,7 @@ class SqsFanout:
         instance_ttl: float = 120.0,
         wait_seconds: int = 5,
         clock: Any = time.time,
+        leave_out_origin: str | None = None,
     ) -> None:
         self.sqs = sqs
         self.sns = sns
@@ -67,6 +74,7 @@ class SqsFanout:
             retention=retention,
             tags={ROLE_TAG: "realtime-gateway", HEARTBEAT_TAG: str(started)},
             wait_seconds=wait_seconds,
+            leave_out_origin=leave_out_origin,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._arns: dict[str, str] = {}
@@ -163,7 +171,13 @@ async def sqs_fanout(
     retention: int = 60,
     instance_ttl: float = 120.0,
     wait_seconds: int = 5,
+    published_here: PublishedHere | None = None,
 ) -> AsyncIterator[SqsFanout]:
+    origin: str | None = None
+    hearing: AbstractContextManager[None] = nullcontext()
+    if published_here is not None and published_here.origin is not None:
+        origin = published_here.origin
+        hearing = published_here.listening(pushed_heard(on_event))
     async with aws_client("sqs", config) as sqs, aws_client("sns", config) as sns:
         fanout = SqsFanout(
             sqs,
@@ -174,9 +188,11 @@ async def sqs_fanout(
             retention=retention,
             instance_ttl=instance_ttl,
             wait_seconds=wait_seconds,
+            leave_out_origin=origin,
         )
         await fanout.start()
         try:
-            yield fanout
+            with hearing:
+                yield fanout
         finally:
             await fanout.stop()

@@ -33,7 +33,7 @@ from ec_recommend.platform.clock import aware, utcnow
 from ec_recommend.platform.events.aws import aws_client, topic_arns
 from ec_recommend.platform.events.envelope import CORRELATION_ID, TRACEPARENT, TRACESTATE
 from ec_recommend.platform.events.outbox import outbox
-from ec_recommend.platform.events.published_here import PublishedHere
+from ec_recommend.platform.events.published_here import ORIGIN, PublishedHere
 from ec_recommend.platform.events.topology import Topology, load_topology
 from ec_recommend.platform.retry import Backoff, RetriesExhausted, with_retry
 from ec_recommend.platform.storage import Database
@@ -67,7 +67,8 @@ class RelayUnavailable(Exception):
 class OutboxRelay:
     """``async with OutboxRelay(db, config, topology):`` runs the relay task.
 
-    ``published_here`` hears each batch SNS accepted (``published_here``).
+    ``published_here`` hears each batch SNS accepted (``published_here``);
+    its ``origin``, if any, goes on every message as the ``ORIGIN`` attribute.
     """
 
     def __init__(
@@ -81,6 +82,8 @@ class OutboxRelay:
         self.config = config
         self.topology = topology
         self.published_here = published_here
+        origin = published_here.origin if published_here is not None else None
+        self._origin = {ORIGIN: {"DataType": "String", "StringValue": origin}} if origin else {}
         self.published = 0
         self.failures = 0  # consecutive failed passes
         self._arns: dict[str, str] = {}
@@ -253,6 +256,7 @@ class OutboxRelay:
                     "MessageAttributes": {
                         **_attributes(row.event_type, row.body),
                         **spans.attributes(str(row.seq)),
+                        **self._origin,
                     },
                 }
                 for row in rows
