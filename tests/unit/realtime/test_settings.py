@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ec_recommend.config import Config, ConfigError
+from ec_recommend.edge.realtime.feed import filter_policy
 from ec_recommend.edge.realtime.setup import backend_of
-from ec_recommend.platform.events.published_here import PublishedHere
+from ec_recommend.platform.events.published_here import ORIGIN, PublishedHere
 
 
 def test_realtime_settings_are_read_and_checked() -> None:
@@ -45,3 +46,13 @@ def test_auto_backend_keeps_a_queue_when_this_process_publishes_only_some_events
     assert some.origin is not None and some.origin != PublishedHere(complete=False).origin
     assert PublishedHere().origin is None  # up: nothing to leave out
     assert backend_of(Config.from_env({"EC_AWS_ENDPOINT_URL": "http://127.0.0.1:1"}), some) == "sqs"
+
+
+def test_a_gateway_queue_leaves_out_only_its_own_origin() -> None:
+    assert filter_policy(["order.paid"]) == {"type": ["order.paid"]}
+    # unmarked messages pass (exists: false first: moto stops at the first
+    # rule needing the attribute); any other origin passes
+    assert filter_policy(["order.paid"], "me")[ORIGIN] == [
+        {"exists": False},
+        {"anything-but": ["me"]},
+    ]
