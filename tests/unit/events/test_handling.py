@@ -13,9 +13,10 @@ from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend.platform.events import handling
 from ec_recommend.platform.events.consumer import EffectScope, Handler, as_handler
 from ec_recommend.platform.events.deletes import delete_messages, set_visibilities
-from ec_recommend.platform.events.envelope import Event, new_event
+from ec_recommend.platform.events.envelope import CORRELATION_ID, Event, new_event
 from ec_recommend.platform.events.handling import DUPLICATE, FAILED, HANDLED, IGNORED
 from ec_recommend.platform.events.inbox import Claimed
+from ec_recommend.platform.rpc.context import CallContext, call_scope, current_call
 
 pytestmark = pytest.mark.asyncio
 
@@ -263,3 +264,32 @@ async def test_acknowledgements_go_out_ten_at_a_time() -> None:
     await delete_messages(sqs, "url", "c", ["r"])
     assert await set_visibilities(sqs, "url", "c", [("r", 0)] * 3)
     assert sqs.calls == [("delete", 10), ("delete", 2), ("delete", 1), ("visibility", 3)]
+
+
+async def test_each_step_runs_as_a_call_with_the_events_correlation_id(db: FakeInbox) -> None:
+    """Calls an apply or effect makes (and its logs) carry the event's correlation
+    id, or its own id without one; outside the steps the caller's call stands."""
+    seen: list[tuple[str, str]] = []
+
+    async def apply(event: Event, uow: Any) -> None:
+        seen.append(("apply", current_call().request_id))
+
+    async def effect(event: Event, scope: EffectScope) -> None:
+        seen.append(("effect", current_call().request_id))
+
+    correlated = new_event(
+        "product.updated",
+        pb.ProductUpdated(product_id="c"),
+        source="t",
+        metadata={CORRELATION_ID: "req-1"},
+    )
+    plain = product_event("p")
+    with call_scope(CallContext(request_id="the-worker")):
+        await handle(db, {"product.updated": Handler(apply, effect)}, [correlated, plain])
+        assert current_call().request_id == "the-worker"
+    assert seen == [
+        ("apply", "req-1"),
+        ("apply", plain.id),
+        ("effect", "req-1"),
+        ("effect", plain.id),
+    ]

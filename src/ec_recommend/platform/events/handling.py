@@ -22,7 +22,7 @@ from ec_recommend.platform.events.inbox import (
     effects_done,
     mark_effects_pending,
 )
-from ec_recommend.platform.rpc.context import CallContext, call_scope
+from ec_recommend.platform.rpc.context import CallContext, VarScope, call_scope
 from ec_recommend.platform.storage import Database
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ async def _run_effects(
         log.warning("%s: could not clear %d pending effects", consumer, len(done), exc_info=True)
 
 
-@contextmanager
-def _scope_of(event: Event) -> Iterator[None]:
-    with call_scope(CallContext(request_id=event.correlation_id or event.id)):
-        yield
+def _scope_of(event: Event) -> VarScope[CallContext]:
+    """The event's call scope (its correlation id as the request id), entered
+    around each step for it: a scope object, not a generator, per event."""
+    return call_scope(CallContext(request_id=event.correlation_id or event.id))
