@@ -9,6 +9,12 @@
                visibility extension, batched deletes; its spans and metrics
                as a service makes them, under the tracer provider ``up``
                installs (no exporter: ids, nothing recorded)
+   Both run under the garbage collector's settings every service process
+   takes once started (``heap.settle``: what startup built frozen out of the
+   collector's sight, young collections less often); ``--unsettled`` runs
+   with CPython's defaults instead, where a full collection walks the whole
+   heap (~100 ms here, ~70 µs a message of a 1,500-message run) whenever one
+   happens to fall in a run. Each run prints its full collections.
    The queue is refilled before each run; runs alternate ``--rounds`` times.
    Prints messages/s of each and, what matters (moto dominates the wall
    clock), CPU per message of this process (``getrusage``: moto is a child
@@ -20,13 +26,14 @@
    (``--linger`` sets the consumer's batch linger: 0 receives at once).
 
 Usage: .venv/bin/python scripts/bench/events.py [--messages 2000] [--rounds 2]
-       [--events 300] [--rate 50] [--linger SECONDS]
+       [--events 300] [--rate 50] [--linger SECONDS] [--unsettled]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import resource
 import statistics
 import tempfile
@@ -37,6 +44,7 @@ from typing import Any
 
 from ec_recommend._gen.ecommerce import events as pb
 from ec_recommend.config import EventsConfig, StorageConfig, TelemetryConfig
+from ec_recommend.platform import heap
 from ec_recommend.platform.events.aws import aws_client, queue_url
 from ec_recommend.platform.events.consumer import Subscription
 from ec_recommend.platform.events.envelope import Event, encode, new_event
@@ -48,6 +56,11 @@ from ec_recommend.platform.telemetry.export import tracing
 from ec_recommend.runtime.local_aws import moto_server
 
 QUEUE = "search-index-queue"
+
+
+def _full_collections() -> int:
+    """Collections of the oldest generation so far (the ones that walk the heap)."""
+    return int(gc.get_stats()[2]["collections"])
 
 
 def _cpu() -> float:
@@ -190,17 +203,24 @@ async def main(args: argparse.Namespace) -> None:
             storage = StorageConfig(data_dir=Path(data_dir))
             async with aws_client("sqs", config) as sqs, aws_client("sns", config) as sns:
                 url = await queue_url(sqs, config, QUEUE)
+                if not args.unsettled:
+                    heap.settle()  # as `serve` and `up` do once started
                 bare: list[tuple[float, float]] = []
                 ours: list[tuple[float, float]] = []
                 for round_ in range(args.rounds):
                     await _fill(sqs, url, args.messages)
+                    full = _full_collections()
                     bare.append(await _bare(sqs, url, args.messages))
+                    bare_full = _full_collections() - full
                     await _fill(sqs, url, args.messages)
+                    full = _full_collections()
                     ours.append(await _runtime(storage, config, args.messages, f"tp{round_}"))
+                    ours_full = _full_collections() - full
                     print(
                         f"round {round_ + 1}: bare {bare[-1][0]:.0f} msg/s "
                         f"{bare[-1][1] * 1e6:.0f} µs CPU/msg, "
-                        f"runtime {ours[-1][0]:.0f} msg/s {ours[-1][1] * 1e6:.0f} µs CPU/msg"
+                        f"runtime {ours[-1][0]:.0f} msg/s {ours[-1][1] * 1e6:.0f} µs CPU/msg "
+                        f"(full collections: bare {bare_full}, runtime {ours_full})"
                     )
                 b = statistics.median(rate for rate, _ in bare)
                 o = statistics.median(rate for rate, _ in ours)
@@ -249,6 +269,9 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=300)  # 0: skip the latency run
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--linger", type=float, default=EventsConfig.consumer_batch_linger)
+    parser.add_argument(
+        "--unsettled", action="store_true", help="CPython's collector defaults, not heap.settle"
+    )
     args = parser.parse_args()
     with tracing(TelemetryConfig(), "bench-events"):  # as every service process runs
         asyncio.run(main(args))
