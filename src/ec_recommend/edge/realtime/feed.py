@@ -58,8 +58,9 @@ def filter_policy(events: list[str], leave_out_origin: str | None = None) -> dic
     """
     policy: dict[str, Any] = {"type": events}
     if leave_out_origin is not None:
-        # "exists" first: moto (the local broker) gives up on a message at the
-        # first rule that needs an attribute it lacks; AWS reads them in any order.
+        # Values of one key are alternatives. "exists" first: moto (the local
+        # broker) gives up on a message at the first rule needing an
+        # attribute the message lacks, instead of trying the next one.
         policy[ORIGIN] = [{"exists": False}, {"anything-but": [leave_out_origin]}]
     return policy
 
