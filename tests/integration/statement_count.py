@@ -5,26 +5,35 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from ec_recommend.config import StorageConfig
 from ec_recommend.platform.storage.inline_reads import InlineReader
 from ec_recommend.platform.storage.prepared import PreparedStatement
 
 
 @contextmanager
-def statements_on(database_file: str) -> Iterator[Counter[str]]:
-    """Statements run on any engine of ``database_file``, by their first word,
+def statements_on(storage: StorageConfig, service: str) -> Iterator[Counter[str]]:
+    """Statements run on any engine of ``service``'s database file in ``storage``
+    (that file only: an earlier test's engines on a file of the same name,
+    still busy in the background, do not count), by their first word,
     and on its connections' drivers outside a recording span, which engine
     events do not see: prepared statements (``PreparedStatement.run``), those
     of ``Database.first`` and ``rows`` on the read connection with the BEGIN
     of each (``InlineReader.run_prepared``) and a unit of work's on the write
     connection."""
     seen: Counter[str] = Counter()
+    target = (Path(storage.data_dir) / f"{service}.db").resolve()
+    files: dict[str, bool] = {}
 
     def ours(conn: Any) -> bool:
-        return str(conn.engine.url.database or "").endswith(database_file)
+        database = str(conn.engine.url.database or "")
+        if database not in files:
+            files[database] = bool(database) and Path(database).resolve() == target
+        return files[database]
 
     def read_prepared(reader: InlineReader, *args: Any) -> Any:
         if ours(reader):

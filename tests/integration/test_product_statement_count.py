@@ -71,16 +71,16 @@ async def test_reservation_steps_run_a_fixed_number_of_statements(services, conf
         await stub.reserve_stock(_reserve("warm-up-2", tea, cups))
         await stub.release_stock(pb.ReservationRequest(reservation_id="warm-up-2"))
 
-        with statements_on("/product.db") as reserve:
+        with statements_on(config.storage, "product") as reserve:
             reserved = await stub.reserve_stock(_reserve("r1", tea, cups))
-        with statements_on("/product.db") as confirm:
+        with statements_on(config.storage, "product") as confirm:
             await stub.confirm_reservation(_confirm("r1"))
-        with statements_on("/product.db") as commit:
+        with statements_on(config.storage, "product") as commit:
             committed = await stub.commit_stock(pb.ReservationRequest(reservation_id="r1"))
-        with statements_on("/product.db") as restock:
+        with statements_on(config.storage, "product") as restock:
             await stub.restock_reservation(pb.ReservationRequest(reservation_id="r1"))
         await stub.reserve_stock(_reserve("r2", tea, cups))
-        with statements_on("/product.db") as release:
+        with statements_on(config.storage, "product") as release:
             await stub.release_stock(pb.ReservationRequest(reservation_id="r2"))
 
         assert reserved.state == "reserved" and reserved.expires_at is not None

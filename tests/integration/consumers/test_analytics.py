@@ -195,7 +195,7 @@ async def test_a_batch_costs_a_statement_a_step_not_one_an_event(config: Config)
         await ensure_inbox(db)
         await handle_batch(db, "analytics", handlers, batch(2))  # first-use statements
         for size in (2, 10):
-            with statements_on("/analytics.db") as seen:
+            with statements_on(config.storage, "analytics") as seen:
                 outcomes = await handle_batch(db, "analytics", handlers, batch(size))
             assert {o.status for o in outcomes} == {"handled"}
             # BEGIN; the inbox claim, the events' ids, the orders' ids, then

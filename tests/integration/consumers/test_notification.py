@@ -141,7 +141,7 @@ async def test_a_batch_checks_and_records_its_emails_in_one_statement_each(
         # read finds every key sent, so nothing is sent or written again.
         again = [event("order.paid", evt.data) for evt in paid]
         for batch, inserts in ((paid, 3), (again, 2)):
-            with statements_on(f"/{notification.DATABASE}.db") as seen:
+            with statements_on(config.storage, notification.DATABASE) as seen:
                 outcomes = await handle_batch(db, "notification", handlers, batch)
             assert [o.status for o in outcomes] == ["handled"] * 4
             assert (seen["SELECT"], seen["INSERT"]) == (1, inserts), dict(seen)

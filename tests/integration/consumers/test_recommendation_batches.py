@@ -158,7 +158,7 @@ async def test_a_batch_costs_a_statement_a_step_not_five_an_order(config: Config
             batch = [
                 paid([(PRODUCTS[n % 5], 1), (PRODUCTS[n % 5 + 1], 1)], f"u{n}") for n in range(size)
             ]
-            with statements_on(f"/{recommendation.DATABASE}.db") as seen:
+            with statements_on(config.storage, recommendation.DATABASE) as seen:
                 await handle_batch(db, CONSUMER, handlers, batch)
             # BEGIN, the inbox claim; the orders' markers, their lines, the
             # cancelled check; stats, pairs, history (SQLite's COMMIT is no

@@ -62,9 +62,9 @@ async def test_one_create_and_pay_runs_a_fixed_number_of_statements(
             await shop.pay((await shop.order((product.id, 1))).id)
         with (
             acting_as(buyer, key="order-1"),
-            statements_on("/order.db") as seen,
-            statements_on("/payments_sandbox.db") as sandbox,
-            statements_on("/product.db") as product_db,
+            statements_on(quiet.storage, "order") as seen,
+            statements_on(quiet.storage, "payments_sandbox") as sandbox,
+            statements_on(quiet.storage, "product") as product_db,
         ):
             order = await shop.order((product.id, 1))
             await shop.pay(order.id)
