@@ -43,9 +43,12 @@ class PublishedHere:
     """
 
     def __init__(self, *, complete: bool = True) -> None:
-        self.complete = complete
         self.origin: str | None = None if complete else uuid.uuid4().hex
         self._listeners: list[Listener] = []
+
+    @property
+    def complete(self) -> bool:
+        return self.origin is None
 
     @contextmanager
     def listening(self, listener: Listener) -> Iterator[None]:
