@@ -13,12 +13,13 @@
    process; ``--concurrency`` logged-in buyers each create an order and pay
    it with tok_visa, in a closed loop for ``--seconds``; then the bench
    waits until every event of the run is handled (outboxes empty, subscriber
-   queues drained). Prints orders/s (while buying and with every event
-   handled), p50/p99 latency of create+pay, the CPU per order of ``up``'s own
-   process, of its local broker (moto) and of the bench itself (its buyers'
-   HTTP clients and its polling: the load generator's share of the
-   machine), read from /proc, and the broker calls per order, total and by
-   action, as the broker counted them
+   queues drained; its readers are opened before the run, and the run ends
+   at the first of the polls that saw it drained). Prints orders/s (while
+   buying and with every event handled), p50/p99 latency of create+pay, the
+   CPU per order of ``up``'s own process, of its local broker (moto) and of
+   the bench itself (its buyers' HTTP clients and its polling: the load
+   generator's share of the machine), read from /proc, and the broker calls
+   per order, total and by action, as the broker counted them
    (``/_ec/calls``); CPU and calls include the tail after the buyers stop.
    ``--postgres``: on PostgreSQL (fresh schemas, dropped after).
    ``--split``: on PostgreSQL, ``ec-recommend serve`` over two processes
@@ -67,7 +68,7 @@ from ec_recommend.platform.rpc.dataloader import product_loader
 from ec_recommend.runtime.broker_calls import MOTO_API
 from ec_recommend.runtime.host import host_services
 from ec_recommend.runtime.local_aws import LocalAws, free_port, start_moto, stop_moto
-from ec_recommend.runtime.quiescence import broker_report, calls_between, wait_until_handled
+from ec_recommend.runtime.quiescence import broker_report, calls_between, quiescence
 from ec_recommend.runtime.registry import CONSUMERS, SERVICES
 
 # A bench buyer orders many times a second, far past what the per-user
@@ -486,13 +487,15 @@ async def bench_gateway(
             bench_storage(data_dir, postgres) as storage,
             system_of(data_dir, storage.env) as system,
             aiohttp.ClientSession() as session,
+            # Opened before the run, so the drain after it is the system's own.
+            quiescence(storage.config, system.broker_url) as handled_yet,
         ):
             url = system.gateway_url
             seller = await _account(url, "seller", 0)
             buyers = [await _account(url, "customer", n + 1) for n in range(concurrency)]
             product = await seller.create_product("Bench beans", 1200, 1_000_000)
             # Sign-ups and the product's events settle before the measured run.
-            await wait_until_handled(storage.config, system.broker_url, timeout=drain_timeout)
+            await handled_yet.settled(timeout=drain_timeout)
             latencies: list[float] = []
             stop = time.perf_counter() + seconds
             calls_before = await broker_report(session, system.broker_url)
@@ -502,10 +505,9 @@ async def bench_gateway(
             await asyncio.gather(*(buy_until(b, product["id"], stop, latencies) for b in buyers))
             buying = time.perf_counter() - started
             cpu_buying = cpu.spent()
-            calls_after = await wait_until_handled(
-                storage.config, system.broker_url, timeout=drain_timeout
-            )
-            handled = time.perf_counter() - started
+            settled = await handled_yet.settled(timeout=drain_timeout)
+            calls_after = settled.report
+            handled = settled.drained_at - started
             cpu_all = cpu.spent()
             for client in [seller, *buyers]:
                 await client.close()

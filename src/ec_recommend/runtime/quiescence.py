@@ -12,9 +12,11 @@ handled (given up on) and is reported apart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from contextlib import AsyncExitStack
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -86,6 +88,68 @@ async def _unpublished(databases: Mapping[str, Database]) -> int:
     return pending
 
 
+@dataclass(frozen=True)
+class Settled:
+    """The broker's report once everything was handled, and when that was
+    first seen (``time.perf_counter()`` after the first drained poll)."""
+
+    report: BrokerReport
+    drained_at: float
+
+
+class Quiescence:
+    """Reads of the outboxes and the broker's report, held open so that a
+    bench's wait measures the system draining, not the reader connecting."""
+
+    def __init__(
+        self,
+        unpublished: Callable[[], Awaitable[int]],
+        report: Callable[[], Awaitable[BrokerReport]],
+    ) -> None:
+        self._unpublished = unpublished
+        self._report = report
+
+    async def settled(self, *, timeout: float, interval: float = 0.1) -> Settled:
+        """Poll until every outbox is empty and every subscriber queue drained,
+        seen in ``_SETTLED_POLLS`` polls in a row. ``TimeoutError`` past ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        drained_at: float | None = None
+        seen = 0
+        while True:
+            pending = await self._unpublished()
+            report = await self._report()
+            queued = report.in_flight()
+            if pending == 0 and queued == 0:
+                seen += 1
+                drained_at = time.perf_counter() if drained_at is None else drained_at
+                if seen >= _SETTLED_POLLS:
+                    return Settled(report, drained_at)
+            else:
+                seen, drained_at = 0, None
+            if loop.time() > deadline:
+                raise TimeoutError(
+                    f"{pending} event(s) unpublished, {queued} message(s) queued "
+                    f"after {timeout:.0f}s"
+                )
+            await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def quiescence(storage: StorageConfig, broker_url: str) -> AsyncIterator[Quiescence]:
+    async with AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        databases = {
+            name: await stack.enter_async_context(
+                open_database(storage, name, [], pool_group="quiescence")
+            )
+            for name in OUTBOX_SERVICES
+        }
+        yield Quiescence(
+            partial(_unpublished, databases), partial(broker_report, session, broker_url)
+        )
+
+
 async def wait_until_handled(
     storage: StorageConfig,
     broker_url: str,
@@ -95,27 +159,5 @@ async def wait_until_handled(
 ) -> BrokerReport:
     """Poll until every outbox is empty and every subscriber queue drained;
     returns the broker's report at that point. ``TimeoutError`` past ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    async with AsyncExitStack() as stack:
-        session = await stack.enter_async_context(aiohttp.ClientSession())
-        databases = {
-            name: await stack.enter_async_context(
-                open_database(storage, name, [], pool_group="quiescence")
-            )
-            for name in OUTBOX_SERVICES
-        }
-        settled = 0
-        while True:
-            pending = await _unpublished(databases)
-            report = await broker_report(session, broker_url)
-            queued = report.in_flight()
-            settled = settled + 1 if pending == 0 and queued == 0 else 0
-            if settled >= _SETTLED_POLLS:
-                return report
-            if loop.time() > deadline:
-                raise TimeoutError(
-                    f"{pending} event(s) unpublished, {queued} message(s) queued "
-                    f"after {timeout:.0f}s"
-                )
-            await asyncio.sleep(interval)
+    async with quiescence(storage, broker_url) as reader:
+        return (await reader.settled(timeout=timeout, interval=interval)).report
