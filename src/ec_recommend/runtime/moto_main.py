@@ -21,7 +21,9 @@ request id to write into it.
 
 Around moto: its history is bounded (``moto_memory``), its registries and
 each queue's messages are safe for requests answered at once
-(``moto_threads``), connections are kept alive (``moto_keepalive``), it
+(``moto_threads``), the consumers' receives and batch deletes are answered
+from its SQS backend without its request and response machinery
+(``moto_sqs_fast``), connections are kept alive (``moto_keepalive``), it
 writes no access log, its Flask apps run out of debug mode and without CORS,
 and it builds the backends ``up`` uses before it listens (``moto_warmup``).
 The patches of moto's internals apply only to the moto major version they
@@ -279,6 +281,7 @@ def main() -> None:
 
     from ec_recommend.runtime.moto_keepalive import keep_connections_alive
     from ec_recommend.runtime.moto_memory import bound_history
+    from ec_recommend.runtime.moto_sqs_fast import install as answer_sqs_fast
     from ec_recommend.runtime.moto_threads import lock_queue_changes, snapshot_registries
     from ec_recommend.runtime.moto_warmup import build_backends_first
 
@@ -286,6 +289,7 @@ def main() -> None:
         bound_history()
         snapshot_registries()
         lock_queue_changes()
+        answer_sqs_fast()  # before the counter, which then counts in front of it
     keep_connections_alive()
     silence_access_log()
     serve_without_flask_debug()
