@@ -23,7 +23,8 @@ Around moto: its history is bounded (``moto_memory``), its registries and
 each queue's messages are safe for requests answered at once
 (``moto_threads``), the consumers' receives and batch deletes are answered
 from its SQS backend without its request and response machinery
-(``moto_sqs_fast``), connections are kept alive (``moto_keepalive``), it
+(``moto_sqs_fast``), connections are kept alive (``moto_keepalive``) and
+request headers read without the email parser (``moto_headers``), it
 writes no access log, its Flask apps run out of debug mode and without CORS,
 and it builds the backends ``up`` uses before it listens (``moto_warmup``).
 The patches of moto's internals apply only to the moto major version they
@@ -279,6 +280,7 @@ def main() -> None:
     os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
     from moto.server import main as moto_server
 
+    from ec_recommend.runtime.moto_headers import install as read_headers_directly
     from ec_recommend.runtime.moto_keepalive import keep_connections_alive
     from ec_recommend.runtime.moto_memory import bound_history
     from ec_recommend.runtime.moto_sqs_fast import install as answer_sqs_fast
@@ -291,6 +293,7 @@ def main() -> None:
         lock_queue_changes()
         answer_sqs_fast()  # before the counter, which then counts in front of it
     keep_connections_alive()
+    read_headers_directly()
     silence_access_log()
     serve_without_flask_debug()
     build_backends_first()
