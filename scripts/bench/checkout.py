@@ -233,6 +233,13 @@ class System:
     pids: dict[str, int]  # the project's processes by role, and "broker" (moto)
 
 
+def _did_not_start(what: str, log: Path, lines: int = 30) -> str:
+    """Why ``what`` did not start: the end of its log, quoted here because the
+    bench's data directory, the log's home, is removed as the bench exits."""
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join([f"{what} did not start; the end of its log:", *tail])
+
+
 @asynccontextmanager
 async def running_system(
     data_dir: Path,
@@ -262,7 +269,7 @@ async def running_system(
         endpoints: dict[str, str] = {}
         while not endpoints:
             if child.returncode is not None or time.monotonic() > deadline:
-                raise SystemExit(f"ec-recommend up did not start; see {data_dir / 'up.log'}")
+                raise SystemExit(_did_not_start("ec-recommend up", data_dir / "up.log"))
             if endpoints_file.exists():
                 with suppress(ValueError):
                     endpoints = json.loads(endpoints_file.read_text(encoding="utf-8"))
@@ -375,7 +382,7 @@ async def split_system(
             assert process.stdout is not None
             line = await asyncio.wait_for(process.stdout.readline(), 120)
             if not line:
-                raise SystemExit(f"serve {role} did not start; see {data_dir / f'{role}.log'}")
+                raise SystemExit(_did_not_start(f"serve {role}", data_dir / f"{role}.log"))
             ready[role] = json.loads(line)
         url = ready["front"]["gateway_url"]
         async with Client(url) as probe:
