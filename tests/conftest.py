@@ -12,10 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -27,7 +23,8 @@ import pytest_asyncio
 
 from ec_recommend.config import Config, EventsConfig, RpcConfig, StorageConfig
 from ec_recommend.runtime.host import HostedServices, host_services
-from ec_recommend.runtime.local_aws import LocalAws, free_port
+from ec_recommend.runtime.local_aws import LocalAws
+from tests.moto_child import LOCAL_BROKER, moto_child
 
 POSTGRES_URL = os.environ.get("EC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("EC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -153,32 +150,5 @@ def local_aws() -> Iterator[LocalAws]:
 
     Synchronous on purpose, so tests on any event loop scope can use it.
     """
-    port = free_port()
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ec_recommend.runtime.moto_main",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):
-                    break
-            except OSError:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("moto server did not start")
-                time.sleep(0.1)
-        yield LocalAws(endpoint_url=endpoint)
-    finally:
-        child.terminate()
-        child.wait(10)
+    with moto_child(LOCAL_BROKER) as aws:
+        yield aws

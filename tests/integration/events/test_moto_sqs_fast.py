@@ -9,10 +9,6 @@ random per message (ids, receipt handles, timestamps).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ec_recommend.platform.aws import open_aws_client
-from ec_recommend.runtime.local_aws import LocalAws, free_port
+from ec_recommend.runtime.local_aws import LocalAws
+from tests.moto_child import STOCK_MOTO, moto_child
 
 pytestmark = pytest.mark.asyncio
 
@@ -32,27 +29,8 @@ TIMESTAMPS = {"SentTimestamp", "ApproximateFirstReceiveTimestamp"}
 
 @pytest.fixture(scope="module")
 def stock_moto() -> Iterator[LocalAws]:
-    port = free_port()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):
-                    break
-            except OSError:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("moto server did not start")
-                time.sleep(0.1)
-        yield LocalAws(endpoint_url=endpoint)
-    finally:
-        child.terminate()
-        child.wait(10)
+    with moto_child(STOCK_MOTO) as aws:
+        yield aws
 
 
 def _comparable(response: dict[str, Any]) -> dict[str, Any]:
