@@ -60,7 +60,7 @@ SYSTEM_ATTRIBUTES = (
 )
 
 
-class _ToMoto(Exception):
+class ToMoto(Exception):
     """This request is not one the fast path answers: moto's app answers it."""
 
 
@@ -71,10 +71,10 @@ def answering_fast(app: WsgiApp) -> WsgiApp:
         target = environ.get("HTTP_X_AMZ_TARGET")
         if target != _RECEIVE and target != _DELETE_BATCH:
             return app(environ, start_response)
-        body = _read_body(environ)
+        body = read_body(environ)
         try:
             result = answer(environ, target, body)
-        except _ToMoto:
+        except ToMoto:
             return app(environ, start_response)
         payload = json.dumps(result).encode()
         start_response(
@@ -91,7 +91,7 @@ def answering_fast(app: WsgiApp) -> WsgiApp:
     return serve
 
 
-def _read_body(environ: Environ) -> bytes:
+def read_body(environ: Environ) -> bytes:
     """The request's body, left readable again for moto's app."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
@@ -100,15 +100,15 @@ def _read_body(environ: Environ) -> bytes:
 
 
 def answer(environ: Environ, target: str, body: bytes) -> dict[str, Any]:
-    """The JSON answer to ``target``; ``_ToMoto`` when it is moto's to give."""
+    """The JSON answer to ``target``; ``ToMoto`` when it is moto's to give."""
     if not str(environ.get("CONTENT_TYPE", "")).startswith(_JSON):
-        raise _ToMoto
+        raise ToMoto
     try:
         params = json.loads(body)
     except ValueError:
-        raise _ToMoto from None
+        raise ToMoto from None
     if not isinstance(params, dict):
-        raise _ToMoto
+        raise ToMoto
     backend = _backend(environ)
     if target == _RECEIVE:
         return _receive(backend, params)
@@ -116,29 +116,41 @@ def answer(environ: Environ, target: str, body: bytes) -> dict[str, Any]:
 
 
 def _backend(environ: Environ) -> Any:
-    """The SQS backend moto's ``SQSResponse`` would use, and the IAM visit it records."""
-    from moto.iam.models import get_account_id_from, mark_account_as_visited
+    """The SQS backend moto's ``SQSResponse`` would use."""
     from moto.sqs.models import sqs_backends
     from moto.sqs.responses import SQSResponse
 
+    account, region = account_and_region(environ, "sqs", SQSResponse)
+    return sqs_backends[account][region]
+
+
+def account_and_region(environ: Environ, service: str, response: Any) -> tuple[str, str]:
+    """The account and region ``response`` (moto's response class for
+    ``service``) derives for a request, with the IAM visit it records;
+    ``ToMoto`` when the region is named anywhere but the signature (moto's
+    to read)."""
+    from moto.iam.models import get_account_id_from, mark_account_as_visited
+
     authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
     host_url = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
-    if SQSResponse.region_regex.search(host_url) or SQSResponse.region_from_useragent_regex.search(
+    if response.region_regex.search(host_url) or response.region_from_useragent_regex.search(
         str(environ.get("HTTP_USER_AGENT", ""))
     ):
-        raise _ToMoto  # a region named elsewhere than the signature: moto's to read
+        raise ToMoto
     if "AWS4" not in authorization:
-        raise _ToMoto
+        raise ToMoto
     region = authorization.split(",")[0].split("/")[2]
-    match = SQSResponse.access_key_regex.search(authorization)
+    match = response.access_key_regex.search(authorization)
     access_key = match.group(1) if match else "AKIAEXAMPLE"
     account = (
         os.environ.get("MOTO_ACCOUNT_ID")
         or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
         or get_account_id_from(access_key)
     )
-    mark_account_as_visited(account_id=account, access_key=access_key, service="sqs", region=region)
-    return sqs_backends[account][region]
+    mark_account_as_visited(
+        account_id=account, access_key=access_key, service=service, region=region
+    )
+    return account, region
 
 
 def _queue_name(backend: Any, params: dict[str, Any]) -> str:
@@ -146,31 +158,31 @@ def _queue_name(backend: Any, params: dict[str, Any]) -> str:
 
     url = params.get("QueueUrl")
     if not isinstance(url, str) or not url:
-        raise _ToMoto
+        raise ToMoto
     name = url.split("/")[-1] if url.startswith(("http://", "https://")) else url
     try:
         backend.get_queue(name)
     except QueueDoesNotExist:
-        raise _ToMoto from None
+        raise ToMoto from None
     return name
 
 
 def _whole(value: Any, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:
-        raise _ToMoto
+        raise ToMoto
     return value
 
 
 def _names(params: dict[str, Any], key: str) -> list[str]:
     names = params.get(key, [])
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise _ToMoto
+        raise ToMoto
     return names
 
 
 def _receive(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
     if not params.keys() <= _RECEIVE_PARAMS:
-        raise _ToMoto
+        raise ToMoto
     name = _queue_name(backend, params)
     queue = backend.get_queue(name)
     count = _whole(params.get("MaxNumberOfMessages", 1), 1, 10)
@@ -248,11 +260,11 @@ def _system_attributes(message: Any, included: list[str]) -> dict[str, str]:
 
 def _delete_batch(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
     if not params.keys() <= _DELETE_PARAMS:
-        raise _ToMoto
+        raise ToMoto
     name = _queue_name(backend, params)
     entries = params.get("Entries")
     if not isinstance(entries, list) or not entries:
-        raise _ToMoto
+        raise ToMoto
     receipts: set[str] = set()
     for entry in entries:
         if (
@@ -261,7 +273,7 @@ def _delete_batch(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
             or not isinstance(entry["ReceiptHandle"], str)
             or entry["ReceiptHandle"] in receipts
         ):
-            raise _ToMoto
+            raise ToMoto
         receipts.add(entry["ReceiptHandle"])
     deleted, failed = backend.delete_message_batch(name, entries)
     return {"Successful": [{"Id": entry_id} for entry_id in deleted], "Failed": failed}
