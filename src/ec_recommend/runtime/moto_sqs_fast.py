@@ -13,7 +13,7 @@ same backend call moto's ``SQSResponse`` makes, with the same account and
 region, and writes the same fields it writes. Anything else goes to moto as
 before: another action or parameter, a value out of range, a queue that
 does not exist, duplicate receipts, an empty batch. So every error still
-reads as moto writes it; ``tests/integration/test_moto_sqs_fast.py``
+reads as moto writes it; ``tests/integration/events/test_moto_sqs_fast.py``
 compares the answers of both paths as the AWS client parses them.
 """
 
