@@ -7,8 +7,6 @@ from __future__ import annotations
 import io
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -17,6 +15,7 @@ from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
 from ec_recommend.runtime.moto_sns_fast import answering_fast
+from tests import wsgi_exchange
 
 REGION = "eu-west-3"
 AUTHORIZATION = (
@@ -27,18 +26,11 @@ NS = "{http://sns.amazonaws.com/doc/2010-03-31/}"
 ENTRY = "PublishBatchRequestEntries.member"
 
 
-class Served:
-    """A WSGI exchange: what moto's app was handed, and what came back."""
+class Served(wsgi_exchange.Served):
+    """A PublishBatch form posted to the SNS fast path."""
 
     def __init__(self) -> None:
-        self.to_moto: list[bytes] = []
-        self.status = ""
-        self.headers: dict[str, str] = {}
-
-    def moto(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        self.to_moto.append(environ["wsgi.input"].read())
-        start_response("418 moto", [])
-        return [b"moto"]
+        super().__init__(answering_fast)
 
     def call(self, body: bytes, **extra: str) -> bytes:
         environ = {
@@ -52,11 +44,7 @@ class Served:
             "wsgi.input": io.BytesIO(body),
             **extra,
         }
-
-        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-            self.status, self.headers = status, dict(headers)
-
-        return b"".join(answering_fast(self.moto)(environ, start_response))
+        return self.serve(environ)
 
 
 def _form(topic_arn: str, entries: list[dict[str, str]], **top: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sqs.models import sqs_backends
 
 from ec_recommend.runtime.moto_sqs_fast import answering_fast
+from tests import wsgi_exchange
 
 REGION = "eu-west-3"
 AUTHORIZATION = (
@@ -23,18 +23,11 @@ AUTHORIZATION = (
 )
 
 
-class Served:
-    """A WSGI exchange: what moto's app was handed, and what came back."""
+class Served(wsgi_exchange.Served):
+    """A JSON request posted to the SQS fast path."""
 
     def __init__(self) -> None:
-        self.to_moto: list[bytes] = []
-        self.status = ""
-        self.headers: dict[str, str] = {}
-
-    def moto(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        self.to_moto.append(environ["wsgi.input"].read())
-        start_response("418 moto", [])
-        return [b"moto"]
+        super().__init__(answering_fast)
 
     def call(self, target: str, params: Any) -> Any:
         body = json.dumps(params).encode()
@@ -50,10 +43,7 @@ class Served:
             "wsgi.input": io.BytesIO(body),
         }
 
-        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-            self.status, self.headers = status, dict(headers)
-
-        answer = b"".join(answering_fast(self.moto)(environ, start_response))
+        answer = self.serve(environ)
         return json.loads(answer) if self.status.startswith("200") else answer
 
 

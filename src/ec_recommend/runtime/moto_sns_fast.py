@@ -36,6 +36,7 @@ from ec_recommend.runtime.moto_sqs_fast import (
     ToMoto,
     WsgiApp,
     account_and_region,
+    put_in_front,
     read_body,
 )
 
@@ -213,17 +214,5 @@ def _text(value: Any) -> str:
 
 
 def install() -> None:
-    """Put the fast path in front of the app moto's server runs (at the class,
-    as ``moto_sqs_fast.install`` does; before the call counter, so calls are
-    still counted in front of it)."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    serve = DomainDispatcherApplication.__call__
-
-    def fast(self: Any, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        app = self.__dict__.get("_ec_sns_fast")
-        if app is None:
-            app = self._ec_sns_fast = answering_fast(lambda env, respond: serve(self, env, respond))
-        return app(environ, start_response)  # type: ignore[no-any-return]
-
-    DomainDispatcherApplication.__call__ = fast  # type: ignore[method-assign]
+    """Answer the relays' PublishBatch in this process's moto server."""
+    put_in_front(answering_fast, "_ec_sns_fast")

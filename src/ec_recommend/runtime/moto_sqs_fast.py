@@ -279,18 +279,25 @@ def _delete_batch(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
     return {"Successful": [{"Id": entry_id} for entry_id in deleted], "Failed": failed}
 
 
-def install() -> None:
-    """Put the fast path in front of the app moto's server runs (at the class,
-    as ``broker_calls.install`` does; install this first, so calls are still
-    counted in front of it)."""
+def put_in_front(answering: Callable[[WsgiApp], WsgiApp], slot: str) -> None:
+    """Put ``answering(moto's app)`` in front of the app moto's server runs,
+    made once per app and kept in its attribute ``slot`` (at the class, as
+    ``broker_calls.install`` does: install fast paths before the counter,
+    so calls are still counted in front of them)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     serve = DomainDispatcherApplication.__call__
 
     def fast(self: Any, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        app = self.__dict__.get("_ec_fast")
+        app = self.__dict__.get(slot)
         if app is None:
-            app = self._ec_fast = answering_fast(lambda env, respond: serve(self, env, respond))
+            app = answering(lambda env, respond: serve(self, env, respond))
+            setattr(self, slot, app)
         return app(environ, start_response)  # type: ignore[no-any-return]
 
     DomainDispatcherApplication.__call__ = fast  # type: ignore[method-assign]
+
+
+def install() -> None:
+    """Answer the consumers' receives and batch deletes in this process's moto server."""
+    put_in_front(answering_fast, "_ec_sqs_fast")
