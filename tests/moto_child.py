@@ -39,9 +39,13 @@ def moto_child(module: str = LOCAL_BROKER, ready_timeout: float = 30.0) -> Itera
                 with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):
                     break
             except OSError:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"{module} did not start")
-                time.sleep(0.1)  # a child process starting: nothing to await
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{module} did not answer within {ready_timeout}s")
+                try:  # the next try after a tenth of a second, at once if the child dies
+                    child.wait(timeout=0.1)
+                except subprocess.TimeoutExpired:
+                    continue
+                pytest.fail(f"{module} exited with code {child.returncode} before answering")
         yield LocalAws(endpoint_url=endpoint)
     finally:
         child.terminate()

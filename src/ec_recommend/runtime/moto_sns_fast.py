@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from ec_recommend.runtime.broker_calls import action_of, service_of
 from ec_recommend.runtime.moto_sqs_fast import (
     Environ,
     StartResponse,
@@ -41,14 +42,13 @@ from ec_recommend.runtime.moto_sqs_fast import (
 )
 
 _FORM = "application/x-www-form-urlencoded"
-_SNS_SCOPE = "/sns/aws4_request"
 _VERSION = "2010-03-31"
 MAX_ENTRIES = 10  # a batch's entries, as SNS and moto allow them
 _ENTRY_FIELD = re.compile(
     r"PublishBatchRequestEntries\.member\.([1-9][0-9]?)\."
     r"(Id|Message|MessageAttributes\.entry\.([1-9][0-9]?)\.(Name|Value\.DataType|Value\.StringValue))"
 )
-_ATTRIBUTE_FIELDS = ("Name", "Value.DataType", "Value.StringValue")
+_ATTRIBUTE_FIELDS = frozenset({"Name", "Value.DataType", "Value.StringValue"})
 
 
 def answering_fast(app: WsgiApp) -> WsgiApp:
@@ -59,12 +59,15 @@ def answering_fast(app: WsgiApp) -> WsgiApp:
             "HTTP_X_AMZ_TARGET" in environ
             or environ.get("QUERY_STRING")
             or not str(environ.get("CONTENT_TYPE", "")).startswith(_FORM)
-            or _SNS_SCOPE not in str(environ.get("HTTP_AUTHORIZATION", ""))
+            or service_of(environ) != "sns"
         ):
+            return app(environ, start_response)
+        body = read_body(environ)
+        if action_of(environ, body) != "PublishBatch":  # found without parsing the form
             return app(environ, start_response)
         request_id = str(uuid.uuid4())
         try:
-            payload = answer(environ, read_body(environ), request_id)
+            payload = answer(environ, body, request_id)
         except ToMoto:
             return app(environ, start_response)
         start_response(
@@ -153,7 +156,7 @@ def _entry(member: dict[str, str], attributes: dict[int, dict[str, str]]) -> dic
         converted: dict[str, dict[str, str]] = {}
         for number in range(1, len(attributes) + 1):
             fields = attributes[number]
-            if sorted(fields) != sorted(_ATTRIBUTE_FIELDS) or fields["Name"] in converted:
+            if fields.keys() != _ATTRIBUTE_FIELDS or fields["Name"] in converted:
                 raise ToMoto
             converted[fields["Name"]] = _attribute(
                 fields["Value.DataType"], fields["Value.StringValue"]
