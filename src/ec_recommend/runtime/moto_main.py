@@ -22,9 +22,10 @@ request id to write into it.
 Around moto: its history is bounded (``moto_memory``), its registries and
 each queue's messages are safe for requests answered at once
 (``moto_threads``), the consumers' receives and batch deletes are answered
-from its SQS backend and the relays' PublishBatch from its SNS backend,
-without its request and response machinery (``moto_sqs_fast``,
-``moto_sns_fast``), connections are kept alive (``moto_keepalive``) and
+from its SQS backend, the relays' PublishBatch from its SNS backend and the
+email consumers' bulk sends from its SES backend, without its request and
+response machinery (``moto_sqs_fast``, ``moto_sns_fast``,
+``moto_ses_fast``), connections are kept alive (``moto_keepalive``) and
 request headers read without the email parser (``moto_headers``), it
 writes no access log, its Flask apps run out of debug mode and without CORS,
 and it builds the backends ``up`` uses before it listens (``moto_warmup``).
@@ -284,6 +285,7 @@ def main() -> None:
     from ec_recommend.runtime.moto_headers import install as read_headers_directly
     from ec_recommend.runtime.moto_keepalive import keep_connections_alive
     from ec_recommend.runtime.moto_memory import bound_history
+    from ec_recommend.runtime.moto_ses_fast import install as answer_ses_fast
     from ec_recommend.runtime.moto_sns_fast import install as answer_sns_fast
     from ec_recommend.runtime.moto_sqs_fast import install as answer_sqs_fast
     from ec_recommend.runtime.moto_threads import lock_queue_changes, snapshot_registries
@@ -293,8 +295,9 @@ def main() -> None:
         bound_history()
         snapshot_registries()
         lock_queue_changes()
-        answer_sqs_fast()  # these two before the counter, which then counts in front of them
+        answer_sqs_fast()  # these before the counter, which then counts in front of them
         answer_sns_fast()
+        answer_ses_fast()
     keep_connections_alive()
     read_headers_directly()
     silence_access_log()

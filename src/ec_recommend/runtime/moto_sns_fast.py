@@ -25,23 +25,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
 
-from ec_recommend.runtime.broker_calls import action_of, service_of
-from ec_recommend.runtime.moto_sqs_fast import (
-    Environ,
-    StartResponse,
-    ToMoto,
-    WsgiApp,
-    account_and_region,
-    put_in_front,
-    read_body,
+from ec_recommend.runtime.moto_query_fast import (
+    answering_form,
+    members,
+    numbered,
+    parse_form,
+    response_metadata,
 )
+from ec_recommend.runtime.moto_sqs_fast import Environ, ToMoto, account_and_region, put_in_front
 
-_FORM = "application/x-www-form-urlencoded"
 _VERSION = "2010-03-31"
 MAX_ENTRIES = 10  # a batch's entries, as SNS and moto allow them
 _ENTRY_FIELD = re.compile(
@@ -49,39 +43,6 @@ _ENTRY_FIELD = re.compile(
     r"(Id|Message|MessageAttributes\.entry\.([1-9][0-9]?)\.(Name|Value\.DataType|Value\.StringValue))"
 )
 _ATTRIBUTE_FIELDS = frozenset({"Name", "Value.DataType", "Value.StringValue"})
-
-
-def answering_fast(app: WsgiApp) -> WsgiApp:
-    """``app`` with the PublishBatch fast path in front of it."""
-
-    def serve(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if (
-            "HTTP_X_AMZ_TARGET" in environ
-            or environ.get("QUERY_STRING")
-            or not str(environ.get("CONTENT_TYPE", "")).startswith(_FORM)
-            or service_of(environ) != "sns"
-        ):
-            return app(environ, start_response)
-        body = read_body(environ)
-        if action_of(environ, body) != "PublishBatch":  # found without parsing the form
-            return app(environ, start_response)
-        request_id = str(uuid.uuid4())
-        try:
-            payload = answer(environ, body, request_id)
-        except ToMoto:
-            return app(environ, start_response)
-        start_response(
-            "200 OK",
-            [
-                ("Content-Type", "text/xml"),
-                ("Content-Length", str(len(payload))),
-                ("x-amzn-RequestId", request_id),
-                ("server", "amazon.com"),
-            ],
-        )
-        return [payload]
-
-    return serve
 
 
 def answer(environ: Environ, body: bytes, request_id: str) -> bytes:
@@ -108,19 +69,11 @@ def answer(environ: Environ, body: bytes, request_id: str) -> bytes:
 def parse_publish_batch(body: bytes) -> tuple[str, list[dict[str, Any]]]:
     """The topic and the entries, as ``SNSResponse.publish_batch`` hands them
     to the backend; ``ToMoto`` for any other request."""
-    try:
-        fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError):
-        raise ToMoto from None
-    form = dict(fields)
-    if len(form) != len(fields) or any(value == "" for value in form.values()):
-        raise ToMoto
-    if form.pop("Action", None) != "PublishBatch" or form.pop("Version", None) != _VERSION:
-        raise ToMoto
+    form = parse_form(body, "PublishBatch", _VERSION)
     topic_arn = form.pop("TopicArn", None)
     if topic_arn is None:
         raise ToMoto
-    members: dict[int, dict[str, str]] = {}
+    fields_of: dict[int, dict[str, str]] = {}
     attributes: dict[int, dict[int, dict[str, str]]] = {}
     for key, value in form.items():
         match = _ENTRY_FIELD.fullmatch(key)
@@ -128,28 +81,23 @@ def parse_publish_batch(body: bytes) -> tuple[str, list[dict[str, Any]]]:
             raise ToMoto
         member = int(match.group(1))
         if match.group(3) is None:
-            members.setdefault(member, {})[match.group(2)] = value
+            fields_of.setdefault(member, {})[match.group(2)] = value
         else:
             entry = attributes.setdefault(member, {}).setdefault(int(match.group(3)), {})
             entry[match.group(4)] = value
-    if not members or len(members) > MAX_ENTRIES or not _numbered(members):
+    if not fields_of or len(fields_of) > MAX_ENTRIES or not numbered(fields_of):
         raise ToMoto
-    entries = [_entry(members[n], attributes.get(n, {})) for n in range(1, len(members) + 1)]
+    entries = [_entry(fields_of[n], attributes.get(n, {})) for n in range(1, len(fields_of) + 1)]
     if (
         len({entry["Id"] for entry in entries}) != len(entries)
-        or not attributes.keys() <= members.keys()
+        or not attributes.keys() <= fields_of.keys()
     ):
         raise ToMoto
     return topic_arn, entries
 
 
-def _numbered(items: dict[int, Any]) -> bool:
-    """Numbered 1, 2, ... with no gap (the query protocol's lists)."""
-    return sorted(items) == list(range(1, len(items) + 1))
-
-
 def _entry(member: dict[str, str], attributes: dict[int, dict[str, str]]) -> dict[str, Any]:
-    if member.keys() != {"Id", "Message"} or not _numbered(attributes):
+    if member.keys() != {"Id", "Message"} or not numbered(attributes):
         raise ToMoto
     entry: dict[str, Any] = dict(member)
     if attributes:
@@ -189,31 +137,17 @@ def _response(
     parts = [
         f'<PublishBatchResponse xmlns="http://sns.amazonaws.com/doc/{_VERSION}/">',
         "<PublishBatchResult>",
-        _members("Successful", successful, ("Id", "MessageId")),
-        _members("Failed", failed, ("Id", "Code", "Message", "SenderFault")),
+        members("Successful", successful, ("Id", "MessageId")),
+        members("Failed", failed, ("Id", "Code", "Message", "SenderFault")),
         "</PublishBatchResult>",
-        f"<ResponseMetadata><RequestId>{escape(request_id)}</RequestId></ResponseMetadata>",
+        response_metadata(request_id),
         "</PublishBatchResponse>",
     ]
     return "".join(parts)
 
 
-def _members(name: str, items: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
-    if not items:
-        return f"<{name}/>"
-    members = "".join(
-        "<member>"
-        + "".join(f"<{field}>{_text(item[field])}</{field}>" for field in fields if field in item)
-        + "</member>"
-        for item in items
-    )
-    return f"<{name}>{members}</{name}>"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return escape(str(value))
+# ``app`` with the PublishBatch fast path in front of it.
+answering_fast = answering_form("sns", "PublishBatch", answer, lambda: str(uuid.uuid4()))
 
 
 def install() -> None:
