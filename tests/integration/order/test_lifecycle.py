@@ -91,8 +91,11 @@ async def test_cancel_unpaid_releases_and_cancel_paid_restocks_and_refunds(
             assert await shop.stock(product.id) == (4, 0)
             with pytest.raises(errors.FailedPrecondition):
                 await shop.set_status(unpaid.id, "CANCELLED")
-            with pytest.raises(errors.FailedPrecondition):
+            # Known to this process as it was created, unpaid: the charge's start
+            # reads its status, and refuses.
+            with pytest.raises(errors.FailedPrecondition) as refused:
                 await shop.pay(unpaid.id)
+            assert refused.value.details["reason"] == "not_payable"
     async with open_database(config.storage, "order", MIGRATIONS) as db, db.reading() as conn:
         rows = (await conn.execute(sa.select(refunds))).all()
         events = [

@@ -49,6 +49,7 @@ from ec_recommend.platform.rpc.dataloader import product_loader
 from ec_recommend.services.order import domain, events
 from ec_recommend.services.order.admission import Admission
 from ec_recommend.services.order.ledger import Claim, Ledger
+from ec_recommend.services.order.recent import RecentOrders
 from ec_recommend.services.order.reservations import DEFAULT_HOLD, Reservations, unbounded_by_caller
 from ec_recommend.services.order.store import OrderStore
 
@@ -84,6 +85,7 @@ class Checkout:
         self.admission = admission or Admission(16, queue=64, wait=1.0)
         self.detached = Detached("checkout")  # drained at shutdown, releases included
         self.reservations = Reservations(clients, hold_for=hold_for, background=self.detached)
+        self.recent = RecentOrders()  # for their payment, which follows at once
 
     async def create(
         self, user_id: str, lines: Sequence[tuple[str, int]], *, from_cart: bool, key: str
@@ -192,7 +194,7 @@ class Checkout:
         """Confirm the reservation, then write the order: both or neither."""
         try:
             await self.reservations.confirm(order_id)
-            return await self.store.create(
+            order = await self.store.create(
                 order_id, user_id, lines, total, created_event=events.order_created_row
             )
         except Exception as exc:
@@ -209,6 +211,8 @@ class Checkout:
                     reason="reservation_expired",
                 ) from None
             raise
+        self.recent.remember(order)
+        return order
 
     async def _written(self, order_id: str, failure: Exception) -> domain.Order | None:
         """Whether the order's commit landed, asked until the store answers (within

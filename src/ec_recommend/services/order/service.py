@@ -62,7 +62,7 @@ class OrderService(pb.OrderServiceBase):
             raise InvalidArgument("payment_method.type must be card", field="payment_method.type")
         if len(method.token) > MAX_TOKEN or not method.token.isprintable():
             raise InvalidArgument("payment_method.token is malformed", field="payment_method.token")
-        order = await self._visible(message.order_id)
+        order = await self._visible(message.order_id, created_here=True)
         identity = current_call().identity
         if identity is not None and not identity.is_admin and identity.user_id != order.user_id:
             raise PermissionDenied("only the buyer may pay for an order", order_id=order.id)
@@ -93,10 +93,15 @@ class OrderService(pb.OrderServiceBase):
             orders=[order_to_pb(o) for o in orders], page=page.response(total)
         )
 
-    async def _visible(self, order_id: str) -> domain.Order:
-        """The order, if the caller may see it; NOT_FOUND otherwise (no probing)."""
+    async def _visible(self, order_id: str, *, created_here: bool = False) -> domain.Order:
+        """The order, if the caller may see it; NOT_FOUND otherwise (no probing).
+
+        ``created_here``: an order this process created lately will do as it
+        was created (for a payment, which reads only what never changes of it)."""
         order_id = require_id(order_id, "order_id")
-        order = await self.store.get(order_id)
+        order = (self.checkout.recent.get(order_id) if created_here else None) or (
+            await self.store.get(order_id)
+        )
         if not domain.can_view(current_call().identity, order):
             raise NotFound(f"order {order_id} not found", order_id=order_id)
         return order
