@@ -162,3 +162,31 @@ async def test_a_new_subject_for_a_known_email_relinks_only_when_asked(stub) -> 
     assert (relinked.id, relinked.cognito_user_id) == (old.id, "sub-new")
     with pytest.raises(errors.NotFound):
         await stub.get_user(pb.GetUserRequest(cognito_user_id="sub-old"))
+
+
+async def test_many_users_in_one_call_in_the_order_asked(stub) -> None:
+    first = await stub.create_user(signup("sub-a", "a@example.com"))
+    second = await stub.create_user(signup("sub-b", "b@example.com"))
+    nobody = str(uuid.uuid4())
+
+    found = await stub.get_users(
+        pb.GetUsersRequest(user_ids=[second.id, nobody, first.id, second.id])
+    )
+
+    assert [(u.id, u.email) for u in found.users] == [
+        (second.id, "b@example.com"),
+        (first.id, "a@example.com"),
+    ]
+    assert (await stub.get_users(pb.GetUsersRequest())).users == []
+    with call_scope(as_user(first.id)):  # an end user finds only themselves
+        mine = await stub.get_users(pb.GetUsersRequest(user_ids=[second.id, first.id]))
+    assert [u.id for u in mine.users] == [first.id]
+
+
+@pytest.mark.parametrize(
+    "user_ids", [["not-an-id"], [str(uuid.uuid4()) for _ in range(101)]], ids=["bad", "101"]
+)
+async def test_get_users_refuses_bad_ids_and_too_many(stub, user_ids: list[str]) -> None:
+    with pytest.raises(errors.InvalidArgument) as refused:
+        await stub.get_users(pb.GetUsersRequest(user_ids=user_ids))
+    assert refused.value.details["field"] == "user_ids"

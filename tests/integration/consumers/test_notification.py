@@ -137,13 +137,19 @@ async def test_a_batch_checks_and_records_its_emails_in_one_statement_each(
 
         # The first batch sends four emails: the inbox's claim and effect marks,
         # one read of the four keys, one write of the four sent (not a read and
-        # a write per email). The same orders paid under other event ids: the
-        # read finds every key sent, so nothing is sent or written again.
+        # a write per email), and the four customers' addresses in one read of
+        # the user database (one GetUsers, not a GetUser each). The same orders
+        # paid under other event ids: the read finds every key sent, so nothing
+        # is looked up, sent or written again.
         again = [event("order.paid", evt.data) for evt in paid]
-        for batch, inserts in ((paid, 3), (again, 2)):
-            with statements_on(config.storage, notification.DATABASE) as seen:
+        for batch, inserts, user_reads in ((paid, 3, 1), (again, 2, 0)):
+            with (
+                statements_on(config.storage, notification.DATABASE) as seen,
+                statements_on(config.storage, "user") as looked_up,
+            ):
                 outcomes = await handle_batch(db, "notification", handlers, batch)
             assert [o.status for o in outcomes] == ["handled"] * 4
             assert (seen["SELECT"], seen["INSERT"]) == (1, inserts), dict(seen)
+            assert looked_up["SELECT"] == user_reads, dict(looked_up)
             for to in addresses:
                 assert len(await sent_emails(local_aws.endpoint_url, to)) == 1

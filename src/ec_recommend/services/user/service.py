@@ -6,11 +6,13 @@ from typing import Any
 
 from ec_recommend._gen.ecommerce import user as pb
 from ec_recommend.platform.clock import aware
-from ec_recommend.platform.errors import NotFound
+from ec_recommend.platform.errors import InvalidArgument, NotFound
 from ec_recommend.platform.ids import require_id
 from ec_recommend.platform.rpc.context import current_call
 from ec_recommend.services.user import domain
 from ec_recommend.services.user.store import UserStore
+
+MAX_USERS_PER_CALL = 100
 
 
 def user_to_pb(row: Any) -> pb.User:
@@ -64,6 +66,20 @@ class UserService(pb.UserServiceBase):
 
     async def get_user(self, message: pb.GetUserRequest) -> pb.User:
         return user_to_pb(await self._resolve(message))
+
+    async def get_users(self, message: pb.GetUsersRequest) -> pb.GetUsersResponse:
+        if len(message.user_ids) > MAX_USERS_PER_CALL:
+            raise InvalidArgument(
+                f"at most {MAX_USERS_PER_CALL} user ids per call", field="user_ids"
+            )
+        user_ids = list(dict.fromkeys(require_id(i, "user_ids") for i in message.user_ids))
+        identity = current_call().identity
+        if identity is not None and not identity.is_admin:
+            # End users see only themselves; the others look absent.
+            user_ids = [i for i in user_ids if i == identity.user_id]
+        return pb.GetUsersResponse(
+            users=[user_to_pb(row) for row in await self.store.find_many(user_ids)]
+        )
 
     async def create_user(self, message: pb.CreateUserRequest) -> pb.User:
         row, _created = await self.store.create(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +54,7 @@ _BY_KEY = {
     name: sa.select(users).where(users.c[name] == sa.bindparam("value"))
     for name in ("id", "cognito_user_id", "seller_id", "email")
 }
+_BY_IDS = sa.select(users).where(users.c.id.in_(sa.bindparam("user_ids", expanding=True)))
 _PROFILE = sa.select(profiles).where(profiles.c.user_id == sa.bindparam("user_id"))
 
 
@@ -149,6 +151,13 @@ class UserStore:
             if value
         )
         return await self.db.first(_BY_KEY[column], {"value": value})
+
+    async def find_many(self, user_ids: Sequence[str]) -> list[Any]:
+        """The users of these ids that exist, in the order asked (bounded by the caller)."""
+        if not user_ids:
+            return []
+        rows = {row.id: row for row in await self.db.rows(_BY_IDS, {"user_ids": list(user_ids)})}
+        return [rows[user_id] for user_id in user_ids if user_id in rows]
 
     async def get(self, user_id: str) -> Any:
         row = await self.find(user_id=user_id)

@@ -6,6 +6,8 @@
 __all__ = (
     "CreateUserRequest",
     "GetUserRequest",
+    "GetUsersRequest",
+    "GetUsersResponse",
     "UpdateUserProfileRequest",
     "UpdateUserRequest",
     "User",
@@ -85,6 +87,31 @@ class GetUserRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("ecommerce.user", "GetUserRequest", GetUserRequest)
+
+
+@dataclass(eq=False, repr=False)
+class GetUsersRequest(betterproto2.Message):
+    """
+    At most 100 ids; repeated ids count once.
+    """
+
+    user_ids: "list[str]" = betterproto2.field(1, betterproto2.TYPE_STRING, repeated=True)
+
+
+default_message_pool.register_message("ecommerce.user", "GetUsersRequest", GetUsersRequest)
+
+
+@dataclass(eq=False, repr=False)
+class GetUsersResponse(betterproto2.Message):
+    """
+    The users found, in the order first asked; an id not found (or, for an
+    end user, anyone but themselves) is left out.
+    """
+
+    users: "list[User]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+
+
+default_message_pool.register_message("ecommerce.user", "GetUsersResponse", GetUsersResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -194,6 +221,27 @@ class UserServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def get_users(
+        self,
+        message: "GetUsersRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "GetUsersResponse":
+        """
+        Many users by our ids in one call (a consumer's batch of emails).
+        """
+
+        return await self._unary_unary(
+            "/ecommerce.user.UserService/GetUsers",
+            message,
+            GetUsersResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def create_user(
         self,
         message: "CreateUserRequest",
@@ -293,6 +341,13 @@ class UserServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def get_users(self, message: "GetUsersRequest") -> "GetUsersResponse":
+        """
+        Many users by our ids in one call (a consumer's batch of emails).
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def create_user(self, message: "CreateUserRequest") -> "User":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
@@ -317,6 +372,14 @@ class UserServiceBase(betterproto2_grpclib.ServiceBase):
         request = await stream.recv_message()
         assert request is not None
         response = await self.get_user(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_users(
+        self, stream: "grpclib.server.Stream[GetUsersRequest, GetUsersResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.get_users(request)
         await stream.send_message(response)
 
     async def __rpc_create_user(
@@ -366,6 +429,12 @@ class UserServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 GetUserRequest,
                 User,
+            ),
+            "/ecommerce.user.UserService/GetUsers": grpclib.const.Handler(
+                self.__rpc_get_users,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetUsersRequest,
+                GetUsersResponse,
             ),
             "/ecommerce.user.UserService/CreateUser": grpclib.const.Handler(
                 self.__rpc_create_user,
