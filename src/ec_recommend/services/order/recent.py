@@ -13,7 +13,9 @@ from collections import OrderedDict
 
 from ec_recommend.services.order import domain
 
-DEFAULT_CAPACITY = 4096  # orders; a few minutes of checkout at a hundred a second
+# Orders (about 1 KB each, a line each): ten seconds of checkout at a hundred a second,
+# many minutes of a shop's ordinary traffic, between an order and its payment.
+DEFAULT_CAPACITY = 1024
 
 
 class RecentOrders:
