@@ -32,7 +32,10 @@
    Then the ceiling the machine's cores set: the orders/s they allow at the
    CPU per order measured (everything on the machine together), and with
    the project's processes costing nothing (the broker, the database server
-   and the load generator alone).
+   and the load generator alone). And everything's CPU as a multiple of the
+   load generator's, whose work per order is fixed: the machine's speed
+   moves both alike, so runs of one system in fast and slow minutes read
+   about the same multiple where their ms per order differ.
 Usage: .venv/bin/python scripts/bench/checkout.py [--items 20] [--rounds 200]
        [--gateway [--postgres | --split [--front gateway,user,...]]]
        [--concurrency 16] [--seconds 10]
@@ -464,6 +467,19 @@ def _ceiling_line(spent: dict[str, float], orders: int) -> str:
     )
 
 
+def _relative_line(spent: dict[str, float]) -> str | None:
+    """Every process's CPU against the load generator's: its work per order is
+    fixed (two requests and their answers), so it slows down and speeds up
+    with the machine, and this ratio moves with the system, not the machine."""
+    generator = spent.get(LOAD_GENERATOR, 0.0)
+    if generator <= 0:
+        return None
+    return (
+        f"{sum(spent.values()) / generator:.1f}x the load generator's CPU "
+        "(its work per order is fixed: this ratio follows the system, not the machine's speed)"
+    )
+
+
 def _cpu_line(spent: dict[str, float], orders: int) -> str:
     """ms per order of each process, and of the project's processes together."""
     ours = {name: seconds for name, seconds in spent.items() if name not in _OTHERS}
@@ -536,6 +552,9 @@ async def bench_gateway(
     print(f"  CPU per order, every event handled: {_cpu_line(cpu_all, orders)}")
     print(f"  CPU per order, while buying:        {_cpu_line(cpu_buying, orders)}")
     print(f"  ceiling, every event handled: {_ceiling_line(cpu_all, orders)}")
+    relative = _relative_line(cpu_all)
+    if relative is not None:
+        print(f"  every process together, every event handled: {relative}")
     total, breakdown = _per_order(calls_between(calls_before, calls_after), orders)
     print(f"  broker calls per order: {total:.2f}  ({breakdown})")
     if calls_after.dead_letters() or calls_after.parked():
