@@ -3,6 +3,7 @@ what the stand-in was handed, and what came back."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,3 +31,26 @@ class Served:
             self.status, self.headers = status, dict(headers)
 
         return b"".join(self._app(environ, start_response))
+
+
+class FormServed(Served):
+    """A query-protocol form (SNS, SES) posted to a fast path, signed with
+    ``authorization`` (which names the service and region)."""
+
+    def __init__(self, answering: Callable[[WsgiApp], WsgiApp], authorization: str) -> None:
+        super().__init__(answering)
+        self._authorization = authorization
+
+    def call(self, body: bytes, **extra: str) -> bytes:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/",
+            "HTTP_HOST": "127.0.0.1:4566",
+            "wsgi.url_scheme": "http",
+            "CONTENT_TYPE": "application/x-www-form-urlencoded; charset=utf-8",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_AUTHORIZATION": self._authorization,
+            "wsgi.input": io.BytesIO(body),
+            **extra,
+        }
+        return self.serve(environ)

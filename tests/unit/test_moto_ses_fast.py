@@ -4,7 +4,6 @@ moto's in ``tests/integration/events/test_moto_ses_fast.py``)."""
 
 from __future__ import annotations
 
-import io
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -27,25 +26,11 @@ SENDER = "shop@example.com"
 MEMBER = "Destinations.member"
 
 
-class Served(wsgi_exchange.Served):
+class Served(wsgi_exchange.FormServed):
     """A SendBulkTemplatedEmail form posted to the SES fast path."""
 
     def __init__(self) -> None:
-        super().__init__(answering_fast)
-
-    def call(self, body: bytes, **extra: str) -> bytes:
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/",
-            "HTTP_HOST": "127.0.0.1:4566",
-            "wsgi.url_scheme": "http",
-            "CONTENT_TYPE": "application/x-www-form-urlencoded; charset=utf-8",
-            "CONTENT_LENGTH": str(len(body)),
-            "HTTP_AUTHORIZATION": AUTHORIZATION,
-            "wsgi.input": io.BytesIO(body),
-            **extra,
-        }
-        return self.serve(environ)
+        super().__init__(answering_fast, AUTHORIZATION)
 
 
 def _form(template: str, destinations: list[dict[str, str]], **top: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ moto's in ``tests/integration/events/test_moto_sns_fast.py``)."""
 
 from __future__ import annotations
 
-import io
 import uuid
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
@@ -26,25 +25,11 @@ NS = "{http://sns.amazonaws.com/doc/2010-03-31/}"
 ENTRY = "PublishBatchRequestEntries.member"
 
 
-class Served(wsgi_exchange.Served):
+class Served(wsgi_exchange.FormServed):
     """A PublishBatch form posted to the SNS fast path."""
 
     def __init__(self) -> None:
-        super().__init__(answering_fast)
-
-    def call(self, body: bytes, **extra: str) -> bytes:
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/",
-            "HTTP_HOST": "127.0.0.1:4566",
-            "wsgi.url_scheme": "http",
-            "CONTENT_TYPE": "application/x-www-form-urlencoded; charset=utf-8",
-            "CONTENT_LENGTH": str(len(body)),
-            "HTTP_AUTHORIZATION": AUTHORIZATION,
-            "wsgi.input": io.BytesIO(body),
-            **extra,
-        }
-        return self.serve(environ)
+        super().__init__(answering_fast, AUTHORIZATION)
 
 
 def _form(topic_arn: str, entries: list[dict[str, str]], **top: str) -> dict[str, str]:
