@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from ec_recommend.runtime.broker_calls import action_of, service_of
-from ec_recommend.runtime.moto_sqs_fast import (
+from ec_recommend.runtime.moto_fast import (
     Environ,
     StartResponse,
     ToMoto,

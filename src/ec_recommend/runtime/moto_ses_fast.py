@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ec_recommend.runtime.moto_fast import Environ, ToMoto, account_and_region, put_in_front
 from ec_recommend.runtime.moto_query_fast import (
     answering_form,
     members,
@@ -34,7 +35,6 @@ from ec_recommend.runtime.moto_query_fast import (
     parse_form,
     response_metadata,
 )
-from ec_recommend.runtime.moto_sqs_fast import Environ, ToMoto, account_and_region, put_in_front
 
 _VERSION = "2010-12-01"
 _TOP_FIELDS = frozenset({"Source", "Template", "DefaultTemplateData"})

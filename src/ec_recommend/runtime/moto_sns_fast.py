@@ -27,6 +27,7 @@ import re
 import uuid
 from typing import Any
 
+from ec_recommend.runtime.moto_fast import Environ, ToMoto, account_and_region, put_in_front
 from ec_recommend.runtime.moto_query_fast import (
     answering_form,
     members,
@@ -34,7 +35,6 @@ from ec_recommend.runtime.moto_query_fast import (
     parse_form,
     response_metadata,
 )
-from ec_recommend.runtime.moto_sqs_fast import Environ, ToMoto, account_and_region, put_in_front
 
 _VERSION = "2010-03-31"
 MAX_ENTRIES = 10  # a batch's entries, as SNS and moto allow them

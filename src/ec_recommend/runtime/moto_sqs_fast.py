@@ -20,16 +20,20 @@ compares the answers of both paths as the AWS client parses them.
 from __future__ import annotations
 
 import base64
-import io
 import json
-import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+from ec_recommend.runtime.moto_fast import (
+    Environ,
+    StartResponse,
+    ToMoto,
+    WsgiApp,
+    account_and_region,
+    put_in_front,
+    read_body,
+)
 
 _JSON = "application/x-amz-json-1.0"
 _RECEIVE = "AmazonSQS.ReceiveMessage"
@@ -60,10 +64,6 @@ SYSTEM_ATTRIBUTES = (
 )
 
 
-class ToMoto(Exception):
-    """This request is not one the fast path answers: moto's app answers it."""
-
-
 def answering_fast(app: WsgiApp) -> WsgiApp:
     """``app`` with the fast path in front of it."""
 
@@ -91,14 +91,6 @@ def answering_fast(app: WsgiApp) -> WsgiApp:
     return serve
 
 
-def read_body(environ: Environ) -> bytes:
-    """The request's body, left readable again for moto's app."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
-
-
 def answer(environ: Environ, target: str, body: bytes) -> dict[str, Any]:
     """The JSON answer to ``target``; ``ToMoto`` when it is moto's to give."""
     if not str(environ.get("CONTENT_TYPE", "")).startswith(_JSON):
@@ -122,35 +114,6 @@ def _backend(environ: Environ) -> Any:
 
     account, region = account_and_region(environ, "sqs", SQSResponse)
     return sqs_backends[account][region]
-
-
-def account_and_region(environ: Environ, service: str, response: Any) -> tuple[str, str]:
-    """The account and region ``response`` (moto's response class for
-    ``service``) derives for a request, with the IAM visit it records;
-    ``ToMoto`` when the region is named anywhere but the signature (moto's
-    to read)."""
-    from moto.iam.models import get_account_id_from, mark_account_as_visited
-
-    authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
-    host_url = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
-    if response.region_regex.search(host_url) or response.region_from_useragent_regex.search(
-        str(environ.get("HTTP_USER_AGENT", ""))
-    ):
-        raise ToMoto
-    if "AWS4" not in authorization:
-        raise ToMoto
-    region = authorization.split(",")[0].split("/")[2]
-    match = response.access_key_regex.search(authorization)
-    access_key = match.group(1) if match else "AKIAEXAMPLE"
-    account = (
-        os.environ.get("MOTO_ACCOUNT_ID")
-        or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
-        or get_account_id_from(access_key)
-    )
-    mark_account_as_visited(
-        account_id=account, access_key=access_key, service=service, region=region
-    )
-    return account, region
 
 
 def _queue_name(backend: Any, params: dict[str, Any]) -> str:
@@ -277,25 +240,6 @@ def _delete_batch(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
         receipts.add(entry["ReceiptHandle"])
     deleted, failed = backend.delete_message_batch(name, entries)
     return {"Successful": [{"Id": entry_id} for entry_id in deleted], "Failed": failed}
-
-
-def put_in_front(answering: Callable[[WsgiApp], WsgiApp], slot: str) -> None:
-    """Put ``answering(moto's app)`` in front of the app moto's server runs,
-    made once per app and kept in its attribute ``slot`` (at the class, as
-    ``broker_calls.install`` does: install fast paths before the counter,
-    so calls are still counted in front of them)."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    serve = DomainDispatcherApplication.__call__
-
-    def fast(self: Any, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        app = self.__dict__.get(slot)
-        if app is None:
-            app = answering(lambda env, respond: serve(self, env, respond))
-            setattr(self, slot, app)
-        return app(environ, start_response)  # type: ignore[no-any-return]
-
-    DomainDispatcherApplication.__call__ = fast  # type: ignore[method-assign]
 
 
 def install() -> None:
