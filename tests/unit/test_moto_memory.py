@@ -52,10 +52,60 @@ def test_topics_keep_only_their_latest_notifications() -> None:
 @pytest.mark.usefixtures("bounded")
 def test_sent_mails_keep_only_the_latest() -> None:
     backend = ses.SESBackend(REGION, ACCOUNT)
-    assert backend.sent_messages.maxlen == 3
     for n in range(5):
-        ses.Message(f"id-{n}", "from@example.com", "subject", "body", {})
-    assert len(ses.Message.instances_tracked) == 3
+        backend.sent_messages.append(
+            ses.Message(f"id-{n}", "from@example.com", "subject", "body", {})
+        )
+    assert [mail.id for mail in backend.sent_messages] == ["id-2", "id-3", "id-4"]
+    assert [mail.id for mail in ses.Message.instances_tracked] == ["id-2", "id-3", "id-4"]
+    backend.sent_messages.clear()
+    assert list(backend.sent_messages) == []
+
+
+def _bulk_send(backend: ses.SESBackend, *recipients: str) -> None:
+    backend.send_bulk_templated_email(
+        "shop@example.com",
+        "passthrough",
+        "{}",
+        [
+            {"Destination": {"ToAddresses": [to]}, "ReplacementTemplateData": "{}"}
+            for to in recipients
+        ],
+    )
+
+
+def _recipients(mails: object) -> list[list[str]]:
+    return [
+        [d["Destination"]["ToAddresses"][0] for d in mail.destinations]  # type: ignore[attr-defined]
+        for mail in mails  # type: ignore[attr-defined]
+    ]
+
+
+@pytest.mark.usefixtures("bounded")
+def test_a_bulk_send_counts_as_its_mails_not_as_one() -> None:
+    backend = ses.SESBackend(REGION, ACCOUNT)
+    backend.verify_email_identity("shop@example.com")
+    backend.add_template(
+        {"template_name": "passthrough", "subject_part": "s", "text_part": "t", "html_part": ""}
+    )
+    _bulk_send(backend, "a@example.com", "b@example.com")
+    _bulk_send(backend, "c@example.com")
+    assert _recipients(backend.sent_messages) == [
+        ["a@example.com", "b@example.com"],
+        ["c@example.com"],
+    ]
+    _bulk_send(backend, "d@example.com")  # four mails: the oldest send goes
+    assert _recipients(backend.sent_messages) == [["c@example.com"], ["d@example.com"]]
+    assert _recipients(ses.BulkTemplateMessage.instances_tracked) == [
+        ["c@example.com"],
+        ["d@example.com"],
+    ]
+    many = [f"{n}@example.com" for n in range(5)]
+    _bulk_send(backend, *many)  # the newest send is held whole, whatever its size
+    assert _recipients(backend.sent_messages) == [["c@example.com"], ["d@example.com"], many]
+    _bulk_send(backend, "e@example.com")  # the five count now: only the newest is left
+    assert _recipients(backend.sent_messages) == [["e@example.com"]]
+    assert backend.sent_message_count == 10  # SES's own statistics count every mail
 
 
 def test_recent_handles_forget_the_oldest_first() -> None:

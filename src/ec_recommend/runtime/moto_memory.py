@@ -8,10 +8,16 @@ receipt handles of every deleted message. A 60 s checkout through ``up``
 grew the broker by ~50 MB, most of it delivered messages.
 
 Here SQS messages are not tracked (each queue still holds its live ones);
-mails keep the most recent ``KEEP`` (tests read them from data.json), topics
-their last ``KEEP`` notifications, and each queue the handles of its last
-``KEEP_HANDLES`` deleted messages: a repeated delete of a recent receipt stays
-harmless, one older than that is refused as AWS refuses a stale handle.
+SES keeps its most recent ``KEEP`` mails (tests read them from data.json),
+topics their last ``KEEP`` notifications, and each queue the handles of its
+last ``KEEP_HANDLES`` deleted messages: a repeated delete of a recent receipt
+stays harmless, one older than that is refused as AWS refuses a stale handle.
+
+Mails are counted as mails, not as calls: a bulk send keeps each of its up
+to fifty destinations with its rendered subject and body (~3 KB). Kept by
+the call, a thousand of the consumers' bulk sends (~14 mails each) held
+~40 MB, so the broker's size after a minute of checkout followed how many
+orders the machine's speed let that minute hold.
 ``/moto-api/reset`` would undo the untracking; nothing of ours calls it.
 """
 
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 KEEP = 1000
@@ -31,6 +37,55 @@ class _Untracked(list[Any]):
 
     def append(self, item: Any) -> None:
         pass
+
+
+class RecentMails:
+    """SES's sent mails: the newest send, and before it the most recent
+    sends that come to fewer than ``keep`` mails (what moto asks of
+    ``sent_messages`` and of a mail class's ``instances_tracked``:
+    ``append``, iteration, ``clear``).
+
+    A bulk send counts its destinations. A mail class registers an instance
+    before its ``__init__`` sets them, so a send is counted once the next
+    one arrives; until then it is the newest, kept whole.
+    """
+
+    def __init__(self, keep: int, mails: Iterable[Any] = ()) -> None:
+        self._keep = keep
+        self._counted = 0  # the mails of every entry but the newest
+        self._mails: deque[tuple[Any, int]] = deque()
+        for mail in mails:
+            self.append(mail)
+
+    def append(self, mail: Any) -> None:
+        if self._mails:
+            newest, _ = self._mails.pop()
+            count = _mail_count(newest)
+            self._mails.append((newest, count))
+            self._counted += count
+        self._mails.append((mail, 0))
+        while self._counted + 1 > self._keep and len(self._mails) > 1:
+            self._counted -= self._mails.popleft()[1]
+
+    def clear(self) -> None:
+        self._mails.clear()
+        self._counted = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return (mail for mail, _ in self._mails)
+
+    def __len__(self) -> int:
+        return len(self._mails)
+
+
+def _mail_count(mail: Any) -> int:
+    """The mails one sent message stands for: a bulk send's destinations,
+    each a dict (a single send's ``Destination`` is one dict, a raw mail's
+    recipients are addresses: one mail)."""
+    destinations = getattr(mail, "destinations", None)
+    if isinstance(destinations, list) and destinations and isinstance(destinations[0], dict):
+        return len(destinations)
+    return 1
 
 
 class RecentHandles:
@@ -84,14 +139,14 @@ def bound_history() -> None:
 
     sqs.Message.instances_tracked = _Untracked()  # type: ignore[attr-defined]
     for mail in (ses.Message, ses.RawMessage, ses.TemplateMessage, ses.BulkTemplateMessage):
-        mail.instances_tracked = deque(maxlen=KEEP)  # type: ignore[union-attr]
+        mail.instances_tracked = RecentMails(KEEP)  # type: ignore[union-attr]
     _after_init(ses.SESBackend, _bound_sent_mails)
     _after_init(sns.Topic, _bound_notifications)
     _after_init(sqs.Queue, _bound_deleted_handles)
 
 
 def _bound_sent_mails(backend: Any) -> None:
-    backend.sent_messages = deque(backend.sent_messages, maxlen=KEEP)
+    backend.sent_messages = RecentMails(KEEP, backend.sent_messages)
 
 
 def _bound_notifications(topic: Any) -> None:
