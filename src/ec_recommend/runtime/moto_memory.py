@@ -52,27 +52,24 @@ class RecentMails:
 
     def __init__(self, keep: int, mails: Iterable[Any] = ()) -> None:
         self._keep = keep
-        self._counted = 0  # the mails of every entry but the newest
-        self._mails: deque[tuple[Any, int]] = deque()
+        self._counted = 0  # the mails of every send but the newest
+        self._mails: deque[Any] = deque()
         for mail in mails:
             self.append(mail)
 
     def append(self, mail: Any) -> None:
         if self._mails:
-            newest, _ = self._mails.pop()
-            count = _mail_count(newest)
-            self._mails.append((newest, count))
-            self._counted += count
-        self._mails.append((mail, 0))
+            self._counted += _mail_count(self._mails[-1])  # initialised by now
+        self._mails.append(mail)
         while self._counted >= self._keep and len(self._mails) > 1:
-            self._counted -= self._mails.popleft()[1]
+            self._counted -= _mail_count(self._mails.popleft())
 
     def clear(self) -> None:
         self._mails.clear()
         self._counted = 0
 
     def __iter__(self) -> Iterator[Any]:
-        return (mail for mail, _ in self._mails)
+        return iter(self._mails)
 
     def __len__(self) -> int:
         return len(self._mails)
