@@ -54,3 +54,12 @@ class FormServed(Served):
             **extra,
         }
         return self.serve(environ)
+
+
+def signed_for(service: str, region: str) -> str:
+    """An ``Authorization`` header as the AWS client signs a call to
+    ``service`` in ``region`` (what a fast path reads of it; never verified)."""
+    return (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261203/"
+        f"{region}/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=0"
+    )

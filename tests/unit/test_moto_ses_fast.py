@@ -17,10 +17,7 @@ from ec_recommend.runtime.moto_ses_fast import answering_fast
 from tests import wsgi_exchange
 
 REGION = "eu-west-3"
-AUTHORIZATION = (
-    f"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261203/{REGION}/ses/aws4_request, "
-    "SignedHeaders=host;x-amz-date, Signature=0"
-)
+AUTHORIZATION = wsgi_exchange.signed_for("ses", REGION)
 NS = "{http://ses.amazonaws.com/doc/2010-12-01/}"
 SENDER = "shop@example.com"
 MEMBER = "Destinations.member"

@@ -17,10 +17,7 @@ from ec_recommend.runtime.moto_sqs_fast import answering_fast
 from tests import wsgi_exchange
 
 REGION = "eu-west-3"
-AUTHORIZATION = (
-    f"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261202/{REGION}/sqs/aws4_request, "
-    "SignedHeaders=host;x-amz-date, Signature=0"
-)
+AUTHORIZATION = wsgi_exchange.signed_for("sqs", REGION)
 
 
 class Served(wsgi_exchange.Served):
